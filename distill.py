@@ -1,0 +1,15 @@
+"""Stage 1: paired SFT distillation. `python distill.py` runs the CPU demo; see conf/distill.yaml."""
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="distill")
+def main(cfg: DictConfig) -> None:
+    from thinkless.sft import run_distill
+
+    run_distill(cfg)
+
+
+if __name__ == "__main__":
+    main()

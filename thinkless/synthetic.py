@@ -1,0 +1,157 @@
+"""The built-in synthetic task, *fold*, with its two teachers and a tiny Qwen2 student.
+
+``a ~ b`` is ``a+b`` when ``a+b <= 9`` and ``19-a-b`` otherwise; a problem of level k folds k+1 digits left to
+right. One fold is answerable at a glance (short mode), six need the written trace (think mode), so *when to
+think* is a real, level-dependent decision. Prompts are padded to a fixed width of ``MAX_LEVEL`` operations so
+every step of the trace sits at a constant distance from its operand, which is what lets a 2-layer model learn
+to copy operands in a couple of minutes on a CPU.
+
+The student is a real ``Qwen2ForCausalLM`` with a character-level ``PreTrainedTokenizerFast`` and a
+Qwen-style chat template: the same classes and code paths as Qwen2.5-1.5B, four orders of magnitude smaller.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+
+from .tokens import END_THINK, SHORT, THINK
+
+MAX_LEVEL = 6
+PAD = "."
+OP = "~"
+
+
+def fold(a: int, b: int) -> int:
+    s = a + b
+    return s if s <= 9 else 19 - s
+
+
+@dataclass(frozen=True)
+class FoldProblem:
+    digits: tuple[int, ...]
+
+    @property
+    def level(self) -> int:
+        return len(self.digits) - 1
+
+    @property
+    def prompt(self) -> str:
+        return OP.join(str(d) for d in self.digits) + PAD * (2 * (MAX_LEVEL - self.level))
+
+    def partials(self) -> list[int]:
+        acc, out = self.digits[0], [self.digits[0]]
+        for d in self.digits[1:]:
+            acc = fold(acc, d)
+            out.append(acc)
+        return out
+
+    @property
+    def answer(self) -> str:
+        return str(self.partials()[-1])
+
+
+def parse_prompt(prompt: str) -> FoldProblem:
+    """Inverse of ``FoldProblem.prompt`` (used by tests and to grade free-form synthetic prompts)."""
+    s = prompt.strip()
+    body = s.rstrip(PAD)
+    if not re.fullmatch(rf"\d(?:{OP}\d){{1,{MAX_LEVEL}}}", body) or len(s) != 2 * MAX_LEVEL + 1:
+        raise ValueError(f"not a fold prompt: {prompt!r}")
+    digits = [int(t) for t in body.split(OP)]
+    return FoldProblem(tuple(digits))
+
+
+def make_problems(n: int, levels, seed: int, weights=None) -> list[FoldProblem]:
+    """``n`` problems over ``levels`` in a fixed round robin (level i repeated ``weights[i]`` times per round),
+    digits uniform in 0..9."""
+    for lv in levels:
+        if not 1 <= lv <= MAX_LEVEL:
+            raise ValueError(f"synthetic level {lv} out of range 1..{MAX_LEVEL}")
+    weights = list(weights) if weights is not None else [1] * len(levels)
+    if len(weights) != len(levels) or any(int(w) != w or w < 0 for w in weights) or sum(weights) == 0:
+        raise ValueError(f"level weights {weights} must be non-negative integers, one per level {list(levels)}")
+    cycle = [lv for lv, w in zip(levels, weights) for _ in range(int(w))]
+    rng = random.Random(seed)
+    return [FoldProblem(tuple(rng.randrange(10) for _ in range(cycle[i % len(cycle)] + 1))) for i in range(n)]
+
+
+def long_teacher(p: FoldProblem) -> str:
+    """R1-style: the explicit left-to-right trace inside ``<think>…</think>``, then the boxed answer."""
+    parts = p.partials()
+    trace = str(p.digits[0]) + "".join(f"{OP}{d}={r}" for d, r in zip(p.digits[1:], parts[1:]))
+    return f"{THINK}{trace}\n{END_THINK}\\boxed{{{p.answer}}}"
+
+
+def short_teacher(p: FoldProblem) -> str:
+    """Qwen-Math-Instruct-style: the boxed answer directly."""
+    return f"{SHORT}\\boxed{{{p.answer}}}"
+
+
+def paired_records(n: int, levels, seed: int, weights=None) -> list[dict]:
+    """Records in the common paired schema (see ``thinkless.data``)."""
+    return [
+        {"problem": p.prompt, "answer": p.answer, "long": long_teacher(p), "short": short_teacher(p), "level": p.level}
+        for p in make_problems(n, levels, seed, weights)
+    ]
+
+
+# ---------------------------------------------------------------- tiny tokenizer and model
+
+SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+TINY_CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+
+def _byte_alphabet() -> list[str]:
+    """GPT-2/Qwen byte-to-unicode alphabet: one printable symbol per byte."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs, n = bs[:], 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for _, c in sorted(zip(bs, cs))]
+
+
+def build_tiny_tokenizer():
+    """A byte-level ``Qwen2Tokenizer`` with no merges (one token per byte) and Qwen's chat special tokens.
+
+    Same class, pre-tokenizer and decoder as Qwen2.5's tokenizer, so saving and ``AutoTokenizer`` reloading
+    behave exactly as for the real model; just a 259-entry vocabulary.
+    """
+    from transformers import Qwen2Tokenizer
+
+    vocab = {t: i for i, t in enumerate(list(SPECIALS) + _byte_alphabet())}
+    tok = Qwen2Tokenizer(vocab=vocab, merges=[], unk_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                         additional_special_tokens=["<|im_start|>"])
+    tok.chat_template = TINY_CHAT_TEMPLATE
+    return tok
+
+
+def build_tiny_model(vocab_size: int, *, hidden_size=128, num_layers=2, num_heads=4, num_kv_heads=2,
+                     intermediate_size=512, max_position_embeddings=256, seed=0, eos_token_id=None, pad_token_id=None):
+    """A randomly initialised ``Qwen2ForCausalLM`` of the given size (0.53 M parameters by default)."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = Qwen2Config(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_kv_heads,
+        max_position_embeddings=max_position_embeddings,
+        tie_word_embeddings=True,
+        eos_token_id=eos_token_id,
+        pad_token_id=pad_token_id,
+        bos_token_id=None,
+    )
+    return Qwen2ForCausalLM(cfg)

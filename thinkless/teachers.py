@@ -1,0 +1,98 @@
+"""Teacher generation: paired data from a long (R1-style) and a short (Qwen-Math-Instruct-style) teacher.
+
+Both teachers run over prompts with gold answers; a response is kept only if its final answer verifies against
+the gold. Finished batches are appended to a JSONL file as they complete, so a crash or a preemption keeps
+them, and a rerun resumes after the last finished prompt.
+
+Teachers use their *own* chat templates unchanged: R1's ``<think>\\n`` prefill is what makes it reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from .data import DropStats, normalize_long, normalize_short
+from .generation import SamplingConfig
+from .grading import grade
+from .tokens import END_THINK
+
+logger = logging.getLogger(__name__)
+
+
+def teacher_prompt(tokenizer, problem: str, instruction: str | None, system: str | None) -> str:
+    content = instruction.format(problem=problem) if instruction else problem
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": content}]
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+def _verified(text: str, gold, *, long: bool) -> bool:
+    if long:
+        if END_THINK not in text:
+            return False
+        text = text.split(END_THINK, 1)[1]
+    return grade(text, gold)
+
+
+def generate_pairs(problems: list[dict], long_teacher, short_teacher, out_file: str | Path, stats: DropStats, *,
+                   long_cfg: SamplingConfig, short_cfg: SamplingConfig, batch_size: int = 64,
+                   instruction: str | None = None, long_system: str | None = None,
+                   short_system: str | None = None, progress: bool = True) -> list[dict]:
+    """Run both teachers over ``problems`` ({problem, answer, level?}); return the paired records.
+
+    ``long_teacher``/``short_teacher`` are generators (``thinkless.generation``) with a ``tokenizer``. Each
+    written line holds one problem's index, both responses (None when not verified) and the verdicts.
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out_file)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = {}
+    if out.exists():
+        for line in out.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:  # a torn last line from a kill mid-write: that batch is redone
+                continue
+            done[rec["index"]] = rec
+        logger.info("teacher generation: resuming, %d of %d problems already done", len(done), len(problems))
+
+    todo = [i for i in range(len(problems)) if i not in done]
+    with out.open("a") as f:
+        for start in tqdm(range(0, len(todo), batch_size), disable=not progress, desc="teachers"):
+            idx = todo[start:start + batch_size]
+            batch = [problems[i] for i in idx]
+            lp = [teacher_prompt(long_teacher.tokenizer, p["problem"], instruction, long_system) for p in batch]
+            sp = [teacher_prompt(short_teacher.tokenizer, p["problem"], instruction, short_system) for p in batch]
+            longs = long_teacher.generate(lp, long_cfg)
+            shorts = short_teacher.generate(sp, short_cfg)
+            lines = []
+            for i, p, lo, sh in zip(idx, batch, longs, shorts):
+                # R1-style prompts end inside the reasoning block; the response text starts mid-trace.
+                long_text = next((c.text for c in lo if c.finished and _verified(c.text, p["answer"], long=True)),
+                                 None)
+                short_text = next((c.text for c in sh if c.finished and _verified(c.text, p["answer"], long=False)),
+                                  None)
+                rec = {"index": i, "problem": p["problem"], "answer": p["answer"], "level": p.get("level"),
+                       "long": long_text, "short": short_text}
+                lines.append(json.dumps(rec) + "\n")
+                done[i] = rec
+            f.write("".join(lines))  # one write per batch: a kill loses at most the batch in flight
+            f.flush()
+
+    records = []
+    for i in range(len(problems)):
+        rec = done[i]
+        if rec["long"] is None:
+            stats["unverified_long"] += 1
+        if rec["short"] is None:
+            stats["unverified_short"] += 1
+        records.append({k: rec[k] for k in ("problem", "answer", "long", "short") if k in rec}
+                       | ({"level": rec["level"]} if rec.get("level") is not None else {}))
+    return records
+
+
+def check_pair(rec: dict) -> tuple[bool, bool]:
+    """Which modes of a paired record are trainable (used for reporting only)."""
+    return normalize_long(rec.get("long")) is not None, normalize_short(rec.get("short")) is not None

@@ -1,0 +1,144 @@
+"""Control tokens and chat-template handling.
+
+The model's first generated token is a mode decision: ``<short>`` (answer directly) or ``<think>`` (reason
+inside ``<think>…</think>`` first). Everything downstream (SFT targets, reward, evaluation) relies on three facts
+this module establishes for any tokenizer:
+
+* each control token is exactly one token id;
+* the ids are *not* special, so ``decode(..., skip_special_tokens=True)`` (what TRL hands reward functions) keeps
+  them;
+* the chat template's generation prompt ends right before the mode token, so the model chooses it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+from tokenizers import AddedToken
+
+logger = logging.getLogger(__name__)
+
+THINK = "<think>"
+END_THINK = "</think>"
+SHORT = "<short>"
+CONTROL_TOKENS = (THINK, END_THINK, SHORT)
+
+# Fallback pad tokens, tried in order, for tokenizers whose pad is their EOS (R1-Distill): a model trained with
+# pad == eos has its EOS masked out of the loss and never learns to stop (open-r1's "model never stops" bug).
+_PAD_CANDIDATES = ("<|fim_pad|>", "<|endoftext|>", "<pad>")
+
+# Known generation prompts that prefill a mode, and what they become. R1-Distill forces "<think>\n".
+_PREFILL_FIXES = (
+    ("{{'<｜Assistant｜><think>\\n'}}", "{{'<｜Assistant｜>'}}"),
+    ("{{'<｜Assistant｜><think>\n'}}", "{{'<｜Assistant｜>'}}"),
+)
+# R1-Distill's template drops everything up to </think> from assistant turns; a template used to render SFT
+# targets must keep the whole response (control token and trace), so that branch is removed.
+_STRIP_REASONING = "{% if '</think>' in content %}{% set content = content.split('</think>')[-1] %}{% endif %}"
+
+
+@dataclass(frozen=True)
+class ControlTokenIds:
+    think: int
+    end_think: int
+    short: int
+
+    @property
+    def modes(self) -> tuple[int, int]:
+        return (self.think, self.short)
+
+
+def control_token_ids(tokenizer) -> ControlTokenIds:
+    """Ids of the three control tokens; raises if any is not a single token (run ``add_control_tokens`` first)."""
+    ids = []
+    for tok in CONTROL_TOKENS:
+        enc = tokenizer.encode(tok, add_special_tokens=False)
+        if len(enc) != 1:
+            raise ValueError(
+                f"control token {tok!r} encodes to {len(enc)} ids {enc}; call thinkless.add_control_tokens(tokenizer)"
+            )
+        ids.append(enc[0])
+    return ControlTokenIds(*ids)
+
+
+def fix_chat_template(template: str | None) -> str | None:
+    """Return ``template`` with mode prefill and reasoning stripping removed (idempotent)."""
+    if template is None:
+        return None
+    for old, new in _PREFILL_FIXES:
+        template = template.replace(old, new)
+    template = template.replace(_STRIP_REASONING, "")
+    return template
+
+
+def add_control_tokens(tokenizer, model=None) -> ControlTokenIds:
+    """Make ``<think>``, ``</think>``, ``<short>`` single, non-special tokens; fix template, pad and embeddings.
+
+    Existing tokens are reused (R1-Distill already has ``<think>``/``</think>``). Missing ones are added as
+    non-special added tokens. If ``model`` is given, its embedding matrix is grown when needed and the rows of
+    every *newly added* id are set to the mean of the pre-existing token embeddings (input and, if untied,
+    output), so the new tokens start at a neutral point instead of random noise — also when the id falls in
+    the unused padding rows that Qwen checkpoints carry beyond the tokenizer's length. Idempotent.
+    """
+    n_before = len(tokenizer)
+    missing = [t for t in CONTROL_TOKENS if len(tokenizer.encode(t, add_special_tokens=False)) != 1]
+    if missing:
+        tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in missing])
+    ids = control_token_ids(tokenizer)
+
+    tokenizer.chat_template = fix_chat_template(tokenizer.chat_template)
+    if tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        for cand in _PAD_CANDIDATES:
+            cid = tokenizer.convert_tokens_to_ids(cand)
+            if cid is not None and cid != tokenizer.unk_token_id and cid != tokenizer.eos_token_id:
+                tokenizer.pad_token = cand
+                break
+        else:
+            tokenizer.add_special_tokens({"pad_token": "<pad>"})
+        logger.info("pad token set to %r (was the EOS)", tokenizer.pad_token)
+
+    if model is not None:
+        new_ids = [tokenizer.convert_tokens_to_ids(t) for t in missing]
+        _init_new_embeddings(model, len(tokenizer), n_before, new_ids)
+        model.config.pad_token_id = tokenizer.pad_token_id
+        if getattr(model, "generation_config", None) is not None:
+            model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return ids
+
+
+@torch.no_grad()
+def _init_new_embeddings(model, vocab_len: int, n_before: int, new_ids: list[int]) -> None:
+    emb = model.get_input_embeddings()
+    if emb.weight.shape[0] < vocab_len:
+        model.resize_token_embeddings(vocab_len, pad_to_multiple_of=64, mean_resizing=False)
+        emb = model.get_input_embeddings()
+    if not new_ids:
+        return
+    out = model.get_output_embeddings()
+    for layer in (emb, out):
+        if layer is None:
+            continue
+        w = layer.weight
+        mean = w[:n_before].float().mean(dim=0).to(w.dtype)
+        for i in new_ids:
+            w[i] = mean
+        if layer is out and getattr(out, "bias", None) is not None:
+            out.bias[new_ids] = out.bias[:n_before].mean()
+
+
+def generation_prompt(tokenizer, problem: str, *, system: str | None = None) -> str:
+    """The rendered prompt, ending where the model must emit its control token."""
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": problem}]
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+def response_mode(text: str) -> str | None:
+    """``"think"``/``"short"`` by the first control token of a decoded completion, else ``None``."""
+    s = text.lstrip()
+    if s.startswith(THINK):
+        return "think"
+    if s.startswith(SHORT):
+        return "short"
+    return None

@@ -1,0 +1,15 @@
+"""Stage 2: DeGRPO. `python train.py` runs the CPU demo from distill.py's output; see conf/train.yaml."""
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    from thinkless.rl import run_train
+
+    run_train(cfg)
+
+
+if __name__ == "__main__":
+    main()
