@@ -1,18 +1,37 @@
 """Export: a Hugging Face folder with a model card, and (optionally) a push to the Hub.
 
-The token comes from the environment only (``HF_TOKEN`` / ``HUGGING_FACE_HUB_TOKEN``, or the login cache), is
-never a config value and is never logged. ``dry_run`` writes the exact folder that would be uploaded and
-returns the upload plan without touching the network.
+* ``push_folder`` uploads a model folder to ``repo_id`` (branch ``revision``; created private unless
+  ``private=false``). Only model files go up: optimizer/scheduler/RNG states, DeepSpeed shards and pickled
+  training arguments are left out (``UPLOAD_IGNORE``).
+* ``hub.revision_per_checkpoint=true``: ``HubCheckpointCallback`` (registered by ``thinkless.rl``) pushes every
+  saved checkpoint, with a model card, to its own branch ``step-<N>`` (``hub.checkpoint_branch_prefix``), so
+  any point of a run can be loaded with ``from_pretrained(repo_id, revision="step-200")``.
+* ``dry_run``: no network and no token needed. The exact folder that would be uploaded is written beside the
+  source (hard links, so it costs no space) as ``<name>.hub_upload/``, with the upload plan in
+  ``<name>.upload_plan.json``.
+
+The token comes from the environment only (``HF_TOKEN`` or ``HUGGING_FACE_HUB_TOKEN``): it is never a config
+value, never read from the login cache, never logged and never written to a plan, a card or a result file.
+A missing token fails at the start of training (``HubCheckpointCallback.on_train_begin``), not after it.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 
+from transformers import TrainerCallback
+
 logger = logging.getLogger(__name__)
+
+TOKEN_ENV_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+# Never uploaded: training state (optimizer, scheduler, RNG, DeepSpeed shards and helpers), pickles, our plans.
+UPLOAD_IGNORE = ("optimizer.pt", "scheduler.pt", "rng_state*.pth", "global_step*", "global_step*/*", "latest",
+                 "zero_to_fp32.py", "zero_to_torch.py", "training_args.bin", "*.upload_plan.json", ".*", "*/.*")
 
 
 def model_card(info: dict) -> str:
@@ -26,7 +45,7 @@ def model_card(info: dict) -> str:
         f"base_model: {info.get('base_model', 'unknown')}",
         "---",
         "",
-        f"# {info.get('name', 'Thinkless policy')}",
+        f"# {info.get('name') or 'Thinkless policy'}",
         "",
         "A hybrid-reasoning model trained with [Thinkless](https://arxiv.org/abs/2505.13379): its first generated "
         "token is `<short>` (answer directly) or `<think>` (reason inside `<think>…</think>`, then answer).",
@@ -62,29 +81,196 @@ def write_model_card(folder: str | Path, info: dict) -> Path:
     return path
 
 
+def is_zero3(trainer) -> bool:
+    if not getattr(trainer, "is_deepspeed_enabled", False):
+        return False
+    from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+
+    return bool(is_deepspeed_zero3_enabled())
+
+
+def save_final_model(trainer, tokenizer, out_dir: str | Path):
+    """Save the trained model as a plain HF folder. COLLECTIVE: call it on every process.
+
+    Returns ``(folder, model)`` on the main process, ``(None, None)`` elsewhere: ``model`` is a complete model
+    the main process can generate with (reports). Without ZeRO-3 that is ``trainer.model`` and the folder is
+    written by ``thinkless.modeling.save_checkpoint`` (unchanged behaviour). Under ZeRO-3 every process holds
+    only a shard of each weight, so ``trainer.model.save_pretrained`` would write empty tensors: the weights
+    are gathered by ``trainer.save_model`` (``stage3_gather_16bit_weights_on_model_save`` in
+    accelerate/ds_zero3.json) and the main process reloads them into an unsharded model.
+    """
+    from .modeling import save_checkpoint, set_generation_defaults
+
+    out = Path(out_dir)
+    if not is_zero3(trainer):
+        if not trainer.is_world_process_zero():
+            return None, None
+        return save_checkpoint(trainer.model, tokenizer, out), trainer.model
+
+    import transformers.integrations.deepspeed as hf_ds
+    from transformers import AutoModelForCausalLM
+
+    unwrapped = trainer.accelerator.unwrap_model(trainer.model)
+    set_generation_defaults(unwrapped, tokenizer)  # config + generation config, written by save_model
+    trainer.save_model(str(out))  # all ranks: consolidated 16-bit weights, written by the main process
+    trainer.accelerator.wait_for_everyone()
+    if not trainer.is_world_process_zero():
+        return None, None
+    tokenizer.save_pretrained(out)
+    # Training is over: leave ZeRO-3 mode for good on this process, so that from_pretrained builds unsharded
+    # models (no zero.Init) and generate() does not wait for the other ranks (synced_gpus) in the reports.
+    hf_ds.unset_hf_deepspeed_config()
+    model = AutoModelForCausalLM.from_pretrained(out, dtype=unwrapped.dtype)
+    set_generation_defaults(model, tokenizer)
+    return out, model.to(trainer.accelerator.device).eval()
+
+
 def hub_token() -> str | None:
-    return os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
+    """The Hub token from the environment, or None. Never from a config, never logged."""
+    for var in TOKEN_ENV_VARS:
+        if os.environ.get(var):
+            return os.environ[var]
+    return None
+
+
+def token_source() -> str | None:
+    """Which environment variable holds the token (safe to log), or None."""
+    return next((var for var in TOKEN_ENV_VARS if os.environ.get(var)), None)
+
+
+def require_token() -> str:
+    token = hub_token()
+    if token is None:
+        raise RuntimeError(f"Hub push requested but no token: export one of {' / '.join(TOKEN_ENV_VARS)} in the "
+                           "environment (never put it in a config), or use hub.dry_run=true")
+    return token
+
+
+def upload_files(folder: str | Path, ignore=UPLOAD_IGNORE) -> list[str]:
+    """Relative paths (POSIX) of the files ``push_folder`` uploads from ``folder``, sorted."""
+    folder = Path(folder)
+    out = []
+    for p in sorted(folder.rglob("*")):
+        if not p.is_file():
+            continue
+        rel = p.relative_to(folder).as_posix()
+        parts = rel.split("/")
+        if any(fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(parts[0], pat) for pat in ignore):
+            continue
+        out.append(rel)
+    return out
+
+
+def stage_folder(folder: str | Path, dest: str | Path, files: list[str]) -> Path:
+    """``dest`` = exactly ``files`` of ``folder`` (hard links where possible, else copies); replaced if present."""
+    folder, dest = Path(folder), Path(dest)
+    if dest.exists():
+        shutil.rmtree(dest)
+    for rel in files:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(folder / rel, target)
+        except OSError:
+            shutil.copy2(folder / rel, target)
+    return dest
 
 
 def push_folder(folder: str | Path, repo_id: str, *, private: bool = True, revision: str | None = None,
-                commit_message: str = "Upload Thinkless policy", dry_run: bool = False) -> dict:
-    """Upload ``folder`` to ``repo_id`` (branch ``revision`` if given). Returns the plan / result (no token)."""
+                commit_message: str = "Upload Thinkless policy", dry_run: bool = False,
+                stage_dir: str | Path | None = None) -> dict:
+    """Upload ``folder`` to ``repo_id`` (branch ``revision`` if given, created from main when missing).
+
+    Returns the plan (never the token). ``dry_run`` writes the exact upload as ``stage_dir`` (default
+    ``<folder>.hub_upload``) and the plan as ``<stage_dir minus .hub_upload>.upload_plan.json``.
+    """
+    if not repo_id:
+        raise ValueError("hub.repo_id must be set (e.g. hub.repo_id=your-org/thinkless-1.5b) to push or dry-run")
     folder = Path(folder)
-    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
-    plan = {"repo_id": repo_id, "private": private, "revision": revision or "main", "folder": str(folder),
-            "files": files, "dry_run": dry_run}
+    files = upload_files(folder)
+    plan = {"repo_id": repo_id, "private": bool(private), "revision": revision or "main", "folder": str(folder),
+            "files": files, "commit_message": commit_message, "dry_run": bool(dry_run),
+            "token_from": None if dry_run else token_source()}
     if dry_run:
-        (folder.parent / f"{folder.name}.upload_plan.json").write_text(json.dumps(plan, indent=2))
-        logger.info("hub dry run: would upload %d files to %s@%s", len(files), repo_id, plan["revision"])
+        stage = Path(stage_dir) if stage_dir is not None else folder.parent / f"{folder.name}.hub_upload"
+        stage_folder(folder, stage, files)
+        plan["staged_folder"] = str(stage)
+        name = stage.name[: -len(".hub_upload")] if stage.name.endswith(".hub_upload") else stage.name
+        (stage.parent / f"{name}.upload_plan.json").write_text(json.dumps(plan, indent=2))
+        logger.info("hub dry run: would upload %d files to %s@%s (exact folder: %s)", len(files), repo_id,
+                    plan["revision"], stage)
         return plan
     from huggingface_hub import HfApi
 
-    token = hub_token()
-    if token is None:
-        raise RuntimeError("hub.push=true but no token: set HF_TOKEN in the environment (never in a config)")
-    api = HfApi(token=token)
+    api = HfApi(token=require_token())
     api.create_repo(repo_id, private=private, exist_ok=True)
-    if revision:
+    if revision and revision != "main":
         api.create_branch(repo_id, branch=revision, exist_ok=True)
-    api.upload_folder(repo_id=repo_id, folder_path=str(folder), revision=revision, commit_message=commit_message)
+    api.upload_folder(repo_id=repo_id, folder_path=str(folder), revision=revision, commit_message=commit_message,
+                      allow_patterns=files)
+    logger.info("pushed %d files to %s@%s (token from $%s)", len(files), repo_id, plan["revision"],
+                plan["token_from"])
     return plan
+
+
+def checkpoint_card_info(cfg) -> dict:
+    """Model-card fields known before training (``thinkless.rl`` adds steps and mode usage at the end)."""
+    rl = cfg.get("rl") or {}
+    decoupled = rl.get("decoupled", True)
+    loss_type = (rl.get("args") or {}).get("loss_type", "grpo")
+    data = cfg.get("rl_data") or {}
+    return {"name": cfg.get("run_name"), "base_model": str((cfg.get("model") or {}).get("path")),
+            "data": data.get("name", data.get("source")), "alpha": rl.get("alpha"), "gamma": rl.get("gamma"),
+            "loss": "DeGRPO" if decoupled else f"coupled GRPO ({loss_type})"}
+
+
+class HubCheckpointCallback(TrainerCallback):
+    """Checks the Hub settings before training; with ``revision_per_checkpoint``, pushes each checkpoint.
+
+    Every saved ``checkpoint-N`` gets a model card (with the mode usage logged at that step) and is uploaded
+    to branch ``<checkpoint_branch_prefix><N>`` of ``repo_id`` (``dry_run``: staged under
+    ``<output_dir>/../hub_dry_run/<branch>``). Main process only; the upload is synchronous, so a checkpoint is
+    never rotated away while it uploads.
+    """
+
+    def __init__(self, hub_cfg, card_info: dict | None = None):
+        self.repo_id = hub_cfg.get("repo_id")
+        self.private = bool(hub_cfg.get("private", True))
+        self.dry_run = bool(hub_cfg.get("dry_run", False))
+        self.push = bool(hub_cfg.get("push", False))
+        self.per_checkpoint = bool(hub_cfg.get("revision_per_checkpoint", False))
+        self.prefix = hub_cfg.get("checkpoint_branch_prefix") or "step-"
+        self.card_info = dict(card_info or {})
+        self.pushed: list[dict] = []
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not self.repo_id:
+            raise ValueError("hub.push / hub.dry_run / hub.revision_per_checkpoint need hub.repo_id=<org/name>")
+        if not self.dry_run and state.is_world_process_zero:
+            require_token()  # fail now, not after the run
+
+    def on_save(self, args, state, control, **kwargs):
+        if not self.per_checkpoint or not state.is_world_process_zero:
+            return
+        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if not ckpt.is_dir():
+            logger.warning("hub: checkpoint folder %s not found, not pushed", ckpt)
+            return
+        usage = {}
+        for rec in state.log_history:
+            if rec.get("step") == state.global_step:
+                usage.update({k: v for k, v in rec.items() if k.startswith("modes/")})
+        write_model_card(ckpt, {**self.card_info, "steps": state.global_step, "mode_usage": usage})
+        branch = f"{self.prefix}{state.global_step}"
+        stage = Path(args.output_dir).parent / "hub_dry_run" / f"{branch}.hub_upload"
+        self.pushed.append(push_folder(ckpt, self.repo_id, private=self.private, revision=branch,
+                                       commit_message=f"Checkpoint at step {state.global_step}",
+                                       dry_run=self.dry_run, stage_dir=stage))
+
+
+def hub_callbacks(cfg) -> list[TrainerCallback]:
+    """The trainer callbacks for ``cfg.hub`` (empty when nothing is pushed or dry-run)."""
+    hub = cfg.get("hub") or {}
+    if not (hub.get("push") or hub.get("dry_run") or hub.get("revision_per_checkpoint")):
+        return []
+    return [HubCheckpointCallback(hub, checkpoint_card_info(cfg))]

@@ -24,6 +24,7 @@ class SamplingConfig:
     n: int = 1
     seed: int = 0
     stop: list[str] = field(default_factory=list)
+    self_certainty: bool = False  # also score each completion's self-certainty (HF backend; see below)
 
 
 @dataclass
@@ -32,6 +33,40 @@ class Completion:
     num_tokens: int
     finished: bool  # ended on EOS (or a stop string) rather than the token limit
     token_ids: list[int] = field(default_factory=list)
+    self_certainty: float | None = None  # mean over generated tokens of KL(uniform || p); None if not computed
+
+
+class SelfCertaintyProcessor:
+    """A pass-through logits processor recording, per sequence and step, KL(U || p) of the model's distribution.
+
+    Self-certainty (Kang et al., 2025, arXiv 2502.18581) is the mean over response tokens of
+    ``KL(U || p) = -log V - (1/V) * sum_j log p_j`` over the full vocabulary (V = the logits' width), computed from
+    the *raw* next-token logits (before temperature / top-p); higher means more confident. The processor sits
+    before the sampling warpers, so it sees the raw logits; entries another processor has masked to -inf are
+    left out of the mean. Memory is one float per sequence and step.
+    """
+
+    def __init__(self):
+        self.steps: list[torch.Tensor] = []
+
+    def __call__(self, input_ids, scores):
+        logp = torch.log_softmax(scores.float(), dim=-1)
+        finite = torch.isfinite(logp)
+        v = finite.sum(dim=-1).clamp(min=1).float()
+        mean_logp = torch.where(finite, logp, torch.zeros_like(logp)).sum(dim=-1) / v
+        self.steps.append(-torch.log(v) - mean_logp)  # stays on the device: no per-step sync
+        return scores
+
+    def per_sequence(self, lengths: list[int]) -> list[float | None]:
+        """Mean over the first ``lengths[i]`` steps (at least one) of sequence ``i``."""
+        if not self.steps:
+            return [None] * len(lengths)
+        mat = torch.stack(self.steps, dim=1).float().cpu()  # (batch, steps)
+        out = []
+        for i, n in enumerate(lengths):
+            n = max(1, min(n, mat.shape[1]))
+            out.append(float(mat[i, :n].mean()))
+        return out
 
 
 def vllm_available() -> bool:
@@ -62,6 +97,12 @@ class HFGenerator:
                 chunk = flat[start:start + per_batch]
                 enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
                 torch.manual_seed(cfg.seed * 1_000_003 + b)
+                extra = {}
+                if cfg.self_certainty:
+                    from transformers import LogitsProcessorList
+
+                    sc = SelfCertaintyProcessor()
+                    extra["logits_processor"] = LogitsProcessorList([sc])
                 gen = model.generate(
                     **enc,
                     do_sample=cfg.temperature > 0,
@@ -73,14 +114,20 @@ class HFGenerator:
                     pad_token_id=tok.pad_token_id,
                     stop_strings=cfg.stop or None,
                     tokenizer=tok if cfg.stop else None,
+                    **extra,
                 )
                 new = gen[:, enc["input_ids"].shape[1]:].tolist()
+                batch_out = []
                 for ids in new:
                     ids, finished = _trim(ids, self.eos_ids, tok.pad_token_id)
                     text = tok.decode(ids, skip_special_tokens=True)
                     if cfg.stop and not finished:
                         finished = any(s in text for s in cfg.stop)
-                    out.append(Completion(text, len(ids), finished, ids))
+                    batch_out.append(Completion(text, len(ids), finished, ids))
+                if cfg.self_certainty:
+                    for c, v in zip(batch_out, sc.per_sequence([c.num_tokens for c in batch_out])):
+                        c.self_certainty = v
+                out.extend(batch_out)
         finally:
             tok.padding_side = side
             model.train(was_training)
@@ -101,6 +148,10 @@ class VLLMGenerator:
                  desc: str = "generate") -> list[list[Completion]]:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
+
+        if cfg.self_certainty:
+            raise NotImplementedError("self-certainty needs full-vocabulary log-probs at every step, which vLLM does "
+                                      "not return; use generation.backend=hf for confidence selection")
 
         params = SamplingParams(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed,
                                 max_tokens=cfg.max_new_tokens, stop=cfg.stop or None, skip_special_tokens=True)

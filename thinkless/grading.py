@@ -1,25 +1,43 @@
 """Answer extraction and grading: pure functions, safe in threads and processes.
 
 ``grade(response, gold)`` takes the final answer of a response (the last ``\\boxed{}``; a plain trailing number as
-a fallback) and checks it against the gold with math-verify. math-verify's own timeout uses SIGALRM, which only
-works in the main thread of the main interpreter; we disable it and bound each check with our own watchdog (a
-worker thread we can abandon), so grading works inside TRL reward workers, thread pools and DataLoader
-processes alike. A check that times out counts as wrong and is counted in ``GRADE_STATS``.
+a fallback) and checks it against the gold: first by exact comparison after a light normalization (leading zeros,
+thousands separators, ``\\dfrac``, spacing, ``\\left``/``\\right``, ``\\text{}``, ``$``), then with math-verify
+(symbolic and numeric equivalence, tuples, intervals, sets).
+
+Timeouts. math-verify's own timeout uses SIGALRM (main thread only), and a pathological answer such as
+``9^{9^{9^{9}}}`` makes sympy run big-integer C code that holds the GIL, so a watchdog *thread* cannot even regain
+control. We therefore run math-verify in a small worker *subprocess* (started lazily, one per process, restarted
+after a timeout): a check that exceeds ``timeout`` seconds kills the worker and counts as wrong. Where a worker
+cannot be started, we fall back to a watchdog thread (abandoned on timeout). Every pathological outcome is counted
+in ``GRADE_STATS``: ``timeout``, ``parse_error`` (math-verify raised), ``too_long`` (answers over
+``MAX_ANSWER_CHARS`` are not parsed at all). Works inside TRL reward workers, thread pools and DataLoader processes.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
+import logging
+import os
 import re
+import select
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-GRADE_STATS: Counter = Counter()  # "timeout", "parse_error": pathological inputs seen by this process
-_STATS_LOCK = threading.Lock()
-_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="grade")
+logger = logging.getLogger(__name__)
 
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+GRADE_STATS: Counter = Counter()  # "timeout", "parse_error", "too_long": pathological inputs seen by this process
+_STATS_LOCK = threading.Lock()
+MAX_ANSWER_CHARS = 1000
+
+# A plain number: thousands-separated (groups of exactly three digits) or ordinary, optionally decimal.
+_NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d])|-?\d+(?:\.\d+)?")
 
 
 def extract_boxed(text: str, *, last: bool = True) -> str | None:
@@ -42,7 +60,7 @@ def extract_boxed(text: str, *, last: bool = True) -> str | None:
 
 
 def final_answer(response: str) -> str | None:
-    """The last boxed answer, else the last number in the response (for models that do not box)."""
+    """The last boxed answer, else the last plain number in the response (for models that do not box)."""
     boxed = extract_boxed(response)
     if boxed is not None:
         return boxed
@@ -54,6 +72,8 @@ def normalize_gold(gold) -> list[str]:
     """Gold answers as a list of strings: accepts str, numbers, lists, GSM8K solutions ending ``#### N``."""
     if gold is None:
         return []
+    if isinstance(gold, bool):
+        return [str(gold)]
     if isinstance(gold, (list, tuple)):
         return [g for item in gold for g in normalize_gold(item)]
     if isinstance(gold, float) and gold.is_integer():
@@ -67,15 +87,32 @@ def normalize_gold(gold) -> list[str]:
     return [s] if s else []
 
 
+_THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+
+
 def _plain(s: str) -> str:
+    """Light, safe normalization for the exact-match fast path (never merges answers that differ)."""
     s = s.strip().strip("$").strip()
-    s = re.sub(r"\\text\{\s*([^}]*)\}", r"\1", s)
-    s = s.replace("\\!", "").replace("\\,", "").replace(" ", "")
-    if re.fullmatch(r"-?[\d,]+(\.\d+)?", s):
+    s = re.sub(r"\\text\{\s*([^{}]*?)\s*\}", r"\1", s)
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = s.replace("\\left", "").replace("\\right", "")
+    s = s.replace("{,}", ",").replace(",\\!", ",")
+    for sp in ("\\!", "\\,", "\\;", "\\:", "\\ ", "~", " "):
+        s = s.replace(sp, "")
+    s = s.rstrip(".")
+    if _THOUSANDS.fullmatch(s):
         s = s.replace(",", "")
-        if re.fullmatch(r"-?\d+", s):
-            s = str(int(s))  # leading zeros (AIME "025")
+    if re.fullmatch(r"-?\d+", s):
+        s = str(int(s))  # leading zeros (AIME "025")
+    elif re.fullmatch(r"-?\d+\.\d+", s):
+        s = s.rstrip("0").rstrip(".")  # "18.00" -> "18"
+        s = str(int(s)) if re.fullmatch(r"-?\d+", s) else s
     return s
+
+
+def canonical_answer(s: str | None) -> str | None:
+    """A hashable normal form of an extracted answer (for voting); ``None`` stays ``None``."""
+    return None if s is None else _plain(s)
 
 
 def _verify(pred: str, gold: str) -> bool:
@@ -94,22 +131,171 @@ def _count(key: str) -> None:
         GRADE_STATS[key] += 1
 
 
+class _Timeout(Exception):
+    pass
+
+
+class _VerifyWorker:
+    """math-verify in a child interpreter, one request at a time over JSON lines; killed on timeout."""
+
+    START_TIMEOUT = 120.0
+
+    def __init__(self):
+        self.proc: subprocess.Popen | None = None
+        self.lock = threading.Lock()
+        self.buf = b""
+
+    def _start(self) -> None:
+        code = ("import importlib.util, sys\n"
+                f"spec = importlib.util.spec_from_file_location('_thinkless_grading_worker', {__file__!r})\n"
+                "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); m._worker_main()\n")
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, bufsize=0)
+        self.buf = b""
+        line = self._readline(self.START_TIMEOUT)
+        if line != "ready":
+            self._kill()
+            raise RuntimeError(f"grading worker did not start (got {line!r})")
+
+    def _readline(self, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _Timeout
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                raise _Timeout
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise RuntimeError("grading worker exited")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode()
+
+    def _kill(self) -> None:
+        if self.proc is not None:
+            try:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+            except Exception:  # already gone
+                pass
+        self.proc = None
+
+    def check(self, pred: str, gold: str, timeout: float) -> bool:
+        with self.lock:
+            if self.proc is None or self.proc.poll() is not None:
+                self._start()
+            try:
+                self.proc.stdin.write((json.dumps([pred, gold]) + "\n").encode())
+                out = json.loads(self._readline(timeout))
+            except _Timeout:
+                self._kill()
+                raise
+            except (BrokenPipeError, RuntimeError, ValueError):
+                self._kill()
+                raise
+        if "error" in out:
+            raise ValueError(out["error"])
+        return bool(out["ok"])
+
+    def close(self) -> None:
+        self._kill()
+
+
+def _worker_main() -> None:  # runs in the child interpreter
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.CRITICAL)
+    import math_verify  # noqa: F401  (import before announcing readiness, so startup is not timed)
+
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    for line in sys.stdin:
+        try:
+            pred, gold = json.loads(line)
+            out = {"ok": _verify(pred, gold)}
+        except Exception as e:  # malformed LaTeX: reported to the parent, counted there
+            out = {"error": f"{type(e).__name__}: {e}"[:300]}
+        sys.stdout.write(json.dumps(out) + "\n")
+        sys.stdout.flush()
+
+
+_WORKER = _VerifyWorker()
+atexit.register(_WORKER.close)
+_ISOLATION = {"mode": os.environ.get("THINKLESS_GRADE_ISOLATION", "process")}  # "process" | "thread"
+_POOL = {"pool": None}
+_POOL_LOCK = threading.Lock()
+
+
+def set_isolation(mode: str) -> None:
+    """``"process"`` (default: a killable worker subprocess) or ``"thread"`` (an abandonable watchdog thread)."""
+    if mode not in ("process", "thread"):
+        raise ValueError(f"grading isolation {mode!r}: valid choices are ('process', 'thread')")
+    _ISOLATION["mode"] = mode
+
+
+def _thread_check(pred: str, gold: str, timeout: float) -> bool:
+    with _POOL_LOCK:
+        if _POOL["pool"] is None:
+            _POOL["pool"] = ThreadPoolExecutor(max_workers=4, thread_name_prefix="grade")
+        pool = _POOL["pool"]
+    fut = pool.submit(_verify, pred, gold)
+    try:
+        return fut.result(timeout=timeout)
+    except FutureTimeout:
+        with _POOL_LOCK:  # the stuck thread keeps its pool: later checks get fresh threads
+            if _POOL["pool"] is pool:
+                _POOL["pool"] = None
+        pool.shutdown(wait=False)
+        raise _Timeout from None
+
+
+def _check(pred: str, gold: str, timeout: float) -> bool:
+    if _ISOLATION["mode"] == "process":
+        try:
+            return _WORKER.check(pred, gold, timeout)
+        except (_Timeout, ValueError):
+            raise
+        except Exception as e:  # cannot start a subprocess here: degrade to a watchdog thread, once and loudly
+            logger.warning("grading worker subprocess unavailable (%s); using a watchdog thread", e)
+            _ISOLATION["mode"] = "thread"
+    return _thread_check(pred, gold, timeout)
+
+
+_BASE = re.compile(r"^\s*([0-9A-Za-z]+)\s*_\s*\{?\s*(\d+)\s*\}?\s*$")
+
+
+def _bases_differ(pred: str, gold: str) -> bool:
+    """``2516_8`` vs ``2516_1``: numbers in different bases (math-verify drops the subscript)."""
+    mp, mg = _BASE.match(pred), _BASE.match(gold)
+    return bool(mp and mg and (mp.group(2) != mg.group(2) or mp.group(1) != mg.group(1)))
+
+
 def answers_match(pred: str | None, gold, *, timeout: float = 5.0) -> bool:
     """Does the extracted answer ``pred`` match any accepted gold answer? Exact-after-normalization first."""
     if pred is None:
         return False
     golds = normalize_gold(gold)
     p = _plain(pred)
+    if not p:
+        return False
     if any(p == _plain(g) for g in golds):
         return True
+    if len(pred) > MAX_ANSWER_CHARS:
+        _count("too_long")
+        return False
     for g in golds:
-        fut = _POOL.submit(_verify, pred, g)
+        if _bases_differ(pred, g):
+            continue
         try:
-            if fut.result(timeout=timeout):
+            if _check(pred, g, timeout):
                 return True
-        except FutureTimeout:
+        except _Timeout:
             _count("timeout")
-        except Exception:  # math-verify raises on some malformed LaTeX: a wrong answer, counted
+        except Exception:  # math-verify raised on malformed LaTeX: a wrong answer, counted
             _count("parse_error")
     return False
 

@@ -87,3 +87,50 @@ def write_report(report: dict, out_dir: str | Path, name: str = "report") -> Pat
     path.write_text(json.dumps(report, indent=2))
     (Path(out_dir) / f"{name}.md").write_text(format_report(report, name) + "\n")
     return path
+
+
+def oracle_choice(p_short: float, p_think: float, gamma: float) -> tuple[str, float]:
+    """Best fixed mode for a level and its expected reward, with rewards 1 / 1−γ / −1.
+
+    E[short] = 2·p_short − 1 and E[think] = p_think·(2−γ) − 1, so short pays iff p_short > p_think·(2−γ)/2.
+    """
+    e_short, e_think = 2 * p_short - 1, p_think * (2 - gamma) - 1
+    return ("short", e_short) if e_short > e_think else ("think", e_think)
+
+
+def pipeline_table(before: dict, after: dict, gamma: float) -> tuple[str, dict]:
+    """Per level: forced accuracies (after distill), oracle router, free choice after distill and after RL."""
+    rows, summary = [], {"levels": {}}
+    head = ("| level | forced think acc | forced short acc | oracle mode | oracle E[r] | think ratio distill | "
+            "think ratio RL | acc distill | acc RL | E[r] RL | matches oracle |")
+    lines = [head, "|" + "---|" * 11]
+    tot = {"rl_acc": [], "think_acc": [], "rl_r": [], "oracle_r": []}
+    for lv, b in before["per_level"].items():
+        a = after["per_level"].get(lv)
+        if a is None:
+            continue
+        mode, e_or = oracle_choice(b["short_acc"], b["think_acc"], gamma)
+        tr = a["free_think_ratio"]
+        ok = tr <= 0.10 if mode == "short" else tr >= 0.90
+        summary["levels"][lv] = {"oracle": mode, "oracle_reward": e_or, "think_ratio": tr, "reward": a["free_reward"],
+                                 "acc": a["free_acc"], "matches_oracle": ok}
+        for k, v in (("rl_acc", a["free_acc"]), ("think_acc", b["think_acc"]), ("rl_r", a["free_reward"]),
+                     ("oracle_r", e_or)):
+            tot[k].append(v)
+        lines.append(f"| {lv} | {b['think_acc']:.2f} | {b['short_acc']:.2f} | {mode} | {e_or:.3f} | "
+                     f"{b['free_think_ratio']:.2f} | {tr:.2f} | {b['free_acc']:.2f} | {a['free_acc']:.2f} | "
+                     f"{a['free_reward']:.3f} | {'yes' if ok else 'NO'} |")
+    n = len(tot["rl_acc"])
+    if n:
+        mean = {k: sum(v) / n for k, v in tot.items()}
+        summary.update({"overall_acc_rl": mean["rl_acc"], "overall_acc_forced_think": mean["think_acc"],
+                        "reward_rl": mean["rl_r"], "reward_oracle": mean["oracle_r"],
+                        "all_levels_match_oracle": all(v["matches_oracle"] for v in summary["levels"].values())})
+        summary["targets"] = {
+            "think_ratio_matches_oracle_every_level": summary["all_levels_match_oracle"],
+            "reward_within_0.05_of_oracle": abs(mean["rl_r"] - mean["oracle_r"]) <= 0.05,
+            "accuracy_within_2_points_of_forced_think": mean["think_acc"] - mean["rl_acc"] <= 0.02,
+        }
+        lines.append(f"| all | {mean['think_acc']:.2f} | | | {mean['oracle_r']:.3f} | | | | {mean['rl_acc']:.2f} | "
+                     f"{mean['rl_r']:.3f} | {'yes' if summary['all_levels_match_oracle'] else 'NO'} |")
+    return "\n".join(lines), summary

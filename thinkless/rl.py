@@ -13,8 +13,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import synthetic
 from .data import DropStats, load_rows, records_from_rows
-from .export import push_folder, write_model_card
-from .modeling import check_model_path, load_checkpoint, save_checkpoint
+from .export import hub_callbacks, push_folder, save_final_model, write_model_card
+from .modeling import check_model_path, load_checkpoint
+from .generation import make_generator
+from .report import mode_report, pipeline_table, write_report
 from .monitor import ModeUsageCallback, ThinklessRewardFunc, plot_curves, read_metrics
 from .reward import REWARD_STATS, gold_is_gradable
 from .tracking import init_wandb, log_summary, report_to
@@ -67,6 +69,31 @@ def grpo_config(cfg: DictConfig, out_dir: Path) -> DeGRPOConfig:
                         degrpo_alpha=cfg.rl.alpha, response_norm=cfg.rl.response_norm, **kw)
 
 
+def pipeline_report(cfg: DictConfig, model, tok, out_dir: Path) -> dict:
+    """Mode report of the final policy beside the distilled one and the oracle router (synthetic task)."""
+    rc = cfg.report
+    probs = synthetic.make_problems(rc.n_per_level * len(cfg.rl_data.levels), list(cfg.rl_data.levels),
+                                    seed=cfg.rl_data.seed + 20_000)
+    problems = [{"problem": p.prompt, "answer": p.answer, "level": p.level, "task": "synthetic"} for p in probs]
+    kw = dict(max_new_tokens=rc.max_new_tokens, free_samples=rc.free_samples, free_temperature=rc.free_temperature,
+              seed=cfg.seed, gamma=cfg.rl.gamma, progress=False)
+    after = mode_report(make_generator("hf", model=model, tokenizer=tok, batch_size=rc.batch_size), tok, problems, **kw)
+    base_model, base_tok = load_checkpoint(cfg.model.path)
+    before = mode_report(make_generator("hf", model=base_model, tokenizer=base_tok, batch_size=rc.batch_size),
+                         base_tok, problems, **kw)
+    write_report(before, out_dir, "report_before_rl")
+    write_report(after, out_dir, "report_after_rl")
+    table, summary = pipeline_table(before, after, cfg.rl.gamma)
+    text = (f"### Thinkless pipeline report ({'DeGRPO' if cfg.rl.decoupled else 'coupled GRPO'}, "
+            f"{rc.n_per_level} problems/level, free choice: {rc.free_samples} samples at T={rc.free_temperature}, "
+            f"forced modes greedy)\n\n{table}\n")
+    print(text, flush=True)
+    print("targets: " + json.dumps(summary.get("targets", {})), flush=True)
+    (out_dir / "pipeline_report.md").write_text(text)
+    (out_dir / "pipeline_report.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
 def run_train(cfg: DictConfig) -> dict:
     from datasets import Dataset
     from transformers.trainer_utils import get_last_checkpoint
@@ -93,7 +120,7 @@ def run_train(cfg: DictConfig) -> dict:
 
     reward = ThinklessRewardFunc(gamma=cfg.rl.gamma, num_generations=args.num_generations)
     trainer = DeGRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=Dataset.from_list(rows),
-                            processing_class=tok, callbacks=[ModeUsageCallback(out_dir)])
+                            processing_class=tok, callbacks=[ModeUsageCallback(out_dir), *hub_callbacks(cfg)])
     reward.trainer = trainer
     last = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
     if last:
@@ -104,8 +131,8 @@ def run_train(cfg: DictConfig) -> dict:
 
     result = {"data": dict(stats), "train_seconds": round(train_s, 1), "steps": trainer.state.global_step,
               "unparseable_gold_at_reward": REWARD_STATS.get("unparseable_gold", 0)}
+    final, final_model = save_final_model(trainer, tok, out_dir / "model")  # every rank: ZeRO-3 gathers
     if trainer.is_world_process_zero():
-        final = save_checkpoint(trainer.model, tok, out_dir / "model")
         metrics_path = out_dir / "metrics.jsonl"
         last_log = read_metrics(metrics_path)[-1] if metrics_path.exists() else {}
         usage = {k: v for k, v in last_log.items() if k.startswith("modes/")}
@@ -115,6 +142,9 @@ def run_train(cfg: DictConfig) -> dict:
                 "loss": "DeGRPO" if cfg.rl.decoupled else f"coupled GRPO ({args.loss_type})",
                 "alpha": cfg.rl.alpha, "gamma": cfg.rl.gamma, "steps": trainer.state.global_step,
                 "mode_usage": usage}
+        if cfg.report.n_per_level > 0 and cfg.rl_data.source == "synthetic":
+            result["report"] = pipeline_report(cfg, final_model, tok, out_dir)
+            info["eval"] = {k: v for k, v in result["report"].items() if k != "levels"}
         write_model_card(final, info)
         result["model_dir"] = str(final)
         hub = cfg.get("hub") or {}

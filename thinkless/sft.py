@@ -14,7 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 from . import synthetic
 from .data import DropStats, build_sft_rows, load_rows, records_from_rows
 from .generation import SamplingConfig, make_generator
-from .modeling import check_model_path, load_student, save_checkpoint
+from .export import save_final_model
+from .modeling import check_model_path, load_student
 from .report import format_report, mode_report, write_report
 from .tracking import init_wandb, log_summary, report_to
 
@@ -125,13 +126,13 @@ def run_distill(cfg: DictConfig) -> dict:
     train_s = time.time() - t0
 
     result = {"data": dict(stats), "train_seconds": round(train_s, 1), "train_rows": len(rows)}
+    final, final_model = save_final_model(trainer, tok, out_dir / "model")  # every rank: ZeRO-3 gathers
     if trainer.is_world_process_zero():
-        final = save_checkpoint(trainer.model, tok, out_dir / "model")
         result["model_dir"] = str(final)
         if cfg.report.n_per_level > 0:
             t1 = time.time()
             rc = cfg.report
-            gen = make_generator("hf", model=trainer.model, tokenizer=tok, batch_size=rc.batch_size)
+            gen = make_generator("hf", model=final_model, tokenizer=tok, batch_size=rc.batch_size)
             rep = mode_report(gen, tok, report_problems(cfg, records), max_new_tokens=rc.max_new_tokens,
                               free_samples=rc.free_samples, free_temperature=rc.free_temperature,
                               seed=cfg.seed, gamma=rc.gamma, system=cfg.model.get("system_prompt"))

@@ -13,7 +13,6 @@ Qwen-style chat template: the same classes and code paths as Qwen2.5-1.5B, four 
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
 
 from .tokens import END_THINK, SHORT, THINK
@@ -38,7 +37,11 @@ class FoldProblem:
 
     @property
     def prompt(self) -> str:
-        return OP.join(str(d) for d in self.digits) + PAD * (2 * (MAX_LEVEL - self.level))
+        # 4 characters per operation (" ~ d"), like the trace ("~d=r"): every trace step sits at the same
+        # distance from its operand, so one relative-attention pattern copies all of them.
+        body = f" {OP} ".join(str(d) for d in self.digits)
+        pad = " ".join([PAD] * (2 * (MAX_LEVEL - self.level)))
+        return f"{body} {pad}".rstrip()
 
     def partials(self) -> list[int]:
         acc, out = self.digits[0], [self.digits[0]]
@@ -54,11 +57,13 @@ class FoldProblem:
 
 def parse_prompt(prompt: str) -> FoldProblem:
     """Inverse of ``FoldProblem.prompt`` (used by tests and to grade free-form synthetic prompts)."""
-    s = prompt.strip()
-    body = s.rstrip(PAD)
-    if not re.fullmatch(rf"\d(?:{OP}\d){{1,{MAX_LEVEL}}}", body) or len(s) != 2 * MAX_LEVEL + 1:
+    toks = prompt.split()
+    digits = [t for t in toks[0::2] if t != PAD]
+    ops = toks[1::2]
+    if (len(toks) != 2 * MAX_LEVEL + 1 or not digits or not all(d.isdigit() and len(d) == 1 for d in digits)
+            or any(o not in (OP, PAD) for o in ops) or len(digits) < 2):
         raise ValueError(f"not a fold prompt: {prompt!r}")
-    digits = [int(t) for t in body.split(OP)]
+    digits = [int(d) for d in digits]
     return FoldProblem(tuple(digits))
 
 

@@ -1,0 +1,106 @@
+"""GPU benchmark: a Qwen2.5-1.5B-shaped random-weight model (config from a local folder), one DeGRPO step
+at G=8 with long completions, and HF generate throughput at batch 64/256.
+
+    python bench/gpu_step.py --config ../shared/tokenizers/Qwen2.5-1.5B-Instruct [--max-len 2048 --prompts 8]
+
+Random weights rarely emit EOS, so completions run to --max-len: the step processes prompts x G x max-len
+tokens, which is what makes the numbers comparable. Reports step time and its split, generated and trained
+tokens/s, model-FLOPs utilisation of the update (6 x params x trained tokens / time / peak), and peak memory.
+Needs a CUDA GPU (bf16).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}
+
+
+def peak_flops() -> float:
+    name = torch.cuda.get_device_name(0)
+    return next((v for k, v in PEAK_BF16.items() if k in name), float("nan"))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--config", required=True, help="folder with config.json + tokenizer files")
+    p.add_argument("--max-len", type=int, default=2048)
+    p.add_argument("--prompts", type=int, default=8)
+    p.add_argument("--gens", type=int, default=8)
+    p.add_argument("--gen-batches", default="64,256")
+    a = p.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("bench/gpu_step.py needs a CUDA GPU")
+    from datasets import Dataset
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from bench.common import Timers
+    from thinkless.reward import make_reward_func
+    from thinkless.tokens import add_control_tokens
+    from thinkless.trainer import DeGRPOConfig, DeGRPOTrainer
+
+    cfg = AutoConfig.from_pretrained(a.config)
+    tok = AutoTokenizer.from_pretrained(a.config)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
+    add_control_tokens(tok, model)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"device: {torch.cuda.get_device_name(0)}; model: {a.config} shape, {n_params / 1e9:.2f} B params, bf16")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        model = AutoModelForCausalLM.from_pretrained(tmp, dtype=torch.bfloat16).cuda()
+        ds = Dataset.from_list([{"prompt": [{"role": "user", "content": f"What is {i} + {i}?"}], "answer": str(2 * i)}
+                                for i in range(a.prompts * 4)])
+        args = DeGRPOConfig(output_dir=f"{tmp}/out", max_steps=2, per_device_train_batch_size=a.prompts * a.gens,
+                            num_generations=a.gens, max_completion_length=a.max_len, bf16=True, report_to=[],
+                            gradient_checkpointing=True, learning_rate=1e-6, beta=1e-3, logging_steps=1,
+                            save_strategy="no", disable_tqdm=True)
+        tr = DeGRPOTrainer(model=model, reward_funcs=[make_reward_func(0.5)], args=args, train_dataset=ds,
+                           processing_class=tok)
+        timers = Timers()
+        timers.wrap(tr, "_generate", "generation")
+        timers.wrap(tr, "_generate_and_score_completions", "rollout")
+        timers.wrap(tr, "training_step", "train_step")
+        torch.cuda.reset_peak_memory_stats()
+        t0 = time.perf_counter()
+        tr.train()
+        total = time.perf_counter() - t0
+        t = timers.pop()
+        steps = 2
+        gen_tokens = a.prompts * a.gens * a.max_len
+        gen = t["generation"] / steps
+        logps = (t["rollout"] - t["generation"]) / steps
+        update = (t["train_step"] - t["rollout"]) / steps
+        step = total / steps
+        print(f"DeGRPO step (mean of {steps}): {step:.1f} s = generation {gen:.1f} + ref/old log-probs {logps:.1f} + "
+              f"loss/backward {update:.1f} + optimizer/other {step - gen - logps - update:.1f}")
+        print(f"generated tokens/s: {gen_tokens / gen:.0f}; trained tokens/s: {gen_tokens / step:.0f}")
+        print(f"update MFU: {6 * n_params * gen_tokens / update / peak_flops():.1%}")
+        print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+
+        from thinkless.generation import HFGenerator, SamplingConfig
+        from thinkless.tokens import generation_prompt
+
+        for bs in [int(x) for x in a.gen_batches.split(",")]:
+            g = HFGenerator(tr.model, tok, batch_size=bs)
+            prompts = [generation_prompt(tok, f"What is {i} + 1?") for i in range(bs)]
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            outs = g.generate(prompts, SamplingConfig(max_new_tokens=512, temperature=0.6))
+            torch.cuda.synchronize()
+            n = sum(c.num_tokens for o in outs for c in o)
+            print(f"HF generate, batch {bs}: {n / (time.perf_counter() - t0):.0f} tokens/s")
+
+
+if __name__ == "__main__":
+    main()

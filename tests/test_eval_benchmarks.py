@@ -1,0 +1,171 @@
+"""Benchmark loading: real files through their configs, any JSON/JSONL/parquet/CSV file, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from thinkless.evaluation.benchmarks import load_benchmark, parse_level
+from thinkless.evaluation.methods import resolve_methods
+from thinkless.evaluation.runner import validate_benchmarks
+from thinkless.grading import grade, normalize_gold
+from thinkless.synthetic import parse_prompt
+
+from .conftest import DATA, ROOT
+
+
+def eval_cfg(*overrides):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="eval", overrides=list(overrides))
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+REAL = {  # benchmark -> (rows in the local file, has levels)
+    "gsm8k": (1319, False),
+    "math500": (500, True),
+    "aime24": (30, False),
+    "minerva_algebra": (1187, True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_real_benchmarks_load_from_data_dir(name):
+    cfg = eval_cfg(f"data_dir={DATA}")
+    b = load_benchmark(name, cfg.benchmark[name], data_dir=cfg.data_dir)
+    n, has_levels = REAL[name]
+    assert len(b.problems) == n and not b.dropped and b.source == str(DATA / cfg.benchmark[name].file)
+    assert b.has_levels == has_levels
+    if has_levels:
+        assert {p.level for p in b.problems} == {1, 2, 3, 4, 5}  # "Level 3" and 3 both become 3
+    for p in b.problems[:50]:
+        assert isinstance(p.problem, str) and p.problem.strip()
+        gold = normalize_gold(p.answer)[0]
+        assert grade(f"\\boxed{{{gold}}}", p.answer)
+    assert len({p.uid for p in b.problems}) == n
+
+
+def test_path_override_and_limit():
+    cfg = eval_cfg(f"benchmark.gsm8k.path={DATA / 'gsm8k_test.jsonl'}", "benchmark.gsm8k.limit=7")
+    b = load_benchmark("gsm8k", cfg.benchmark.gsm8k)  # no data_dir: the path alone
+    assert len(b.problems) == 7 and b.problems[0].problem.startswith("Janet")
+    assert normalize_gold(b.problems[0].answer) == ["18"]
+    cfg = eval_cfg(f"data_dir={DATA}", "limit=5")
+    assert len(load_benchmark("aime24", cfg.benchmark.aime24, data_dir=cfg.data_dir, limit=cfg.limit).problems) == 5
+
+
+def test_minerva_gold_from_solution_when_no_answer_column(tmp_path):
+    rows = [json.loads(x) for x in (DATA / "math_algebra_test.jsonl").read_text().splitlines()[:20]]
+    f = tmp_path / "hendrycks_like.jsonl"  # the Hub copy has no `answer`: the last \boxed{} of `solution` is used
+    f.write_text("\n".join(json.dumps({k: v for k, v in r.items() if k != "answer"}) for r in rows))
+    cfg = eval_cfg(f"benchmark.minerva_algebra.path={f}")
+    b = load_benchmark("minerva_algebra", cfg.benchmark.minerva_algebra)
+    assert [p.answer for p in b.problems] == [r["answer"] for r in rows]
+
+
+def write_rows(path, rows):
+    if path.suffix == ".json":
+        path.write_text(json.dumps(rows))
+    elif path.suffix == ".jsonl":
+        path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    else:
+        import datasets
+
+        datasets.Dataset.from_list(rows).to_parquet(str(path))
+
+
+ROWS = [  # answers: a string, a number, a GSM8K solution, a list of accepted answers; then three bad rows
+    {"q": "What is 2+3?", "a": "5", "meta": {"difficulty": "Level 2"}},
+    {"q": "Twelve minus two?", "a": 10, "meta": {"difficulty": 1}},
+    {"q": "She had 1200 apples and sold 34.\n", "a": "She sold 34 of 1,200.\n#### 1,166", "meta": {"difficulty": 3}},
+    {"q": "Roots of x^2=4?", "a": ["2,-2", "-2,2"], "meta": {"difficulty": 4}},
+    {"q": "No gold here", "a": None, "meta": {"difficulty": 1}},
+    {"q": "Empty gold", "a": "  ", "meta": {"difficulty": 1}},
+    {"q": "", "a": "1", "meta": {"difficulty": 1}},
+]
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl"])
+def test_custom_file_with_configurable_fields(tmp_path, suffix):
+    f = tmp_path / f"mine{suffix}"
+    write_rows(f, ROWS)
+    cfg = eval_cfg(f"benchmark.custom.path={f}", "benchmark.custom.problem_field=q", "benchmark.custom.answer_field=a",
+                   "benchmark.custom.level_field=meta.difficulty")
+    b = load_benchmark("custom", cfg.benchmark.custom)
+    assert [p.problem for p in b.problems][:2] == ["What is 2+3?", "Twelve minus two?"]
+    assert len(b.problems) == 4 and dict(b.dropped) == {"no_answer": 2, "no_problem": 1}
+    assert [p.level for p in b.problems] == [2, 1, 3, 4]
+    golds = [p.answer for p in b.problems]
+    assert grade("\\boxed{5}", golds[0]) and grade("\\boxed{10}", golds[1]) and grade("\\boxed{1166}", golds[2])
+    assert grade("\\boxed{-2,2}", golds[3]) and not grade("\\boxed{2}", golds[3])
+
+
+def test_parquet_files_with_number_and_list_answers(tmp_path):
+    f = tmp_path / "numbers.parquet"
+    write_rows(f, [{"problem": "1+1?", "answer": 2, "lv": 1.0}, {"problem": "2+2?", "answer": 4, "lv": 2.0}])
+    cfg = eval_cfg(f"benchmark.custom.path={f}", "benchmark.custom.level_field=lv")
+    b = load_benchmark("custom", cfg.benchmark.custom)
+    assert [(p.answer, p.level) for p in b.problems] == [(2, 1), (4, 2)] and grade("\\boxed{4}", b.problems[1].answer)
+    f = tmp_path / "lists.parquet"
+    write_rows(f, [{"problem": "x^2=1?", "answer": ["1,-1", "-1,1"]}, {"problem": "none", "answer": []}])
+    b = load_benchmark("custom", eval_cfg(f"benchmark.custom.path={f}").benchmark.custom)
+    assert len(b.problems) == 1 and dict(b.dropped) == {"no_answer": 1}
+    assert grade("\\boxed{-1,1}", b.problems[0].answer) and not grade("\\boxed{1}", b.problems[0].answer)
+
+
+def test_csv_file(tmp_path):
+    f = tmp_path / "mine.csv"
+    f.write_text("problem,answer\nWhat is 1+1?,2\nAnd 3+4?,7\n")
+    cfg = eval_cfg(f"benchmark.custom.path={f}")
+    assert [(p.problem, str(p.answer)) for p in load_benchmark("custom", cfg.benchmark.custom).problems] == [
+        ("What is 1+1?", "2"), ("And 3+4?", "7")]
+
+
+def test_synthetic_benchmark_has_levels_and_exact_answers():
+    cfg = eval_cfg()
+    b = load_benchmark("synthetic", cfg.benchmark.synthetic)
+    assert len(b.problems) == 600 and b.exact
+    assert {lv: sum(p.level == lv for p in b.problems) for lv in range(1, 7)} == {lv: 100 for lv in range(1, 7)}
+    for p in b.problems[:30]:
+        assert parse_prompt(p.problem).answer == p.answer
+    cfg = eval_cfg("benchmark.synthetic.levels=[1,6]", "benchmark.synthetic.n_per_level=3")
+    b = load_benchmark("synthetic", cfg.benchmark.synthetic)
+    assert sorted(p.level for p in b.problems) == [1, 1, 1, 6, 6, 6]
+
+
+def test_bad_input_names_the_valid_choices(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown benchmark 'gsm9k': valid choices are \['aime24', 'custom', 'gsm8k'"):
+        validate_benchmarks(eval_cfg("benchmarks=[gsm9k]"))
+    with pytest.raises(ValueError, match=r"unknown method 'beam': valid choices are \['adaptive', 'budget_forcing'"):
+        resolve_methods(["adaptive", "beam"], eval_cfg().method)
+    with pytest.raises(ValueError, match="base='nope' is not a method"):
+        resolve_methods(["parallel_majority"], eval_cfg("method.parallel_majority.base=nope").method)
+    with pytest.raises(ValueError, match="no data source"):
+        load_benchmark("custom", eval_cfg().benchmark.custom)
+    with pytest.raises(FileNotFoundError, match="has no 'gsm8k_test.jsonl'"):
+        load_benchmark("gsm8k", eval_cfg().benchmark.gsm8k, data_dir=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_benchmark("gsm8k", eval_cfg(f"benchmark.gsm8k.path={tmp_path / 'nope.jsonl'}").benchmark.gsm8k)
+    f = tmp_path / "rows.jsonl"
+    f.write_text(json.dumps({"question": "x", "solution": "y"}) + "\n")
+    with pytest.raises(ValueError, match=r"no usable rows.*'question', 'solution'"):
+        load_benchmark("custom", eval_cfg(f"benchmark.custom.path={f}").benchmark.custom)
+    with pytest.raises(ValueError, match="valid keys"):
+        load_benchmark("custom",
+                       eval_cfg(f"benchmark.custom.path={f}", "+benchmark.custom.answer_key=a").benchmark.custom)
+    with pytest.raises(ValueError, match="valid choices are \\('file', 'synthetic'\\)"):
+        load_benchmark("custom", eval_cfg(f"benchmark.custom.path={f}", "benchmark.custom.type=hub").benchmark.custom)
+
+
+def test_hub_dataset_offline_error_names_the_dataset():
+    cfg = eval_cfg()  # no path, no data_dir: the Hub name (HF_HUB_OFFLINE=1 in tests, nothing cached)
+    with pytest.raises(RuntimeError, match="could not load dataset 'openai/gsm8k'"):
+        load_benchmark("gsm8k", cfg.benchmark.gsm8k)
+
+
+def test_parse_level():
+    values = (3, 3.0, "3", "Level 3", "level 5", None, "?", 2.5)
+    assert [parse_level(v) for v in values] == [3, 3, 3, 3, 5, None, "?", 2.5]

@@ -1,0 +1,252 @@
+"""Each method's prompt construction on the real R1-Distill (and Qwen2.5) tokenizer, and budget forcing's phases."""
+
+from __future__ import annotations
+
+import pytest
+from transformers import AutoTokenizer
+
+from thinkless.evaluation.methods import (
+    DEFAULT_TEMPLATE,
+    NOTHINKING_PREFILL,
+    answer_part,
+    build_prompt,
+    budget_answer_prompt,
+    budget_tokens,
+    chat_prompt,
+    method_from_cfg,
+    sample,
+    sample_mode,
+    user_content,
+)
+from thinkless.generation import Completion
+from thinkless.tokens import add_control_tokens, generation_prompt
+
+from .conftest import QWEN, R1
+
+INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+PROBLEM = "What is $1+1$? Give the answer as {an integer}."
+
+
+class ScriptedGenerator:
+    """A generator whose completions come from ``script(prompt, i) -> text`` (i: sample index), tokenized for real.
+
+    Honors ``max_new_tokens`` (cut, finished=False) and ``stop`` strings (cut after the stop string), records every
+    call, and reports ``self_certainty`` from ``certainty(prompt, i)`` if given. ``fail_after`` raises once that many
+    prompts have been generated (an interruption).
+    """
+
+    def __init__(self, tokenizer, script, *, certainty=None, fail_after: int | None = None):
+        self.tokenizer, self.script, self.certainty, self.fail_after = tokenizer, script, certainty, fail_after
+        self.calls: list[tuple[list[str], object]] = []
+        self.generated = 0
+
+    def generate(self, prompts, cfg, *, progress=False, desc=""):
+        if self.fail_after is not None and self.generated + len(prompts) > self.fail_after:
+            raise KeyboardInterrupt("simulated interruption")
+        self.calls.append((list(prompts), cfg))
+        self.generated += len(prompts)
+        out = []
+        for p in prompts:
+            row = []
+            for i in range(cfg.n):
+                text = self.script(p, i)
+                finished = True
+                for s in cfg.stop or []:
+                    if s in text:
+                        text, finished = text[:text.index(s) + len(s)], True
+                ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+                if len(ids) > cfg.max_new_tokens:
+                    ids, finished = ids[:cfg.max_new_tokens], False
+                    text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                sc = self.certainty(p, i) if self.certainty else None
+                row.append(Completion(text, len(ids), finished, ids, sc))
+            out.append(row)
+        return out
+
+
+@pytest.fixture(scope="module")
+def r1():
+    tok = AutoTokenizer.from_pretrained(R1)
+    add_control_tokens(tok)
+    return tok
+
+
+@pytest.fixture(scope="module")
+def qwen():
+    tok = AutoTokenizer.from_pretrained(QWEN)
+    add_control_tokens(tok)
+    return tok
+
+
+def method(name, **kw):
+    return method_from_cfg(name, kw)
+
+
+ADAPTIVE = method("adaptive", type="prefill", prefill="", mode="auto")
+THINK = method("forced_think", type="prefill", prefill="<think>", mode="think")
+SHORT = method("forced_short", type="prefill", prefill="<short>", mode="short")
+NOTHINK = method("nothinking", type="prefill", prefill=NOTHINKING_PREFILL, mode="short")
+
+
+def test_adaptive_prompt_leaves_the_mode_to_the_model(r1):
+    p = build_prompt(r1, PROBLEM, ADAPTIVE)
+    assert p == generation_prompt(r1, f"{INSTRUCTION}\n{PROBLEM}")
+    assert p.endswith("<｜User｜>" + INSTRUCTION + "\n" + PROBLEM + "<｜Assistant｜>")
+    assert p.startswith("<｜begin▁of▁sentence｜>")
+    assert "<think>" not in p  # R1's template prefill is removed: the model chooses
+    ids = r1(p, add_special_tokens=False)["input_ids"]
+    assert ids[0] == r1.bos_token_id and ids.count(r1.bos_token_id) == 1  # no double BOS
+    assert p.index(INSTRUCTION) < p.index(PROBLEM)  # the instruction comes before the problem
+
+
+def test_forced_modes_prefill_one_control_token(r1):
+    base = build_prompt(r1, PROBLEM, ADAPTIVE)
+    ids = control = None
+    for m, tok_str in ((THINK, "<think>"), (SHORT, "<short>")):
+        p = build_prompt(r1, PROBLEM, m)
+        assert p == base + tok_str
+        ids = r1(p, add_special_tokens=False)["input_ids"]
+        control = r1.convert_tokens_to_ids(tok_str)
+        assert ids[-1] == control and ids[:-1] == r1(base, add_special_tokens=False)["input_ids"]
+    assert r1.convert_tokens_to_ids("<think>") == 151648
+    assert r1.convert_tokens_to_ids("<short>") == 151665
+
+
+def test_nothinking_prefills_a_closed_thinking_box(r1):
+    p = build_prompt(r1, PROBLEM, NOTHINK)
+    assert p.endswith("<｜Assistant｜><think>\nOkay, I think I have finished thinking.\n</think>\n\n")
+    ids = r1(p, add_special_tokens=False)["input_ids"]
+    assert ids.count(151648) == 1 and ids.count(151649) == 1  # <think>, </think> as single tokens
+    assert ids.index(151648) < ids.index(151649)
+    # the response (prefill + answer) is graded after </think> and counted as no thinking
+    resp = NOTHINK.prefill + "The answer is \\boxed{2}."
+    assert answer_part(resp).strip() == "The answer is \\boxed{2}."
+    assert sample_mode(resp, NOTHINK.mode) == "short"
+
+
+def test_budget_forcing_answer_prompt_on_r1(r1):
+    m = method("budget_forcing", type="budget_forcing", prefill="<think>", budget=8)
+    prompt = chat_prompt(r1, PROBLEM)
+    forced = budget_answer_prompt(prompt + m.prefill, "1 plus 1 is", m, forced=True)
+    assert forced.endswith("<｜Assistant｜><think>1 plus 1 is</think>\n\nFinal Answer:")
+    natural = budget_answer_prompt(prompt + m.prefill, "1 plus 1 is 2.", m, forced=False)
+    assert natural.endswith("<think>1 plus 1 is 2.</think>")
+    ids = r1(forced, add_special_tokens=False)["input_ids"]
+    assert ids.count(151649) == 1
+    assert budget_tokens(m, 4096) == 8
+    assert budget_tokens(method("b", type="budget_forcing", budget=0.25), 48) == 12
+
+
+def test_qwen_prompts(qwen):
+    p = build_prompt(qwen, PROBLEM, SHORT)
+    assert p.endswith("<|im_start|>assistant\n<short>")
+    assert qwen(p, add_special_tokens=False)["input_ids"][-1] == qwen.convert_tokens_to_ids("<short>")
+    assert build_prompt(qwen, PROBLEM, ADAPTIVE).endswith("<|im_start|>assistant\n")
+
+
+def test_templates(r1):
+    assert user_content("2~3", "{problem}") == "2~3"  # the synthetic benchmark: the bare problem
+    assert user_content(PROBLEM, None) == DEFAULT_TEMPLATE.replace("{problem}", PROBLEM)
+    assert user_content("x{y}", "Q: {problem} \\boxed{}") == "Q: x{y} \\boxed{}"  # no str.format pitfalls
+    with pytest.raises(ValueError, match="placeholder"):
+        user_content(PROBLEM, "no placeholder")
+    sys_p = chat_prompt(r1, PROBLEM, system="Be brief.")
+    assert sys_p.index("Be brief.") < sys_p.index(PROBLEM)
+
+
+def test_method_config_errors():
+    with pytest.raises(ValueError, match="valid choices are .*prefill"):
+        method_from_cfg("x", {"type": "beam"})
+    with pytest.raises(ValueError, match="valid keys"):
+        method_from_cfg("x", {"type": "prefill", "prefil": "<think>"})
+    with pytest.raises(ValueError, match="selection"):
+        method_from_cfg("x", {"type": "parallel", "base": "adaptive", "n": 4, "selection": "best"})
+    with pytest.raises(ValueError, match="budget"):
+        method_from_cfg("x", {"type": "budget_forcing", "budget": 0})
+    with pytest.raises(ValueError, match="mode"):
+        method_from_cfg("x", {"type": "prefill", "mode": "sometimes"})
+
+
+def test_answer_part_and_mode():
+    assert answer_part("<short>\\boxed{3}") == "\\boxed{3}"
+    assert answer_part("<think>a\\boxed{1}</think>so \\boxed{2}").strip() == "so \\boxed{2}"
+    assert answer_part("<think>still thinking \\boxed{1}") is None  # truncated inside thinking: no answer
+    assert answer_part("plain \\boxed{4}") == "plain \\boxed{4}"
+    assert sample_mode("<think>x</think>y", "auto") == "think"
+    assert sample_mode(" <short>y", "auto") == "short"
+    assert sample_mode("y", "auto") is None
+    assert sample_mode("<think>x</think>y", "short") == "short"
+
+
+# ------------------------------------------------------------------ sampling mechanics (scripted model)
+
+
+def sampling(max_new_tokens=64, n=1):
+    from thinkless.generation import SamplingConfig
+
+    return SamplingConfig(temperature=0.6, top_p=0.95, max_new_tokens=max_new_tokens, n=n, seed=0)
+
+
+def test_prefill_samples_count_prefill_tokens(r1):
+    gen = ScriptedGenerator(r1, lambda p, i: "\n\nThe answer is \\boxed{2}.")
+    out = sample(gen, r1, [chat_prompt(r1, PROBLEM)], NOTHINK, 3, sampling())
+    assert len(out) == 1 and len(out[0]) == 3
+    s = out[0][0]
+    assert gen.calls[0][0] == [build_prompt(r1, PROBLEM, NOTHINK)] and gen.calls[0][1].n == 3
+    n_pre = len(r1(NOTHINK.prefill, add_special_tokens=False)["input_ids"])
+    n_gen = len(r1("\n\nThe answer is \\boxed{2}.", add_special_tokens=False)["input_ids"])
+    assert (s.tokens, s.gen_tokens) == (n_pre + n_gen, n_gen)
+    assert s.response == NOTHINK.prefill + "\n\nThe answer is \\boxed{2}."
+
+
+def test_budget_forcing_cuts_thinking_at_the_budget(r1):
+    long_thought = " step" * 50 + "</think>\\boxed{2}"
+
+    def script(p, i):
+        return long_thought if p.endswith("<think>") else " \\boxed{2}"
+
+    m = method("bf", type="budget_forcing", prefill="<think>", budget=10)
+    gen = ScriptedGenerator(r1, script)
+    out = sample(gen, r1, [chat_prompt(r1, PROBLEM)], m, 1, sampling(max_new_tokens=40))
+    s = out[0][0]
+    phase1, phase2 = gen.calls
+    assert phase1[1].max_new_tokens == 10
+    assert phase2[0][0] == chat_prompt(r1, PROBLEM) + "<think>" + " step" * 10 + "</think>\n\nFinal Answer:"
+    closing = len(r1("</think>\n\nFinal Answer:", add_special_tokens=False)["input_ids"])
+    assert phase2[1].max_new_tokens == 40 - 10 - closing  # what is left of max_new_tokens (injected text counts)
+    assert s.response == "<think>" + " step" * 10 + "</think>\n\nFinal Answer: \\boxed{2}"
+    assert s.extra["forced_end"] and s.extra["thinking_tokens"] == 10
+    answer = len(r1(" \\boxed{2}", add_special_tokens=False)["input_ids"])
+    assert s.tokens == 1 + 10 + closing + answer  # <think> + thinking + injected closing + answer
+    assert s.gen_tokens == 10 + answer
+
+
+def test_budget_forcing_wait_extends_thinking(r1):
+    m = method("bf", type="budget_forcing", prefill="<think>", budget=100, num_wait=2, wait="Wait")
+    gen = ScriptedGenerator(r1, lambda p, i: " short thought</think> \\boxed{2}")
+    out = sample(gen, r1, [chat_prompt(r1, PROBLEM)], m, 2, sampling(max_new_tokens=200))
+    assert len(gen.calls) == 3  # think; think after "Wait"; think after "Wait", then it answers in the same call
+    assert gen.calls[0][1].n == 2 and gen.calls[1][1].n == 1 and len(gen.calls[1][0]) == 2
+    assert gen.calls[1][0][0].endswith("<think> short thoughtWait")  # "</think> \\boxed{2}" replaced by "Wait"
+    s = out[0][1]
+    assert s.response == "<think> short thoughtWait short thoughtWait short thought</think> \\boxed{2}"
+    assert not s.extra["forced_end"] and s.extra["waits_used"] == 2 and s.finished
+    assert answer_part(s.response).strip() == "\\boxed{2}"
+    n_tok = lambda t: len(r1(t, add_special_tokens=False)["input_ids"])  # noqa: E731
+    assert s.tokens == n_tok("<think>") + 3 * n_tok(" short thought") + 2 * n_tok("Wait") + n_tok("</think> \\boxed{2}")
+
+
+def test_budget_forcing_natural_end_needs_no_second_call(r1):
+    m = method("bf", type="budget_forcing", prefill="<think>", budget=20)
+    gen = ScriptedGenerator(r1, lambda p, i: " 1+1=2.</think> The answer is \\boxed{2}.")
+    out = sample(gen, r1, [chat_prompt(r1, PROBLEM)] * 2, m, 1, sampling(max_new_tokens=64))
+    assert len(gen.calls) == 1 and len(gen.calls[0][0]) == 2  # thinking closed, answer written, EOS: done
+    s = out[1][0]
+    assert s.response == "<think> 1+1=2.</think> The answer is \\boxed{2}." and not s.extra["forced_end"]
+    # the answer runs past the budget: it continues (the budget caps thinking only)
+    gen = ScriptedGenerator(r1, lambda p, i: " 2.</think>" + " so" * 30 if p.endswith("<think>") else " \\boxed{2}")
+    out = sample(gen, r1, [chat_prompt(r1, PROBLEM)], m, 1, sampling(max_new_tokens=64))
+    s = out[0][0]
+    assert len(gen.calls) == 2 and gen.calls[1][1].max_new_tokens == 64 - 20
+    k = len(r1(" 2.</think>", add_special_tokens=False)["input_ids"])  # thinking tokens, </think> included
+    assert s.response == "<think> 2.</think>" + " so" * (20 - k) + " \\boxed{2}" and s.extra["thinking_tokens"] == k

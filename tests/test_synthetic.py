@@ -1,0 +1,55 @@
+import pytest
+
+from thinkless.data import normalize_long, normalize_short
+from thinkless.reward import thinkless_reward
+from thinkless.synthetic import (MAX_LEVEL, FoldProblem, fold, long_teacher, make_problems, paired_records,
+                                 parse_prompt, short_teacher)
+
+
+def test_fold_rule():
+    assert fold(3, 4) == 7 and fold(4, 5) == 9
+    assert fold(5, 5) == 9 and fold(9, 9) == 1 and fold(6, 7) == 6
+    assert all(0 <= fold(a, b) <= 9 for a in range(10) for b in range(10))
+
+
+def test_example_from_the_issue():
+    p = FoldProblem((0, 4, 8, 7))
+    assert p.level == 3 and p.answer == "5"
+    assert long_teacher(p) == "<think>0~4=4~8=7~7=5\n</think>\\boxed{5}"
+    assert short_teacher(p) == "<short>\\boxed{5}"
+
+
+def test_prompts_have_fixed_width_and_round_trip():
+    for p in make_problems(60, list(range(1, MAX_LEVEL + 1)), seed=3):
+        assert len(p.prompt) == 4 * MAX_LEVEL + 1
+        assert parse_prompt(p.prompt) == p
+
+
+def test_levels_and_weights():
+    probs = make_problems(700, [1, 2, 3, 4, 5, 6], seed=0, weights=[2, 1, 1, 1, 1, 1])
+    counts = {lv: sum(p.level == lv for p in probs) for lv in range(1, 7)}
+    assert counts[1] == 200 and all(counts[lv] == 100 for lv in range(2, 7))
+    with pytest.raises(ValueError, match="out of range"):
+        make_problems(3, [7], seed=0)
+    with pytest.raises(ValueError, match="weights"):
+        make_problems(3, [1, 2], seed=0, weights=[1])
+
+
+def test_teachers_are_correct_and_well_formed():
+    for r in paired_records(120, [1, 2, 3, 4, 5, 6], seed=1):
+        assert thinkless_reward(r["long"], r["answer"], 0.5, exact=True) == 0.5
+        assert thinkless_reward(r["short"], r["answer"], 0.5, exact=True) == 1.0
+        assert normalize_long(r["long"]) == r["long"] and normalize_short(r["short"]) == r["short"]
+
+
+def test_think_is_longer_on_hard_levels(tiny_tokenizer):
+    p = make_problems(1, [6], seed=0)[0]
+    n_long = len(tiny_tokenizer.encode(long_teacher(p)))
+    n_short = len(tiny_tokenizer.encode(short_teacher(p)))
+    assert n_long >= 3 * n_short
+
+
+def test_parse_rejects_garbage():
+    for bad in ["", "1+2", "1 ~ 2", "a ~ b . . . . . . . . . .", "1 ~ 2 ~ 3 ~ 4 ~ 5 ~ 6 ~ 7 ~ 8"]:
+        with pytest.raises(ValueError):
+            parse_prompt(bad)

@@ -1,0 +1,61 @@
+"""train.py end to end on the tiny distilled model: monitoring files, plots, report, model card, export."""
+
+import json
+
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from thinkless.data import DropStats
+from thinkless.rl import rl_prompts
+
+from .conftest import DATA
+from .helpers import run_train_cli
+
+FAST = ["rl.args.max_steps=3", "rl.args.per_device_train_batch_size=16", "rl.args.num_generations=4",
+        "rl.args.max_completion_length=40", "rl.args.save_steps=100"]
+
+
+def test_train_cli_outputs(distilled, tmp_path):
+    out = tmp_path / "train"
+    res = run_train_cli(out, distilled / "model", *FAST, "report.n_per_level=5", "report.free_samples=2",
+                        "hub.dry_run=true", "hub.repo_id=someone/thinkless-test")
+    assert "[step 3]" in res.stdout and "think_ratio=" in res.stdout
+    recs = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs] == [1, 2, 3]
+    for key in ("modes/think_ratio", "modes/accuracy", "modes/reward", "loss/control", "loss/response",
+                "modes/groups_all_wrong", "modes/think_ratio_L1", "clip_ratio/region_mean"):
+        assert key in recs[-1], key
+    assert (out / "mode_usage.png").stat().st_size > 1000 and (out / "accuracy.png").stat().st_size > 1000
+    card = (out / "model" / "README.md").read_text()
+    assert "DeGRPO" in card and "| γ (think penalty) | 0.5 |" in card and "| steps | 3 |" in card
+    rep = json.loads((out / "pipeline_report.json").read_text())
+    assert set(rep["levels"]) == {str(lv) for lv in range(1, 7)} and "targets" in rep
+    assert "oracle mode" in (out / "pipeline_report.md").read_text()
+    plan = json.loads((out / "model.upload_plan.json").read_text())
+    assert plan["repo_id"] == "someone/thinkless-test" and "model.safetensors" in plan["files"]
+    tok = AutoTokenizer.from_pretrained(out / "model")
+    AutoModelForCausalLM.from_pretrained(out / "model")
+    assert tok.encode("<short>", add_special_tokens=False) != tok.encode("<think>", add_special_tokens=False)
+
+
+def test_grpo_ablation_runs(distilled, tmp_path):
+    out = tmp_path / "grpo"
+    run_train_cli(out, distilled / "model", *FAST, "+experiment=grpo", "report.n_per_level=0")
+    recs = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(recs) == 3 and "loss/control" not in recs[-1]  # TRL's own coupled loss ran
+    assert "coupled GRPO" in (out / "model" / "README.md").read_text()
+
+
+def test_math_prompts_with_unparseable_gold_are_skipped_and_counted(tmp_path):
+    from omegaconf import OmegaConf
+
+    rows = json.loads((DATA / "math_train.json").read_text())[:20]
+    rows[2]["answer"] = ""            # no answer
+    rows[5]["answer"] = "\\frac{"     # not parseable
+    f = tmp_path / "rl.json"
+    f.write_text(json.dumps(rows))
+    cfg = OmegaConf.create({"source": "math", "name": str(f), "fields": {"problem": "problem", "answer": "answer",
+                                                                          "level": None}, "instruction": "{problem}"})
+    stats = DropStats()
+    out = rl_prompts(cfg, stats)
+    assert len(out) == 18 and stats["no_answer"] == 1 and stats["unparseable_gold"] == 1 and stats["kept"] == 18
+    assert out[0]["prompt"][0]["role"] == "user" and out[0]["task"] == "math"

@@ -1,0 +1,152 @@
+"""Benchmarks: a list of problems (text, gold answer, optional level) from the Hub, a local file, or the synthetic task.
+
+A benchmark config (``conf/benchmark/*.yaml``) says where the rows come from and which fields to read:
+
+* ``path``: a local JSON (list) / JSONL / parquet / CSV file; wins over everything else;
+* ``file``: the file name inside the run's ``data_dir`` (``data_dir=../shared/data`` makes every benchmark load its
+  local copy);
+* ``name`` / ``subset`` / ``split``: a Hugging Face Hub dataset, used when neither of the above applies;
+* ``problem_field``, ``answer_field``, ``level_field``: column names (dotted for nested dicts); ``answer_field`` may
+  be a list, the first non-empty one wins; an answer containing ``\\boxed{}`` (a worked solution) is reduced to its
+  last boxed expression, and GSM8K's ``#### N`` is handled by the grader;
+* ``limit``: the first N rows only.
+
+``type: synthetic`` generates the fold task instead (``levels``, ``n_per_level``, ``seed``); answers are graded
+exactly. Rows without a problem or an answer are dropped and counted (``BenchmarkData.dropped``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..data import _field, load_rows
+from ..grading import extract_boxed
+
+BENCHMARK_TYPES = ("file", "synthetic")
+_KEYS = {"type", "name", "subset", "split", "path", "file", "problem_field", "answer_field", "level_field", "limit",
+         "template", "max_new_tokens", "batch_size", "exact", "levels", "n_per_level", "seed", "description"}
+
+
+@dataclass
+class Problem:
+    uid: str  # "<index>-<hash of the problem text>": stable across runs, distinct for duplicated problems
+    index: int
+    problem: str
+    answer: object  # str, number or list of accepted answers
+    level: object = None  # int where the data has one ("Level 3" -> 3), else as given, or None
+
+
+@dataclass
+class BenchmarkData:
+    name: str
+    problems: list[Problem]
+    source: str  # what was loaded: a path, "hub:<name>", or "synthetic"
+    exact: bool = False  # grade by exact match of the boxed answer (the synthetic task)
+    dropped: Counter = field(default_factory=Counter)
+
+    @property
+    def has_levels(self) -> bool:
+        return any(p.level is not None for p in self.problems)
+
+
+def problem_uid(index: int, text: str) -> str:
+    return f"{index}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+
+
+def parse_level(value):
+    """``3``, ``3.0``, ``"3"``, ``"Level 3"`` -> 3; other values unchanged; missing -> None."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return int(value) if float(value).is_integer() else value
+    m = re.fullmatch(r"\s*(?:level\s*)?(-?\d+)(?:\.0+)?\s*", str(value), flags=re.IGNORECASE)
+    return int(m.group(1)) if m else str(value)
+
+
+def _answer(row: dict, fields):
+    for f in [fields] if isinstance(fields, str) else list(fields or []):
+        v = _field(row, f)
+        if v is None or (isinstance(v, str) and not v.strip()) or (isinstance(v, (list, tuple)) and not v):
+            continue
+        if isinstance(v, str) and "\\boxed" in v and not v.lstrip().startswith("\\boxed"):
+            boxed = extract_boxed(v)  # a worked solution: its final boxed answer
+            if boxed:
+                return boxed
+        return v
+    return None
+
+
+def resolve_source(name: str, bcfg, data_dir: str | None) -> tuple[str, str]:
+    """(kind, where): ("local", path) or ("hub", dataset name); raises naming what is missing."""
+    if bcfg.get("path"):
+        return "local", str(bcfg.path)
+    if data_dir and bcfg.get("file"):
+        path = Path(data_dir).expanduser() / bcfg.file
+        if not path.exists():
+            raise FileNotFoundError(f"benchmark {name!r}: data_dir={data_dir!r} has no {bcfg.file!r} ({path}); "
+                                    f"set benchmark.{name}.path=<file> or drop data_dir to load {bcfg.get('name')!r} "
+                                    "from the Hub")
+        return "local", str(path)
+    if bcfg.get("name"):
+        return "hub", str(bcfg.name)
+    raise ValueError(f"benchmark {name!r} has no data source: set benchmark.{name}.path=<file>, "
+                     f"or data_dir=<folder> with benchmark.{name}.file, or benchmark.{name}.name=<Hub dataset>")
+
+
+def rows_to_problems(rows: list[dict], bcfg, dropped: Counter) -> list[Problem]:
+    problems = []
+    pf, af, lf = bcfg.get("problem_field", "problem"), bcfg.get("answer_field", "answer"), bcfg.get("level_field")
+    for row in rows:
+        text = _field(row, pf)
+        if not isinstance(text, str) or not text.strip():
+            dropped["no_problem"] += 1
+            continue
+        ans = _answer(row, af)
+        if ans is None:
+            dropped["no_answer"] += 1
+            continue
+        if isinstance(ans, (list, tuple)):
+            ans = [a for a in ans if a is not None and str(a).strip()]
+        i = len(problems)
+        problems.append(Problem(problem_uid(i, text), i, text, ans, parse_level(_field(row, lf)) if lf else None))
+    return problems
+
+
+def load_benchmark(name: str, bcfg, *, data_dir: str | None = None, limit: int | None = None) -> BenchmarkData:
+    """Problems of one benchmark config (``limit`` applies when the benchmark has no ``limit`` of its own)."""
+    unknown = set(bcfg.keys()) - _KEYS
+    if unknown:
+        raise ValueError(f"benchmark {name!r}: unknown keys {sorted(unknown)}; valid keys are {sorted(_KEYS)}")
+    btype = bcfg.get("type", "file")
+    if btype not in BENCHMARK_TYPES:
+        raise ValueError(f"benchmark.{name}.type={btype!r}: valid choices are {BENCHMARK_TYPES}")
+    lim = bcfg.get("limit") if bcfg.get("limit") is not None else limit
+    dropped: Counter = Counter()
+    if btype == "synthetic":
+        from .. import synthetic
+
+        levels = list(bcfg.get("levels") or range(1, synthetic.MAX_LEVEL + 1))
+        probs = synthetic.make_problems(int(bcfg.get("n_per_level", 100)) * len(levels), levels,
+                                        seed=int(bcfg.get("seed", 20_000)))
+        problems = [Problem(problem_uid(i, p.prompt), i, p.prompt, p.answer, p.level) for i, p in enumerate(probs)]
+        if lim is not None:
+            problems = problems[:lim]
+        return BenchmarkData(name, problems, "synthetic", exact=bool(bcfg.get("exact", True)), dropped=dropped)
+    kind, where = resolve_source(name, bcfg, data_dir)
+    if kind == "local":
+        rows = load_rows(where, limit=lim)
+    else:
+        rows = load_rows(where, split=bcfg.get("split") or "test", subset=bcfg.get("subset"), limit=lim)
+    problems = rows_to_problems(rows, bcfg, dropped)
+    if not problems:
+        raise ValueError(f"benchmark {name!r} ({where}) has no usable rows: dropped {dict(dropped)}; check "
+                         f"benchmark.{name}.problem_field / answer_field (rows have keys "
+                         f"{sorted(rows[0]) if rows else []})")
+    return BenchmarkData(name, problems, where if kind == "local" else f"hub:{where}",
+                         exact=bool(bcfg.get("exact", False)), dropped=dropped)

@@ -1,0 +1,326 @@
+"""Inference methods: how the prompt is built and how the N samples of a problem are produced.
+
+Every method is a config (``conf/method/*.yaml``) with a ``type``:
+
+* ``prefill``: the chat prompt (generation prompt, no mode) plus a fixed ``prefill`` string the model continues.
+  *adaptive* (``prefill: ""``: the model picks ``<think>`` or ``<short>``), *forced_think* (``<think>``),
+  *forced_short* (``<short>``), *nothinking* (an already-closed thinking box,
+  ``<think>\\nOkay, I think I have finished thinking.\\n</think>\\n\\n``, Ma et al. 2025).
+* ``budget_forcing`` (s1, Muennighoff et al. 2025): think after ``prefill`` (``<think>``) for at most ``budget``
+  tokens (an int, or a fraction of the benchmark's max_new_tokens), stopping at ``</think>``. If thinking ends
+  early and ``num_wait`` > 0, the end of thinking is replaced by ``wait`` ("Wait") and thinking goes on, up to
+  ``num_wait`` times. If the budget runs out, ``</think>`` + ``answer_prefix`` ("\\n\\nFinal Answer:") is
+  appended. Then the model answers with the tokens left (max_new_tokens - thinking tokens).
+* ``parallel``: ``n`` samples of the ``base`` method per problem, one answer selected by ``selection``:
+  ``majority`` (vote over normalized answers), ``confidence`` (highest self-certainty) or ``verifier`` (an oracle
+  that accepts the problem if any sample is right: pass@n).
+
+``mode`` (prefill methods) says how a sample's mode is counted: ``auto`` reads the first control token of the
+response (adaptive), ``think``/``short`` fix it (nothinking counts as ``short``: its thinking box is empty).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..generation import SamplingConfig
+from ..tokens import END_THINK, SHORT, THINK, generation_prompt
+
+METHOD_TYPES = ("prefill", "budget_forcing", "parallel")
+SELECTIONS = ("majority", "confidence", "verifier")
+MODES = ("auto", "think", "short")
+NOTHINKING_PREFILL = f"{THINK}\nOkay, I think I have finished thinking.\n{END_THINK}\n\n"
+DEFAULT_TEMPLATE = "Please reason step by step, and put your final answer within \\boxed{}.\n{problem}"
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    type: str = "prefill"
+    prefill: str = ""
+    mode: str = "auto"
+    budget: float = 0.5
+    num_wait: int = 0
+    wait: str = "Wait"
+    answer_prefix: str = "\n\nFinal Answer:"
+    base: str | None = None
+    n: int | None = None
+    selection: str | None = None
+    description: str = ""
+
+    @property
+    def is_parallel(self) -> bool:
+        return self.type == "parallel"
+
+    def generation_fields(self) -> dict:
+        """What determines the generated text (the fingerprint of its generations file)."""
+        if self.type == "prefill":
+            return {"type": "prefill", "prefill": self.prefill}
+        if self.type == "budget_forcing":
+            return {"type": "budget_forcing", "prefill": self.prefill, "budget": self.budget,
+                    "num_wait": self.num_wait, "wait": self.wait, "answer_prefix": self.answer_prefix}
+        raise ValueError(f"method {self.name!r} ({self.type}) does not generate by itself")
+
+
+_FIELDS = set(Method.__dataclass_fields__) - {"name"}
+
+
+def method_from_cfg(name: str, cfg) -> Method:
+    d = dict(cfg or {})
+    unknown = set(d) - _FIELDS
+    if unknown:
+        raise ValueError(f"method {name!r}: unknown keys {sorted(unknown)}; valid keys are {sorted(_FIELDS)}")
+    m = Method(name=name, **{k: v for k, v in d.items() if v is not None or k in ("base", "n", "selection")})
+    if m.type not in METHOD_TYPES:
+        raise ValueError(f"method.{name}.type={m.type!r}: valid choices are {METHOD_TYPES}")
+    if m.mode not in MODES:
+        raise ValueError(f"method.{name}.mode={m.mode!r}: valid choices are {MODES}")
+    if m.type == "parallel":
+        if m.selection not in SELECTIONS:
+            raise ValueError(f"method.{name}.selection={m.selection!r}: valid choices are {SELECTIONS}")
+        if not isinstance(m.n, int) or m.n < 1:
+            raise ValueError(f"method.{name}.n={m.n!r}: the number of parallel samples must be a positive integer")
+        if not m.base:
+            raise ValueError(f"method.{name}.base is required (the method sampled n times, e.g. adaptive)")
+    if m.type == "budget_forcing":
+        if not (isinstance(m.budget, int) and m.budget >= 1) and not (0 < float(m.budget) <= 1):
+            raise ValueError(f"method.{name}.budget={m.budget!r}: a token count >= 1, or a fraction in (0, 1] of "
+                             "max_new_tokens")
+        if m.num_wait < 0:
+            raise ValueError(f"method.{name}.num_wait={m.num_wait!r} must be >= 0")
+    return m
+
+
+def resolve_methods(names, method_cfgs) -> dict[str, Method]:
+    """The requested methods (and the bases of parallel ones), validated; unknown names list the valid ones."""
+    valid = sorted(method_cfgs.keys())
+    names = list(names or [])
+    if not names:
+        raise ValueError(f"methods is empty: choose from {valid}")
+    out = {}
+    for n in names:
+        if n not in method_cfgs:
+            raise ValueError(f"unknown method {n!r}: valid choices are {valid} (add one as "
+                             f"+method.{n}={{type: prefill, prefill: ...}})")
+        out[n] = method_from_cfg(n, method_cfgs[n])
+    for m in list(out.values()):
+        if m.is_parallel:
+            if m.base not in method_cfgs:
+                raise ValueError(f"method.{m.name}.base={m.base!r} is not a method: valid choices are {valid}")
+            base = method_from_cfg(m.base, method_cfgs[m.base])
+            if base.is_parallel:
+                raise ValueError(f"method.{m.name}.base={m.base!r} is itself parallel; use a single-sample method")
+    return out
+
+
+def base_method(method: Method, method_cfgs) -> Method:
+    return method_from_cfg(method.base, method_cfgs[method.base]) if method.is_parallel else method
+
+
+# ------------------------------------------------------------------ prompts
+
+
+def user_content(problem: str, template: str | None) -> str:
+    """The user turn: ``template`` with ``{problem}`` replaced (no ``str.format``, so ``\\boxed{}`` is safe)."""
+    template = DEFAULT_TEMPLATE if template is None else template
+    if "{problem}" not in template:
+        raise ValueError(f"prompt template {template!r} has no '{{problem}}' placeholder")
+    return template.replace("{problem}", problem)
+
+
+def chat_prompt(tokenizer, problem: str, *, template: str | None = None, system: str | None = None) -> str:
+    """The rendered chat prompt, ending at the assistant turn (no mode chosen): what every method starts from."""
+    return generation_prompt(tokenizer, user_content(problem, template), system=system)
+
+
+def build_prompt(tokenizer, problem: str, method: Method, *, template: str | None = None,
+                 system: str | None = None) -> str:
+    """Rendered prompt text for ``method`` (what the model continues): chat prompt + the method's prefill."""
+    return chat_prompt(tokenizer, problem, template=template, system=system) + method.prefill
+
+
+def budget_tokens(method: Method, max_new_tokens: int) -> int:
+    b = method.budget
+    if isinstance(b, float) and b <= 1:
+        return max(1, int(round(b * max_new_tokens)))
+    return int(b)
+
+
+def budget_answer_prompt(prompt: str, thinking: str, method: Method, *, forced: bool) -> str:
+    """The budget-forcing answer prompt: the thinking is closed (plus ``answer_prefix`` when it was cut)."""
+    return prompt + thinking + END_THINK + (method.answer_prefix if forced else "")
+
+
+# ------------------------------------------------------------------ sampling
+
+
+@dataclass
+class Sample:
+    response: str  # everything after the generation prompt, prefill and injected text included
+    tokens: int  # response tokens (prefill/injections included, EOS excluded)
+    gen_tokens: int  # tokens the model actually sampled
+    finished: bool  # ended by EOS rather than by the token limit
+    self_certainty: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        d = {"response": self.response, "tokens": self.tokens, "gen_tokens": self.gen_tokens,
+             "finished": self.finished, "self_certainty": self.self_certainty}
+        if self.extra:
+            d["extra"] = self.extra
+        return d
+
+
+class _TokenCounter:
+    def __init__(self, tokenizer):
+        self.tok, self.cache = tokenizer, {}
+
+    def __call__(self, text: str) -> int:
+        if not text:
+            return 0
+        if text not in self.cache:
+            self.cache[text] = len(self.tok(text, add_special_tokens=False)["input_ids"])
+        return self.cache[text]
+
+
+def sample_prefill(generator, tokenizer, prompts: list[str], method: Method, n: int,
+                   sampling: SamplingConfig) -> list[list[Sample]]:
+    count = _TokenCounter(tokenizer)
+    cfg = SamplingConfig(**{**sampling.__dict__, "n": n})
+    outs = generator.generate([p + method.prefill for p in prompts], cfg)
+    pre = count(method.prefill)
+    return [[Sample(method.prefill + c.text, c.num_tokens + pre, c.num_tokens, c.finished, c.self_certainty)
+             for c in o] for o in outs]
+
+
+def sample_budget_forcing(generator, tokenizer, prompts: list[str], method: Method, n: int,
+                          sampling: SamplingConfig) -> list[list[Sample]]:
+    """s1 budget forcing, batched over all (problem, sample) pairs: each phase is one ``generate`` call.
+
+    Thinking phases: every still-thinking sample continues for at most what is left of its budget. If its thinking
+    closes within the budget, either its ``</think>`` is replaced by ``wait`` and it keeps thinking (while
+    ``num_wait`` lasts), or what it wrote after ``</think>`` is the start of its answer. If the budget runs out (or
+    the model stops without closing its thinking), ``</think>`` + ``answer_prefix`` is appended. Answer phase:
+    samples without a finished answer continue with what is left of ``max_new_tokens``.
+    """
+    count = _TokenCounter(tokenizer)
+    total = sampling.max_new_tokens
+    budget = min(budget_tokens(method, total), total)
+    end_ids = tokenizer(END_THINK, add_special_tokens=False)["input_ids"]
+    end_id = end_ids[0] if len(end_ids) == 1 else None
+    states = [{"p": i, "text": "", "think": 0, "kept": 0, "injected": 0, "gen": 0, "waits": method.num_wait,
+               "forced": False, "stage": "think", "finished": False, "sc": []}
+              for i, p in enumerate(prompts) for _ in range(n)]
+
+    def cut(c, limit):
+        """Completion ``c`` cut to ``limit`` tokens: (text, token ids, finished)."""
+        if c.num_tokens <= limit:
+            return c.text, list(c.token_ids), c.finished
+        ids = list(c.token_ids[:limit])
+        return tokenizer.decode(ids, skip_special_tokens=True), ids, False
+
+    def call(active, limits, phase, first=False):
+        cfg = SamplingConfig(**{**sampling.__dict__, "n": n if first else 1, "max_new_tokens": max(limits),
+                                "stop": [], "seed": sampling.seed + 7919 * phase})
+        if first:  # n samples of each prompt: distinct random streams under any backend
+            outs = generator.generate([p + method.prefill for p in prompts], cfg)
+            comps = [c for o in outs for c in o]
+        else:
+            comps = [o[0] for o in generator.generate([prompts[s["p"]] + method.prefill + s["text"] for s in active],
+                                                      cfg)]
+        for s, c in zip(active, comps):
+            s["gen"] += c.num_tokens
+            if c.self_certainty is not None:
+                s["sc"].append((c.self_certainty, c.num_tokens))
+        return comps
+
+    phase = 0
+    while any(s["stage"] == "think" for s in states):
+        active = [s for s in states if s["stage"] == "think"]
+        limits = [budget - s["think"] for s in active]
+        comps = call(active, limits, phase, first=phase == 0)
+        for s, c, limit in zip(active, comps, limits):
+            text, ids, finished = cut(c, limit)
+            if END_THINK in text:  # thinking closed within the budget
+                pre = text.split(END_THINK, 1)[0]
+                k = ids.index(end_id) + 1 if end_id in ids else count(pre + END_THINK)  # tokens through </think>
+                if s["waits"] > 0:  # s1: replace the end of thinking by "Wait" and go on thinking
+                    s["text"] += pre + method.wait
+                    s["kept"] += k - 1
+                    s["injected"] += count(method.wait)
+                    s["think"] += k - 1 + count(method.wait)
+                    s["waits"] -= 1
+                    if s["think"] >= budget:
+                        s["text"] += END_THINK + method.answer_prefix
+                        s["injected"] += count(END_THINK + method.answer_prefix)
+                        s["forced"], s["stage"] = True, "answer"
+                    continue
+                s["text"] += text  # keep what follows </think>: the start of the answer
+                s["kept"] += len(ids)
+                s["think"] += k
+                s["finished"] = finished
+                s["stage"] = "done" if finished or s["kept"] + s["injected"] >= total else "answer"
+            else:  # the budget ran out, or the model stopped inside its thinking: force the end of thinking
+                s["text"] += text + END_THINK + method.answer_prefix
+                s["kept"] += len(ids)
+                s["think"] += len(ids)
+                s["injected"] += count(END_THINK + method.answer_prefix)
+                s["forced"], s["stage"] = True, "answer"
+        phase += 1
+
+    active = [s for s in states if s["stage"] == "answer"]
+    if active:
+        limits = [max(1, total - s["kept"] - s["injected"]) for s in active]
+        comps = call(active, limits, phase)
+        for s, c, limit in zip(active, comps, limits):
+            text, ids, finished = cut(c, limit)
+            s["text"] += text
+            s["kept"] += len(ids)
+            s["finished"] = finished
+
+    out: list[list[Sample]] = [[] for _ in prompts]
+    for s in states:
+        w = sum(max(k, 1) for _, k in s["sc"])
+        sc = sum(v * max(k, 1) for v, k in s["sc"]) / w if s["sc"] else None
+        out[s["p"]].append(Sample(method.prefill + s["text"], count(method.prefill) + s["kept"] + s["injected"],
+                                  s["gen"], s["finished"], sc,
+                                  {"thinking_tokens": s["think"], "forced_end": s["forced"],
+                                   "waits_used": method.num_wait - s["waits"]}))
+    return out
+
+
+def sample(generator, tokenizer, prompts: list[str], method: Method, n: int,
+           sampling: SamplingConfig) -> list[list[Sample]]:
+    """``n`` samples per chat prompt (``chat_prompt``: the method adds its own prefill)."""
+    if method.type == "prefill":
+        return sample_prefill(generator, tokenizer, prompts, method, n, sampling)
+    if method.type == "budget_forcing":
+        return sample_budget_forcing(generator, tokenizer, prompts, method, n, sampling)
+    raise ValueError(f"method {method.name!r} of type {method.type!r} is sampled through its base method")
+
+
+# ------------------------------------------------------------------ reading a sample
+
+
+def answer_part(response: str) -> str | None:
+    """The text an answer is read from: after the last ``</think>``; ``None`` if thinking never closed."""
+    s = response.strip()
+    if END_THINK in s:
+        return s.rsplit(END_THINK, 1)[1]
+    if THINK in s:
+        return None  # truncated inside its thinking: no answer
+    if s.startswith(SHORT):
+        s = s[len(SHORT):]
+    return s
+
+
+def sample_mode(response: str, method_mode: str) -> str | None:
+    """``think`` / ``short`` (fixed by the method, or read from the first control token), ``None`` if neither."""
+    if method_mode != "auto":
+        return method_mode
+    s = response.lstrip()
+    if s.startswith(THINK):
+        return "think"
+    if s.startswith(SHORT):
+        return "short"
+    return None

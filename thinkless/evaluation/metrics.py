@@ -1,0 +1,238 @@
+"""Scoring: pass@k, majority vote, confidence selection, and the per benchmark x method summary.
+
+Definitions (n = samples per problem, c = correct samples):
+
+* ``pass@1``: mean over problems of c/n (the mean accuracy of one sample);
+* ``pass@k``: the unbiased estimator 1 - C(n-c, k) / C(n, k) (Chen et al., 2021), averaged over problems;
+* ``maj@k``: accuracy of the majority answer among the first k samples (answers normalized, equivalent answers
+  merged with math-verify; ties go to the answer seen first);
+* ``conf@k``: accuracy of the sample with the highest self-certainty among the first k;
+* ``think_ratio``: fraction of samples in think mode;
+* ``tokens``: mean *response* tokens per sample (the prompt is not counted; the official Thinkless scripts count
+  it too), overall and per mode (``tokens_think``, ``tokens_short``);
+* ``cost_tokens``: tokens spent per answer: ``tokens`` for single-sample methods, the sum over the n samples for
+  parallel scaling; ``latency_tokens``: the longest of the samples run in parallel for one answer (a latency proxy);
+* ``wall_s`` and ``tokens_per_s``: generation wall time and sampled tokens per second.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+from ..grading import answers_match, canonical_answer, extract_boxed, final_answer
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k: 1 - C(n-c, k) / C(n, k), computed as a stable product."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n (n={n}, c={c}, k={k})")
+    if n - c < k:
+        return 1.0
+    prod = 1.0
+    for i in range(n - c + 1, n + 1):
+        prod *= 1.0 - k / i
+    return 1.0 - prod
+
+
+def default_ks(n: int) -> list[int]:
+    ks, k = [], 1
+    while k < n:
+        ks.append(k)
+        k *= 2
+    return ks + [n]
+
+
+def majority_vote(answers: list[str | None], equivalent=None) -> int | None:
+    """Index of a sample holding the most frequent answer (``None`` answers do not vote; ``None`` if no votes).
+
+    Answers are grouped by ``canonical_answer``; ``equivalent(a, b)`` (e.g. math-verify) also merges groups whose
+    representatives are equivalent. Ties go to the group whose first member came first.
+    """
+    groups: list[list[int]] = []
+    reps: list[str] = []
+    by_key: dict[str, int] = {}
+    for i, a in enumerate(answers):
+        if a is None:
+            continue
+        key = canonical_answer(a)
+        if not key:
+            continue
+        g = by_key.get(key)
+        if g is None and equivalent is not None:
+            g = next((j for j, r in enumerate(reps) if equivalent(a, r)), None)
+        if g is None:
+            g = len(groups)
+            groups.append([])
+            reps.append(a)
+        by_key[key] = g
+        groups[g].append(i)
+    if not groups:
+        return None
+    best = max(range(len(groups)), key=lambda j: (len(groups[j]), -groups[j][0]))
+    return groups[best][0]
+
+
+def confidence_select(answers: list[str | None], scores: list[float | None]) -> int | None:
+    """Index of the highest-confidence sample among those with an answer and a score (ties: the earliest)."""
+    cands = [i for i, (a, s) in enumerate(zip(answers, scores)) if a is not None and s is not None]
+    if not cands:
+        return None
+    return max(cands, key=lambda i: (scores[i], -i))
+
+
+# ------------------------------------------------------------------ grading of samples
+
+
+@dataclass
+class Graded:
+    correct: bool
+    answer: str | None  # the extracted final answer
+    mode: str | None
+    tokens: int
+    gen_tokens: int
+    finished: bool
+    self_certainty: float | None
+
+
+class Grader:
+    """Grades extracted answers against golds with a cache (many samples share an answer)."""
+
+    def __init__(self, *, exact: bool = False, timeout: float = 5.0):
+        self.exact, self.timeout = exact, timeout
+        self.cache: dict = {}
+        self.eq_cache: dict = {}
+
+    def extract(self, part: str | None) -> str | None:
+        if part is None:
+            return None
+        return extract_boxed(part) if self.exact else final_answer(part)
+
+    def correct(self, answer: str | None, gold) -> bool:
+        if answer is None:
+            return False
+        key = (answer, repr(gold))
+        if key not in self.cache:
+            if self.exact:
+                golds = gold if isinstance(gold, (list, tuple)) else [gold]
+                self.cache[key] = any(answer.strip() == str(g).strip() for g in golds)
+            else:
+                self.cache[key] = answers_match(answer, gold, timeout=self.timeout)
+        return self.cache[key]
+
+    def equivalent(self, a: str, b: str) -> bool:
+        if self.exact:
+            return a.strip() == b.strip()
+        key = (a, b) if a <= b else (b, a)
+        if key not in self.eq_cache:
+            self.eq_cache[key] = answers_match(a, b, timeout=self.timeout)
+        return self.eq_cache[key]
+
+
+# ------------------------------------------------------------------ summaries
+
+
+def _mean(xs):
+    xs = [x for x in xs if x is not None]
+    return float(sum(xs) / len(xs)) if xs else None
+
+
+def summarize(problems: list[dict], *, parallel: bool, selection: str | None = None, ks=None,
+              grader: Grader | None = None) -> dict:
+    """Metrics of one benchmark x method. ``problems``: ``{"level", "samples": [Graded], "seconds"}`` dicts.
+
+    ``parallel``: the samples of a problem are alternatives for one answer (cost = their sum, latency = their max)
+    and ``acc`` is the accuracy of ``selection``; otherwise each sample is an answer and ``acc`` = pass@1.
+    """
+    grader = grader or Grader()
+    if not problems:
+        return {"n_problems": 0}
+    n = min(len(p["samples"]) for p in problems)
+    ks = sorted({k for k in (ks or default_ks(n)) if 1 <= k <= n} | {n})
+    rows = []
+    for p in problems:
+        s = p["samples"][:n]
+        c = sum(x.correct for x in s)
+        answers = [x.answer for x in s]
+        r = {"level": p.get("level"), "pass@1": c / n}
+        for k in ks:
+            r[f"pass@{k}"] = pass_at_k(n, c, k)
+            mi = majority_vote(answers[:k], grader.equivalent)
+            r[f"maj@{k}"] = float(mi is not None and s[mi].correct)
+            ci = confidence_select(answers[:k], [x.self_certainty for x in s[:k]])
+            has_sc = all(x.self_certainty is not None for x in s[:k])
+            r[f"conf@{k}"] = float(ci is not None and s[ci].correct) if has_sc else None
+        r["think"] = [x.mode == "think" for x in s]
+        r["modes"] = [x.mode for x in s]
+        r["tokens"] = [x.tokens for x in s]
+        r["gen_tokens"] = sum(x.gen_tokens for x in s)
+        r["truncated"] = [not x.finished for x in s]
+        r["no_answer"] = [x.answer is None for x in s]
+        r["seconds"] = p.get("seconds", 0.0)
+        if parallel:
+            r["acc"] = {"majority": r[f"maj@{n}"], "confidence": r[f"conf@{n}"], "verifier": r[f"pass@{n}"]}[selection]
+            r["cost"] = sum(r["tokens"])
+            r["latency"] = max(r["tokens"])
+        else:
+            r["acc"] = r["pass@1"]
+            r["cost"] = sum(r["tokens"]) / n
+            r["latency"] = sum(r["tokens"]) / n
+        rows.append(r)
+    out = _aggregate(rows, ks)
+    out["n_samples"] = n
+    out["ks"] = ks
+    out["selection"] = selection if parallel else None
+    levels = sorted({r["level"] for r in rows if r["level"] is not None}, key=lambda v: (isinstance(v, str), v))
+    if levels:
+        out["per_level"] = {str(lv): _aggregate([r for r in rows if r["level"] == lv], ks, brief=True)
+                            for lv in levels}
+    return out
+
+
+def _aggregate(rows: list[dict], ks, *, brief: bool = False) -> dict:
+    flat = lambda key: [v for r in rows for v in r[key]]  # noqa: E731
+    modes = flat("modes")
+    toks = flat("tokens")
+    by_mode = defaultdict(list)
+    for m, t in zip(modes, toks):
+        by_mode[m].append(t)
+    out = {
+        "n_problems": len(rows),
+        "acc": _mean([r["acc"] for r in rows]),
+        "pass@1": _mean([r["pass@1"] for r in rows]),
+        "think_ratio": _mean(flat("think")),
+        "tokens": _mean(toks),
+        "tokens_think": _mean(by_mode["think"]),
+        "tokens_short": _mean(by_mode["short"]),
+        "cost_tokens": _mean([r["cost"] for r in rows]),
+    }
+    if brief:
+        return out
+    k_max = max(ks) if ks else 1
+    seconds = sum(r["seconds"] for r in rows)
+    gen = sum(r["gen_tokens"] for r in rows)
+    out.update({
+        "k": k_max,
+        "pass@k": _mean([r[f"pass@{k_max}"] for r in rows]),
+        "maj@k": _mean([r[f"maj@{k_max}"] for r in rows]),
+        "pass_at": {str(k): _mean([r[f"pass@{k}"] for r in rows]) for k in ks},
+        "maj_at": {str(k): _mean([r[f"maj@{k}"] for r in rows]) for k in ks},
+        "conf_at": {str(k): _mean([r[f"conf@{k}"] for r in rows]) for k in ks},
+        "latency_tokens": _mean([r["latency"] for r in rows]),
+        "invalid_mode_ratio": _mean([m is None for m in modes]),
+        "truncated_ratio": _mean(flat("truncated")),
+        "no_answer_ratio": _mean(flat("no_answer")),
+        "wall_s": round(seconds, 2),
+        "generated_tokens": gen,
+        "tokens_per_s": gen / seconds if seconds > 0 else None,
+    })
+    return out
+
+
+def fmt(v, spec: str = "{:.3f}") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float) and math.isnan(v):
+        return "nan"
+    return spec.format(v)

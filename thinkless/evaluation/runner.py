@@ -1,0 +1,327 @@
+"""``eval.py``: every benchmark x method on the same problems and sampling settings, resumable.
+
+Generations go to ``<output_dir>/generations/<benchmark>/<method>_n<N>_<fingerprint>.jsonl``, one line per problem,
+appended (and fsynced) as each chunk of problems finishes. The fingerprint hashes everything that determines the
+text (model files, prompt template, method prefill/budget, sampling settings), so a rerun with the same settings
+resumes where it stopped, a changed setting starts a new file, and methods that sample the same thing share one
+file (the three parallel-scaling selections read the same N samples). Scores are recomputed from the files on
+every run, so grading changes never need regeneration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from ..generation import HFGenerator, SamplingConfig
+from ..grading import GRADE_STATS
+from .benchmarks import BenchmarkData, load_benchmark
+from .methods import Method, answer_part, base_method, chat_prompt, resolve_methods, sample, sample_mode
+from .metrics import Graded, Grader, summarize
+from .tables import format_tables
+
+logger = logging.getLogger(__name__)
+
+SMALL_MODEL_PARAMS = 50_000_000  # threads=null on a CPU: models below this run single-threaded
+
+
+# ------------------------------------------------------------------ generations on disk
+
+
+class GenerationStore:
+    """One JSONL file of finished problems (``uid`` -> row); a torn last line (a kill mid-write) is dropped."""
+
+    def __init__(self, path: Path, meta: dict | None = None):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.rows: dict[str, dict] = {}
+        self.repaired = 0
+        if self.path.exists():
+            data = self.path.read_bytes()
+            if data and not data.endswith(b"\n"):  # interrupted while writing its last line
+                cut = data.rfind(b"\n") + 1
+                with open(self.path, "r+b") as f:
+                    f.truncate(cut)
+                data = data[:cut]
+                self.repaired += 1
+            for line in data.decode().splitlines():
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                    self.rows[row["uid"]] = row
+                except (json.JSONDecodeError, KeyError):
+                    self.repaired += 1
+        if meta is not None:
+            meta_path = self.path.with_suffix(".meta.json")
+            if not meta_path.exists():
+                meta_path.write_text(json.dumps(meta, indent=2, default=str))
+
+    def append(self, rows: list[dict]) -> None:
+        with open(self.path, "a") as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        for r in rows:
+            self.rows[r["uid"]] = r
+
+
+def model_stamp(model: str) -> dict:
+    """Identifies the weights: a local folder by its files' sizes and mtimes, a Hub id by name."""
+    p = Path(os.path.expanduser(str(model)))
+    if p.is_dir():
+        files = sorted(p.glob("*.safetensors")) + sorted(p.glob("*.bin")) + [p / "config.json"]
+        return {"path": str(p.resolve()),
+                "files": [[f.name, f.stat().st_size, int(f.stat().st_mtime)] for f in files if f.exists()]}
+    return {"hub": str(model)}
+
+
+def fingerprint(d: dict) -> str:
+    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+# ------------------------------------------------------------------ settings
+
+
+def bench_settings(cfg: DictConfig, name: str) -> dict:
+    b = cfg.benchmark[name]
+    return {
+        "template": b.get("template") if b.get("template") is not None else cfg.template,
+        "max_new_tokens": int(b.get("max_new_tokens") or cfg.sampling.max_new_tokens),
+        "batch_size": int(b.get("batch_size") or cfg.generation.batch_size),
+    }
+
+
+def sampling_for(cfg: DictConfig, settings: dict) -> SamplingConfig:
+    s = cfg.sampling
+    out = SamplingConfig(temperature=float(s.temperature), top_p=float(s.top_p),
+                         max_new_tokens=settings["max_new_tokens"], n=int(s.n), seed=int(s.seed))
+    if out.temperature < 0 or not 0 < out.top_p <= 1 or out.n < 1 or out.max_new_tokens < 1:
+        raise ValueError(f"sampling settings out of range: {out} (temperature >= 0, 0 < top_p <= 1, n >= 1, "
+                         "max_new_tokens >= 1)")
+    return out
+
+
+def validate_benchmarks(cfg: DictConfig) -> list[str]:
+    valid = sorted(cfg.benchmark.keys())
+    names = list(cfg.benchmarks or [])
+    if not names:
+        raise ValueError(f"benchmarks is empty: choose from {valid}")
+    for n in names:
+        if n not in cfg.benchmark:
+            raise ValueError(f"unknown benchmark {n!r}: valid choices are {valid} (or add one: "
+                             f"+benchmark@benchmark.{n}=custom benchmark.{n}.path=<file>)")
+    return names
+
+
+# ------------------------------------------------------------------ generation
+
+
+def generate_all(generator, tokenizer, bench: BenchmarkData, method: Method, n: int, sampling: SamplingConfig,
+                 store: GenerationStore, *, template: str | None, system: str | None, chunk_size: int,
+                 progress: bool = True, self_certainty: bool = False) -> int:
+    """Generate the problems ``store`` lacks, chunk by chunk (fixed chunk boundaries, one seed per chunk).
+
+    Returns the number of problems generated now (0 when everything was on disk already).
+    """
+    from tqdm.auto import tqdm
+
+    todo = [p for p in bench.problems if p.uid not in store.rows]
+    if not todo:
+        return 0
+    chunks: dict[int, list] = {}
+    for p in todo:
+        chunks.setdefault(p.index // chunk_size, []).append(p)
+    bar = tqdm(total=len(bench.problems), initial=len(bench.problems) - len(todo), disable=not progress,
+               desc=f"{bench.name}/{method.name} x{n}", unit="problem")
+    done = 0
+    try:
+        for c, probs in chunks.items():
+            prompts = [chat_prompt(tokenizer, p.problem, template=template, system=system) for p in probs]
+            sc = SamplingConfig(**{**asdict(sampling), "n": n, "seed": sampling.seed * 100_003 + c,
+                                   "self_certainty": self_certainty})
+            t0 = time.perf_counter()
+            samples = sample(generator, tokenizer, prompts, method, n, sc)
+            dt = time.perf_counter() - t0
+            store.append([{"uid": p.uid, "index": p.index, "level": p.level, "problem": p.problem,
+                           "answer": p.answer, "prompt": pr + method.prefill, "chunk": c,
+                           "seconds": dt / len(probs), "samples": [s.to_json() for s in ss]}
+                          for p, pr, ss in zip(probs, prompts, samples)])
+            done += len(probs)
+            bar.update(len(probs))
+    finally:
+        bar.close()
+    return done
+
+
+def graded_problems(bench: BenchmarkData, store: GenerationStore, mode: str, grader: Grader) -> list[dict]:
+    out = []
+    for p in bench.problems:
+        row = store.rows.get(p.uid)
+        if row is None:
+            continue
+        samples = []
+        for s in row["samples"]:
+            ans = grader.extract(answer_part(s["response"]))
+            samples.append(Graded(grader.correct(ans, p.answer), ans, sample_mode(s["response"], mode), s["tokens"],
+                                  s["gen_tokens"], s["finished"], s.get("self_certainty")))
+        out.append({"level": p.level, "samples": samples, "seconds": row.get("seconds", 0.0)})
+    return out
+
+
+# ------------------------------------------------------------------ entry point
+
+
+def load_generator(cfg: DictConfig):
+    """(generator, tokenizer): vLLM when installed and a GPU is visible (``generation.backend=auto``), else HF."""
+    from ..generation import make_generator, vllm_available
+    from ..modeling import check_model_path
+
+    backend = cfg.generation.backend
+    valid = ("auto", "vllm", "hf")
+    if backend not in valid:
+        raise ValueError(f"generation.backend={backend!r}: valid choices are {valid}")
+    model_path = str(cfg.model_path)
+    check_model_path(model_path, what="model")
+    if backend == "vllm" or (backend == "auto" and vllm_available()):
+        from transformers import AutoTokenizer
+
+        from ..tokens import add_control_tokens
+
+        tok = AutoTokenizer.from_pretrained(cfg.get("tokenizer") or model_path)
+        add_control_tokens(tok)
+        v = cfg.generation.get("vllm") or {}
+        gen = make_generator("vllm", tokenizer=tok, model_path=model_path, **dict(v))
+        return gen, tok
+    import torch
+
+    from ..modeling import load_checkpoint
+
+    model, tok = load_checkpoint(model_path, dtype=cfg.get("dtype", "auto"))
+    if cfg.get("tokenizer"):
+        from transformers import AutoTokenizer
+
+        from ..tokens import add_control_tokens
+
+        tok = AutoTokenizer.from_pretrained(cfg.tokenizer)
+        add_control_tokens(tok)
+    if torch.cuda.is_available():
+        model = model.to("cuda")
+    return make_generator("hf", model=model, tokenizer=tok, batch_size=int(cfg.generation.batch_size)), tok
+
+
+def run_eval(cfg: DictConfig, *, generator=None, tokenizer=None) -> dict:
+    """Run the configured evaluation; ``generator``/``tokenizer`` replace the model (tests, notebooks)."""
+    t_start = time.time()
+    grade_stats_before = dict(GRADE_STATS)
+    out_dir = Path(cfg.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = validate_benchmarks(cfg)
+    methods = resolve_methods(cfg.methods, cfg.method)
+    if cfg.get("threads"):
+        import torch
+
+        torch.set_num_threads(int(cfg.threads))
+
+    benches = {n: load_benchmark(n, cfg.benchmark[n], data_dir=cfg.get("data_dir"), limit=cfg.get("limit"))
+               for n in names}
+    for b in benches.values():
+        logger.info("benchmark %s: %d problems from %s%s", b.name, len(b.problems), b.source,
+                    f" (dropped {dict(b.dropped)})" if b.dropped else "")
+
+    if generator is None:
+        generator, tokenizer = load_generator(cfg)
+    is_hf = isinstance(generator, HFGenerator)
+    if cfg.get("threads") is None and is_hf and generator.model.device.type == "cpu":
+        import torch
+
+        if sum(p.numel() for p in generator.model.parameters()) < SMALL_MODEL_PARAMS:
+            torch.set_num_threads(1)  # a tiny model on a CPU: thread overhead dominates (measured ~8x slower)
+    is_vllm = generator.__class__.__name__ == "VLLMGenerator"
+    want_sc = bool(cfg.generation.get("self_certainty", True)) and not is_vllm
+    confidence = [m.name for m in methods.values() if m.is_parallel and m.selection == "confidence"]
+    if confidence and not want_sc:
+        logger.warning("%s select by self-certainty, which needs full-vocabulary log-probs: only the HF backend "
+                       "computes them (generation.backend=hf, generation.self_certainty=true); their accuracy will "
+                       "be reported as null", confidence)
+
+    from ..tracking import init_wandb, log_summary
+
+    run = init_wandb(cfg.get("wandb"), job_type="eval", config=OmegaConf.to_container(cfg, resolve=True),
+                     run_dir=str(out_dir))
+
+    stamp = model_stamp(cfg.model_path)
+    system = cfg.get("system_prompt")
+    results: dict = {"model": str(cfg.model_path), "benchmarks": {}}
+    for bname, bench in benches.items():
+        settings = bench_settings(cfg, bname)
+        sampling = sampling_for(cfg, settings)
+        if is_hf:
+            generator.batch_size = settings["batch_size"]
+        grader = Grader(exact=bench.exact, timeout=float(cfg.grading.timeout))
+        stores: dict[tuple, GenerationStore] = {}
+        bres = {"source": bench.source, "n_problems": len(bench.problems), "dropped": dict(bench.dropped),
+                "settings": settings, "methods": {}}
+        for mname, m in methods.items():
+            base = base_method(m, cfg.method)
+            n = m.n if m.is_parallel else sampling.n
+            meta = {"benchmark": bname, "source": bench.source, "model": stamp, "tokenizer": cfg.get("tokenizer"),
+                    "system": system, "template": settings["template"], "method": base.generation_fields(), "n": n,
+                    "sampling": {"temperature": sampling.temperature, "top_p": sampling.top_p,
+                                 "max_new_tokens": sampling.max_new_tokens, "seed": sampling.seed}}
+            key = (base.name, n, fingerprint(meta))
+            if key not in stores:
+                path = out_dir / "generations" / bname / f"{base.name}_n{n}_{key[2]}.jsonl"
+                stores[key] = GenerationStore(path, meta)
+                chunk = cfg.generation.get("chunk_size") or (max(1, settings["batch_size"] // n) if is_hf else 256)
+                t0 = time.time()
+                made = generate_all(generator, tokenizer, bench, base, n, sampling, stores[key],
+                                    template=settings["template"], system=system, chunk_size=int(chunk),
+                                    progress=bool(cfg.get("progress", True)), self_certainty=want_sc)
+                logger.info("%s/%s x%d: %d problems generated now, %d on disk (%.1fs) -> %s", bname, base.name, n,
+                            made, len(stores[key].rows) - made, time.time() - t0, path)
+            probs = graded_problems(bench, stores[key], base.mode, grader)
+            metrics = summarize(probs, parallel=m.is_parallel, selection=m.selection,
+                                ks=list(cfg.get("ks") or []) or None, grader=grader)
+            metrics["generations"] = str(stores[key].path)
+            bres["methods"][mname] = metrics
+        results["benchmarks"][bname] = bres
+
+    results["grading"] = {k: v - grade_stats_before.get(k, 0) for k, v in GRADE_STATS.items()
+                          if v > grade_stats_before.get(k, 0)}  # this run's timeouts / parse errors / too long
+    results["total_seconds"] = round(time.time() - t_start, 1)
+    results["config"] = OmegaConf.to_container(cfg, resolve=True)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    table = format_tables(results)
+    (out_dir / "results.md").write_text(table + "\n")
+    print(table, flush=True)
+    plots = []
+    if cfg.get("plots", True):
+        from .plots import make_plots
+
+        plots = make_plots(results, out_dir / "plots")
+    results["plots"] = [str(p) for p in plots]
+    print(f"results -> {out_dir / 'results.json'}, {out_dir / 'results.md'}"
+          + (f", {len(plots)} plots in {out_dir / 'plots'}" if plots else ""), flush=True)
+    if run is not None:
+        log_summary(run, {b: {m: {k: v for k, v in r.items() if not isinstance(v, (dict, list))}
+                              for m, r in br["methods"].items()} for b, br in results["benchmarks"].items()},
+                    prefix="eval/")
+        try:
+            import wandb
+
+            run.log({f"eval/plots/{Path(p).stem}": wandb.Image(str(p)) for p in plots})
+        except Exception as e:  # plots are a nicety
+            logger.warning("could not log plots to wandb: %s", e)
+        run.finish()
+    if results["grading"]:
+        logger.warning("grading: %s (counted as wrong)", results["grading"])
+    return results

@@ -1,0 +1,84 @@
+"""Markdown tables of an evaluation's results (printed, and saved as ``results.md``)."""
+
+from __future__ import annotations
+
+from .metrics import fmt
+
+COLUMNS = [
+    ("method", None, "{}"),
+    ("n", "n_samples", "{}"),
+    ("acc", "acc", "{:.3f}"),
+    ("pass@1", "pass@1", "{:.3f}"),
+    ("pass@k", "pass@k", "{:.3f}"),
+    ("maj@k", "maj@k", "{:.3f}"),
+    ("think", "think_ratio", "{:.1%}"),
+    ("tokens", "tokens", "{:.1f}"),
+    ("tok think", "tokens_think", "{:.1f}"),
+    ("tok short", "tokens_short", "{:.1f}"),
+    ("cost tok", "cost_tokens", "{:.1f}"),
+    ("latency tok", "latency_tokens", "{:.1f}"),
+    ("trunc", "truncated_ratio", "{:.1%}"),
+    ("wall s", "wall_s", "{:.1f}"),
+    ("tok/s", "tokens_per_s", "{:.0f}"),
+]
+
+NOTES = ("acc: pass@1 for single-sample methods, the selected answer's accuracy for parallel scaling; pass@k / maj@k "
+         "at k = n samples per problem; think: share of samples in think mode; tokens: mean *response* tokens per "
+         "sample (prompt not counted, prefilled/injected text counted), overall and per mode; cost tok: tokens per "
+         "answer (sum over the n samples for parallel scaling); latency tok: longest of the samples run in parallel "
+         "for one answer; trunc: samples cut by max_new_tokens; wall s, tok/s: generation time and sampled tokens "
+         "per second (this run's hardware).")
+
+
+def method_table(methods: dict) -> list[str]:
+    lines = ["| " + " | ".join(c for c, _, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for name, r in methods.items():
+        cells = [name] + [fmt(r.get(key), spec) for _, key, spec in COLUMNS[1:]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def level_table(methods: dict) -> list[str]:
+    """Accuracy / think ratio / mean tokens per difficulty level (rows: methods)."""
+    levels: list[str] = []
+    for r in methods.values():
+        for lv in r.get("per_level", {}):
+            if lv not in levels:
+                levels.append(lv)
+    if not levels:
+        return []
+    lines = ["| method | " + " | ".join(f"L{lv}" for lv in levels) + " |", "|---|" + "---|" * len(levels)]
+    for name, r in methods.items():
+        pl = r.get("per_level", {})
+        cells = []
+        for lv in levels:
+            x = pl.get(lv)
+            cells.append("-" if x is None else " / ".join(
+                (fmt(x["acc"], "{:.2f}"), fmt(x["think_ratio"], "{:.0%}"), fmt(x["tokens"], "{:.0f}"))))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    n = {lv: next((r["per_level"][lv]["n_problems"] for r in methods.values() if lv in r.get("per_level", {})), 0)
+         for lv in levels}
+    lines.append("")
+    lines.append("cells: acc / think ratio / mean response tokens; problems per level: "
+                 + ", ".join(f"L{lv}={k}" for lv, k in n.items()))
+    return lines
+
+
+def format_tables(results: dict) -> str:
+    out = [f"## Evaluation of `{results.get('model')}`", ""]
+    for bname, b in results["benchmarks"].items():
+        dropped = b.get("dropped") or {}
+        out.append(f"### {bname} ({b['n_problems']} problems from {b['source']}"
+                   + (f"; dropped {dropped}" if dropped else "") + f"; max_new_tokens "
+                   f"{b.get('settings', {}).get('max_new_tokens')})")
+        out.append("")
+        out += method_table(b["methods"])
+        lv = level_table(b["methods"])
+        if lv:
+            out += ["", f"#### {bname} by level", ""] + lv
+        out.append("")
+    out.append(NOTES)
+    if results.get("grading"):
+        out.append("")
+        out.append(f"grading: {results['grading']} (timeouts / parse errors / over-long answers count as wrong)")
+    return "\n".join(out)
