@@ -169,3 +169,17 @@ def test_hub_dataset_offline_error_names_the_dataset():
 def test_parse_level():
     values = (3, 3.0, "3", "Level 3", "level 5", None, "?", 2.5)
     assert [parse_level(v) for v in values] == [3, 3, 3, 3, 5, None, "?", 2.5]
+
+
+def test_paper_defaults():
+    from thinkless.evaluation.methods import DEFAULT_TEMPLATE
+
+    cfg = eval_cfg()
+    assert cfg.template == DEFAULT_TEMPLATE
+    assert cfg.template.startswith("Please reason step by step, and put your final answer within \\boxed{}.\n")
+    assert (cfg.sampling.temperature, cfg.sampling.top_p) == (0.6, 0.95)
+    assert cfg.benchmark.synthetic.template == "{problem}" and cfg.benchmark.synthetic.max_new_tokens == 48
+    assert cfg.output_dir == "runs/demo/eval" and cfg.model_path == "runs/demo/train/model"
+    assert cfg.wandb.group == "demo" and cfg.wandb.enabled is False
+    assert set(cfg.methods) == set(cfg.method) and set(cfg.benchmark) >= {"gsm8k", "math500", "aime24",
+                                                                          "minerva_algebra", "synthetic"}

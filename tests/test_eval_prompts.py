@@ -165,6 +165,7 @@ def test_method_config_errors():
         method_from_cfg("x", {"type": "budget_forcing", "budget": 0})
     with pytest.raises(ValueError, match="mode"):
         method_from_cfg("x", {"type": "prefill", "mode": "sometimes"})
+    assert method_from_cfg("x", {"type": "budget_forcing"}).prefill == "<think>"  # thinks first by default
 
 
 def test_answer_part_and_mode():

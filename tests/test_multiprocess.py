@@ -60,8 +60,8 @@ DISTILL_ARGS = [
 ]
 TRAIN_ARGS = [
     "rl_data.num_problems=32", "report.n_per_level=0", "rl.args.max_steps=2", "+rl.args.num_iterations=2",
-    f"rl.args.num_generations={G}",    "rl.args.max_completion_length=48", "+rl.args.optim=sgd", "rl.args.learning_rate=0.5",
-    "+rl.args.max_grad_norm=1.0e6", "rl.args.beta=0.01", "rl.args.save_steps=1",
+    f"rl.args.num_generations={G}", "rl.args.max_completion_length=48", "+rl.args.optim=sgd",
+    "rl.args.learning_rate=0.5", "+rl.args.max_grad_norm=1.0e6", "rl.args.beta=0.01", "rl.args.save_steps=1",
 ]
 
 # Installed in the children through PYTHONPATH when THINKLESS_FAKE_GENERATION=1: patches
@@ -81,11 +81,10 @@ SITECUSTOMIZE = textwrap.dedent('''
             tok = self.processing_class
             seen, out = Counter(), []
             for ids in prompt_ids:
-                text = tok.decode(ids)
-                m = re.search(r"\\d(?:~\\d){1,6}\\.*", text)
-                p = synthetic.parse_prompt(m.group(0))
-                j = seen[m.group(0)] % 4
-                seen[m.group(0)] += 1
+                problem = re.search(r"<\\|im_start\\|>user\\n(.*?)<\\|im_end\\|>", tok.decode(ids), re.S).group(1)
+                p = synthetic.parse_prompt(problem)
+                j = seen[problem] % 4
+                seen[problem] += 1
                 wrong = str((int(p.answer) + 1) % 10)
                 body = [synthetic.short_teacher(p), synthetic.long_teacher(p),
                         "<short>\\\\boxed{%s}" % wrong, "<think>%s\\n</think>\\\\boxed{%s}" % (p.digits[0], wrong)][j]
@@ -250,6 +249,7 @@ def test_degrpo_two_processes_match_one(config, env, distill_ref, train_ref, tmp
 
     w0, w_ref, w_got = weights(distill_ref / "model"), weights(train_ref / "model"), weights(out / "model")
     gap, update = relative_gap(w_got, w_ref, w0)
-    print(f"degrpo {config}: step-2 loss {got[1]['loss']} vs {ref[1]['loss']}; weight gap {gap:.2e} of update {update:.3g}")
+    print(f"degrpo {config}: step-2 loss {got[1]['loss']} vs {ref[1]['loss']}; "
+          f"weight gap {gap:.2e} of update {update:.3g}")
     assert update > 1e-3, "the step must move the weights measurably"
     assert gap < 1e-3, f"2-process weights differ from 1-process by {gap:.2e} of the update"

@@ -22,8 +22,9 @@ def test_train_cli_outputs(distilled, tmp_path):
     recs = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs] == [1, 2, 3]
     for key in ("modes/think_ratio", "modes/accuracy", "modes/reward", "loss/control", "loss/response",
-                "modes/groups_all_wrong", "modes/think_ratio_L1", "clip_ratio/region_mean"):
+                "modes/groups_all_wrong", "clip_ratio/region_mean"):
         assert key in recs[-1], key
+    assert any(k.startswith("modes/think_ratio_L") for k in recs[-1])  # per level (levels present in the batch)
     assert (out / "mode_usage.png").stat().st_size > 1000 and (out / "accuracy.png").stat().st_size > 1000
     card = (out / "model" / "README.md").read_text()
     assert "DeGRPO" in card and "| γ (think penalty) | 0.5 |" in card and "| steps | 3 |" in card
@@ -50,7 +51,7 @@ def test_math_prompts_with_unparseable_gold_are_skipped_and_counted(tmp_path):
 
     rows = json.loads((DATA / "math_train.json").read_text())[:20]
     rows[2]["answer"] = ""            # no answer
-    rows[5]["answer"] = "\\frac{"     # not parseable
+    rows[5]["answer"] = "\\boxed{}"    # present, but no answer inside: cannot be graded
     f = tmp_path / "rl.json"
     f.write_text(json.dumps(rows))
     cfg = OmegaConf.create({"source": "math", "name": str(f), "fields": {"problem": "problem", "answer": "answer",

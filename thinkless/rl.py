@@ -85,8 +85,8 @@ def pipeline_report(cfg: DictConfig, model, tok, out_dir: Path) -> dict:
     write_report(after, out_dir, "report_after_rl")
     table, summary = pipeline_table(before, after, cfg.rl.gamma)
     text = (f"### Thinkless pipeline report ({'DeGRPO' if cfg.rl.decoupled else 'coupled GRPO'}, "
-            f"{rc.n_per_level} problems/level, free choice: {rc.free_samples} samples at T={rc.free_temperature}, "
-            f"forced modes greedy)\n\n{table}\n")
+            f"{rc.n_per_level} problems/level; free choice: mode token sampled {rc.free_samples}x at "
+            f"T={rc.free_temperature}, answers greedy like the forced modes)\n\n{table}\n")
     print(text, flush=True)
     print("targets: " + json.dumps(summary.get("targets", {})), flush=True)
     (out_dir / "pipeline_report.md").write_text(text)

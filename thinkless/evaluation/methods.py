@@ -7,10 +7,10 @@ Every method is a config (``conf/method/*.yaml``) with a ``type``:
   *forced_short* (``<short>``), *nothinking* (an already-closed thinking box,
   ``<think>\\nOkay, I think I have finished thinking.\\n</think>\\n\\n``, Ma et al. 2025).
 * ``budget_forcing`` (s1, Muennighoff et al. 2025): think after ``prefill`` (``<think>``) for at most ``budget``
-  tokens (an int, or a fraction of the benchmark's max_new_tokens), stopping at ``</think>``. If thinking ends
-  early and ``num_wait`` > 0, the end of thinking is replaced by ``wait`` ("Wait") and thinking goes on, up to
-  ``num_wait`` times. If the budget runs out, ``</think>`` + ``answer_prefix`` ("\\n\\nFinal Answer:") is
-  appended. Then the model answers with the tokens left (max_new_tokens - thinking tokens).
+  tokens (an int, or a fraction of the benchmark's max_new_tokens). If thinking ends early and ``num_wait`` > 0,
+  the end of thinking is replaced by ``wait`` ("Wait") and thinking goes on, up to ``num_wait`` times. If the
+  budget runs out, ``</think>`` + ``answer_prefix`` ("\\n\\nFinal Answer:") is appended. Then the model answers
+  with what is left of max_new_tokens (the whole response, injected text included, stays within it).
 * ``parallel``: ``n`` samples of the ``base`` method per problem, one answer selected by ``selection``:
   ``majority`` (vote over normalized answers), ``confidence`` (highest self-certainty) or ``verifier`` (an oracle
   that accepts the problem if any sample is right: pass@n).
@@ -70,6 +70,8 @@ def method_from_cfg(name: str, cfg) -> Method:
     unknown = set(d) - _FIELDS
     if unknown:
         raise ValueError(f"method {name!r}: unknown keys {sorted(unknown)}; valid keys are {sorted(_FIELDS)}")
+    if d.get("type") == "budget_forcing" and d.get("prefill") is None:
+        d["prefill"] = THINK  # budget forcing thinks first
     m = Method(name=name, **{k: v for k, v in d.items() if v is not None or k in ("base", "n", "selection")})
     if m.type not in METHOD_TYPES:
         raise ValueError(f"method.{name}.type={m.type!r}: valid choices are {METHOD_TYPES}")

@@ -1,0 +1,295 @@
+"""Hub export (thinkless/export.py): model card, upload selection, dry run, push, per-checkpoint branches.
+
+Offline throughout: the push path runs against a recording stand-in for ``huggingface_hub.HfApi`` (monkeypatched
+in-process, and through a ``sitecustomize`` for the end-to-end ``train.py`` runs). The token must come from
+the environment and must never reach a log, a plan, a model card or any file of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from omegaconf import OmegaConf
+
+from thinkless import export
+from thinkless.export import HubCheckpointCallback, hub_callbacks, push_folder, upload_files
+
+REPO = Path(__file__).resolve().parents[1]
+SECRET = "hf_SECRETtoken0123456789abcdef"
+
+MODEL_FILES = ["README.md", "chat_template.jinja", "config.json", "generation_config.json", "model.safetensors",
+               "tokenizer.json", "tokenizer_config.json", "trainer_state.json"]
+STATE_FILES = ["optimizer.pt", "scheduler.pt", "rng_state_0.pth", "rng_state_1.pth", "training_args.bin",
+               "latest", "zero_to_fp32.py", "global_step20/zero_pp_rank_0_mp_rank_00_optim_states.pt"]
+
+
+class RecordingHfApi:
+    """Stands in for huggingface_hub.HfApi: records calls (and whether the token is the environment's)."""
+
+    calls: list = []
+
+    def __init__(self, token=None, **kw):
+        RecordingHfApi.calls.append(("init", {"token_is_env": token == os.environ.get("HF_TOKEN")
+                                              or token == os.environ.get("HUGGING_FACE_HUB_TOKEN"),
+                                              "token_given": token is not None}))
+
+    def create_repo(self, repo_id, **kw):
+        RecordingHfApi.calls.append(("create_repo", {"repo_id": repo_id, **kw}))
+
+    def create_branch(self, repo_id, **kw):
+        RecordingHfApi.calls.append(("create_branch", {"repo_id": repo_id, **kw}))
+
+    def upload_folder(self, **kw):
+        RecordingHfApi.calls.append(("upload_folder", kw))
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    import huggingface_hub
+
+    RecordingHfApi.calls = []
+    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingHfApi)
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    return RecordingHfApi
+
+
+def make_folder(root: Path, files=MODEL_FILES + STATE_FILES) -> Path:
+    for i, rel in enumerate(files):
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(f"content {i} of {rel}")
+    return root
+
+
+def all_text_under(path: Path) -> str:
+    return "\n".join(p.read_bytes().decode("latin-1") for p in path.rglob("*") if p.is_file())
+
+
+# ---------------------------------------------------------------- units
+
+def test_model_card():
+    card = export.model_card({"name": "exp1", "base_model": "Qwen/Qwen2.5-1.5B-Instruct", "data": "deepscaler",
+                              "loss": "DeGRPO", "alpha": 0.001, "gamma": 0.5, "steps": 600,
+                              "mode_usage": {"modes/think_ratio": 0.25}})
+    assert card.startswith("---\nlibrary_name: transformers\n")
+    assert "base_model: Qwen/Qwen2.5-1.5B-Instruct" in card and "# exp1" in card
+    assert "| α (control-token weight) | 0.001 |" in card and "| modes/think_ratio | 0.250 |" in card
+
+
+def test_only_model_files_are_uploaded(tmp_path):
+    folder = make_folder(tmp_path / "checkpoint-20")
+    assert upload_files(folder) == sorted(MODEL_FILES)
+
+
+def test_dry_run_writes_the_exact_folder_and_plan_without_network_or_token(tmp_path, hub):
+    folder = make_folder(tmp_path / "model")
+    plan = push_folder(folder, "org/thinkless", private=True, revision="exp-1", dry_run=True)
+    stage = tmp_path / "model.hub_upload"
+    staged = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file())
+    assert staged == sorted(MODEL_FILES) == plan["files"]
+    for rel in staged:  # same bytes; hard links, so no copy of the weights
+        assert (stage / rel).read_bytes() == (folder / rel).read_bytes()
+        assert (stage / rel).stat().st_ino == (folder / rel).stat().st_ino
+    on_disk = json.loads((tmp_path / "model.upload_plan.json").read_text())
+    assert on_disk == plan and plan["repo_id"] == "org/thinkless" and plan["revision"] == "exp-1"
+    assert plan["private"] is True and plan["dry_run"] is True
+    assert hub.calls == []  # no Hub client was even created
+    # a second dry run replaces the staged folder (no stale files)
+    (folder / "config.json").unlink()
+    push_folder(folder, "org/thinkless", dry_run=True)
+    assert not (stage / "config.json").exists()
+
+
+def test_push_takes_the_token_from_the_environment_and_never_logs_it(tmp_path, hub, monkeypatch, caplog):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    folder = make_folder(tmp_path / "model")
+    with caplog.at_level(logging.DEBUG):
+        plan = push_folder(folder, "org/thinkless", private=False, revision="exp-1", commit_message="final")
+    assert hub.calls == [
+        ("init", {"token_is_env": True, "token_given": True}),
+        ("create_repo", {"repo_id": "org/thinkless", "private": False, "exist_ok": True}),
+        ("create_branch", {"repo_id": "org/thinkless", "branch": "exp-1", "exist_ok": True}),
+        ("upload_folder", {"repo_id": "org/thinkless", "folder_path": str(folder), "revision": "exp-1",
+                           "commit_message": "final", "allow_patterns": sorted(MODEL_FILES)}),
+    ]
+    assert plan["token_from"] == "HF_TOKEN"
+    assert SECRET not in json.dumps(plan) and SECRET not in caplog.text
+    assert "token from $HF_TOKEN" in caplog.text
+    assert SECRET not in all_text_under(tmp_path)
+
+
+def test_push_to_main_creates_no_branch_and_accepts_the_legacy_variable(tmp_path, hub, monkeypatch):
+    monkeypatch.setenv("HUGGING_FACE_HUB_TOKEN", SECRET)
+    push_folder(make_folder(tmp_path / "model"), "org/thinkless")
+    assert [c[0] for c in hub.calls] == ["init", "create_repo", "upload_folder"]
+    assert hub.calls[0][1]["token_is_env"] and hub.calls[1][1]["private"] is True  # private by default
+
+
+def test_push_without_token_fails_before_any_call(tmp_path, hub, monkeypatch):
+    # a token in the login cache is not used: only the environment counts
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    (tmp_path / "hf_home").mkdir()
+    (tmp_path / "hf_home" / "token").write_text(SECRET)
+    with pytest.raises(RuntimeError, match="HF_TOKEN"):
+        push_folder(make_folder(tmp_path / "model"), "org/thinkless")
+    assert hub.calls == []
+    with pytest.raises(ValueError, match="repo_id"):
+        push_folder(tmp_path / "model", None, dry_run=True)
+
+
+def test_callbacks_only_when_something_is_pushed():
+    base = {"rl": {"decoupled": True, "alpha": 1e-3, "gamma": 0.5}, "model": {"path": "m"}, "run_name": "r"}
+    assert hub_callbacks(OmegaConf.create({**base, "hub": {"push": False, "dry_run": False}})) == []
+    assert hub_callbacks(OmegaConf.create(base)) == []
+    cbs = hub_callbacks(OmegaConf.create({**base, "hub": {"revision_per_checkpoint": True, "repo_id": "o/n"}}))
+    assert len(cbs) == 1 and isinstance(cbs[0], HubCheckpointCallback)
+
+
+def fake_trainer_args(tmp_path, step=20):
+    ckpts = tmp_path / "train" / "checkpoints"
+    make_folder(ckpts / f"checkpoint-{step}")
+    args = SimpleNamespace(output_dir=str(ckpts))
+    state = SimpleNamespace(global_step=step, is_world_process_zero=True,
+                            log_history=[{"step": step, "loss": 0.1, "modes/think_ratio": 0.4}])
+    return args, state
+
+
+def test_checkpoint_callback_pushes_each_checkpoint_to_its_branch(tmp_path, hub, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    cfg = OmegaConf.create({"push": True, "repo_id": "org/thinkless", "revision_per_checkpoint": True})
+    cb = HubCheckpointCallback(cfg, {"name": "exp1", "base_model": "m", "gamma": 0.5})
+    args, state = fake_trainer_args(tmp_path)
+    cb.on_train_begin(args, state, None)
+    cb.on_save(args, state, None)
+    ckpt = Path(args.output_dir) / "checkpoint-20"
+    card = (ckpt / "README.md").read_text()
+    assert "| steps | 20 |" in card and "| modes/think_ratio | 0.400 |" in card
+    names = [c[0] for c in hub.calls]
+    assert names == ["init", "create_repo", "create_branch", "upload_folder"]
+    assert hub.calls[2][1]["branch"] == "step-20"
+    up = hub.calls[3][1]
+    assert up["revision"] == "step-20" and up["folder_path"] == str(ckpt)
+    assert up["allow_patterns"] == sorted(MODEL_FILES) and "optimizer.pt" not in up["allow_patterns"]
+    # not the main process: nothing
+    hub.calls.clear()
+    cb.on_save(args, SimpleNamespace(**{**vars(state), "is_world_process_zero": False}), None)
+    assert hub.calls == []
+
+
+def test_checkpoint_callback_fails_at_train_begin_without_token(tmp_path, hub):
+    args, state = fake_trainer_args(tmp_path)
+    cb = HubCheckpointCallback(OmegaConf.create({"push": True, "repo_id": "o/n"}))
+    with pytest.raises(RuntimeError, match="HF_TOKEN"):
+        cb.on_train_begin(args, state, None)
+    with pytest.raises(ValueError, match="repo_id"):
+        HubCheckpointCallback(OmegaConf.create({"dry_run": True})).on_train_begin(args, state, None)
+    HubCheckpointCallback(OmegaConf.create({"dry_run": True, "repo_id": "o/n"})).on_train_begin(args, state, None)
+
+
+# ---------------------------------------------------------------- end to end through train.py
+
+FAKE_HUB_SITE = textwrap.dedent('''
+    import json, os
+    if os.environ.get("FAKE_HUB_LOG"):
+        from pathlib import Path
+        import huggingface_hub
+
+        class _FakeHfApi:
+            def __init__(self, token=None, **kw):
+                self._log("init", token_is_env=token is not None and token == os.environ.get("HF_TOKEN"))
+
+            def _log(self, call, **kw):
+                with open(os.environ["FAKE_HUB_LOG"], "a") as f:
+                    f.write(json.dumps({"call": call, **kw}) + "\\n")
+
+            def create_repo(self, repo_id, **kw):
+                self._log("create_repo", repo_id=repo_id, **kw)
+
+            def create_branch(self, repo_id, **kw):
+                self._log("create_branch", repo_id=repo_id, **kw)
+
+            def upload_folder(self, *, folder_path, allow_patterns, **kw):
+                present = all((Path(folder_path) / f).is_file() for f in allow_patterns)
+                self._log("upload_folder", folder=Path(folder_path).name, files=allow_patterns,
+                          all_present=present, **kw)
+
+        huggingface_hub.HfApi = _FakeHfApi
+''')
+
+FAST_TRAIN = ["report.n_per_level=0", "rl_data.num_problems=64", "rl.args.max_steps=2",
+              "rl.args.per_device_train_batch_size=8", "rl.args.num_generations=4",
+              "rl.args.max_completion_length=16", "rl.args.save_steps=1", "rl.args.save_total_limit=1"]
+
+
+def cli(script, *overrides, env_extra=None, site=None):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": os.pathsep.join([str(p) for p in (site, REPO) if p]), **(env_extra or {})}
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        if var not in (env_extra or {}):
+            env.pop(var, None)
+    proc = subprocess.run([sys.executable, str(REPO / script), *overrides], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def tiny_distilled(tmp_path_factory):
+    out = tmp_path_factory.mktemp("distill")
+    cli("distill.py", f"output_dir={out}", "training.args.max_steps=2", "training.args.per_device_train_batch_size=8",
+        "data.num_problems=64", "report.n_per_level=0", "training.args.disable_tqdm=true")
+    return out / "model"
+
+
+@pytest.mark.slow
+def test_train_dry_run_stages_every_checkpoint_and_the_final_model(tiny_distilled, tmp_path):
+    out = tmp_path / "train"
+    cli("train.py", f"output_dir={out}", f"model.path={tiny_distilled}", *FAST_TRAIN, "hub.dry_run=true",
+        "hub.repo_id=org/thinkless-test", "hub.revision_per_checkpoint=true")
+    for step in (1, 2):
+        plan = json.loads((out / "hub_dry_run" / f"step-{step}.upload_plan.json").read_text())
+        assert plan["revision"] == f"step-{step}" and plan["repo_id"] == "org/thinkless-test"
+        staged = out / "hub_dry_run" / f"step-{step}.hub_upload"
+        assert sorted(p.name for p in staged.iterdir()) == plan["files"]
+        assert "model.safetensors" in plan["files"] and "README.md" in plan["files"]
+        assert not {"optimizer.pt", "scheduler.pt", "training_args.bin"} & set(plan["files"])
+        assert f"| steps | {step} |" in (staged / "README.md").read_text()
+    final = json.loads((out / "model.upload_plan.json").read_text())
+    assert final["revision"] == "main" and (out / "model.hub_upload" / "model.safetensors").is_file()
+    assert "| steps | 2 |" in (out / "model.hub_upload" / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_train_push_end_to_end_with_recorded_hub(tiny_distilled, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(FAKE_HUB_SITE)
+    log = tmp_path / "hub_calls.jsonl"
+    out = tmp_path / "train"
+    proc = cli("train.py", f"output_dir={out}", f"model.path={tiny_distilled}", *FAST_TRAIN, "hub=push",
+               "hub.repo_id=org/thinkless-test", "hub.private=true",
+               env_extra={"HF_TOKEN": SECRET, "FAKE_HUB_LOG": str(log)}, site=site)
+    calls = [json.loads(x) for x in log.read_text().splitlines()]
+    assert all(c["token_is_env"] for c in calls if c["call"] == "init")
+    branches = [c["branch"] for c in calls if c["call"] == "create_branch"]
+    uploads = [c for c in calls if c["call"] == "upload_folder"]
+    assert branches == ["step-1", "step-2"]
+    assert [(u["folder"], u["revision"]) for u in uploads] == [
+        ("checkpoint-1", "step-1"), ("checkpoint-2", "step-2"), ("model", None)]
+    assert all(u["all_present"] and "model.safetensors" in u["files"] and "optimizer.pt" not in u["files"]
+               for u in uploads)
+    assert all(c["private"] is True for c in calls if c["call"] == "create_repo")
+    # the token never appears in the output, the logs or any file the run wrote
+    assert SECRET not in proc.stdout + proc.stderr
+    assert SECRET not in all_text_under(out)
+    result = json.loads((out / "train_result.json").read_text())
+    assert result["hub"]["token_from"] == "HF_TOKEN" and result["hub"]["repo_id"] == "org/thinkless-test"
