@@ -8,14 +8,12 @@ contain no reasoning tags at all; a think response has exactly one ``<think>`` (
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 from .grading import answers_match, extract_boxed, normalize_gold
 from .tokens import END_THINK, SHORT, THINK
 
 REWARD_STATS: Counter = Counter()  # "unparseable_gold": samples whose gold could not be graded
-_LOCK = threading.Lock()
 
 
 def split_response(response: str) -> tuple[str | None, str | None]:
@@ -76,21 +74,8 @@ def make_reward_func(gamma: float = 0.5):
 
     ``answer`` and the optional ``task`` (``"synthetic"`` → exact match) are dataset columns that TRL passes
     through. A gold answer that cannot be graded yields ``None`` for the sample and is counted in
-    ``REWARD_STATS``; training data is filtered upstream so this should not happen.
+    ``REWARD_STATS``. (``thinkless.monitor.ThinklessRewardFunc`` without a trainer attached: no statistics.)
     """
+    from .monitor import ThinklessRewardFunc
 
-    def thinkless_reward_func(prompts, completions, answer, task=None, **kwargs):
-        out = []
-        for i, (completion, gold) in enumerate(zip(completions, answer)):
-            text = completion if isinstance(completion, str) else completion[-1]["content"]
-            exact = task is not None and task[i] == "synthetic"
-            if not normalize_gold(gold):
-                with _LOCK:
-                    REWARD_STATS["unparseable_gold"] += 1
-                out.append(None)
-                continue
-            out.append(thinkless_reward(text, gold, gamma, exact=exact))
-        return out
-
-    thinkless_reward_func.__name__ = "thinkless_reward"
-    return thinkless_reward_func
+    return ThinklessRewardFunc(gamma)

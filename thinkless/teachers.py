@@ -16,15 +16,13 @@ from pathlib import Path
 from .data import DropStats, normalize_long, normalize_short
 from .generation import SamplingConfig
 from .grading import grade
-from .tokens import END_THINK
+from .tokens import END_THINK, generation_prompt
 
 logger = logging.getLogger(__name__)
 
 
 def teacher_prompt(tokenizer, problem: str, instruction: str | None, system: str | None) -> str:
-    content = instruction.format(problem=problem) if instruction else problem
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": content}]
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return generation_prompt(tokenizer, instruction.format(problem=problem) if instruction else problem, system=system)
 
 
 def _verified(text: str, gold, *, long: bool) -> bool:

@@ -56,9 +56,7 @@ class DeGRPOTrainer(GRPOTrainer):
 
     def _compute_loss(self, model, inputs):
         if not self.args.decoupled:
-            loss = super()._compute_loss(model, inputs)
-            self._log_split(inputs, None)
-            return loss
+            return super()._compute_loss(model, inputs)
 
         prompt_ids, prompt_mask = inputs["prompt_ids"], inputs["prompt_mask"]
         completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
@@ -125,7 +123,7 @@ class DeGRPOTrainer(GRPOTrainer):
             loss = degrpo_loss(per_token_loss, mask, self.args.degrpo_alpha, "token",
                                control_denominator=n_rows / scale, response_denominator=n_resp / scale)
 
-        self._log_split(inputs, per_token_loss.detach(), mask=mask)
+        self._log_split(per_token_loss.detach(), mask)
         if self.beta != 0.0:
             self._metrics[mode]["kl"].append(self._global_mean(per_token_kl, mask))
         self._metrics[mode]["entropy"].append(self._global_mean(entropies, mask))
@@ -143,10 +141,8 @@ class DeGRPOTrainer(GRPOTrainer):
         totals = self.accelerator.reduce(torch.stack([(x * mask).sum(), mask.sum().float()]), reduction="sum")
         return (totals[0] / totals[1].clamp(min=1.0)).item()
 
-    def _log_split(self, inputs, per_token_loss: torch.Tensor | None, mask: torch.Tensor | None = None) -> None:
+    def _log_split(self, per_token_loss: torch.Tensor, mask: torch.Tensor) -> None:
         """Control-token and response loss, logged separately (unweighted, before α)."""
-        if per_token_loss is None:  # coupled ablation: TRL computed the loss; log the split of its surrogate
-            return
         mode = "train" if self.model.training else "eval"
         ctrl = per_token_loss[:, :1]
         self._metrics[mode]["loss/control"].append(self._global_mean(ctrl, mask[:, :1]))

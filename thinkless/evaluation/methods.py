@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..generation import SamplingConfig
-from ..tokens import END_THINK, SHORT, THINK, generation_prompt
+from ..tokens import END_THINK, SHORT, THINK, generation_prompt, response_mode
 
 METHOD_TYPES = ("prefill", "budget_forcing", "parallel")
 SELECTIONS = ("majority", "confidence", "verifier")
@@ -318,11 +318,4 @@ def answer_part(response: str) -> str | None:
 
 def sample_mode(response: str, method_mode: str) -> str | None:
     """``think`` / ``short`` (fixed by the method, or read from the first control token), ``None`` if neither."""
-    if method_mode != "auto":
-        return method_mode
-    s = response.lstrip()
-    if s.startswith(THINK):
-        return "think"
-    if s.startswith(SHORT):
-        return "short"
-    return None
+    return method_mode if method_mode != "auto" else response_mode(response)
