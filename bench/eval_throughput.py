@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import machine, median  # noqa: E402
 from thinkless.generation import HFGenerator, SamplingConfig  # noqa: E402
 from thinkless.synthetic import make_problems  # noqa: E402
-from thinkless.tokens import generation_prompt  # noqa: E402
+from thinkless.format import render_prompt  # noqa: E402
 
 
 def main():
@@ -39,7 +39,7 @@ def main():
         tok = build_tiny_tokenizer()
         add_control_tokens(tok)
         model = build_tiny_model(len(tok), eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    prompts = [generation_prompt(tok, q.prompt) for q in make_problems(a.problems, [1, 2, 3, 4, 5, 6], seed=0)]
+    prompts = [render_prompt(tok, q.prompt) for q in make_problems(a.problems, [1, 2, 3, 4, 5, 6], seed=0)]
     cfg = SamplingConfig(temperature=0.6, top_p=0.95, max_new_tokens=a.max_new, seed=0)
     res = {}
     for name, bs in (("batched", a.batch), ("one at a time", 1)):

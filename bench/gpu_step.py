@@ -89,11 +89,11 @@ def main():
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
 
         from thinkless.generation import HFGenerator, SamplingConfig
-        from thinkless.tokens import generation_prompt
+        from thinkless.format import render_prompt
 
         for bs in [int(x) for x in a.gen_batches.split(",")]:
             g = HFGenerator(tr.model, tok, batch_size=bs)
-            prompts = [generation_prompt(tok, f"What is {i} + 1?") for i in range(bs)]
+            prompts = [render_prompt(tok, f"What is {i} + 1?") for i in range(bs)]
             torch.cuda.synchronize()
             t0 = time.perf_counter()
             outs = g.generate(prompts, SamplingConfig(max_new_tokens=512, temperature=0.6))

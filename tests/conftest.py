@@ -37,6 +37,6 @@ def distilled(tmp_path_factory):
     from tests.helpers import run_distill_cli
 
     out = tmp_path_factory.mktemp("distill")
-    run_distill_cli(out, "training.args.max_steps=60", "data.num_problems=2000", "report.n_per_level=10",
+    run_distill_cli(out, "training.args.max_steps=60", "data.num_problems=2000", "report.benchmark.n_per_level=10",
                     "report.free_samples=2")
     return out

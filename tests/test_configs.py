@@ -54,7 +54,7 @@ def test_experiments_compose():
         (1e-5, 1e-6, 0.05, True, 16384)
     t = compose_cfg("train", ["+experiment=degrpo"])
     r = t.rl
-    assert (r.decoupled, r.alpha, r.gamma, r.args.beta, r.args.learning_rate, r.args.temperature) == \
+    assert (r.decoupled, r.alpha, r.rewards.correct_think, r.args.beta, r.args.learning_rate, r.args.temperature) == \
         (True, 1e-3, 0.5, 1e-3, 1e-6, 0.6)
     assert r.args.num_generations == 8 and r.args.use_vllm and r.args.max_completion_length >= 16384
     assert r.args.per_device_train_batch_size * 8 * r.args.gradient_accumulation_steps == 128 * 8  # 8 GPUs

@@ -1,28 +1,21 @@
+"""The one data loader (bad lines and missing fields by the documented rule) and the SFT rows of every layout."""
+
 import json
 
 import pytest
 
-from thinkless.data import (DropStats, build_sft_rows, load_rows, normalize_long, normalize_short,
-                            records_from_rows)
+from thinkless.data import DropStats, get_field, load_rows, load_table, records_from_rows, sft_table
 
 from .conftest import DATA
 
 FIELDS = {"problem": "q", "answer": "a", "long": "l", "short": "s", "level": "meta.level"}
 
 
-def test_normalize_long_and_short():
-    assert normalize_long("reasoning</think>\\boxed{1}") == "<think>\nreasoning</think>\\boxed{1}"  # R1 prefill
-    assert normalize_long("<think>x</think>y") == "<think>x</think>y"
-    assert normalize_long("<think>truncated") is None
-    assert normalize_long("<think>a</think>") is None  # nothing after the reasoning
-    assert normalize_long("") is None and normalize_long(None) is None
-    assert normalize_short("\\boxed{3}") == "<short>\\boxed{3}"
-    assert normalize_short("<short>\\boxed{3}") == "<short>\\boxed{3}"
-    assert normalize_short("<think>x</think>\\boxed{3}") is None
-    assert normalize_short("   ") is None
+def rows_of(table):
+    return table.to_list()
 
 
-def test_pairing_filtering_and_counting(tiny_tokenizer):
+def test_paired_rows_filtering_and_counting(tiny_tokenizer):
     rows = [
         {"q": "p1", "a": "1", "l": "<think>t</think>\\boxed{1}", "s": "\\boxed{1}", "meta": {"level": 2}},
         {"q": "p2", "a": "", "l": "<think>t</think>\\boxed{2}", "s": "\\boxed{2}"},          # no answer
@@ -32,15 +25,10 @@ def test_pairing_filtering_and_counting(tiny_tokenizer):
         {"q": "", "a": "6", "l": "x", "s": "y"},                                            # no problem
     ]
     stats = DropStats()
-    recs = records_from_rows(rows, FIELDS, stats)
-    assert [r["problem"] for r in recs] == ["p1", "p4", "p5"]
-    assert recs[0]["level"] == 2
-    out = build_sft_rows(recs, tiny_tokenizer, stats)
-    assert stats["no_answer"] == 2 and stats["no_problem"] == 1
-    assert stats["empty_think"] == 1 and stats["empty_short"] == 1
-    assert stats["kept"] == len(out) == 4
-    modes = [(r["prompt"].split("user\n")[1].split("<|im_end|>")[0], r["mode"]) for r in out]
-    assert modes == [("p1", "think"), ("p1", "short"), ("p4", "short"), ("p5", "think")]
+    out = rows_of(sft_table(rows, "paired", FIELDS, tiny_tokenizer, stats, require_answer=True))
+    assert dict(stats) == {"no_answer": 2, "no_problem": 1, "empty_think": 1, "empty_short": 1, "kept": 4}
+    modes = [(r["prompt"].split("user\n")[1].split("<|im_end|>")[0], r["mode"], r["level"]) for r in out]
+    assert modes == [("p1", "think", 2), ("p1", "short", 2), ("p4", "short", -1), ("p5", "think", -1)]
     for r in out:
         assert r["completion"].startswith(("<think>", "<short>"))
         assert r["completion"].endswith(tiny_tokenizer.eos_token)
@@ -48,11 +36,69 @@ def test_pairing_filtering_and_counting(tiny_tokenizer):
     assert "kept 4" in stats.summary()
 
 
+def test_instruction_and_system_reach_the_prompt(tiny_tokenizer):
+    rows = [{"q": "p1", "a": "1", "l": "<think>t</think>\\boxed{1}", "s": "\\boxed{1}"}]
+    out = rows_of(sft_table(rows, "paired", FIELDS, tiny_tokenizer, DropStats(), instruction="Solve: {problem}",
+                            system="SYS"))
+    assert "Solve: p1" in out[0]["prompt"] and "SYS" in out[0]["prompt"]
+
+
 def test_too_long_rows_are_dropped_not_truncated(tiny_tokenizer):
     stats = DropStats()
     recs = [{"problem": "p", "answer": "1", "long": "<think>" + "x" * 200 + "</think>\\boxed{1}", "short": "\\boxed{1}"}]
-    out = build_sft_rows(recs, tiny_tokenizer, stats, max_length=64)
+    fields = {k: k for k in ("problem", "answer", "long", "short")}
+    out = rows_of(sft_table(recs, "paired", fields, tiny_tokenizer, stats, max_length=64))
     assert [r["mode"] for r in out] == ["short"] and stats["too_long"] == 1
+
+
+def test_flat_layout_reads_the_mode_from_the_output(tiny_tokenizer, tmp_path):
+    """The official warm-up format: one response per row, no answer, no pairs (tests/data/flat_warmup.jsonl)."""
+    from .conftest import ROOT
+
+    stats = DropStats()
+    table = load_table(str(ROOT / "tests" / "data" / "flat_warmup.jsonl"), stats=stats)
+    out = rows_of(sft_table(table, "flat", {"instruction": "instruction", "output": "output"}, tiny_tokenizer, stats))
+    assert [r["mode"] for r in out][:4] == ["think", "short", "think", "short"] and len(out) == 4 + 32
+    assert out[1]["completion"].startswith("<short>\n")  # the official "<short>\n" kept as written
+    assert stats["no_control_token"] == 1 and stats["no_output"] == 1 and stats["empty_think"] == 1
+    assert stats["bad_json_line"] == 1 and stats["kept"] == 36
+
+
+def test_conclusion_layout_builds_the_short_row(tiny_tokenizer):
+    rows = [{"instruction": "p1", "output": "<think>\nadd\n</think>\n\nSo \\boxed{4}."},
+            {"instruction": "p2", "output": "<think>never closed"}]
+    stats = DropStats()
+    out = rows_of(sft_table(rows, "conclusion", {"problem": "instruction", "long": "output"}, tiny_tokenizer, stats))
+    assert [r["mode"] for r in out] == ["think", "short"]
+    assert out[1]["completion"] == "<short>\nSo \\boxed{4}." + tiny_tokenizer.eos_token
+    assert stats["empty_think"] == 1 and stats["empty_short"] == 1
+
+
+def test_a_wrong_field_name_fails_naming_the_keys(tiny_tokenizer):
+    rows = [{"question": "p", "output": "<short>x"}]
+    with pytest.raises(ValueError, match=r"data.fields.instruction='instruction': no row has this field .*question"):
+        sft_table(rows, "flat", {"instruction": "instruction", "output": "output"}, tiny_tokenizer, DropStats())
+    with pytest.raises(ValueError, match="valid choices"):
+        sft_table(rows, "pairs", {}, tiny_tokenizer, DropStats())
+    with pytest.raises(ValueError, match="rl_data.fields.answer='gold': no row has this field"):
+        records_from_rows(rows, {"problem": "question", "answer": "gold"}, DropStats(), what="rl_data.fields")
+
+
+def test_bad_json_lines_are_skipped_and_counted_up_to_the_limit(tmp_path, caplog):
+    good = [json.dumps({"q": i}) for i in range(20)]
+    f = tmp_path / "r.jsonl"
+    f.write_text("\n".join(good[:5] + ['{"q": 5,'] + good[5:] + ["[1, 2]"]) + "\n")
+    stats = DropStats()
+    rows = load_rows(str(f), stats=stats)
+    assert len(rows) == 20 and stats["bad_json_line"] == 2
+    assert f"{f}:6" in caplog.text and f"{f}:22" in caplog.text  # file:line of each skipped line
+    f.write_text("\n".join(good[:3] + ["not json"] * 2) + "\n")  # 40% bad: not what the config says
+    with pytest.raises(ValueError, match=rf"{f}:4: invalid JSON.*2 of 5 lines are bad"):
+        load_rows(str(f))
+    g = tmp_path / "r.json"
+    g.write_text('[{"q": 1},\n {"q": 2,}]')
+    with pytest.raises(ValueError, match=rf"{g}:2:\d+: invalid JSON"):
+        load_rows(str(g))
 
 
 def test_load_rows_local_formats(tmp_path):
@@ -65,9 +111,13 @@ def test_load_rows_local_formats(tmp_path):
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "r.parquet")
     for name in ("r.jsonl", "r.json", "r.parquet"):
         assert load_rows(str(tmp_path / name)) == rows
+        assert load_table(str(tmp_path / name)).to_list() == rows
     assert load_rows(str(tmp_path / "r.jsonl"), limit=1) == rows[:1]
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_rows(str(tmp_path / "missing.jsonl"))
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ValueError, match="bad.parquet: could not read it as parquet"):
+        load_rows(str(tmp_path / "bad.parquet"))
 
 
 def test_load_rows_real_files():
@@ -79,3 +129,7 @@ def test_hub_name_offline_fails_clearly(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(RuntimeError, match="could not load dataset 'no-such-org/no-such-set'"):
         load_rows("no-such-org/no-such-set")
+
+
+def test_get_field_dotted():
+    assert get_field({"a": {"b": 3}}, "a.b") == 3 and get_field({"a": 1}, "a.b") is None and get_field({}, None) is None

@@ -12,6 +12,10 @@ from thinkless.evaluation.benchmarks import load_benchmark, parse_level
 from thinkless.evaluation.methods import resolve_methods
 from thinkless.evaluation.runner import validate_benchmarks
 from thinkless.grading import grade, normalize_gold
+
+
+def lenient(response, gold):
+    return grade(response, gold, policy="lenient")
 from thinkless.synthetic import parse_prompt
 
 from .conftest import DATA, ROOT
@@ -44,7 +48,7 @@ def test_real_benchmarks_load_from_data_dir(name):
     for p in b.problems[:50]:
         assert isinstance(p.problem, str) and p.problem.strip()
         gold = normalize_gold(p.answer)[0]
-        assert grade(f"\\boxed{{{gold}}}", p.answer)
+        assert lenient(f"\\boxed{{{gold}}}", p.answer)
     assert len({p.uid for p in b.problems}) == n
 
 
@@ -99,8 +103,8 @@ def test_custom_file_with_configurable_fields(tmp_path, suffix):
     assert len(b.problems) == 4 and dict(b.dropped) == {"no_answer": 2, "no_problem": 1}
     assert [p.level for p in b.problems] == [2, 1, 3, 4]
     golds = [p.answer for p in b.problems]
-    assert grade("\\boxed{5}", golds[0]) and grade("\\boxed{10}", golds[1]) and grade("\\boxed{1166}", golds[2])
-    assert grade("\\boxed{-2,2}", golds[3]) and not grade("\\boxed{2}", golds[3])
+    assert lenient("\\boxed{5}", golds[0]) and lenient("\\boxed{10}", golds[1]) and lenient("\\boxed{1166}", golds[2])
+    assert lenient("\\boxed{-2,2}", golds[3]) and not lenient("\\boxed{2}", golds[3])
 
 
 def test_parquet_files_with_number_and_list_answers(tmp_path):
@@ -108,12 +112,12 @@ def test_parquet_files_with_number_and_list_answers(tmp_path):
     write_rows(f, [{"problem": "1+1?", "answer": 2, "lv": 1.0}, {"problem": "2+2?", "answer": 4, "lv": 2.0}])
     cfg = eval_cfg(f"benchmark.custom.path={f}", "benchmark.custom.level_field=lv")
     b = load_benchmark("custom", cfg.benchmark.custom)
-    assert [(p.answer, p.level) for p in b.problems] == [(2, 1), (4, 2)] and grade("\\boxed{4}", b.problems[1].answer)
+    assert [(p.answer, p.level) for p in b.problems] == [(2, 1), (4, 2)] and lenient("\\boxed{4}", b.problems[1].answer)
     f = tmp_path / "lists.parquet"
     write_rows(f, [{"problem": "x^2=1?", "answer": ["1,-1", "-1,1"]}, {"problem": "none", "answer": []}])
     b = load_benchmark("custom", eval_cfg(f"benchmark.custom.path={f}").benchmark.custom)
     assert len(b.problems) == 1 and dict(b.dropped) == {"no_answer": 1}
-    assert grade("\\boxed{-1,1}", b.problems[0].answer) and not grade("\\boxed{1}", b.problems[0].answer)
+    assert lenient("\\boxed{-1,1}", b.problems[0].answer) and not lenient("\\boxed{1}", b.problems[0].answer)
 
 
 def test_csv_file(tmp_path):
@@ -172,13 +176,12 @@ def test_parse_level():
 
 
 def test_paper_defaults():
-    from thinkless.evaluation.methods import DEFAULT_TEMPLATE
-
     cfg = eval_cfg()
-    assert cfg.template == DEFAULT_TEMPLATE
-    assert cfg.template.startswith("Please reason step by step, and put your final answer within \\boxed{}.\n")
+    # the official evaluation prompt (VainF/Thinkless eval_configs): instruction, newline, problem
+    assert cfg.prompt.instruction == "Please reason step by step, and put your final answer within \\boxed{}.\n{problem}"
+    assert cfg.prompt.system is None and cfg.grading.policy == "strict"
     assert (cfg.sampling.temperature, cfg.sampling.top_p) == (0.6, 0.95)
-    assert cfg.benchmark.synthetic.template == "{problem}" and cfg.benchmark.synthetic.max_new_tokens == 48
+    assert cfg.benchmark.synthetic.instruction == "{problem}" and cfg.benchmark.synthetic.max_new_tokens == 48
     assert cfg.output_dir == "runs/demo/eval" and cfg.model_path == "runs/demo/train/model"
     assert cfg.wandb.group == "demo" and cfg.wandb.enabled is False
     assert set(cfg.methods) == set(cfg.method) and set(cfg.benchmark) >= {"gsm8k", "math500", "aime24",

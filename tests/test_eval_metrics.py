@@ -1,4 +1,4 @@
-"""pass@k against brute force, majority vote and confidence selection on fixed samples, self-certainty, summaries."""
+"""pass@k against brute force, majority vote and confidence selection on fixed samples, summaries."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import math
 import pytest
 import torch
 
-from thinkless.evaluation.metrics import (Graded, Grader, confidence_select, default_ks, majority_vote, pass_at_k,
-                                         summarize)
-from thinkless.generation import SamplingConfig, SelfCertaintyProcessor
+from thinkless.evaluation.metrics import Graded, confidence_select, default_ks, majority_vote, pass_at_k, summarize
+from thinkless.grading import Grader
 
 
 def brute_pass_at_k(correct: list[bool], k: int) -> float:
@@ -55,50 +54,6 @@ def test_confidence_selection_on_fixed_samples():
     assert confidence_select(answers, [0.1, 0.2, 0.3, 0.4, 5.0]) == 4
     assert confidence_select([None, None], [1.0, 2.0]) is None
     assert confidence_select(["1", "2"], [None, 0.3]) == 1
-
-
-def test_self_certainty_processor_is_kl_from_uniform():
-    torch.manual_seed(0)
-    logits = torch.randn(3, 50) * 3
-    proc = SelfCertaintyProcessor()
-    out = proc(None, logits.clone())
-    assert torch.equal(out, logits)  # pass-through
-    p = torch.softmax(logits.double(), -1)
-    u = torch.full_like(p, 1 / 50)
-    kl = (u * (u.log() - p.log())).sum(-1)
-    assert torch.allclose(proc.steps[0].double(), kl, atol=1e-5)
-    proc(None, torch.zeros(3, 50))  # uniform: KL = 0
-    vals = proc.per_sequence([2, 1, 0])
-    assert vals[0] == pytest.approx(float(kl[0] + 0) / 2, abs=1e-5)
-    assert vals[1] == pytest.approx(float(kl[1]), abs=1e-5) and vals[2] == pytest.approx(float(kl[2]), abs=1e-5)
-    masked = torch.randn(1, 10)
-    masked[0, :5] = float("-inf")  # masked entries are left out of the mean
-    proc2 = SelfCertaintyProcessor()
-    proc2(None, masked)
-    q = torch.softmax(masked[0, 5:].double(), -1)
-    assert float(proc2.steps[0][0]) == pytest.approx(float((-math.log(5) - q.log().mean())), abs=1e-5)
-
-
-def test_hf_generator_self_certainty_matches_a_forward_pass(tiny_tokenizer):
-    from thinkless.generation import HFGenerator
-    from thinkless.synthetic import build_tiny_model
-
-    tok = tiny_tokenizer
-    model = build_tiny_model(len(tok), seed=3, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id).eval()
-    gen = HFGenerator(model, tok, batch_size=4)
-    prompts = ["<|im_start|>user\n1~2<|im_end|>\n<|im_start|>assistant\n", "<|im_start|>user\n3<|im_end|>\n"]
-    out = gen.generate(prompts, SamplingConfig(temperature=0.0, max_new_tokens=6, self_certainty=True))
-    for p, (c,) in zip(prompts, out):
-        assert c.self_certainty is not None and c.num_tokens >= 1
-        ids = tok(p, add_special_tokens=False)["input_ids"]
-        full = torch.tensor([ids + c.token_ids])
-        with torch.no_grad():
-            logits = model(full).logits[0, len(ids) - 1: len(ids) - 1 + c.num_tokens].double()
-        logp = torch.log_softmax(logits, -1)
-        expected = float((-math.log(logits.shape[-1]) - logp.mean(-1)).mean())
-        assert c.self_certainty == pytest.approx(expected, rel=1e-3, abs=1e-4)
-    plain = gen.generate(prompts[:1], SamplingConfig(temperature=0.0, max_new_tokens=6))
-    assert plain[0][0].self_certainty is None and plain[0][0].token_ids == out[0][0].token_ids
 
 
 def g(correct, answer, mode, tokens, sc=None, finished=True):

@@ -12,7 +12,8 @@ import pytest
 
 import thinkless
 from thinkless import grading
-from thinkless.grading import GRADE_STATS, answers_match, extract_boxed, final_answer, grade, normalize_gold
+from thinkless.grading import (GRADE_STATS, Grader, answers_match, extract_boxed, final_answer, grade,
+                               normalize_gold)
 
 from .conftest import DATA
 
@@ -52,9 +53,44 @@ CASES = [
 ]
 
 
+def lenient(response, gold, **kw):
+    """Answer matching on plain text (no control tokens): the lenient policy."""
+    return grade(response, gold, policy="lenient", **kw)
+
+
 @pytest.mark.parametrize("response,gold,expected", CASES)
 def test_grade_cases(response, gold, expected):
-    assert grade(response, gold) is expected
+    assert lenient(response, gold) is expected
+
+
+POLICY_CASES = [
+    # response, gold, strict, lenient
+    ("<short>\\boxed{5}", "5", True, True),
+    ("<short>The answer is 5.", "5", False, True),                       # no box: strict reads nothing
+    ("<think>so 4</think>\\boxed{5}", "5", True, True),
+    ("<think>\\boxed{5}</think>\\boxed{7}", "5", False, False),           # both read after </think>
+    ("<think>ran out \\boxed{5}", "5", False, False),                    # thinking never closed: no answer
+    ("<short><think>a</think>\\boxed{5}", "5", False, True),              # malformed: strict says no
+    ("<think>a</think>b</think>\\boxed{5}", "5", False, True),
+    ("\\boxed{5}", "5", False, True),                                    # no control token (a baseline model)
+    ("The answer is 5", "5", False, True),
+]
+
+
+@pytest.mark.parametrize("response,gold,strict,loose", POLICY_CASES)
+def test_policies(response, gold, strict, loose):
+    assert grade(response, gold) is strict  # strict is the default: the reward's policy
+    assert grade(response, gold, policy="strict") is strict and lenient(response, gold) is loose
+    assert Grader("strict").grade(response, gold).correct is strict
+
+
+def test_verdict_and_policy_errors():
+    v = Grader("strict").grade("<think>x</think>\\boxed{3}", "3")
+    assert (v.correct, v.answer, v.mode, v.well_formed) == (True, "3", "think", True)
+    assert Grader("strict", exact=True).grade("<short>\\boxed{03}", "3").correct is False  # exact: no math
+    assert Grader("lenient").grade("<short>\\boxed{03}", "3").correct is True
+    with pytest.raises(ValueError, match="valid choices"):
+        Grader("loose")
 
 
 def test_exported_from_package_root():
@@ -77,19 +113,19 @@ def test_extraction_and_gold_normalization():
 def test_pathological_latex_times_out_as_wrong_and_is_counted():
     before = GRADE_STATS["timeout"]
     t0 = time.time()
-    assert grade(r"\boxed{9^{9^{9^{9}}}}", "7", timeout=1.0) is False
+    assert lenient(r"\boxed{9^{9^{9^{9}}}}", "7", timeout=1.0) is False
     assert GRADE_STATS["timeout"] == before + 1
     assert time.time() - t0 < 30
     # the stuck check was killed: grading goes on normally (and fast) afterwards
     t1 = time.time()
-    assert grade(r"\boxed{\frac{4}{2}}", "2", timeout=5.0) is True
-    assert grade(r"\boxed{(1,2)}", "(2,1)", timeout=5.0) is False
+    assert lenient(r"\boxed{\frac{4}{2}}", "2", timeout=5.0) is True
+    assert lenient(r"\boxed{(1,2)}", "(2,1)", timeout=5.0) is False
     assert time.time() - t1 < 20
 
 
 def test_over_long_answers_are_counted():
     before = GRADE_STATS["too_long"]
-    assert grade(r"\boxed{" + "1+" * 600 + "1}", "7") is False
+    assert lenient(r"\boxed{" + "1+" * 600 + "1}", "7") is False
     assert GRADE_STATS["too_long"] == before + 1
 
 
@@ -104,7 +140,7 @@ def test_thread_isolation_fallback_and_concurrency():
         grading.set_isolation("fork")
     cases = [c for c in CASES if c[0].startswith("\\boxed")]
     with ThreadPoolExecutor(4) as ex:  # grading from several threads at once (reward workers, thread pools)
-        results = list(ex.map(lambda c: grade(c[0], c[1]), cases))
+        results = list(ex.map(lambda c: lenient(c[0], c[1]), cases))
     assert results == [c[2] for c in cases]
 
 
@@ -148,7 +184,7 @@ def test_real_gold_answers(name):
             empty += 1  # no gold at all: benchmarks drop (and count) such rows
             continue
         final = normalize_gold(gold)[0]
-        if not grade(f"The answer is $\\boxed{{{final}}}$.", gold):
+        if not lenient(f"The answer is $\\boxed{{{final}}}$.", gold):
             failures.append(gold)
     assert not failures, failures[:10]
     assert empty == (4 if name == "math_train.json" else 0)  # four rows of math_train have no answer (null / "")
@@ -160,13 +196,13 @@ def test_real_gold_answers(name):
         gold = r[FILES[name]]
         final = normalize_gold(gold)[0]
         bad = perturb(final)
-        if bad is not None and grade(f"\\boxed{{{bad}}}", gold):
+        if bad is not None and lenient(f"\\boxed{{{bad}}}", gold):
             wrong.append((final, bad))
         if re.fullmatch(r"-?\d{1,3}(,\d{3})*|-?\d+", final):  # an integer (GSM8K may use thousands separators)
             value = int(final.replace(",", ""))
-            if not grade(f"\\boxed{{\\frac{{{2 * value}}}{{2}}}}", gold):
+            if not lenient(f"\\boxed{{\\frac{{{2 * value}}}{{2}}}}", gold):
                 right.append(final)
-            if not grade(f"so the final result is {value}.", gold):  # no box: the last plain number
+            if not lenient(f"so the final result is {value}.", gold):  # no box: the last plain number
                 right.append(final)
     assert not wrong, wrong
     assert not right, right
@@ -175,5 +211,5 @@ def test_real_gold_answers(name):
 def test_aime_leading_zeros_on_real_golds():
     rows = load("aime24_test.jsonl")
     for r in rows:
-        assert grade(f"\\boxed{{{int(r['answer'])}}}", r["answer"])
-        assert grade(f"\\boxed{{{int(r['answer']):03d}}}", int(r["answer"]))
+        assert lenient(f"\\boxed{{{int(r['answer'])}}}", r["answer"])
+        assert lenient(f"\\boxed{{{int(r['answer']):03d}}}", int(r["answer"]))

@@ -98,3 +98,33 @@ def test_empty_batch_is_finite():
     assert out.item() == 0.0
     out.backward()
     assert torch.isfinite(l.grad).all()
+
+
+def test_importance_sampling_stats_per_mode_long_vs_short():
+    """Sampler-vs-trainer log-prob gaps typical of bf16 vLLM rollouts (i.i.d. per token, std 0.05): TRL's default
+    sequence_mask (cap 3) drops a large share of 4k-token think traces and almost no 100-token short answers; the
+    recipe's token_truncate (cap 2) drops nothing and clamps (almost) no token, whatever the length."""
+    from thinkless.loss import importance_sampling_stats
+
+    g = torch.Generator().manual_seed(0)
+    n, long_len, short_len = 400, 4000, 100
+    T = long_len
+    gap = torch.randn(2 * n, T, generator=g) * 0.05
+    mask = torch.zeros(2 * n, T)
+    mask[:n] = 1.0
+    mask[n:, :short_len] = 1.0
+    trainer = torch.randn(2 * n, T, generator=g) - 2.0
+    sampler = trainer - gap
+    modes = {"think": torch.arange(2 * n) < n, "short": torch.arange(2 * n) >= n}
+    seq = importance_sampling_stats(trainer, sampler, mask, modes, "sequence_mask", None, 3.0)
+    think_dropped = seq["think/affected_samples"] / seq["think/samples"]
+    short_dropped = seq["short/affected_samples"] / seq["short/samples"]
+    # log w ~ N(0, 0.05^2 * len): P(log w > log 3) is ~31% at 4000 tokens and ~0% at 100 tokens
+    assert 0.2 < think_dropped < 0.45 and short_dropped < 0.02
+    assert seq["think/tokens"] == n * long_len and seq["think/affected_tokens"] == think_dropped * n * long_len
+    tok = importance_sampling_stats(trainer, sampler, mask, modes, "token_truncate", None, 2.0)
+    assert tok["think/affected_tokens"] == 0 and tok["short/affected_tokens"] == 0
+    assert tok["think/affected_samples"] == 0 == tok["short/affected_samples"]
+    # NaN sampler log-probs (vLLM could not score a token) count as no gap, like TRL
+    sampler[0, 0] = float("nan")
+    assert importance_sampling_stats(trainer, sampler, mask, modes, "token_mask", None, 2.0)["think/tokens"] == n * T

@@ -60,7 +60,7 @@ def build(folder: Path, layers: int | None):
 
 
 def check_control_tokens(model, tok, ids, n_before, emb_mean, *, reused: tuple[str, ...]):
-    from thinkless.tokens import generation_prompt
+    from thinkless.format import render_prompt
 
     for name, i in (("<think>", ids.think), ("</think>", ids.end_think), ("<short>", ids.short)):
         assert tok.encode(name, add_special_tokens=False) == [i]
@@ -72,7 +72,7 @@ def check_control_tokens(model, tok, ids, n_before, emb_mean, *, reused: tuple[s
             assert torch.allclose(model.get_input_embeddings().weight[i], emb_mean, atol=1e-6)
     assert model.get_input_embeddings().weight.shape[0] == 151936  # new ids landed in Qwen's padding rows
     assert tok.pad_token_id != tok.eos_token_id
-    prompt = generation_prompt(tok, "What is 1+1?")
+    prompt = render_prompt(tok, "What is 1+1?")
     assert not prompt.rstrip().endswith("<think>")  # the model chooses its mode
     return prompt
 
@@ -80,13 +80,13 @@ def check_control_tokens(model, tok, ids, n_before, emb_mean, *, reused: tuple[s
 def degrpo_step(model, tok, out_dir: Path) -> tuple[dict, float, dict]:
     from datasets import Dataset
 
-    from thinkless.monitor import ThinklessRewardFunc
+    from thinkless.reward import ThinklessReward
     from thinkless.trainer import DeGRPOConfig, DeGRPOTrainer
 
     rows = sorted(json.loads(MATH_TRAIN.read_text())[:50], key=lambda r: len(r["problem"]))[:2]
     ds = Dataset.from_list([{"prompt": [{"role": "user", "content": INSTRUCTION.format(problem=r["problem"])}],
                              "answer": r["answer"], "task": "math", "level": -1} for r in rows])
-    thinkless_reward = ThinklessRewardFunc(gamma=0.5, num_generations=2)
+    thinkless_reward = ThinklessReward()
 
     def alternating(completions, **kwargs):
         # Random weights never answer correctly: the Thinkless reward is -1 everywhere, every advantage 0 and the
@@ -99,7 +99,6 @@ def degrpo_step(model, tok, out_dir: Path) -> tuple[dict, float, dict]:
                         temperature=1.0, dataloader_num_workers=0, seed=0, decoupled=True, degrpo_alpha=1e-3)
     trainer = DeGRPOTrainer(model=model, reward_funcs=[thinkless_reward, alternating], args=args, train_dataset=ds,
                             processing_class=tok)
-    thinkless_reward.trainer = trainer
     watch = {"embed": model.get_input_embeddings().weight, "attn": model.model.layers[0].self_attn.q_proj.weight}
     before = {k: v.detach().clone() for k, v in watch.items()}
     t0 = time.time()
@@ -127,7 +126,7 @@ def run_case(folder: Path, layers: int | None, reused: tuple[str, ...], tmp_path
     print(f"\n{folder.name} layers={layers or 28} params={params:.2f}B: DeGRPO step {step_s:.1f}s "
           f"(build + step {time.time() - t0:.1f}s)")
     assert log["completions/max_length"] <= 8 and log["num_tokens"] > 0
-    assert log["reward_std"] > 0 and log["rewards/thinkless_reward/mean"] == -1.0
+    assert log["reward_std"] > 0 and log["rewards/thinkless/mean"] == -1.0
     for k in ("loss", "loss/control", "loss/response", "grad_norm", "entropy"):
         assert math.isfinite(log[k]), k
     assert log["grad_norm"] > 0 and all(v > 0 for v in moved.values()), moved

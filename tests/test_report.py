@@ -1,17 +1,22 @@
 import pytest
 
 from thinkless.report import format_report, oracle_choice, pipeline_table
+from thinkless.reward import RewardValues
+
+G05 = RewardValues(correct_think=0.5)
 
 
 def test_oracle_rule():
     # short pays iff p_short > p_think * (2 - gamma) / 2  (0.75 when think is always right, gamma = 0.5)
-    assert oracle_choice(0.76, 1.0, 0.5)[0] == "short"
-    assert oracle_choice(0.74, 1.0, 0.5)[0] == "think"
-    mode, r = oracle_choice(1.0, 1.0, 0.5)
+    assert oracle_choice(0.76, 1.0, G05)[0] == "short"
+    assert oracle_choice(0.74, 1.0, G05)[0] == "think"
+    mode, r = oracle_choice(1.0, 1.0, G05)
     assert mode == "short" and r == pytest.approx(1.0)
-    mode, r = oracle_choice(0.2, 1.0, 0.5)
+    mode, r = oracle_choice(0.2, 1.0, G05)
     assert mode == "think" and r == pytest.approx(0.5)
-    assert oracle_choice(0.5, 0.6, 0.0)[0] == "think"  # gamma 0: short must beat think outright
+    assert oracle_choice(0.5, 0.6, RewardValues(correct_think=1.0))[0] == "think"  # gamma 0: short must win outright
+    # general values: E[short] = 0.8*1 + 0.2*(-2) = 0.4 vs E[think] = 1*0.8 = 0.8
+    assert oracle_choice(0.8, 1.0, RewardValues(correct_think=0.8, wrong_short=-2.0)) == ("think", pytest.approx(0.8))
 
 
 def level(think_acc, short_acc, ratio, acc, reward):
@@ -22,12 +27,12 @@ def level(think_acc, short_acc, ratio, acc, reward):
 def test_pipeline_table_targets():
     before = {"per_level": {"1": level(1.0, 0.98, 0.5, 0.9, 0.6), "2": level(1.0, 0.2, 0.5, 0.6, 0.0)}}
     good = {"per_level": {"1": level(1.0, 0.98, 0.05, 0.98, 0.95), "2": level(1.0, 0.2, 0.97, 1.0, 0.49)}}
-    text, s = pipeline_table(before, good, 0.5)
+    text, s = pipeline_table(before, good, G05)
     assert s["all_levels_match_oracle"] and all(s["targets"].values())
     assert s["levels"]["1"]["oracle"] == "short" and s["levels"]["2"]["oracle"] == "think"
     assert "| 1 |" in text and "| all |" in text
     bad = {"per_level": {"1": level(1.0, 0.98, 0.5, 0.9, 0.7), "2": level(1.0, 0.2, 0.97, 0.9, 0.3)}}
-    _, s = pipeline_table(before, bad, 0.5)
+    _, s = pipeline_table(before, bad, G05)
     t = s["targets"]
     assert not t["think_ratio_matches_oracle_every_level"] and not t["reward_within_0.05_of_oracle"]
     assert not t["accuracy_within_2_points_of_forced_think"]
@@ -37,3 +42,31 @@ def test_format_report():
     rep = {"per_level": {"1": level(1.0, 0.9, 0.5, 0.9, 0.6)}, "forced_temperature": 0.0, "free_samples": 4,
            "free_temperature": 1.0}
     assert "| 1 | 100 | 1.00 | 30.0 | 0.90 | 10.0 | 0.50 | 0.90 |" in format_report(rep)
+
+
+def test_mode_report_is_an_evaluation_with_the_three_report_methods(tiny_tokenizer, tmp_path):
+    """The report generates, grades and tabulates through thinkless.evaluation: a scripted policy that thinks
+    right, answers short right only on level 1 and picks <think> on its first sample, <short> on its second."""
+    from thinkless.evaluation.benchmarks import synthetic_benchmark
+    from thinkless.report import mode_report
+    from thinkless.synthetic import parse_prompt
+
+    from .helpers import ScriptedGenerator
+
+    def script(prompt, i):
+        p = parse_prompt(prompt.split("user\n")[1].split("<|im_end|>")[0])
+        if prompt.endswith("<think>"):
+            return f"x</think>\\boxed{{{p.answer}}}"
+        if prompt.endswith("<short>"):
+            return f"\\boxed{{{p.answer if p.level == 1 else 'no'}}}"
+        return ["<think>", "<short>"][i % 2]  # the mode token, sampled
+
+    bench = synthetic_benchmark("report", [1, 6], 5, seed=3)
+    rep = mode_report(ScriptedGenerator(tiny_tokenizer, script), tiny_tokenizer, bench, tmp_path, max_new_tokens=40,
+                      free_samples=2, rewards=G05)
+    l1, l6 = rep["per_level"]["1"], rep["per_level"]["6"]
+    assert (l1["n"], l1["think_acc"], l1["short_acc"], l6["short_acc"]) == (5, 1.0, 1.0, 0.0)
+    assert l1["free_think_ratio"] == l6["free_think_ratio"] == 0.5 and l6["free_acc"] == 0.5
+    assert l6["free_reward"] == pytest.approx((0.5 - 1.0) / 2) and l1["free_reward"] == pytest.approx(0.75)
+    assert l1["think_tokens"] > l1["short_tokens"] and l1["free_valid_mode"] == 1.0
+    assert (tmp_path / "generations" / "report").is_dir()  # the samples, like any evaluation's

@@ -3,8 +3,8 @@ import threading
 import pytest
 
 from thinkless import thinkless_reward
-from thinkless.monitor import ThinklessRewardFunc, mode_metrics
-from thinkless.reward import REWARD_STATS, gold_is_gradable, make_reward_func, split_response
+from thinkless.grading import gold_is_gradable
+from thinkless.reward import RewardValues, ThinklessReward, reward_schedule, reward_values
 
 CASES = [
     # (response, gold, expected reward at gamma=0.5)
@@ -39,11 +39,28 @@ def test_gamma_and_exact_mode():
     assert thinkless_reward("<short>\\boxed{03}", "3") == 1.0
 
 
-def test_split_response():
-    assert split_response("<short>\\boxed{1}") == ("short", "\\boxed{1}")
-    assert split_response("<think>a</think>b") == ("think", "b")
-    assert split_response("<think>a") == ("think", None)
-    assert split_response("x") == (None, None)
+def test_reward_values_and_validation():
+    v = RewardValues()
+    assert (v.of("short", True), v.of("think", True), v.of("short", False), v.of("think", False), v.of(None, True)) \
+        == (1.0, 0.5, -1.0, -1.0, -1.0)
+    assert v.gamma == 0.5 and v.is_correct("think", 0.5) and not v.is_correct("short", -1.0)
+    assert reward_values({"correct_think": 0.8}).gamma == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="valid keys"):
+        reward_values({"gamma": 0.5})
+    with pytest.raises(ValueError, match="pay more"):
+        RewardValues(correct_think=-2.0)
+
+
+def test_schedule_applies_after_its_step_and_is_validated():
+    f = ThinklessReward(RewardValues(), reward_schedule([{"after_step": 300, "correct_think": 0.8}]))
+    assert f.values_at(0).correct_think == 0.5 and f.values_at(299).correct_think == 0.5
+    assert f.values_at(300).correct_think == 0.8 and f.values_at(480).correct_think == 0.8
+    with pytest.raises(ValueError, match="after_step"):
+        reward_schedule([{"correct_think": 0.8}])
+    with pytest.raises(ValueError, match="each entry sets"):
+        reward_schedule([{"after_step": 3, "gamma": 0.1}])
+    with pytest.raises(ValueError, match="pay more"):  # a scheduled combination is checked at construction
+        ThinklessReward(RewardValues(), reward_schedule([{"after_step": 3, "correct_think": -3}]))
 
 
 def test_reward_works_in_threads():
@@ -65,33 +82,24 @@ def test_reward_works_in_processes():
     assert got == [1.0] * 4
 
 
-def test_trl_reward_function_and_unparseable_gold():
-    f = make_reward_func(0.5)
+def test_trl_reward_function_is_stateless_and_follows_the_trainer_step():
+    from types import SimpleNamespace
+
+    f = ThinklessReward(RewardValues(), reward_schedule([{"after_step": 10, "correct_think": 0.8}]))
     comps = [[{"role": "assistant", "content": "<short>\\boxed{1}"}], "<think>x</think>\\boxed{2}", "<short>\\boxed{1}"]
-    before = REWARD_STATS["unparseable_gold"]
-    got = f(prompts=[None] * 3, completions=comps, answer=["1", "2", ""], task=["synthetic", "math", "math"])
-    assert got == [1.0, 0.5, None]   # None: skipped (TRL gives it zero advantage), not -1
-    assert REWARD_STATS["unparseable_gold"] == before + 1
+    kw = dict(prompts=[None] * 3, completions=comps, answer=["1", "2", ""], task=["synthetic", "math", "math"])
+    assert f(**kw) == [1.0, 0.5, None]   # None: ungradable gold, skipped (TRL gives it zero advantage), not -1
+    assert f(**kw, trainer_state=SimpleNamespace(global_step=10)) == [1.0, 0.8, None]
+    assert f(**kw) == [1.0, 0.5, None]   # no state kept between calls
     assert gold_is_gradable("\\frac{1}{2}") and gold_is_gradable("5", exact=True)
     assert not gold_is_gradable("") and not gold_is_gradable(None)
 
 
-def test_mode_metrics_groups():
-    import torch
+def test_reward_imports_no_monitoring_or_training():
+    import subprocess
+    import sys
 
-    f = ThinklessRewardFunc(gamma=0.5, num_generations=2)
-    comps = ["<short>\\boxed{1}", "<short>\\boxed{1}", "<think>a</think>\\boxed{2}", "<think>b</think>\\boxed{2}",
-             "<short>\\boxed{9}", "<think>c"]
-    r = f(prompts=[None] * 6, completions=comps, answer=["1", "1", "2", "2", "3", "3"],
-          completion_ids=[[0] * 2, [0] * 2, [0] * 6, [0] * 6, [0] * 2, [0] * 9], task=["synthetic"] * 6,
-          level=[1, 1, 6, 6, 3, 3])
-    assert r == [1.0, 1.0, 0.5, 0.5, -1.0, -1.0]
-    stats = torch.tensor([[0, 1, 1, 2, 1], [0, 1, 1, 2, 1], [1, 1, .5, 6, 6], [1, 1, .5, 6, 6], [0, 0, -1, 2, 3],
-                          [1, 0, -1, 9, 3]], dtype=torch.float32)
-    m = mode_metrics(stats, 2)
-    assert m["modes/think_ratio"] == pytest.approx(0.5)
-    assert m["modes/groups_all_correct_short"] == pytest.approx(1 / 3)
-    assert m["modes/groups_all_correct_think"] == pytest.approx(1 / 3)
-    assert m["modes/groups_all_wrong"] == pytest.approx(1 / 3)
-    assert m["modes/think_ratio_L1"] == 0 and m["modes/think_ratio_L6"] == 1 and m["modes/think_ratio_L3"] == 0.5
-    assert m["modes/acc_short"] == pytest.approx(2 / 3) and m["modes/len_think"] == pytest.approx(7.0)
+    code = ("import sys, thinkless.reward; bad = [m for m in sys.modules if m.startswith(('thinkless.monitor', "
+            "'thinkless.trainer', 'thinkless.rl', 'thinkless.stage', 'trl'))]; print(bad); sys.exit(bool(bad))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

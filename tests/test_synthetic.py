@@ -1,6 +1,6 @@
 import pytest
 
-from thinkless.data import normalize_long, normalize_short
+from thinkless.format import short_target, think_target
 from thinkless.reward import thinkless_reward
 from thinkless.synthetic import (MAX_LEVEL, FoldProblem, fold, long_teacher, make_problems, paired_records,
                                  parse_prompt, short_teacher)
@@ -39,7 +39,7 @@ def test_teachers_are_correct_and_well_formed():
     for r in paired_records(120, [1, 2, 3, 4, 5, 6], seed=1):
         assert thinkless_reward(r["long"], r["answer"], 0.5, exact=True) == 0.5
         assert thinkless_reward(r["short"], r["answer"], 0.5, exact=True) == 1.0
-        assert normalize_long(r["long"]) == r["long"] and normalize_short(r["short"]) == r["short"]
+        assert think_target(r["long"]) == r["long"] and short_target(r["short"]) == r["short"]
 
 
 def test_think_is_longer_on_hard_levels(tiny_tokenizer):

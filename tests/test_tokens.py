@@ -2,7 +2,8 @@ import pytest
 from transformers import AutoTokenizer
 
 import thinkless
-from thinkless.tokens import CONTROL_TOKENS, fix_chat_template, generation_prompt, response_mode
+from thinkless.format import render_prompt
+from thinkless.tokens import CONTROL_TOKENS, fix_chat_template
 
 from .conftest import QWEN, R1
 
@@ -29,7 +30,7 @@ def test_each_control_token_is_one_non_special_token(tok):
 
 
 def test_generation_prompt_does_not_prefill_a_mode(tok):
-    p = generation_prompt(tok, "What is 1+1?")
+    p = render_prompt(tok, "What is 1+1?")
     assert not p.rstrip().endswith(("<think>", "<short>"))
     assert "<think>" not in p and "<short>" not in p
     # the assistant turn renders the full response (R1's template used to drop everything before </think>)
@@ -48,7 +49,7 @@ def test_r1_reuses_existing_think_tokens():
     ids = thinkless.add_control_tokens(t)
     assert (ids.think, ids.end_think) == (151648, 151649)  # reused, not re-added
     assert len(t) == before + 1  # only <short> is new
-    assert generation_prompt(t, "x").endswith("<｜Assistant｜>")
+    assert render_prompt(t, "x").endswith("<｜Assistant｜>")
     assert t.pad_token == "<|fim_pad|>"
 
 
@@ -57,7 +58,7 @@ def test_qwen_adds_three_tokens_and_keeps_template():
     before = len(t)
     thinkless.add_control_tokens(t)
     assert len(t) == before + 3
-    assert generation_prompt(t, "x").endswith("<|im_start|>assistant\n")
+    assert render_prompt(t, "x").endswith("<|im_start|>assistant\n")
 
 
 def test_idempotent(tiny_tokenizer):
@@ -90,9 +91,3 @@ def test_embeddings_of_new_tokens_are_mean_initialised():
     mean = emb[:n_before].mean(0)
     for i in (ids.think, ids.end_think, ids.short):
         assert torch.allclose(emb[i], mean, atol=1e-6)
-
-
-def test_response_mode():
-    assert response_mode("<think>x</think>y") == "think"
-    assert response_mode("<short>y") == "short"
-    assert response_mode("y") is None

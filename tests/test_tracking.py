@@ -159,12 +159,13 @@ def pipeline(tmp_path_factory):
     runs = {"distill": root / "distill", "train": root / "train", "eval": root / "eval"}
     cli("distill.py", f"output_dir={runs['distill']}", *WANDB_ON, "training.args.max_steps=2",
         "training.args.per_device_train_batch_size=8", "training.args.logging_steps=1", "data.num_problems=64",
-        "report.n_per_level=0", "training.args.disable_tqdm=true")
+        "report.enabled=false", "training.args.disable_tqdm=true")
     # a requeued Slurm job exports a stable WANDB_RUN_ID (slurm/common.sh): the run keeps that id
     cli("train.py", f"output_dir={runs['train']}", f"model.path={runs['distill'] / 'model'}", *WANDB_ON,
-        "report.n_per_level=0", "rl_data.num_problems=32", "rl.args.max_steps=2",
+        "report.enabled=false", "rl_data.num_problems=32", "rl.args.max_steps=2",
         "rl.args.per_device_train_batch_size=8", "rl.args.num_generations=4", "rl.args.max_completion_length=16",
-        "rl.args.save_steps=100", env_extra={"WANDB_RUN_ID": "exp-wb-train-4242", "WANDB_RESUME": "allow"})
+        "rl.args.save_steps=100", "rl_data.validation=null",
+        env_extra={"WANDB_RUN_ID": "exp-wb-train-4242", "WANDB_RESUME": "allow"})
     cli("eval.py", f"model={runs['train'] / 'model'}", f"output_dir={runs['eval']}", *WANDB_ON,
         "benchmarks=[synthetic]", "methods=[adaptive]", "benchmark.synthetic.n_per_level=2", "progress=false",
         "plots=false")
@@ -205,7 +206,7 @@ def test_disabled_creates_no_wandb_files(tmp_path):
     out = tmp_path / "distill"
     proc = cli("distill.py", f"output_dir={out}", "run_name=exp-off", "wandb.enabled=false",
                "training.args.max_steps=1", "training.args.per_device_train_batch_size=8", "data.num_problems=64",
-               "report.n_per_level=0", "training.args.disable_tqdm=true",
+               "report.enabled=false", "training.args.disable_tqdm=true",
                env_extra={"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path / "wandb_dir")})
     assert (out / "model" / "model.safetensors").is_file()
     assert not list(tmp_path.rglob("wandb*")) and not list(tmp_path.rglob("*.wandb"))

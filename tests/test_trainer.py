@@ -101,11 +101,59 @@ def test_equal_rewards_give_zero_advantage_and_no_nan(tiny, tmp_path):
     assert all(loss == loss for loss in losses)
 
 
+def fake_batch(tok, B=6, P=5, T=7, seed=0):
+    """A generation batch as ``_compute_loss`` receives it: random prompts/completions, some right-padded."""
+    g = torch.Generator().manual_seed(seed)
+    completion_mask = torch.ones(B, T, dtype=torch.long)
+    completion_mask[1, 4:] = 0
+    completion_mask[3, 2:] = 0
+    return {"prompt_ids": torch.randint(3, 200, (B, P), generator=g), "prompt_mask": torch.ones(B, P, dtype=torch.long),
+            "completion_ids": torch.randint(3, 200, (B, T), generator=g), "completion_mask": completion_mask,
+            "advantages": torch.randn(B, generator=g), "num_items_in_batch": completion_mask.sum()}
+
+
+def test_entropy_bonus_is_the_official_token_mean_over_the_whole_completion(tiny, tmp_path):
+    """loss(c) = loss(0) - c * H, H = mean entropy over all completion tokens, the control token one among them."""
+    tr0 = make_trainer(tiny, tmp_path / "a", entropy_coef=0.0)
+    trc = make_trainer(tiny, tmp_path / "b", entropy_coef=0.25)
+    inputs = fake_batch(tiny[1])
+    for tr in (tr0, trc):
+        tr.model.train()
+        tr.current_gradient_accumulation_steps = 1  # set by Trainer.train() for each step
+    l0, lc = tr0._compute_loss(tr0.model, inputs), trc._compute_loss(trc.model, inputs)
+    ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)
+    mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
+    _, ent, _ = tr0._get_per_token_logps_and_entropies(tr0.model, ids, mask, 7, compute_entropy=True)
+    m = inputs["completion_mask"].float()
+    h = (ent * m).sum() / m.sum()
+    assert (lc - l0).item() == pytest.approx(-0.25 * h.item(), rel=1e-5, abs=1e-7)
+    # the gradient of the bonus reaches the control-token position too (weight 1/sum|o|, not 1)
+    assert trc.entropy_coef == 0.25 and tr0.entropy_coef == 0.0
+
+
+def test_mode_usage_is_computed_by_the_trainer_from_what_it_holds(tiny, tmp_path):
+    from thinkless.reward import RewardValues, ThinklessReward, reward_schedule
+
+    reward = ThinklessReward(RewardValues(), reward_schedule([{"after_step": 1, "correct_think": 0.8}]))
+    tr = make_trainer(tiny, tmp_path, reward=reward, max_steps=2)
+    tr.train()
+    logs = [h for h in tr.state.log_history if "modes/think_ratio" in h]
+    assert [h["step"] for h in logs] == [1, 2]
+    assert [h["rewards/correct_think"] for h in logs] == [0.5, 0.8]  # the schedule, logged per step
+    for key in ("modes/invalid_format", "modes/accuracy", "modes/reward", "modes/tokens", "rewards/ungradable_gold_frac",
+                "modes/groups_all_wrong"):
+        assert key in logs[0], key
+    # a random model rarely starts with a control token: counted, on every rank alike (1 process here)
+    assert 0.0 <= logs[0]["modes/invalid_format"] <= 1.0
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match="response_norm"):
         DeGRPOConfig(output_dir="/tmp/x", response_norm="bogus", use_cpu=True, bf16=False)
     with pytest.raises(ValueError, match="loss_type"):
         DeGRPOConfig(output_dir="/tmp/x", loss_type="sapo", use_cpu=True, bf16=False)
+    with pytest.raises(ValueError, match="use_adaptive_entropy"):
+        DeGRPOConfig(output_dir="/tmp/x", use_adaptive_entropy=True, use_cpu=True, bf16=False)
     with pytest.raises(ValueError, match="mask_truncated_completions"):
         DeGRPOConfig(output_dir="/tmp/x", response_norm="token", mask_truncated_completions=True, use_cpu=True,
                      bf16=False)

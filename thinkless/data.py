@@ -1,9 +1,30 @@
-"""Paired SFT data: one interface over three sources, and the rows SFT trains on.
+"""Data: the one loader (local files and Hub datasets, used by distill, RL and evaluation) and the SFT rows.
 
-Every source yields *paired records* ``{"problem", "answer", "long", "short", "level"?}``; ``build_sft_rows``
-turns each into two prompt/completion rows, one per mode, with the control token first and the EOS last.
-Rows that cannot be trained on are dropped and counted in a ``DropStats`` (reported at the end of the run),
-never silently and never with a crash.
+Loading (``load_table`` / ``load_rows``). A local JSON / JSONL / parquet / CSV file, or a Hub dataset by name.
+The rule for bad input, everywhere: a row that cannot be used is **dropped and counted** (``DropStats``, reported
+at the end of the run), never silently and never with a bare traceback:
+
+* a JSON-lines line that is not valid JSON (or not an object) is skipped and counted as ``bad_json_line``, with
+  its ``file:line`` in a warning — unless more than ``MAX_BAD_LINE_FRACTION`` (10%) of the lines are bad, which
+  means the file is not what the config says: then the run stops with an error naming ``file:line`` of the first;
+* a JSON file (a list) that does not parse stops the run with an error naming ``file:line:column``;
+* a row without a required field (problem, answer, response) is dropped and counted (``no_problem``,
+  ``no_answer``, ``empty_think``/``empty_short``, ``no_control_token``); when *no* row has the field, the run stops
+  naming the field and the keys the rows do have (a wrong field name, not bad rows).
+
+SFT rows (``sft_table``). Three row layouts become prompt/completion rows, one per trained response:
+
+* ``paired``: ``{problem, answer?, long, short}`` -> two rows (think and short);
+* ``flat`` (the official warm-up data, ``Vinnnf/Hybrid-OpenThoughts2-1M-1.5B``): ``{instruction, output}``, one row
+  per response, the mode read from the output's leading control token, no answer needed (pre-verified data);
+* ``conclusion`` (the official cheap pair builder): ``{problem, long}`` -> the long row plus a short row whose
+  response is the long one's conclusion (``thinkless.format.conclusion_of``).
+
+The prompt is rendered by ``thinkless.format.render_prompt``; the completion is the response in the Thinkless
+format (``think_target`` / ``short_target``) plus the EOS. A row longer than ``max_length`` tokens is dropped
+(``too_long``), never truncated: truncation would cut the EOS and teach the model never to stop. The rows are built
+with ``datasets.map`` (Arrow-backed, ``num_proc`` workers), so a million-row warm-up set is never held in Python
+lists.
 """
 
 from __future__ import annotations
@@ -14,11 +35,13 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from .tokens import END_THINK, SHORT, THINK, generation_prompt
+from .format import conclusion_of, parse, render_prompt, short_target, think_target
 
 logger = logging.getLogger(__name__)
 
 LOCAL_SUFFIXES = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
+MAX_BAD_LINE_FRACTION = 0.1
+LAYOUTS = ("paired", "flat", "conclusion")
 
 
 class DropStats(Counter):
@@ -33,39 +56,7 @@ def looks_local(name: str) -> bool:
     return os.path.exists(name) or name.startswith(("/", "./", "../", "~")) or Path(name).suffix in LOCAL_SUFFIXES
 
 
-def load_rows(name: str, *, split: str = "train", subset: str | None = None, limit: int | None = None) -> list[dict]:
-    """Rows of a local JSON / JSONL / parquet / CSV file (a JSON list or JSON lines) or a Hub dataset by name."""
-    if looks_local(name):
-        path = Path(name).expanduser()
-        if not path.exists():
-            raise FileNotFoundError(f"data file {str(path)!r} does not exist")
-        if path.suffix in (".json", ".jsonl"):
-            text = path.read_text()
-            stripped = text.lstrip()
-            if stripped.startswith("["):
-                rows = json.loads(text)
-            else:
-                rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        elif path.suffix in LOCAL_SUFFIXES:
-            import datasets
-
-            rows = datasets.load_dataset(LOCAL_SUFFIXES[path.suffix], data_files=str(path), split="train").to_list()
-        else:
-            raise ValueError(f"unsupported data file {str(path)!r}: use one of {sorted(LOCAL_SUFFIXES)}")
-    else:
-        import datasets
-
-        try:
-            ds = datasets.load_dataset(name, subset, split=split)
-        except Exception as e:  # offline, typo, gated: say which dataset and why
-            raise RuntimeError(f"could not load dataset {name!r} (split {split!r}) from the Hub: {e}") from e
-        if limit is not None:
-            ds = ds.select(range(min(limit, len(ds))))
-        rows = ds.to_list()
-    return rows[:limit] if limit is not None else rows
-
-
-def _field(row: dict, key: str | None):
+def get_field(row: dict, key: str | None):
     """``row[key]`` with dotted access into nested dicts (``"extra.level"``); None if missing."""
     if key is None:
         return None
@@ -77,81 +68,218 @@ def _field(row: dict, key: str | None):
     return cur
 
 
-def normalize_long(text) -> str | None:
-    """``<think>trace</think>answer`` from an R1-style response; None if it has no closed reasoning block."""
-    if not isinstance(text, str) or not text.strip():
-        return None
-    s = text.strip()
-    if s.startswith(SHORT):
-        return None
-    if not s.startswith(THINK):
-        s = THINK + "\n" + s  # R1 templates prefill "<think>\n", so teachers' outputs start inside the block
-    if s.count(THINK) != 1 or s.count(END_THINK) != 1 or not s.split(END_THINK, 1)[1].strip():
-        return None  # truncated, nested, or no answer after reasoning
-    return s
+def _json_lines(path: Path, stats: Counter | None) -> list[dict]:
+    rows, bad = [], []
+    with path.open(encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                bad.append((i, f"invalid JSON ({e.msg} at column {e.colno})"))
+                continue
+            if not isinstance(row, dict):
+                bad.append((i, f"a JSON {type(row).__name__}, not an object"))
+                continue
+            rows.append(row)
+    if bad:
+        total = len(rows) + len(bad)
+        first = f"{path}:{bad[0][0]}: {bad[0][1]}"
+        if len(bad) > MAX_BAD_LINE_FRACTION * total:
+            raise ValueError(f"{first}; {len(bad)} of {total} lines are bad (more than "
+                             f"{MAX_BAD_LINE_FRACTION:.0%}): is {path.name} a JSON-lines file of objects?")
+        for i, why in bad[:5]:
+            logger.warning("%s:%d: %s: line skipped", path, i, why)
+        logger.warning("%s: %d of %d lines skipped (bad JSON), counted as bad_json_line", path, len(bad), total)
+        if stats is not None:
+            stats["bad_json_line"] += len(bad)
+    return rows
 
 
-def normalize_short(text) -> str | None:
-    """``<short>answer`` from a direct response; None if empty or if it contains reasoning tags."""
-    if not isinstance(text, str) or not text.strip():
-        return None
-    s = text.strip()
-    if s.startswith(SHORT):
-        s = s[len(SHORT):].lstrip()
-    if not s or THINK in s or END_THINK in s or SHORT in s:
-        return None
-    return SHORT + s
+def _read_local(path: Path, stats: Counter | None) -> list[dict]:
+    if not path.exists():
+        raise FileNotFoundError(f"data file {str(path)!r} does not exist")
+    if path.suffix not in LOCAL_SUFFIXES:
+        raise ValueError(f"unsupported data file {str(path)!r}: use one of {sorted(LOCAL_SUFFIXES)}")
+    if path.suffix in (".json", ".jsonl"):
+        with path.open(encoding="utf-8") as f:
+            head = f.read(4096).lstrip()
+        if not head.startswith("["):
+            return _json_lines(path, stats)
+        text = path.read_text(encoding="utf-8")
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{e.lineno}:{e.colno}: invalid JSON ({e.msg}); a .json file must be one JSON "
+                             "list of objects (or JSON lines)") from None
+        if not all(isinstance(r, dict) for r in rows):
+            raise ValueError(f"{path}: the JSON list must hold objects (one per row)")
+        return rows
+    import datasets
+
+    try:
+        return datasets.load_dataset(LOCAL_SUFFIXES[path.suffix], data_files=str(path), split="train").to_list()
+    except Exception as e:  # a corrupt parquet/CSV file: say which
+        raise ValueError(f"{path}: could not read it as {LOCAL_SUFFIXES[path.suffix]}: {e}") from e
 
 
-def records_from_rows(rows: list[dict], fields: dict, stats: DropStats, *, require_answer: bool = True) -> list[dict]:
-    """Map arbitrary rows to paired records using ``fields`` = {problem, answer, long, short, level} keys."""
+def load_table(name: str, *, split: str = "train", subset: str | None = None, limit: int | None = None,
+               stats: Counter | None = None):
+    """A ``datasets.Dataset``: a local file (read by the rule above) or a Hub dataset (Arrow, memory-mapped)."""
+    import datasets
+
+    if looks_local(name):
+        rows = _read_local(Path(name).expanduser(), stats)
+        return datasets.Dataset.from_list(rows[:limit] if limit is not None else rows)
+    try:
+        ds = datasets.load_dataset(name, subset, split=split)
+    except Exception as e:  # offline, typo, gated: say which dataset and why
+        raise RuntimeError(f"could not load dataset {name!r} (split {split!r}) from the Hub: {e}") from e
+    return ds.select(range(min(limit, len(ds)))) if limit is not None else ds
+
+
+def load_rows(name: str, *, split: str = "train", subset: str | None = None, limit: int | None = None,
+              stats: Counter | None = None) -> list[dict]:
+    """Rows as a list of dicts (small sets: RL prompts, benchmarks)."""
+    if looks_local(name):
+        rows = _read_local(Path(name).expanduser(), stats)
+        return rows[:limit] if limit is not None else rows
+    return load_table(name, split=split, subset=subset, limit=limit, stats=stats).to_list()
+
+
+def require_field(rows, field: str | None, what: str) -> None:
+    """Fail when no row has ``field`` (a wrong field name), naming the keys the rows do have."""
+    if field is None or not len(rows):
+        return
+    sample = rows[: min(len(rows), 1000)] if isinstance(rows, list) else rows.select(range(min(len(rows), 1000)))
+    if not any(get_field(r, field) is not None for r in sample):
+        first = sample[0]
+        raise ValueError(f"{what}={field!r}: no row has this field (rows have keys {sorted(first)})")
+
+
+def _present(v) -> bool:
+    return v is not None and not (isinstance(v, str) and not v.strip())
+
+
+def records_from_rows(rows, fields: dict, stats: DropStats, *, require_answer: bool = True,
+                      what: str = "fields") -> list[dict]:
+    """Rows -> ``{problem, answer, level?, long?, short?}`` records by ``fields`` (problem, answer, level, ...)."""
+    require_field(rows, fields.get("problem"), f"{what}.problem")
+    if require_answer:
+        require_field(rows, fields.get("answer"), f"{what}.answer")
     out = []
     for row in rows:
-        problem = _field(row, fields.get("problem"))
-        answer = _field(row, fields.get("answer"))
+        problem, answer = get_field(row, fields.get("problem")), get_field(row, fields.get("answer"))
         if not isinstance(problem, str) or not problem.strip():
             stats["no_problem"] += 1
             continue
-        if require_answer and (answer is None or str(answer).strip() == ""):
+        if require_answer and not _present(answer):
             stats["no_answer"] += 1
             continue
-        rec = {"problem": problem, "answer": None if answer is None else answer,
-               "long": _field(row, fields.get("long")), "short": _field(row, fields.get("short"))}
-        level = _field(row, fields.get("level"))
-        if level is not None:
-            rec["level"] = level
+        rec = {"problem": problem, "answer": answer}
+        for k in ("long", "short", "level"):
+            if fields.get(k):
+                rec[k] = get_field(row, fields[k])
         out.append(rec)
     return out
 
 
-def build_sft_rows(records: list[dict], tokenizer, stats: DropStats, *, system: str | None = None,
-                   max_length: int | None = None, modes=("think", "short")) -> list[dict]:
-    """Two rows per record (think and short), prompt rendered with the fixed chat template, EOS appended.
+# ------------------------------------------------------------------ SFT rows
 
-    A record whose response for a mode is missing, empty or malformed loses that row (counted as
-    ``empty_<mode>``); a row longer than ``max_length`` tokens is dropped (``too_long``) rather than truncated,
-    because truncation would cut the EOS and teach the model never to stop.
-    """
+
+def _responses(layout: str, row: dict, fields: dict) -> tuple[str | None, list[tuple[str, str | None]]]:
+    """(drop reason or None, [(mode, target or None)]) for one input row."""
+    if layout == "paired":
+        return None, [("think", think_target(get_field(row, fields.get("long")))),
+                      ("short", short_target(get_field(row, fields.get("short"))))]
+    if layout == "conclusion":
+        long = get_field(row, fields.get("long"))
+        return None, [("think", think_target(long)), ("short", conclusion_of(long))]
+    output = get_field(row, fields.get("output"))
+    if not _present(output):
+        return "no_output", []
+    mode = parse(output).mode
+    if mode is None:
+        return "no_control_token", []
+    return None, [(mode, think_target(output) if mode == "think" else short_target(output))]
+
+
+def sft_batch(batch: dict, *, layout: str, fields: dict, tokenizer, instruction: str | None, system: str | None,
+              require_answer: bool, max_length: int | None) -> dict:
+    """``datasets.map`` function (batched): input rows -> SFT rows, one ``drop`` reason (or None) per output row."""
+    keys = list(batch)
+    n = len(batch[keys[0]]) if keys else 0
+    out = {"prompt": [], "completion": [], "mode": [], "level": [], "answer": [], "drop": []}
+
+    def emit(prompt="", completion="", mode=None, level=-1, answer="", drop=None):
+        for k, v in zip(out, (prompt, completion, mode, level, answer, drop)):
+            out[k].append(v)
+
     eos = tokenizer.eos_token
-    rows = []
-    for rec in records:
-        prompt = generation_prompt(tokenizer, rec["problem"], system=system)
-        for mode in modes:
-            resp = normalize_long(rec.get("long")) if mode == "think" else normalize_short(rec.get("short"))
-            if resp is None:
-                stats[f"empty_{mode}"] += 1
-                continue
-            rows.append({"prompt": prompt, "completion": resp + eos, "mode": mode,
-                         "level": rec.get("level", -1), "answer": str(rec.get("answer"))})
-    if max_length is not None and rows:
-        lengths = [len(ids) for ids in tokenizer([r["prompt"] + r["completion"] for r in rows],
-                                                 add_special_tokens=False)["input_ids"]]
-        kept = []
-        for r, n in zip(rows, lengths):
-            if n > max_length:
-                stats["too_long"] += 1
+    pfield = fields.get("problem" if layout != "flat" else "instruction")
+    for i in range(n):
+        row = {k: batch[k][i] for k in keys}
+        problem, answer = get_field(row, pfield), get_field(row, fields.get("answer"))
+        if not isinstance(problem, str) or not problem.strip():
+            emit(drop="no_problem")
+            continue
+        if require_answer and not _present(answer):
+            emit(drop="no_answer")
+            continue
+        drop, responses = _responses(layout, row, fields)
+        if drop:
+            emit(drop=drop)
+            continue
+        level = get_field(row, fields.get("level"))
+        try:
+            level = int(level) if level is not None else -1
+        except (TypeError, ValueError):
+            level = -1
+        prompt = render_prompt(tokenizer, problem, instruction=instruction, system=system)
+        for mode, target in responses:
+            if target is None:
+                emit(mode=mode, drop=f"empty_{mode}")
             else:
-                kept.append(r)
-        rows = kept
-    stats["kept"] += len(rows)
-    return rows
+                emit(prompt, target + eos, mode, level, "" if answer is None else str(answer))
+    if max_length is not None:
+        idx = [j for j, d in enumerate(out["drop"]) if d is None]
+        if idx:
+            enc = tokenizer([out["prompt"][j] + out["completion"][j] for j in idx], add_special_tokens=False)
+            for j, ids in zip(idx, enc["input_ids"]):
+                if len(ids) > max_length:
+                    out["drop"][j] = "too_long"
+    return out
+
+
+def sft_table(table, layout: str, fields: dict, tokenizer, stats: DropStats, *, instruction: str | None = None,
+              system: str | None = None, require_answer: bool = False, max_length: int | None = None,
+              num_proc: int | None = None, modes=("think", "short")):
+    """SFT rows (a ``datasets.Dataset`` with prompt, completion, mode, level, answer) from any layout; drops counted.
+
+    ``table``: a ``datasets.Dataset`` or a list of dicts. ``modes`` keeps only these modes' rows.
+    """
+    import datasets
+
+    if layout not in LAYOUTS:
+        raise ValueError(f"data.layout={layout!r}: valid choices are {LAYOUTS}")
+    if isinstance(table, list):
+        table = datasets.Dataset.from_list(table) if table else datasets.Dataset.from_dict({"_": []})
+    pfield = fields.get("problem" if layout != "flat" else "instruction")
+    require_field(table, pfield, f"data.fields.{'problem' if layout != 'flat' else 'instruction'}")
+    main = {"paired": ("long", "short"), "flat": ("output",), "conclusion": ("long",)}[layout]
+    for k in main:
+        require_field(table, fields.get(k), f"data.fields.{k}")
+    rows = table.map(sft_batch, batched=True, remove_columns=table.column_names, num_proc=num_proc,
+                     desc="SFT rows", fn_kwargs=dict(layout=layout, fields=fields, tokenizer=tokenizer,
+                                                     instruction=instruction, system=system,
+                                                     require_answer=require_answer, max_length=max_length))
+    drops = Counter(rows["drop"])
+    unwanted = [m for m in ("think", "short") if m not in modes]
+    for reason, count in drops.items():
+        if reason is not None:
+            stats[reason] += count
+    keep = rows.filter(lambda d, m: d is None and m not in unwanted, input_columns=["drop", "mode"],
+                       num_proc=num_proc, desc="SFT rows: drop")
+    stats["kept"] += len(keep)
+    return keep.remove_columns("drop")

@@ -25,6 +25,7 @@ class SamplingConfig:
     seed: int = 0
     stop: list[str] = field(default_factory=list)
     self_certainty: bool = False  # also score each completion's self-certainty (HF backend; see below)
+    think_bias: float = 0.0  # added to the <think> logit at the first generated position (thinkless.mode_control)
 
 
 @dataclass
@@ -70,7 +71,12 @@ class SelfCertaintyProcessor:
 
 
 def vllm_available() -> bool:
-    return importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
+    """vLLM is installed (its CUDA build, or the CPU build the tests use)."""
+    return importlib.util.find_spec("vllm") is not None
+
+
+def gpu_visible() -> bool:
+    return torch.cuda.is_available()
 
 
 class HFGenerator:
@@ -79,6 +85,33 @@ class HFGenerator:
     def __init__(self, model, tokenizer, batch_size: int = 64):
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
         self.eos_ids = _eos_ids(model, tokenizer)
+
+    @property
+    def context_length(self) -> int | None:
+        """Prompt + response tokens the model can attend over (its position embeddings)."""
+        return getattr(self.model.config, "max_position_embeddings", None)
+
+    @torch.no_grad()
+    def mode_log_odds(self, prompts: list[str]) -> list[float]:
+        """``log p(<think>) − log p(<short>)`` at the first generated position of each prompt (one forward pass)."""
+        from .tokens import control_token_ids
+
+        ids = control_token_ids(self.tokenizer)
+        tok, model = self.tokenizer, self.model
+        side, tok.padding_side = tok.padding_side, "left"
+        was_training = model.training
+        model.eval()
+        out = []
+        try:
+            for start in range(0, len(prompts), max(1, self.batch_size)):
+                enc = tok(prompts[start:start + self.batch_size], return_tensors="pt", padding=True,
+                          add_special_tokens=False).to(model.device)
+                logp = torch.log_softmax(model(**enc).logits[:, -1].float(), dim=-1)
+                out.extend((logp[:, ids.think] - logp[:, ids.short]).tolist())
+        finally:
+            tok.padding_side = side
+            model.train(was_training)
+        return out
 
     @torch.no_grad()
     def generate(self, prompts: list[str], cfg: SamplingConfig, *, progress: bool = False,
@@ -97,12 +130,18 @@ class HFGenerator:
                 chunk = flat[start:start + per_batch]
                 enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
                 torch.manual_seed(cfg.seed * 1_000_003 + b)
-                extra = {}
-                if cfg.self_certainty:
+                extra, processors = {}, []
+                if cfg.self_certainty:  # first: self-certainty scores the model's own (raw) distribution
+                    sc = SelfCertaintyProcessor()
+                    processors.append(sc)
+                if cfg.think_bias:
+                    from .mode_control import ThinkBiasProcessor
+
+                    processors.append(ThinkBiasProcessor(tok, cfg.think_bias, enc["input_ids"].shape[1]))
+                if processors:
                     from transformers import LogitsProcessorList
 
-                    sc = SelfCertaintyProcessor()
-                    extra["logits_processor"] = LogitsProcessorList([sc])
+                    extra["logits_processor"] = LogitsProcessorList(processors)
                 gen = model.generate(
                     **enc,
                     do_sample=cfg.temperature > 0,
@@ -135,14 +174,61 @@ class HFGenerator:
 
 
 class VLLMGenerator:
-    def __init__(self, model_path: str, tokenizer, *, dtype="bfloat16", gpu_memory_utilization=0.9,
-                 tensor_parallel_size=1, max_model_len=None):
+    """vLLM's offline engine. On a CPU (vLLM's CPU build) the engine runs in this process
+    (``VLLM_ENABLE_V1_MULTIPROCESSING=0``: it starts in ~2 s and needs no ``__main__`` guard), in eager mode, with an
+    explicit KV-cache size (``kv_cache_memory_bytes``, default 1 GiB) instead of a fraction of the device memory."""
+
+    def __init__(self, model_path: str, tokenizer, *, dtype: str = "auto", gpu_memory_utilization: float = 0.9,
+                 tensor_parallel_size: int = 1, max_model_len: int | None = None,
+                 kv_cache_memory_bytes: int | None = None, enforce_eager: bool | None = None, seed: int = 0):
+        import os
+
+        cpu = not gpu_visible()
+        if cpu:
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from vllm import LLM
 
+        from .mode_control import vllm_logits_processors
+
+        kw = {}
+        if kv_cache_memory_bytes or cpu:
+            kw["kv_cache_memory_bytes"] = int(kv_cache_memory_bytes or 2**30)
+        else:
+            kw["gpu_memory_utilization"] = gpu_memory_utilization
+        if dtype == "auto":  # the checkpoint's dtype, as HF's "auto": vLLM's own "auto" runs fp32 weights in fp16/bf16
+            from transformers import AutoConfig
+
+            dtype = str(AutoConfig.from_pretrained(model_path).dtype or "auto").removeprefix("torch.")
         self.tokenizer = tokenizer
-        self.llm = LLM(model=model_path, tokenizer=model_path, dtype=dtype, seed=0,
-                       gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
-                       max_model_len=max_model_len)
+        self.eos_ids = _eos_ids(None, tokenizer)
+        self.llm = LLM(model=model_path, tokenizer=model_path, dtype=dtype, seed=seed,
+                       tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
+                       enforce_eager=cpu if enforce_eager is None else enforce_eager,
+                       logits_processors=vllm_logits_processors(), **kw)
+
+    @property
+    def context_length(self) -> int:
+        return self.llm.llm_engine.model_config.max_model_len
+
+    def mode_log_odds(self, prompts: list[str]) -> list[float]:
+        """``log p(<think>) − log p(<short>)`` at the first position, from vLLM's top-20 log-probs (a control token
+        outside them is given the 20th log-prob as an upper bound)."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        from .tokens import control_token_ids
+
+        ids = control_token_ids(self.tokenizer)
+        params = SamplingParams(n=1, temperature=1.0, max_tokens=1, logprobs=20, seed=0)
+        res = self.llm.generate([TokensPrompt(prompt_token_ids=self.tokenizer(p, add_special_tokens=False)["input_ids"])
+                                 for p in prompts], params, use_tqdm=False)
+        out = []
+        for r in res:
+            top = r.outputs[0].logprobs[0]
+            floor = min(lp.logprob for lp in top.values())
+            get = lambda t: top[t].logprob if t in top else floor  # noqa: E731
+            out.append(get(ids.think) - get(ids.short))
+        return out
 
     def generate(self, prompts: list[str], cfg: SamplingConfig, *, progress: bool = False,
                  desc: str = "generate") -> list[list[Completion]]:
@@ -152,26 +238,40 @@ class VLLMGenerator:
         if cfg.self_certainty:
             raise NotImplementedError("self-certainty needs full-vocabulary log-probs at every step, which vLLM does "
                                       "not return; use generation.backend=hf for confidence selection")
-
-        params = SamplingParams(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed,
-                                max_tokens=cfg.max_new_tokens, stop=cfg.stop or None, skip_special_tokens=True)
+        extra = {"think_bias": cfg.think_bias} if cfg.think_bias else None
+        greedy_copies = cfg.n if cfg.temperature == 0 else 1  # vLLM refuses n > 1 when greedy: all n are equal
+        n = 1 if greedy_copies > 1 else cfg.n
+        # One seed per prompt: vLLM gives identical samples to identical prompts that share a seed. Not on a CPU:
+        # vLLM 0.31's CPU runner cannot rewind a request's generator after a chunked prefill ("CPU Generator does
+        # not use offset"); there the engine's own seeded generator draws (reproducible for the same batches).
+        seeded = gpu_visible()
+        params = [SamplingParams(n=n, temperature=cfg.temperature, top_p=cfg.top_p,
+                                 seed=cfg.seed * 1_000_003 + i if seeded else None,
+                                 max_tokens=cfg.max_new_tokens, stop=cfg.stop or None, skip_special_tokens=True,
+                                 extra_args=extra) for i in range(len(prompts))]
         ids = [TokensPrompt(prompt_token_ids=self.tokenizer(p, add_special_tokens=False)["input_ids"])
                for p in prompts]
         results = self.llm.generate(ids, params, use_tqdm=progress)
-        return [[Completion(o.text, len(o.token_ids), o.finish_reason == "stop", list(o.token_ids))
-                 for o in r.outputs] for r in results]
+        out = []
+        for r in results:
+            row = []
+            for o in r.outputs:
+                toks, finished = _trim(list(o.token_ids), self.eos_ids, None)  # the EOS is not a response token
+                row.append(Completion(o.text, len(toks), finished or o.finish_reason == "stop", toks))
+            out.append(row * greedy_copies)
+        return out
 
 
 def make_generator(backend: str, *, model=None, tokenizer=None, model_path: str | None = None,
                    batch_size: int = 64, **vllm_kwargs):
-    """``backend`` is ``auto`` (vLLM when installed and a GPU is present), ``vllm`` or ``hf``."""
+    """``backend`` is ``auto`` (vLLM when installed and a GPU is visible), ``vllm`` (also vLLM's CPU build) or ``hf``."""
     valid = ("auto", "vllm", "hf")
     if backend not in valid:
         raise ValueError(f"generation.backend={backend!r}: valid choices are {valid}")
-    if backend == "vllm" or (backend == "auto" and vllm_available() and model_path is not None):
+    if backend == "vllm" or (backend == "auto" and vllm_available() and gpu_visible() and model_path is not None):
         if not vllm_available():
-            raise RuntimeError("generation.backend=vllm but vLLM is not installed or no GPU is visible; "
-                               "install the extra (pip install 'thinkless[vllm]') or use backend=hf")
+            raise RuntimeError("generation.backend=vllm but vLLM is not installed: pip install 'thinkless[vllm]' "
+                               "(GPU), or bash scripts/setup.sh (its CPU build); or use generation.backend=hf")
         return VLLMGenerator(model_path, tokenizer, **vllm_kwargs)
     if model is None:
         from transformers import AutoModelForCausalLM
@@ -181,7 +281,7 @@ def make_generator(backend: str, *, model=None, tokenizer=None, model_path: str 
 
 
 def _eos_ids(model, tokenizer) -> list[int]:
-    ids = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = getattr(getattr(model, "generation_config", None), "eos_token_id", None) if model is not None else None
     ids = [] if ids is None else ([ids] if isinstance(ids, int) else list(ids))
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
         ids.append(tokenizer.eos_token_id)

@@ -1,9 +1,16 @@
-"""Answer extraction and grading: pure functions, safe in threads and processes.
+"""Answer extraction and grading: one grader, two named policies, safe in threads and processes.
 
-``grade(response, gold)`` takes the final answer of a response (the last ``\\boxed{}``; a plain trailing number as
-a fallback) and checks it against the gold: first by exact comparison after a light normalization (leading zeros,
+Policies (``GRADING_POLICIES``) say where an answer is read from; ``Grader(policy)`` applies one everywhere it grades
+(the reward, the reports, evaluation, teacher verification):
+
+* ``strict`` (the default, and the reward's): the last ``\\boxed{}`` of the answer part of a *well-formed* Thinkless
+  response (``thinkless.format.parse``); a malformed response, or one without a box, has no answer.
+* ``lenient``: the last ``\\boxed{}`` after the last ``</think>`` (format not checked), else the last plain number;
+  for baselines that do not box their answer or do not use the control tokens. Only where a config asks for it.
+
+The extracted answer is checked against the gold by exact comparison after a light normalization (leading zeros,
 thousands separators, ``\\dfrac``, spacing, ``\\left``/``\\right``, ``\\text{}``, ``$``), then with math-verify
-(symbolic and numeric equivalence, tuples, intervals, sets).
+(symbolic and numeric equivalence, tuples, intervals, sets); ``exact=True`` (the synthetic task) compares strings.
 
 Timeouts. math-verify's own timeout uses SIGALRM (main thread only), and a pathological answer such as
 ``9^{9^{9^{9}}}`` makes sympy run big-integer C code that holds the GIL, so a watchdog *thread* cannot even regain
@@ -29,6 +36,11 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+
+from ._verify_worker import __file__ as _worker_file
+from ._verify_worker import verify as _verify
+from .format import Parsed, parse
 
 logger = logging.getLogger(__name__)
 
@@ -115,17 +127,6 @@ def canonical_answer(s: str | None) -> str | None:
     return None if s is None else _plain(s)
 
 
-def _verify(pred: str, gold: str) -> bool:
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
-
-    cfg = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
-    g = parse(f"${gold}$", extraction_config=cfg, parsing_timeout=None)
-    p = parse(f"${pred}$", extraction_config=cfg, parsing_timeout=None)
-    if not g or not p:
-        return False
-    return bool(verify(g, p, timeout_seconds=None))
-
-
 def _count(key: str) -> None:
     with _STATS_LOCK:
         GRADE_STATS[key] += 1
@@ -147,8 +148,8 @@ class _VerifyWorker:
 
     def _start(self) -> None:
         code = ("import importlib.util, sys\n"
-                f"spec = importlib.util.spec_from_file_location('_thinkless_grading_worker', {__file__!r})\n"
-                "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); m._worker_main()\n")
+                f"spec = importlib.util.spec_from_file_location('_thinkless_verify_worker', {_worker_file!r})\n"
+                "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); m.main()\n")
         self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL, bufsize=0)
         self.buf = b""
@@ -202,25 +203,6 @@ class _VerifyWorker:
 
     def close(self) -> None:
         self._kill()
-
-
-def _worker_main() -> None:  # runs in the child interpreter
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    logging.disable(logging.CRITICAL)
-    import math_verify  # noqa: F401  (import before announcing readiness, so startup is not timed)
-
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
-    for line in sys.stdin:
-        try:
-            pred, gold = json.loads(line)
-            out = {"ok": _verify(pred, gold)}
-        except Exception as e:  # malformed LaTeX: reported to the parent, counted there
-            out = {"error": f"{type(e).__name__}: {e}"[:300]}
-        sys.stdout.write(json.dumps(out) + "\n")
-        sys.stdout.flush()
 
 
 _WORKER = _VerifyWorker()
@@ -300,6 +282,76 @@ def answers_match(pred: str | None, gold, *, timeout: float = 5.0) -> bool:
     return False
 
 
-def grade(response: str, gold, *, timeout: float = 5.0) -> bool:
-    """Is the final answer of ``response`` (last ``\\boxed{}``, else last number) equal to ``gold``?"""
-    return answers_match(final_answer(response), gold, timeout=timeout)
+GRADING_POLICIES = ("strict", "lenient")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    correct: bool
+    answer: str | None  # the extracted final answer (None: nothing gradable under the policy)
+    mode: str | None  # the response's leading control token ("think" / "short"), None without one
+    well_formed: bool
+
+
+class Grader:
+    """Grades responses under one policy; caches answer checks (the samples of a problem often share an answer)."""
+
+    def __init__(self, policy: str = "strict", *, exact: bool = False, timeout: float = 5.0):
+        if policy not in GRADING_POLICIES:
+            raise ValueError(f"grading policy {policy!r}: valid choices are {GRADING_POLICIES}")
+        self.policy, self.exact, self.timeout = policy, exact, timeout
+        self._correct: dict = {}
+        self._equivalent: dict = {}
+
+    def extract(self, parsed: Parsed) -> str | None:
+        """The answer of a parsed response under this policy."""
+        if self.policy == "strict":
+            part = parsed.graded_part
+            return None if part is None else extract_boxed(part)
+        return None if parsed.answer is None else final_answer(parsed.answer)
+
+    def correct(self, answer: str | None, gold) -> bool:
+        if answer is None:
+            return False
+        key = (answer, repr(gold))
+        if key not in self._correct:
+            if self.exact:
+                self._correct[key] = any(answer.strip() == g.strip() for g in normalize_gold(gold))
+            else:
+                self._correct[key] = answers_match(answer, gold, timeout=self.timeout)
+        return self._correct[key]
+
+    def equivalent(self, a: str, b: str) -> bool:
+        """Do two extracted answers agree (majority voting)?"""
+        if self.exact:
+            return a.strip() == b.strip()
+        key = (a, b) if a <= b else (b, a)
+        if key not in self._equivalent:
+            self._equivalent[key] = answers_match(a, b, timeout=self.timeout)
+        return self._equivalent[key]
+
+    def grade(self, response: str, gold) -> Verdict:
+        parsed = parse(response)
+        answer = self.extract(parsed)
+        return Verdict(self.correct(answer, gold), answer, parsed.mode, parsed.well_formed)
+
+
+def grade(response: str, gold, *, policy: str = "strict", exact: bool = False, timeout: float = 5.0) -> bool:
+    """Is the answer of ``response`` (read under ``policy``) equal to ``gold``?"""
+    return Grader(policy, exact=exact, timeout=timeout).grade(response, gold).correct
+
+
+def gold_is_gradable(gold, *, exact: bool = False) -> bool:
+    """Can ``gold`` be graded at all? RL prompts failing this are dropped (and counted), never rewarded -1."""
+    golds = normalize_gold(gold)
+    if not golds:
+        return False
+    if exact:
+        return True
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse as mv_parse
+
+    cfg = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
+    try:
+        return any(bool(mv_parse(f"${g}$", extraction_config=cfg, parsing_timeout=None)) for g in golds)
+    except Exception:  # math-verify raised on this gold: not gradable
+        return False

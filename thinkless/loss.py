@@ -15,6 +15,8 @@ Rows without response tokens do not count in R.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 RESPONSE_NORMS = ("sequence", "token")
@@ -72,3 +74,36 @@ def k3_kl(ref_logps: torch.Tensor, logps: torch.Tensor) -> torch.Tensor:
     """Per-token k3 estimator of KL(π‖π_ref) (TRL's)."""
     d = ref_logps - logps
     return torch.exp(d) - d - 1
+
+
+def importance_sampling_stats(trainer_logps: torch.Tensor, sampling_logps: torch.Tensor, mask: torch.Tensor,
+                              modes: dict[str, torch.Tensor], is_mode: str, clip_min: float | None,
+                              clip_max: float | None) -> dict[str, float]:
+    """Per mode: samples and tokens, and how many of them TRL's vLLM importance-sampling correction affects.
+
+    Mirrors TRL 1.16: the weight is ``exp(trainer − sampler)`` log-probs per token (``token_*`` modes) or summed
+    over the sequence (``sequence_*``); ``*_mask`` zeroes weights outside ``[clip_min, clip_max]``, ``*_truncate``
+    clamps them. A sequence weight compounds over the sequence, so with ``sequence_mask`` (TRL's default, cap 3) a
+    20k-token think trace is far more likely to be dropped than a 200-token short answer; these counts show it.
+    Returns ``{"<mode>/samples", "<mode>/tokens", "<mode>/affected_samples", "<mode>/affected_tokens"}``.
+    """
+    m = mask.bool()
+    diff = torch.nan_to_num((trainer_logps - sampling_logps).float() * m, nan=0.0)
+    lo = -math.inf if clip_min is None else clip_min
+    hi = math.inf if clip_max is None else clip_max
+    if is_mode.startswith("sequence"):
+        w = torch.exp(diff.sum(-1))
+        affected_rows = (w < lo) | (w > hi)
+        affected_tokens = affected_rows.unsqueeze(1) & m
+    else:
+        w = torch.exp(diff)
+        affected_tokens = ((w < lo) | (w > hi)) & m
+        affected_rows = affected_tokens.any(-1)
+    out = {}
+    for name, sel in modes.items():
+        sel = sel.bool()
+        out[f"{name}/samples"] = float(sel.sum())
+        out[f"{name}/tokens"] = float(m[sel].sum())
+        out[f"{name}/affected_samples"] = float(affected_rows[sel].sum())
+        out[f"{name}/affected_tokens"] = float(affected_tokens[sel].sum())
+    return out

@@ -82,18 +82,8 @@ def set_generation_defaults(model, tokenizer, *, temperature: float = 0.6, top_p
     model.config.pad_token_id = tokenizer.pad_token_id
 
 
-def save_checkpoint(model, tokenizer, out_dir: str | Path) -> Path:
-    """Save weights, tokenizer (control tokens, fixed template) and generation config to ``out_dir``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    set_generation_defaults(model, tokenizer)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
-
-
 def load_checkpoint(path: str | Path, *, dtype: str = "auto"):
-    """A saved student: (model, tokenizer). Works for anything ``save_checkpoint`` wrote."""
+    """A saved student: (model, tokenizer). Works for anything the stages wrote, and raw checkpoints."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     check_model_path(str(path))

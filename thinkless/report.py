@@ -1,77 +1,73 @@
-"""Mode report: what a checkpoint can do in each mode and what it chooses, per difficulty level.
+"""Mode report: what a checkpoint can do in each mode and what it chooses, per difficulty level; the oracle router.
 
-* forced think / forced short: the control token is prefilled; accuracy and mean response tokens.
-* free choice: the model picks its own first token. After paired SFT the choice is ~50/50 and nearly
+The report is an evaluation (``thinkless.evaluation.evaluate``: one code path generates, grades and tabulates) with
+three methods on one benchmark:
+
+* ``forced_think`` / ``forced_short``: the control token is prefilled; accuracy and response tokens;
+* ``free_choice``: the model picks its own first token. After paired SFT the choice is ~50/50 and nearly
   prompt-independent, so greedy decoding would pick one mode everywhere: the mode token is *sampled*
-  (``free_samples`` per problem at ``free_temperature``); the response after it is decoded like the forced
-  modes, so free-choice accuracy differs from forced accuracy only through the mode choice.
+  (``free_samples`` per problem at ``free_temperature``) and the response after it is decoded like the forced
+  modes (greedy), so free-choice accuracy differs from forced accuracy only through the mode choice.
+
+The pipeline report compares the policy before and after RL with the *oracle router*: the best fixed mode per level
+given the forced accuracies and the reward values.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from pathlib import Path
 
+from .evaluation.benchmarks import BenchmarkData
 from .generation import SamplingConfig
-from .reward import is_correct, split_response, thinkless_reward
-from .tokens import SHORT, THINK, generation_prompt
+from .reward import RewardValues
+from .tokens import SHORT, THINK
+
+COLUMNS = ("n", "think_acc", "think_tokens", "short_acc", "short_tokens", "free_think_ratio", "free_acc",
+           "free_reward", "free_valid_mode")
 
 
-def mode_report(generator, tokenizer, problems: list[dict], *, max_new_tokens: int, forced_temperature: float = 0.0,
-                free_temperature: float = 1.0, free_samples: int = 4, seed: int = 0, gamma: float = 0.5,
-                system: str | None = None, progress: bool = True) -> dict:
-    """``problems``: dicts with ``problem``, ``answer``, optional ``level`` and ``task``. Returns the report dict."""
-    prompts = [generation_prompt(tokenizer, p["problem"], system=system) for p in problems]
-    exact = [p.get("task") == "synthetic" for p in problems]
-    levels = [p.get("level", "all") for p in problems]
-    rows: dict = defaultdict(lambda: defaultdict(list))
-
-    forced = SamplingConfig(temperature=forced_temperature, top_p=1.0, max_new_tokens=max_new_tokens, seed=seed)
-    for mode, prefix in (("think", THINK), ("short", SHORT)):
-        outs = generator.generate([p + prefix for p in prompts], forced, progress=progress, desc=f"forced {mode}")
-        for prob, lv, ex, o in zip(problems, levels, exact, outs):
-            c = o[0]
-            rows[lv][f"{mode}_correct"].append(is_correct(prefix + c.text, prob["answer"], exact=ex))
-            rows[lv][f"{mode}_tokens"].append(c.num_tokens + 1)
-
+def report_methods(free_samples: int, free_temperature: float) -> dict:
+    """The report's method configs (``thinkless.evaluation.methods``)."""
+    methods = {"forced_think": {"type": "prefill", "prefill": THINK, "mode": "think"},
+               "forced_short": {"type": "prefill", "prefill": SHORT, "mode": "short"}}
     if free_samples > 0:
-        # The mode token is *sampled* (the policy's own choice, free_samples per problem); the rest is decoded
-        # like the forced columns, so accuracy differences come from the mode choice, not from sampling noise.
-        first = SamplingConfig(temperature=free_temperature, top_p=1.0, max_new_tokens=1, n=free_samples,
-                               seed=seed + 1)
-        heads = generator.generate(prompts, first, progress=progress, desc="free choice: mode")
-        flat = [(i, c.text) for i, o in enumerate(heads) for c in o]
-        rest = generator.generate([prompts[i] + head for i, head in flat], forced, progress=progress,
-                                  desc="free choice: answer")
-        for (i, head), o in zip(flat, rest):
-            prob, lv, ex = problems[i], levels[i], exact[i]
-            text = head + o[0].text
-            mode, _ = split_response(text)
-            rows[lv]["free_think"].append(mode == "think")
-            rows[lv]["free_valid_mode"].append(mode is not None)
-            rows[lv]["free_correct"].append(is_correct(text, prob["answer"], exact=ex))
-            rows[lv]["free_reward"].append(thinkless_reward(text, prob["answer"], gamma, exact=ex))
+        methods["free_choice"] = {"type": "mode_sampled", "mode_temperature": free_temperature, "n": free_samples}
+    return methods
 
-    def mean(xs):
-        return float(sum(xs) / len(xs)) if xs else None
+
+def mode_report(generator, tokenizer, bench: BenchmarkData, out_dir: str | Path, *, max_new_tokens: int,
+                free_samples: int = 4, free_temperature: float = 1.0, seed: int = 0,
+                rewards: RewardValues = RewardValues(), instruction: str | None = None, system: str | None = None,
+                model: dict | None = None, progress: bool = False) -> dict:
+    """Evaluate forced think, forced short and free choice on ``bench``; the per-level report dict."""
+    from .evaluation.runner import evaluate
+
+    methods = report_methods(free_samples, free_temperature)
+    greedy = SamplingConfig(temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens, n=1, seed=seed)
+    res = evaluate(generator, tokenizer, {bench.name: bench}, list(methods), methods, sampling=greedy,
+                   out_dir=out_dir, settings={bench.name: {"instruction": instruction}}, system=system,
+                   grading="strict", model=model, rewards=rewards, progress=progress)
+    by = res["benchmarks"][bench.name]["methods"]
+    levels = list(by["forced_think"].get("per_level") or {}) or ["all"]
+
+    def at(method, lv):
+        r = by.get(method)
+        if r is None:
+            return {}
+        return r if lv == "all" else r["per_level"].get(lv, {})
 
     per_level = {}
-    for lv in sorted(rows, key=lambda x: (isinstance(x, str), x)):
-        r = rows[lv]
+    for lv in levels:
+        t, s, f = at("forced_think", lv), at("forced_short", lv), at("free_choice", lv)
         per_level[str(lv)] = {
-            "n": len(r["think_correct"]),
-            "think_acc": mean(r["think_correct"]),
-            "think_tokens": mean(r["think_tokens"]),
-            "short_acc": mean(r["short_correct"]),
-            "short_tokens": mean(r["short_tokens"]),
-            "free_think_ratio": mean(r["free_think"]),
-            "free_acc": mean(r["free_correct"]),
-            "free_reward": mean(r["free_reward"]),
-            "free_valid_mode": mean(r["free_valid_mode"]),
-        }
+            "n": t.get("n_problems"), "think_acc": t.get("acc"), "think_tokens": t.get("tokens"),
+            "short_acc": s.get("acc"), "short_tokens": s.get("tokens"), "free_think_ratio": f.get("think_ratio"),
+            "free_acc": f.get("acc"), "free_reward": f.get("reward"),
+            "free_valid_mode": None if not f else 1.0 - (f.get("invalid_mode_ratio") or 0.0)}
     return {"per_level": per_level, "free_samples": free_samples, "free_temperature": free_temperature,
-            "forced_temperature": forced_temperature, "max_new_tokens": max_new_tokens}
+            "forced_temperature": 0.0, "max_new_tokens": res["benchmarks"][bench.name]["settings"]["max_new_tokens"],
+            "grading": "strict", "rewards": rewards.__dict__, "evaluation": res}
 
 
 def format_report(report: dict, title: str = "mode report") -> str:
@@ -83,31 +79,34 @@ def format_report(report: dict, title: str = "mode report") -> str:
         vals = [lv] + [r.get(c) for c, _ in cols[1:]]
         lines.append("| " + " | ".join("-" if v is None else f.format(v) for v, (_, f) in zip(vals, cols)) + " |")
     lines.append("")
-    lines.append(f"forced modes: temperature {report['forced_temperature']}; free choice: the mode token sampled "
-                 f"({report['free_samples']} samples/problem, temperature {report['free_temperature']}), the rest "
-                 "decoded like the forced modes; tokens = response tokens incl. the control token")
+    lines.append(f"forced modes: greedy; free choice: the mode token sampled ({report['free_samples']} samples/problem, "
+                 f"temperature {report['free_temperature']}), the rest greedy; tokens = response tokens incl. the "
+                 f"control token; grading: {report.get('grading', 'strict')} (last \\boxed{{}} of a well-formed "
+                 "response)")
     return "\n".join(lines)
 
 
 def write_report(report: dict, out_dir: str | Path, name: str = "report") -> Path:
     path = Path(out_dir) / f"{name}.json"
-    path.write_text(json.dumps(report, indent=2))
+    path.write_text(json.dumps({k: v for k, v in report.items() if k != "evaluation"}, indent=2))
     (Path(out_dir) / f"{name}.md").write_text(format_report(report, name) + "\n")
     return path
 
 
-def oracle_choice(p_short: float, p_think: float, gamma: float) -> tuple[str, float]:
-    """Best fixed mode for a level and its expected reward, with rewards 1 / 1−γ / −1.
+def oracle_choice(p_short: float, p_think: float, rewards: RewardValues) -> tuple[str, float]:
+    """Best fixed mode for a level and its expected reward.
 
-    E[short] = 2·p_short − 1 and E[think] = p_think·(2−γ) − 1, so short pays iff p_short > p_think·(2−γ)/2.
+    E[short] = p_s·r_cs + (1−p_s)·r_ws and E[think] = p_t·r_ct + (1−p_t)·r_wt; with 1 / 1−γ / −1 short pays iff
+    p_short > p_think·(2−γ)/2.
     """
-    e_short, e_think = 2 * p_short - 1, p_think * (2 - gamma) - 1
+    e_short = p_short * rewards.correct_short + (1 - p_short) * rewards.wrong_short
+    e_think = p_think * rewards.correct_think + (1 - p_think) * rewards.wrong_think
     return ("short", e_short) if e_short > e_think else ("think", e_think)
 
 
-def pipeline_table(before: dict, after: dict, gamma: float) -> tuple[str, dict]:
+def pipeline_table(before: dict, after: dict, rewards: RewardValues) -> tuple[str, dict]:
     """Per level: forced accuracies (after distill), oracle router, free choice after distill and after RL."""
-    rows, summary = [], {"levels": {}}
+    summary = {"levels": {}}
     head = ("| level | forced think acc | forced short acc | oracle mode | oracle E[r] | think ratio distill | "
             "think ratio RL | acc distill | acc RL | E[r] RL | matches oracle |")
     lines = [head, "|" + "---|" * 11]
@@ -116,7 +115,7 @@ def pipeline_table(before: dict, after: dict, gamma: float) -> tuple[str, dict]:
         a = after["per_level"].get(lv)
         if a is None:
             continue
-        mode, e_or = oracle_choice(b["short_acc"], b["think_acc"], gamma)
+        mode, e_or = oracle_choice(b["short_acc"], b["think_acc"], rewards)
         tr = a["free_think_ratio"]
         ok = tr <= 0.10 if mode == "short" else tr >= 0.90
         summary["levels"][lv] = {"oracle": mode, "oracle_reward": e_or, "think_ratio": tr, "reward": a["free_reward"],

@@ -1,81 +1,126 @@
-"""The Thinkless reward: 1 (correct, short), 1−γ (correct, think), −1 (wrong or malformed).
+"""The Thinkless reward: correct-short 1.0, correct-think 1−γ, wrong −1 (the official code's four values).
 
-The format check is strict on purpose: a prototype with a looser one was gamed within ~150 steps (coupled
-GRPO learned to write ``<short>``, then a full trace and ``</think>``, then the answer). A short response may
-contain no reasoning tags at all; a think response has exactly one ``<think>`` (its first token), exactly one
-``</think>``, no ``<short>``, and is graded only on what follows ``</think>``.
+Pure: imports nothing from monitoring or training. The format check is strict on purpose (``strict`` grading
+policy, ``thinkless.grading``): a prototype with a looser one was gamed within ~150 steps (coupled GRPO learned to
+write ``<short>``, then a full trace and ``</think>``, then the answer). A response without a leading control token,
+or a malformed one, is wrong; its mode for the reward is its leading control token.
+
+``ThinklessReward`` is the TRL reward function: stateless (no back-reference to a trainer, no global counters); the
+values in effect at a step come from the schedule and TRL's ``trainer_state``, so a resumed run uses exactly the
+values the uninterrupted run would.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from dataclasses import dataclass, replace
 
-from .grading import answers_match, extract_boxed, normalize_gold
-from .tokens import END_THINK, SHORT, THINK
+from .grading import Grader, Verdict, normalize_gold
 
-REWARD_STATS: Counter = Counter()  # "unparseable_gold": samples whose gold could not be graded
-
-
-def split_response(response: str) -> tuple[str | None, str | None]:
-    """(mode, graded part) of a completion, or (mode, None) when the format is invalid."""
-    s = response.lstrip()
-    if s.startswith(SHORT):
-        body = s[len(SHORT):]
-        if THINK in body or END_THINK in body or SHORT in body:
-            return "short", None
-        return "short", body
-    if s.startswith(THINK):
-        body = s[len(THINK):]
-        if THINK in body or SHORT in body or body.count(END_THINK) != 1:
-            return "think", None  # nested, mixed, or truncated before </think>
-        return "think", body.split(END_THINK, 1)[1]
-    return None, None
+REWARD_KEYS = ("correct_short", "correct_think", "wrong_short", "wrong_think")
 
 
-def is_correct(response: str, gold, *, exact: bool = False) -> bool:
-    """Correct answer in a well-formed response (either mode)."""
-    _, graded = split_response(response)
-    if graded is None:
-        return False
-    pred = extract_boxed(graded)
-    if pred is None:
-        return False
-    if exact:
-        return pred.strip() == str(gold).strip()
-    return answers_match(pred, gold)
+@dataclass(frozen=True)
+class RewardValues:
+    correct_short: float = 1.0
+    correct_think: float = 0.5  # 1 - γ
+    wrong_short: float = -1.0
+    wrong_think: float = -1.0  # also: no control token, malformed, truncated
+
+    def __post_init__(self):
+        if not (self.correct_short > self.wrong_short and self.correct_think > self.wrong_think):
+            raise ValueError(f"rewards {self}: a correct answer must pay more than a wrong one in each mode "
+                             "(correct_short > wrong_short and correct_think > wrong_think)")
+
+    @property
+    def gamma(self) -> float:
+        """The paper's think penalty γ = correct_short − correct_think."""
+        return self.correct_short - self.correct_think
+
+    def of(self, mode: str | None, correct: bool) -> float:
+        if mode == "short":
+            return self.correct_short if correct else self.wrong_short
+        return self.correct_think if correct and mode == "think" else self.wrong_think
+
+    def is_correct(self, mode: str | None, reward: float) -> bool:
+        """Invert ``of`` (the trainer's mode statistics read correctness from the reward)."""
+        return reward > (self.wrong_short if mode == "short" else self.wrong_think)
 
 
-def gold_is_gradable(gold, *, exact: bool = False) -> bool:
-    """Can ``gold`` be graded at all? Prompts failing this are skipped (and counted), not rewarded −1."""
-    golds = normalize_gold(gold)
-    if not golds:
-        return False
-    if exact:
-        return True
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
-
-    cfg = [LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()]
-    try:
-        return any(bool(parse(f"${g}$", extraction_config=cfg, parsing_timeout=None)) for g in golds)
-    except Exception:
-        return False
+def reward_values(cfg=None) -> RewardValues:
+    """``RewardValues`` from a config mapping; unknown keys fail naming the valid ones."""
+    d = dict(cfg or {})
+    unknown = set(d) - set(REWARD_KEYS)
+    if unknown:
+        raise ValueError(f"rl.rewards: unknown keys {sorted(unknown)}; valid keys are {list(REWARD_KEYS)}")
+    return RewardValues(**{k: float(v) for k, v in d.items()})
 
 
-def thinkless_reward(response: str, gold, gamma: float = 0.5, *, exact: bool = False) -> float:
-    """Reward of one completion (decoded with control tokens kept) against its gold answer."""
-    mode, _ = split_response(response)
-    if mode is None or not is_correct(response, gold, exact=exact):
-        return -1.0
-    return 1.0 if mode == "short" else 1.0 - gamma
+@dataclass(frozen=True)
+class ScheduleEntry:
+    after_step: int  # applies once this many optimizer steps are done (TRL's trainer_state.global_step)
+    values: dict
 
 
-def make_reward_func(gamma: float = 0.5):
-    """A TRL reward function: ``(prompts, completions, answer, task=None, **kw) -> list[float | None]``.
+def reward_schedule(entries) -> tuple[ScheduleEntry, ...]:
+    """Validated, sorted schedule from ``[{after_step: 300, correct_think: 0.8}, ...]``."""
+    out = []
+    for i, e in enumerate(entries or []):
+        e = dict(e)
+        if "after_step" not in e or not isinstance(e["after_step"], int) or e["after_step"] < 0:
+            raise ValueError(f"rl.reward_schedule[{i}] needs after_step: a non-negative integer (got {e})")
+        step = e.pop("after_step")
+        unknown = set(e) - set(REWARD_KEYS)
+        if unknown or not e:
+            raise ValueError(f"rl.reward_schedule[{i}]: keys {sorted(unknown) or '(none)'}; each entry sets some of "
+                             f"{list(REWARD_KEYS)}")
+        out.append(ScheduleEntry(step, {k: float(v) for k, v in e.items()}))
+    return tuple(sorted(out, key=lambda e: e.after_step))
 
-    ``answer`` and the optional ``task`` (``"synthetic"`` → exact match) are dataset columns that TRL passes
-    through. A gold answer that cannot be graded yields ``None`` for the sample and is counted in
-    ``REWARD_STATS``. (``thinkless.monitor.ThinklessRewardFunc`` without a trainer attached: no statistics.)
+
+def thinkless_reward(response: str, gold, gamma: float | None = None, *, values: RewardValues | None = None,
+                     exact: bool = False, grader: Grader | None = None) -> float:
+    """Reward of one completion (decoded with the control tokens kept) against its gold answer.
+
+    ``gamma`` is a shorthand for ``values=RewardValues(correct_think=1 - gamma)``.
     """
-    from .monitor import ThinklessRewardFunc
+    if values is None:
+        values = RewardValues() if gamma is None else RewardValues(correct_think=1.0 - gamma)
+    grader = grader or Grader("strict", exact=exact)
+    v = grader.grade(response, gold)
+    return values.of(v.mode, v.correct)
 
-    return ThinklessRewardFunc(gamma)
+
+class ThinklessReward:
+    """TRL reward function: ``(prompts, completions, answer, task=None, trainer_state=None, **kw) -> rewards``.
+
+    ``answer`` and the optional ``task`` (``"synthetic"``: exact match) are dataset columns that TRL passes through.
+    A gold answer that cannot be graded yields ``None`` (TRL gives that completion no advantage); the trainer counts
+    them. Grading is ``strict``.
+    """
+
+    __name__ = "thinkless"
+
+    def __init__(self, values: RewardValues = RewardValues(), schedule=(), *, timeout: float = 5.0):
+        self.values, self.schedule, self.timeout = values, tuple(schedule), timeout
+        self.values_at(10**12)  # validate every scheduled combination now, not at step 300
+
+    def values_at(self, step: int) -> RewardValues:
+        """The values in effect when the policy has taken ``step`` optimizer steps."""
+        values = self.values
+        for e in self.schedule:
+            if step >= e.after_step:
+                values = replace(values, **e.values)
+        return values
+
+    def verdicts(self, completions, answer, task=None) -> list[Verdict | None]:
+        graders = {ex: Grader("strict", exact=ex, timeout=self.timeout) for ex in (False, True)}
+        out = []
+        for i, (text, gold) in enumerate(zip(completions, answer)):
+            text = text if isinstance(text, str) else text[-1]["content"]  # conversational completions
+            exact = task is not None and task[i] == "synthetic"
+            out.append(graders[exact].grade(text, gold) if normalize_gold(gold) else None)
+        return out
+
+    def __call__(self, prompts, completions, answer, task=None, trainer_state=None, **kwargs):
+        values = self.values_at(trainer_state.global_step if trainer_state is not None else 0)
+        return [None if v is None else values.of(v.mode, v.correct) for v in self.verdicts(completions, answer, task)]

@@ -1,8 +1,10 @@
 """Teacher generation: paired data from a long (R1-style) and a short (Qwen-Math-Instruct-style) teacher.
 
-Both teachers run over prompts with gold answers; a response is kept only if its final answer verifies against
-the gold. Finished batches are appended to a JSONL file as they complete, so a crash or a preemption keeps
-them, and a rerun resumes after the last finished prompt.
+Both teachers run over prompts with gold answers; a response is kept only if, in the Thinkless format
+(``thinkless.format.think_target`` / ``short_target``), it is well formed and its boxed answer verifies against the
+gold (``strict`` grading). The stored responses are those training targets. Finished batches are appended to a
+JSONL file as they complete, so a crash or a preemption keeps them, and a rerun resumes after the last finished
+prompt.
 
 Teachers use their *own* chat templates unchanged: R1's ``<think>\\n`` prefill is what makes it reason.
 """
@@ -13,24 +15,18 @@ import json
 import logging
 from pathlib import Path
 
-from .data import DropStats, normalize_long, normalize_short
+from .data import DropStats
+from .format import render_prompt, short_target, think_target
 from .generation import SamplingConfig
-from .grading import grade
-from .tokens import END_THINK, generation_prompt
+from .grading import Grader
 
 logger = logging.getLogger(__name__)
 
 
-def teacher_prompt(tokenizer, problem: str, instruction: str | None, system: str | None) -> str:
-    return generation_prompt(tokenizer, instruction.format(problem=problem) if instruction else problem, system=system)
-
-
-def _verified(text: str, gold, *, long: bool) -> bool:
-    if long:
-        if END_THINK not in text:
-            return False
-        text = text.split(END_THINK, 1)[1]
-    return grade(text, gold)
+def verified_target(text: str, gold, *, long: bool, grader: Grader) -> str | None:
+    """The teacher response as a training target, if it is well formed and its boxed answer is right (strict)."""
+    target = think_target(text) if long else short_target(text)
+    return target if target is not None and grader.grade(target, gold).correct else None
 
 
 def generate_pairs(problems: list[dict], long_teacher, short_teacher, out_file: str | Path, stats: DropStats, *,
@@ -57,21 +53,24 @@ def generate_pairs(problems: list[dict], long_teacher, short_teacher, out_file: 
         logger.info("teacher generation: resuming, %d of %d problems already done", len(done), len(problems))
 
     todo = [i for i in range(len(problems)) if i not in done]
+    grader = Grader("strict")
     with out.open("a") as f:
         for start in tqdm(range(0, len(todo), batch_size), disable=not progress, desc="teachers"):
             idx = todo[start:start + batch_size]
             batch = [problems[i] for i in idx]
-            lp = [teacher_prompt(long_teacher.tokenizer, p["problem"], instruction, long_system) for p in batch]
-            sp = [teacher_prompt(short_teacher.tokenizer, p["problem"], instruction, short_system) for p in batch]
+            lp = [render_prompt(long_teacher.tokenizer, p["problem"], instruction=instruction, system=long_system)
+                  for p in batch]
+            sp = [render_prompt(short_teacher.tokenizer, p["problem"], instruction=instruction, system=short_system)
+                  for p in batch]
             longs = long_teacher.generate(lp, long_cfg)
             shorts = short_teacher.generate(sp, short_cfg)
             lines = []
             for i, p, lo, sh in zip(idx, batch, longs, shorts):
-                # R1-style prompts end inside the reasoning block; the response text starts mid-trace.
-                long_text = next((c.text for c in lo if c.finished and _verified(c.text, p["answer"], long=True)),
-                                 None)
-                short_text = next((c.text for c in sh if c.finished and _verified(c.text, p["answer"], long=False)),
-                                  None)
+                # R1-style prompts end inside the reasoning block: think_target restores the opening tag.
+                long_text = next((t for c in lo if c.finished and (t := verified_target(
+                    c.text, p["answer"], long=True, grader=grader)) is not None), None)
+                short_text = next((t for c in sh if c.finished and (t := verified_target(
+                    c.text, p["answer"], long=False, grader=grader)) is not None), None)
                 rec = {"index": i, "problem": p["problem"], "answer": p["answer"], "level": p.get("level"),
                        "long": long_text, "short": short_text}
                 lines.append(json.dumps(rec) + "\n")
@@ -89,8 +88,3 @@ def generate_pairs(problems: list[dict], long_teacher, short_teacher, out_file: 
         records.append({k: rec[k] for k in ("problem", "answer", "long", "short") if k in rec}
                        | ({"level": rec["level"]} if rec.get("level") is not None else {}))
     return records
-
-
-def check_pair(rec: dict) -> tuple[bool, bool]:
-    """Which modes of a paired record are trainable (used for reporting only)."""
-    return normalize_long(rec.get("long")) is not None, normalize_short(rec.get("short")) is not None

@@ -45,10 +45,6 @@ class ControlTokenIds:
     end_think: int
     short: int
 
-    @property
-    def modes(self) -> tuple[int, int]:
-        return (self.think, self.short)
-
 
 def control_token_ids(tokenizer) -> ControlTokenIds:
     """Ids of the three control tokens; raises if any is not a single token (run ``add_control_tokens`` first)."""
@@ -63,13 +59,28 @@ def control_token_ids(tokenizer) -> ControlTokenIds:
     return ControlTokenIds(*ids)
 
 
+# The mode switch, appended to every template: a template variable ``thinking`` = auto (default: the model chooses)
+# | on (prefill <think>) | off (prefill <short>), after the generation prompt (the last thing these templates emit).
+# `{%-` strips the template source's trailing newline, so `auto` renders exactly the original generation prompt.
+THINKING_SWITCH = (
+    "{#- thinkless: thinking switch #}"
+    "{%- if add_generation_prompt is defined and add_generation_prompt and thinking is defined and thinking %}"
+    "{%- if thinking == 'on' %}{{- '" + THINK + "' }}"
+    "{%- elif thinking == 'off' %}{{- '" + SHORT + "' }}"
+    "{%- elif thinking != 'auto' %}{{- raise_exception('thinking must be auto, on or off, got ' ~ thinking) }}"
+    "{%- endif %}{%- endif %}"
+)
+
+
 def fix_chat_template(template: str | None) -> str | None:
-    """Return ``template`` with mode prefill and reasoning stripping removed (idempotent)."""
+    """Return ``template`` with mode prefill and reasoning stripping removed and the thinking switch (idempotent)."""
     if template is None:
         return None
     for old, new in _PREFILL_FIXES:
         template = template.replace(old, new)
     template = template.replace(_STRIP_REASONING, "")
+    if THINKING_SWITCH not in template:
+        template = template + THINKING_SWITCH
     return template
 
 
@@ -126,19 +137,3 @@ def _init_new_embeddings(model, vocab_len: int, n_before: int, new_ids: list[int
             w[i] = mean
         if layer is out and getattr(out, "bias", None) is not None:
             out.bias[new_ids] = out.bias[:n_before].mean()
-
-
-def generation_prompt(tokenizer, problem: str, *, system: str | None = None) -> str:
-    """The rendered prompt, ending where the model must emit its control token."""
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": problem}]
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-
-
-def response_mode(text: str) -> str | None:
-    """``"think"``/``"short"`` by the first control token of a decoded completion, else ``None``."""
-    s = text.lstrip()
-    if s.startswith(THINK):
-        return "think"
-    if s.startswith(SHORT):
-        return "short"
-    return None

@@ -23,12 +23,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data import _field, load_rows
+from ..data import get_field, load_rows
 from ..grading import extract_boxed
 
 BENCHMARK_TYPES = ("file", "synthetic")
 _KEYS = {"type", "name", "subset", "split", "path", "file", "problem_field", "answer_field", "level_field", "limit",
-         "template", "max_new_tokens", "batch_size", "exact", "levels", "n_per_level", "seed", "description"}
+         "instruction", "max_new_tokens", "batch_size", "exact", "levels", "n_per_level", "seed", "description"}
 
 
 @dataclass
@@ -71,7 +71,7 @@ def parse_level(value):
 
 def _answer(row: dict, fields):
     for f in [fields] if isinstance(fields, str) else list(fields or []):
-        v = _field(row, f)
+        v = get_field(row, f)
         if v is None or (isinstance(v, str) and not v.strip()) or (isinstance(v, (list, tuple)) and not v):
             continue
         if isinstance(v, str) and "\\boxed" in v and not v.lstrip().startswith("\\boxed"):
@@ -103,7 +103,7 @@ def rows_to_problems(rows: list[dict], bcfg, dropped: Counter) -> list[Problem]:
     problems = []
     pf, af, lf = bcfg.get("problem_field", "problem"), bcfg.get("answer_field", "answer"), bcfg.get("level_field")
     for row in rows:
-        text = _field(row, pf)
+        text = get_field(row, pf)
         if not isinstance(text, str) or not text.strip():
             dropped["no_problem"] += 1
             continue
@@ -114,8 +114,18 @@ def rows_to_problems(rows: list[dict], bcfg, dropped: Counter) -> list[Problem]:
         if isinstance(ans, (list, tuple)):
             ans = [a for a in ans if a is not None and str(a).strip()]
         i = len(problems)
-        problems.append(Problem(problem_uid(i, text), i, text, ans, parse_level(_field(row, lf)) if lf else None))
+        problems.append(Problem(problem_uid(i, text), i, text, ans, parse_level(get_field(row, lf)) if lf else None))
     return problems
+
+
+def synthetic_benchmark(name: str, levels, n_per_level: int, seed: int, *, limit: int | None = None,
+                        exact: bool = True) -> BenchmarkData:
+    """The fold task as a benchmark: ``n_per_level`` problems per level (round robin), from stream ``seed``."""
+    from .. import synthetic
+
+    probs = synthetic.make_problems(n_per_level * len(levels), list(levels), seed=seed)
+    problems = [Problem(problem_uid(i, p.prompt), i, p.prompt, p.answer, p.level) for i, p in enumerate(probs)]
+    return BenchmarkData(name, problems[:limit] if limit is not None else problems, "synthetic", exact=exact)
 
 
 def load_benchmark(name: str, bcfg, *, data_dir: str | None = None, limit: int | None = None) -> BenchmarkData:
@@ -132,17 +142,14 @@ def load_benchmark(name: str, bcfg, *, data_dir: str | None = None, limit: int |
         from .. import synthetic
 
         levels = list(bcfg.get("levels") or range(1, synthetic.MAX_LEVEL + 1))
-        probs = synthetic.make_problems(int(bcfg.get("n_per_level", 100)) * len(levels), levels,
-                                        seed=int(bcfg.get("seed", 20_000)))
-        problems = [Problem(problem_uid(i, p.prompt), i, p.prompt, p.answer, p.level) for i, p in enumerate(probs)]
-        if lim is not None:
-            problems = problems[:lim]
-        return BenchmarkData(name, problems, "synthetic", exact=bool(bcfg.get("exact", True)), dropped=dropped)
+        return synthetic_benchmark(name, levels, int(bcfg.get("n_per_level", 100)), int(bcfg.get("seed", 20_000)),
+                                   limit=lim, exact=bool(bcfg.get("exact", True)))
     kind, where = resolve_source(name, bcfg, data_dir)
     if kind == "local":
-        rows = load_rows(where, limit=lim)
+        rows = load_rows(where, limit=lim, stats=dropped)
     else:
-        rows = load_rows(where, split=bcfg.get("split") or "test", subset=bcfg.get("subset"), limit=lim)
+        rows = load_rows(where, split=bcfg.get("split") or "test", subset=bcfg.get("subset"), limit=lim,
+                         stats=dropped)
     problems = rows_to_problems(rows, bcfg, dropped)
     if not problems:
         raise ValueError(f"benchmark {name!r} ({where}) has no usable rows: dropped {dict(dropped)}; check "

@@ -11,12 +11,22 @@ Every method is a config (``conf/method/*.yaml``) with a ``type``:
   the end of thinking is replaced by ``wait`` ("Wait") and thinking goes on, up to ``num_wait`` times. If the
   budget runs out, ``</think>`` + ``answer_prefix`` ("\\n\\nFinal Answer:") is appended. Then the model answers
   with what is left of max_new_tokens (the whole response, injected text included, stays within it).
+* ``mode_sampled``: the control token is *sampled* at ``mode_temperature`` (the model's own choice, drawn from its
+  full mode distribution), then the response is continued with the shared sampling settings (greedy in the reports,
+  so accuracy differs from the forced modes only through the mode choice).
+* ``threshold``: the think threshold swept (``thinkless.mode_control``): for every bias ``b`` in ``biases`` an
+  adaptive run whose ``<think>`` logit gets ``+b`` at the first generated position, reported as method
+  ``<name>@<b>``; together they trace one model's accuracy-vs-tokens curve. ``think_bias`` on any prefill method
+  sets one bias.
 * ``parallel``: ``n`` samples of the ``base`` method per problem, one answer selected by ``selection``:
   ``majority`` (vote over normalized answers), ``confidence`` (highest self-certainty) or ``verifier`` (an oracle
   that accepts the problem if any sample is right: pass@n).
 
-``mode`` (prefill methods) says how a sample's mode is counted: ``auto`` reads the first control token of the
-response (adaptive), ``think``/``short`` fix it (nothinking counts as ``short``: its thinking box is empty).
+``mode`` says how a sample's mode is counted: ``auto`` reads the leading control token of the response
+(``thinkless.format.parse``), ``think``/``short`` fix it (nothinking counts as ``short``: its thinking box is empty).
+``n`` (optional, any type) is the number of samples per problem (default: ``sampling.n``; for ``parallel`` the
+number of alternatives). ``grading`` (optional) names the grading policy for this method (default: the run's
+``grading.policy``; ``lenient`` for baselines that do not box their answers).
 """
 
 from __future__ import annotations
@@ -24,13 +34,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..generation import SamplingConfig
-from ..tokens import END_THINK, SHORT, THINK, generation_prompt, response_mode
+from ..grading import GRADING_POLICIES
+from ..tokens import END_THINK, THINK
 
-METHOD_TYPES = ("prefill", "budget_forcing", "parallel")
+METHOD_TYPES = ("prefill", "mode_sampled", "budget_forcing", "parallel", "threshold")
 SELECTIONS = ("majority", "confidence", "verifier")
 MODES = ("auto", "think", "short")
 NOTHINKING_PREFILL = f"{THINK}\nOkay, I think I have finished thinking.\n{END_THINK}\n\n"
-DEFAULT_TEMPLATE = "Please reason step by step, and put your final answer within \\boxed{}.\n{problem}"
 
 
 @dataclass(frozen=True)
@@ -43,9 +53,13 @@ class Method:
     num_wait: int = 0
     wait: str = "Wait"
     answer_prefix: str = "\n\nFinal Answer:"
+    mode_temperature: float = 1.0
+    think_bias: float = 0.0
+    biases: tuple = ()
     base: str | None = None
     n: int | None = None
     selection: str | None = None
+    grading: str | None = None
     description: str = ""
 
     @property
@@ -55,7 +69,11 @@ class Method:
     def generation_fields(self) -> dict:
         """What determines the generated text (the fingerprint of its generations file)."""
         if self.type == "prefill":
-            return {"type": "prefill", "prefill": self.prefill}
+            return {"type": "prefill", "prefill": self.prefill, **({"think_bias": self.think_bias}
+                                                                    if self.think_bias else {})}
+        if self.type == "mode_sampled":
+            return {"type": "mode_sampled", "mode_temperature": self.mode_temperature,
+                    **({"think_bias": self.think_bias} if self.think_bias else {})}
         if self.type == "budget_forcing":
             return {"type": "budget_forcing", "prefill": self.prefill, "budget": self.budget,
                     "num_wait": self.num_wait, "wait": self.wait, "answer_prefix": self.answer_prefix}
@@ -72,11 +90,23 @@ def method_from_cfg(name: str, cfg) -> Method:
         raise ValueError(f"method {name!r}: unknown keys {sorted(unknown)}; valid keys are {sorted(_FIELDS)}")
     if d.get("type") == "budget_forcing" and d.get("prefill") is None:
         d["prefill"] = THINK  # budget forcing thinks first
-    m = Method(name=name, **{k: v for k, v in d.items() if v is not None or k in ("base", "n", "selection")})
+    if "biases" in d:
+        d["biases"] = tuple(d["biases"] or ())
+    m = Method(name=name, **{k: v for k, v in d.items() if v is not None or k in ("base", "n", "selection", "grading")})
     if m.type not in METHOD_TYPES:
         raise ValueError(f"method.{name}.type={m.type!r}: valid choices are {METHOD_TYPES}")
     if m.mode not in MODES:
         raise ValueError(f"method.{name}.mode={m.mode!r}: valid choices are {MODES}")
+    if m.grading is not None and m.grading not in GRADING_POLICIES:
+        raise ValueError(f"method.{name}.grading={m.grading!r}: valid choices are {GRADING_POLICIES}")
+    if m.n is not None and (not isinstance(m.n, int) or m.n < 1):
+        raise ValueError(f"method.{name}.n={m.n!r}: samples per problem must be a positive integer")
+    if m.type == "mode_sampled" and not m.mode_temperature > 0:
+        raise ValueError(f"method.{name}.mode_temperature={m.mode_temperature!r} must be > 0 (the mode is sampled)")
+    if m.type == "threshold" and (not m.biases or not all(isinstance(b, (int, float)) for b in m.biases)):
+        raise ValueError(f"method.{name}.biases={list(m.biases)!r}: a list of think biases (numbers), e.g. [-4, 0, 4]")
+    if m.think_bias and m.type not in ("prefill", "mode_sampled"):
+        raise ValueError(f"method.{name}.think_bias applies to prefill methods (type {m.type!r})")
     if m.type == "parallel":
         if m.selection not in SELECTIONS:
             raise ValueError(f"method.{name}.selection={m.selection!r}: valid choices are {SELECTIONS}")
@@ -93,8 +123,16 @@ def method_from_cfg(name: str, cfg) -> Method:
     return m
 
 
+def threshold_children(m: Method) -> dict[str, Method]:
+    """A ``threshold`` method as one adaptive prefill method per bias, named ``<name>@<bias>``."""
+    return {f"{m.name}@{b:+g}": Method(name=f"{m.name}@{b:+g}", type="prefill", prefill=m.prefill, mode="auto",
+                                       think_bias=float(b), n=m.n, grading=m.grading,
+                                       description=f"think bias {b:+g} ({m.name})") for b in m.biases}
+
+
 def resolve_methods(names, method_cfgs) -> dict[str, Method]:
-    """The requested methods (and the bases of parallel ones), validated; unknown names list the valid ones."""
+    """The requested methods (a threshold sweep expanded into one method per bias), validated; unknown names list
+    the valid ones."""
     valid = sorted(method_cfgs.keys())
     names = list(names or [])
     if not names:
@@ -104,14 +142,15 @@ def resolve_methods(names, method_cfgs) -> dict[str, Method]:
         if n not in method_cfgs:
             raise ValueError(f"unknown method {n!r}: valid choices are {valid} (add one as "
                              f"+method.{n}={{type: prefill, prefill: ...}})")
-        out[n] = method_from_cfg(n, method_cfgs[n])
+        m = method_from_cfg(n, method_cfgs[n])
+        out.update(threshold_children(m) if m.type == "threshold" else {n: m})
     for m in list(out.values()):
         if m.is_parallel:
             if m.base not in method_cfgs:
                 raise ValueError(f"method.{m.name}.base={m.base!r} is not a method: valid choices are {valid}")
             base = method_from_cfg(m.base, method_cfgs[m.base])
-            if base.is_parallel:
-                raise ValueError(f"method.{m.name}.base={m.base!r} is itself parallel; use a single-sample method")
+            if base.is_parallel or base.type == "threshold":
+                raise ValueError(f"method.{m.name}.base={m.base!r} is itself {base.type}; use a single-sample method")
     return out
 
 
@@ -119,26 +158,7 @@ def base_method(method: Method, method_cfgs) -> Method:
     return method_from_cfg(method.base, method_cfgs[method.base]) if method.is_parallel else method
 
 
-# ------------------------------------------------------------------ prompts
-
-
-def user_content(problem: str, template: str | None) -> str:
-    """The user turn: ``template`` with ``{problem}`` replaced (no ``str.format``, so ``\\boxed{}`` is safe)."""
-    template = DEFAULT_TEMPLATE if template is None else template
-    if "{problem}" not in template:
-        raise ValueError(f"prompt template {template!r} has no '{{problem}}' placeholder")
-    return template.replace("{problem}", problem)
-
-
-def chat_prompt(tokenizer, problem: str, *, template: str | None = None, system: str | None = None) -> str:
-    """The rendered chat prompt, ending at the assistant turn (no mode chosen): what every method starts from."""
-    return generation_prompt(tokenizer, user_content(problem, template), system=system)
-
-
-def build_prompt(tokenizer, problem: str, method: Method, *, template: str | None = None,
-                 system: str | None = None) -> str:
-    """Rendered prompt text for ``method`` (what the model continues): chat prompt + the method's prefill."""
-    return chat_prompt(tokenizer, problem, template=template, system=system) + method.prefill
+# ------------------------------------------------------------------ budget forcing
 
 
 def budget_tokens(method: Method, max_new_tokens: int) -> int:
@@ -188,7 +208,7 @@ class _TokenCounter:
 def sample_prefill(generator, tokenizer, prompts: list[str], method: Method, n: int,
                    sampling: SamplingConfig) -> list[list[Sample]]:
     count = _TokenCounter(tokenizer)
-    cfg = SamplingConfig(**{**sampling.__dict__, "n": n})
+    cfg = SamplingConfig(**{**sampling.__dict__, "n": n, "think_bias": method.think_bias})
     outs = generator.generate([p + method.prefill for p in prompts], cfg)
     pre = count(method.prefill)
     return [[Sample(method.prefill + c.text, c.num_tokens + pre, c.num_tokens, c.finished, c.self_certainty)
@@ -291,31 +311,34 @@ def sample_budget_forcing(generator, tokenizer, prompts: list[str], method: Meth
     return out
 
 
+def sample_mode_then(generator, tokenizer, prompts: list[str], method: Method, n: int,
+                     sampling: SamplingConfig) -> list[list[Sample]]:
+    """Sample the control token (one token, ``mode_temperature``, n per prompt), then continue each sample."""
+    head_cfg = SamplingConfig(**{**sampling.__dict__, "temperature": method.mode_temperature, "top_p": 1.0,
+                                 "max_new_tokens": 1, "n": n, "stop": [], "self_certainty": False,
+                                 "seed": sampling.seed + 1, "think_bias": method.think_bias})
+    heads = generator.generate(prompts, head_cfg)
+    flat = [(i, c) for i, o in enumerate(heads) for c in o]
+    rest_cfg = SamplingConfig(**{**sampling.__dict__, "n": 1, "max_new_tokens": max(1, sampling.max_new_tokens - 1)})
+    rest = generator.generate([prompts[i] + h.text for i, h in flat], rest_cfg)
+    out: list[list[Sample]] = [[] for _ in prompts]
+    for (i, h), o in zip(flat, rest):
+        c = o[0]
+        if h.finished and h.num_tokens == 0:  # the first token was the EOS: an empty response
+            out[i].append(Sample("", 0, 0, True, None))
+            continue
+        out[i].append(Sample(h.text + c.text, h.num_tokens + c.num_tokens, h.num_tokens + c.num_tokens, c.finished,
+                             c.self_certainty))
+    return out
+
+
 def sample(generator, tokenizer, prompts: list[str], method: Method, n: int,
            sampling: SamplingConfig) -> list[list[Sample]]:
-    """``n`` samples per chat prompt (``chat_prompt``: the method adds its own prefill)."""
+    """``n`` samples per rendered prompt (generation prompt, no prefill: the method adds its own)."""
     if method.type == "prefill":
         return sample_prefill(generator, tokenizer, prompts, method, n, sampling)
+    if method.type == "mode_sampled":
+        return sample_mode_then(generator, tokenizer, prompts, method, n, sampling)
     if method.type == "budget_forcing":
         return sample_budget_forcing(generator, tokenizer, prompts, method, n, sampling)
     raise ValueError(f"method {method.name!r} of type {method.type!r} is sampled through its base method")
-
-
-# ------------------------------------------------------------------ reading a sample
-
-
-def answer_part(response: str) -> str | None:
-    """The text an answer is read from: after the last ``</think>``; ``None`` if thinking never closed."""
-    s = response.strip()
-    if END_THINK in s:
-        return s.rsplit(END_THINK, 1)[1]
-    if THINK in s:
-        return None  # truncated inside its thinking: no answer
-    if s.startswith(SHORT):
-        s = s[len(SHORT):]
-    return s
-
-
-def sample_mode(response: str, method_mode: str) -> str | None:
-    """``think`` / ``short`` (fixed by the method, or read from the first control token), ``None`` if neither."""
-    return method_mode if method_mode != "auto" else response_mode(response)

@@ -7,7 +7,8 @@ Definitions (n = samples per problem, c = correct samples):
 * ``maj@k``: accuracy of the majority answer among the first k samples (answers normalized, equivalent answers
   merged with math-verify; ties go to the answer seen first);
 * ``conf@k``: accuracy of the sample with the highest self-certainty among the first k;
-* ``think_ratio``: fraction of samples in think mode;
+* ``think_ratio``: fraction of samples in think mode; ``acc_think`` / ``acc_short``: accuracy among them;
+* ``reward``: the mean Thinkless reward of the samples (when reward values are given);
 * ``tokens``: mean *response* tokens per sample (the prompt is not counted; the official Thinkless scripts count
   it too), overall and per mode (``tokens_think``, ``tokens_short``);
 * ``cost_tokens``: tokens spent per answer: ``tokens`` for single-sample methods, the sum over the n samples for
@@ -21,7 +22,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-from ..grading import answers_match, canonical_answer, extract_boxed, final_answer
+from ..grading import Grader, canonical_answer
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -96,40 +97,6 @@ class Graded:
     self_certainty: float | None
 
 
-class Grader:
-    """Grades extracted answers against golds with a cache (many samples share an answer)."""
-
-    def __init__(self, *, exact: bool = False, timeout: float = 5.0):
-        self.exact, self.timeout = exact, timeout
-        self.cache: dict = {}
-        self.eq_cache: dict = {}
-
-    def extract(self, part: str | None) -> str | None:
-        if part is None:
-            return None
-        return extract_boxed(part) if self.exact else final_answer(part)
-
-    def correct(self, answer: str | None, gold) -> bool:
-        if answer is None:
-            return False
-        key = (answer, repr(gold))
-        if key not in self.cache:
-            if self.exact:
-                golds = gold if isinstance(gold, (list, tuple)) else [gold]
-                self.cache[key] = any(answer.strip() == str(g).strip() for g in golds)
-            else:
-                self.cache[key] = answers_match(answer, gold, timeout=self.timeout)
-        return self.cache[key]
-
-    def equivalent(self, a: str, b: str) -> bool:
-        if self.exact:
-            return a.strip() == b.strip()
-        key = (a, b) if a <= b else (b, a)
-        if key not in self.eq_cache:
-            self.eq_cache[key] = answers_match(a, b, timeout=self.timeout)
-        return self.eq_cache[key]
-
-
 # ------------------------------------------------------------------ summaries
 
 
@@ -139,7 +106,7 @@ def _mean(xs):
 
 
 def summarize(problems: list[dict], *, parallel: bool, selection: str | None = None, ks=None,
-              grader: Grader | None = None) -> dict:
+              grader: Grader | None = None, rewards=None) -> dict:
     """Metrics of one benchmark x method. ``problems``: ``{"level", "samples": [Graded], "seconds"}`` dicts.
 
     ``parallel``: the samples of a problem are alternatives for one answer (cost = their sum, latency = their max)
@@ -164,6 +131,8 @@ def summarize(problems: list[dict], *, parallel: bool, selection: str | None = N
             has_sc = all(x.self_certainty is not None for x in s[:k])
             r[f"conf@{k}"] = float(ci is not None and s[ci].correct) if has_sc else None
         r["think"] = [x.mode == "think" for x in s]
+        r["correct"] = [x.correct for x in s]
+        r["reward"] = [rewards.of(x.mode, x.correct) for x in s] if rewards is not None else []
         r["modes"] = [x.mode for x in s]
         r["tokens"] = [x.tokens for x in s]
         r["gen_tokens"] = sum(x.gen_tokens for x in s)
@@ -194,9 +163,10 @@ def _aggregate(rows: list[dict], ks, *, brief: bool = False) -> dict:
     flat = lambda key: [v for r in rows for v in r[key]]  # noqa: E731
     modes = flat("modes")
     toks = flat("tokens")
-    by_mode = defaultdict(list)
-    for m, t in zip(modes, toks):
+    by_mode, acc_by_mode = defaultdict(list), defaultdict(list)
+    for m, t, c in zip(modes, toks, flat("correct")):
         by_mode[m].append(t)
+        acc_by_mode[m].append(c)
     out = {
         "n_problems": len(rows),
         "acc": _mean([r["acc"] for r in rows]),
@@ -205,8 +175,13 @@ def _aggregate(rows: list[dict], ks, *, brief: bool = False) -> dict:
         "tokens": _mean(toks),
         "tokens_think": _mean(by_mode["think"]),
         "tokens_short": _mean(by_mode["short"]),
+        "acc_think": _mean(acc_by_mode["think"]),
+        "acc_short": _mean(acc_by_mode["short"]),
+        "invalid_mode_ratio": _mean([m is None for m in modes]),
         "cost_tokens": _mean([r["cost"] for r in rows]),
     }
+    if any(r["reward"] for r in rows):
+        out["reward"] = _mean(flat("reward"))
     if brief:
         return out
     k_max = max(ks) if ks else 1
@@ -220,7 +195,6 @@ def _aggregate(rows: list[dict], ks, *, brief: bool = False) -> dict:
         "maj_at": {str(k): _mean([r[f"maj@{k}"] for r in rows]) for k in ks},
         "conf_at": {str(k): _mean([r[f"conf@{k}"] for r in rows]) for k in ks},
         "latency_tokens": _mean([r["latency"] for r in rows]),
-        "invalid_mode_ratio": _mean([m is None for m in modes]),
         "truncated_ratio": _mean(flat("truncated")),
         "no_answer_ratio": _mean(flat("no_answer")),
         "wall_s": round(seconds, 2),

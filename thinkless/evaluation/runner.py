@@ -1,4 +1,7 @@
-"""``eval.py``: every benchmark x method on the same problems and sampling settings, resumable.
+"""``eval.py`` and every other evaluation (the distill and pipeline reports): benchmarks x methods, resumable.
+
+``evaluate`` is the one code path that generates, grades and tabulates; ``run_eval`` is its Hydra front end and
+``thinkless.report`` calls it with the report's methods.
 
 Generations go to ``<output_dir>/generations/<benchmark>/<method>_n<N>_<fingerprint>.jsonl``, one line per problem,
 appended (and fsynced) as each chunk of problems finishes. The fingerprint hashes everything that determines the
@@ -20,11 +23,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..format import render_prompt
 from ..generation import HFGenerator, SamplingConfig
-from ..grading import GRADE_STATS
+from ..grading import GRADE_STATS, GRADING_POLICIES, Grader
+from ..reward import reward_values
 from .benchmarks import BenchmarkData, load_benchmark
-from .methods import Method, answer_part, base_method, chat_prompt, resolve_methods, sample, sample_mode
-from .metrics import Graded, Grader, summarize
+from .methods import Method, base_method, resolve_methods, sample
+from .metrics import Graded, summarize
 from .tables import format_tables
 
 logger = logging.getLogger(__name__)
@@ -92,18 +97,18 @@ def fingerprint(d: dict) -> str:
 
 
 def bench_settings(cfg: DictConfig, name: str) -> dict:
+    """What a benchmark overrides of the run's settings: instruction, max_new_tokens, batch_size."""
     b = cfg.benchmark[name]
     return {
-        "template": b.get("template") if b.get("template") is not None else cfg.template,
+        "instruction": b.get("instruction") if b.get("instruction") is not None else cfg.prompt.instruction,
         "max_new_tokens": int(b.get("max_new_tokens") or cfg.sampling.max_new_tokens),
         "batch_size": int(b.get("batch_size") or cfg.generation.batch_size),
     }
 
 
-def sampling_for(cfg: DictConfig, settings: dict) -> SamplingConfig:
-    s = cfg.sampling
+def sampling_config(s, max_new_tokens: int | None = None) -> SamplingConfig:
     out = SamplingConfig(temperature=float(s.temperature), top_p=float(s.top_p),
-                         max_new_tokens=settings["max_new_tokens"], n=int(s.n), seed=int(s.seed))
+                         max_new_tokens=int(max_new_tokens or s.max_new_tokens), n=int(s.n), seed=int(s.seed))
     if out.temperature < 0 or not 0 < out.top_p <= 1 or out.n < 1 or out.max_new_tokens < 1:
         raise ValueError(f"sampling settings out of range: {out} (temperature >= 0, 0 < top_p <= 1, n >= 1, "
                          "max_new_tokens >= 1)")
@@ -122,11 +127,34 @@ def validate_benchmarks(cfg: DictConfig) -> list[str]:
     return names
 
 
-# ------------------------------------------------------------------ generation
+def fit_context(generator, tokenizer, bench: BenchmarkData, prompts: list[str], max_new_tokens: int) -> int:
+    """Make the benchmark fit the model's context: problems whose prompt alone fills it are dropped (counted as
+    ``prompt_too_long``), and ``max_new_tokens`` is capped to what the longest remaining prompt leaves (warned)."""
+    ctx = getattr(generator, "context_length", None)
+    if not ctx or not prompts:
+        return max_new_tokens
+    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+    keep = [n < ctx for n in lengths]
+    if not all(keep):
+        logger.warning("%s: %d problems have prompts of >= %d tokens, the model's context: dropped (counted as "
+                       "prompt_too_long)", bench.name, keep.count(False), ctx)
+        bench.dropped["prompt_too_long"] += keep.count(False)
+        bench.problems[:] = [p for p, k in zip(bench.problems, keep) if k]
+        if not bench.problems:
+            raise ValueError(f"{bench.name}: every prompt is longer than the model's context ({ctx} tokens)")
+    room = ctx - max(n for n, k in zip(lengths, keep) if k)
+    if max_new_tokens > room:
+        logger.warning("%s: max_new_tokens %d does not fit the model's context of %d tokens with the longest "
+                       "prompt: capped to %d", bench.name, max_new_tokens, ctx, room)
+        return room
+    return max_new_tokens
+
+
+# ------------------------------------------------------------------ generation and grading
 
 
 def generate_all(generator, tokenizer, bench: BenchmarkData, method: Method, n: int, sampling: SamplingConfig,
-                 store: GenerationStore, *, template: str | None, system: str | None, chunk_size: int,
+                 store: GenerationStore, *, instruction: str | None, system: str | None, chunk_size: int,
                  progress: bool = True, self_certainty: bool = False) -> int:
     """Generate the problems ``store`` lacks, chunk by chunk (fixed chunk boundaries, one seed per chunk).
 
@@ -145,7 +173,7 @@ def generate_all(generator, tokenizer, bench: BenchmarkData, method: Method, n: 
     done = 0
     try:
         for c, probs in chunks.items():
-            prompts = [chat_prompt(tokenizer, p.problem, template=template, system=system) for p in probs]
+            prompts = [render_prompt(tokenizer, p.problem, instruction=instruction, system=system) for p in probs]
             sc = SamplingConfig(**{**asdict(sampling), "n": n, "seed": sampling.seed * 100_003 + c,
                                    "self_certainty": self_certainty})
             t0 = time.perf_counter()
@@ -163,6 +191,7 @@ def generate_all(generator, tokenizer, bench: BenchmarkData, method: Method, n: 
 
 
 def graded_problems(bench: BenchmarkData, store: GenerationStore, mode: str, grader: Grader) -> list[dict]:
+    """Every stored sample graded: the mode is the method's when fixed, else the response's control token."""
     out = []
     for p in bench.problems:
         row = store.rows.get(p.uid)
@@ -170,11 +199,105 @@ def graded_problems(bench: BenchmarkData, store: GenerationStore, mode: str, gra
             continue
         samples = []
         for s in row["samples"]:
-            ans = grader.extract(answer_part(s["response"]))
-            samples.append(Graded(grader.correct(ans, p.answer), ans, sample_mode(s["response"], mode), s["tokens"],
+            v = grader.grade(s["response"], p.answer)
+            samples.append(Graded(v.correct, v.answer, v.mode if mode == "auto" else mode, s["tokens"],
                                   s["gen_tokens"], s["finished"], s.get("self_certainty")))
         out.append({"level": p.level, "samples": samples, "seconds": row.get("seconds", 0.0)})
     return out
+
+
+def evaluate(generator, tokenizer, benches: dict[str, BenchmarkData], method_names, method_cfgs, *,
+             sampling: SamplingConfig, out_dir: str | Path, settings: dict[str, dict] | None = None,
+             system: str | None = None, grading: str = "strict", timeout: float = 5.0, model: dict | None = None,
+             chunk_size: int | None = None, ks=None, rewards=None, self_certainty: bool = False,
+             calibration: bool = False, progress: bool = True) -> dict:
+    """Generate (resumably, under ``out_dir/generations``), grade and summarize every benchmark x method.
+
+    ``settings[bench]`` may set ``instruction``, ``max_new_tokens`` and ``batch_size`` per benchmark; ``grading``
+    is the policy for methods without their own; ``rewards`` (``RewardValues``) adds the expected Thinkless reward.
+    """
+    if grading not in GRADING_POLICIES:
+        raise ValueError(f"grading.policy={grading!r}: valid choices are {GRADING_POLICIES}")
+    methods = resolve_methods(method_names, method_cfgs)
+    out_dir = Path(out_dir)
+    is_hf = isinstance(generator, HFGenerator)
+    results: dict = {"benchmarks": {}}
+    for bname, bench in benches.items():
+        st = dict((settings or {}).get(bname) or {})
+        instruction = st.get("instruction")
+        prefill = max((base_method(m, method_cfgs).prefill for m in methods.values()), key=len)
+        prompts = [render_prompt(tokenizer, p.problem, instruction=instruction, system=system, prefill=prefill)
+                   for p in bench.problems]
+        max_new = fit_context(generator, tokenizer, bench, prompts, int(st.get("max_new_tokens") or
+                                                                         sampling.max_new_tokens))
+        bsampling = SamplingConfig(**{**asdict(sampling), "max_new_tokens": max_new})
+        if is_hf and st.get("batch_size"):
+            generator.batch_size = int(st["batch_size"])
+        stores: dict[tuple, GenerationStore] = {}
+        bres = {"source": bench.source, "n_problems": len(bench.problems), "dropped": dict(bench.dropped),
+                "context_length": getattr(generator, "context_length", None),
+                "settings": {"instruction": instruction, "system": system, "max_new_tokens": max_new,
+                             "max_new_tokens_requested": int(st.get("max_new_tokens") or sampling.max_new_tokens),
+                             "temperature": sampling.temperature, "top_p": sampling.top_p, "n": sampling.n},
+                "methods": {}}
+        for mname, m in methods.items():
+            base = base_method(m, method_cfgs)
+            n = m.n if m.is_parallel else (m.n or bsampling.n)
+            meta = {"benchmark": bname, "source": bench.source, "model": model, "system": system,
+                    "instruction": instruction, "method": base.generation_fields(), "n": n,
+                    "sampling": {"temperature": bsampling.temperature, "top_p": bsampling.top_p,
+                                 "max_new_tokens": bsampling.max_new_tokens, "seed": bsampling.seed}}
+            key = (base.name, n, fingerprint(meta))
+            if key not in stores:
+                path = out_dir / "generations" / bname / f"{base.name}_n{n}_{key[2]}.jsonl"
+                stores[key] = GenerationStore(path, meta)
+                bs = generator.batch_size if is_hf else 256
+                chunk = chunk_size or (max(1, bs // n) if is_hf else 256)
+                t0 = time.time()
+                made = generate_all(generator, tokenizer, bench, base, n, bsampling, stores[key],
+                                    instruction=instruction, system=system, chunk_size=int(chunk),
+                                    progress=progress, self_certainty=self_certainty)
+                logger.info("%s/%s x%d: %d problems generated now, %d on disk (%.1fs) -> %s", bname, base.name, n,
+                            made, len(stores[key].rows) - made, time.time() - t0, path)
+            policy = m.grading or base.grading or grading
+            grader = Grader(policy, exact=bench.exact, timeout=timeout)
+            probs = graded_problems(bench, stores[key], base.mode, grader)
+            metrics = summarize(probs, parallel=m.is_parallel, selection=m.selection, ks=ks, grader=grader,
+                                rewards=rewards)
+            metrics["grading"] = policy
+            metrics["generations"] = str(stores[key].path)
+            bres["methods"][mname] = metrics
+        if calibration and hasattr(generator, "mode_log_odds"):
+            bres["calibration"] = calibrate_benchmark(generator, tokenizer, bench, bres["methods"], methods,
+                                                      instruction=instruction, system=system, rewards=rewards)
+        results["benchmarks"][bname] = bres
+    return results
+
+
+def calibrate_benchmark(generator, tokenizer, bench: BenchmarkData, results: dict, methods: dict, *,
+                        instruction, system, rewards) -> dict:
+    """P(think) per level from the adaptive prompt's first-token distribution, beside what thinking buys (the
+    run's forced-think and forced-short accuracies, when it has them), and the oracle threshold."""
+    from ..reward import RewardValues
+    from ..tokens import SHORT, THINK
+    from .calibration import calibrate
+
+    prompts = [render_prompt(tokenizer, p.problem, instruction=instruction, system=system) for p in bench.problems]
+    z = generator.mode_log_odds(prompts)
+    forced = {}
+    for prefill, key in ((THINK, "think"), (SHORT, "short")):
+        name = next((n for n, m in methods.items() if m.type == "prefill" and m.prefill == prefill
+                     and not m.think_bias), None)
+        forced[key] = None if name is None else results[name]
+    by_level = None
+    if forced["think"] and forced["short"]:
+        pt, ps = forced["think"].get("per_level") or {}, forced["short"].get("per_level") or {}
+        if pt and ps:
+            by_level = {p.level: (pt[str(p.level)]["acc"], ps[str(p.level)]["acc"]) for p in bench.problems}
+        else:
+            by_level = {None: (forced["think"]["acc"], forced["short"]["acc"])}
+    return calibrate(z, [p.level if by_level is None or None not in by_level else None for p in bench.problems],
+                     by_level, rewards or RewardValues())
 
 
 # ------------------------------------------------------------------ entry point
@@ -225,7 +348,7 @@ def run_eval(cfg: DictConfig, *, generator=None, tokenizer=None) -> dict:
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     names = validate_benchmarks(cfg)
-    methods = resolve_methods(cfg.methods, cfg.method)
+    resolve_methods(cfg.methods, cfg.method)  # fail on a bad method name before loading anything
     if cfg.get("threads"):
         import torch
 
@@ -247,56 +370,29 @@ def run_eval(cfg: DictConfig, *, generator=None, tokenizer=None) -> dict:
             torch.set_num_threads(1)  # a tiny model on a CPU: thread overhead dominates (measured ~8x slower)
     is_vllm = generator.__class__.__name__ == "VLLMGenerator"
     want_sc = bool(cfg.generation.get("self_certainty", True)) and not is_vllm
+    methods = resolve_methods(cfg.methods, cfg.method)
     confidence = [m.name for m in methods.values() if m.is_parallel and m.selection == "confidence"]
     if confidence and not want_sc:
-        logger.warning("%s select by self-certainty, which needs full-vocabulary log-probs: only the HF backend "
-                       "computes them (generation.backend=hf, generation.self_certainty=true); their accuracy will "
-                       "be reported as null", confidence)
+        raise ValueError(f"methods {confidence} select by self-certainty, which needs full-vocabulary log-probs at "
+                         "every step: only the HF backend computes them (generation.backend=hf, "
+                         "generation.self_certainty=true); vLLM returns the sampled tokens' log-probs only")
 
     from ..tracking import init_wandb, log_summary
 
     run = init_wandb(cfg.get("wandb"), job_type="eval", config=OmegaConf.to_container(cfg, resolve=True),
                      run_dir=str(out_dir))
-
-    stamp = model_stamp(cfg.model_path)
-    system = cfg.get("system_prompt")
-    results: dict = {"model": str(cfg.model_path), "benchmarks": {}}
-    for bname, bench in benches.items():
-        settings = bench_settings(cfg, bname)
-        sampling = sampling_for(cfg, settings)
-        if is_hf:
-            generator.batch_size = settings["batch_size"]
-        grader = Grader(exact=bench.exact, timeout=float(cfg.grading.timeout))
-        stores: dict[tuple, GenerationStore] = {}
-        bres = {"source": bench.source, "n_problems": len(bench.problems), "dropped": dict(bench.dropped),
-                "settings": settings, "methods": {}}
-        for mname, m in methods.items():
-            base = base_method(m, cfg.method)
-            n = m.n if m.is_parallel else sampling.n
-            meta = {"benchmark": bname, "source": bench.source, "model": stamp, "tokenizer": cfg.get("tokenizer"),
-                    "system": system, "template": settings["template"], "method": base.generation_fields(), "n": n,
-                    "sampling": {"temperature": sampling.temperature, "top_p": sampling.top_p,
-                                 "max_new_tokens": sampling.max_new_tokens, "seed": sampling.seed}}
-            key = (base.name, n, fingerprint(meta))
-            if key not in stores:
-                path = out_dir / "generations" / bname / f"{base.name}_n{n}_{key[2]}.jsonl"
-                stores[key] = GenerationStore(path, meta)
-                chunk = cfg.generation.get("chunk_size") or (max(1, settings["batch_size"] // n) if is_hf else 256)
-                t0 = time.time()
-                made = generate_all(generator, tokenizer, bench, base, n, sampling, stores[key],
-                                    template=settings["template"], system=system, chunk_size=int(chunk),
-                                    progress=bool(cfg.get("progress", True)), self_certainty=want_sc)
-                logger.info("%s/%s x%d: %d problems generated now, %d on disk (%.1fs) -> %s", bname, base.name, n,
-                            made, len(stores[key].rows) - made, time.time() - t0, path)
-            probs = graded_problems(bench, stores[key], base.mode, grader)
-            metrics = summarize(probs, parallel=m.is_parallel, selection=m.selection,
-                                ks=list(cfg.get("ks") or []) or None, grader=grader)
-            metrics["generations"] = str(stores[key].path)
-            bres["methods"][mname] = metrics
-        results["benchmarks"][bname] = bres
-
-    results["grading"] = {k: v - grade_stats_before.get(k, 0) for k, v in GRADE_STATS.items()
-                          if v > grade_stats_before.get(k, 0)}  # this run's timeouts / parse errors / too long
+    results = evaluate(generator, tokenizer, benches, cfg.methods, cfg.method,
+                       sampling=sampling_config(cfg.sampling), out_dir=out_dir,
+                       settings={n: bench_settings(cfg, n) for n in names}, system=cfg.prompt.get("system"),
+                       grading=cfg.grading.policy, timeout=float(cfg.grading.timeout),
+                       model={**model_stamp(cfg.model_path), "tokenizer": cfg.get("tokenizer")},
+                       chunk_size=cfg.generation.get("chunk_size"), ks=list(cfg.get("ks") or []) or None,
+                       self_certainty=want_sc, calibration=bool(cfg.get("calibration", True)),
+                       rewards=reward_values(cfg.get("rewards")), progress=bool(cfg.get("progress", True)))
+    results = {"model": str(cfg.model_path), **results}
+    results["grading"] = {"policy": cfg.grading.policy,
+                          **{k: v - grade_stats_before.get(k, 0) for k, v in GRADE_STATS.items()
+                             if v > grade_stats_before.get(k, 0)}}  # this run's timeouts / parse errors / too long
     results["total_seconds"] = round(time.time() - t_start, 1)
     results["config"] = OmegaConf.to_container(cfg, resolve=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
@@ -322,6 +418,7 @@ def run_eval(cfg: DictConfig, *, generator=None, tokenizer=None) -> dict:
         except Exception as e:  # plots are a nicety
             logger.warning("could not log plots to wandb: %s", e)
         run.finish()
-    if results["grading"]:
-        logger.warning("grading: %s (counted as wrong)", results["grading"])
+    counts = {k: v for k, v in results["grading"].items() if k != "policy"}
+    if counts:
+        logger.warning("grading: %s (counted as wrong)", counts)
     return results

@@ -6,6 +6,7 @@ from .metrics import fmt
 
 COLUMNS = [
     ("method", None, "{}"),
+    ("grading", "grading", "{}"),
     ("n", "n_samples", "{}"),
     ("acc", "acc", "{:.3f}"),
     ("pass@1", "pass@1", "{:.3f}"),
@@ -22,7 +23,8 @@ COLUMNS = [
     ("tok/s", "tokens_per_s", "{:.0f}"),
 ]
 
-NOTES = ("acc: pass@1 for single-sample methods, the selected answer's accuracy for parallel scaling; pass@k / maj@k "
+NOTES = ("grading: the policy answers were read with (strict: the last \\boxed{} of a well-formed Thinkless "
+         "response; lenient: the last \\boxed{} or number after the last </think>, format not checked); acc: pass@1 for single-sample methods, the selected answer's accuracy for parallel scaling; pass@k / maj@k "
          "at k = n samples per problem; think: share of samples in think mode; tokens: mean *response* tokens per "
          "sample (prompt not counted, prefilled/injected text counted), overall and per mode; cost tok: tokens per "
          "answer (sum over the n samples for parallel scaling); latency tok: longest of the samples run in parallel "
@@ -64,6 +66,27 @@ def level_table(methods: dict) -> list[str]:
     return lines
 
 
+def calibration_table(cal: dict) -> list[str]:
+    lines = ["| level | n | P(think) | forced think acc | forced short acc | acc gain | best mode |",
+             "|---|---|---|---|---|---|---|"]
+    for lv, r in cal["per_level"].items():
+        lines.append(f"| {lv} | {r['n']} | {fmt(r['p_think'], '{:.2f}')} | {fmt(r.get('acc_think'), '{:.2f}')} | "
+                     f"{fmt(r.get('acc_short'), '{:.2f}')} | {fmt(r.get('acc_gain'), '{:+.2f}')} | "
+                     f"{r.get('best_mode', '-')} |")
+    th = cal.get("oracle_threshold")
+    if th:
+        lines.append("")
+        if th["exists"]:
+            lines.append(f"oracle threshold: think bias {th['bias']:+g} -> expected reward {th['reward']:.3f} "
+                         f"(at bias 0: {th['reward_at_0']:.3f}; always think {th['reward_always_think']:.3f}, "
+                         f"always short {th['reward_always_short']:.3f})")
+        else:
+            lines.append(f"oracle threshold: none inside the bias range (best: always "
+                         f"{'think' if th['reward_always_think'] >= th['reward_always_short'] else 'short'}, "
+                         f"expected reward {th['reward']:.3f}; at bias 0: {th['reward_at_0']:.3f})")
+    return lines
+
+
 def format_tables(results: dict) -> str:
     out = [f"## Evaluation of `{results.get('model')}`", ""]
     for bname, b in results["benchmarks"].items():
@@ -76,9 +99,12 @@ def format_tables(results: dict) -> str:
         lv = level_table(b["methods"])
         if lv:
             out += ["", f"#### {bname} by level", ""] + lv
+        if b.get("calibration"):
+            out += ["", f"#### {bname}: calibration of the mode decision", ""] + calibration_table(b["calibration"])
         out.append("")
     out.append(NOTES)
-    if results.get("grading"):
+    counts = {k: v for k, v in (results.get("grading") or {}).items() if k != "policy"}
+    if counts:
         out.append("")
-        out.append(f"grading: {results['grading']} (timeouts / parse errors / over-long answers count as wrong)")
+        out.append(f"grading: {counts} (timeouts / parse errors / over-long answers count as wrong)")
     return "\n".join(out)

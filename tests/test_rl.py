@@ -1,4 +1,5 @@
-"""train.py end to end on the tiny distilled model: monitoring files, plots, report, model card, export."""
+"""Stage 2 (thinkless/rl.py): train.py end to end on the tiny distilled model: monitoring, validation, plots, the
+pipeline report, the model card, the Hub dry run; the RL prompts."""
 
 import json
 
@@ -11,15 +12,23 @@ from .conftest import DATA
 from .helpers import run_train_cli
 
 FAST = ["rl.args.max_steps=3", "rl.args.per_device_train_batch_size=16", "rl.args.num_generations=4",
-        "rl.args.max_completion_length=40", "rl.args.save_steps=100"]
+        "rl.args.max_completion_length=40", "rl.args.save_steps=100", "rl_data.validation=null"]
+
+
+def train_lines(path):
+    return [r for r in (json.loads(ln) for ln in path.read_text().splitlines()) if "modes/think_ratio" in r]
 
 
 def test_train_cli_outputs(distilled, tmp_path):
     out = tmp_path / "train"
-    res = run_train_cli(out, distilled / "model", *FAST, "report.n_per_level=5", "report.free_samples=2",
+    res = run_train_cli(out, distilled / "model", *FAST, "report.benchmark.n_per_level=5", "report.free_samples=2",
                         "hub.dry_run=true", "hub.repo_id=someone/thinkless-test")
     assert "[step 3]" in res.stdout and "think_ratio=" in res.stdout
-    recs = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    # quiet console: our lines only; library warnings and the raw log dicts are in the run folder
+    console = res.stdout + res.stderr
+    assert "WARNING" not in console and "{'loss'" not in console and "Writing model shards" not in console
+    assert "][WARNING] - " in (out / "train.log").read_text()  # library warnings: in the run's log file
+    recs = train_lines(out / "metrics.jsonl")
     assert [r["step"] for r in recs] == [1, 2, 3]
     for key in ("modes/think_ratio", "modes/accuracy", "modes/reward", "loss/control", "loss/response",
                 "modes/groups_all_wrong", "clip_ratio/region_mean"):
@@ -40,8 +49,8 @@ def test_train_cli_outputs(distilled, tmp_path):
 
 def test_grpo_ablation_runs(distilled, tmp_path):
     out = tmp_path / "grpo"
-    run_train_cli(out, distilled / "model", *FAST, "+experiment=grpo", "report.n_per_level=0")
-    recs = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    run_train_cli(out, distilled / "model", *FAST, "+experiment=grpo", "report.enabled=false")
+    recs = train_lines(out / "metrics.jsonl")
     assert len(recs) == 3 and "loss/control" not in recs[-1]  # TRL's own coupled loss ran
     assert "coupled GRPO" in (out / "model" / "README.md").read_text()
 
@@ -60,3 +69,19 @@ def test_math_prompts_with_unparseable_gold_are_skipped_and_counted(tmp_path):
     out = rl_prompts(cfg, stats)
     assert len(out) == 18 and stats["no_answer"] == 1 and stats["unparseable_gold"] == 1 and stats["kept"] == 18
     assert out[0]["prompt"][0]["role"] == "user" and out[0]["task"] == "math"
+
+
+def test_validation_before_training_and_every_n_steps(distilled, tmp_path):
+    """rl_data.validation: accuracy, think ratio and response tokens on held-out problems, n samples each, logged
+    beside the training curves (metrics.jsonl here; wandb through the same trainer log)."""
+    out = tmp_path / "val"
+    fast = [a for a in FAST if not a.startswith(("rl_data.validation", "rl.args.max_steps"))]
+    res = run_train_cli(out, distilled / "model", *fast, "rl.args.max_steps=4", "rl.args.eval_steps=2",
+                        "rl_data.validation.n_per_level=2", "rl.args.num_generations_eval=2",
+                        "rl.args.per_device_eval_batch_size=24", "report.enabled=false")
+    evals = [r for r in (json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines())
+             if "eval_modes/think_ratio" in r]
+    assert [r["step"] for r in evals] == [0, 2, 4]  # before training, then every 2 steps
+    for key in ("eval_modes/accuracy", "eval_modes/tokens", "eval_modes/think_ratio_L1", "eval_modes/reward"):
+        assert key in evals[0], key
+    assert "[eval @ step 0]" in res.stdout

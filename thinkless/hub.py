@@ -1,4 +1,8 @@
-"""Export: a Hugging Face folder with a model card, and (optionally) a push to the Hub.
+"""The Hugging Face Hub: the Thinkless model card, pushes, per-checkpoint branches and the dry run.
+
+Saving checkpoints is ``thinkless.checkpoints``' job (``Trainer.save_model``); this module only publishes folders,
+through ``huggingface_hub`` (``upload_folder`` with ``UPLOAD_IGNORE``; the dry run lists the same files with
+``huggingface_hub``'s own pattern filter, so the rehearsal and the upload cannot disagree).
 
 * ``push_folder`` uploads a model folder to ``repo_id`` (branch ``revision``; created private unless
   ``private=false``). Only model files go up: optimizer/scheduler/RNG states, DeepSpeed shards and pickled
@@ -17,7 +21,6 @@ A missing token fails at the start of training (``HubCheckpointCallback.on_train
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
 import os
@@ -59,6 +62,7 @@ def model_card(info: dict) -> str:
         f"| loss | {info.get('loss', 'DeGRPO')} |",
         f"| α (control-token weight) | {info.get('alpha')} |",
         f"| γ (think penalty) | {info.get('gamma')} |",
+        f"| rewards | {info.get('rewards')} |",
         f"| steps | {info.get('steps')} |",
     ]
     if usage:
@@ -79,50 +83,6 @@ def write_model_card(folder: str | Path, info: dict) -> Path:
     path = Path(folder) / "README.md"
     path.write_text(model_card(info))
     return path
-
-
-def is_zero3(trainer) -> bool:
-    if not getattr(trainer, "is_deepspeed_enabled", False):
-        return False
-    from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
-
-    return bool(is_deepspeed_zero3_enabled())
-
-
-def save_final_model(trainer, tokenizer, out_dir: str | Path):
-    """Save the trained model as a plain HF folder. COLLECTIVE: call it on every process.
-
-    Returns ``(folder, model)`` on the main process, ``(None, None)`` elsewhere: ``model`` is a complete model
-    the main process can generate with (reports). Without ZeRO-3 that is ``trainer.model`` and the folder is
-    written by ``thinkless.modeling.save_checkpoint`` (unchanged behaviour). Under ZeRO-3 every process holds
-    only a shard of each weight, so ``trainer.model.save_pretrained`` would write empty tensors: the weights
-    are gathered by ``trainer.save_model`` (``stage3_gather_16bit_weights_on_model_save`` in
-    accelerate/ds_zero3.json) and the main process reloads them into an unsharded model.
-    """
-    from .modeling import save_checkpoint, set_generation_defaults
-
-    out = Path(out_dir)
-    if not is_zero3(trainer):
-        if not trainer.is_world_process_zero():
-            return None, None
-        return save_checkpoint(trainer.model, tokenizer, out), trainer.model
-
-    import transformers.integrations.deepspeed as hf_ds
-    from transformers import AutoModelForCausalLM
-
-    unwrapped = trainer.accelerator.unwrap_model(trainer.model)
-    set_generation_defaults(unwrapped, tokenizer)  # config + generation config, written by save_model
-    trainer.save_model(str(out))  # all ranks: consolidated 16-bit weights, written by the main process
-    trainer.accelerator.wait_for_everyone()
-    if not trainer.is_world_process_zero():
-        return None, None
-    tokenizer.save_pretrained(out)
-    # Training is over: leave ZeRO-3 mode for good on this process, so that from_pretrained builds unsharded
-    # models (no zero.Init) and generate() does not wait for the other ranks (synced_gpus) in the reports.
-    hf_ds.unset_hf_deepspeed_config()
-    model = AutoModelForCausalLM.from_pretrained(out, dtype=unwrapped.dtype)
-    set_generation_defaults(model, tokenizer)
-    return out, model.to(trainer.accelerator.device).eval()
 
 
 def hub_token() -> str | None:
@@ -148,17 +108,11 @@ def require_token() -> str:
 
 def upload_files(folder: str | Path, ignore=UPLOAD_IGNORE) -> list[str]:
     """Relative paths (POSIX) of the files ``push_folder`` uploads from ``folder``, sorted."""
+    from huggingface_hub.utils import filter_repo_objects
+
     folder = Path(folder)
-    out = []
-    for p in sorted(folder.rglob("*")):
-        if not p.is_file():
-            continue
-        rel = p.relative_to(folder).as_posix()
-        parts = rel.split("/")
-        if any(fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(parts[0], pat) for pat in ignore):
-            continue
-        out.append(rel)
-    return out
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    return list(filter_repo_objects(files, ignore_patterns=list(ignore)))
 
 
 def stage_folder(folder: str | Path, dest: str | Path, files: list[str]) -> Path:
@@ -207,21 +161,10 @@ def push_folder(folder: str | Path, repo_id: str, *, private: bool = True, revis
     if revision and revision != "main":
         api.create_branch(repo_id, branch=revision, exist_ok=True)
     api.upload_folder(repo_id=repo_id, folder_path=str(folder), revision=revision, commit_message=commit_message,
-                      allow_patterns=files)
+                      ignore_patterns=list(UPLOAD_IGNORE))
     logger.info("pushed %d files to %s@%s (token from $%s)", len(files), repo_id, plan["revision"],
                 plan["token_from"])
     return plan
-
-
-def checkpoint_card_info(cfg) -> dict:
-    """Model-card fields known before training (``thinkless.rl`` adds steps and mode usage at the end)."""
-    rl = cfg.get("rl") or {}
-    decoupled = rl.get("decoupled", True)
-    loss_type = (rl.get("args") or {}).get("loss_type", "grpo")
-    data = cfg.get("rl_data") or {}
-    return {"name": cfg.get("run_name"), "base_model": str((cfg.get("model") or {}).get("path")),
-            "data": data.get("name", data.get("source")), "alpha": rl.get("alpha"), "gamma": rl.get("gamma"),
-            "loss": "DeGRPO" if decoupled else f"coupled GRPO ({loss_type})"}
 
 
 class HubCheckpointCallback(TrainerCallback):
@@ -237,11 +180,9 @@ class HubCheckpointCallback(TrainerCallback):
         self.repo_id = hub_cfg.get("repo_id")
         self.private = bool(hub_cfg.get("private", True))
         self.dry_run = bool(hub_cfg.get("dry_run", False))
-        self.push = bool(hub_cfg.get("push", False))
         self.per_checkpoint = bool(hub_cfg.get("revision_per_checkpoint", False))
         self.prefix = hub_cfg.get("checkpoint_branch_prefix") or "step-"
         self.card_info = dict(card_info or {})
-        self.pushed: list[dict] = []
 
     def on_train_begin(self, args, state, control, **kwargs):
         if not self.repo_id:
@@ -263,14 +204,13 @@ class HubCheckpointCallback(TrainerCallback):
         write_model_card(ckpt, {**self.card_info, "steps": state.global_step, "mode_usage": usage})
         branch = f"{self.prefix}{state.global_step}"
         stage = Path(args.output_dir).parent / "hub_dry_run" / f"{branch}.hub_upload"
-        self.pushed.append(push_folder(ckpt, self.repo_id, private=self.private, revision=branch,
-                                       commit_message=f"Checkpoint at step {state.global_step}",
-                                       dry_run=self.dry_run, stage_dir=stage))
+        push_folder(ckpt, self.repo_id, private=self.private, revision=branch,
+                    commit_message=f"Checkpoint at step {state.global_step}", dry_run=self.dry_run, stage_dir=stage)
 
 
-def hub_callbacks(cfg) -> list[TrainerCallback]:
-    """The trainer callbacks for ``cfg.hub`` (empty when nothing is pushed or dry-run)."""
-    hub = cfg.get("hub") or {}
+def hub_callbacks(hub_cfg, card_info: dict) -> list[TrainerCallback]:
+    """The trainer callbacks for ``hub_cfg`` (empty when nothing is pushed or dry-run)."""
+    hub = hub_cfg or {}
     if not (hub.get("push") or hub.get("dry_run") or hub.get("revision_per_checkpoint")):
         return []
-    return [HubCheckpointCallback(hub, checkpoint_card_info(cfg))]
+    return [HubCheckpointCallback(hub, card_info)]

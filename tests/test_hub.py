@@ -1,4 +1,4 @@
-"""Hub export (thinkless/export.py): model card, upload selection, dry run, push, per-checkpoint branches.
+"""The Hub (thinkless/hub.py): model card, upload selection, dry run, push, per-checkpoint branches.
 
 Offline throughout: the push path runs against a recording stand-in for ``huggingface_hub.HfApi`` (monkeypatched
 in-process, and through a ``sitecustomize`` for the end-to-end ``train.py`` runs). The token must come from
@@ -19,8 +19,8 @@ from types import SimpleNamespace
 import pytest
 from omegaconf import OmegaConf
 
-from thinkless import export
-from thinkless.export import HubCheckpointCallback, hub_callbacks, push_folder, upload_files
+from thinkless import hub as export
+from thinkless.hub import HubCheckpointCallback, hub_callbacks, push_folder, upload_files
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "hf_SECRETtoken0123456789abcdef"
@@ -48,6 +48,12 @@ class RecordingHfApi:
         RecordingHfApi.calls.append(("create_branch", {"repo_id": repo_id, **kw}))
 
     def upload_folder(self, **kw):
+        """Records the files huggingface_hub would upload (its own pattern filter over the folder)."""
+        from huggingface_hub.utils import filter_repo_objects
+
+        root = Path(kw["folder_path"])
+        files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+        kw["files"] = list(filter_repo_objects(files, ignore_patterns=kw.pop("ignore_patterns")))
         RecordingHfApi.calls.append(("upload_folder", kw))
 
 
@@ -119,7 +125,7 @@ def test_push_takes_the_token_from_the_environment_and_never_logs_it(tmp_path, h
         ("create_repo", {"repo_id": "org/thinkless", "private": False, "exist_ok": True}),
         ("create_branch", {"repo_id": "org/thinkless", "branch": "exp-1", "exist_ok": True}),
         ("upload_folder", {"repo_id": "org/thinkless", "folder_path": str(folder), "revision": "exp-1",
-                           "commit_message": "final", "allow_patterns": sorted(MODEL_FILES)}),
+                           "commit_message": "final", "files": sorted(MODEL_FILES)}),
     ]
     assert plan["token_from"] == "HF_TOKEN"
     assert SECRET not in json.dumps(plan) and SECRET not in caplog.text
@@ -147,11 +153,11 @@ def test_push_without_token_fails_before_any_call(tmp_path, hub, monkeypatch):
 
 
 def test_callbacks_only_when_something_is_pushed():
-    base = {"rl": {"decoupled": True, "alpha": 1e-3, "gamma": 0.5}, "model": {"path": "m"}, "run_name": "r"}
-    assert hub_callbacks(OmegaConf.create({**base, "hub": {"push": False, "dry_run": False}})) == []
-    assert hub_callbacks(OmegaConf.create(base)) == []
-    cbs = hub_callbacks(OmegaConf.create({**base, "hub": {"revision_per_checkpoint": True, "repo_id": "o/n"}}))
-    assert len(cbs) == 1 and isinstance(cbs[0], HubCheckpointCallback)
+    info = {"name": "r", "loss": "DeGRPO"}
+    assert hub_callbacks(OmegaConf.create({"push": False, "dry_run": False}), info) == []
+    assert hub_callbacks(None, info) == []
+    cbs = hub_callbacks(OmegaConf.create({"revision_per_checkpoint": True, "repo_id": "o/n"}), info)
+    assert len(cbs) == 1 and isinstance(cbs[0], HubCheckpointCallback) and cbs[0].card_info == info
 
 
 def fake_trainer_args(tmp_path, step=20):
@@ -178,7 +184,7 @@ def test_checkpoint_callback_pushes_each_checkpoint_to_its_branch(tmp_path, hub,
     assert hub.calls[2][1]["branch"] == "step-20"
     up = hub.calls[3][1]
     assert up["revision"] == "step-20" and up["folder_path"] == str(ckpt)
-    assert up["allow_patterns"] == sorted(MODEL_FILES) and "optimizer.pt" not in up["allow_patterns"]
+    assert up["files"] == sorted(MODEL_FILES) and "optimizer.pt" not in up["files"]
     # not the main process: nothing
     hub.calls.clear()
     cb.on_save(args, SimpleNamespace(**{**vars(state), "is_world_process_zero": False}), None)
@@ -217,16 +223,19 @@ FAKE_HUB_SITE = textwrap.dedent('''
             def create_branch(self, repo_id, **kw):
                 self._log("create_branch", repo_id=repo_id, **kw)
 
-            def upload_folder(self, *, folder_path, allow_patterns, **kw):
-                present = all((Path(folder_path) / f).is_file() for f in allow_patterns)
-                self._log("upload_folder", folder=Path(folder_path).name, files=allow_patterns,
-                          all_present=present, **kw)
+            def upload_folder(self, *, folder_path, ignore_patterns, **kw):
+                from huggingface_hub.utils import filter_repo_objects
+
+                root = Path(folder_path)
+                files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+                files = list(filter_repo_objects(files, ignore_patterns=ignore_patterns))
+                self._log("upload_folder", folder=root.name, files=files, all_present=True, **kw)
 
         huggingface_hub.HfApi = _FakeHfApi
 ''')
 
-FAST_TRAIN = ["report.n_per_level=0", "rl_data.num_problems=64", "rl.args.max_steps=2",
-              "rl.args.per_device_train_batch_size=8", "rl.args.num_generations=4",
+FAST_TRAIN = ["report.enabled=false", "rl_data.validation=null", "rl_data.num_problems=64",
+              "rl.args.max_steps=2", "rl.args.per_device_train_batch_size=8", "rl.args.num_generations=4",
               "rl.args.max_completion_length=16", "rl.args.save_steps=1", "rl.args.save_total_limit=1"]
 
 
@@ -246,7 +255,7 @@ def cli(script, *overrides, env_extra=None, site=None):
 def tiny_distilled(tmp_path_factory):
     out = tmp_path_factory.mktemp("distill")
     cli("distill.py", f"output_dir={out}", "training.args.max_steps=2", "training.args.per_device_train_batch_size=8",
-        "data.num_problems=64", "report.n_per_level=0", "training.args.disable_tqdm=true")
+        "data.num_problems=64", "report.enabled=false", "training.args.disable_tqdm=true")
     return out / "model"
 
 

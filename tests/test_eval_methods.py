@@ -5,63 +5,24 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from thinkless.evaluation.methods import (
-    DEFAULT_TEMPLATE,
-    NOTHINKING_PREFILL,
-    answer_part,
-    build_prompt,
-    budget_answer_prompt,
-    budget_tokens,
-    chat_prompt,
-    method_from_cfg,
-    sample,
-    sample_mode,
-    user_content,
-)
-from thinkless.generation import Completion
-from thinkless.tokens import add_control_tokens, generation_prompt
+from thinkless.evaluation.methods import NOTHINKING_PREFILL, budget_answer_prompt, budget_tokens, method_from_cfg, sample
+from thinkless.format import parse, render_prompt
+from thinkless.tokens import add_control_tokens
 
 from .conftest import QWEN, R1
+from .helpers import ScriptedGenerator
 
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+BOXED = INSTRUCTION + "\n{problem}"  # conf/prompt/boxed.yaml
 PROBLEM = "What is $1+1$? Give the answer as {an integer}."
 
 
-class ScriptedGenerator:
-    """A generator whose completions come from ``script(prompt, i) -> text`` (i: sample index), tokenized for real.
+def build_prompt(tok, problem, m, instruction=BOXED):
+    return render_prompt(tok, problem, instruction=instruction, prefill=m.prefill)
 
-    Honors ``max_new_tokens`` (cut, finished=False) and ``stop`` strings (cut after the stop string), records every
-    call, and reports ``self_certainty`` from ``certainty(prompt, i)`` if given. ``fail_after`` raises once that many
-    prompts have been generated (an interruption).
-    """
 
-    def __init__(self, tokenizer, script, *, certainty=None, fail_after: int | None = None):
-        self.tokenizer, self.script, self.certainty, self.fail_after = tokenizer, script, certainty, fail_after
-        self.calls: list[tuple[list[str], object]] = []
-        self.generated = 0
-
-    def generate(self, prompts, cfg, *, progress=False, desc=""):
-        if self.fail_after is not None and self.generated + len(prompts) > self.fail_after:
-            raise KeyboardInterrupt("simulated interruption")
-        self.calls.append((list(prompts), cfg))
-        self.generated += len(prompts)
-        out = []
-        for p in prompts:
-            row = []
-            for i in range(cfg.n):
-                text = self.script(p, i)
-                finished = True
-                for s in cfg.stop or []:
-                    if s in text:
-                        text, finished = text[:text.index(s) + len(s)], True
-                ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-                if len(ids) > cfg.max_new_tokens:
-                    ids, finished = ids[:cfg.max_new_tokens], False
-                    text = self.tokenizer.decode(ids, skip_special_tokens=True)
-                sc = self.certainty(p, i) if self.certainty else None
-                row.append(Completion(text, len(ids), finished, ids, sc))
-            out.append(row)
-        return out
+def chat_prompt(tok, problem, **kw):
+    return render_prompt(tok, problem, instruction=kw.pop("instruction", BOXED), **kw)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +51,7 @@ NOTHINK = method("nothinking", type="prefill", prefill=NOTHINKING_PREFILL, mode=
 
 def test_adaptive_prompt_leaves_the_mode_to_the_model(r1):
     p = build_prompt(r1, PROBLEM, ADAPTIVE)
-    assert p == generation_prompt(r1, f"{INSTRUCTION}\n{PROBLEM}")
+    assert p == render_prompt(r1, f"{INSTRUCTION}\n{PROBLEM}")
     assert p.endswith("<｜User｜>" + INSTRUCTION + "\n" + PROBLEM + "<｜Assistant｜>")
     assert p.startswith("<｜begin▁of▁sentence｜>")
     assert "<think>" not in p  # R1's template prefill is removed: the model chooses
@@ -118,10 +79,9 @@ def test_nothinking_prefills_a_closed_thinking_box(r1):
     ids = r1(p, add_special_tokens=False)["input_ids"]
     assert ids.count(151648) == 1 and ids.count(151649) == 1  # <think>, </think> as single tokens
     assert ids.index(151648) < ids.index(151649)
-    # the response (prefill + answer) is graded after </think> and counted as no thinking
+    # the response (prefill + answer) is well formed, graded after </think>, and counted as no thinking (the method)
     resp = NOTHINK.prefill + "The answer is \\boxed{2}."
-    assert answer_part(resp).strip() == "The answer is \\boxed{2}."
-    assert sample_mode(resp, NOTHINK.mode) == "short"
+    assert parse(resp).graded_part.strip() == "The answer is \\boxed{2}." and NOTHINK.mode == "short"
 
 
 def test_budget_forcing_answer_prompt_on_r1(r1):
@@ -144,12 +104,7 @@ def test_qwen_prompts(qwen):
     assert build_prompt(qwen, PROBLEM, ADAPTIVE).endswith("<|im_start|>assistant\n")
 
 
-def test_templates(r1):
-    assert user_content("2~3", "{problem}") == "2~3"  # the synthetic benchmark: the bare problem
-    assert user_content(PROBLEM, None) == DEFAULT_TEMPLATE.replace("{problem}", PROBLEM)
-    assert user_content("x{y}", "Q: {problem} \\boxed{}") == "Q: x{y} \\boxed{}"  # no str.format pitfalls
-    with pytest.raises(ValueError, match="placeholder"):
-        user_content(PROBLEM, "no placeholder")
+def test_system_prompt_comes_first(r1):
     sys_p = chat_prompt(r1, PROBLEM, system="Be brief.")
     assert sys_p.index("Be brief.") < sys_p.index(PROBLEM)
 
@@ -166,17 +121,10 @@ def test_method_config_errors():
     with pytest.raises(ValueError, match="mode"):
         method_from_cfg("x", {"type": "prefill", "mode": "sometimes"})
     assert method_from_cfg("x", {"type": "budget_forcing"}).prefill == "<think>"  # thinks first by default
-
-
-def test_answer_part_and_mode():
-    assert answer_part("<short>\\boxed{3}") == "\\boxed{3}"
-    assert answer_part("<think>a\\boxed{1}</think>so \\boxed{2}").strip() == "so \\boxed{2}"
-    assert answer_part("<think>still thinking \\boxed{1}") is None  # truncated inside thinking: no answer
-    assert answer_part("plain \\boxed{4}") == "plain \\boxed{4}"
-    assert sample_mode("<think>x</think>y", "auto") == "think"
-    assert sample_mode(" <short>y", "auto") == "short"
-    assert sample_mode("y", "auto") is None
-    assert sample_mode("<think>x</think>y", "short") == "short"
+    with pytest.raises(ValueError, match="grading"):
+        method_from_cfg("x", {"type": "prefill", "grading": "loose"})
+    with pytest.raises(ValueError, match="mode_temperature"):
+        method_from_cfg("x", {"type": "mode_sampled", "mode_temperature": 0})
 
 
 # ------------------------------------------------------------------ sampling mechanics (scripted model)
@@ -232,7 +180,7 @@ def test_budget_forcing_wait_extends_thinking(r1):
     s = out[0][1]
     assert s.response == "<think> short thoughtWait short thoughtWait short thought</think> \\boxed{2}"
     assert not s.extra["forced_end"] and s.extra["waits_used"] == 2 and s.finished
-    assert answer_part(s.response).strip() == "\\boxed{2}"
+    assert parse(s.response).graded_part.strip() == "\\boxed{2}"
     n_tok = lambda t: len(r1(t, add_special_tokens=False)["input_ids"])  # noqa: E731
     assert s.tokens == n_tok("<think>") + 3 * n_tok(" short thought") + 2 * n_tok("Wait") + n_tok("</think> \\boxed{2}")
 
@@ -251,3 +199,17 @@ def test_budget_forcing_natural_end_needs_no_second_call(r1):
     assert len(gen.calls) == 2 and gen.calls[1][1].max_new_tokens == 64 - 20
     k = len(r1(" 2.</think>", add_special_tokens=False)["input_ids"])  # thinking tokens, </think> included
     assert s.response == "<think> 2.</think>" + " so" * (20 - k) + " \\boxed{2}" and s.extra["thinking_tokens"] == k
+
+
+def test_mode_sampled_samples_the_control_token_then_continues(r1):
+    heads = {0: "<think>", 1: "<short>", 2: "<think>"}
+    gen = ScriptedGenerator(r1, lambda p, i: heads[i] if not p.endswith(("<think>", "<short>")) else
+                            ("1+1=2</think>\\boxed{2}" if p.endswith("<think>") else "\\boxed{2}"))
+    m = method("free_choice", type="mode_sampled", mode_temperature=1.0)
+    out = sample(gen, r1, [chat_prompt(r1, PROBLEM)], m, 3, sampling())
+    assert [s.response for s in out[0]] == ["<think>1+1=2</think>\\boxed{2}", "<short>\\boxed{2}",
+                                            "<think>1+1=2</think>\\boxed{2}"]
+    head_cfg, rest_cfg = gen.calls[0][1], gen.calls[1][1]
+    assert (head_cfg.max_new_tokens, head_cfg.n, head_cfg.temperature) == (1, 3, 1.0)  # the mode: one token, sampled
+    assert rest_cfg.n == 1 and rest_cfg.temperature == 0.6                         # the rest: the shared settings
+    assert out[0][1].tokens == 1 + len(r1("\\boxed{2}", add_special_tokens=False)["input_ids"])

@@ -1,0 +1,55 @@
+"""Mode-usage statistics (pure) and the metrics log callback."""
+
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from thinkless.monitor import RL_KEYS, MetricsLogCallback, mode_metrics, plot_curves, read_metrics
+
+
+def test_mode_metrics_groups_levels_and_modes():
+    t = lambda xs: torch.tensor(xs, dtype=torch.float32)  # noqa: E731
+    mode = t([0, 0, 1, 1, 0, 1])
+    correct = t([1, 1, 1, 1, 0, 0])
+    reward = t([1, 1, .5, .5, -1, -1])
+    tokens = t([2, 2, 6, 6, 2, 9])
+    level = t([1, 1, 6, 6, 3, 3])
+    m = mode_metrics(mode, correct, reward, tokens, level, 2)
+    assert m["modes/think_ratio"] == pytest.approx(0.5)
+    assert m["modes/groups_all_correct_short"] == pytest.approx(1 / 3)
+    assert m["modes/groups_all_correct_think"] == pytest.approx(1 / 3)
+    assert m["modes/groups_all_wrong"] == pytest.approx(1 / 3)
+    assert m["modes/think_ratio_L1"] == 0 and m["modes/think_ratio_L6"] == 1 and m["modes/think_ratio_L3"] == 0.5
+    assert m["modes/acc_short"] == pytest.approx(2 / 3) and m["modes/len_think"] == pytest.approx(7.0)
+    assert m["modes/tokens"] == pytest.approx(27 / 6) and m["modes/invalid_format"] == 0
+
+
+def test_ungradable_rows_are_left_out_and_unknown_correctness_drops_accuracy():
+    t = lambda xs: torch.tensor(xs, dtype=torch.float32)  # noqa: E731
+    m = mode_metrics(t([0, -1]), t([1, math.nan]), t([1, math.nan]), t([3, 5]), t([-1, -1]), 2)
+    assert m["modes/accuracy"] == 1.0 and m["modes/invalid_format"] == 0.0 and "modes/groups_all_wrong" not in m
+    m = mode_metrics(t([0, 1]), t([math.nan, math.nan]), t([0.3, 0.7]), t([3, 5]), t([-1, -1]), 2)
+    assert "modes/accuracy" not in m and m["modes/reward"] == pytest.approx(0.5)
+
+
+def test_callback_logs_every_line_prints_compact_lines_and_truncates_on_resume(tmp_path, capsys):
+    cb = MetricsLogCallback(tmp_path, RL_KEYS, plot=True, title="DeGRPO")
+    state = SimpleNamespace(is_world_process_zero=True, global_step=1)
+    for step in (1, 2, 3):
+        state.global_step = step
+        cb.on_log(None, state, None, logs={"modes/think_ratio": 0.1 * step, "modes/accuracy": 0.5, "loss": 0.2})
+    state.global_step = 3
+    cb.on_log(None, state, None, logs={"eval_modes/think_ratio": 0.4, "eval_modes/accuracy": 0.9})
+    out = capsys.readouterr().out
+    assert "[step 2] think_ratio=0.2 accuracy=0.5" in out and "[eval @ step 3] think_ratio=0.4" in out
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1, 2, 3, 3]
+    cb.on_train_end(None, state, None)
+    assert (tmp_path / "mode_usage.png").stat().st_size > 1000
+    state.global_step = 2  # resumed from checkpoint-2: lines past it are dropped, those steps will be redone
+    cb.on_train_begin(None, state, None)
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1, 2]
+    assert plot_curves(tmp_path / "metrics.jsonl", tmp_path)  # draws from whatever the log holds
+    json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])

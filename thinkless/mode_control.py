@@ -1,0 +1,41 @@
+"""Thinking on demand: force a mode, or move the decision's threshold, at the model's first generated token.
+
+* Forcing a mode needs no code: the chat templates we ship take ``thinking`` = ``auto`` | ``on`` | ``off``
+  (``thinkless.tokens.fix_chat_template``), so ``apply_chat_template(..., thinking="off")``, vLLM's
+  ``chat_template_kwargs`` or any server that passes template variables prefill ``<short>`` / ``<think>``.
+* The think threshold: a bias ``b`` added to the ``<think>`` logit at the first generated position only, so the
+  log-odds of thinking against answering short move by ``b`` while the response after the mode token is untouched
+  (a bias on every position, like the OpenAI API's ``logit_bias``, makes a large ``b`` write ``<think>`` again and
+  again). ``ThinkBiasProcessor`` does it for HF ``generate``; ``vllm_think_bias.ThinkBias`` for vLLM, offline
+  (``SamplingParams(extra_args={"think_bias": b})``) and served (``vllm serve ... --logits-processors
+  thinkless.vllm_think_bias:ThinkBias``, per request ``extra_body={"vllm_xargs": {"think_bias": b}}``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .tokens import control_token_ids
+
+THINKING = ("auto", "on", "off")
+
+
+class ThinkBiasProcessor:
+    """HF logits processor: ``scores[:, <think>] += bias`` at the first generated position of the batch."""
+
+    def __init__(self, tokenizer, bias: float, prompt_length: int):
+        self.think_id = control_token_ids(tokenizer).think
+        self.bias, self.prompt_length = float(bias), prompt_length
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if input_ids.shape[1] == self.prompt_length:  # nothing generated yet: the mode token
+            scores = scores.clone()
+            scores[:, self.think_id] += self.bias
+        return scores
+
+
+def vllm_logits_processors() -> list:
+    """The logits processors every vLLM engine of ours registers (inert unless a request asks)."""
+    from .vllm_think_bias import ThinkBias
+
+    return [ThinkBias]
