@@ -79,3 +79,54 @@ def save_tiny(out_dir, seed: int = 0, **sizes):
     model.save_pretrained(out_dir)
     tok.save_pretrained(out_dir)
     return out_dir
+
+
+# The official Thinkless chat template (VainF/Reasoning-SFT README: R1-Distill's, with the final <think> removed from
+# the generation prompt and the reasoning-stripping split removed).
+OFFICIAL_TEMPLATE = (
+    "{% if not add_generation_prompt is defined %}{% set add_generation_prompt = false %}{% endif %}{% set ns = "
+    "namespace(is_first=false, is_tool=false, is_output_first=true, system_prompt='') %}{%- for message in messages "
+    "%}{%- if message['role'] == 'system' %}{% set ns.system_prompt = message['content'] %}{%- endif %}{%- endfor %}"
+    "{{bos_token}}{{ns.system_prompt}}{%- for message in messages %}{%- if message['role'] == 'user' %}{%- set "
+    "ns.is_tool = false -%}{{'<｜User｜>' + message['content']}}{%- endif %}{%- if message['role'] == 'assistant' and "
+    "message['content'] is none %}{%- set ns.is_tool = false -%}{%- for tool in message['tool_calls']%}{%- if not "
+    "ns.is_first %}{{'<｜Assistant｜><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>' + tool['type'] + '<｜tool▁sep｜>' + "
+    "tool['function']['name'] + '\\n' + '```json' + '\\n' + tool['function']['arguments'] + '\\n' + '```' + "
+    "'<｜tool▁call▁end｜>'}}{%- set ns.is_first = true -%}{%- else %}{{'\\n' + '<｜tool▁call▁begin｜>' + tool['type'] + "
+    "'<｜tool▁sep｜>' + tool['function']['name'] + '\\n' + '```json' + '\\n' + tool['function']['arguments'] + '\\n' + "
+    "'```' + '<｜tool▁call▁end｜>'}}{{'<｜tool▁calls▁end｜><｜end▁of▁sentence｜>'}}{%- endif %}{%- endfor %}{%- endif %}"
+    "{%- if message['role'] == 'assistant' and message['content'] is not none %}{%- if ns.is_tool %}"
+    "{{'<｜tool▁outputs▁end｜>' + message['content'] + '<｜end▁of▁sentence｜>'}}{%- set ns.is_tool = false -%}{%- else %}"
+    "{% set content = message['content'] %}{% if '</think>' in content %}{% set content = content %}{% endif %}"
+    "{{'<｜Assistant｜>' + content + '<｜end▁of▁sentence｜>'}}{%- endif %}{%- endif %}{%- if message['role'] == 'tool' "
+    "%}{%- set ns.is_tool = true -%}{%- if ns.is_output_first %}{{'<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>' + "
+    "message['content'] + '<｜tool▁output▁end｜>'}}{%- set ns.is_output_first = false %}{%- else %}"
+    "{{'\\n<｜tool▁output▁begin｜>' + message['content'] + '<｜tool▁output▁end｜>'}}{%- endif %}{%- endif %}{%- endfor "
+    "-%}{% if ns.is_tool %}{{'<｜tool▁outputs▁end｜>'}}{% endif %}{% if add_generation_prompt and not ns.is_tool %}"
+    "{{'<｜Assistant｜>\\n'}}{% endif %}"
+)
+
+
+def official_thinkless_tokenizer(out_dir, r1_dir):
+    """The Thinkless-1.5B tokenizer built from R1-Distill's files exactly as VainF/Reasoning-SFT's README says:
+    id 151650 (<|quad_start|>) becomes a non-special control token - "<short>" in tokenizer.json, "<|short|>" in
+    tokenizer_config.json (the README's two files disagree; that is what the released files say) - and the chat
+    template's generation prompt ends "<｜Assistant｜>\\n" with the reasoning kept."""
+    import json
+    import shutil
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for f in Path(r1_dir).iterdir():
+        if f.name != "chat_template.jinja":
+            shutil.copy(f, out / f.name)
+    tj = json.loads((out / "tokenizer.json").read_text())
+    for t in tj["added_tokens"]:
+        if t["id"] == 151650:
+            t.update(content="<short>", special=False)
+    (out / "tokenizer.json").write_text(json.dumps(tj, ensure_ascii=False))
+    tc = json.loads((out / "tokenizer_config.json").read_text())
+    tc["added_tokens_decoder"]["151650"].update(content="<|short|>", special=False)
+    tc["chat_template"] = OFFICIAL_TEMPLATE
+    (out / "tokenizer_config.json").write_text(json.dumps(tc, ensure_ascii=False, indent=2))
+    return out

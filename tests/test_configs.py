@@ -46,22 +46,44 @@ def test_model_options_compose_for_distill_and_train():
         compose_cfg("train", [f"model={option}"])
 
 
-def test_experiments_compose():
+def test_distill_experiment_is_the_official_warm_up():
     d = compose_cfg("distill", ["+experiment=distill"])
-    assert d.model.path == "Qwen/Qwen2.5-1.5B-Instruct"
+    assert d.model.path == "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B" and d.data.source == "flat"
+    assert d.data.name == "Vinnnf/Hybrid-OpenThoughts2-1M-1.5B" and not d.data.require_answer
     a = d.training.args
-    assert (a.learning_rate, a.lr_scheduler_kwargs.min_lr, a.warmup_steps, a.bf16, a.max_length) == \
-        (1e-5, 1e-6, 0.05, True, 16384)
+    assert (a.learning_rate, a.lr_scheduler_kwargs.min_lr, a.warmup_steps, a.max_steps) == (1e-5, 1e-6, 0.05, 17000)
+    assert (a.weight_decay, a.adam_beta1, a.adam_beta2, a.max_grad_norm) == (0.1, 0.9, 0.95, 1.0)
+    assert a.packing and a.max_length == 16384 and a.per_device_train_batch_size * 8 * a.gradient_accumulation_steps == 128
+    assert d.prompt.instruction == "{problem}"  # the instruction is the data's own
+
+
+def test_degrpo_experiment_matches_the_official_script_key_by_key():
+    """Every official key in `official.mapping` whose counterpart is one of our keys holds the same value."""
     t = compose_cfg("train", ["+experiment=degrpo"])
-    r = t.rl
-    assert (r.decoupled, r.alpha, r.rewards.correct_think, r.args.beta, r.args.learning_rate, r.args.temperature) == \
-        (True, 1e-3, 0.5, 1e-3, 1e-6, 0.6)
-    assert r.args.num_generations == 8 and r.args.use_vllm and r.args.max_completion_length >= 16384
-    assert r.args.per_device_train_batch_size * 8 * r.args.gradient_accumulation_steps == 128 * 8  # 8 GPUs
+    checked = 0
+    for key, (official, ours, expected) in t.official.mapping.items():
+        if OmegaConf.select(t, str(ours), default="__missing__") != "__missing__" and not isinstance(expected, str):
+            assert OmegaConf.select(t, ours) == expected, (key, ours)
+            assert official == expected or key.endswith(("std_normalizer", "rollout.name")), key
+            checked += 1
+    assert checked >= 20
+    a, G = t.rl.args, t.rl.args.num_generations
+    assert a.scale_rewards == "none" and t.rl.response_norm == "token" and t.prompt.instruction == "{problem}"
+    assert a.per_device_train_batch_size * 8 * a.steps_per_generation // G == 128              # prompts per rollout
+    assert a.per_device_train_batch_size * 8 * a.gradient_accumulation_steps // G == 64         # prompts per update
+    assert a.steps_per_generation // a.gradient_accumulation_steps == 2                        # updates per rollout
+    assert (a.eval_steps, a.save_steps, a.max_steps) == (20, 20, 960)                          # 10, 10, 480 official
+    assert [dict(e) for e in t.rl.reward_schedule] == [{"after_step": 600, "correct_think": 0.8}]
+    assert a.vllm_importance_sampling_mode == "token_truncate" and t.rl_data.validation.name == "HuggingFaceH4/aime_2024"
     g = compose_cfg("train", ["+experiment=[degrpo,grpo]"])
     assert g.rl.decoupled is False and g.rl.args == t.rl.args and g.rl_data == t.rl_data
     demo_grpo = compose_cfg("train", ["+experiment=grpo"])
     assert demo_grpo.rl.decoupled is False and demo_grpo.output_dir.endswith("train_grpo")
+
+
+def test_cfg_job_prints_the_official_mapping():
+    proc = run_cli("train.py", "+experiment=degrpo", "--cfg", "job")
+    assert "actor_rollout_ref.actor.thinkless_alpha" in proc.stdout and "vllm_importance_sampling_mode" in proc.stdout
 
 
 def test_unknown_group_choice_names_valid_choices():

@@ -18,6 +18,7 @@ from .helpers import ScriptedGenerator, run_cli, save_tiny
 
 ALL_METHODS = ["adaptive", "forced_think", "forced_short", "nothinking", "budget_forcing", "parallel_majority",
                "parallel_confidence", "parallel_verifier"]
+SWEEP = ["think_threshold@-8", "think_threshold@+0", "think_threshold@+8"]  # method.think_threshold.biases=[-8,0,8]
 REAL = ["gsm8k", "math500", "aime24", "minerva_algebra"]
 
 
@@ -41,13 +42,16 @@ def test_tiny_model_on_every_benchmark_and_method(tiny_model, tmp_path):
     cfg = eval_cfg(f"model_path={tiny_model}", f"output_dir={out}", f"data_dir={DATA}", "limit=3", "threads=1",
                    f"benchmarks=[synthetic,{','.join(REAL)}]", "sampling.max_new_tokens=8",
                    "benchmark.synthetic.max_new_tokens=24", "method.budget_forcing.budget=4", "progress=false",
-                   *parallel_n(3))
+                   "method.think_threshold.biases=[-8,0,8]", *parallel_n(3))
     res = run_eval(cfg)
 
     saved = json.loads((out / "results.json").read_text())
     assert set(saved["benchmarks"]) == {"synthetic", *REAL}
     for bname, b in saved["benchmarks"].items():
-        assert b["n_problems"] == 3 and list(b["methods"]) == ALL_METHODS
+        assert b["n_problems"] == 3 and list(b["methods"]) == ALL_METHODS + SWEEP
+        cal = b["calibration"]  # the first-token distribution, beside the forced accuracies
+        assert all(0 <= r["p_think"] <= 1 and "acc_gain" in r for r in cal["per_level"].values())
+        assert "oracle_threshold" in cal
         for mname, m in b["methods"].items():
             assert m["n_problems"] == 3, (bname, mname)
             assert 0 <= m["acc"] <= 1 and 0 <= m["think_ratio"] <= 1 and m["tokens"] > 0
@@ -72,11 +76,13 @@ def test_tiny_model_on_every_benchmark_and_method(tiny_model, tmp_path):
     assert all(s["extra"]["thinking_tokens"] <= 4 for r in bf for s in r["samples"])
     # outputs: table (printed and saved), plots
     md = (out / "results.md").read_text()
-    for name in ALL_METHODS + ["synthetic by level", "math500 by level"]:
+    for name in ALL_METHODS + SWEEP + ["synthetic by level", "math500 by level", "calibration of the mode decision"]:
         assert name in md
     plots = sorted(p.name for p in (out / "plots").iterdir())
+    leveled = ("synthetic", "math500", "minerva_algebra")
     assert plots == sorted([f"pareto_{b}.png" for b in ["synthetic", *REAL]]
-                           + [f"think_ratio_by_level_{b}.png" for b in ("synthetic", "math500", "minerva_algebra")])
+                           + [f"think_ratio_by_level_{b}.png" for b in leveled]
+                           + [f"calibration_{b}.png" for b in leveled])
     assert all((out / "plots" / p).read_bytes()[:4] == b"\x89PNG" for p in plots)
     assert res["benchmarks"]["gsm8k"]["methods"]["adaptive"] == saved["benchmarks"]["gsm8k"]["methods"]["adaptive"]
 

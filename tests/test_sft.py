@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -57,3 +58,68 @@ def test_paired_file_source_drops_and_counts(tmp_path):
     assert (out / "model" / "config.json").exists()
 
 
+
+
+def test_flat_warm_up_data_through_the_distill_experiment(tmp_path):
+    """`distill.py +experiment=distill data.name=<flat JSONL>` builds its rows from that file (R1's tokenizer, the
+    official layout), then a CPU run of the same data on the tiny model, packed with TRL's own packing."""
+    from hydra import compose, initialize_config_dir
+    from transformers import AutoTokenizer
+
+    from thinkless import add_control_tokens
+    from thinkless.data import DropStats
+    from thinkless.sft import sft_rows
+
+    from .conftest import R1, ROOT
+
+    flat = ROOT / "tests" / "data" / "flat_warmup.jsonl"
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="distill", overrides=["+experiment=distill", f"data.name={flat}",
+                                                        "data.num_proc=null"])
+    tok = AutoTokenizer.from_pretrained(R1)
+    add_control_tokens(tok)
+    stats = DropStats()
+    rows = sft_rows(cfg, tok, stats, out_dir=tmp_path).to_list()
+    assert stats["kept"] == len(rows) == 36 and stats["no_control_token"] == 1 and stats["bad_json_line"] == 1
+    assert rows[0]["prompt"].endswith("<｜User｜>3 ~ 4 . . . . . . . . . .<｜Assistant｜>")
+    assert rows[1]["completion"] == "<short>\nThe answer is \\boxed{7}.<｜end▁of▁sentence｜>"
+    out = tmp_path / "run"
+    run_distill_cli(out, "+experiment=distill", f"data.name={flat}", "model=tiny", "data.num_proc=null",
+                    "training.args.max_steps=2", "training.args.max_length=256", "training.args.bf16=false",
+                    "training.args.gradient_checkpointing=false", "training.args.dataloader_num_workers=0",
+                    "training.args.per_device_train_batch_size=2", "training.args.gradient_accumulation_steps=1",
+                    "training.args.save_strategy=no", "report.enabled=false")
+    res = json.loads((out / "distill_result.json").read_text())
+    assert res["train_rows"] == 36 and res["rows_by_mode"] == {"think": 18, "short": 18}
+
+
+def test_packing_keeps_samples_apart(tiny_tokenizer):
+    """TRL's best-fit packing (padding-free, position ids restarting per sample): the loss of a packed batch equals
+    the loss of the same samples padded, so no token attends across samples (sdpa, as on a GPU without flash-attn)."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from thinkless.synthetic import build_tiny_model, paired_records
+
+    recs = paired_records(6, [1, 3, 6], seed=2)
+    rows = [{"prompt": render_prompt(tiny_tokenizer, r["problem"]), "completion": r[m] + tiny_tokenizer.eos_token}
+            for r in recs for m in ("long", "short")]
+    losses = []
+    for packing in (False, True):
+        model = build_tiny_model(len(tiny_tokenizer), seed=0, eos_token_id=tiny_tokenizer.eos_token_id,
+                                 pad_token_id=tiny_tokenizer.pad_token_id)
+        args = SFTConfig(output_dir="/tmp/thinkless-packing", per_device_train_batch_size=12, packing=packing,
+                         max_length=2048, use_cpu=True, bf16=False, report_to=[], shuffle_dataset=False,
+                         dataloader_drop_last=False)
+        tr = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer)
+        batch = next(iter(tr.get_train_dataloader()))
+        if packing:
+            assert batch["input_ids"].shape[0] == 1 and "position_ids" in batch  # one packed row
+        with torch.no_grad():
+            out = model(**{k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "position_ids")})
+        labels = batch["labels"]
+        logp = torch.log_softmax(out.logits[:, :-1].float(), -1)
+        tgt = labels[:, 1:]
+        m = tgt != -100
+        losses.append(float(-(logp.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)[m]).mean()))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)

@@ -1,4 +1,5 @@
-"""train.py resumes after SIGKILL from the last checkpoint: no step lost or repeated."""
+"""The stage runner (thinkless/stage.py): trainer arguments, and resuming after SIGKILL from the last checkpoint
+(no step lost or repeated, the same weights, the reward schedule exact)."""
 
 import json
 import os
@@ -14,12 +15,16 @@ from .helpers import ROOT, run_train_cli
 
 OVERRIDES = ["rl.args.max_steps=6", "rl.args.save_steps=2", "rl.args.per_device_train_batch_size=16",
              "rl.args.num_generations=4", "rl.args.max_completion_length=40", "report.enabled=false",
-             "rl_data.validation=null"]
+             "rl_data.validation=null", "rl.reward_schedule=[{after_step:3,correct_think:0.8}]"]
+
+
+def lines(metrics):
+    return [r for r in (json.loads(ln) for ln in metrics.read_text().splitlines() if ln.strip())
+            if "modes/think_ratio" in r]
 
 
 def steps(metrics):
-    return [r["step"] for r in (json.loads(ln) for ln in metrics.read_text().splitlines() if ln.strip())
-            if "modes/think_ratio" in r]
+    return [r["step"] for r in lines(metrics)]
 
 
 def test_resume_after_sigkill(distilled, tmp_path):
@@ -45,8 +50,25 @@ def test_resume_after_sigkill(distilled, tmp_path):
     res = run_train_cli(out, model, *OVERRIDES)
     assert "resuming from" in res.stdout and "checkpoint-" in res.stdout
     assert steps(metrics) == [1, 2, 3, 4, 5, 6]
+    # the reward schedule is read from the trainer step: exact across the resume (0.5 for steps 1-3, then 0.8)
+    got = [r["rewards/correct_think"] for r in lines(metrics)]
+    assert got == [r["rewards/correct_think"] for r in lines(ref / "metrics.jsonl")] == [0.5] * 3 + [0.8] * 3
     # same weights as the uninterrupted run: optimizer, scheduler, RNG and data position were restored
     a = load_file(ref / "model" / "model.safetensors")
     b = load_file(out / "model" / "model.safetensors")
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-5), k
+
+
+def test_trainer_args_cpu_fallback_and_precedence(tmp_path):
+    from omegaconf import OmegaConf
+    from trl import SFTConfig
+
+    from thinkless.stage import Stage, trainer_args
+
+    cfg = OmegaConf.create({"seed": 3, "wandb": {"enabled": False}})
+    stage = Stage(cfg, "distill", tmp_path, True)
+    args = trainer_args(SFTConfig, OmegaConf.create({"bf16": True, "max_steps": 5, "learning_rate": 1e-3}), stage,
+                        max_steps=7)
+    assert (args.bf16, args.use_cpu, args.seed, args.max_steps, args.report_to) == (False, True, 3, 7, [])
+    assert args.output_dir == str(tmp_path / "checkpoints") and args.learning_rate == 1e-3

@@ -12,7 +12,7 @@ from . import synthetic
 from .checkpoints import save_final_model
 from .data import DropStats, load_rows, records_from_rows
 from .evaluation.benchmarks import load_benchmark
-from .format import messages
+from .format import messages, render_prompt
 from .grading import gold_is_gradable
 from .hub import hub_callbacks, push_folder, write_model_card
 from .modeling import check_model_path, load_checkpoint
@@ -27,8 +27,9 @@ RL_SOURCES = ("synthetic", "math")
 
 
 def rl_prompts(data_cfg, stats: DropStats, *, instruction: str | None = None, system: str | None = None,
-               validation: bool = False) -> list[dict]:
-    """RL rows ``{prompt: [messages], answer, task, level}``; ungradable gold answers are dropped and counted.
+               validation: bool = False, tokenizer=None) -> list[dict]:
+    """RL rows ``{prompt: [messages], answer, task, level}``; ungradable gold answers are dropped and counted, and so
+    are prompts longer than ``data_cfg.max_prompt_tokens`` (rendered with ``tokenizer``'s chat template).
 
     ``validation``: read ``data_cfg.validation`` (a benchmark config) instead of the training source.
     """
@@ -48,9 +49,16 @@ def rl_prompts(data_cfg, stats: DropStats, *, instruction: str | None = None, sy
     else:
         raise ValueError(f"rl_data.source={data_cfg.source!r}: valid choices are {RL_SOURCES}")
     out = []
+    limit = data_cfg.get("max_prompt_tokens")
+    if limit and tokenizer is None:
+        raise ValueError("rl_data.max_prompt_tokens needs the tokenizer to measure prompts")
     for r in recs:
         if not gold_is_gradable(r["answer"], exact=r["task"] == "synthetic"):
             stats["unparseable_gold"] += 1
+            continue
+        if limit and len(tokenizer(render_prompt(tokenizer, r["problem"], instruction=instruction, system=system),
+                                   add_special_tokens=False)["input_ids"]) > limit:
+            stats["prompt_too_long"] += 1
             continue
         level = r.get("level")
         try:
@@ -127,8 +135,9 @@ def run_train(cfg: DictConfig) -> dict:
     check_model_path(cfg.model.path)  # before any work
     stage = start_stage(cfg, "train")
     from .trainer import DeGRPOConfig, DeGRPOTrainer  # after start_stage: TRL imports vLLM, which logs at import
+    model, tok = load_checkpoint(cfg.model.path, dtype=cfg.model.get("dtype", "auto"))
     stats = DropStats()
-    rows = rl_prompts(cfg.rl_data, stats, instruction=cfg.prompt.instruction, system=cfg.prompt.system)
+    rows = rl_prompts(cfg.rl_data, stats, instruction=cfg.prompt.instruction, system=cfg.prompt.system, tokenizer=tok)
     logger.info("RL prompts: %s", stats.summary())
     if not rows:
         raise RuntimeError(f"no RL prompts left after filtering: {stats.summary()}")
@@ -138,10 +147,8 @@ def run_train(cfg: DictConfig) -> dict:
     else:
         val_stats = DropStats()
         val_rows = rl_prompts(cfg.rl_data, val_stats, instruction=cfg.prompt.instruction, system=cfg.prompt.system,
-                              validation=True)
+                              validation=True, tokenizer=tok)
         logger.info("validation prompts: %s", val_stats.summary())
-
-    model, tok = load_checkpoint(cfg.model.path, dtype=cfg.model.get("dtype", "auto"))
     reward = ThinklessReward(reward_values(cfg.rl.rewards), reward_schedule(cfg.rl.get("reward_schedule")),
                              timeout=float(cfg.rl.get("grading_timeout", 5.0)))
     args = trainer_args(DeGRPOConfig, cfg.rl.args, stage, decoupled=cfg.rl.decoupled, degrpo_alpha=cfg.rl.alpha,

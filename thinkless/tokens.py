@@ -34,6 +34,11 @@ _PREFILL_FIXES = (
     ("{{'<｜Assistant｜><think>\\n'}}", "{{'<｜Assistant｜>'}}"),
     ("{{'<｜Assistant｜><think>\n'}}", "{{'<｜Assistant｜>'}}"),
 )
+# The official Thinkless tokenizer (VainF/Reasoning-SFT README) names id 151650 "<short>" in tokenizer.json but
+# "<|short|>" in tokenizer_config.json; transformers 5 gives the config's name precedence, so the official models'
+# short-mode token decodes as "<|short|>". It is renamed back to <short> (same id: the trained embedding row).
+_ALIASES = {SHORT: "<|short|>"}
+
 # R1-Distill's template drops everything up to </think> from assistant turns; a template used to render SFT
 # targets must keep the whole response (control token and trace), so that branch is removed.
 _STRIP_REASONING = "{% if '</think>' in content %}{% set content = content.split('</think>')[-1] %}{% endif %}"
@@ -93,6 +98,10 @@ def add_control_tokens(tokenizer, model=None) -> ControlTokenIds:
     output), so the new tokens start at a neutral point instead of random noise — also when the id falls in
     the unused padding rows that Qwen checkpoints carry beyond the tokenizer's length. Idempotent.
     """
+    for name, alias in _ALIASES.items():
+        if len(tokenizer.encode(name, add_special_tokens=False)) != 1 and \
+                len(tokenizer.encode(alias, add_special_tokens=False)) == 1:
+            _rename_added_token(tokenizer, alias, name)
     n_before = len(tokenizer)
     missing = [t for t in CONTROL_TOKENS if len(tokenizer.encode(t, add_special_tokens=False)) != 1]
     if missing:
@@ -117,6 +126,20 @@ def add_control_tokens(tokenizer, model=None) -> ControlTokenIds:
         if getattr(model, "generation_config", None) is not None:
             model.generation_config.pad_token_id = tokenizer.pad_token_id
     return ids
+
+
+def _rename_added_token(tokenizer, old: str, new: str) -> None:
+    """Give the added token ``old`` the content ``new`` (same id, non-special), in the fast tokenizer's backend."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    state = json.loads(tokenizer.backend_tokenizer.to_str())
+    for t in state["added_tokens"]:
+        if t["content"] == old:
+            t["content"], t["special"] = new, False
+    tokenizer._tokenizer = Tokenizer.from_str(json.dumps(state))
+    logger.info("control token %r: the tokenizer's %r (id %d) renamed", new, old, tokenizer.convert_tokens_to_ids(new))
 
 
 @torch.no_grad()

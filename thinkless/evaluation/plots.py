@@ -48,6 +48,20 @@ def pareto_plot(bname: str, methods: dict, path: Path) -> Path | None:
     front = pareto_front([(x, y) for _, x, y in pts])
     ax.plot([pts[i][1] for i in front], [pts[i][2] for i in front], "--", color="gray", lw=1, zorder=2,
             label="Pareto front")
+    xs = [x for _, x, _ in pts]
+    if min(xs) > 0 and max(xs) / min(xs) > 20:
+        ax.set_xscale("log")
+    ax.set_xlabel("tokens per answer (response tokens; parallel: sum over samples)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"{bname}: accuracy vs cost")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def level_plot(bname: str, methods: dict, path: Path) -> Path | None:
     levels = []
     for r in methods.values():

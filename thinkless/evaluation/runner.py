@@ -304,8 +304,9 @@ def calibrate_benchmark(generator, tokenizer, bench: BenchmarkData, results: dic
 
 
 def load_generator(cfg: DictConfig):
-    """(generator, tokenizer): vLLM when installed and a GPU is visible (``generation.backend=auto``), else HF."""
-    from ..generation import make_generator, vllm_available
+    """(generator, tokenizer): vLLM when installed and a GPU is visible (``generation.backend=auto``), else HF;
+    ``generation.backend=vllm`` also runs vLLM's CPU build."""
+    from ..generation import gpu_visible, make_generator, vllm_available
     from ..modeling import check_model_path
 
     backend = cfg.generation.backend
@@ -314,7 +315,7 @@ def load_generator(cfg: DictConfig):
         raise ValueError(f"generation.backend={backend!r}: valid choices are {valid}")
     model_path = str(cfg.model_path)
     check_model_path(model_path, what="model")
-    if backend == "vllm" or (backend == "auto" and vllm_available()):
+    if backend == "vllm" or (backend == "auto" and vllm_available() and gpu_visible()):
         from transformers import AutoTokenizer
 
         from ..tokens import add_control_tokens
