@@ -19,11 +19,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
-from transformers import AutoModelForCausalLM, TrainerCallback  # noqa: E402
+from transformers import AutoModelForCausalLM, PrinterCallback, TrainerCallback  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 
 from bench.common import Timers, machine, median, tiny_rl_setup  # noqa: E402
-from thinkless.reward import make_reward_func  # noqa: E402
+from thinkless.reward import ThinklessReward  # noqa: E402
 from thinkless.trainer import DeGRPOConfig, DeGRPOTrainer  # noqa: E402
 
 
@@ -44,13 +44,14 @@ def run_variant(name, path, tok, ds, a):
                   use_cpu=not torch.cuda.is_available(), bf16=False, report_to=[], logging_steps=1,
                   save_strategy="no", seed=0, disable_tqdm=True, beta=a.beta)
     model = AutoModelForCausalLM.from_pretrained(path)
-    reward = make_reward_func(0.5)
+    reward = ThinklessReward()  # 1 / 0.5 / -1 / -1
     if name == "degrpo":
         cls, cfg = DeGRPOTrainer, DeGRPOConfig(**common, loss_type="grpo")
     else:
         cls, cfg = GRPOTrainer, GRPOConfig(**common, loss_type=name)
     clock, timers = StepClock(), Timers()
     tr = cls(model=model, reward_funcs=[reward], args=cfg, train_dataset=ds, processing_class=tok, callbacks=[clock])
+    tr.remove_callback(PrinterCallback)  # the raw log dicts: this script prints its own tables
     timers.wrap(tr, "_generate", "generation")
     timers.wrap(tr, "_calculate_rewards", "reward")
     timers.wrap(tr, "_generate_and_score_completions", "rollout_total")

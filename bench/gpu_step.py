@@ -6,7 +6,8 @@ at G=8 with long completions, and HF generate throughput at batch 64/256.
 Random weights rarely emit EOS, so completions run to --max-len: the step processes prompts x G x max-len
 tokens, which is what makes the numbers comparable. Reports step time and its split, generated and trained
 tokens/s, model-FLOPs utilisation of the update (6 x params x trained tokens / time / peak), and peak memory.
-Needs a CUDA GPU (bf16).
+Needs a CUDA GPU (bf16). `--device cpu` runs the same code in fp32 on a CPU (the test suite does, on a tiny model,
+so the script cannot rot between GPU sessions; its numbers mean nothing there).
 """
 
 from __future__ import annotations
@@ -36,42 +37,50 @@ def main():
     p.add_argument("--prompts", type=int, default=8)
     p.add_argument("--gens", type=int, default=8)
     p.add_argument("--gen-batches", default="64,256")
+    p.add_argument("--gen-max-new", type=int, default=512)
+    p.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     a = p.parse_args()
-    if not torch.cuda.is_available():
-        raise SystemExit("bench/gpu_step.py needs a CUDA GPU")
+    gpu = a.device == "cuda"
+    if gpu and not torch.cuda.is_available():
+        raise SystemExit("bench/gpu_step.py needs a CUDA GPU (--device cpu only checks that the script runs)")
+    dtype = torch.bfloat16 if gpu else torch.float32
+    sync = torch.cuda.synchronize if gpu else (lambda: None)
     from datasets import Dataset
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PrinterCallback
 
     from bench.common import Timers
-    from thinkless.reward import make_reward_func
+    from thinkless.reward import ThinklessReward
     from thinkless.tokens import add_control_tokens
     from thinkless.trainer import DeGRPOConfig, DeGRPOTrainer
 
     cfg = AutoConfig.from_pretrained(a.config)
     tok = AutoTokenizer.from_pretrained(a.config)
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=dtype)
     add_control_tokens(tok, model)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"device: {torch.cuda.get_device_name(0)}; model: {a.config} shape, {n_params / 1e9:.2f} B params, bf16")
+    device = torch.cuda.get_device_name(0) if gpu else "CPU"
+    print(f"device: {device}; model: {a.config} shape, {n_params / 1e9:.2f} B params, {dtype}")
 
     with tempfile.TemporaryDirectory() as tmp:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        model = AutoModelForCausalLM.from_pretrained(tmp, dtype=torch.bfloat16).cuda()
+        model = AutoModelForCausalLM.from_pretrained(tmp, dtype=dtype).to(a.device)
         ds = Dataset.from_list([{"prompt": [{"role": "user", "content": f"What is {i} + {i}?"}], "answer": str(2 * i)}
                                 for i in range(a.prompts * 4)])
         args = DeGRPOConfig(output_dir=f"{tmp}/out", max_steps=2, per_device_train_batch_size=a.prompts * a.gens,
-                            num_generations=a.gens, max_completion_length=a.max_len, bf16=True, report_to=[],
+                            num_generations=a.gens, max_completion_length=a.max_len, bf16=gpu, use_cpu=not gpu, report_to=[],
                             gradient_checkpointing=True, learning_rate=1e-6, beta=1e-3, logging_steps=1,
                             save_strategy="no", disable_tqdm=True)
-        tr = DeGRPOTrainer(model=model, reward_funcs=[make_reward_func(0.5)], args=args, train_dataset=ds,
+        tr = DeGRPOTrainer(model=model, reward_funcs=[ThinklessReward()], args=args, train_dataset=ds,
                            processing_class=tok)
+        tr.remove_callback(PrinterCallback)  # the raw log dicts: this script prints its own numbers
         timers = Timers()
         timers.wrap(tr, "_generate", "generation")
         timers.wrap(tr, "_generate_and_score_completions", "rollout")
         timers.wrap(tr, "training_step", "train_step")
-        torch.cuda.reset_peak_memory_stats()
+        if gpu:
+            torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
         tr.train()
         total = time.perf_counter() - t0
@@ -85,8 +94,9 @@ def main():
         print(f"DeGRPO step (mean of {steps}): {step:.1f} s = generation {gen:.1f} + ref/old log-probs {logps:.1f} + "
               f"loss/backward {update:.1f} + optimizer/other {step - gen - logps - update:.1f}")
         print(f"generated tokens/s: {gen_tokens / gen:.0f}; trained tokens/s: {gen_tokens / step:.0f}")
-        print(f"update MFU: {6 * n_params * gen_tokens / update / peak_flops():.1%}")
-        print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+        if gpu:
+            print(f"update MFU: {6 * n_params * gen_tokens / update / peak_flops():.1%}")
+            print(f"peak GPU memory: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
 
         from thinkless.generation import HFGenerator, SamplingConfig
         from thinkless.format import render_prompt
@@ -94,10 +104,10 @@ def main():
         for bs in [int(x) for x in a.gen_batches.split(",")]:
             g = HFGenerator(tr.model, tok, batch_size=bs)
             prompts = [render_prompt(tok, f"What is {i} + 1?") for i in range(bs)]
-            torch.cuda.synchronize()
+            sync()
             t0 = time.perf_counter()
-            outs = g.generate(prompts, SamplingConfig(max_new_tokens=512, temperature=0.6))
-            torch.cuda.synchronize()
+            outs = g.generate(prompts, SamplingConfig(max_new_tokens=a.gen_max_new, temperature=0.6))
+            sync()
             n = sum(c.num_tokens for o in outs for c in o)
             print(f"HF generate, batch {bs}: {n / (time.perf_counter() - t0):.0f} tokens/s")
 

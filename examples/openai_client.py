@@ -33,9 +33,12 @@ def mode_of(reply: str, forced: str | None) -> str:
     return "think" if s.startswith(THINK) else "short" if s.startswith(SHORT) else "none"
 
 
-def ask(client: OpenAI, model: str, question: str, *, extra: dict, max_tokens: int = 256) -> tuple[str, int]:
+def ask(client: OpenAI, model: str, question: str, *, extra: dict, max_tokens: int | None = None) -> tuple[str, int]:
+    # max_tokens None: the server allows what fits the model's context after the prompt (a fixed default would be
+    # refused by a small model: the demo's context is 256 tokens)
+    kw = {} if max_tokens is None else {"max_tokens": max_tokens}
     r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": question}],
-                                       max_tokens=max_tokens, temperature=0.0, extra_body=extra)
+                                       temperature=0.0, extra_body=extra, **kw)
     return r.choices[0].message.content or "", r.usage.completion_tokens
 
 
@@ -45,7 +48,7 @@ def main(argv=None) -> list[dict]:
     ap.add_argument("--model", default=None, help="served model name (default: the server's first model)")
     ap.add_argument("--question", default="What is 17 * 23?")
     ap.add_argument("--bias", type=float, nargs="*", default=[-4.0, 4.0], help="think biases to try")
-    ap.add_argument("--max-tokens", type=int, default=256)
+    ap.add_argument("--max-tokens", type=int, default=None, help="default: what fits the model's context")
     ap.add_argument("--json", action="store_true", help="one JSON object per reply")
     a = ap.parse_args(argv)
     client = OpenAI(base_url=a.base_url, api_key="EMPTY")

@@ -1,7 +1,5 @@
 """Every config in conf/ composes; bad choices fail naming the valid ones."""
 
-from pathlib import Path
-
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf

@@ -133,3 +133,25 @@ def test_hub_name_offline_fails_clearly(monkeypatch):
 
 def test_get_field_dotted():
     assert get_field({"a": {"b": 3}}, "a.b") == 3 and get_field({"a": 1}, "a.b") is None and get_field({}, None) is None
+
+
+def test_rows_are_tokenized_as_at_inference_one_bos_and_the_completion_only():
+    """R1-Distill's tokenizer adds a BOS to plain text; its chat template already starts with one. The rows carry
+    the prompt's ids exactly as render_prompt + generation see them, and a mask over the completion alone."""
+    from transformers import AutoTokenizer
+
+    from thinkless import add_control_tokens, control_token_ids
+
+    from .conftest import R1
+
+    tok = AutoTokenizer.from_pretrained(R1)
+    add_control_tokens(tok)
+    rows = [{"q": "2+2?", "a": "4", "l": "<think>add</think>\\boxed{4}", "s": "\\boxed{4}"}]
+    out = sft_table(rows, "paired", FIELDS, tok, DropStats()).to_list()
+    ids = control_token_ids(tok)
+    for r in out:
+        assert r["input_ids"].count(tok.bos_token_id) == 1
+        start = r["completion_mask"].index(1)
+        assert r["input_ids"][start] in (ids.think, ids.short) and all(r["completion_mask"][start:])
+        assert r["input_ids"][-1] == tok.eos_token_id
+        assert r["input_ids"][:start] == tok(r["prompt"], add_special_tokens=False)["input_ids"]

@@ -6,7 +6,6 @@ import itertools
 import math
 
 import pytest
-import torch
 
 from thinkless.evaluation.metrics import Graded, confidence_select, default_ks, majority_vote, pass_at_k, summarize
 from thinkless.grading import Grader

@@ -4,7 +4,7 @@
 import pytest
 from transformers import AutoTokenizer
 
-from thinkless import add_control_tokens, control_token_ids, thinkless_reward
+from thinkless import add_control_tokens, thinkless_reward
 from thinkless.format import parse, render_prompt
 from thinkless.grading import Grader
 

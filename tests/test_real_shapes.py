@@ -6,10 +6,9 @@ tied for Qwen2.5 and untied for R1-Distill), the real tokenizers and chat templa
 reused, R1's ``<think>`` prefill removed, pad != EOS), and TRL generation + ``DeGRPOTrainer._compute_loss`` +
 backward + optimizer step, with 2 prompts from the MATH train set, G=2, completions of at most 8 tokens.
 
-* ``test_*_two_layers``: the same model truncated to 2 decoder layers (every shape except the depth) — default
-  suite, ~30-60 s each on 2 CPU cores.
-* ``test_*_full_depth``: the full 28 layers (1.5-1.8 B parameters, ~14 GB of fp32 weights + gradients) —
-  opt-in, ``THINKLESS_REAL_SHAPES=1 pytest tests/test_real_shapes.py`` (a few minutes per model on 2 cores).
+The tests truncate the model to 2 decoder layers (every shape except the depth; ~30-60 s each on 2 CPU cores). The
+full 28 layers (1.5-1.8 B parameters, ~14 GB of fp32 weights + gradients, minutes per model on 2 cores) run the same
+case with all its checks as a benchmark: ``python bench/real_shapes.py``.
 
 fp32: on CPUs without AVX512-BF16/AMX, bf16 matmuls are emulated and ~8x slower. SGD, because Adam's two
 fp32 moments would add another 12 GB; the optimizer is not what is being tested.
@@ -20,11 +19,9 @@ from __future__ import annotations
 import gc
 import json
 import math
-import os
 import time
 from pathlib import Path
 
-import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,8 +29,6 @@ TOKENIZERS = REPO.parent / "shared" / "tokenizers"
 QWEN = TOKENIZERS / "Qwen2.5-1.5B-Instruct"
 R1 = TOKENIZERS / "DeepSeek-R1-Distill-Qwen-1.5B"
 MATH_TRAIN = REPO.parent / "shared" / "data" / "math_train.json"
-FULL = os.environ.get("THINKLESS_REAL_SHAPES") == "1"
-full_only = pytest.mark.skipif(not FULL, reason="full-depth 1.5B step: opt in with THINKLESS_REAL_SHAPES=1")
 
 INSTRUCTION = "{problem}\nPlease reason step by step, and put your final answer within \\boxed{{}}."
 
@@ -141,12 +136,3 @@ def test_qwen25_two_layers(tmp_path):
 def test_r1_distill_two_layers(tmp_path):
     run_case(R1, 2, reused=("<think>", "</think>"), tmp_path=tmp_path, expect_tied=False)
 
-
-@full_only
-def test_qwen25_full_depth(tmp_path):
-    run_case(QWEN, None, reused=(), tmp_path=tmp_path, expect_tied=True)
-
-
-@full_only
-def test_r1_distill_full_depth(tmp_path):
-    run_case(R1, None, reused=("<think>", "</think>"), tmp_path=tmp_path, expect_tied=False)

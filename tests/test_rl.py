@@ -37,6 +37,9 @@ def test_train_cli_outputs(distilled, tmp_path):
     assert (out / "mode_usage.png").stat().st_size > 1000 and (out / "accuracy.png").stat().st_size > 1000
     card = (out / "model" / "README.md").read_text()
     assert "DeGRPO" in card and "| γ (think penalty) | 0.5 |" in card and "| steps | 3 |" in card
+    # the card documents the switch and the threshold, with this model's measured curve (one row per bias)
+    assert "thinking='off'" in card and "thinkless.vllm_think_bias:ThinkBias" in card
+    assert "### Measured threshold curve" in card and card.count("\n| +") + card.count("\n| -") >= 6
     rep = json.loads((out / "pipeline_report.json").read_text())
     assert set(rep["levels"]) == {str(lv) for lv in range(1, 7)} and "targets" in rep
     assert "oracle mode" in (out / "pipeline_report.md").read_text()

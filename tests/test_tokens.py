@@ -91,3 +91,12 @@ def test_embeddings_of_new_tokens_are_mean_initialised():
     mean = emb[:n_before].mean(0)
     for i in (ids.think, ids.end_think, ids.short):
         assert torch.allclose(emb[i], mean, atol=1e-6)
+
+
+def test_the_official_warm_up_reuses_quad_start_as_short():
+    t = AutoTokenizer.from_pretrained(R1)
+    n = len(t)
+    ids = thinkless.add_control_tokens(t, reuse={"<short>": "<|quad_start|>"})  # conf/model/r1-distill-qwen-1.5b.yaml
+    assert (ids.think, ids.end_think, ids.short) == (151648, 151649, 151650) and len(t) == n
+    text = "<short>\\boxed{2}"
+    assert t.decode(t.encode(text, add_special_tokens=False), skip_special_tokens=True) == text

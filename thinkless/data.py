@@ -213,7 +213,8 @@ def sft_batch(batch: dict, *, layout: str, fields: dict, tokenizer, instruction:
     out = {"prompt": [], "completion": [], "mode": [], "level": [], "answer": [], "drop": []}
 
     def emit(prompt="", completion="", mode=None, level=-1, answer="", drop=None):
-        for k, v in zip(out, (prompt, completion, mode, level, answer, drop)):
+        for k, v in zip(("prompt", "completion", "mode", "level", "answer", "drop"),
+                        (prompt, completion, mode, level, answer, drop)):
             out[k].append(v)
 
     eos = tokenizer.eos_token
@@ -242,20 +243,25 @@ def sft_batch(batch: dict, *, layout: str, fields: dict, tokenizer, instruction:
                 emit(mode=mode, drop=f"empty_{mode}")
             else:
                 emit(prompt, target + eos, mode, level, "" if answer is None else str(answer))
-    if max_length is not None:
-        idx = [j for j, d in enumerate(out["drop"]) if d is None]
-        if idx:
-            enc = tokenizer([out["prompt"][j] + out["completion"][j] for j in idx], add_special_tokens=False)
-            for j, ids in zip(idx, enc["input_ids"]):
-                if len(ids) > max_length:
-                    out["drop"][j] = "too_long"
+    # Tokenized here, prompt and completion apart and without special tokens, exactly as the model meets them at
+    # inference (render_prompt's text, then the generated ids); TRL takes input_ids + completion_mask as they are.
+    # (TRL's own tokenization of a text prompt adds the tokenizer's special tokens: a second BOS for R1-Distill.)
+    prompt_ids = tokenizer(out["prompt"], add_special_tokens=False)["input_ids"] if n else []
+    completion_ids = tokenizer(out["completion"], add_special_tokens=False)["input_ids"] if n else []
+    out["input_ids"], out["completion_mask"] = [], []
+    for j, (p, c) in enumerate(zip(prompt_ids, completion_ids)):
+        out["input_ids"].append(p + c)
+        out["completion_mask"].append([0] * len(p) + [1] * len(c))
+        if out["drop"][j] is None and max_length is not None and len(p) + len(c) > max_length:
+            out["drop"][j] = "too_long"
     return out
 
 
 def sft_table(table, layout: str, fields: dict, tokenizer, stats: DropStats, *, instruction: str | None = None,
               system: str | None = None, require_answer: bool = False, max_length: int | None = None,
               num_proc: int | None = None, modes=("think", "short")):
-    """SFT rows (a ``datasets.Dataset`` with prompt, completion, mode, level, answer) from any layout; drops counted.
+    """SFT rows (a ``datasets.Dataset``: input_ids, completion_mask, and prompt, completion, mode, level, answer as
+    text) from any layout; drops counted.
 
     ``table``: a ``datasets.Dataset`` or a list of dicts. ``modes`` keeps only these modes' rows.
     """

@@ -219,7 +219,7 @@ class VLLMGenerator:
         from .tokens import control_token_ids
 
         ids = control_token_ids(self.tokenizer)
-        params = SamplingParams(n=1, temperature=1.0, max_tokens=1, logprobs=20, seed=0)
+        params = SamplingParams(n=1, temperature=1.0, max_tokens=1, logprobs=20)  # no seed: see generate()
         res = self.llm.generate([TokensPrompt(prompt_token_ids=self.tokenizer(p, add_special_tokens=False)["input_ids"])
                                  for p in prompts], params, use_tqdm=False)
         out = []

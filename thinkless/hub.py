@@ -73,9 +73,27 @@ def model_card(info: dict) -> str:
     lines += ["", "## Use", "", "```python",
               "from transformers import AutoModelForCausalLM, AutoTokenizer",
               "tok = AutoTokenizer.from_pretrained(PATH); model = AutoModelForCausalLM.from_pretrained(PATH)",
-              "prompt = tok.apply_chat_template([{'role': 'user', 'content': question}], add_generation_prompt=True,"
-              " tokenize=False)",
-              "# the model chooses <short> or <think> itself; prefill either to force a mode", "```", ""]
+              "msgs = [{'role': 'user', 'content': question}]",
+              "prompt = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)  # the model chooses",
+              "prompt = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False, thinking='on')   # think",
+              "prompt = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False, thinking='off')  # short",
+              "```", "",
+              "**Thinking switch.** The chat template takes `thinking` = `auto` (default: the model picks its first "
+              "token, `<short>` or `<think>`) | `on` (prefills `<think>`) | `off` (prefills `<short>`). With vLLM's "
+              "OpenAI server: `extra_body={\"chat_template_kwargs\": {\"thinking\": \"off\"}}`.", "",
+              "**Think threshold.** A bias `b` on the `<think>` logit at the first generated position only trades "
+              "accuracy for tokens (`b > 0` thinks more): `thinkless.mode_control.ThinkBiasProcessor` for HF "
+              "`generate`; `vllm serve PATH --logits-processors thinkless.vllm_think_bias:ThinkBias` and "
+              "`extra_body={\"vllm_xargs\": {\"think_bias\": b}}` per request. (The API's `logit_bias` acts at "
+              "every position and breaks the response for large `b`.)"]
+    curve = info.get("threshold") or []
+    if curve:
+        lines += ["", "### Measured threshold curve", "",
+                  f"On {info.get('threshold_benchmark', 'the report benchmark')}: the mode token sampled with the "
+                  "bias, the response greedy.", "",
+                  "| think bias | accuracy | think ratio | response tokens |", "|---|---|---|---|"]
+        lines += [f"| {c['bias']:+g} | {c['acc']:.3f} | {c['think_ratio']:.2f} | {c['tokens']:.1f} |" for c in curve]
+    lines.append("")
     return "\n".join(lines)
 
 

@@ -66,7 +66,7 @@ def load_student(model_cfg, *, seed: int = 0):
         if model_cfg.get("attn_implementation"):
             kwargs["attn_implementation"] = model_cfg.attn_implementation
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-        add_control_tokens(tok, model)
+        add_control_tokens(tok, model, reuse=dict(model_cfg.get("reuse_tokens") or {}))
     set_generation_defaults(model, tok)
     return model, tok
 

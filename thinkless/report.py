@@ -27,23 +27,28 @@ COLUMNS = ("n", "think_acc", "think_tokens", "short_acc", "short_tokens", "free_
            "free_reward", "free_valid_mode")
 
 
-def report_methods(free_samples: int, free_temperature: float) -> dict:
-    """The report's method configs (``thinkless.evaluation.methods``)."""
+def report_methods(free_samples: int, free_temperature: float, biases=()) -> dict:
+    """The report's method configs (``thinkless.evaluation.methods``); ``biases``: the think-threshold curve, the
+    free choice with ``+b`` on the ``<think>`` logit (one sample per problem and bias)."""
     methods = {"forced_think": {"type": "prefill", "prefill": THINK, "mode": "think"},
                "forced_short": {"type": "prefill", "prefill": SHORT, "mode": "short"}}
     if free_samples > 0:
         methods["free_choice"] = {"type": "mode_sampled", "mode_temperature": free_temperature, "n": free_samples}
+    for b in biases:
+        methods[f"threshold@{b:+g}"] = {"type": "mode_sampled", "mode_temperature": free_temperature, "n": 1,
+                                        "think_bias": float(b)}
     return methods
 
 
 def mode_report(generator, tokenizer, bench: BenchmarkData, out_dir: str | Path, *, max_new_tokens: int,
                 free_samples: int = 4, free_temperature: float = 1.0, seed: int = 0,
                 rewards: RewardValues = RewardValues(), instruction: str | None = None, system: str | None = None,
-                model: dict | None = None, progress: bool = False) -> dict:
-    """Evaluate forced think, forced short and free choice on ``bench``; the per-level report dict."""
+                model: dict | None = None, biases=(), progress: bool = False) -> dict:
+    """Evaluate forced think, forced short and free choice on ``bench``; the per-level report dict (and, with
+    ``biases``, the think-threshold curve: accuracy, think ratio and response tokens per bias)."""
     from .evaluation.runner import evaluate
 
-    methods = report_methods(free_samples, free_temperature)
+    methods = report_methods(free_samples, free_temperature, biases)
     greedy = SamplingConfig(temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens, n=1, seed=seed)
     res = evaluate(generator, tokenizer, {bench.name: bench}, list(methods), methods, sampling=greedy,
                    out_dir=out_dir, settings={bench.name: {"instruction": instruction}}, system=system,
@@ -65,7 +70,10 @@ def mode_report(generator, tokenizer, bench: BenchmarkData, out_dir: str | Path,
             "short_acc": s.get("acc"), "short_tokens": s.get("tokens"), "free_think_ratio": f.get("think_ratio"),
             "free_acc": f.get("acc"), "free_reward": f.get("reward"),
             "free_valid_mode": None if not f else 1.0 - (f.get("invalid_mode_ratio") or 0.0)}
-    return {"per_level": per_level, "free_samples": free_samples, "free_temperature": free_temperature,
+    threshold = [{"bias": float(b), **{k: by[f"threshold@{b:+g}"][k] for k in ("acc", "think_ratio", "tokens",
+                                                                             "reward")}} for b in biases]
+    return {"per_level": per_level, "threshold": threshold, "free_samples": free_samples,
+            "free_temperature": free_temperature,
             "forced_temperature": 0.0, "max_new_tokens": res["benchmarks"][bench.name]["settings"]["max_new_tokens"],
             "grading": "strict", "rewards": rewards.__dict__, "evaluation": res}
 
@@ -86,10 +94,21 @@ def format_report(report: dict, title: str = "mode report") -> str:
     return "\n".join(lines)
 
 
+def threshold_table(curve: list[dict]) -> str:
+    lines = ["| think bias | accuracy | think ratio | response tokens | mean reward |", "|---|---|---|---|---|"]
+    lines += [f"| {c['bias']:+g} | {c['acc']:.3f} | {c['think_ratio']:.2f} | {c['tokens']:.1f} | {c['reward']:.3f} |"
+              for c in curve]
+    return "\n".join(lines)
+
+
 def write_report(report: dict, out_dir: str | Path, name: str = "report") -> Path:
     path = Path(out_dir) / f"{name}.json"
     path.write_text(json.dumps({k: v for k, v in report.items() if k != "evaluation"}, indent=2))
-    (Path(out_dir) / f"{name}.md").write_text(format_report(report, name) + "\n")
+    md = format_report(report, name)
+    if report.get("threshold"):
+        md += "\n\n#### think threshold (the free choice with a bias on the <think> logit)\n\n" + \
+            threshold_table(report["threshold"])
+    (Path(out_dir) / f"{name}.md").write_text(md + "\n")
     return path
 
 

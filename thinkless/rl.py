@@ -112,7 +112,7 @@ def pipeline_report(cfg: DictConfig, model, tok, stage, reward: ThinklessReward)
               seed=cfg.seed, rewards=values, system=cfg.prompt.system,
               instruction=rc.benchmark.get("instruction") or cfg.prompt.instruction)
     after = mode_report(HFGenerator(model, tok, rc.batch_size), tok, bench, out_dir / "report" / "after_rl",
-                        model=model_stamp(out_dir / "model"), **kw)
+                        model=model_stamp(out_dir / "model"), biases=list(rc.get("threshold_biases") or []), **kw)
     base_model, base_tok = load_checkpoint(cfg.model.path)
     before = mode_report(HFGenerator(base_model, base_tok, rc.batch_size), base_tok, bench,
                          out_dir / "report" / "before_rl", model=model_stamp(cfg.model.path), **kw)
@@ -126,6 +126,8 @@ def pipeline_report(cfg: DictConfig, model, tok, stage, reward: ThinklessReward)
     print("targets: " + json.dumps(summary.get("targets", {})), flush=True)
     (out_dir / "pipeline_report.md").write_text(text)
     (out_dir / "pipeline_report.json").write_text(json.dumps(summary, indent=2))
+    summary["threshold"] = after["threshold"]
+    summary["threshold_benchmark"] = f"{bench.name} ({len(bench.problems)} problems, {bench.source})"
     return summary
 
 
@@ -179,7 +181,10 @@ def run_train(cfg: DictConfig) -> dict:
                     mode_usage={k: v for k, v in last.items() if k.startswith("modes/")})
         if cfg.report.enabled:
             result["report"] = pipeline_report(cfg, final_model, tok, stage, reward)
-            info["eval"] = {k: v for k, v in result["report"].items() if k != "levels"}
+            info["eval"] = {k: v for k, v in result["report"].items()
+                            if k not in ("levels", "threshold", "threshold_benchmark")}
+            info["threshold"] = result["report"].get("threshold")
+            info["threshold_benchmark"] = result["report"].get("threshold_benchmark")
         write_model_card(final, info)
         result["model_dir"] = str(final)
         hub = cfg.get("hub") or {}

@@ -81,14 +81,15 @@ def run_distill(cfg: DictConfig) -> dict:
         raise ValueError(f"data.source={cfg.data.source!r}: valid choices are {SOURCES}")
     stage = start_stage(cfg, "distill")
     model, tok = load_student(cfg.model, seed=cfg.seed)
-    args = trainer_args(SFTConfig, cfg.training.args, stage)
+    # the rows are tokenized (data.sft_batch): the loss covers the completion (control token, response, EOS) only
+    args = trainer_args(SFTConfig, cfg.training.args, stage, completion_only_loss=True)
     stats = DropStats()
     with args.main_process_first(desc="SFT rows"):
         rows = sft_rows(cfg, tok, stats, out_dir=stage.out_dir)
     logger.info("SFT data: %s", stats.summary())
     if not len(rows):
         raise RuntimeError(f"no trainable rows after filtering: {stats.summary()}")
-    trainer = SFTTrainer(model=model, args=args, train_dataset=rows.select_columns(["prompt", "completion"]),
+    trainer = SFTTrainer(model=model, args=args, train_dataset=rows.select_columns(["input_ids", "completion_mask"]),
                          processing_class=tok, callbacks=[MetricsLogCallback(stage.out_dir, SFT_KEYS)])
     train_s = train(trainer)
 

@@ -89,7 +89,7 @@ def fix_chat_template(template: str | None) -> str | None:
     return template
 
 
-def add_control_tokens(tokenizer, model=None) -> ControlTokenIds:
+def add_control_tokens(tokenizer, model=None, reuse: dict | None = None) -> ControlTokenIds:
     """Make ``<think>``, ``</think>``, ``<short>`` single, non-special tokens; fix template, pad and embeddings.
 
     Existing tokens are reused (R1-Distill already has ``<think>``/``</think>``). Missing ones are added as
@@ -98,7 +98,9 @@ def add_control_tokens(tokenizer, model=None) -> ControlTokenIds:
     output), so the new tokens start at a neutral point instead of random noise — also when the id falls in
     the unused padding rows that Qwen checkpoints carry beyond the tokenizer's length. Idempotent.
     """
-    for name, alias in _ALIASES.items():
+    # ``reuse`` names existing (unused) tokens to become control tokens, id and embedding row unchanged: the
+    # official warm-up turns R1-Distill's <|quad_start|> (151650) into <short> (conf/model/r1-distill-qwen-1.5b.yaml).
+    for name, alias in {**_ALIASES, **(reuse or {})}.items():
         if len(tokenizer.encode(name, add_special_tokens=False)) != 1 and \
                 len(tokenizer.encode(alias, add_special_tokens=False)) == 1:
             _rename_added_token(tokenizer, alias, name)

@@ -1,0 +1,148 @@
+"""Where the CPU demo spends its time: a distill step and a DeGRPO step, split by phase, plus the one-time costs.
+
+    python bench/profile_demo.py [--distill-steps 100] [--rl-steps 30] [--distill OVERRIDE] [--train OVERRIDE]
+                                 [extra Hydra overrides for both stages]
+
+Runs the demo's own stages in this process (distill.py's and train.py's configs, the same trainers), with timers
+wrapped around the trainers' methods: data collation and padding, forward + loss, backward, optimizer, TRL's and our
+per-step metrics and logging, checkpoint writes, generation (HF generate's per-token loop), rewards, validation and
+the reports. Per-step phases are averaged over the steps after the first; one-time costs are per stage. The last
+column extrapolates to the demo's step counts (the configs' max_steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import Timers, machine  # noqa: E402
+
+
+OUTER = {"validation", "reports", "data", "final save"}  # timed as a whole: what runs inside is not counted twice
+
+
+def timed(timers: Timers, fn, label: str):
+    def wrapped(*a, **kw):
+        if getattr(timers, "inside", None):
+            return fn(*a, **kw)
+        if label in OUTER:
+            timers.inside = label
+        try:
+            with timers.time(label):
+                return fn(*a, **kw)
+        finally:
+            if label in OUTER:
+                timers.inside = None
+
+    return wrapped
+
+
+def wrap_class(timers: Timers, cls, name: str, label: str) -> None:
+    setattr(cls, name, timed(timers, getattr(cls, name), label))
+
+
+def compose(config: str, overrides: list[str]):
+    from hydra import compose as hcompose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return hcompose(config_name=config, overrides=overrides)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--distill-steps", type=int, default=100)
+    ap.add_argument("--rl-steps", type=int, default=30)
+    ap.add_argument("--distill", action="append", default=[], help="a Hydra override for distill.py only")
+    ap.add_argument("--train", action="append", default=[], help="a Hydra override for train.py only")
+    a, extra = ap.parse_known_args()
+
+    import accelerate
+    import torch
+    import transformers
+    import trl
+
+    import thinkless.report as report
+    import thinkless.sft as sft
+    from thinkless import checkpoints
+    from thinkless.rl import run_train
+    from thinkless.sft import run_distill
+    from thinkless.trainer import DeGRPOTrainer
+
+    timers = Timers()
+    collator = trl.trainer.sft_trainer.DataCollatorForLanguageModeling
+    for cls, name, label in [
+        (collator, "__call__", "collation + padding"),
+        (trl.SFTTrainer, "compute_loss", "forward + loss"),
+        (DeGRPOTrainer, "_compute_loss", "forward + loss"),
+        (accelerate.Accelerator, "backward", "backward"),
+        (torch.optim.AdamW, "step", "optimizer"),
+        (transformers.Trainer, "log", "metrics + logging"),
+        (transformers.Trainer, "_save_checkpoint", "checkpoint writes"),
+        (trl.GRPOTrainer, "_generate", "generation"),
+        (DeGRPOTrainer, "_calculate_rewards", "rewards + mode statistics"),
+        (transformers.Trainer, "evaluate", "validation"),
+    ]:
+        wrap_class(timers, cls, name, label)
+    for mod, name, label in [(sft, "sft_rows", "data"), (report, "mode_report", "reports"),
+                             (checkpoints, "save_final_model", "final save")]:
+        setattr(mod, name, timed(timers, getattr(mod, name), label))
+    import thinkless.rl as rl
+
+    rl.mode_report, rl.save_final_model = report.mode_report, checkpoints.save_final_model
+    sft.mode_report, sft.save_final_model = report.mode_report, checkpoints.save_final_model
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        full = {"distill": compose("distill", []).training.args.max_steps, "train": compose("train", []).rl.args.max_steps}
+        for stage, steps, run, overrides in [
+            ("distill", a.distill_steps, run_distill, [f"training.args.max_steps={a.distill_steps}",
+                                                        "training.args.disable_tqdm=true", f"output_dir={tmp}/distill",
+                                                        *a.distill]),
+            ("train", a.rl_steps, run_train, [f"rl.args.max_steps={a.rl_steps}", f"model.path={tmp}/distill/model",
+                                               f"output_dir={tmp}/train", f"rl.args.eval_steps={max(1, a.rl_steps // 2)}",
+                                               *a.train]),
+        ]:
+            cfg = compose(stage, overrides + extra)
+            timers.pop()
+            t0 = time.perf_counter()
+            # the stage's own console (step lines, reports) goes to a file: this script prints only its tables
+            with open(f"{tmp}/{stage}.console", "w") as console, contextlib.redirect_stdout(console):
+                run(cfg)
+            wall = time.perf_counter() - t0
+            t = timers.pop()
+            per_step = {k: v for k, v in t.items() if k in PER_STEP}
+            once = {k: v for k, v in t.items() if k not in PER_STEP}
+            other = wall - sum(t.values())
+            rows.append((stage, steps, full[stage], wall, per_step, once, other))
+
+    print(f"machine: {machine()}")
+    for stage, steps, n_full, wall, per_step, once, other in rows:
+        print(f"\n### {stage}: {steps} steps in {wall:.1f} s (the demo runs {n_full})\n")
+        print("| phase | per step (ms) | share of the step | demo total (s) |")
+        print("|---|---|---|---|")
+        step_total = sum(per_step.values()) / steps
+        for k, v in sorted(per_step.items(), key=lambda kv: -kv[1]):
+            print(f"| {k} | {1000 * v / steps:.1f} | {v / steps / step_total:.0%} | {v / steps * n_full:.1f} |")
+        print(f"| **all per-step phases** | {1000 * step_total:.1f} | 100% | {step_total * n_full:.1f} |")
+        print("\n| one-time | s |")
+        print("|---|---|")
+        for k, v in sorted(once.items(), key=lambda kv: -kv[1]):
+            print(f"| {k} | {v:.2f} |")
+        print(f"| other (trainer set-up, model load, imports inside the stage) | {other:.2f} |")
+        print(f"\nextrapolated {stage} stage at the demo's {n_full} steps: "
+              f"{step_total * n_full + sum(once.values()) + other:.0f} s")
+
+
+PER_STEP = {"collation + padding", "forward + loss", "backward", "optimizer", "metrics + logging", "generation",
+            "rewards + mode statistics", "checkpoint writes"}
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""The benchmark scripts run (tiny sizes; the numbers are not checked, only that every script completes and prints
+its tables): a benchmark nobody runs between releases otherwise rots silently (two imported a helper the refactor
+removed). bench/pipeline.py is the demo's own three commands, run whole by scripts/demo.sh users; not repeated here."""
+
+import subprocess
+import sys
+
+from .conftest import ROOT
+from .helpers import save_tiny
+
+
+def bench(*args, timeout=600):
+    proc = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_degrpo_overhead_prints_the_three_trainers():
+    out = bench("bench/degrpo_overhead.py", "--steps", 2, "--repeats", 1, "--batch", 8, "--gens", 4, "--max-len", 8)
+    for label in ("TRL GRPOTrainer (grpo)", "TRL GRPOTrainer (dapo)", "DeGRPOTrainer", "DeGRPO overhead vs TRL grpo"):
+        assert label in out
+    assert "{'loss'" not in out  # TRL's raw log dicts stay out of the tables
+
+
+def test_eval_throughput_compares_batched_and_sequential():
+    out = bench("bench/eval_throughput.py", "--problems", 4, "--batch", 4, "--max-new", 6, "--repeats", 1)
+    assert "| batched (batch 4) |" in out and "| one at a time (batch 1) |" in out
+
+
+def test_gpu_step_runs_on_cpu_with_a_tiny_model(tmp_path):
+    model = save_tiny(tmp_path / "tiny")
+    out = bench("bench/gpu_step.py", "--config", model, "--device", "cpu", "--max-len", 6, "--prompts", 2,
+                "--gens", 2, "--gen-batches", "2", "--gen-max-new", 4)
+    assert "DeGRPO step (mean of 2)" in out and "HF generate, batch 2:" in out
+
+
+def test_real_shapes_parses_its_arguments():
+    """Its case is tests/test_real_shapes.py's (run there at 2 layers); here only that the script loads it."""
+    out = bench("bench/real_shapes.py", "--help")
+    assert "--layers" in out
+
+
+def test_profile_demo_splits_both_stages(tmp_path):
+    out = bench("bench/profile_demo.py", "--distill-steps", 3, "--rl-steps", 2, "report.benchmark.n_per_level=2",
+                "--train", "rl_data.validation.n_per_level=2")
+    for stage in ("### distill: 3 steps", "### train: 2 steps"):
+        assert stage in out
+    for phase in ("| backward |", "| forward + loss |", "| generation |", "| reports |", "extrapolated train stage"):
+        assert phase in out

@@ -1,0 +1,122 @@
+"""Serving on vLLM's CPU build: `trl vllm-serve` with the think-bias logits processor
+(thinkless/vllm_think_bias.py), TRL's client, and the OpenAI-client example over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+VLLM_ENV = {"OMP_NUM_THREADS": "1"}  # the in-process CPU engine and the trainer share 2 cores
+
+
+# ------------------------------------------------------------------ server mode: trl vllm-serve and its client
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(distilled, tmp_path_factory):
+    """`trl vllm-serve` on the tiny policy, on CPU, with the think-bias logits processor (one server for the TRL
+    client and the OpenAI-client tests of thinking on demand)."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    trl = os.path.join(os.path.dirname(sys.executable), "trl")
+    cmd = [trl, "vllm-serve", "--model", str(distilled / "model"), "--host", "127.0.0.1", "--port", str(port),
+           "--dtype", "float32", "--enforce_eager", "--max_model_len", "256", "--gpu_memory_utilization", "0.1",
+           "--logits-processors", "thinkless.vllm_think_bias:ThinkBias", "--served-model-name", "thinkless-demo"]
+    env = {**os.environ, **VLLM_ENV, "PYTHONPATH": str(ROOT)}
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        import requests
+
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"trl vllm-serve exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
+            try:
+                if requests.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(1)
+        else:
+            raise RuntimeError(f"trl vllm-serve not healthy after 240 s:\n{log.read_text()[-4000:]}")
+        yield {"url": url, "port": port, "model": "thinkless-demo", "path": distilled / "model"}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_trl_client_talks_to_the_server(server):
+    """Everything the trainer's server mode does, up to the weight sync (NCCL: GPUs only)."""
+    from transformers import AutoTokenizer
+    from trl.generation.vllm_client import VLLMClient
+
+    from thinkless.format import render_prompt
+
+    client = VLLMClient(base_url=server["url"], connection_timeout=60)
+    client.check_server()
+    tok = AutoTokenizer.from_pretrained(server["path"])
+    ids = tok(render_prompt(tok, "3 ~ 4 . . . . . . . . . ."), add_special_tokens=False)["input_ids"]
+    out = client.generate(prompts=[ids], n=4, temperature=1.0, max_tokens=24, logprobs=0)
+    assert len(out["completion_ids"]) == 4 and all(len(c) >= 1 for c in out["completion_ids"])
+    assert len(out["logprobs"][0]) == len(out["completion_ids"][0])  # the sampled tokens' log-probs, for IS
+    client.reset_prefix_cache()
+    with pytest.raises(Exception, match="CUDA|NCCL|cuda"):
+        client.init_communicator(device="cpu")  # the weight sync: vLLM's NCCL transfer engine, GPUs only
+
+
+# ------------------------------------------------------------------ thinking on demand, served
+
+
+def test_openai_client_example_forces_the_modes_and_moves_the_threshold(server):
+    """examples/openai_client.py (the README's serving example) against the server, over real HTTP."""
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "openai_client.py"), "--base-url",
+                           server["url"] + "/v1", "--question", "3 ~ 4 ~ 8 . . . . . . . . .", "--json",
+                           "--bias", "-100", "100", "--max-tokens", "48"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    recs = {r["case"]: r for r in map(json.loads, proc.stdout.splitlines())}
+    assert recs["forced think"]["mode"] == "think" and "</think>" in recs["forced think"]["reply"]
+    assert recs["forced short"]["mode"] == "short" and "<think>" not in recs["forced short"]["reply"]
+    assert recs["auto"]["mode"] in ("think", "short")
+    # a first-position bias of +-100 decides the mode and leaves the rest of the response alone
+    assert recs["think bias +100"]["mode"] == "think" and recs["think bias -100"]["mode"] == "short"
+    assert recs["think bias +100"]["reply"].count("<think>") == 1
+    assert all(r["tokens"] > 0 for r in recs.values())
+
+
+def test_logit_bias_acts_at_every_position_unlike_the_threshold(server):
+    from openai import OpenAI
+
+    from thinkless.tokens import control_token_ids
+    from transformers import AutoTokenizer
+
+    think = control_token_ids(AutoTokenizer.from_pretrained(server["path"])).think
+    client = OpenAI(base_url=server["url"] + "/v1", api_key="EMPTY")
+    r = client.chat.completions.create(model=server["model"], messages=[{"role": "user", "content": "1 ~ 2"}],
+                                       max_tokens=8, temperature=0.0, logit_bias={str(think): 100})
+    assert r.choices[0].message.content.count("<think>") >= 4  # the stock parameter ruins the response
+    bad = client.with_options(max_retries=0)
+    with pytest.raises(Exception, match="think_bias must be a number"):
+        bad.chat.completions.create(model=server["model"], messages=[{"role": "user", "content": "1"}],
+                                    max_tokens=2, extra_body={"vllm_xargs": {"think_bias": "lots"}})
