@@ -213,3 +213,79 @@ def test_mode_sampled_samples_the_control_token_then_continues(r1):
     assert (head_cfg.max_new_tokens, head_cfg.n, head_cfg.temperature) == (1, 3, 1.0)  # the mode: one token, sampled
     assert rest_cfg.n == 1 and rest_cfg.temperature == 0.6                         # the rest: the shared settings
     assert out[0][1].tokens == 1 + len(r1("\\boxed{2}", add_special_tokens=False)["input_ids"])
+
+
+def test_greedy_continuations_are_generated_once_and_shared(tiny_tokenizer):
+    """Greedy continuations after a sampled mode depend only on the text: with a shared memo, each distinct
+    ``prompt + mode`` is generated once (the reports' free choice and threshold points reuse them) and every sample
+    equals the one generated without the memo. Sampled continuations are never reused."""
+    from thinkless.generation import HFGenerator, SamplingConfig
+    from thinkless.synthetic import build_tiny_model
+
+    tok = tiny_tokenizer
+    model = build_tiny_model(len(tok), seed=5, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id).eval()
+
+    class Counting(HFGenerator):
+        continued = 0
+
+        def generate(self, prompts, cfg, **kw):
+            if cfg.max_new_tokens > 1:
+                self.continued += len(prompts)
+            return super().generate(prompts, cfg, **kw)
+
+    prompts = [chat_prompt(tok, f"{i} ~ 3 ~ 5") for i in range(3)]
+    free = method("free_choice", type="mode_sampled", mode_temperature=1.0, think_bias=100.0)  # every head <think>
+    greedy = SamplingConfig(temperature=0.0, top_p=1.0, max_new_tokens=6)
+    # the reference: each prompt continued on its own after a prefilled <think>
+    rest = SamplingConfig(**{**greedy.__dict__, "max_new_tokens": 5})
+    expected = ["<think>" + HFGenerator(model, tok).generate([p + "<think>"], rest)[0][0].text for p in prompts]
+    gen, memo = Counting(model, tok, batch_size=8), {}
+    got = sample(gen, tok, prompts, free, 4, greedy, memo)
+    again = sample(gen, tok, prompts, method("point", type="mode_sampled", mode_temperature=1.0, think_bias=100.0),
+                   1, greedy, memo)
+    assert gen.continued == 3  # one per prompt, reused by the 4 samples and by the second method
+    assert [[s.response for s in ss] for ss in got] == [[e] * 4 for e in expected]
+    assert [ss[0].response for ss in again] == expected
+    hot = SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=6)
+    sample(gen, tok, prompts, free, 4, hot, memo)
+    assert gen.continued == 3 + 12
+
+
+def test_first_tokens_are_drawn_like_generate_from_one_forward_per_prompt(tiny_tokenizer):
+    """``sample_heads`` on HF: one forward pass per distinct prompt (shared through the memo), tokens distributed as
+    HF ``generate``'s own first-token samples, greedy = generate's argmax, the think bias applied."""
+    from collections import Counter
+
+    from thinkless.evaluation.methods import sample_heads
+    from thinkless.generation import HFGenerator, SamplingConfig
+    from thinkless.synthetic import build_tiny_model
+
+    tok = tiny_tokenizer
+    model = build_tiny_model(len(tok), seed=7, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id).eval()
+
+    class Counting(HFGenerator):
+        forwards = 0
+
+        def first_logits(self, prompts):
+            self.forwards += len(prompts)
+            return super().first_logits(prompts)
+
+    gen = Counting(model, tok, batch_size=64)
+    prompts = [chat_prompt(tok, "1 ~ 2"), chat_prompt(tok, "9 ~ 9 ~ 9")]
+    hot = SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=1, n=3000, seed=3)
+    memo = {}
+    ours = sample_heads(gen, prompts, hot, memo)
+    theirs = gen.generate(prompts, SamplingConfig(**{**hot.__dict__, "n": 3000}))
+    for a, b in zip(ours, theirs):
+        fa, fb = Counter(c.text for c in a), Counter(c.text for c in b)
+        for t, _ in fb.most_common(5):
+            assert abs(fa[t] - fb[t]) / 3000 < 0.04, (t, fa[t], fb[t])
+        assert all(c.num_tokens == 1 and not c.finished for c in a if c.text)
+    greedy = SamplingConfig(temperature=0.0, top_p=1.0, max_new_tokens=1, n=2)
+    assert [[c.token_ids for c in o] for o in sample_heads(gen, prompts, greedy, memo)] == \
+        [[o[0].token_ids] * 2 for o in gen.generate(prompts, SamplingConfig(**{**greedy.__dict__, "n": 1}))]
+    biased = sample_heads(gen, prompts, SamplingConfig(**{**hot.__dict__, "n": 5, "think_bias": 100.0}), memo)
+    assert all(c.text == "<think>" for o in biased for c in o)
+    assert gen.forwards == 2  # every call above after the first reused the memo's logits
+    topp = sample_heads(gen, prompts, SamplingConfig(**{**hot.__dict__, "top_p": 1e-6, "n": 20}), memo)
+    assert all(len({c.text for c in o}) == 1 for o in topp)  # top-p this low keeps only the most likely token

@@ -88,3 +88,17 @@ def test_validation_before_training_and_every_n_steps(distilled, tmp_path):
     for key in ("eval_modes/accuracy", "eval_modes/tokens", "eval_modes/think_ratio_L1", "eval_modes/reward"):
         assert key in evals[0], key
     assert "[eval @ step 0]" in res.stdout
+
+
+def test_synthetic_prompts_follow_level_weights():
+    """``rl_data.level_weights`` oversamples levels exactly as distillation's data does (a fixed round robin)."""
+    from collections import Counter
+
+    from omegaconf import OmegaConf
+
+    base = {"source": "synthetic", "num_problems": 600, "levels": [1, 2, 3], "seed": 1}
+    plain = Counter(r["level"] for r in rl_prompts(OmegaConf.create(base), DropStats()))
+    weighted = Counter(r["level"] for r in rl_prompts(OmegaConf.create({**base, "level_weights": [4, 1, 1]}),
+                                                      DropStats()))
+    assert plain == {1: 200, 2: 200, 3: 200}
+    assert weighted == {1: 400, 2: 100, 3: 100}

@@ -92,11 +92,9 @@ class HFGenerator:
         return getattr(self.model.config, "max_position_embeddings", None)
 
     @torch.no_grad()
-    def mode_log_odds(self, prompts: list[str]) -> list[float]:
-        """``log p(<think>) − log p(<short>)`` at the first generated position of each prompt (one forward pass)."""
-        from .tokens import control_token_ids
-
-        ids = control_token_ids(self.tokenizer)
+    def first_logits(self, prompts: list[str]) -> torch.Tensor:
+        """Next-token logits at the first generated position, ``[len(prompts), vocab]`` float32 on the CPU (one
+        forward pass per prompt: what sampling the first token n times needs, without n forwards)."""
         tok, model = self.tokenizer, self.model
         side, tok.padding_side = tok.padding_side, "left"
         was_training = model.training
@@ -106,12 +104,19 @@ class HFGenerator:
             for start in range(0, len(prompts), max(1, self.batch_size)):
                 enc = tok(prompts[start:start + self.batch_size], return_tensors="pt", padding=True,
                           add_special_tokens=False).to(model.device)
-                logp = torch.log_softmax(model(**enc).logits[:, -1].float(), dim=-1)
-                out.extend((logp[:, ids.think] - logp[:, ids.short]).tolist())
+                out.append(model(**enc).logits[:, -1].float().cpu())
         finally:
             tok.padding_side = side
             model.train(was_training)
-        return out
+        return torch.cat(out) if out else torch.empty(0)
+
+    def mode_log_odds(self, prompts: list[str]) -> list[float]:
+        """``log p(<think>) − log p(<short>)`` at the first generated position of each prompt (one forward pass)."""
+        from .tokens import control_token_ids
+
+        ids = control_token_ids(self.tokenizer)
+        logp = torch.log_softmax(self.first_logits(prompts), dim=-1)
+        return (logp[:, ids.think] - logp[:, ids.short]).tolist()
 
     @torch.no_grad()
     def generate(self, prompts: list[str], cfg: SamplingConfig, *, progress: bool = False,

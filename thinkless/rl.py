@@ -38,7 +38,8 @@ def rl_prompts(data_cfg, stats: DropStats, *, instruction: str | None = None, sy
         recs = [{"problem": p.problem, "answer": p.answer, "level": p.level,
                  "task": "synthetic" if bench.exact else "math"} for p in bench.problems]
     elif data_cfg.source == "synthetic":
-        probs = synthetic.make_problems(data_cfg.num_problems, list(data_cfg.levels), data_cfg.seed)
+        probs = synthetic.make_problems(data_cfg.num_problems, list(data_cfg.levels), data_cfg.seed,
+                                        data_cfg.get("level_weights"))
         recs = [{"problem": p.prompt, "answer": p.answer, "level": p.level, "task": "synthetic"} for p in probs]
     elif data_cfg.source == "math":
         rows = load_rows(data_cfg.name, split=data_cfg.get("split", "train"), limit=data_cfg.get("limit"),

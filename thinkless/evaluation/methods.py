@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..generation import SamplingConfig
+from ..generation import Completion, SamplingConfig
 from ..grading import GRADING_POLICIES
 from ..tokens import END_THINK, THINK
 
@@ -311,19 +311,77 @@ def sample_budget_forcing(generator, tokenizer, prompts: list[str], method: Meth
     return out
 
 
+def continue_texts(generator, texts: list[str], cfg: SamplingConfig, memo: dict | None = None) -> list:
+    """One completion per text. A greedy continuation depends only on its text and settings, so each distinct one is
+    generated once — across calls sharing ``memo`` (the reports' free choice and every threshold point continue the
+    same ``prompt + <think>`` / ``prompt + <short>``). Sampled continuations are always drawn anew."""
+    if cfg.temperature > 0:
+        return [o[0] for o in generator.generate(texts, cfg)]
+    memo = {} if memo is None else memo
+    settings = tuple((k, repr(v)) for k, v in sorted(cfg.__dict__.items()) if k != "seed")
+    keys = [(t, settings) for t in texts]
+    todo = list(dict.fromkeys(k for k in keys if k not in memo))
+    if todo:
+        for k, o in zip(todo, generator.generate([t for t, _ in todo], cfg)):
+            memo[k] = o[0]
+    return [memo[k] for k in keys]
+
+
+def sample_heads(generator, prompts: list[str], cfg: SamplingConfig, memo: dict | None = None) -> list:
+    """The first generated token, ``cfg.n`` per prompt, as ``generate`` with ``max_new_tokens=1`` returns it. A
+    generator with ``first_logits`` (HF) runs one forward pass per distinct prompt — once per ``memo``, so the
+    reports' free choice and every threshold point share it — and the n tokens are drawn from those logits (think
+    bias, temperature, top-p as in ``generate``); vLLM samples them itself."""
+    import torch
+
+    from ..tokens import control_token_ids
+
+    if not hasattr(generator, "first_logits") or cfg.self_certainty:
+        return generator.generate(prompts, cfg)
+    memo = {} if memo is None else memo
+    todo = list(dict.fromkeys(p for p in prompts if ("first_logits", p) not in memo))
+    if todo:
+        for p, row in zip(todo, generator.first_logits(todo)):
+            memo[("first_logits", p)] = row
+    logits = torch.stack([memo[("first_logits", p)] for p in prompts])
+    if cfg.think_bias:
+        logits[:, control_token_ids(generator.tokenizer).think] += cfg.think_bias
+    if cfg.temperature > 0:
+        probs = torch.softmax(logits / cfg.temperature, dim=-1)
+        if cfg.top_p < 1.0:  # HF's top-p: drop the low tail whose mass is at most 1 - top_p, keep at least one
+            sorted_p, order = probs.sort(dim=-1)
+            drop = sorted_p.cumsum(dim=-1) <= 1 - cfg.top_p
+            drop[:, -1] = False
+            probs = probs.scatter(1, order, sorted_p.masked_fill(drop, 0.0))
+        rng = torch.Generator().manual_seed(cfg.seed * 1_000_003)
+        ids = torch.multinomial(probs, cfg.n, replacement=True, generator=rng)
+    else:
+        ids = logits.argmax(dim=-1, keepdim=True).expand(-1, cfg.n)
+    tok, eos = generator.tokenizer, set(generator.eos_ids)
+
+    def completion(t: int) -> Completion:  # as generate's trimming: EOS ends the response, a lone pad is dropped
+        if t in eos:
+            return Completion("", 0, True, [])
+        if t == tok.pad_token_id:
+            return Completion("", 0, False, [])
+        return Completion(tok.decode([t], skip_special_tokens=True), 1, False, [t])
+
+    return [[completion(t) for t in row] for row in ids.tolist()]
+
+
 def sample_mode_then(generator, tokenizer, prompts: list[str], method: Method, n: int,
-                     sampling: SamplingConfig) -> list[list[Sample]]:
-    """Sample the control token (one token, ``mode_temperature``, n per prompt), then continue each sample."""
+                     sampling: SamplingConfig, memo: dict | None = None) -> list[list[Sample]]:
+    """Sample the control token (one token, ``mode_temperature``, n per prompt), then continue each sample
+    (greedy continuations through ``continue_texts``: each distinct one generated once per ``memo``)."""
     head_cfg = SamplingConfig(**{**sampling.__dict__, "temperature": method.mode_temperature, "top_p": 1.0,
                                  "max_new_tokens": 1, "n": n, "stop": [], "self_certainty": False,
                                  "seed": sampling.seed + 1, "think_bias": method.think_bias})
-    heads = generator.generate(prompts, head_cfg)
+    heads = sample_heads(generator, prompts, head_cfg, memo)
     flat = [(i, c) for i, o in enumerate(heads) for c in o]
     rest_cfg = SamplingConfig(**{**sampling.__dict__, "n": 1, "max_new_tokens": max(1, sampling.max_new_tokens - 1)})
-    rest = generator.generate([prompts[i] + h.text for i, h in flat], rest_cfg)
+    rest = continue_texts(generator, [prompts[i] + h.text for i, h in flat], rest_cfg, memo)
     out: list[list[Sample]] = [[] for _ in prompts]
-    for (i, h), o in zip(flat, rest):
-        c = o[0]
+    for (i, h), c in zip(flat, rest):
         if h.finished and h.num_tokens == 0:  # the first token was the EOS: an empty response
             out[i].append(Sample("", 0, 0, True, None))
             continue
@@ -333,12 +391,13 @@ def sample_mode_then(generator, tokenizer, prompts: list[str], method: Method, n
 
 
 def sample(generator, tokenizer, prompts: list[str], method: Method, n: int,
-           sampling: SamplingConfig) -> list[list[Sample]]:
-    """``n`` samples per rendered prompt (generation prompt, no prefill: the method adds its own)."""
+           sampling: SamplingConfig, memo: dict | None = None) -> list[list[Sample]]:
+    """``n`` samples per rendered prompt (generation prompt, no prefill: the method adds its own); ``memo``: greedy
+    continuations shared across calls (``continue_texts``)."""
     if method.type == "prefill":
         return sample_prefill(generator, tokenizer, prompts, method, n, sampling)
     if method.type == "mode_sampled":
-        return sample_mode_then(generator, tokenizer, prompts, method, n, sampling)
+        return sample_mode_then(generator, tokenizer, prompts, method, n, sampling, memo)
     if method.type == "budget_forcing":
         return sample_budget_forcing(generator, tokenizer, prompts, method, n, sampling)
     raise ValueError(f"method {method.name!r} of type {method.type!r} is sampled through its base method")

@@ -155,7 +155,7 @@ def fit_context(generator, tokenizer, bench: BenchmarkData, prompts: list[str], 
 
 def generate_all(generator, tokenizer, bench: BenchmarkData, method: Method, n: int, sampling: SamplingConfig,
                  store: GenerationStore, *, instruction: str | None, system: str | None, chunk_size: int,
-                 progress: bool = True, self_certainty: bool = False) -> int:
+                 progress: bool = True, self_certainty: bool = False, memo: dict | None = None) -> int:
     """Generate the problems ``store`` lacks, chunk by chunk (fixed chunk boundaries, one seed per chunk).
 
     Returns the number of problems generated now (0 when everything was on disk already).
@@ -177,7 +177,7 @@ def generate_all(generator, tokenizer, bench: BenchmarkData, method: Method, n: 
             sc = SamplingConfig(**{**asdict(sampling), "n": n, "seed": sampling.seed * 100_003 + c,
                                    "self_certainty": self_certainty})
             t0 = time.perf_counter()
-            samples = sample(generator, tokenizer, prompts, method, n, sc)
+            samples = sample(generator, tokenizer, prompts, method, n, sc, memo)
             dt = time.perf_counter() - t0
             store.append([{"uid": p.uid, "index": p.index, "level": p.level, "problem": p.problem,
                            "answer": p.answer, "prompt": pr + method.prefill, "chunk": c,
@@ -234,6 +234,7 @@ def evaluate(generator, tokenizer, benches: dict[str, BenchmarkData], method_nam
         if is_hf and st.get("batch_size"):
             generator.batch_size = int(st["batch_size"])
         stores: dict[tuple, GenerationStore] = {}
+        memo: dict = {}  # greedy continuations, shared by this benchmark's methods (methods.continue_texts)
         bres = {"source": bench.source, "n_problems": len(bench.problems), "dropped": dict(bench.dropped),
                 "context_length": getattr(generator, "context_length", None),
                 "settings": {"instruction": instruction, "system": system, "max_new_tokens": max_new,
@@ -256,7 +257,7 @@ def evaluate(generator, tokenizer, benches: dict[str, BenchmarkData], method_nam
                 t0 = time.time()
                 made = generate_all(generator, tokenizer, bench, base, n, bsampling, stores[key],
                                     instruction=instruction, system=system, chunk_size=int(chunk),
-                                    progress=progress, self_certainty=self_certainty)
+                                    progress=progress, self_certainty=self_certainty, memo=memo)
                 logger.info("%s/%s x%d: %d problems generated now, %d on disk (%.1fs) -> %s", bname, base.name, n,
                             made, len(stores[key].rows) - made, time.time() - t0, path)
             policy = m.grading or base.grading or grading
