@@ -104,7 +104,7 @@ class HFGenerator:
             for start in range(0, len(prompts), max(1, self.batch_size)):
                 enc = tok(prompts[start:start + self.batch_size], return_tensors="pt", padding=True,
                           add_special_tokens=False).to(model.device)
-                out.append(model(**enc).logits[:, -1].float().cpu())
+                out.append(model(**enc, logits_to_keep=1).logits[:, -1].float().cpu())  # not [batch, len, vocab]
         finally:
             tok.padding_side = side
             model.train(was_training)
