@@ -333,8 +333,9 @@ def sample_heads(generator, prompts: list[str], cfg: SamplingConfig, memo: dict 
     reports' free choice and every threshold point share it — and the n tokens are drawn from those logits (think
     bias, temperature, top-p as in ``generate``); vLLM samples them itself."""
     import torch
+    from transformers import TemperatureLogitsWarper, TopPLogitsWarper
 
-    from ..tokens import control_token_ids
+    from ..mode_control import ThinkBiasProcessor
 
     if not hasattr(generator, "first_logits") or cfg.self_certainty:
         return generator.generate(prompts, cfg)
@@ -344,17 +345,15 @@ def sample_heads(generator, prompts: list[str], cfg: SamplingConfig, memo: dict 
         for p, row in zip(todo, generator.first_logits(todo)):
             memo[("first_logits", p)] = row
     logits = torch.stack([memo[("first_logits", p)] for p in prompts])
+    nothing_yet = torch.empty(len(prompts), 0, dtype=torch.long)  # the processors' view: the first position
     if cfg.think_bias:
-        logits[:, control_token_ids(generator.tokenizer).think] += cfg.think_bias
-    if cfg.temperature > 0:
-        probs = torch.softmax(logits / cfg.temperature, dim=-1)
-        if cfg.top_p < 1.0:  # HF's top-p: drop the low tail whose mass is at most 1 - top_p, keep at least one
-            sorted_p, order = probs.sort(dim=-1)
-            drop = sorted_p.cumsum(dim=-1) <= 1 - cfg.top_p
-            drop[:, -1] = False
-            probs = probs.scatter(1, order, sorted_p.masked_fill(drop, 0.0))
+        logits = ThinkBiasProcessor(generator.tokenizer, cfg.think_bias, 0)(nothing_yet, logits)
+    if cfg.temperature > 0:  # HF generate's own warpers, in its order
+        logits = TemperatureLogitsWarper(cfg.temperature)(nothing_yet, logits)
+        if cfg.top_p < 1.0:
+            logits = TopPLogitsWarper(cfg.top_p)(nothing_yet, logits)
         rng = torch.Generator().manual_seed(cfg.seed * 1_000_003)
-        ids = torch.multinomial(probs, cfg.n, replacement=True, generator=rng)
+        ids = torch.multinomial(torch.softmax(logits, dim=-1), cfg.n, replacement=True, generator=rng)
     else:
         ids = logits.argmax(dim=-1, keepdim=True).expand(-1, cfg.n)
     tok, eos = generator.tokenizer, set(generator.eos_ids)
