@@ -161,13 +161,7 @@ class HFGenerator:
                     **extra,
                 )
                 new = gen[:, enc["input_ids"].shape[1]:].tolist()
-                batch_out = []
-                for ids in new:
-                    ids, finished = _trim(ids, self.eos_ids, tok.pad_token_id)
-                    text = tok.decode(ids, skip_special_tokens=True)
-                    if cfg.stop and not finished:
-                        finished = any(s in text for s in cfg.stop)
-                    batch_out.append(Completion(text, len(ids), finished, ids))
+                batch_out = [completion_from_ids(tok, ids, self.eos_ids, cfg.stop) for ids in new]
                 if cfg.self_certainty:
                     for c, v in zip(batch_out, sc.per_sequence([c.num_tokens for c in batch_out])):
                         c.self_certainty = v
@@ -291,6 +285,16 @@ def _eos_ids(model, tokenizer) -> list[int]:
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
         ids.append(tokenizer.eos_token_id)
     return ids
+
+
+def completion_from_ids(tok, ids: list[int], eos_ids: list[int], stop: list[str] | None = None) -> Completion:
+    """New token ids as a ``Completion``: cut at the first EOS (finished), trailing pads dropped, decoded; a stop
+    string in the text also counts as finished."""
+    ids, finished = _trim(ids, eos_ids, tok.pad_token_id)
+    text = tok.decode(ids, skip_special_tokens=True)
+    if stop and not finished:
+        finished = any(s in text for s in stop)
+    return Completion(text, len(ids), finished, ids)
 
 
 def _trim(ids: list[int], eos_ids: list[int], pad_id: int | None) -> tuple[list[int], bool]:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..generation import Completion, SamplingConfig
+from ..generation import SamplingConfig, completion_from_ids
 from ..grading import GRADING_POLICIES
 from ..tokens import END_THINK, THINK
 
@@ -356,16 +356,7 @@ def sample_heads(generator, prompts: list[str], cfg: SamplingConfig, memo: dict 
         ids = torch.multinomial(torch.softmax(logits, dim=-1), cfg.n, replacement=True, generator=rng)
     else:
         ids = logits.argmax(dim=-1, keepdim=True).expand(-1, cfg.n)
-    tok, eos = generator.tokenizer, set(generator.eos_ids)
-
-    def completion(t: int) -> Completion:  # as generate's trimming: EOS ends the response, a lone pad is dropped
-        if t in eos:
-            return Completion("", 0, True, [])
-        if t == tok.pad_token_id:
-            return Completion("", 0, False, [])
-        return Completion(tok.decode([t], skip_special_tokens=True), 1, False, [t])
-
-    return [[completion(t) for t in row] for row in ids.tolist()]
+    return [[completion_from_ids(generator.tokenizer, [t], generator.eos_ids) for t in row] for row in ids.tolist()]
 
 
 def sample_mode_then(generator, tokenizer, prompts: list[str], method: Method, n: int,
