@@ -48,3 +48,15 @@ def test_profile_demo_splits_both_stages(tmp_path):
         assert stage in out
     for phase in ("| backward |", "| forward + loss |", "| generation |", "| reports |", "extrapolated train stage"):
         assert phase in out
+
+
+def test_mode_coupling_measures_a_level_blind_model(tmp_path):
+    """An untrained model's mode decision: a probability and a gradient cosine per level, each in range."""
+    model = save_tiny(tmp_path / "tiny")
+    out = bench("bench/mode_coupling.py", model, "--per-level", 3)
+    row = next(line for line in out.splitlines() if line.startswith(f"| {model} |"))
+    cells = [c.strip() for c in row.strip("|").split("|")][1:]
+    assert len(cells) == 11
+    p_think, one_minus_cos = map(float, cells[:6]), map(float, cells[6:])
+    assert all(0.0 < p < 1.0 for p in p_think)
+    assert all(-1e-9 <= d <= 2.0 for d in one_minus_cos)  # float64: rounding stays far below the 1e-5 digits printed
