@@ -52,9 +52,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="+", help="model folders (a run's distill/model)")
     ap.add_argument("--per-level", type=int, default=64, help="prompts per level")
-    ap.add_argument("--seed", type=int, default=7, help="problem stream (held out from training's seeds 0-2)")
+    ap.add_argument("--seed", type=int, default=7, help="problem stream (distillation draws with data.seed 0, RL with rl_data.seed 1)")
     a = ap.parse_args()
-    levels = range(1, 7)
+    from thinkless.synthetic import MAX_LEVEL
+
+    levels = range(1, MAX_LEVEL + 1)  # the levels coupling() measures
     print(f"machine: {machine()}\n")
     print("| model | " + " | ".join(f"p(think) L{lv}" for lv in levels) + " | "
           + " | ".join(f"1 − cos L1·L{lv}" for lv in levels[1:]) + " |")
