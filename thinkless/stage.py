@@ -88,14 +88,17 @@ def trainer_args(config_cls, args_cfg, stage: Stage, **extra):
 
 def train(trainer) -> float:
     """``trainer.train()``, resumed from the last complete checkpoint of its output folder; seconds taken."""
-    from transformers.trainer_utils import get_last_checkpoint
+    from transformers.trainer_utils import sort_checkpoints
 
     # The raw log dicts go to metrics.jsonl (MetricsLogCallback), not to the console; a progress bar stays.
     trainer.remove_callback(PrinterCallback)
     if trainer.pop_callback(ProgressCallback) is not None:
         trainer.add_callback(BarOnly)
     out = trainer.args.output_dir
-    last = get_last_checkpoint(out) if Path(out).is_dir() else None
+    # newest *complete* checkpoint: a kill during a save leaves a folder without trainer_state.json (written last),
+    # which transformers' get_last_checkpoint would pick and then fail to load
+    done = [c for c in sort_checkpoints(out) if (Path(c) / "trainer_state.json").is_file()] if Path(out).is_dir() else []
+    last = done[-1] if done else None
     if last:
         print(f"resuming from {last}", flush=True)
     t0 = time.time()
