@@ -2,8 +2,11 @@ import pytest
 
 from thinkless.format import short_target, think_target
 from thinkless.reward import thinkless_reward
+from thinkless.format import render_prompt
 from thinkless.synthetic import (MAX_LEVEL, FoldProblem, fold, long_teacher, make_problems, paired_records,
                                  parse_prompt, short_teacher)
+
+from .conftest import TOKENIZERS
 
 
 def test_fold_rule():
@@ -47,6 +50,26 @@ def test_think_is_longer_on_hard_levels(tiny_tokenizer):
     n_long = len(tiny_tokenizer.encode(long_teacher(p)))
     n_short = len(tiny_tokenizer.encode(short_teacher(p)))
     assert n_long >= 3 * n_short
+
+
+def test_tiny_tokenizer_splits_roles_and_answers_like_qwen_and_the_fold_text_per_character(tiny_tokenizer):
+    from transformers import AutoTokenizer
+
+    qwen = AutoTokenizer.from_pretrained(TOKENIZERS / "Qwen2.5-1.5B-Instruct")
+    pieces = lambda tok, text: tok.convert_ids_to_tokens(tok.encode(text, add_special_tokens=False))  # noqa: E731
+    for text in ("<|im_start|>user\n", "<|im_start|>assistant\n", "<|im_start|>system\n", "\\boxed{5}"):
+        assert pieces(tiny_tokenizer, text) == pieces(qwen, text)
+    p = FoldProblem((0, 4, 8, 7))
+    prompt = render_prompt(tiny_tokenizer, p.prompt)
+    ids = tiny_tokenizer.encode(prompt, add_special_tokens=False)
+    # <|im_start|> user \n, the fold text one token per character, <|im_end|> \n <|im_start|> assistant \n
+    assert len(ids) == 3 + len(p.prompt) + 5
+    trace = tiny_tokenizer.encode(long_teacher(p), add_special_tokens=False)
+    assert pieces(tiny_tokenizer, long_teacher(p))[1:5] == ["0", "~", "4", "="]
+    assert tiny_tokenizer.decode(trace) == long_teacher(p) and tiny_tokenizer.decode(ids) == prompt
+    # other words may merge in part ("has" -> h, as); any text still round-trips
+    text = "the user has a system; assistants boxed 12 ~ 3"
+    assert tiny_tokenizer.decode(tiny_tokenizer.encode(text, add_special_tokens=False)) == text
 
 
 def test_parse_rejects_garbage():

@@ -6,8 +6,9 @@ think* is a real, level-dependent decision. Prompts are padded to a fixed width 
 every step of the trace sits at a constant distance from its operand, which is what lets a 2-layer model learn
 to copy operands in a couple of minutes on a CPU.
 
-The student is a real ``Qwen2ForCausalLM`` with a character-level ``PreTrainedTokenizerFast`` and a
-Qwen-style chat template: the same classes and code paths as Qwen2.5-1.5B, four orders of magnitude smaller.
+The student is a real ``Qwen2ForCausalLM`` with a byte-level ``Qwen2Tokenizer`` (the fold text one token per
+character; the chat roles and ``boxed`` one token each, as in Qwen2.5's) and a Qwen-style chat template: the same
+classes and code paths as Qwen2.5-1.5B, four orders of magnitude smaller.
 """
 
 from __future__ import annotations
@@ -124,17 +125,38 @@ def _byte_alphabet() -> list[str]:
     return [chr(c) for _, c in sorted(zip(bs, cs))]
 
 
+# Words that Qwen2.5's tokenizer keeps whole and the fold task spends tokens on: the chat roles of every prompt and
+# the answer wrapper of every response. One merge chain each makes them one token, as in the real tokenizer
+# (``<|im_start|>assistant\n`` is 3 tokens, ``\boxed{5}`` is 5); byte by byte they were a quarter of every row.
+# The fold text itself stays one token per character: Qwen would merge " ~" and " .", and the trace's steps would
+# no longer sit at a constant distance from their operands (see ``FoldProblem.prompt``).
+WHOLE_WORDS = ("user", "assistant", "system", "boxed")
+
+
+def _merge_chains(words) -> list[tuple[str, str]]:
+    """Left-to-right BPE merges that turn each word into one token (``u s``, ``us e``, ``use r``)."""
+    merges: list[tuple[str, str]] = []
+    for w in words:
+        for i in range(1, len(w)):
+            if (w[:i], w[i]) not in merges:
+                merges.append((w[:i], w[i]))
+    return merges
+
+
 def build_tiny_tokenizer():
-    """A byte-level ``Qwen2Tokenizer`` with no merges (one token per byte) and Qwen's chat special tokens.
+    """A byte-level ``Qwen2Tokenizer`` with Qwen's chat special tokens and merges for ``WHOLE_WORDS`` only.
 
     Same class, pre-tokenizer and decoder as Qwen2.5's tokenizer, so saving and ``AutoTokenizer`` reloading
-    behave exactly as for the real model; just a 259-entry vocabulary.
+    behave exactly as for the real model; a 259-entry byte vocabulary plus the merged words' prefixes.
     """
     from transformers import Qwen2Tokenizer
 
-    vocab = {t: i for i, t in enumerate(list(SPECIALS) + _byte_alphabet())}
-    tok = Qwen2Tokenizer(vocab=vocab, merges=[], unk_token=None, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                         additional_special_tokens=["<|im_start|>"])
+    merges = _merge_chains(WHOLE_WORDS)
+    tokens = list(SPECIALS) + _byte_alphabet()
+    tokens += [a + b for a, b in merges if a + b not in tokens]
+    vocab = {t: i for i, t in enumerate(tokens)}
+    tok = Qwen2Tokenizer(vocab=vocab, merges=merges, unk_token=None, eos_token="<|im_end|>",
+                         pad_token="<|endoftext|>", additional_special_tokens=["<|im_start|>"])
     tok.chat_template = TINY_CHAT_TEMPLATE
     return tok
 
