@@ -1,8 +1,7 @@
 import pytest
 
-from thinkless.format import short_target, think_target
+from thinkless.format import render_prompt, short_target, think_target
 from thinkless.reward import thinkless_reward
-from thinkless.format import render_prompt
 from thinkless.synthetic import (MAX_LEVEL, FoldProblem, fold, long_teacher, make_problems, paired_records,
                                  parse_prompt, short_teacher)
 

@@ -153,7 +153,7 @@ def build_tiny_tokenizer():
 
     merges = _merge_chains(WHOLE_WORDS)
     tokens = list(SPECIALS) + _byte_alphabet()
-    tokens += [a + b for a, b in merges if a + b not in tokens]
+    tokens += [a + b for a, b in merges]  # one new entry per merge: each is a distinct word prefix
     vocab = {t: i for i, t in enumerate(tokens)}
     tok = Qwen2Tokenizer(vocab=vocab, merges=merges, unk_token=None, eos_token="<|im_end|>",
                          pad_token="<|endoftext|>", additional_special_tokens=["<|im_start|>"])
