@@ -44,6 +44,28 @@ def test_teachers_are_correct_and_well_formed():
         assert think_target(r["long"]) == r["long"] and short_target(r["short"]) == r["short"]
 
 
+def test_glance_teacher_keeps_short_answers_at_its_solve_rate_and_the_same_problems(tiny_tokenizer):
+    from thinkless.data import DropStats, sft_table
+    from thinkless.sft import PAIRED_FIELDS
+
+    rates = [1.0, 0.5, 0.0, 0.0, 0.0, 0.25]
+    oracle = paired_records(1200, [1, 2, 3, 4, 5, 6], seed=4)
+    glance = paired_records(1200, [1, 2, 3, 4, 5, 6], seed=4, short_solve_rate=rates)
+    assert [r["problem"] for r in glance] == [r["problem"] for r in oracle]  # only the short column changes
+    assert all(g["long"] == o["long"] for g, o in zip(glance, oracle))
+    kept = {lv: [r["short"] is not None for r in glance if r["level"] == lv] for lv in range(1, 7)}
+    assert all(kept[1]) and not any(kept[3] + kept[4] + kept[5])
+    assert 0.4 < sum(kept[2]) / len(kept[2]) < 0.6 and 0.15 < sum(kept[6]) / len(kept[6]) < 0.35
+    assert all(r["short"] == o["short"] for r, o in zip(glance, oracle) if r["short"] is not None)
+    stats = DropStats()
+    rows = sft_table(glance[:120], "paired", PAIRED_FIELDS, tiny_tokenizer, stats)
+    dropped = sum(r["short"] is None for r in glance[:120])
+    assert stats["empty_short"] == dropped and len(rows) == 240 - dropped  # counted, not silently lost
+    for bad in ([1.0] * 5, [1.0, 0.5, 0.2, 0.1, 0.0, 1.5]):
+        with pytest.raises(ValueError, match="short_solve_rate"):
+            paired_records(6, [1, 2], seed=0, short_solve_rate=bad)
+
+
 def test_think_is_longer_on_hard_levels(tiny_tokenizer):
     p = make_problems(1, [6], seed=0)[0]
     n_long = len(tiny_tokenizer.encode(long_teacher(p)))

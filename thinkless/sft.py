@@ -60,7 +60,8 @@ def sft_rows(cfg: DictConfig, tok, stats: DropStats, *, out_dir):
     if d.source not in SOURCES:
         raise ValueError(f"data.source={d.source!r}: valid choices are {SOURCES}")
     if d.source == "synthetic":
-        table = synthetic.paired_records(d.num_problems, list(d.levels), d.seed, d.get("level_weights"))
+        table = synthetic.paired_records(d.num_problems, list(d.levels), d.seed, d.get("level_weights"),
+                                         d.get("short_solve_rate"))
         layout, fields = "paired", PAIRED_FIELDS
     elif d.source == "teacher":
         table, layout, fields = teacher_records(d, stats, out_dir=out_dir), "paired", PAIRED_FIELDS

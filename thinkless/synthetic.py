@@ -94,12 +94,25 @@ def short_teacher(p: FoldProblem) -> str:
     return f"{SHORT}\\boxed{{{p.answer}}}"
 
 
-def paired_records(n: int, levels, seed: int, weights=None) -> list[dict]:
-    """Records in the common paired schema (see ``thinkless.data``)."""
-    return [
-        {"problem": p.prompt, "answer": p.answer, "long": long_teacher(p), "short": short_teacher(p), "level": p.level}
-        for p in make_problems(n, levels, seed, weights)
-    ]
+def paired_records(n: int, levels, seed: int, weights=None, short_solve_rate=None) -> list[dict]:
+    """Records in the common paired schema (see ``thinkless.data``).
+
+    ``short_solve_rate`` (one rate per level 1..MAX_LEVEL, or None: always) is how often the short teacher gets a
+    level right at a glance. Its other answers fail verification and are dropped, as ``data=teacher`` drops a real
+    teacher's (``short`` is None: the SFT rows count them as ``empty_short``), so hard problems keep fewer short rows.
+    """
+    if short_solve_rate is not None:
+        rates = [float(r) for r in short_solve_rate]
+        if len(rates) != MAX_LEVEL or not all(0.0 <= r <= 1.0 for r in rates):
+            raise ValueError(f"data.short_solve_rate={list(short_solve_rate)}: one rate in [0, 1] per level "
+                             f"1..{MAX_LEVEL}")
+    rng = random.Random(seed + 7919)  # its own stream: the problems are the same with and without it
+    out = []
+    for p in make_problems(n, levels, seed, weights):
+        solved = short_solve_rate is None or rng.random() < rates[p.level - 1]
+        out.append({"problem": p.prompt, "answer": p.answer, "long": long_teacher(p),
+                    "short": short_teacher(p) if solved else None, "level": p.level})
+    return out
 
 
 # ---------------------------------------------------------------- tiny tokenizer and model
