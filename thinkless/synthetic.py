@@ -102,9 +102,12 @@ def paired_records(n: int, levels, seed: int, weights=None, short_solve_rate=Non
     teacher's (``short`` is None: the SFT rows count them as ``empty_short``), so hard problems keep fewer short rows.
     """
     if short_solve_rate is not None:
-        rates = [float(r) for r in short_solve_rate]
+        try:
+            rates = [float(r) for r in short_solve_rate]
+        except (TypeError, ValueError):
+            rates = []
         if len(rates) != MAX_LEVEL or not all(0.0 <= r <= 1.0 for r in rates):
-            raise ValueError(f"data.short_solve_rate={list(short_solve_rate)}: one rate in [0, 1] per level "
+            raise ValueError(f"data.short_solve_rate={short_solve_rate!r}: one rate in [0, 1] per level "
                              f"1..{MAX_LEVEL}")
     rng = random.Random(seed + 7919)  # its own stream: the problems are the same with and without it
     out = []
