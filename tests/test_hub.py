@@ -84,11 +84,12 @@ def all_text_under(path: Path) -> str:
 
 def test_model_card():
     card = export.model_card({"name": "exp1", "base_model": "Qwen/Qwen2.5-1.5B-Instruct", "data": "deepscaler",
-                              "loss": "DeGRPO", "alpha": 0.001, "gamma": 0.5, "steps": 600,
-                              "mode_usage": {"modes/think_ratio": 0.25}})
+                              "loss": "DeGRPO", "steps": 600, "mode_usage": {"modes/think_ratio": 0.25},
+                              "objective": {"name": "thinkless", "alpha": 0.001, "gamma": 0.5}})
     assert card.startswith("---\nlibrary_name: transformers\n")
     assert "base_model: Qwen/Qwen2.5-1.5B-Instruct" in card and "# exp1" in card
-    assert "| α (control-token weight) | 0.001 |" in card and "| modes/think_ratio | 0.250 |" in card
+    assert "| objective | `thinkless` |" in card and "| objective.alpha | 0.001 |" in card
+    assert "| objective.gamma | 0.5 |" in card and "| modes/think_ratio | 0.250 |" in card
 
 
 def test_only_model_files_are_uploaded(tmp_path):

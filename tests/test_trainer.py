@@ -1,4 +1,5 @@
-"""DeGRPOTrainer: one real step, normalization invariance, and bad-input behaviour."""
+"""DeGRPOTrainer: one real step, normalization invariance, the loss and its gradient as the trainer computes them,
+the control-token safeguards, and bad-input behaviour."""
 
 import hashlib
 
@@ -6,6 +7,8 @@ import pytest
 import torch
 from datasets import Dataset
 
+from thinkless.objectives.grpo import CoupledGRPO
+from thinkless.objectives.thinkless import Thinkless
 from thinkless.synthetic import build_tiny_model, build_tiny_tokenizer, make_problems
 from thinkless.tokens import add_control_tokens
 from thinkless.trainer import DeGRPOConfig, DeGRPOTrainer
@@ -40,18 +43,22 @@ def tiny(tmp_path_factory):
     return model, tok, ds
 
 
-def make_trainer(tiny, tmp_path, reward=hashed_reward, **kw):
+def make_trainer(tiny, tmp_path, reward=hashed_reward, objective=None, **kw):
+    """``reward=None``: the objective grades and rewards (its own path); else ``reward`` replaces its reward."""
     model, tok, ds = tiny
     import copy
+
+    objective = objective if objective is not None else Thinkless()
 
     args = dict(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=8, num_generations=4,
                 gradient_accumulation_steps=1, learning_rate=1.0, optim="sgd", max_completion_length=12,
                 temperature=1.0, use_cpu=True, bf16=False, report_to=[], logging_steps=1, save_strategy="no",
                 seed=7, shuffle_dataset=False, disable_tqdm=True, beta=0.0,
                 max_grad_norm=0.0)  # no clipping: it would hide a wrong loss scale
+    args.update(objective.trl_overrides())
     args.update(kw)
-    return DeGRPOTrainer(model=copy.deepcopy(model), reward_funcs=[reward], args=DeGRPOConfig(**args),
-                         train_dataset=ds, processing_class=tok)
+    return DeGRPOTrainer(model=copy.deepcopy(model), reward_funcs=None if reward is None else [reward],
+                         args=DeGRPOConfig(**args), objective=objective, train_dataset=ds, processing_class=tok)
 
 
 def params(trainer):
@@ -59,7 +66,7 @@ def params(trainer):
 
 
 def test_one_step_logs_split_losses(tiny, tmp_path):
-    tr = make_trainer(tiny, tmp_path, degrpo_alpha=0.5, beta=0.01)
+    tr = make_trainer(tiny, tmp_path, objective=Thinkless(alpha=0.5), beta=0.01)
     before = params(tr)
     tr.train()
     logs = {k: v for h in tr.state.log_history for k, v in h.items()}
@@ -74,7 +81,7 @@ def test_update_is_invariant_to_batch_split(tiny, tmp_path, norm):
     results = []
     for bs, ga in ((8, 1), (4, 2), (2, 4)):
         tr = make_trainer(tiny, tmp_path / f"{bs}x{ga}", per_device_train_batch_size=bs, gradient_accumulation_steps=ga,
-                          response_norm=norm, degrpo_alpha=0.3)
+                          objective=Thinkless(alpha=0.3, response_norm=norm))
         tr.train()
         results.append(params(tr))
     base = params(make_trainer(tiny, tmp_path / "init"))
@@ -84,8 +91,8 @@ def test_update_is_invariant_to_batch_split(tiny, tmp_path, norm):
 
 
 def test_coupled_ablation_differs_from_decoupled(tiny, tmp_path):
-    a = make_trainer(tiny, tmp_path / "a", decoupled=True, degrpo_alpha=1.0)
-    b = make_trainer(tiny, tmp_path / "b", decoupled=False)
+    a = make_trainer(tiny, tmp_path / "a", objective=Thinkless(alpha=1.0))
+    b = make_trainer(tiny, tmp_path / "b", objective=CoupledGRPO())
     a.train(), b.train()
     assert not torch.allclose(params(a), params(b))
 
@@ -132,10 +139,8 @@ def test_entropy_bonus_is_the_official_token_mean_over_the_whole_completion(tiny
 
 
 def test_mode_usage_is_computed_by_the_trainer_from_what_it_holds(tiny, tmp_path):
-    from thinkless.reward import RewardValues, ThinklessReward, reward_schedule
-
-    reward = ThinklessReward(RewardValues(), reward_schedule([{"after_step": 1, "correct_think": 0.8}]))
-    tr = make_trainer(tiny, tmp_path, reward=reward, max_steps=2)
+    objective = Thinkless(reward_schedule=[{"after_step": 1, "correct_think": 0.8}])
+    tr = make_trainer(tiny, tmp_path, reward=None, objective=objective, max_steps=2)
     tr.train()
     logs = [h for h in tr.state.log_history if "modes/think_ratio" in h]
     assert [h["step"] for h in logs] == [1, 2]
@@ -148,12 +153,14 @@ def test_mode_usage_is_computed_by_the_trainer_from_what_it_holds(tiny, tmp_path
 
 
 def test_config_validation():
-    with pytest.raises(ValueError, match="response_norm"):
-        DeGRPOConfig(output_dir="/tmp/x", response_norm="bogus", use_cpu=True, bf16=False)
+    args = dict(output_dir="/tmp/x", use_cpu=True, bf16=False)
+    with pytest.raises(ValueError, match="objective.response_norm"):
+        Thinkless(response_norm="bogus")
     with pytest.raises(ValueError, match="loss_type"):
-        DeGRPOConfig(output_dir="/tmp/x", loss_type="sapo", use_cpu=True, bf16=False)
+        Thinkless().check_args(DeGRPOConfig(loss_type="sapo", **args))
     with pytest.raises(ValueError, match="use_adaptive_entropy"):
-        DeGRPOConfig(output_dir="/tmp/x", use_adaptive_entropy=True, use_cpu=True, bf16=False)
+        Thinkless().check_args(DeGRPOConfig(use_adaptive_entropy=True, **args))
     with pytest.raises(ValueError, match="mask_truncated_completions"):
-        DeGRPOConfig(output_dir="/tmp/x", response_norm="token", mask_truncated_completions=True, use_cpu=True,
-                     bf16=False)
+        Thinkless(response_norm="token").check_args(DeGRPOConfig(mask_truncated_completions=True, **args))
+    with pytest.raises(ValueError, match="objective.alpha"):
+        Thinkless(alpha="abc")

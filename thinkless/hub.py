@@ -38,7 +38,8 @@ UPLOAD_IGNORE = ("optimizer.pt", "scheduler.pt", "rng_state*.pth", "global_step*
 
 
 def model_card(info: dict) -> str:
-    """README.md for a Thinkless policy. ``info``: base_model, data, alpha, gamma, steps, mode_usage, eval, ..."""
+    """README.md for a Thinkless policy. ``info``: base_model, data, loss, objective ({name, knobs...}), steps,
+    mode_usage, eval, ..."""
     usage = info.get("mode_usage") or {}
     ev = info.get("eval") or {}
     lines = [
@@ -60,11 +61,12 @@ def model_card(info: dict) -> str:
         f"| base model | `{info.get('base_model', 'unknown')}` |",
         f"| RL data | `{info.get('data', 'unknown')}` |",
         f"| loss | {info.get('loss', 'DeGRPO')} |",
-        f"| α (control-token weight) | {info.get('alpha')} |",
-        f"| γ (think penalty) | {info.get('gamma')} |",
-        f"| rewards | {info.get('rewards')} |",
-        f"| steps | {info.get('steps')} |",
     ]
+    objective = dict(info.get("objective") or {})
+    if objective:
+        lines.append(f"| objective | `{objective.pop('name', 'unknown')}` |")
+        lines += [f"| objective.{k} | {v} |" for k, v in objective.items()]
+    lines.append(f"| steps | {info.get('steps')} |")
     if usage:
         lines += ["", "## Final mode usage (last training step)", "", "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.3f} |" for k, v in usage.items() if isinstance(v, (int, float))]

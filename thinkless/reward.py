@@ -12,6 +12,7 @@ values the uninterrupted run would.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from .grading import Grader, Verdict, normalize_gold
@@ -41,18 +42,21 @@ class RewardValues:
             return self.correct_short if correct else self.wrong_short
         return self.correct_think if correct and mode == "think" else self.wrong_think
 
-    def is_correct(self, mode: str | None, reward: float) -> bool:
-        """Invert ``of`` (the trainer's mode statistics read correctness from the reward)."""
-        return reward > (self.wrong_short if mode == "short" else self.wrong_think)
 
 
-def reward_values(cfg=None) -> RewardValues:
-    """``RewardValues`` from a config mapping; unknown keys fail naming the valid ones."""
+def _number(v, key: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValueError(f"{key}={v!r}: a finite number is expected")
+    return float(v)
+
+
+def reward_values(cfg=None, *, key: str = "objective.rewards") -> RewardValues:
+    """``RewardValues`` from a config mapping; unknown keys and non-numbers fail naming the key."""
     d = dict(cfg or {})
     unknown = set(d) - set(REWARD_KEYS)
     if unknown:
-        raise ValueError(f"rl.rewards: unknown keys {sorted(unknown)}; valid keys are {list(REWARD_KEYS)}")
-    return RewardValues(**{k: float(v) for k, v in d.items()})
+        raise ValueError(f"{key}: unknown keys {sorted(unknown)}; valid keys are {list(REWARD_KEYS)}")
+    return RewardValues(**{k: _number(v, f"{key}.{k}") for k, v in d.items()})
 
 
 @dataclass(frozen=True)
@@ -61,19 +65,20 @@ class ScheduleEntry:
     values: dict
 
 
-def reward_schedule(entries) -> tuple[ScheduleEntry, ...]:
+def reward_schedule(entries, *, key: str = "objective.reward_schedule") -> tuple[ScheduleEntry, ...]:
     """Validated, sorted schedule from ``[{after_step: 300, correct_think: 0.8}, ...]``."""
     out = []
     for i, e in enumerate(entries or []):
         e = dict(e)
-        if "after_step" not in e or not isinstance(e["after_step"], int) or e["after_step"] < 0:
-            raise ValueError(f"rl.reward_schedule[{i}] needs after_step: a non-negative integer (got {e})")
+        if "after_step" not in e or isinstance(e["after_step"], bool) or not isinstance(e["after_step"], int) \
+                or e["after_step"] < 0:
+            raise ValueError(f"{key}[{i}] needs after_step: a non-negative integer (got {e})")
         step = e.pop("after_step")
         unknown = set(e) - set(REWARD_KEYS)
         if unknown or not e:
-            raise ValueError(f"rl.reward_schedule[{i}]: keys {sorted(unknown) or '(none)'}; each entry sets some of "
+            raise ValueError(f"{key}[{i}]: keys {sorted(unknown) or '(none)'}; each entry sets some of "
                              f"{list(REWARD_KEYS)}")
-        out.append(ScheduleEntry(step, {k: float(v) for k, v in e.items()}))
+        out.append(ScheduleEntry(step, {k: _number(v, f"{key}[{i}].{k}") for k, v in e.items()}))
     return tuple(sorted(out, key=lambda e: e.after_step))
 
 
@@ -102,7 +107,7 @@ class ThinklessReward:
 
     def __init__(self, values: RewardValues = RewardValues(), schedule=(), *, timeout: float = 5.0):
         self.values, self.schedule, self.timeout = values, tuple(schedule), timeout
-        self.values_at(10**12)  # validate every scheduled combination now, not at step 300
+        self.final_values()  # validate every scheduled combination now, not at step 300
 
     def values_at(self, step: int) -> RewardValues:
         """The values in effect when the policy has taken ``step`` optimizer steps."""
@@ -112,15 +117,25 @@ class ThinklessReward:
                 values = replace(values, **e.values)
         return values
 
+    def final_values(self) -> RewardValues:
+        """The values once every schedule entry applies: what the policy was trained towards last."""
+        return self.values_at(max((e.after_step for e in self.schedule), default=0))
+
     def verdicts(self, completions, answer, task=None) -> list[Verdict | None]:
-        graders = {ex: Grader("strict", exact=ex, timeout=self.timeout) for ex in (False, True)}
-        out = []
-        for i, (text, gold) in enumerate(zip(completions, answer)):
-            text = text if isinstance(text, str) else text[-1]["content"]  # conversational completions
-            exact = task is not None and task[i] == "synthetic"
-            out.append(graders[exact].grade(text, gold) if normalize_gold(gold) else None)
-        return out
+        return grade_completions(completions, answer, task, timeout=self.timeout)
 
     def __call__(self, prompts, completions, answer, task=None, trainer_state=None, **kwargs):
         values = self.values_at(trainer_state.global_step if trainer_state is not None else 0)
         return [None if v is None else values.of(v.mode, v.correct) for v in self.verdicts(completions, answer, task)]
+
+
+def grade_completions(completions, answer, task=None, *, timeout: float = 5.0) -> list[Verdict | None]:
+    """The strict grader's verdict on each completion (text or conversational) against its gold answer; None where
+    the gold cannot be graded. ``task[i] == "synthetic"``: exact match, else math-verify."""
+    graders = {ex: Grader("strict", exact=ex, timeout=timeout) for ex in (False, True)}
+    out = []
+    for i, (text, gold) in enumerate(zip(completions, answer)):
+        text = text if isinstance(text, str) else text[-1]["content"]  # conversational completions
+        exact = task is not None and task[i] == "synthetic"
+        out.append(graders[exact].grade(text, gold) if normalize_gold(gold) else None)
+    return out

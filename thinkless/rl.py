@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+from dataclasses import dataclass
 
 import torch
 from omegaconf import DictConfig
@@ -18,7 +20,7 @@ from .hub import hub_callbacks, push_folder, write_model_card
 from .modeling import check_model_path, load_checkpoint
 from .monitor import RL_KEYS, MetricsLogCallback, read_metrics
 from .report import mode_report, pipeline_table, write_report
-from .reward import ThinklessReward, reward_schedule, reward_values
+from .objectives import Objective, make_objective
 from .stage import finish_stage, start_stage, train, trainer_args
 
 logger = logging.getLogger(__name__)
@@ -66,7 +68,7 @@ def rl_prompts(data_cfg, stats: DropStats, *, instruction: str | None = None, sy
             level = int(float(level)) if level is not None else -1
         except (TypeError, ValueError):
             level = -1
-        out.append({"prompt": messages(r["problem"], instruction=instruction, system=system),
+        out.append({"prompt": messages(r["problem"], instruction=instruction, system=system), "problem": r["problem"],
                     "answer": str(r["answer"]) if not isinstance(r["answer"], list) else r["answer"],
                     "task": r["task"], "level": level})
     stats["kept"] += len(out)
@@ -88,27 +90,61 @@ def check_vllm(args) -> None:
             raise ValueError("rl.args.vllm_enable_sleep_mode=true: vLLM's CPU build has no sleep mode")
 
 
-def run_label(cfg: DictConfig) -> str:
-    return "DeGRPO" if cfg.rl.decoupled else f"coupled GRPO ({cfg.rl.args.get('loss_type', 'grpo')})"
+RENAMED = {k: f"objective.{k}" for k in ("alpha", "decoupled", "response_norm", "rewards", "reward_schedule")}
 
 
-def card_info(cfg: DictConfig, reward: ThinklessReward) -> dict:
+def objective_from(cfg: DictConfig) -> Objective:
+    """The run's objective (``objective=NAME``), checked before any work; keys that moved to it are named."""
+    moved = sorted(k for k in RENAMED if k in cfg.rl)
+    if moved:
+        raise ValueError(f"{', '.join('rl.' + k for k in moved)} moved to the objective: use "
+                         f"{', '.join(RENAMED[k] for k in moved)} (objective=grpo for rl.decoupled=false)")
+    objective = make_objective(cfg.objective)
+    both = sorted(set(objective.trl_overrides()) & set(cfg.rl.args))
+    if both:
+        raise ValueError(f"{', '.join('rl.args.' + k for k in both)}: set by objective={objective.name} (its "
+                         f"{', '.join('objective.' + k for k in both)}); remove it from rl.args")
+    return objective
+
+
+def card_info(cfg: DictConfig, objective: Objective) -> dict:
     """Model-card fields known before training (steps and mode usage are added at the end)."""
-    v = reward.values
     return {"name": cfg.get("run_name"), "base_model": str(cfg.model.path),
-            "data": cfg.rl_data.get("name", cfg.rl_data.source), "loss": run_label(cfg), "alpha": cfg.rl.alpha,
-            "gamma": round(v.gamma, 6), "rewards": {**v.__dict__, "schedule": [
-                {"after_step": e.after_step, **e.values} for e in reward.schedule]}}
+            "data": cfg.rl_data.get("name", cfg.rl_data.source), "loss": objective.label(),
+            "objective": {"name": objective.name, **objective.knobs()}}
 
 
-def pipeline_report(cfg: DictConfig, model, tok, stage, reward: ThinklessReward) -> dict:
+@dataclass
+class PrepareContext:
+    """What an objective's pre-pass (``Objective.prepare``) may use: the training rows, the starting model as a
+    generator, the prompt renderer, and the run's log."""
+
+    rows: list[dict]
+    generator: object
+    tokenizer: object
+    model_stamp: dict
+    max_completion_length: int
+    seed: int
+    instruction: str | None = None
+    system: str | None = None
+
+    def render(self, problem: str, prefill: str = "") -> str:
+        return render_prompt(self.tokenizer, problem, instruction=self.instruction, system=self.system,
+                             prefill=prefill)
+
+    def log(self, msg: str) -> None:
+        logger.info(msg)
+        print(msg, flush=True)
+
+
+def pipeline_report(cfg: DictConfig, model, tok, stage, objective: Objective) -> dict:
     """Mode report of the final policy beside the distilled one and the oracle router (synthetic task)."""
     from .evaluation.runner import model_stamp
     from .generation import HFGenerator
 
     rc, out_dir = cfg.report, stage.out_dir
     bench = load_benchmark("report", rc.benchmark)
-    values = reward.values_at(10**12)  # the values the policy was trained towards last
+    values = objective.yardstick()  # Thinkless: the values it was trained towards last; others: the default γ
     kw = dict(max_new_tokens=rc.max_new_tokens, free_samples=rc.free_samples, free_temperature=rc.free_temperature,
               seed=cfg.seed, rewards=values, system=cfg.prompt.system,
               instruction=rc.benchmark.get("instruction") or cfg.prompt.instruction)
@@ -120,7 +156,7 @@ def pipeline_report(cfg: DictConfig, model, tok, stage, reward: ThinklessReward)
     write_report(before, out_dir, "report_before_rl")
     write_report(after, out_dir, "report_after_rl")
     table, summary = pipeline_table(before, after, values)
-    text = (f"### Thinkless pipeline report ({run_label(cfg)}, {bench.name}: {len(bench.problems)} problems; free "
+    text = (f"### Thinkless pipeline report ({objective.label()}, {bench.name}: {len(bench.problems)} problems; free "
             f"choice: mode token sampled {rc.free_samples}x at T={rc.free_temperature}, answers greedy like the "
             f"forced modes; rewards {values.__dict__})\n\n{table}\n")
     print(text, flush=True)
@@ -136,6 +172,7 @@ def run_train(cfg: DictConfig) -> dict:
     from datasets import Dataset
 
     check_model_path(cfg.model.path)  # before any work
+    objective = objective_from(cfg)
     stage = start_stage(cfg, "train")
     from .trainer import DeGRPOConfig, DeGRPOTrainer  # after start_stage: TRL imports vLLM, which logs at import
     model, tok = load_checkpoint(cfg.model.path, dtype=cfg.model.get("dtype", "auto"))
@@ -152,18 +189,24 @@ def run_train(cfg: DictConfig) -> dict:
         val_rows = rl_prompts(cfg.rl_data, val_stats, instruction=cfg.prompt.instruction, system=cfg.prompt.system,
                               validation=True, tokenizer=tok)
         logger.info("validation prompts: %s", val_stats.summary())
-    reward = ThinklessReward(reward_values(cfg.rl.rewards), reward_schedule(cfg.rl.get("reward_schedule")),
-                             timeout=float(cfg.rl.get("grading_timeout", 5.0)))
-    args = trainer_args(DeGRPOConfig, cfg.rl.args, stage, decoupled=cfg.rl.decoupled, degrpo_alpha=cfg.rl.alpha,
-                        response_norm=cfg.rl.response_norm, **no_val)
-    info = card_info(cfg, reward)
-    callbacks = [MetricsLogCallback(stage.out_dir, RL_KEYS, title=run_label(cfg), plot=True),
+    args = trainer_args(DeGRPOConfig, cfg.rl.args, stage, grading_timeout=float(cfg.rl.get("grading_timeout", 5.0)),
+                        **objective.trl_overrides(), **no_val)
+    objective.check_args(args)
+    info = card_info(cfg, objective)
+    callbacks = [MetricsLogCallback(stage.out_dir, RL_KEYS, title=objective.label(), plot=True),
                  *hub_callbacks(cfg.get("hub"), info)]
     if args.use_vllm:
         check_vllm(args)
-    trainer = DeGRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=Dataset.from_list(rows),
+    trainer = DeGRPOTrainer(model=model, args=args, objective=objective, train_dataset=Dataset.from_list(rows),
                             eval_dataset=Dataset.from_list(val_rows) if val_rows else None, processing_class=tok,
                             callbacks=callbacks)
+    from .evaluation.runner import model_stamp
+    from .generation import HFGenerator
+
+    seen = [rows[i] for i in prompts_seen(trainer)] + (val_rows or [])
+    objective.prepare(PrepareContext(seen, HFGenerator(model, tok, cfg.report.batch_size), tok,
+                                     model_stamp(cfg.model.path), args.max_completion_length, cfg.seed,
+                                     cfg.prompt.instruction, cfg.prompt.system))
     if args.use_vllm and not torch.cuda.is_available():
         from .vllm_cpu import use_cpu_weight_sync
 
@@ -181,7 +224,7 @@ def run_train(cfg: DictConfig) -> dict:
         info.update(steps=trainer.state.global_step,
                     mode_usage={k: v for k, v in last.items() if k.startswith("modes/")})
         if cfg.report.enabled:
-            result["report"] = pipeline_report(cfg, final_model, tok, stage, reward)
+            result["report"] = pipeline_report(cfg, final_model, tok, stage, objective)
             info["eval"] = {k: v for k, v in result["report"].items()
                             if k not in ("levels", "threshold", "threshold_benchmark")}
             info["threshold"] = result["report"].get("threshold")
@@ -195,6 +238,30 @@ def run_train(cfg: DictConfig) -> dict:
         print(f"RL done: {trainer.state.global_step} steps in {train_s:.0f}s; prompts {stats.summary()}; "
               f"model -> {final}", flush=True)
     return finish_stage(stage, result, "train")
+
+
+def prompts_seen(trainer) -> list[int]:
+    """Indices of the training rows a run of ``args.max_steps`` optimizer steps draws, in order (TRL's sampler with
+    the run's seed: the same order the trainer will see, resumed or not); every row if the run is set in epochs."""
+    a, G = trainer.args, trainer.num_generations
+    n = len(trainer.train_dataset)
+    if a.max_steps is None or a.max_steps <= 0:
+        return list(range(n))
+    per_batch = a.generation_batch_size // G  # prompts of one generation batch
+    steps_per_batch = trainer.num_iterations * a.steps_per_generation / a.gradient_accumulation_steps
+    need = math.ceil(a.max_steps / steps_per_batch) * per_batch  # prompt draws, repeats across epochs counted
+    draws_per_prompt = G * trainer.num_iterations * a.steps_per_generation
+    sampler = trainer._get_train_sampler()
+    out, seen, drawn = [], set(), 0
+    while drawn < need * draws_per_prompt and len(seen) < n:
+        for i in sampler:
+            if i not in seen:
+                seen.add(i)
+                out.append(i)
+            drawn += 1
+            if drawn >= need * draws_per_prompt or len(seen) == n:
+                break
+    return out
 
 
 def _weighted_mean(history: list[dict], key: str) -> float | None:

@@ -1,17 +1,29 @@
-"""``DeGRPOTrainer``: TRL's ``GRPOTrainer`` with the decoupled Thinkless loss and mode-usage statistics.
+"""``DeGRPOTrainer``: TRL's ``GRPOTrainer`` driven by an adaptive-thinking objective (``thinkless.objectives``).
 
-Like TRL's own GMPO trainer it overrides the loss, ``_compute_loss``; the one other override,
-``_calculate_rewards``, calls TRL's and then derives the mode-usage statistics from what the trainer holds.
-Generation (HF or vLLM), group advantages, the frozen reference model, old log-probs, DeepSpeed/DDP, evaluation
-and checkpointing are inherited. The per-token policy loss is TRL's clipped surrogate (token- or sequence-level
-importance ratio, optional ``delta`` two-sided clip, off-policy mask, vLLM importance-sampling correction) plus
-β·KL; only the aggregation differs (``thinkless.loss.degrpo_loss``), with three control-token safeguards:
+Like TRL's own GMPO trainer it overrides the loss, ``_compute_loss``, and a few steps around it, each calling TRL's:
+
+* ``_calculate_rewards`` grades every completion once (the strict grader), gathers the verdicts, modes and lengths
+  of the whole generation batch across processes, and asks the objective for the rewards (group shaping sees
+  whole groups even when a group spans processes); mode-usage statistics come from the same verdicts, so they are
+  right under every objective. Explicit ``reward_funcs`` replace the objective's reward (TRL computes them; accuracy
+  is then unknown and not logged).
+* ``_generate_and_score_completions`` replaces TRL's group advantages by the objective's own estimator, if it has
+  one, and passes on what a forced first token needs in the loss.
+* ``_generate_single_turn`` forces the first token of some rows when the objective asks (AdaptThink): the control
+  token is appended to those prompts, generation continues from it (HF, vLLM colocated or served), and the token is
+  put back at the head of the completion with the forcing's log-probability as its sampling log-probability.
+
+Generation (HF or vLLM), the frozen reference model, old log-probs, DeepSpeed/DDP, evaluation and checkpointing are
+inherited. The loss is the objective's aggregation (``Objective.loss``): ``trl`` is TRL's own (``loss_type``);
+``decoupled`` (DeGRPO) and ``sequence`` (AdaptThink) aggregate TRL's per-token clipped surrogate (token- or
+sequence-level importance ratio, optional ``delta`` two-sided clip, off-policy mask, vLLM importance-sampling
+correction) plus β·KL. Three control-token safeguards of the decoupled loss:
 
 * ``mask_truncated_completions`` zeroes truncated rows; their control token keeps its loss, because "this
   prompt's thinking ran out of budget" is exactly what the mode decision must learn.
 * ``top_entropy_quantile < 1`` never drops column 0.
-* with vLLM's *sequence*-level importance sampling, column 0 is corrected by its own token ratio, not by
-  the whole sequence's.
+* with a *sequence*-level importance ratio (``importance_sampling_level``, or vLLM's sequence correction), column 0
+  keeps its own token ratio, not the whole sequence's.
 
 Entropy bonus (``entropy_coef``, the official recipe's 0.001): ``loss -= entropy_coef · H`` with H the mean
 entropy over *all* completion tokens, the control token counted as one token among them (weight 1/Σ|o|) — the
@@ -30,101 +42,164 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import torch
+from accelerate.utils import gather_object
 from trl import GRPOConfig, GRPOTrainer
 
-from .loss import RESPONSE_NORMS, clipped_surrogate, degrpo_loss, importance_sampling_stats, k3_kl
+from .loss import clipped_surrogate, coupled_sequence_loss, degrpo_loss, importance_sampling_stats, k3_kl
 from .monitor import mode_metrics
-from .reward import ThinklessReward
+from .objectives import Objective, Rollouts
+from .objectives.thinkless import Thinkless
+from .reward import grade_completions
 from .tokens import control_token_ids
 
 CLIP_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+MODE_CODE = {"think": 1.0, "short": 0.0}
 
 
 @dataclass
 class DeGRPOConfig(GRPOConfig):
-    decoupled: bool = field(default=True, metadata={"help": "DeGRPO loss; False = TRL's coupled loss (ablation)."})
-    degrpo_alpha: float = field(default=1e-3, metadata={"help": "Weight α of the control-token term."})
-    response_norm: str = field(default="sequence", metadata={"help": "'sequence' (paper) or 'token' (official code)."})
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.response_norm not in RESPONSE_NORMS:
-            raise ValueError(f"response_norm={self.response_norm!r}: valid choices are {RESPONSE_NORMS}")
-        if self.decoupled:
-            if self.loss_type not in CLIP_LOSS_TYPES:
-                raise ValueError(f"loss_type={self.loss_type!r} with decoupled=True: DeGRPO aggregates TRL's "
-                                 f"clipped surrogate; valid choices are {CLIP_LOSS_TYPES}")
-            if getattr(self, "use_adaptive_entropy", False):
-                raise ValueError("use_adaptive_entropy is not supported with decoupled=True; use a fixed "
-                                 "entropy_coef (the official recipe's 0.001)")
-            if self.response_norm == "token" and self.mask_truncated_completions:
-                raise ValueError("response_norm='token' needs the global response-token count, which "
-                                 "mask_truncated_completions=True hides; use response_norm='sequence' or unmask")
+    grading_timeout: float = field(default=5.0, metadata={"help": "Seconds per math-verify answer check."})
 
 
 class DeGRPOTrainer(GRPOTrainer):
+    """``DeGRPOTrainer(model, args=..., objective=..., train_dataset=..., processing_class=...)``.
+
+    ``objective``: a ``thinkless.objectives.Objective`` (default: Thinkless's DeGRPO with its default knobs).
+    ``reward_funcs``: leave unset; the objective grades and rewards. Given, they replace its reward (tests, research).
+    """
+
     _tag_names = ["trl", "grpo", "degrpo", "thinkless"]
 
-    # ------------------------------------------------------------------ mode usage (after TRL's rewards)
-
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        self._log_mode_usage(inputs, completion_ids_list, rewards_per_func)
-        return rewards_per_func
+    def __init__(self, model, reward_funcs=None, args: DeGRPOConfig | None = None, *, objective: Objective | None = None,
+                 **kwargs):
+        self.objective = objective if objective is not None else Thinkless()
+        self._custom_rewards = reward_funcs is not None
+        if args is not None:
+            self.objective.check_args(args)
+        self._forced = None  # this process's forced rows of the current generation batch
+        self._rollouts = None  # the gathered batch and rewards of the current generation batch
+        super().__init__(model=model, reward_funcs=reward_funcs if self._custom_rewards else [_RewardName(self.objective)],
+                         args=args, **kwargs)
 
     @cached_property
     def _control_ids(self):
         return control_token_ids(self.processing_class)
 
-    @cached_property
-    def _thinkless_reward(self) -> tuple[int, ThinklessReward] | None:
-        return next(((i, f) for i, f in enumerate(self.reward_funcs) if isinstance(f, ThinklessReward)), None)
+    # ------------------------------------------------------------------ rollouts: forced first tokens
 
-    def _log_mode_usage(self, inputs, completion_ids_list, rewards_per_func) -> None:
-        """Think ratio, accuracy, reward and length per mode, per level and per group: global on every rank."""
-        ids = self._control_ids
-        local = []
-        for x, c in zip(inputs, completion_ids_list):
-            first = c[0] if len(c) else None
-            m = 1.0 if first == ids.think else 0.0 if first == ids.short else -1.0
-            lv = x.get("level")
-            local.append([m, float(len(c)), float(lv) if lv is not None and lv >= 0 else -1.0])
-        rows = self.accelerator.gather(torch.tensor(local, dtype=torch.float32, device=self.accelerator.device)).cpu()
-        mode_col, length, level = rows.unbind(1)
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        plan = self.objective.first_tokens(num_generations) \
+            if self.model.training and not self._custom_rewards else None
+        if plan is None:
+            self._forced = None
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                 has_tool_images)
+        modes, logps = plan
+        ids = {"think": self._control_ids.think, "short": self._control_ids.short}
+        offset = self.accelerator.process_index * len(prompt_ids)  # groups are consecutive in the global batch
+        pos = [(offset + i) % num_generations for i in range(len(prompt_ids))]
+        head = [ids[modes[p]] for p in pos]
+        # num_generations=1: every row is its own prompt now (vLLM's server mode would otherwise dedupe groups)
+        completion_ids, logprobs = super()._generate_single_turn([list(p) + [t] for p, t in zip(prompt_ids, head)],
+                                                                 images, multimodal_fields, 1, has_tool_images)
+        out_ids, out_lps = [], []
+        for i, (t, c) in enumerate(zip(head, completion_ids)):
+            cap = min(self.max_completion_length, self.objective.max_tokens(modes[pos[i]]) or math.inf)
+            out_ids.append(([t] + list(c))[:cap])
+            if logprobs is not None:
+                out_lps.append(([logps[pos[i]]] + list(logprobs[i]))[:cap])
+        self._forced = (torch.tensor([MODE_CODE[modes[p]] for p in pos]), torch.tensor([logps[p] for p in pos]))
+        return out_ids, (out_lps if logprobs is not None else None)
+
+    # ------------------------------------------------------------------ rewards (the objective's) and mode usage
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         mode_key = "train" if self.model.training else "eval"
-        found = self._thinkless_reward
-        if found is not None:
-            i, func = found
-            values = func.values_at(self.state.global_step)
-            reward = rewards_per_func[:, i].float().cpu()
-            correct = torch.tensor([float(values.is_correct({1.0: "think", 0.0: "short"}.get(m), r))
-                                    for m, r in zip(mode_col.tolist(), reward.tolist())])
-            ungradable = torch.isnan(reward)
-            correct[ungradable] = math.nan
-            self._metrics[mode_key]["rewards/ungradable_gold_frac"].append(ungradable.float().mean().item())
-            for k in ("correct_short", "correct_think", "wrong_short", "wrong_think"):
-                self._metrics[mode_key][f"rewards/{k}"].append(getattr(values, k))
-        else:  # a custom reward: correctness is unknown
-            reward = rewards_per_func.nansum(1).float().cpu()
-            correct = torch.full_like(reward, math.nan)
         G = self.num_generations if mode_key == "train" else self.num_generations_eval
-        for k, v in mode_metrics(mode_col, correct, reward, length, level, G).items():
+        if self._custom_rewards:
+            rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+            batch = self._gather_rollouts(inputs, completions, completion_ids_list, G, grade=False)
+            self._log_mode_usage(batch, rewards_per_func.nansum(1).float().cpu(), mode_key)
+            return rewards_per_func
+        batch = self._gather_rollouts(inputs, completions, completion_ids_list, G, grade=True)
+        rewards = self.objective.rewards_for(batch).float()
+        self._rollouts = (batch, rewards)
+        m = self._metrics[mode_key]
+        m["rewards/ungradable_gold_frac"].append(torch.isnan(batch.correct).float().mean().item())
+        for k, v in self.objective.step_metrics(batch.step).items():
+            m[k].append(v)
+        self._log_mode_usage(batch, rewards, mode_key)
+        return rewards.unsqueeze(1).to(self.accelerator.device)
+
+    def _gather_rollouts(self, inputs, completions, completion_ids_list, G: int, *, grade: bool) -> Rollouts:
+        """The generation batch of every process as the grader sees it (``objectives.base.COLUMNS``)."""
+        ids = self._control_ids
+        stop = {*self.eos_token_ids, self._tokenizer.pad_token_id}
+        if grade:
+            verdicts = grade_completions(completions, [x["answer"] for x in inputs], [x.get("task") for x in inputs],
+                                         timeout=self.args.grading_timeout)
+        else:
+            verdicts = [None] * len(inputs)
+        forced = self._forced[0].tolist() if self._forced is not None else [-1.0] * len(inputs)
+        local = []
+        for x, c, v, f in zip(inputs, completion_ids_list, verdicts, forced):
+            first = c[0] if len(c) else None
+            lv = x.get("level")
+            local.append([math.nan if v is None else float(v.correct),
+                          1.0 if first == ids.think else 0.0 if first == ids.short else -1.0,
+                          MODE_CODE.get(v.mode, -1.0) if v is not None else -1.0,
+                          float(len(c)), float(not len(c) or c[-1] not in stop),
+                          float(lv) if lv is not None and lv >= 0 else -1.0, f])
+        rows = self.accelerator.gather(torch.tensor(local, dtype=torch.float32, device=self.accelerator.device)).cpu()
+        problems = None
+        if grade and self.objective.needs_problems:
+            problems = gather_object([x.get("problem", _last_user_turn(x["prompt"])) for x in inputs])
+        return Rollouts.from_rows(rows, G, step=self.state.global_step, problems=problems)
+
+    def _log_mode_usage(self, batch: Rollouts, reward: torch.Tensor, mode_key: str) -> None:
+        """Think ratio, accuracy, reward and length per mode, per level and per group: global on every rank."""
+        G = self.num_generations if mode_key == "train" else self.num_generations_eval
+        for k, v in mode_metrics(batch.mode, batch.correct, reward.cpu(), batch.length, batch.level, G).items():
             self._metrics[mode_key][k].append(v)
 
-    # ------------------------------------------------------------------ the decoupled loss
+    # ------------------------------------------------------------------ the objective's advantages
+
+    def _generate_and_score_completions(self, inputs):
+        self._rollouts = None
+        out = super()._generate_and_score_completions(inputs)
+        n = len(inputs)
+        local = slice(self.accelerator.process_index * n, (self.accelerator.process_index + 1) * n)
+        if self._rollouts is not None:
+            batch, rewards = self._rollouts
+            adv = self.objective.advantages(rewards, batch)
+            if adv is not None:
+                out["advantages"] = torch.nan_to_num(adv[local], nan=0.0).to(out["advantages"])
+        if self._forced is not None and self.model.training:
+            device = out["completion_ids"].device
+            out["first_token_old_logp"] = self._forced[1].to(device)
+            ratio = out.get("importance_sampling_ratio")
+            if ratio is not None and ratio.shape[1] > 1:  # token-level: the forced token was sampled by the forcing
+                ratio = ratio.clone()
+                ratio[:, 0] = 1.0
+                out["importance_sampling_ratio"] = ratio
+        return out
+
+    # ------------------------------------------------------------------ the loss (the objective's aggregation)
 
     def _compute_loss(self, model, inputs):
-        if not self.args.decoupled:
+        kind = self.objective.loss
+        if kind == "trl":
             return super()._compute_loss(model, inputs)
+        decoupled = kind == "decoupled"
 
         prompt_ids, prompt_mask = inputs["prompt_ids"], inputs["prompt_mask"]
         completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
         input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
         attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
         mask = completion_mask if "tool_mask" not in inputs else completion_mask * inputs["tool_mask"]
-        # Every row has a generated first token; truncation masking must not hide it (see module docstring).
-        mask = mask.clone()
-        mask[:, 0] = 1
+        if decoupled:  # every row has a generated first token; truncation masking must not hide it (docstring)
+            mask = mask.clone()
+            mask[:, 0] = 1
 
         per_token_logps, entropies, _ = self._get_per_token_logps_and_entropies(
             model, input_ids, attention_mask, completion_ids.size(1), compute_entropy=True,
@@ -137,8 +212,16 @@ class DeGRPOTrainer(GRPOTrainer):
             advantages = advantages.unsqueeze(1)
         old = inputs.get("old_per_token_logps")
         old = per_token_logps.detach() if old is None else old
+        forced = inputs.get("first_token_old_logp")
+        if forced is not None:  # AdaptThink: the forced first token's old log-prob is the forcing's
+            old = old.clone()
+            rows = ~torch.isnan(forced)
+            old[rows, 0] = forced[rows].to(old.dtype)
         log_ratio = per_token_logps - old
-        if self.importance_sampling_level == "sequence":
+        if not decoupled:  # one length-normalised ratio per sequence, the first token included (AdaptThink's)
+            seq = (log_ratio * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp(min=1)
+            log_ratio = seq.expand_as(log_ratio)
+        elif self.importance_sampling_level == "sequence":
             # column 0 keeps its own token ratio; the response shares the sequence ratio of its tokens
             resp_mask = mask[:, 1:]
             seq = (log_ratio[:, 1:] * resp_mask).sum(-1, keepdim=True) / resp_mask.sum(-1, keepdim=True).clamp(min=1)
@@ -158,7 +241,7 @@ class DeGRPOTrainer(GRPOTrainer):
             effective_mask = mask * entropy_mask
         if self.use_vllm and self.vllm_importance_sampling_correction:
             ratio = inputs["importance_sampling_ratio"]
-            if ratio.shape[1] == 1 and "sampling_per_token_logps" in inputs:
+            if decoupled and ratio.shape[1] == 1 and "sampling_per_token_logps" in inputs:
                 col0 = torch.exp(torch.nan_to_num(old[:, :1] - inputs["sampling_per_token_logps"][:, :1]))
                 lo, hi = self.vllm_importance_sampling_clip_min, self.vllm_importance_sampling_clip_max
                 col0 = col0.clamp(min=lo if lo is not None else 0.0, max=hi if hi is not None else math.inf)
@@ -172,8 +255,11 @@ class DeGRPOTrainer(GRPOTrainer):
 
         mode = "train" if self.model.training else "eval"
         accum = self.current_gradient_accumulation_steps if mode == "train" else 1.0
-        if self.args.response_norm == "sequence":  # TRL "grpo" scope: micro-batch means / accumulation steps
-            loss = degrpo_loss(per_token_loss, mask, self.args.degrpo_alpha, "sequence") / accum
+        alpha, norm = getattr(self.objective, "alpha", None), getattr(self.objective, "response_norm", None)
+        if not decoupled:  # TRL "grpo" scope: mean over the micro-batch's sequences / accumulation steps
+            loss = coupled_sequence_loss(per_token_loss, mask) / accum
+        elif norm == "sequence":  # TRL "grpo" scope: micro-batch means / accumulation steps
+            loss = degrpo_loss(per_token_loss, mask, alpha, "sequence") / accum
         else:  # TRL "dapo" scope: share of the generation batch's global counts
             scale = self.accelerator.num_processes
             if mode == "train":
@@ -181,7 +267,7 @@ class DeGRPOTrainer(GRPOTrainer):
             n_rows = float(self.args.generation_batch_size if mode == "train" else
                            per_token_loss.shape[0] * self.accelerator.num_processes)
             n_resp = (inputs["num_items_in_batch"] - n_rows).clamp(min=1.0)
-            loss = degrpo_loss(per_token_loss, mask, self.args.degrpo_alpha, "token",
+            loss = degrpo_loss(per_token_loss, mask, alpha, "token",
                                control_denominator=n_rows / scale, response_denominator=n_resp / scale)
         if self.entropy_coef != 0.0:  # see the module docstring: all completion tokens, TRL's/official scope
             entropy = (entropies * effective_mask).sum() / effective_mask.sum().clamp(min=1.0)
@@ -228,3 +314,19 @@ class DeGRPOTrainer(GRPOTrainer):
                 if n > 0:
                     metrics[f"sampling/is_{verb}_{unit}_{mode_name}"].append(
                         totals[f"{mode_name}/affected_{unit}"] / n)
+
+
+class _RewardName:
+    """What TRL holds as the reward function while the objective rewards: TRL names its metrics after it
+    (``rewards/<objective>/mean``) and never calls it (``DeGRPOTrainer._calculate_rewards`` does the work)."""
+
+    def __init__(self, objective: Objective):
+        self.__name__ = objective.name
+        self.objective = objective
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError("the objective's rewards are computed by DeGRPOTrainer on the gathered batch")
+
+
+def _last_user_turn(prompt) -> str:
+    return prompt if isinstance(prompt, str) else prompt[-1]["content"]

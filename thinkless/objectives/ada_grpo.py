@@ -1,0 +1,62 @@
+"""``objective=ada_grpo``: Ada-GRPO of ARM (Wu et al., arXiv 2505.20258; TEAM-ARM/ARM at cee2053). ARM's formats
+(direct answer, short CoT, code, long CoT) are the modes here: ``<short>``, ``<think>``, and a third category for a
+response with neither (their UNKNOWN).
+
+Their code (``verl/verl/trainer/ppo/core_algos.py:170-229``): the 0/1 accuracy reward of a response is multiplied by
+``1 + ½(G/F − 1)(1 + cos(π t/T))`` (``:187-190``, ``:213``), F the responses of its group in the same format, t the
+global step counting from 1 at the first update (``ray_trainer.py:875``), T the run's total steps (``:530-535``):
+a rare mode is paid up to G/F times more early on, decaying to 1. Scaling comes before the group statistics, so an
+all-correct group with mixed modes still favours the rarer one. Advantage ``(r − mean)/(std + 1e-6)`` per group with
+the unbiased std (``:222-226``; TRL's own uses 1e-4); the loss PPO clip averaged over tokens (verl's token-mean:
+TRL's ``dapo`` here).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .base import Objective, Rollouts, register
+
+
+@register
+@dataclass
+class AdaGRPO(Objective):
+    name = "ada_grpo"
+    loss = "trl"
+
+    total_steps: int = 0  # T; 0: rl.args.max_steps (set by conf/objective/ada_grpo.yaml)
+    loss_type: str = "dapo"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.total_steps < 1:
+            raise ValueError(f"objective.total_steps={self.total_steps}: a positive integer (the run's optimizer "
+                             "steps, T of the cosine decay) is expected")
+
+    def scale(self, batch: Rollouts) -> torch.Tensor:
+        """Per row: ``1 + ½(G/F − 1)(1 + cos(π t/T))``."""
+        G, t = batch.G, batch.step + 1
+        m = batch.grouped(batch.mode)
+        F = (m.unsqueeze(2) == m.unsqueeze(1)).sum(2).float()  # responses of the group in the row's mode
+        return (1 + 0.5 * (G / F - 1) * (1 + math.cos(math.pi * t / self.total_steps))).flatten()
+
+    def rewards_for(self, batch: Rollouts) -> torch.Tensor:
+        return batch.correct * self.scale(batch)  # NaN (ungradable gold) stays NaN
+
+    def advantages(self, rewards: torch.Tensor, batch: Rollouts) -> torch.Tensor:
+        r = rewards.view(-1, batch.G)
+        mean = torch.nanmean(r, 1, keepdim=True)
+        valid = ~torch.isnan(r)
+        n = valid.sum(1, keepdim=True)
+        var = (torch.nan_to_num(r - mean) ** 2).sum(1, keepdim=True) / (n - 1).clamp(min=1)
+        a = (r - mean) / (var.sqrt() + 1e-6)
+        return torch.nan_to_num(a, nan=0.0).flatten()
+
+    def trl_overrides(self) -> dict:
+        return {"loss_type": self.loss_type}
+
+    def label(self) -> str:
+        return "Ada-GRPO"

@@ -1,0 +1,192 @@
+"""What an adaptive-thinking objective is, and the one registry that names them (``objective=NAME``).
+
+An objective owns what makes a method different and nothing else:
+
+* ``rewards_for(batch)`` — its reward shaping, computed on the *gathered* generation batch (groups of ``G``
+  consecutive rows, possibly spanning processes) from the grader's verdicts, never from another reward;
+* ``advantages(rewards, batch)`` — its advantage estimator, or ``None`` for TRL's group-relative one;
+* ``loss`` — its aggregation: ``"decoupled"`` (DeGRPO: the control token its own α-weighted term),
+  ``"sequence"`` (a sequence-level ratio over all tokens, mean over sequences) or ``"trl"`` (TRL's own loss,
+  ``loss_type`` as configured);
+* ``first_tokens(G)`` — optionally, a rollout intervention: the control token each position of a group is forced
+  to start with, and the behaviour probability of that forcing (AdaptThink's importance sampling);
+* ``prepare(ctx)`` — optionally, a per-prompt pre-pass before training (AdaptThink's reference accuracy).
+
+Everything else (generation on HF or vLLM, DeepSpeed, resume, validation, monitoring, export) is the trainer's
+(``thinkless.trainer``). Knobs are dataclass fields: ``make_objective`` checks each against its type before any
+work, naming the key ``objective.<knob>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+import torch
+
+from ..reward import RewardValues
+
+LOSSES = ("decoupled", "sequence", "trl")
+OBJECTIVES: dict[str, type] = {}
+
+# The columns of a generation batch every objective sees (one row per completion).
+COLUMNS = ("correct", "mode", "graded_mode", "length", "truncated", "level", "forced")
+
+
+@dataclass
+class Rollouts:
+    """One generation batch as the grader saw it: 1-D tensors, groups of ``G`` consecutive rows.
+
+    ``correct``: 1/0, NaN where the gold answer cannot be graded (no reward, no advantage). ``mode``: the first
+    generated token (1 ``<think>``, 0 ``<short>``, -1 neither), what the loss's column 0 decided. ``graded_mode``:
+    the mode the strict grader parsed from the text (same codes; -1 also for a malformed response's missing tag).
+    ``length``: completion tokens (EOS included). ``truncated``: 1 when the completion hit the length limit without
+    EOS. ``forced``: the mode an objective forced the first token to (1 think, 0 short), -1 sampled freely.
+    ``problems``: each row's problem text (only gathered for objectives that look prompts up).
+    """
+
+    correct: torch.Tensor
+    mode: torch.Tensor
+    graded_mode: torch.Tensor
+    length: torch.Tensor
+    truncated: torch.Tensor
+    level: torch.Tensor
+    forced: torch.Tensor
+    G: int
+    step: int = 0
+    problems: list[str] | None = None
+
+    def __post_init__(self):
+        n = self.correct.numel()
+        if self.G < 1 or n % self.G:
+            raise ValueError(f"a generation batch of {n} rows does not split into groups of G={self.G}")
+
+    @classmethod
+    def from_rows(cls, rows: torch.Tensor, G: int, step: int = 0, problems=None) -> "Rollouts":
+        """From a [N, len(COLUMNS)] tensor (what the trainer gathers across processes)."""
+        cols = rows.float().unbind(1)
+        return cls(**dict(zip(COLUMNS, cols)), G=G, step=step, problems=problems)
+
+    def rows(self) -> torch.Tensor:
+        return torch.stack([getattr(self, c).float() for c in COLUMNS], 1)
+
+    def grouped(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(-1, self.G)
+
+
+@dataclass
+class Objective:
+    """Base class: a TRL GRPO objective with Thinkless's grading, monitoring and trainer (see the module doc)."""
+
+    name: ClassVar[str] = ""
+    loss: ClassVar[str] = "trl"
+    needs_problems: ClassVar[bool] = False  # gather each row's problem text for ``rewards_for``
+
+    def __post_init__(self):
+        for f in fields(self):
+            v = getattr(self, f.name)
+            key = f"objective.{f.name}"
+            if f.type in ("float", float):
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    raise ValueError(f"{key}={v!r}: a finite number is expected")
+                setattr(self, f.name, float(v))
+            elif f.type in ("int", int):
+                if isinstance(v, bool) or not isinstance(v, int):
+                    raise ValueError(f"{key}={v!r}: an integer is expected")
+            elif f.type in ("str", str) and not isinstance(v, str):
+                raise ValueError(f"{key}={v!r}: a string is expected")
+
+    # ------------------------------------------------------------------ what an objective defines
+
+    def rewards_for(self, batch: Rollouts) -> torch.Tensor:
+        """Per-row rewards of the gathered batch; NaN where the gold answer cannot be graded."""
+        raise NotImplementedError
+
+    def advantages(self, rewards: torch.Tensor, batch: Rollouts) -> torch.Tensor | None:
+        """Per-row advantages from the gathered rewards, or None for TRL's (``rl.args.scale_rewards``)."""
+        return None
+
+    def first_tokens(self, G: int) -> tuple[list[str], list[float]] | None:
+        """Per position of a group: the mode its first token is forced to and the log-probability of that forcing
+        under the behaviour policy; None: the first token is sampled (the default)."""
+        return None
+
+    def max_tokens(self, mode: str) -> int | None:
+        """A tighter length limit for completions forced to ``mode`` (forced token included); None: none."""
+        return None
+
+    def step_metrics(self, step: int) -> dict[str, float]:
+        """Extra per-step metrics (e.g. the reward values in effect)."""
+        return {}
+
+    def prepare(self, ctx) -> None:
+        """A pre-pass before training (``ctx``: ``thinkless.rl.PrepareContext``)."""
+
+    def trl_overrides(self) -> dict:
+        """DeGRPOConfig fields this objective fixes (its aggregation); setting one in rl.args too is an error."""
+        return {}
+
+    def check_args(self, args) -> None:
+        """Refuse trainer arguments this objective cannot honour (before any work)."""
+
+    # ------------------------------------------------------------------ reporting
+
+    def knobs(self) -> dict:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+    def label(self) -> str:
+        return self.name
+
+    def yardstick(self) -> RewardValues:
+        """The reward that the pipeline report's oracle router and E[r] are measured with: the Thinkless reward
+        (1 / 1−γ / −1) at its default γ = 0.5 for every objective but Thinkless's own, which uses its final values."""
+        return RewardValues()
+
+    # ------------------------------------------------------------------ standalone use as a reward function
+
+    @property
+    def __name__(self) -> str:  # TRL names reward functions by __name__ (the rewards/<name>/mean metric)
+        return self.name
+
+
+def _plain(v):
+    if dataclasses.is_dataclass(v):
+        return dataclasses.asdict(v)
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+def register(cls):
+    """Class decorator: make ``cls`` selectable as ``objective=<cls.name>``."""
+    if not cls.name or cls.name in OBJECTIVES:
+        raise ValueError(f"objective name {cls.name!r} is empty or taken")
+    if cls.loss not in LOSSES:
+        raise ValueError(f"{cls.__name__}.loss={cls.loss!r}: valid choices are {LOSSES}")
+    OBJECTIVES[cls.name] = cls
+    return cls
+
+
+def make_objective(cfg) -> Objective:
+    """The objective of a config mapping ``{name: NAME, <knob>: value, ...}`` (``conf/objective/NAME.yaml``)."""
+    from omegaconf import OmegaConf
+
+    d = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg or {})
+    name = d.pop("name", None)
+    d.pop("run_dir", None)  # where train.py writes this objective's runs, not a knob
+    if name not in OBJECTIVES:
+        raise ValueError(f"objective={name!r}: valid choices are {sorted(OBJECTIVES)}")
+    cls = OBJECTIVES[name]
+    valid = [f.name for f in fields(cls)]
+    unknown = sorted(set(d) - set(valid))
+    if unknown:
+        raise ValueError(f"objective={name}: unknown keys {['objective.' + k for k in unknown]}; its keys are "
+                         f"{['objective.' + k for k in valid]}")
+    return cls(**d)
+
+
+def group_mean(x: torch.Tensor, G: int) -> torch.Tensor:
+    """Mean of each group of ``G`` rows ignoring NaN, repeated per row."""
+    return torch.nanmean(x.view(-1, G), 1).repeat_interleave(G)

@@ -1,0 +1,31 @@
+"""``objective=grpo``: the coupled ablation of Thinkless — the same reward, TRL's own loss.
+
+TRL averages the one control token with the response tokens of its sequence (``loss_type``: any of TRL's; the
+demo and the official mapping use ``dapo``, token-level like verl), so the mode decision learns at a rate that
+depends on the response length: the collapse DeGRPO exists to remove (README, Results).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .base import register
+from .thinkless import ThinklessRewards
+
+
+@register
+@dataclass
+class CoupledGRPO(ThinklessRewards):
+    name = "grpo"
+    loss = "trl"
+
+    loss_type: str = "dapo"
+
+    def trl_overrides(self) -> dict:
+        return {"loss_type": self.loss_type}
+
+    def label(self) -> str:
+        return f"coupled GRPO ({self.loss_type})"
+
+    def knobs(self) -> dict:
+        return {"loss_type": self.loss_type, **super().knobs()}

@@ -1,0 +1,92 @@
+"""``objective=thinkless``: DeGRPO (Thinkless, arXiv 2505.13379; VainF/Thinkless). The default.
+
+Reward 1 (correct, short), 1−γ (correct, think), −1 (wrong) from the strict grader's verdict, with an optional
+schedule of values by optimizer step (``thinkless.reward``); TRL's group-relative advantages
+(``rl.args.scale_rewards``); the decoupled loss: the control token its own term weighted by ``alpha``, the response
+tokens normalised separately (``response_norm``: ``token`` as the official code, ``sequence`` as the paper).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..loss import RESPONSE_NORMS
+from ..reward import REWARD_KEYS, RewardValues, ThinklessReward, reward_schedule, reward_values
+from .base import Objective, Rollouts, register
+
+
+@dataclass
+class ThinklessRewards(Objective):
+    """The Thinkless reward on the strict grader's verdicts (shared by ``thinkless`` and its ``grpo`` ablation)."""
+
+    rewards: dict = field(default_factory=dict)  # some of correct_short / correct_think / wrong_short / wrong_think
+    reward_schedule: list = field(default_factory=list)  # [{after_step: 600, correct_think: 0.8}, ...]
+
+    def __post_init__(self):
+        super().__post_init__()
+        # validated here, not at step 600: every scheduled combination must keep correct above wrong
+        self.reward = ThinklessReward(reward_values(self.rewards, key="objective.rewards"),
+                                      reward_schedule(self.reward_schedule, key="objective.reward_schedule"))
+
+    def rewards_at(self, step: int) -> RewardValues:
+        return self.reward.values_at(step)
+
+    def rewards_for(self, batch: Rollouts) -> torch.Tensor:
+        v = self.rewards_at(batch.step)
+        short, think = batch.graded_mode == 0, batch.graded_mode == 1
+        ok = batch.correct == 1
+        r = torch.full_like(batch.correct, v.wrong_think)  # also: no control token, malformed
+        r[short] = v.wrong_short
+        r[short & ok] = v.correct_short
+        r[think & ok] = v.correct_think
+        r[torch.isnan(batch.correct)] = float("nan")
+        return r
+
+    def yardstick(self) -> RewardValues:
+        return self.reward.final_values()
+
+    def step_metrics(self, step: int) -> dict[str, float]:
+        v = self.rewards_at(step)
+        return {f"rewards/{k}": getattr(v, k) for k in REWARD_KEYS}
+
+    def knobs(self) -> dict:
+        v = self.reward.values
+        return {"gamma": round(v.gamma, 6), "rewards": {k: getattr(v, k) for k in REWARD_KEYS},
+                "reward_schedule": [{"after_step": e.after_step, **e.values} for e in self.reward.schedule]}
+
+
+@register
+@dataclass
+class Thinkless(ThinklessRewards):
+    name = "thinkless"
+    loss = "decoupled"
+
+    alpha: float = 1e-3  # thinkless_alpha in the official script; the CPU demo sets 1.0 (conf/objective)
+    response_norm: str = "token"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.response_norm not in RESPONSE_NORMS:
+            raise ValueError(f"objective.response_norm={self.response_norm!r}: valid choices are {RESPONSE_NORMS}")
+
+    def check_args(self, args) -> None:
+        from ..trainer import CLIP_LOSS_TYPES
+
+        if args.loss_type not in CLIP_LOSS_TYPES:
+            raise ValueError(f"rl.args.loss_type={args.loss_type!r} with objective=thinkless: DeGRPO aggregates "
+                             f"TRL's clipped surrogate; valid choices are {CLIP_LOSS_TYPES}")
+        if getattr(args, "use_adaptive_entropy", False):
+            raise ValueError("rl.args.use_adaptive_entropy is not supported with objective=thinkless; use a fixed "
+                             "rl.args.entropy_coef (the official recipe's 0.001)")
+        if self.response_norm == "token" and args.mask_truncated_completions:
+            raise ValueError("objective.response_norm=token needs the global response-token count, which "
+                             "rl.args.mask_truncated_completions=true hides; use objective.response_norm=sequence "
+                             "or unmask")
+
+    def label(self) -> str:
+        return "DeGRPO"
+
+    def knobs(self) -> dict:
+        return {"alpha": self.alpha, "response_norm": self.response_norm, **super().knobs()}
