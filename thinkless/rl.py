@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from . import synthetic
 from .checkpoints import save_final_model
-from .data import DropStats, load_rows, records_from_rows
+from .data import DropStats, load_rows, parse_level, records_from_rows
 from .evaluation.benchmarks import load_benchmark
 from .format import messages, render_prompt
 from .grading import gold_is_gradable
@@ -61,14 +61,9 @@ def rl_prompts(data_cfg, stats: DropStats, *, instruction: str | None = None, sy
                                    add_special_tokens=False)["input_ids"]) > limit:
             stats["prompt_too_long"] += 1
             continue
-        level = r.get("level")
-        try:
-            level = int(float(level)) if level is not None else -1
-        except (TypeError, ValueError):
-            level = -1
         out.append({"prompt": messages(r["problem"], instruction=instruction, system=system),
                     "answer": str(r["answer"]) if not isinstance(r["answer"], list) else r["answer"],
-                    "task": r["task"], "level": level})
+                    "task": r["task"], "level": parse_level(r.get("level"))})
     stats["kept"] += len(out)
     return out
 

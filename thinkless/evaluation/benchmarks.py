@@ -18,12 +18,11 @@ exactly. Rows without a problem or an answer are dropped and counted (``Benchmar
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data import get_field, load_rows
+from ..data import get_field, load_rows, parse_level
 from ..grading import extract_boxed
 
 BENCHMARK_TYPES = ("file", "synthetic")
@@ -37,7 +36,7 @@ class Problem:
     index: int
     problem: str
     answer: object  # str, number or list of accepted answers
-    level: object = None  # int where the data has one ("Level 3" -> 3), else as given, or None
+    level: int | None = None  # thinkless.data.parse_level ("Level 3" -> 3); None: none, or not a level
 
 
 @dataclass
@@ -55,18 +54,6 @@ class BenchmarkData:
 
 def problem_uid(index: int, text: str) -> str:
     return f"{index}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
-
-
-def parse_level(value):
-    """``3``, ``3.0``, ``"3"``, ``"Level 3"`` -> 3; other values unchanged; missing -> None."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)):
-        return int(value) if float(value).is_integer() else value
-    m = re.fullmatch(r"\s*(?:level\s*)?(-?\d+)(?:\.0+)?\s*", str(value), flags=re.IGNORECASE)
-    return int(m.group(1)) if m else str(value)
 
 
 def _answer(row: dict, fields):
@@ -114,7 +101,8 @@ def rows_to_problems(rows: list[dict], bcfg, dropped: Counter) -> list[Problem]:
         if isinstance(ans, (list, tuple)):
             ans = [a for a in ans if a is not None and str(a).strip()]
         i = len(problems)
-        problems.append(Problem(problem_uid(i, text), i, text, ans, parse_level(get_field(row, lf)) if lf else None))
+        level = parse_level(get_field(row, lf), missing=None) if lf else None
+        problems.append(Problem(problem_uid(i, text), i, text, ans, level))
     return problems
 
 
