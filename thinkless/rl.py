@@ -76,11 +76,9 @@ def check_vllm(args) -> None:
         raise RuntimeError("rl.args.use_vllm=true but vLLM is not installed: pip install 'thinkless[vllm]' on a GPU "
                            "machine (bash scripts/setup.sh installs vLLM's CPU build); or rl.args.use_vllm=false")
     if not torch.cuda.is_available():
-        if args.vllm_mode != "colocate":
-            raise ValueError(f"rl.args.vllm_mode={args.vllm_mode!r} on a CPU: the server mode syncs weights over "
-                             "NCCL, which needs GPUs; use rl.args.vllm_mode=colocate")
-        if args.vllm_enable_sleep_mode:
-            raise ValueError("rl.args.vllm_enable_sleep_mode=true: vLLM's CPU build has no sleep mode")
+        from .vllm_cpu import check_cpu_args
+
+        check_cpu_args(args.vllm_mode, args.vllm_enable_sleep_mode)
 
 
 def run_label(cfg: DictConfig) -> str:
