@@ -13,7 +13,7 @@ from .checkpoints import save_final_model
 from .data import DropStats, load_rows, parse_level, records_from_rows
 from .evaluation.benchmarks import load_benchmark
 from .format import messages, render_prompt
-from .grading import gold_is_gradable
+from .grading import gold_is_gradable, is_exact
 from .hub import hub_callbacks, push_folder, write_model_card
 from .modeling import check_model_path, load_checkpoint
 from .monitor import RL_KEYS, MetricsLogCallback, read_metrics
@@ -36,7 +36,7 @@ def rl_prompts(data_cfg, stats: DropStats, *, instruction: str | None = None, sy
     if validation:
         bench = load_benchmark("validation", data_cfg.validation, data_dir=data_cfg.get("data_dir"))
         recs = [{"problem": p.problem, "answer": p.answer, "level": p.level,
-                 "task": "synthetic" if bench.exact else "math"} for p in bench.problems]
+                 "task": bench.task} for p in bench.problems]
     elif data_cfg.source == "synthetic":
         probs = synthetic.make_problems(data_cfg.num_problems, list(data_cfg.levels), data_cfg.seed,
                                         data_cfg.get("level_weights"))
@@ -54,7 +54,7 @@ def rl_prompts(data_cfg, stats: DropStats, *, instruction: str | None = None, sy
     if limit and tokenizer is None:
         raise ValueError("rl_data.max_prompt_tokens needs the tokenizer to measure prompts")
     for r in recs:
-        if not gold_is_gradable(r["answer"], exact=r["task"] == "synthetic"):
+        if not gold_is_gradable(r["answer"], exact=is_exact(r["task"])):
             stats["unparseable_gold"] += 1
             continue
         if limit and len(tokenizer(render_prompt(tokenizer, r["problem"], instruction=instruction, system=system),

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..format import render_prompt
 from ..generation import HFGenerator, SamplingConfig
-from ..grading import GRADE_STATS, GRADING_POLICIES, Grader
+from ..grading import GRADE_STATS, GRADING_POLICIES, Grader, is_exact
 from ..reward import reward_values
 from .benchmarks import BenchmarkData, load_benchmark
 from .methods import Method, base_method, resolve_methods, sample
@@ -261,7 +261,7 @@ def evaluate(generator, tokenizer, benches: dict[str, BenchmarkData], method_nam
                 logger.info("%s/%s x%d: %d problems generated now, %d on disk (%.1fs) -> %s", bname, base.name, n,
                             made, len(stores[key].rows) - made, time.time() - t0, path)
             policy = m.grading or base.grading or grading
-            grader = Grader(policy, exact=bench.exact, timeout=timeout)
+            grader = Grader(policy, exact=is_exact(bench.task), timeout=timeout)
             probs = graded_problems(bench, stores[key], base.mode, grader)
             metrics = summarize(probs, parallel=m.is_parallel, selection=m.selection, ks=ks, grader=grader,
                                 rewards=rewards)
