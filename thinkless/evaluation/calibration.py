@@ -10,8 +10,9 @@ position of the adaptive prompt, are read from its distribution (one forward pas
 
 The *oracle threshold* is the single think bias ``b*`` (``thinkless.mode_control``) that maximises the expected
 reward ``E[r](b) = mean_i σ(z_i + b)·E_think(L_i) + (1 − σ(z_i + b))·E_short(L_i)``, with ``E_mode(L)`` from the
-forced accuracies of level ``L`` (``thinkless.oracle.mode_reward``). It *exists* when the best bias is interior (not "always think" / "always short"
-at the ends of the search range); then ``E[r](b*)`` is the most one model's router can earn by moving its threshold.
+forced accuracies of level ``L`` (``thinkless.oracle.mode_reward``). It *exists* when the best bias is interior (not
+"always think" / "always short" at the ends of the search range); then ``E[r](b*)`` is the most one model's router
+can earn by moving its threshold.
 """
 
 from __future__ import annotations
