@@ -305,18 +305,14 @@ def calibrate_benchmark(generator, tokenizer, bench: BenchmarkData, results: dic
 
 
 def load_generator(cfg: DictConfig):
-    """(generator, tokenizer): vLLM when installed and a GPU is visible (``generation.backend=auto``), else HF;
-    ``generation.backend=vllm`` also runs vLLM's CPU build."""
-    from ..generation import gpu_visible, make_generator, vllm_available
+    """(generator, tokenizer) of ``model_path`` on the backend ``generation.resolve_backend`` picks."""
+    from ..generation import make_generator, resolve_backend
     from ..modeling import check_model_path
 
-    backend = cfg.generation.backend
-    valid = ("auto", "vllm", "hf")
-    if backend not in valid:
-        raise ValueError(f"generation.backend={backend!r}: valid choices are {valid}")
     model_path = str(cfg.model_path)
+    backend = resolve_backend(cfg.generation.backend, model_path=model_path)
     check_model_path(model_path, what="model")
-    if backend == "vllm" or (backend == "auto" and vllm_available() and gpu_visible()):
+    if backend == "vllm":
         from transformers import AutoTokenizer
 
         from ..tokens import add_control_tokens
