@@ -12,12 +12,13 @@ Definitions (n = samples per problem, c = correct samples):
 * ``reward``: the mean Thinkless reward of the samples (when reward values are given);
 * ``tokens``: mean *response* tokens per sample (the prompt is not counted; the official Thinkless scripts count
   it too), overall and per mode (``tokens_think``, ``tokens_short``);
-
-These mode-usage statistics are computed by ``mode_usage``, the same function behind the RL trainer's ``modes/*``
-curves (``thinkless.monitor.mode_metrics``); three keep their evaluation names here (``RESULT_NAMES``).
 * ``cost_tokens``: tokens spent per answer: ``tokens`` for single-sample methods, the sum over the n samples for
   parallel scaling; ``latency_tokens``: the longest of the samples run in parallel for one answer (a latency proxy);
 * ``wall_s`` and ``tokens_per_s``: generation wall time and sampled tokens per second.
+
+The mode-usage statistics (think ratio, invalid mode, reward, tokens, per-mode tokens and accuracy) are computed by
+``mode_usage``, the same function behind the RL trainer's ``modes/*`` curves (``thinkless.monitor.mode_metrics``);
+three keep their evaluation names here (``RESULT_NAMES``).
 """
 
 from __future__ import annotations
