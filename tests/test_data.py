@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from thinkless.data import DropStats, get_field, load_rows, load_table, records_from_rows, sft_table
+from thinkless.data import DropStats, get_field, load_rows, load_table, parse_level, records_from_rows, sft_table
 
 from .conftest import DATA
 
@@ -17,23 +17,35 @@ def rows_of(table):
 
 def test_paired_rows_filtering_and_counting(tiny_tokenizer):
     rows = [
-        {"q": "p1", "a": "1", "l": "<think>t</think>\\boxed{1}", "s": "\\boxed{1}", "meta": {"level": 2}},
+        {"q": "p1", "a": "1", "l": "<think>t</think>\\boxed{1}", "s": "\\boxed{1}", "meta": {"level": "Level 2"}},
         {"q": "p2", "a": "", "l": "<think>t</think>\\boxed{2}", "s": "\\boxed{2}"},          # no answer
         {"q": "p3", "a": None, "l": "<think>t</think>\\boxed{3}", "s": "\\boxed{3}"},        # no answer
         {"q": "p4", "a": "4", "l": "", "s": "\\boxed{4}"},                                 # empty long
-        {"q": "p5", "a": "5", "l": "<think>t</think>\\boxed{5}", "s": None},                 # missing short
+        {"q": "p5", "a": "5", "l": "<think>t</think>\\boxed{5}", "s": None, "meta": {"level": "5"}},  # no short
         {"q": "", "a": "6", "l": "x", "s": "y"},                                            # no problem
     ]
     stats = DropStats()
     out = rows_of(sft_table(rows, "paired", FIELDS, tiny_tokenizer, stats, require_answer=True))
     assert dict(stats) == {"no_answer": 2, "no_problem": 1, "empty_think": 1, "empty_short": 1, "kept": 4}
     modes = [(r["prompt"].split("user\n")[1].split("<|im_end|>")[0], r["mode"], r["level"]) for r in out]
-    assert modes == [("p1", "think", 2), ("p1", "short", 2), ("p4", "short", -1), ("p5", "think", -1)]
+    assert modes == [("p1", "think", 2), ("p1", "short", 2), ("p4", "short", -1), ("p5", "think", 5)]
     for r in out:
         assert r["completion"].startswith(("<think>", "<short>"))
         assert r["completion"].endswith(tiny_tokenizer.eos_token)
         assert not r["prompt"].endswith(("<think>", "<short>"))
     assert "kept 4" in stats.summary()
+
+
+def test_parse_level():
+    """The one level reader (SFT rows, RL prompts, benchmarks): "Level 3" is 3 everywhere; anything else is the
+    caller's ``missing`` (-1, training's "no level"; evaluation passes None)."""
+    import numpy as np
+
+    good = (3, 3.0, "3", "3.0", "Level 3", "level 5", " LEVEL 2 ", 0, np.int64(4))
+    assert [parse_level(v) for v in good] == [3, 3, 3, 3, 3, 5, 2, 0, 4]
+    bad = (None, "?", "Level ?", "", 2.5, float("nan"), True, -1, "-2")
+    assert [parse_level(v) for v in bad] == [-1] * len(bad)
+    assert parse_level("Level ?", missing=None) is None and parse_level("Level 1", missing=None) == 1
 
 
 def test_instruction_and_system_reach_the_prompt(tiny_tokenizer):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from thinkless.evaluation.methods import NOTHINKING_PREFILL, budget_answer_prompt, budget_tokens, method_from_cfg, sample
+from thinkless.evaluation.methods import NOTHINKING_PREFILL, budget_tokens, method_from_cfg, sample
 from thinkless.format import parse, render_prompt
 from thinkless.tokens import add_control_tokens
 
@@ -84,16 +84,8 @@ def test_nothinking_prefills_a_closed_thinking_box(r1):
     assert parse(resp).graded_part.strip() == "The answer is \\boxed{2}." and NOTHINK.mode == "short"
 
 
-def test_budget_forcing_answer_prompt_on_r1(r1):
-    m = method("budget_forcing", type="budget_forcing", prefill="<think>", budget=8)
-    prompt = chat_prompt(r1, PROBLEM)
-    forced = budget_answer_prompt(prompt + m.prefill, "1 plus 1 is", m, forced=True)
-    assert forced.endswith("<｜Assistant｜><think>1 plus 1 is</think>\n\nFinal Answer:")
-    natural = budget_answer_prompt(prompt + m.prefill, "1 plus 1 is 2.", m, forced=False)
-    assert natural.endswith("<think>1 plus 1 is 2.</think>")
-    ids = r1(forced, add_special_tokens=False)["input_ids"]
-    assert ids.count(151649) == 1
-    assert budget_tokens(m, 4096) == 8
+def test_budget_tokens():
+    assert budget_tokens(method("budget_forcing", type="budget_forcing", prefill="<think>", budget=8), 4096) == 8
     assert budget_tokens(method("b", type="budget_forcing", budget=0.25), 48) == 12
 
 
@@ -161,6 +153,7 @@ def test_budget_forcing_cuts_thinking_at_the_budget(r1):
     phase1, phase2 = gen.calls
     assert phase1[1].max_new_tokens == 10
     assert phase2[0][0] == chat_prompt(r1, PROBLEM) + "<think>" + " step" * 10 + "</think>\n\nFinal Answer:"
+    assert r1(phase2[0][0], add_special_tokens=False)["input_ids"].count(151649) == 1  # </think>: one R1 token
     closing = len(r1("</think>\n\nFinal Answer:", add_special_tokens=False)["input_ids"])
     assert phase2[1].max_new_tokens == 40 - 10 - closing  # what is left of max_new_tokens (injected text counts)
     assert s.response == "<think>" + " step" * 10 + "</think>\n\nFinal Answer: \\boxed{2}"

@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from thinkless.evaluation.metrics import Graded, confidence_select, default_ks, majority_vote, pass_at_k, summarize
+from thinkless.evaluation.metrics import (Graded, confidence_select, default_ks, majority_vote, mode_usage, pass_at_k,
+                                         summarize)
 from thinkless.grading import Grader
 
 
@@ -53,6 +54,25 @@ def test_confidence_selection_on_fixed_samples():
     assert confidence_select(answers, [0.1, 0.2, 0.3, 0.4, 5.0]) == 4
     assert confidence_select([None, None], [1.0, 2.0]) is None
     assert confidence_select(["1", "2"], [None, 0.3]) == 1
+
+
+def test_mode_usage_is_one_computation_for_training_and_evaluation():
+    """The statistics behind the trainer's ``modes/*`` curves and the evaluation's columns, in the inputs' dtype."""
+    import torch
+
+    t = lambda xs, dt=torch.float64: torch.tensor(xs, dtype=dt)  # noqa: E731
+    mode, correct, tokens, reward = t([1, 1, 0, -1]), t([1, 0, 1, 0]), t([10, 20, 3, 7]), t([0.5, -1, 1, -1])
+    u = mode_usage(mode, correct, tokens, reward)
+    assert u == {"think_ratio": 0.5, "invalid_format": 0.25, "reward": -0.125, "tokens": 10.0, "accuracy": 0.5,
+                 "len_think": 15.0, "acc_think": 0.5, "len_short": 3.0, "acc_short": 1.0}
+    assert list(u) == ["think_ratio", "invalid_format", "reward", "tokens", "accuracy", "len_think", "acc_think",
+                       "len_short", "acc_short"]  # the order the trainer logs them in
+    # unknown correctness: no accuracy keys; no reward: no reward key; a mode without samples: no keys of its own
+    assert mode_usage(t([0, 0]), None, t([2, 4])) == {"think_ratio": 0.0, "invalid_format": 0.0, "tokens": 3.0,
+                                                    "len_short": 3.0}
+    assert mode_usage(t([]), None, t([])) == {}
+    f32 = mode_usage(t([1, 0, 0], torch.float32), None, t([1, 1, 1], torch.float32))["think_ratio"]
+    assert f32 == torch.tensor(1 / 3, dtype=torch.float32).item() != 1 / 3  # training's float32, evaluation's float64
 
 
 def g(correct, answer, mode, tokens, sc=None, finished=True):

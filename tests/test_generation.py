@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from thinkless.generation import HFGenerator, SamplingConfig, SelfCertaintyProcessor, _trim, make_generator
+from thinkless.generation import (HFGenerator, SamplingConfig, SelfCertaintyProcessor, _trim, gpu_visible,
+                                  make_generator, resolve_backend, vllm_available)
 from thinkless.synthetic import build_tiny_model
 
 
@@ -71,5 +72,10 @@ def test_greedy_is_deterministic_and_eos_trimmed(tiny_tokenizer):
 def test_trim_and_backend_choices(tiny_tokenizer):
     assert _trim([5, 6, 2, 7], [2], 0) == ([5, 6], True)
     assert _trim([5, 6, 0, 0], [2], 0) == ([5, 6], False)
-    with pytest.raises(ValueError, match="valid choices"):
+    with pytest.raises(ValueError, match=r"valid choices are \('auto', 'vllm', 'hf'\)"):
         make_generator("tgi", model=None, tokenizer=tiny_tokenizer)
+    # the one backend choice (make_generator, eval's load_generator): auto needs vLLM, a GPU and a checkpoint path
+    assert resolve_backend("hf", model_path="m") == "hf" and resolve_backend("auto", model_path=None) == "hf"
+    assert resolve_backend("auto", model_path="m") == ("vllm" if vllm_available() and gpu_visible() else "hf")
+    if vllm_available():
+        assert resolve_backend("vllm") == "vllm"  # also vLLM's CPU build

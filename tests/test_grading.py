@@ -88,6 +88,9 @@ def test_verdict_and_policy_errors():
     v = Grader("strict").grade("<think>x</think>\\boxed{3}", "3")
     assert (v.correct, v.answer, v.mode, v.well_formed) == (True, "3", "think", True)
     assert Grader("strict", exact=True).grade("<short>\\boxed{03}", "3").correct is False  # exact: no math
+    # a task decides which: is_exact is the one map from a task to Grader(exact=)
+    assert grading.is_exact("synthetic") and not any(grading.is_exact(t) for t in ("math", None))
+    assert set(grading.TASKS) == {"math", "synthetic"}
     assert Grader("lenient").grade("<short>\\boxed{03}", "3").correct is True
     with pytest.raises(ValueError, match="valid choices"):
         Grader("loose")

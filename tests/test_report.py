@@ -1,22 +1,9 @@
 import pytest
 
-from thinkless.report import format_report, oracle_choice, pipeline_table
+from thinkless.report import format_report, pipeline_table
 from thinkless.reward import RewardValues
 
 G05 = RewardValues(correct_think=0.5)
-
-
-def test_oracle_rule():
-    # short pays iff p_short > p_think * (2 - gamma) / 2  (0.75 when think is always right, gamma = 0.5)
-    assert oracle_choice(0.76, 1.0, G05)[0] == "short"
-    assert oracle_choice(0.74, 1.0, G05)[0] == "think"
-    mode, r = oracle_choice(1.0, 1.0, G05)
-    assert mode == "short" and r == pytest.approx(1.0)
-    mode, r = oracle_choice(0.2, 1.0, G05)
-    assert mode == "think" and r == pytest.approx(0.5)
-    assert oracle_choice(0.5, 0.6, RewardValues(correct_think=1.0))[0] == "think"  # gamma 0: short must win outright
-    # general values: E[short] = 0.8*1 + 0.2*(-2) = 0.4 vs E[think] = 1*0.8 = 0.8
-    assert oracle_choice(0.8, 1.0, RewardValues(correct_think=0.8, wrong_short=-2.0)) == ("think", pytest.approx(0.8))
 
 
 def level(think_acc, short_acc, ratio, acc, reward):

@@ -64,14 +64,17 @@ def test_math_prompts_with_unparseable_gold_are_skipped_and_counted(tmp_path):
     rows = json.loads((DATA / "math_train.json").read_text())[:20]
     rows[2]["answer"] = ""            # no answer
     rows[5]["answer"] = "\\boxed{}"    # present, but no answer inside: cannot be graded
+    rows[0]["difficulty"] = "Level 3"  # levels are read by data.parse_level, as everywhere
     f = tmp_path / "rl.json"
     f.write_text(json.dumps(rows))
     cfg = OmegaConf.create({"source": "math", "name": str(f), "fields": {"problem": "problem", "answer": "answer",
-                                                                          "level": None}, "instruction": "{problem}"})
+                                                                          "level": "difficulty"},
+                            "instruction": "{problem}"})
     stats = DropStats()
     out = rl_prompts(cfg, stats)
     assert len(out) == 18 and stats["no_answer"] == 1 and stats["unparseable_gold"] == 1 and stats["kept"] == 18
     assert out[0]["prompt"][0]["role"] == "user" and out[0]["task"] == "math"
+    assert [r["level"] for r in out[:3]] == [3, int(rows[1]["difficulty"]), int(rows[3]["difficulty"])]
 
 
 def test_validation_before_training_and_every_n_steps(distilled, tmp_path):

@@ -72,3 +72,19 @@ def test_use_vllm_never_falls_back_silently(distilled, tmp_path):
     proc = run_train_cli(tmp_path / "t", distilled / "model", *COLOCATE, "rl.args.vllm_mode=server",
                          check=False, env=VLLM_ENV)
     assert proc.returncode != 0 and "NCCL" in proc.stderr and "vllm_mode=colocate" in proc.stderr
+
+
+def test_cpu_limits_are_refused_in_one_place():
+    """``check_cpu_args`` is the one message for what vLLM's CPU build cannot do (``rl.check_vllm`` calls it before
+    any work; the weight sync checks again)."""
+    from types import SimpleNamespace
+
+    from thinkless.vllm_cpu import check_cpu_args, use_cpu_weight_sync
+
+    check_cpu_args("colocate")
+    with pytest.raises(ValueError, match="NCCL.*rl.args.vllm_mode=colocate"):
+        check_cpu_args("server")
+    with pytest.raises(ValueError, match="no sleep mode"):
+        check_cpu_args("colocate", sleep_mode=True)
+    with pytest.raises(ValueError, match="NCCL"):
+        use_cpu_weight_sync(SimpleNamespace(vllm_generation=SimpleNamespace(mode="server")))

@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import json
 import logging
+import numbers
 import os
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -66,6 +68,23 @@ def get_field(row: dict, key: str | None):
             return None
         cur = cur[part]
     return cur
+
+
+def parse_level(value, missing=-1):
+    """A difficulty level as a non-negative int: ``3``, ``3.0``, ``"3"``, ``"3.0"``, ``"Level 3"`` (any case) -> 3.
+
+    The one reader of levels, for SFT rows, RL prompts and benchmarks alike, so a level means the same in training
+    statistics and in evaluation tables. Anything else — missing, a bool, a negative or non-integral number, a string
+    such as ``"Level ?"`` — is ``missing``: -1 by default, the training side's "no level" (``modes/think_ratio_L*``
+    skip levels < 0); evaluation passes ``missing=None``.
+    """
+    if value is None or isinstance(value, bool):
+        return missing
+    if isinstance(value, numbers.Real):  # numpy scalars too
+        f = float(value)
+        return int(f) if f.is_integer() and f >= 0 else missing
+    m = re.fullmatch(r"\s*(?:level\s*)?(\d+)(?:\.0+)?\s*", str(value), flags=re.IGNORECASE)
+    return int(m.group(1)) if m else missing
 
 
 def _json_lines(path: Path, stats: Counter | None) -> list[dict]:
@@ -232,11 +251,7 @@ def sft_batch(batch: dict, *, layout: str, fields: dict, tokenizer, instruction:
         if drop:
             emit(drop=drop)
             continue
-        level = get_field(row, fields.get("level"))
-        try:
-            level = int(level) if level is not None else -1
-        except (TypeError, ValueError):
-            level = -1
+        level = parse_level(get_field(row, fields.get("level")))
         prompt = render_prompt(tokenizer, problem, instruction=instruction, system=system)
         for mode, target in responses:
             if target is None:

@@ -64,11 +64,6 @@ def parse(text: str) -> Parsed:
     return Parsed(None, None, answer, False)
 
 
-def response_mode(text: str) -> str | None:
-    """``"think"`` / ``"short"`` by the leading control token of a response, else ``None``."""
-    return parse(text).mode
-
-
 # ------------------------------------------------------------------ SFT targets
 
 

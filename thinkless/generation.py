@@ -261,16 +261,26 @@ class VLLMGenerator:
         return out
 
 
-def make_generator(backend: str, *, model=None, tokenizer=None, model_path: str | None = None,
-                   batch_size: int = 64, **vllm_kwargs):
-    """``backend`` is ``auto`` (vLLM when installed and a GPU is visible), ``vllm`` (also vLLM's CPU build) or ``hf``."""
-    valid = ("auto", "vllm", "hf")
-    if backend not in valid:
-        raise ValueError(f"generation.backend={backend!r}: valid choices are {valid}")
+BACKENDS = ("auto", "vllm", "hf")
+
+
+def resolve_backend(backend: str, *, model_path: str | None = None) -> str:
+    """The backend that runs, ``"vllm"`` or ``"hf"``: ``auto`` is vLLM when installed, a GPU is visible and there is
+    a checkpoint path for it to load, else HF; ``vllm`` also runs vLLM's CPU build and fails when vLLM is missing."""
+    if backend not in BACKENDS:
+        raise ValueError(f"generation.backend={backend!r}: valid choices are {BACKENDS}")
     if backend == "vllm" or (backend == "auto" and vllm_available() and gpu_visible() and model_path is not None):
         if not vllm_available():
             raise RuntimeError("generation.backend=vllm but vLLM is not installed: pip install 'thinkless[vllm]' "
                                "(GPU), or bash scripts/setup.sh (its CPU build); or use generation.backend=hf")
+        return "vllm"
+    return "hf"
+
+
+def make_generator(backend: str, *, model=None, tokenizer=None, model_path: str | None = None,
+                   batch_size: int = 64, **vllm_kwargs):
+    """A generator for ``backend`` (``resolve_backend``); HF loads ``model_path`` unless ``model`` is given."""
+    if resolve_backend(backend, model_path=model_path) == "vllm":
         return VLLMGenerator(model_path, tokenizer, **vllm_kwargs)
     if model is None:
         from transformers import AutoModelForCausalLM

@@ -11,6 +11,7 @@ Policies (``GRADING_POLICIES``) say where an answer is read from; ``Grader(polic
 The extracted answer is checked against the gold by exact comparison after a light normalization (leading zeros,
 thousands separators, ``\\dfrac``, spacing, ``\\left``/``\\right``, ``\\text{}``, ``$``), then with math-verify
 (symbolic and numeric equivalence, tuples, intervals, sets); ``exact=True`` (the synthetic task) compares strings.
+Which applies is a problem's *task* (``TASKS``; RL rows and benchmarks carry it), mapped to ``exact`` by ``is_exact``.
 
 Timeouts. math-verify's own timeout uses SIGALRM (main thread only), and a pathological answer such as
 ``9^{9^{9^{9}}}`` makes sympy run big-integer C code that holds the GIL, so a watchdog *thread* cannot even regain
@@ -291,6 +292,15 @@ class Verdict:
     answer: str | None  # the extracted final answer (None: nothing gradable under the policy)
     mode: str | None  # the response's leading control token ("think" / "short"), None without one
     well_formed: bool
+
+
+TASKS = ("math", "synthetic")  # a problem's task: how its answer is compared with the gold
+
+
+def is_exact(task: str | None) -> bool:
+    """Is a problem of ``task`` graded by exact match (``Grader(exact=True)``: the synthetic task's integers) rather
+    than with math-verify? The one map from a task to the grader's flag."""
+    return task == "synthetic"
 
 
 class Grader:

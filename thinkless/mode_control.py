@@ -17,8 +17,6 @@ import torch
 
 from .tokens import control_token_ids
 
-THINKING = ("auto", "on", "off")
-
 
 class ThinkBiasProcessor:
     """HF logits processor: ``scores[:, <think>] += bias`` at the first generated position of the batch."""

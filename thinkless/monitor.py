@@ -19,10 +19,13 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
+from .evaluation.metrics import mode_usage
+
 
 def mode_metrics(mode: torch.Tensor, correct: torch.Tensor, reward: torch.Tensor, tokens: torch.Tensor,
                  level: torch.Tensor, G: int) -> dict[str, float]:
-    """Statistics of one generation batch (1-D tensors, groups of ``G`` consecutive rows).
+    """Statistics of one generation batch (1-D tensors, groups of ``G`` consecutive rows): ``modes/<key>`` of
+    ``evaluation.metrics.mode_usage`` (the one computation, shared with evaluation), per level and per group.
 
     ``mode``: 1 think, 0 short, -1 no control token. ``correct``: 1/0, NaN where the gold could not be graded (the
     row is left out) or correctness is unknown (a custom reward: accuracy keys are then absent). ``level`` < 0: none.
@@ -32,25 +35,15 @@ def mode_metrics(mode: torch.Tensor, correct: torch.Tensor, reward: torch.Tensor
     if valid.sum() == 0:
         return out
     mode, correct, reward, tokens, level = (t[valid].float() for t in (mode, correct, reward, tokens, level))
-    think, short = mode == 1, mode == 0
     known = not torch.isnan(correct).any()
-    out["modes/think_ratio"] = think.float().mean().item()
-    out["modes/invalid_format"] = (mode == -1).float().mean().item()
-    out["modes/reward"] = reward.mean().item()
-    out["modes/tokens"] = tokens.mean().item()
-    if known:
-        out["modes/accuracy"] = correct.mean().item()
-    for name, m in (("think", think), ("short", short)):
-        if m.any():
-            out[f"modes/len_{name}"] = tokens[m].mean().item()
-            if known:
-                out[f"modes/acc_{name}"] = correct[m].mean().item()
+    out.update({f"modes/{k}": v for k, v in mode_usage(mode, correct if known else None, tokens, reward).items()})
     for lv in sorted(set(level.tolist())):
         if lv >= 0:
             m = level == lv
-            out[f"modes/think_ratio_L{int(lv)}"] = think[m].float().mean().item()
+            usage = mode_usage(mode[m], correct[m] if known else None, tokens[m])
+            out[f"modes/think_ratio_L{int(lv)}"] = usage["think_ratio"]
             if known:
-                out[f"modes/acc_L{int(lv)}"] = correct[m].mean().item()
+                out[f"modes/acc_L{int(lv)}"] = usage["accuracy"]
     if known and valid.all() and mode.numel() % G == 0:
         gm, gc = mode.view(-1, G), correct.view(-1, G)
         out["modes/groups_all_correct_short"] = ((gm == 0) & (gc == 1)).all(1).float().mean().item()

@@ -1,4 +1,4 @@
-"""Mode report: what a checkpoint can do in each mode and what it chooses, per difficulty level; the oracle router.
+"""Mode report: what a checkpoint can do in each mode and what it chooses, per difficulty level; the pipeline table.
 
 The report is an evaluation (``thinkless.evaluation.evaluate``: one code path generates, grades and tabulates) with
 three methods on one benchmark:
@@ -10,7 +10,7 @@ three methods on one benchmark:
   modes (greedy), so free-choice accuracy differs from forced accuracy only through the mode choice.
 
 The pipeline report compares the policy before and after RL with the *oracle router*: the best fixed mode per level
-given the forced accuracies and the reward values.
+given the forced accuracies and the reward values (``thinkless.oracle``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .evaluation.benchmarks import BenchmarkData
 from .generation import SamplingConfig
+from .oracle import oracle_choice
 from .reward import RewardValues
 from .tokens import SHORT, THINK
 
@@ -110,17 +111,6 @@ def write_report(report: dict, out_dir: str | Path, name: str = "report") -> Pat
             threshold_table(report["threshold"])
     (Path(out_dir) / f"{name}.md").write_text(md + "\n")
     return path
-
-
-def oracle_choice(p_short: float, p_think: float, rewards: RewardValues) -> tuple[str, float]:
-    """Best fixed mode for a level and its expected reward.
-
-    E[short] = p_s·r_cs + (1−p_s)·r_ws and E[think] = p_t·r_ct + (1−p_t)·r_wt; with 1 / 1−γ / −1 short pays iff
-    p_short > p_think·(2−γ)/2.
-    """
-    e_short = p_short * rewards.correct_short + (1 - p_short) * rewards.wrong_short
-    e_think = p_think * rewards.correct_think + (1 - p_think) * rewards.wrong_think
-    return ("short", e_short) if e_short > e_think else ("think", e_think)
 
 
 def pipeline_table(before: dict, after: dict, rewards: RewardValues) -> tuple[str, dict]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from .grading import Grader, Verdict, normalize_gold
+from .grading import Grader, Verdict, is_exact, normalize_gold
 
 REWARD_KEYS = ("correct_short", "correct_think", "wrong_short", "wrong_think")
 
@@ -136,6 +136,6 @@ def grade_completions(completions, answer, task=None, *, timeout: float = 5.0) -
     out = []
     for i, (text, gold) in enumerate(zip(completions, answer)):
         text = text if isinstance(text, str) else text[-1]["content"]  # conversational completions
-        exact = task is not None and task[i] == "synthetic"
+        exact = task is not None and is_exact(task[i])
         out.append(graders[exact].grade(text, gold) if normalize_gold(gold) else None)
     return out

@@ -12,10 +12,10 @@ from omegaconf import DictConfig
 
 from . import synthetic
 from .checkpoints import save_final_model
-from .data import DropStats, load_rows, records_from_rows
+from .data import DropStats, load_rows, parse_level, records_from_rows
 from .evaluation.benchmarks import load_benchmark
 from .format import messages, render_prompt
-from .grading import gold_is_gradable
+from .grading import gold_is_gradable, is_exact
 from .hub import hub_callbacks, push_folder, write_model_card
 from .modeling import check_model_path, load_checkpoint
 from .monitor import RL_KEYS, MetricsLogCallback, read_metrics
@@ -38,7 +38,7 @@ def rl_prompts(data_cfg, stats: DropStats, *, instruction: str | None = None, sy
     if validation:
         bench = load_benchmark("validation", data_cfg.validation, data_dir=data_cfg.get("data_dir"))
         recs = [{"problem": p.problem, "answer": p.answer, "level": p.level,
-                 "task": "synthetic" if bench.exact else "math"} for p in bench.problems]
+                 "task": bench.task} for p in bench.problems]
     elif data_cfg.source == "synthetic":
         probs = synthetic.make_problems(data_cfg.num_problems, list(data_cfg.levels), data_cfg.seed,
                                         data_cfg.get("level_weights"))
@@ -56,21 +56,16 @@ def rl_prompts(data_cfg, stats: DropStats, *, instruction: str | None = None, sy
     if limit and tokenizer is None:
         raise ValueError("rl_data.max_prompt_tokens needs the tokenizer to measure prompts")
     for r in recs:
-        if not gold_is_gradable(r["answer"], exact=r["task"] == "synthetic"):
+        if not gold_is_gradable(r["answer"], exact=is_exact(r["task"])):
             stats["unparseable_gold"] += 1
             continue
         if limit and len(tokenizer(render_prompt(tokenizer, r["problem"], instruction=instruction, system=system),
                                    add_special_tokens=False)["input_ids"]) > limit:
             stats["prompt_too_long"] += 1
             continue
-        level = r.get("level")
-        try:
-            level = int(float(level)) if level is not None else -1
-        except (TypeError, ValueError):
-            level = -1
         out.append({"prompt": messages(r["problem"], instruction=instruction, system=system), "problem": r["problem"],
                     "answer": str(r["answer"]) if not isinstance(r["answer"], list) else r["answer"],
-                    "task": r["task"], "level": level})
+                    "task": r["task"], "level": parse_level(r.get("level"))})
     stats["kept"] += len(out)
     return out
 
@@ -83,11 +78,9 @@ def check_vllm(args) -> None:
         raise RuntimeError("rl.args.use_vllm=true but vLLM is not installed: pip install 'thinkless[vllm]' on a GPU "
                            "machine (bash scripts/setup.sh installs vLLM's CPU build); or rl.args.use_vllm=false")
     if not torch.cuda.is_available():
-        if args.vllm_mode != "colocate":
-            raise ValueError(f"rl.args.vllm_mode={args.vllm_mode!r} on a CPU: the server mode syncs weights over "
-                             "NCCL, which needs GPUs; use rl.args.vllm_mode=colocate")
-        if args.vllm_enable_sleep_mode:
-            raise ValueError("rl.args.vllm_enable_sleep_mode=true: vLLM's CPU build has no sleep mode")
+        from .vllm_cpu import check_cpu_args
+
+        check_cpu_args(args.vllm_mode, args.vllm_enable_sleep_mode)
 
 
 RENAMED = {k: f"objective.{k}" for k in ("alpha", "decoupled", "response_norm", "rewards", "reward_schedule")}

@@ -1,4 +1,5 @@
-"""CPU only: TRL's colocated vLLM weight sync, replaced for vLLM's CPU build. GPU runs never use this module.
+"""CPU only: what vLLM's CPU build refuses, and TRL's colocated weight sync replaced for it. GPU runs never use this
+module.
 
 TRL's colocate sync calls ``model.load_weights`` on the engine's model, parameter by parameter. vLLM's CPU linear
 layers repack their weights after loading and drop the ``weight`` parameters that call writes into
@@ -12,13 +13,20 @@ from __future__ import annotations
 import torch
 
 
+def check_cpu_args(vllm_mode: str, sleep_mode: bool = False) -> None:
+    """What vLLM's CPU build cannot do, refused before any work (``rl.check_vllm``) and again here at the sync."""
+    if vllm_mode != "colocate":
+        raise ValueError(f"rl.args.vllm_mode={vllm_mode!r} on a CPU: the server mode syncs weights over NCCL, which "
+                         "needs GPUs; use rl.args.vllm_mode=colocate")
+    if sleep_mode:
+        raise ValueError("rl.args.vllm_enable_sleep_mode=true: vLLM's CPU build has no sleep mode")
+
+
 def use_cpu_weight_sync(trainer) -> None:
     """Make ``trainer`` (TRL GRPOTrainer, ``use_vllm=True, vllm_mode="colocate"``, no CUDA) sync through
     ``reload_weights``. One process (CPU training here is single-process with vLLM)."""
     vg = trainer.vllm_generation
-    if vg.mode != "colocate":
-        raise ValueError(f"rl.args.vllm_mode={vg.mode!r} on a CPU: the server mode syncs weights over NCCL, which "
-                         "needs GPUs; use vllm_mode=colocate")
+    check_cpu_args(vg.mode)
 
     @torch.no_grad()
     def sync_weights():

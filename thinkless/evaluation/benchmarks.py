@@ -10,6 +10,8 @@ A benchmark config (``conf/benchmark/*.yaml``) says where the rows come from and
   be a list, the first non-empty one wins; an answer containing ``\\boxed{}`` (a worked solution) is reduced to its
   last boxed expression, and GSM8K's ``#### N`` is handled by the grader;
 * ``limit``: the first N rows only.
+* ``exact``: true grades by exact match of the boxed answer (the synthetic task's grading, its default): mapped once
+  to ``BenchmarkData.task`` (``task_of``), graded through ``thinkless.grading.is_exact``.
 
 ``type: synthetic`` generates the fold task instead (``levels``, ``n_per_level``, ``seed``); answers are graded
 exactly. Rows without a problem or an answer are dropped and counted (``BenchmarkData.dropped``).
@@ -18,12 +20,11 @@ exactly. Rows without a problem or an answer are dropped and counted (``Benchmar
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data import get_field, load_rows
+from ..data import get_field, load_rows, parse_level
 from ..grading import extract_boxed
 
 BENCHMARK_TYPES = ("file", "synthetic")
@@ -37,7 +38,7 @@ class Problem:
     index: int
     problem: str
     answer: object  # str, number or list of accepted answers
-    level: object = None  # int where the data has one ("Level 3" -> 3), else as given, or None
+    level: int | None = None  # thinkless.data.parse_level ("Level 3" -> 3); None: none, or not a level
 
 
 @dataclass
@@ -45,7 +46,7 @@ class BenchmarkData:
     name: str
     problems: list[Problem]
     source: str  # what was loaded: a path, "hub:<name>", or "synthetic"
-    exact: bool = False  # grade by exact match of the boxed answer (the synthetic task)
+    task: str = "math"  # how answers are graded (thinkless.grading.TASKS, is_exact)
     dropped: Counter = field(default_factory=Counter)
 
     @property
@@ -53,20 +54,14 @@ class BenchmarkData:
         return any(p.level is not None for p in self.problems)
 
 
+def task_of(bcfg, default_exact: bool) -> str:
+    """The task named by a benchmark config's ``exact: true|false`` (exact match is the synthetic task's grading):
+    read once here, graded through ``thinkless.grading.is_exact``."""
+    return "synthetic" if bcfg.get("exact", default_exact) else "math"
+
+
 def problem_uid(index: int, text: str) -> str:
     return f"{index}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
-
-
-def parse_level(value):
-    """``3``, ``3.0``, ``"3"``, ``"Level 3"`` -> 3; other values unchanged; missing -> None."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, float)):
-        return int(value) if float(value).is_integer() else value
-    m = re.fullmatch(r"\s*(?:level\s*)?(-?\d+)(?:\.0+)?\s*", str(value), flags=re.IGNORECASE)
-    return int(m.group(1)) if m else str(value)
 
 
 def _answer(row: dict, fields):
@@ -114,18 +109,19 @@ def rows_to_problems(rows: list[dict], bcfg, dropped: Counter) -> list[Problem]:
         if isinstance(ans, (list, tuple)):
             ans = [a for a in ans if a is not None and str(a).strip()]
         i = len(problems)
-        problems.append(Problem(problem_uid(i, text), i, text, ans, parse_level(get_field(row, lf)) if lf else None))
+        level = parse_level(get_field(row, lf), missing=None) if lf else None
+        problems.append(Problem(problem_uid(i, text), i, text, ans, level))
     return problems
 
 
 def synthetic_benchmark(name: str, levels, n_per_level: int, seed: int, *, limit: int | None = None,
-                        exact: bool = True) -> BenchmarkData:
+                        task: str = "synthetic") -> BenchmarkData:
     """The fold task as a benchmark: ``n_per_level`` problems per level (round robin), from stream ``seed``."""
     from .. import synthetic
 
     probs = synthetic.make_problems(n_per_level * len(levels), list(levels), seed=seed)
     problems = [Problem(problem_uid(i, p.prompt), i, p.prompt, p.answer, p.level) for i, p in enumerate(probs)]
-    return BenchmarkData(name, problems[:limit] if limit is not None else problems, "synthetic", exact=exact)
+    return BenchmarkData(name, problems[:limit] if limit is not None else problems, "synthetic", task=task)
 
 
 def load_benchmark(name: str, bcfg, *, data_dir: str | None = None, limit: int | None = None) -> BenchmarkData:
@@ -143,7 +139,7 @@ def load_benchmark(name: str, bcfg, *, data_dir: str | None = None, limit: int |
 
         levels = list(bcfg.get("levels") or range(1, synthetic.MAX_LEVEL + 1))
         return synthetic_benchmark(name, levels, int(bcfg.get("n_per_level", 100)), int(bcfg.get("seed", 20_000)),
-                                   limit=lim, exact=bool(bcfg.get("exact", True)))
+                                   limit=lim, task=task_of(bcfg, True))
     kind, where = resolve_source(name, bcfg, data_dir)
     if kind == "local":
         rows = load_rows(where, limit=lim, stats=dropped)
@@ -156,4 +152,4 @@ def load_benchmark(name: str, bcfg, *, data_dir: str | None = None, limit: int |
                          f"benchmark.{name}.problem_field / answer_field (rows have keys "
                          f"{sorted(rows[0]) if rows else []})")
     return BenchmarkData(name, problems, where if kind == "local" else f"hub:{where}",
-                         exact=bool(bcfg.get("exact", False)), dropped=dropped)
+                         task=task_of(bcfg, False), dropped=dropped)

@@ -6,17 +6,20 @@ position of the adaptive prompt, are read from its distribution (one forward pas
 * ``p_think``: the mean of ``sigmoid(z)`` — how often the model would think;
 * ``acc_gain``: forced-think accuracy − forced-short accuracy (from the same run's forced methods) — what thinking
   buys there; a calibrated router thinks where the gain is large;
-* the best fixed mode under the reward values (as the pipeline report's oracle router).
+* the best fixed mode under the reward values (``thinkless.oracle``, as the pipeline report's oracle router).
 
 The *oracle threshold* is the single think bias ``b*`` (``thinkless.mode_control``) that maximises the expected
 reward ``E[r](b) = mean_i σ(z_i + b)·E_think(L_i) + (1 − σ(z_i + b))·E_short(L_i)``, with ``E_mode(L)`` from the
-forced accuracies of level ``L``. It *exists* when the best bias is interior (not "always think" / "always short"
-at the ends of the search range); then ``E[r](b*)`` is the most one model's router can earn by moving its threshold.
+forced accuracies of level ``L`` (``thinkless.oracle.mode_reward``). It *exists* when the best bias is interior (not
+"always think" / "always short" at the ends of the search range); then ``E[r](b*)`` is the most one model's router
+can earn by moving its threshold.
 """
 
 from __future__ import annotations
 
 import math
+
+from ..oracle import mode_reward, oracle_choice
 
 BIAS_RANGE = (-20.0, 20.0)
 
@@ -44,13 +47,11 @@ def calibrate(z: list[float], levels: list, forced: dict | None, rewards) -> dic
                "mean_log_odds": sum(zs) / len(zs)}
         if forced and lv in forced:
             at, ast = forced[lv]
-            row.update(acc_think=at, acc_short=ast, acc_gain=at - ast,
-                       best_mode="short" if rewards.correct_short * ast + rewards.wrong_short * (1 - ast)
-                       > rewards.correct_think * at + rewards.wrong_think * (1 - at) else "think")
+            row.update(acc_think=at, acc_short=ast, acc_gain=at - ast, best_mode=oracle_choice(ast, at, rewards)[0])
         out["per_level"][str(lv)] = row
     if forced and all(lv in forced for lv in lv_keys):
-        e_think = {lv: rewards.correct_think * a + rewards.wrong_think * (1 - a) for lv, (a, _) in forced.items()}
-        e_short = {lv: rewards.correct_short * s + rewards.wrong_short * (1 - s) for lv, (_, s) in forced.items()}
+        e_think = {lv: mode_reward("think", a, rewards) for lv, (a, _) in forced.items()}
+        e_short = {lv: mode_reward("short", s, rewards) for lv, (_, s) in forced.items()}
         lo, hi = BIAS_RANGE
         grid = [lo + 0.1 * i for i in range(int(round((hi - lo) / 0.1)) + 1)]
         scores = [expected_reward(z, levels, e_think, e_short, b) for b in grid]

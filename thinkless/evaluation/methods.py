@@ -168,11 +168,6 @@ def budget_tokens(method: Method, max_new_tokens: int) -> int:
     return int(b)
 
 
-def budget_answer_prompt(prompt: str, thinking: str, method: Method, *, forced: bool) -> str:
-    """The budget-forcing answer prompt: the thinking is closed (plus ``answer_prefix`` when it was cut)."""
-    return prompt + thinking + END_THINK + (method.answer_prefix if forced else "")
-
-
 # ------------------------------------------------------------------ sampling
 
 
@@ -229,6 +224,7 @@ def sample_budget_forcing(generator, tokenizer, prompts: list[str], method: Meth
     total = sampling.max_new_tokens
     budget = min(budget_tokens(method, total), total)
     end_ids = tokenizer(END_THINK, add_special_tokens=False)["input_ids"]
+    closing = END_THINK + method.answer_prefix  # appended where budget forcing ends the thinking itself
     end_id = end_ids[0] if len(end_ids) == 1 else None
     states = [{"p": i, "text": "", "think": 0, "kept": 0, "injected": 0, "gen": 0, "waits": method.num_wait,
                "forced": False, "stage": "think", "finished": False, "sc": []}
@@ -273,8 +269,8 @@ def sample_budget_forcing(generator, tokenizer, prompts: list[str], method: Meth
                     s["think"] += k - 1 + count(method.wait)
                     s["waits"] -= 1
                     if s["think"] >= budget:
-                        s["text"] += END_THINK + method.answer_prefix
-                        s["injected"] += count(END_THINK + method.answer_prefix)
+                        s["text"] += closing
+                        s["injected"] += count(closing)
                         s["forced"], s["stage"] = True, "answer"
                     continue
                 s["text"] += text  # keep what follows </think>: the start of the answer
@@ -283,10 +279,10 @@ def sample_budget_forcing(generator, tokenizer, prompts: list[str], method: Meth
                 s["finished"] = finished
                 s["stage"] = "done" if finished or s["kept"] + s["injected"] >= total else "answer"
             else:  # the budget ran out, or the model stopped inside its thinking: force the end of thinking
-                s["text"] += text + END_THINK + method.answer_prefix
+                s["text"] += text + closing
                 s["kept"] += len(ids)
                 s["think"] += len(ids)
-                s["injected"] += count(END_THINK + method.answer_prefix)
+                s["injected"] += count(closing)
                 s["forced"], s["stage"] = True, "answer"
         phase += 1
 

@@ -8,19 +8,25 @@ Definitions (n = samples per problem, c = correct samples):
   merged with math-verify; ties go to the answer seen first);
 * ``conf@k``: accuracy of the sample with the highest self-certainty among the first k;
 * ``think_ratio``: fraction of samples in think mode; ``acc_think`` / ``acc_short``: accuracy among them;
+  ``invalid_mode_ratio``: fraction without a leading control token;
 * ``reward``: the mean Thinkless reward of the samples (when reward values are given);
 * ``tokens``: mean *response* tokens per sample (the prompt is not counted; the official Thinkless scripts count
   it too), overall and per mode (``tokens_think``, ``tokens_short``);
 * ``cost_tokens``: tokens spent per answer: ``tokens`` for single-sample methods, the sum over the n samples for
   parallel scaling; ``latency_tokens``: the longest of the samples run in parallel for one answer (a latency proxy);
 * ``wall_s`` and ``tokens_per_s``: generation wall time and sampled tokens per second.
+
+The mode-usage statistics (think ratio, invalid mode, reward, tokens, per-mode tokens and accuracy) are computed by
+``mode_usage``, the same function behind the RL trainer's ``modes/*`` curves (``thinkless.monitor.mode_metrics``);
+three keep their evaluation names here (``RESULT_NAMES``).
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass
+
+import torch
 
 from ..grading import Grader, canonical_answer
 
@@ -97,6 +103,49 @@ class Graded:
     self_certainty: float | None
 
 
+# ------------------------------------------------------------------ mode usage
+
+
+def mode_usage(mode: torch.Tensor, correct: torch.Tensor | None, tokens: torch.Tensor,
+               reward: torch.Tensor | None = None) -> dict[str, float]:
+    """Mode-usage statistics of a set of samples (1-D tensors of one float dtype; the means are taken in it).
+
+    ``mode``: 1 think, 0 short, -1 no control token; ``correct``: 1/0, None when unknown (the accuracy keys are then
+    absent); ``tokens``: response tokens; ``reward``: optional. Keys: ``think_ratio``, ``invalid_format``, ``reward``,
+    ``tokens``, ``accuracy``, and for a mode with samples ``len_<mode>`` and ``acc_<mode>``. Empty: ``{}``.
+    """
+    out: dict[str, float] = {}
+    if mode.numel() == 0:
+        return out
+    think, short = mode == 1, mode == 0
+    out["think_ratio"] = think.to(tokens.dtype).mean().item()
+    out["invalid_format"] = (mode == -1).to(tokens.dtype).mean().item()
+    if reward is not None:
+        out["reward"] = reward.mean().item()
+    out["tokens"] = tokens.mean().item()
+    if correct is not None:
+        out["accuracy"] = correct.mean().item()
+    for name, m in (("think", think), ("short", short)):
+        if m.any():
+            out[f"len_{name}"] = tokens[m].mean().item()
+            if correct is not None:
+                out[f"acc_{name}"] = correct[m].mean().item()
+    return out
+
+
+# the results' (and tables', README's) names for three of mode_usage's keys (those are the trainer's wandb names)
+RESULT_NAMES = {"len_think": "tokens_think", "len_short": "tokens_short", "invalid_format": "invalid_mode_ratio"}
+MODE_CODES = {"think": 1.0, "short": 0.0}  # else -1: no control token
+
+
+def _mode_usage(modes, correct, tokens, reward) -> dict:
+    """``mode_usage`` of graded samples, in float64 (as exact as Python's means), under the results' names."""
+    t = lambda xs: torch.tensor(xs, dtype=torch.float64)  # noqa: E731
+    usage = mode_usage(t([MODE_CODES.get(m, -1.0) for m in modes]), t(correct), t(tokens),
+                       t(reward) if reward else None)
+    return {RESULT_NAMES.get(k, k): v for k, v in usage.items()}
+
+
 # ------------------------------------------------------------------ summaries
 
 
@@ -130,7 +179,6 @@ def summarize(problems: list[dict], *, parallel: bool, selection: str | None = N
             ci = confidence_select(answers[:k], [x.self_certainty for x in s[:k]])
             has_sc = all(x.self_certainty is not None for x in s[:k])
             r[f"conf@{k}"] = float(ci is not None and s[ci].correct) if has_sc else None
-        r["think"] = [x.mode == "think" for x in s]
         r["correct"] = [x.correct for x in s]
         r["reward"] = [rewards.of(x.mode, x.correct) for x in s] if rewards is not None else []
         r["modes"] = [x.mode for x in s]
@@ -161,27 +209,17 @@ def summarize(problems: list[dict], *, parallel: bool, selection: str | None = N
 
 def _aggregate(rows: list[dict], ks, *, brief: bool = False) -> dict:
     flat = lambda key: [v for r in rows for v in r[key]]  # noqa: E731
-    modes = flat("modes")
-    toks = flat("tokens")
-    by_mode, acc_by_mode = defaultdict(list), defaultdict(list)
-    for m, t, c in zip(modes, toks, flat("correct")):
-        by_mode[m].append(t)
-        acc_by_mode[m].append(c)
+    usage = _mode_usage(flat("modes"), flat("correct"), flat("tokens"), flat("reward"))
     out = {
         "n_problems": len(rows),
         "acc": _mean([r["acc"] for r in rows]),
         "pass@1": _mean([r["pass@1"] for r in rows]),
-        "think_ratio": _mean(flat("think")),
-        "tokens": _mean(toks),
-        "tokens_think": _mean(by_mode["think"]),
-        "tokens_short": _mean(by_mode["short"]),
-        "acc_think": _mean(acc_by_mode["think"]),
-        "acc_short": _mean(acc_by_mode["short"]),
-        "invalid_mode_ratio": _mean([m is None for m in modes]),
+        **{k: usage.get(k) for k in ("think_ratio", "tokens", "tokens_think", "tokens_short", "acc_think",
+                                     "acc_short", "invalid_mode_ratio")},
         "cost_tokens": _mean([r["cost"] for r in rows]),
     }
-    if any(r["reward"] for r in rows):
-        out["reward"] = _mean(flat("reward"))
+    if "reward" in usage:
+        out["reward"] = usage["reward"]
     if brief:
         return out
     k_max = max(ks) if ks else 1

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..format import render_prompt
 from ..generation import HFGenerator, SamplingConfig
-from ..grading import GRADE_STATS, GRADING_POLICIES, Grader
+from ..grading import GRADE_STATS, GRADING_POLICIES, Grader, is_exact
 from ..reward import reward_values
 from .benchmarks import BenchmarkData, load_benchmark
 from .methods import Method, base_method, resolve_methods, sample
@@ -261,7 +261,7 @@ def evaluate(generator, tokenizer, benches: dict[str, BenchmarkData], method_nam
                 logger.info("%s/%s x%d: %d problems generated now, %d on disk (%.1fs) -> %s", bname, base.name, n,
                             made, len(stores[key].rows) - made, time.time() - t0, path)
             policy = m.grading or base.grading or grading
-            grader = Grader(policy, exact=bench.exact, timeout=timeout)
+            grader = Grader(policy, exact=is_exact(bench.task), timeout=timeout)
             probs = graded_problems(bench, stores[key], base.mode, grader)
             metrics = summarize(probs, parallel=m.is_parallel, selection=m.selection, ks=ks, grader=grader,
                                 rewards=rewards)
@@ -305,18 +305,14 @@ def calibrate_benchmark(generator, tokenizer, bench: BenchmarkData, results: dic
 
 
 def load_generator(cfg: DictConfig):
-    """(generator, tokenizer): vLLM when installed and a GPU is visible (``generation.backend=auto``), else HF;
-    ``generation.backend=vllm`` also runs vLLM's CPU build."""
-    from ..generation import gpu_visible, make_generator, vllm_available
+    """(generator, tokenizer) of ``model_path`` on the backend ``generation.resolve_backend`` picks."""
+    from ..generation import make_generator, resolve_backend
     from ..modeling import check_model_path
 
-    backend = cfg.generation.backend
-    valid = ("auto", "vllm", "hf")
-    if backend not in valid:
-        raise ValueError(f"generation.backend={backend!r}: valid choices are {valid}")
     model_path = str(cfg.model_path)
+    backend = resolve_backend(cfg.generation.backend, model_path=model_path)
     check_model_path(model_path, what="model")
-    if backend == "vllm" or (backend == "auto" and vllm_available() and gpu_visible()):
+    if backend == "vllm":
         from transformers import AutoTokenizer
 
         from ..tokens import add_control_tokens
