@@ -23,6 +23,7 @@ from transformers import AutoModelForCausalLM, PrinterCallback, TrainerCallback 
 from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 
 from bench.common import Timers, machine, median, tiny_rl_setup  # noqa: E402
+from thinkless.objectives.thinkless import Thinkless  # noqa: E402
 from thinkless.reward import ThinklessReward  # noqa: E402
 from thinkless.trainer import DeGRPOConfig, DeGRPOTrainer  # noqa: E402
 
@@ -44,13 +45,14 @@ def run_variant(name, path, tok, ds, a):
                   use_cpu=not torch.cuda.is_available(), bf16=False, report_to=[], logging_steps=1,
                   save_strategy="no", seed=0, disable_tqdm=True, beta=a.beta)
     model = AutoModelForCausalLM.from_pretrained(path)
-    reward = ThinklessReward()  # 1 / 0.5 / -1 / -1
-    if name == "degrpo":
-        cls, cfg = DeGRPOTrainer, DeGRPOConfig(**common, loss_type="grpo")
-    else:
-        cls, cfg = GRPOTrainer, GRPOConfig(**common, loss_type=name)
+    reward = ThinklessReward()  # 1 / 0.5 / -1 / -1, the stock trainers' reward function
     clock, timers = StepClock(), Timers()
-    tr = cls(model=model, reward_funcs=[reward], args=cfg, train_dataset=ds, processing_class=tok, callbacks=[clock])
+    if name == "degrpo":  # the objective grades and rewards (the same values) and adds the mode statistics
+        tr = DeGRPOTrainer(model=model, args=DeGRPOConfig(**common), objective=Thinkless(alpha=1e-3),
+                           train_dataset=ds, processing_class=tok, callbacks=[clock])
+    else:
+        tr = GRPOTrainer(model=model, reward_funcs=[reward], args=GRPOConfig(**common, loss_type=name),
+                         train_dataset=ds, processing_class=tok, callbacks=[clock])
     tr.remove_callback(PrinterCallback)  # the raw log dicts: this script prints its own tables
     timers.wrap(tr, "_generate", "generation")
     timers.wrap(tr, "_calculate_rewards", "reward")

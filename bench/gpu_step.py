@@ -49,7 +49,7 @@ def main():
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PrinterCallback
 
     from bench.common import Timers
-    from thinkless.reward import ThinklessReward
+    from thinkless.objectives.thinkless import Thinkless
     from thinkless.tokens import add_control_tokens
     from thinkless.trainer import DeGRPOConfig, DeGRPOTrainer
 
@@ -72,7 +72,7 @@ def main():
                             num_generations=a.gens, max_completion_length=a.max_len, bf16=gpu, use_cpu=not gpu, report_to=[],
                             gradient_checkpointing=True, learning_rate=1e-6, beta=1e-3, logging_steps=1,
                             save_strategy="no", disable_tqdm=True)
-        tr = DeGRPOTrainer(model=model, reward_funcs=[ThinklessReward()], args=args, train_dataset=ds,
+        tr = DeGRPOTrainer(model=model, args=args, objective=Thinkless(alpha=1e-3), train_dataset=ds,
                            processing_class=tok)
         tr.remove_callback(PrinterCallback)  # the raw log dicts: this script prints its own numbers
         timers = Timers()

@@ -66,17 +66,23 @@ def test_degrpo_experiment_matches_the_official_script_key_by_key():
             checked += 1
     assert checked >= 20
     a, G = t.rl.args, t.rl.args.num_generations
-    assert a.scale_rewards == "none" and t.rl.response_norm == "token" and t.prompt.instruction == "{problem}"
+    assert a.scale_rewards == "none" and t.objective.response_norm == "token" and t.prompt.instruction == "{problem}"
     assert a.per_device_train_batch_size * 8 * a.steps_per_generation // G == 128              # prompts per rollout
     assert a.per_device_train_batch_size * 8 * a.gradient_accumulation_steps // G == 64         # prompts per update
     assert a.steps_per_generation // a.gradient_accumulation_steps == 2                        # updates per rollout
     assert (a.eval_steps, a.save_steps, a.max_steps) == (20, 20, 960)                          # 10, 10, 480 official
-    assert [dict(e) for e in t.rl.reward_schedule] == [{"after_step": 600, "correct_think": 0.8}]
+    assert [dict(e) for e in t.objective.reward_schedule] == [{"after_step": 600, "correct_think": 0.8}]
+    assert t.objective.name == "thinkless" and t.objective.alpha == 1e-3 and t.output_dir.endswith("/train")
     assert a.vllm_importance_sampling_mode == "token_truncate" and t.rl_data.validation.name == "HuggingFaceH4/aime_2024"
-    g = compose_cfg("train", ["+experiment=[degrpo,grpo]"])
-    assert g.rl.decoupled is False and g.rl.args == t.rl.args and g.rl_data == t.rl_data
+    g = compose_cfg("train", ["+experiment=degrpo", "objective=grpo_official"])
+    assert g.objective.name == "grpo" and g.rl.args == t.rl.args and g.rl_data == t.rl_data
+    assert g.objective.reward_schedule == t.objective.reward_schedule and g.output_dir.endswith("train_grpo")
     demo_grpo = compose_cfg("train", ["+experiment=grpo"])
-    assert demo_grpo.rl.decoupled is False and demo_grpo.output_dir.endswith("train_grpo")
+    assert demo_grpo.objective.name == "grpo" and demo_grpo.output_dir.endswith("train_grpo")
+    for name in ("thinkless", "grpo", "adaptthink", "length_penalty", "ada_grpo"):  # objective=NAME: its own folder
+        c = compose_cfg("train", [f"objective={name}"])
+        assert c.objective.name == name and c.output_dir.endswith("/train" if name == "thinkless" else f"train_{name}")
+        assert c.rl.args == compose_cfg("train", []).rl.args  # equal terms: one rl config for every objective
 
 
 def test_cfg_job_prints_the_official_mapping():

@@ -72,7 +72,6 @@ SITECUSTOMIZE = textwrap.dedent('''
 
     def _patch(cls):
         import re
-        from collections import Counter
         from thinkless import synthetic
 
         real = cls._generate_single_turn
@@ -80,12 +79,12 @@ SITECUSTOMIZE = textwrap.dedent('''
         def fake(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
             real(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images)  # exercised, discarded
             tok = self.processing_class
-            seen, out = Counter(), []
-            for ids in prompt_ids:
+            out = []
+            offset = self.accelerator.process_index * len(prompt_ids)  # a group may span the ranks
+            for i, ids in enumerate(prompt_ids):
                 problem = re.search(r"<\\|im_start\\|>user\\n(.*?)<\\|im_end\\|>", tok.decode(ids), re.S).group(1)
                 p = synthetic.parse_prompt(problem)
-                j = seen[problem] % 4
-                seen[problem] += 1
+                j = (offset + i) % num_generations
                 wrong = str((int(p.answer) + 1) % 10)
                 body = [synthetic.short_teacher(p), synthetic.long_teacher(p),
                         "<short>\\\\boxed{%s}" % wrong, "<think>%s\\n</think>\\\\boxed{%s}" % (p.digits[0], wrong)][j]
@@ -258,3 +257,26 @@ def test_degrpo_two_processes_match_one(config, env, distill_ref, train_ref, tmp
           f"weight gap {gap:.2e} of update {update:.3g}")
     assert update > 1e-3, "the step must move the weights measurably"
     assert gap < 1e-3, f"2-process weights differ from 1-process by {gap:.2e} of the update"
+
+
+def test_group_shaping_spans_processes(env, distill_ref, tmp_path):
+    """Ada-GRPO's reward depends on the whole group (how many of its responses share a mode): with 2 rows per rank
+    and G = 4 every group spans both processes, and the rewards, advantages and update equal one process's."""
+    args = ["objective=ada_grpo", *TRAIN_ARGS]
+    ref = tmp_path / "ref"
+    run([PY, "train.py", f"output_dir={ref}", f"model.path={distill_ref / 'model'}",
+         "rl.args.per_device_train_batch_size=4", *args], env, tmp_path / "ref.log")
+    out = tmp_path / "ddp"
+    launch("cpu_ddp.yaml", "train.py", [f"output_dir={out}", f"model.path={distill_ref / 'model'}",
+                                        "rl.args.per_device_train_batch_size=2", *args], env, tmp_path / "run.log")
+    r, g = step_logs(ref), step_logs(out)
+    # the fake completions per group: correct short, correct think, wrong short, wrong think; at t = 1 of T = 2
+    # each mode has F = 2 of G = 4, so the correct ones get 1 + ½(2 − 1)(1 + cos(π/2)) = 1.5: mean 0.75
+    assert r[0]["reward"] == pytest.approx(0.75) and r[0]["modes/think_ratio"] == pytest.approx(0.5)
+    for k in ("reward", "reward_std", "modes/think_ratio", "modes/accuracy"):
+        assert g[0][k] == pytest.approx(r[0][k], rel=1e-6, abs=1e-7), k
+    for k in ("loss", "grad_norm"):
+        assert g[1][k] == pytest.approx(r[1][k], rel=1e-4, abs=1e-6), k
+    w0, w_ref, w_got = weights(distill_ref / "model"), weights(ref / "model"), weights(out / "model")
+    gap, update = relative_gap(w_got, w_ref, w0)
+    assert update > 1e-3 and gap < 1e-3, (gap, update)

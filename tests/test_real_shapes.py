@@ -75,6 +75,7 @@ def check_control_tokens(model, tok, ids, n_before, emb_mean, *, reused: tuple[s
 def degrpo_step(model, tok, out_dir: Path) -> tuple[dict, float, dict]:
     from datasets import Dataset
 
+    from thinkless.objectives.thinkless import Thinkless
     from thinkless.reward import ThinklessReward
     from thinkless.trainer import DeGRPOConfig, DeGRPOTrainer
 
@@ -91,9 +92,9 @@ def degrpo_step(model, tok, out_dir: Path) -> tuple[dict, float, dict]:
     args = DeGRPOConfig(output_dir=str(out_dir), max_steps=1, per_device_train_batch_size=4, num_generations=2,
                         max_completion_length=8, learning_rate=1e-2, optim="sgd", beta=0.0, use_cpu=True,
                         bf16=False, fp16=False, report_to=[], save_strategy="no", logging_steps=1, disable_tqdm=True,
-                        temperature=1.0, dataloader_num_workers=0, seed=0, decoupled=True, degrpo_alpha=1e-3)
+                        temperature=1.0, dataloader_num_workers=0, seed=0)
     trainer = DeGRPOTrainer(model=model, reward_funcs=[thinkless_reward, alternating], args=args, train_dataset=ds,
-                            processing_class=tok)
+                            processing_class=tok, objective=Thinkless(alpha=1e-3))
     watch = {"embed": model.get_input_embeddings().weight, "attn": model.model.layers[0].self_attn.q_proj.weight}
     before = {k: v.detach().clone() for k, v in watch.items()}
     t0 = time.time()

@@ -36,7 +36,8 @@ def test_train_cli_outputs(distilled, tmp_path):
     assert any(k.startswith("modes/think_ratio_L") for k in recs[-1])  # per level (levels present in the batch)
     assert (out / "mode_usage.png").stat().st_size > 1000 and (out / "accuracy.png").stat().st_size > 1000
     card = (out / "model" / "README.md").read_text()
-    assert "DeGRPO" in card and "| γ (think penalty) | 0.5 |" in card and "| steps | 3 |" in card
+    assert "DeGRPO" in card and "| objective | `thinkless` |" in card and "| objective.gamma | 0.5 |" in card
+    assert "| objective.alpha | 1.0 |" in card and "| steps | 3 |" in card
     # the card documents the switch and the threshold, with this model's measured curve (one row per bias)
     assert "thinking='off'" in card and "thinkless.vllm_think_bias:ThinkBias" in card
     assert "### Measured threshold curve" in card and card.count("\n| +") + card.count("\n| -") >= 6

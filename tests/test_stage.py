@@ -15,7 +15,7 @@ from .helpers import ROOT, run_train_cli
 
 OVERRIDES = ["rl.args.max_steps=6", "rl.args.save_steps=2", "rl.args.per_device_train_batch_size=16",
              "rl.args.num_generations=4", "rl.args.max_completion_length=40", "report.enabled=false",
-             "rl_data.validation=null", "rl.reward_schedule=[{after_step:3,correct_think:0.8}]"]
+             "rl_data.validation=null", "objective.reward_schedule=[{after_step:3,correct_think:0.8}]"]
 
 
 def lines(metrics):

@@ -168,14 +168,14 @@ def sample_ref_accuracy(ctx, rows: list[dict], K: int, temperature: float, top_p
     the thinking prefix) graded by the strict grader; their postprocessed record per problem."""
     from ..tokens import THINK
     from ..generation import SamplingConfig
-    from ..grading import Grader
+    from ..grading import Grader, is_exact
 
     graders = {ex: Grader("strict", exact=ex) for ex in (False, True)}
     prompts = [ctx.render(r["problem"], prefill=THINK) for r in rows]
     cfg = SamplingConfig(temperature=temperature, top_p=top_p, max_new_tokens=max_tokens, n=K, seed=ctx.seed)
     out = {}
     for r, comps in zip(rows, ctx.generator.generate(prompts, cfg, desc="AdaptThink reference")):
-        grader = graders[r["task"] == "synthetic"]
+        grader = graders[is_exact(r["task"])]
         acc = [float(grader.grade(THINK + c.text, r["answer"]).correct) for c in comps]
         out[r["problem"].strip()] = {"problem": r["problem"].strip(), "answer": r["answer"], "metrics": {
             "n_responses": len(comps), "avg_acc_thinking": sum(acc) / len(acc),
