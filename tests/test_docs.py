@@ -21,8 +21,8 @@ MAX_README_LINES = 400
 # ------------------------------------------------------------------ Markdown: headings, slugs, links
 
 
-def strip_code(text: str) -> str:
-    """The text with fenced code blocks blanked (line numbers kept) and inline code spans removed."""
+def blank_fences(text: str) -> str:
+    """The text with fenced code blocks blanked, line numbers kept (a `# comment` in a bash block is no heading)."""
     out, fence = [], None
     for line in text.split("\n"):
         m = re.match(r"^\s*(`{3,}|~{3,})", line)
@@ -34,8 +34,13 @@ def strip_code(text: str) -> str:
                 fence = None
             out.append("")
         else:
-            out.append(re.sub(r"(`+).*?\1", "", line))
+            out.append(line)
     return "\n".join(out)
+
+
+def strip_code(text: str) -> str:
+    """The text without code: fenced blocks blanked and inline code spans removed."""
+    return re.sub(r"(`+).*?\1", "", blank_fences(text))
 
 
 def slug(heading: str) -> str:
@@ -51,7 +56,7 @@ def anchors(path: Path) -> set[str]:
     """Every heading anchor of a Markdown file; a repeated slug gets -1, -2, ... as on GitHub."""
     seen: dict[str, int] = {}
     out = set()
-    for line in strip_code_keep_headings(path.read_text()).split("\n"):
+    for line in blank_fences(path.read_text()).split("\n"):
         m = re.match(r"^ {0,3}#{1,6}\s+(.*?)\s*#*\s*$", line)
         if not m:
             continue
@@ -60,23 +65,6 @@ def anchors(path: Path) -> set[str]:
         seen[s] = n + 1
         out.add(s if n == 0 else f"{s}-{n}")
     return out
-
-
-def strip_code_keep_headings(text: str) -> str:
-    """Fenced blocks blanked (a `# comment` in a bash block is no heading); inline code kept (headings use it)."""
-    out, fence = [], None
-    for line in text.split("\n"):
-        m = re.match(r"^\s*(`{3,}|~{3,})", line)
-        if fence is None and m:
-            fence = m.group(1)
-            out.append("")
-        elif fence is not None:
-            if line.strip().startswith(fence):
-                fence = None
-            out.append("")
-        else:
-            out.append(line)
-    return "\n".join(out)
 
 
 LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]*)>?(?:\s+\"[^\"]*\")?\s*\)")
@@ -186,11 +174,6 @@ def table_rows(text: str, header_start: str) -> list[list[str]]:
 
 
 PIPELINE_HEADER = "| level | forced think acc |"
-
-
-def sections(path: Path) -> list[str]:
-    """The text of a page cut at its level-2 headings."""
-    return re.split(r"\n(?=## )", path.read_text())
 
 
 def test_the_demo_tables_are_the_generated_reports():
