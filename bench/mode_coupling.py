@@ -5,8 +5,8 @@
 For each model: the mean p(<think>) at the mode position per level, and the cosine between the parameter gradients
 of the mean mode logit (logit <think> − logit <short>) at level 1 and at each other level, printed as 1 − cosine.
 A cosine of 1 means any update that moves the mode decision at one level moves it equally at every level: RL then
-has to learn level features from the few groups whose samples disagree on the mode (README: Performance, the recipe
-search).
+has to learn level features from the few groups whose samples disagree on the mode (docs/lab-notebook.md, the
+recipe search).
 """
 
 from __future__ import annotations

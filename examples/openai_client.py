@@ -1,6 +1,6 @@
 """Query a served Thinkless model with the OpenAI client: the model's choice, forced think, forced short, a threshold.
 
-Serve a trained model first (README, "Serving"):
+Serve a trained model first (docs/serving.md):
 
     vllm serve runs/demo/train/model --logits-processors thinkless.vllm_think_bias:ThinkBias
 

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared by slurm/*.sbatch, slurm/submit.sh and slurm/pipeline.sh (sourced, never run). See the README, "Running on a cluster".
+# Shared by slurm/*.sbatch, slurm/submit.sh and slurm/pipeline.sh (sourced, never run). See docs/cluster.md.
 
 # ======================= EDIT FOR YOUR CLUSTER: the only edits needed ========================
 THINKLESS_PARTITION="${THINKLESS_PARTITION:-gpu}"   # the GPU partition to submit to

@@ -89,7 +89,7 @@ def test_trl_client_talks_to_the_server(server):
 
 
 def test_openai_client_example_forces_the_modes_and_moves_the_threshold(server):
-    """examples/openai_client.py (the README's serving example) against the server, over real HTTP."""
+    """examples/openai_client.py (docs/serving.md's serving example) against the server, over real HTTP."""
     proc = subprocess.run([sys.executable, str(ROOT / "examples" / "openai_client.py"), "--base-url",
                            server["url"] + "/v1", "--question", "3 ~ 4 ~ 8 . . . . . . . . .", "--json",
                            "--bias", "-100", "100", "--max-tokens", "48"],
