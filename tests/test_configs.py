@@ -55,16 +55,22 @@ def test_distill_experiment_is_the_official_warm_up():
     assert d.prompt.instruction == "{problem}"  # the instruction is the data's own
 
 
-def test_degrpo_experiment_matches_the_official_script_key_by_key():
-    """Every official key in `official.mapping` whose counterpart is one of our keys holds the same value."""
-    t = compose_cfg("train", ["+experiment=degrpo"])
+def check_mapping(t, renamed) -> int:
+    """Every key of ``t.official.mapping`` whose counterpart is one of our keys holds the official value (``renamed``:
+    keys whose value is expressed differently here); the number checked."""
     checked = 0
     for key, (official, ours, expected) in t.official.mapping.items():
         if OmegaConf.select(t, str(ours), default="__missing__") != "__missing__" and not isinstance(expected, str):
             assert OmegaConf.select(t, ours) == expected, (key, ours)
-            assert official == expected or key.endswith(("std_normalizer", "rollout.name")), key
+            assert official == expected or renamed(key), key
             checked += 1
-    assert checked >= 20
+    return checked
+
+
+def test_degrpo_experiment_matches_the_official_script_key_by_key():
+    """Every official key in `official.mapping` whose counterpart is one of our keys holds the same value."""
+    t = compose_cfg("train", ["+experiment=degrpo"])
+    assert check_mapping(t, lambda key: key.endswith(("std_normalizer", "rollout.name"))) >= 20
     a, G = t.rl.args, t.rl.args.num_generations
     assert a.scale_rewards == "none" and t.objective.response_norm == "token" and t.prompt.instruction == "{problem}"
     assert a.per_device_train_batch_size * 8 * a.steps_per_generation // G == 128              # prompts per rollout
@@ -83,6 +89,16 @@ def test_degrpo_experiment_matches_the_official_script_key_by_key():
         c = compose_cfg("train", [f"objective={name}"])
         assert c.objective.name == name and c.output_dir.endswith("/train" if name == "thinkless" else f"train_{name}")
         assert c.rl.args == compose_cfg("train", []).rl.args  # equal terms: one rl config for every objective
+
+
+def test_adaptthink_experiment_matches_their_script_key_by_key():
+    t = compose_cfg("train", ["+experiment=adaptthink"])
+    assert check_mapping(t, lambda key: key.startswith("actor_rollout_ref.actor.use_kl_loss")) >= 20
+    a, G = t.rl.args, t.rl.args.num_generations
+    assert t.objective.name == "adaptthink" and G == 16 and t.output_dir.endswith("train_adaptthink")
+    assert a.per_device_train_batch_size * 8 * a.steps_per_generation // G == 128              # prompts per rollout
+    assert a.steps_per_generation == a.gradient_accumulation_steps                             # one update per rollout
+    assert a.vllm_importance_sampling_mode.startswith("token")  # objective=adaptthink refuses sequence-level IS
 
 
 def test_cfg_job_prints_the_official_mapping():

@@ -88,3 +88,12 @@ def test_cpu_limits_are_refused_in_one_place():
         check_cpu_args("colocate", sleep_mode=True)
     with pytest.raises(ValueError, match="NCCL"):
         use_cpu_weight_sync(SimpleNamespace(vllm_generation=SimpleNamespace(mode="server")))
+
+
+def test_adaptthink_forcing_on_colocated_vllm(distilled, tmp_path):
+    """AdaptThink's forced first token through vLLM's CPU engine: half of each group starts with <short>, the
+    forced token's sampling log-prob is the forcing's, and the sequence loss trains on vLLM's rollouts."""
+    res, recs = train_with_vllm(distilled, tmp_path / "train", "objective=adaptthink", "objective.ref_samples=2",
+                                "rl.args.vllm_importance_sampling_mode=token_truncate")
+    assert [r["step"] for r in recs] == [1, 2, 3, 4] and "RL done: 4 steps" in res.stdout
+    assert all(r["modes/think_ratio"] == 0.5 for r in recs) and "loss/control" in recs[-1]

@@ -197,9 +197,11 @@ def run_train(cfg: DictConfig) -> dict:
     from .generation import HFGenerator
 
     seen = [rows[i] for i in prompts_seen(trainer)] + (val_rows or [])
-    objective.prepare(PrepareContext(seen, HFGenerator(model, tok, cfg.report.batch_size), tok,
-                                     model_stamp(cfg.model.path), args.max_completion_length, cfg.seed,
-                                     cfg.prompt.instruction, cfg.prompt.system))
+    # the pre-pass samples; training must not depend on whether it ran or found its cache: RNG state kept
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
+        objective.prepare(PrepareContext(seen, HFGenerator(model, tok, cfg.report.batch_size), tok,
+                                         model_stamp(cfg.model.path), args.max_completion_length, cfg.seed,
+                                         cfg.prompt.instruction, cfg.prompt.system))
     if args.use_vllm and not torch.cuda.is_available():
         from .vllm_cpu import use_cpu_weight_sync
 
