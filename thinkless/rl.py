@@ -43,7 +43,7 @@ def rl_prompts(data_cfg, stats: DropStats, *, instruction: str | None = None, sy
         recs = [{"problem": p.prompt, "answer": p.answer, "level": p.level, "task": "synthetic"} for p in probs]
     elif data_cfg.source == "math":
         rows = load_rows(data_cfg.name, split=data_cfg.get("split", "train"), limit=data_cfg.get("limit"),
-                         stats=stats)
+                         stats=stats, fields=dict(data_cfg.fields))
         recs = records_from_rows(rows, dict(data_cfg.fields), stats, require_answer=True, what="rl_data.fields")
         for r in recs:
             r["task"] = "math"

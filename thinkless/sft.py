@@ -30,7 +30,8 @@ def teacher_records(data_cfg, stats: DropStats, *, out_dir, progress: bool = Tru
 
     from .teachers import generate_pairs
 
-    rows = load_rows(data_cfg.prompts, split=data_cfg.get("split", "train"), limit=data_cfg.get("limit"), stats=stats)
+    rows = load_rows(data_cfg.prompts, split=data_cfg.get("split", "train"), limit=data_cfg.get("limit"), stats=stats,
+                     fields=dict(data_cfg.fields))
     problems = records_from_rows(rows, dict(data_cfg.fields), stats, require_answer=True, what="data.fields")
     gens = {}
     for role in ("long_teacher", "short_teacher"):
@@ -67,7 +68,7 @@ def sft_rows(cfg: DictConfig, tok, stats: DropStats, *, out_dir):
         table, layout, fields = teacher_records(d, stats, out_dir=out_dir), "paired", PAIRED_FIELDS
     else:
         table = load_table(d.name, split=d.get("split", "train"), subset=d.get("subset"), limit=d.get("limit"),
-                           stats=stats)
+                           stats=stats, fields=dict(d.fields))
         layout, fields = d.source, dict(d.fields)
     return sft_table(table, layout, fields, tok, stats, instruction=cfg.prompt.instruction, system=cfg.prompt.system,
                      require_answer=bool(d.get("require_answer", False)),
