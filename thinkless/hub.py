@@ -65,6 +65,9 @@ def model_card(info: dict) -> str:
         f"| rewards | {info.get('rewards')} |",
         f"| steps | {info.get('steps')} |",
     ]
+    for i, r in enumerate(info.get("resumed_with_changes") or []):
+        lines += ["", f"**Resumed with a changed configuration** (rerun=resume, {i + 1}): the weights come from a run "
+                  "whose settings changed mid-run:", ""] + [f"- `{c}`" for c in r.get("changes", [])]
     if usage:
         lines += ["", "## Final mode usage (last training step)", "", "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.3f} |" for k, v in usage.items() if isinstance(v, (int, float))]

@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from . import synthetic
 from .checkpoints import save_final_model
+from .checks import warn
 from .data import DropStats, load_rows, records_from_rows
 from .evaluation.benchmarks import load_benchmark
 from .format import messages, render_prompt
@@ -136,7 +137,10 @@ def run_train(cfg: DictConfig) -> dict:
     from datasets import Dataset
 
     check_model_path(cfg.model.path)  # before any work
-    stage = start_stage(cfg, "train")
+    stage = start_stage(cfg, "train", config_cls="thinkless.trainer:DeGRPOConfig")
+    if cfg.rl.alpha < 0:  # legal, but it pushes the mode decision away from the better-paid mode
+        warn("rl.alpha", cfg.rl.alpha, "negative: the control-token term then trains the mode token away from "
+             "the mode that earned more reward (α > 0; the paper uses 1e-3)")
     from .trainer import DeGRPOConfig, DeGRPOTrainer  # after start_stage: TRL imports vLLM, which logs at import
     model, tok = load_checkpoint(cfg.model.path, dtype=cfg.model.get("dtype", "auto"))
     stats = DropStats()
@@ -157,6 +161,8 @@ def run_train(cfg: DictConfig) -> dict:
     args = trainer_args(DeGRPOConfig, cfg.rl.args, stage, decoupled=cfg.rl.decoupled, degrpo_alpha=cfg.rl.alpha,
                         response_norm=cfg.rl.response_norm, **no_val)
     info = card_info(cfg, reward)
+    if stage.changes:
+        info["resumed_with_changes"] = stage.changes
     callbacks = [MetricsLogCallback(stage.out_dir, RL_KEYS, title=run_label(cfg), plot=True),
                  *hub_callbacks(cfg.get("hub"), info)]
     if args.use_vllm:

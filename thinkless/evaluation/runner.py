@@ -13,7 +13,6 @@ every run, so grading changes never need regeneration.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..fingerprint import check_meta, fingerprint
 from ..format import render_prompt
 from ..generation import HFGenerator, SamplingConfig
 from ..grading import GRADE_STATS, GRADING_POLICIES, Grader
@@ -64,10 +64,10 @@ class GenerationStore:
                     self.rows[row["uid"]] = row
                 except (json.JSONDecodeError, KeyError):
                     self.repaired += 1
-        if meta is not None:
-            meta_path = self.path.with_suffix(".meta.json")
-            if not meta_path.exists():
-                meta_path.write_text(json.dumps(meta, indent=2, default=str))
+        if meta is not None:  # the settings that made the file: a mismatch (or no record) stops, never mixes
+            check_meta(self.path.with_suffix(".meta.json"), meta, what=f"generation file {self.path}",
+                       data_exists=bool(self.rows) or self.repaired > 0,
+                       hint="Move it (and its .meta.json) away to generate again, or use another output_dir.")
 
     def append(self, rows: list[dict]) -> None:
         with open(self.path, "a") as f:
@@ -87,10 +87,6 @@ def model_stamp(model: str) -> dict:
         return {"path": str(p.resolve()),
                 "files": [[f.name, f.stat().st_size, int(f.stat().st_mtime)] for f in files if f.exists()]}
     return {"hub": str(model)}
-
-
-def fingerprint(d: dict) -> str:
-    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 # ------------------------------------------------------------------ settings
