@@ -86,7 +86,8 @@ def model_card(info: dict) -> str:
               "OpenAI server: `extra_body={\"chat_template_kwargs\": {\"thinking\": \"off\"}}`.", "",
               "**Think threshold.** A bias `b` on the `<think>` logit at the first generated position only trades "
               "accuracy for tokens (`b > 0` thinks more): `thinkless.mode_control.ThinkBiasProcessor` for HF "
-              "`generate`; `vllm serve PATH --logits-processors thinkless.vllm_think_bias:ThinkBias` and "
+              "`generate`; `vllm serve PATH --logits-processors thinkless.vllm_think_bias:ThinkBias --middleware "
+              "thinkless.serving.check_request` and "
               "`extra_body={\"vllm_xargs\": {\"think_bias\": b}}` per request. (The API's `logit_bias` acts at "
               "every position and breaks the response for large `b`.)"]
     curve = info.get("threshold") or []

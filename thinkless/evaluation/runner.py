@@ -311,14 +311,14 @@ def load_generator(cfg: DictConfig):
     if backend not in valid:
         raise ValueError(f"generation.backend={backend!r}: valid choices are {valid}")
     model_path = str(cfg.model_path)
-    check_model_path(model_path, what="model")
+    check_model_path(model_path, what="model", tokenizer=not cfg.get("tokenizer"))
     if backend == "vllm" or (backend == "auto" and vllm_available() and gpu_visible()):
-        from transformers import AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
 
-        from ..tokens import add_control_tokens
+        from ..modeling import prepare_control_tokens
 
         tok = AutoTokenizer.from_pretrained(cfg.get("tokenizer") or model_path)
-        add_control_tokens(tok)
+        prepare_control_tokens(tok, AutoConfig.from_pretrained(model_path), what=model_path)
         v = cfg.generation.get("vllm") or {}
         gen = make_generator("vllm", tokenizer=tok, model_path=model_path, **dict(v))
         return gen, tok
@@ -326,14 +326,7 @@ def load_generator(cfg: DictConfig):
 
     from ..modeling import load_checkpoint
 
-    model, tok = load_checkpoint(model_path, dtype=cfg.get("dtype", "auto"))
-    if cfg.get("tokenizer"):
-        from transformers import AutoTokenizer
-
-        from ..tokens import add_control_tokens
-
-        tok = AutoTokenizer.from_pretrained(cfg.tokenizer)
-        add_control_tokens(tok)
+    model, tok = load_checkpoint(model_path, dtype=cfg.get("dtype", "auto"), tokenizer=cfg.get("tokenizer"))
     if torch.cuda.is_available():
         model = model.to("cuda")
     return make_generator("hf", model=model, tokenizer=tok, batch_size=int(cfg.generation.batch_size)), tok
