@@ -51,12 +51,12 @@ def test_resume_after_sigkill(distilled, tmp_path):
     changed = [*OVERRIDES, "rl.args.learning_rate=1e-3", "rl.alpha=0.01", "rl.args.num_generations=8"]
     bad = run_train_cli(out, model, *changed, check=False)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
-    for text in ("different configuration", "rl.args.learning_rate: 0.0002 -> 0.001", "rl.alpha: 0.001 -> 0.01",
+    for text in ("different configuration", "rl.args.learning_rate: 0.0002 -> 0.001", "rl.alpha: 1.0 -> 0.01",
                  "rl.args.num_generations: 4 -> 8", "rerun=resume", "rerun=fresh"):
         assert text in bad.stderr, text
     assert not (out / "checkpoints" / "checkpoint-4").exists() and steps(metrics) == [1, 2, 3]
     assert json.loads((out / "checkpoints" / "checkpoint-2" / "run_config.json").read_text())["config"]["rl"][
-        "alpha"] == 0.001  # the checkpoint carries the configuration that made it
+        "alpha"] == 1.0  # the checkpoint carries the configuration that made it
 
     res = run_train_cli(out, model, *OVERRIDES, "rl.args.logging_steps=1", "wandb.enabled=false")  # excluded keys
     assert "resuming from" in res.stdout and "checkpoint-" in res.stdout
@@ -73,7 +73,7 @@ def test_resume_after_sigkill(distilled, tmp_path):
     # a finished run is not resumed into extra steps: a changed config is refused, the same one has nothing to do
     card = (out / "model" / "README.md").read_text()
     bad = run_train_cli(out, model, *OVERRIDES, "rl.alpha=5", "rl.decoupled=false", check=False)
-    assert bad.returncode == 1 and "finished train run" in bad.stderr and "rl.alpha: 0.001 -> 5" in bad.stderr
+    assert bad.returncode == 1 and "finished train run" in bad.stderr and "rl.alpha: 1.0 -> 5" in bad.stderr
     assert "rl.decoupled: True -> False" in bad.stderr
     bad = run_train_cli(out, model, *OVERRIDES, "rl.alpha=5", "rerun=resume", check=False)
     assert bad.returncode == 1 and "not resumed into extra steps" in bad.stderr
@@ -81,7 +81,7 @@ def test_resume_after_sigkill(distilled, tmp_path):
     assert "nothing to do" in again.stdout and "step 7" not in again.stdout
     assert (out / "model" / "README.md").read_text() == card and torch.equal(
         load_file(out / "model" / "model.safetensors")[k], b[k])
-    assert json.loads((out / "model" / "run_config.json").read_text())["config"]["rl"]["alpha"] == 0.001
+    assert json.loads((out / "model" / "run_config.json").read_text())["config"]["rl"]["alpha"] == 1.0
 
 
 def _state(out, alpha=0.001, *, ckpt=2, finished=False):
