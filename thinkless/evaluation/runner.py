@@ -333,17 +333,18 @@ def load_generator(cfg: DictConfig):
 
 
 def run_eval(cfg: DictConfig, *, generator=None, tokenizer=None) -> dict:
-    """Run the configured evaluation; ``generator``/``tokenizer`` replace the model (tests, notebooks)."""
-    t_start = time.time()
+    """Run the configured evaluation; ``generator``/``tokenizer`` replace the model (tests, notebooks).
+
+    On the stage runner (``thinkless.stage``): output folder, config checks, quiet console, threads, wandb, the
+    result (``results.json``, with the config fingerprint and warnings). Rerunning resumes every generation file
+    whose recorded settings match (``GenerationStore``); changed settings write new files, never mixed ones."""
+    from ..stage import finish_stage, start_stage
+
     grade_stats_before = dict(GRADE_STATS)
-    out_dir = Path(cfg.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     names = validate_benchmarks(cfg)
     resolve_methods(cfg.methods, cfg.method)  # fail on a bad method name before loading anything
-    if cfg.get("threads"):
-        import torch
-
-        torch.set_num_threads(int(cfg.threads))
+    stage = start_stage(cfg, "eval")
+    out_dir = stage.out_dir
 
     benches = {n: load_benchmark(n, cfg.benchmark[n], data_dir=cfg.get("data_dir"), limit=cfg.get("limit"))
                for n in names}
@@ -368,10 +369,6 @@ def run_eval(cfg: DictConfig, *, generator=None, tokenizer=None) -> dict:
                          "every step: only the HF backend computes them (generation.backend=hf, "
                          "generation.self_certainty=true); vLLM returns the sampled tokens' log-probs only")
 
-    from ..tracking import init_wandb, log_summary
-
-    run = init_wandb(cfg.get("wandb"), job_type="eval", config=OmegaConf.to_container(cfg, resolve=True),
-                     run_dir=str(out_dir))
     results = evaluate(generator, tokenizer, benches, cfg.methods, cfg.method,
                        sampling=sampling_config(cfg.sampling), out_dir=out_dir,
                        settings={n: bench_settings(cfg, n) for n in names}, system=cfg.prompt.get("system"),
@@ -384,9 +381,7 @@ def run_eval(cfg: DictConfig, *, generator=None, tokenizer=None) -> dict:
     results["grading"] = {"policy": cfg.grading.policy,
                           **{k: v - grade_stats_before.get(k, 0) for k, v in GRADE_STATS.items()
                              if v > grade_stats_before.get(k, 0)}}  # this run's timeouts / parse errors / too long
-    results["total_seconds"] = round(time.time() - t_start, 1)
     results["config"] = OmegaConf.to_container(cfg, resolve=True)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
     table = format_tables(results)
     (out_dir / "results.md").write_text(table + "\n")
     print(table, flush=True)
@@ -396,19 +391,18 @@ def run_eval(cfg: DictConfig, *, generator=None, tokenizer=None) -> dict:
 
         plots = make_plots(results, out_dir / "plots")
     results["plots"] = [str(p) for p in plots]
-    print(f"results -> {out_dir / 'results.json'}, {out_dir / 'results.md'}"
-          + (f", {len(plots)} plots in {out_dir / 'plots'}" if plots else ""), flush=True)
-    if run is not None:
-        log_summary(run, {b: {m: {k: v for k, v in r.items() if not isinstance(v, (dict, list))}
-                              for m, r in br["methods"].items()} for b, br in results["benchmarks"].items()},
-                    prefix="eval/")
+    if stage.run is not None and plots:
         try:
             import wandb
 
-            run.log({f"eval/plots/{Path(p).stem}": wandb.Image(str(p)) for p in plots})
+            stage.run.log({f"eval/plots/{Path(p).stem}": wandb.Image(str(p)) for p in plots})
         except Exception as e:  # plots are a nicety
             logger.warning("could not log plots to wandb: %s", e)
-        run.finish()
+    summary = {b: {m: {k: v for k, v in r.items() if not isinstance(v, (dict, list))}
+                   for m, r in br["methods"].items()} for b, br in results["benchmarks"].items()}
+    finish_stage(stage, results, "eval", path=out_dir / "results.json", summary=summary)
+    print(f"results -> {out_dir / 'results.json'}, {out_dir / 'results.md'}"
+          + (f", {len(plots)} plots in {out_dir / 'plots'}" if plots else ""), flush=True)
     counts = {k: v for k, v in results["grading"].items() if k != "policy"}
     if counts:
         logger.warning("grading: %s (counted as wrong)", counts)
