@@ -18,8 +18,9 @@ def rewrite_model_override(argv: list[str]) -> list[str]:
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
     from thinkless.evaluation.runner import run_eval
+    from thinkless.stage import run_cli
 
-    run_eval(cfg)
+    run_cli(run_eval, cfg)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
+    from thinkless.stage import run_cli
     from thinkless.rl import run_train
 
-    run_train(cfg)
+    run_cli(run_train, cfg)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Serve a trained model first (docs/serving.md):
 
-    vllm serve runs/demo/train/model --logits-processors thinkless.vllm_think_bias:ThinkBias
+    vllm serve runs/demo/train/model --logits-processors thinkless.vllm_think_bias:ThinkBias \
+        --middleware thinkless.serving.check_request
 
 then:
 

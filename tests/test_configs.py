@@ -1,5 +1,7 @@
 """Every config in conf/ composes; bad choices fail naming the valid ones."""
 
+import json
+
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
@@ -67,19 +69,92 @@ def check_mapping(t, renamed) -> int:
     return checked
 
 
-def test_degrpo_experiment_matches_the_official_script_key_by_key():
-    """Every official key in `official.mapping` whose counterpart is one of our keys holds the same value."""
+OFFICIAL = json.loads((ROOT / "tests" / "data" / "official_degrpo.json").read_text())
+
+
+def _k3_is_low_var_kl() -> str:
+    """verl's low_var_kl is k3 = exp(ref - logp) - (ref - logp) - 1 (clamped to [-10, 10]); ours must equal it."""
+    import torch
+
+    from thinkless.loss import k3_kl
+
+    ref, logp = torch.tensor([-1.0, -2.0, -0.5]), torch.tensor([-1.5, -1.0, -0.5])
+    d = ref - logp
+    return "low_var_kl" if torch.allclose(k3_kl(ref, logp), torch.exp(d) - d - 1) else "other"
+
+
+def official_units(t) -> dict:
+    """Our composed +experiment=degrpo config, in the official script's keys and units (one entry per key)."""
+    a, G, r = t.rl.args, t.rl.args.num_generations, t.objective.rewards
+    gpus = 8
+    per_rollout = a.steps_per_generation // a.gradient_accumulation_steps  # optimizer steps per official step
+    sched = [dict(e) for e in t.objective.reward_schedule]
+    return {
+        "algorithm.adv_estimator": "grpo" if t.objective.name == "thinkless" and a.scale_rewards in ("none", "group") else "other",
+        "algorithm.std_normalizer": a.scale_rewards != "none",
+        "data.train_files": "data/deepscaler/train.parquet"
+        if t.rl_data.name == "agentica-org/DeepScaleR-Preview-Dataset" else t.rl_data.name,
+        "data.val_files": "data/deepscaler/aime24.parquet"
+        if t.rl_data.validation.name == "HuggingFaceH4/aime_2024" else t.rl_data.validation.name,
+        "data.train_batch_size": a.per_device_train_batch_size * gpus * a.steps_per_generation // G,
+        "data.max_prompt_length": t.rl_data.max_prompt_tokens,
+        "data.max_response_length": a.max_completion_length,
+        "actor_rollout_ref.actor.optim.lr": a.learning_rate,
+        "actor_rollout_ref.actor.ppo_mini_batch_size": a.per_device_train_batch_size * gpus
+        * a.gradient_accumulation_steps // G,
+        # deviations (README, "Reproducing the paper"): TRL has no token-budget micro-batches; the fixed micro-batch
+        # of 2 sequences stands in for verl's 32768-token budget
+        "actor_rollout_ref.actor.use_dynamic_bsz": a.per_device_train_batch_size == 2,
+        "actor_rollout_ref.actor.ppo_max_token_len_per_gpu": 32768 if a.per_device_train_batch_size == 2 else None,
+        "actor_rollout_ref.actor.use_kl_loss": a.beta > 0,
+        "actor_rollout_ref.actor.kl_loss_coef": a.beta,
+        "actor_rollout_ref.actor.kl_loss_type": _k3_is_low_var_kl(),
+        "actor_rollout_ref.model.enable_gradient_checkpointing": a.gradient_checkpointing,
+        "actor_rollout_ref.rollout.name": "vllm" if a.use_vllm else "hf",
+        "actor_rollout_ref.rollout.temperature": a.temperature,
+        "actor_rollout_ref.rollout.val_temperature": a.temperature,  # TRL validates at the training temperature
+        "actor_rollout_ref.rollout.n": G,
+        "actor_rollout_ref.rollout.n_val": a.num_generations_eval,
+        "trainer.val_before_train": a.eval_on_start,
+        "trainer.save_freq": a.save_steps / per_rollout,
+        "trainer.test_freq": a.eval_steps / per_rollout,
+        "actor_rollout_ref.actor.thinkless_alpha": t.objective.alpha,
+        "thinkless_rewards.correct_short_reward": r.correct_short,
+        "thinkless_rewards.correct_think_reward": r.correct_think,
+        "thinkless_rewards.wrong_think_reward": r.wrong_think,
+        "thinkless_rewards.wrong_short_reward": r.wrong_short,
+        "actor_rollout_ref.actor.grad_clip": a.max_grad_norm,
+        "actor_rollout_ref.actor.clip_ratio": a.epsilon,
+        "actor_rollout_ref.actor.entropy_coeff": a.entropy_coef,
+        "actor_rollout_ref.actor.ppo_epochs": a.num_iterations,
+        "actor_rollout_ref.actor.optim.warmup_style": a.lr_scheduler_type if a.warmup_steps == 0 else "warm-up",
+        "actor_rollout_ref.rollout.top_p": a.top_p,
+        "actor_rollout_ref.actor.optim.betas": [a.adam_beta1, a.adam_beta2],
+        "actor_rollout_ref.actor.optim.weight_decay": a.weight_decay,
+        "README reproduction: correct_think_reward 0.8 after 300 steps":
+            [sched[0]["after_step"] / per_rollout, sched[0]["correct_think"]] if len(sched) == 1 else sched,
+        "README reproduction: 300 + 180 steps": a.max_steps / per_rollout,
+        "RL prompt (prepare_deepscaler_for_RL.py)": t.prompt.instruction,
+    }
+
+
+def test_degrpo_experiment_matches_the_official_values_key_by_key():
+    """Every official value (tests/data/official_degrpo.json, with its file:line in VainF/Thinkless) against our
+    config in the official units: all entries, none skipped."""
     t = compose_cfg("train", ["+experiment=degrpo"])
-    assert check_mapping(t, lambda key: key.endswith(("std_normalizer", "rollout.name"))) >= 20
-    a, G = t.rl.args, t.rl.args.num_generations
-    assert a.scale_rewards == "none" and t.objective.response_norm == "token" and t.prompt.instruction == "{problem}"
-    assert a.per_device_train_batch_size * 8 * a.steps_per_generation // G == 128              # prompts per rollout
-    assert a.per_device_train_batch_size * 8 * a.gradient_accumulation_steps // G == 64         # prompts per update
-    assert a.steps_per_generation // a.gradient_accumulation_steps == 2                        # updates per rollout
-    assert (a.eval_steps, a.save_steps, a.max_steps) == (20, 20, 960)                          # 10, 10, 480 official
-    assert [dict(e) for e in t.objective.reward_schedule] == [{"after_step": 600, "correct_think": 0.8}]
-    assert t.objective.name == "thinkless" and t.objective.alpha == 1e-3 and t.output_dir.endswith("/train")
-    assert a.vllm_importance_sampling_mode == "token_truncate" and t.rl_data.validation.name == "HuggingFaceH4/aime_2024"
+    ours = official_units(t)
+    official = OFFICIAL["values"]
+    assert set(ours) == set(official) == set(t.official.mapping)  # the documentation block covers the same keys
+    wrong = {k: (v["value"], ours[k]) for k, v in official.items() if ours[k] != v["value"]}
+    assert not wrong, f"ours differ from the official values (official, ours): {wrong}"
+    assert all(":" in v["source"] for v in official.values()) and len(OFFICIAL["commit"]) == 40
+
+
+def test_degrpo_experiment_structure():
+    t = compose_cfg("train", ["+experiment=degrpo"])
+    a = t.rl.args
+    assert t.objective.response_norm == "token" and a.vllm_importance_sampling_mode == "token_truncate"
+    assert t.objective.name == "thinkless" and t.output_dir.endswith("/train")
     g = compose_cfg("train", ["+experiment=degrpo", "objective=grpo_official"])
     assert g.objective.name == "grpo" and g.rl.args == t.rl.args and g.rl_data == t.rl_data
     assert g.objective.reward_schedule == t.objective.reward_schedule and g.output_dir.endswith("train_grpo")

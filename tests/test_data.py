@@ -167,3 +167,59 @@ def test_rows_are_tokenized_as_at_inference_one_bos_and_the_completion_only():
         assert r["input_ids"][start] in (ids.think, ids.short) and all(r["completion_mask"][start:])
         assert r["input_ids"][-1] == tok.eos_token_id
         assert r["input_ids"][:start] == tok(r["prompt"], add_special_tokens=False)["input_ids"]
+
+
+def test_wrong_field_types_are_dropped_and_counted_with_file_line(tmp_path, caplog):
+    rows = [{"problem": f"p{i}", "answer": str(i)} for i in range(38)]
+    rows[4] = {"problem": "p4", "answer": {"value": 5}}  # a dict gold: never gradable as written
+    rows[9] = {"problem": 9, "answer": "9"}               # a problem that is a number
+    f = tmp_path / "r.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    fields = {"problem": "problem", "answer": "answer"}
+    stats = DropStats()
+    got = load_rows(str(f), stats=stats, fields=fields)
+    assert len(got) == 36 and stats["bad_type"] == 2
+    assert all(isinstance(r["answer"], str) and isinstance(r["problem"], str) for r in got)
+    assert f"{f}:5: field 'answer' is a dict" in caplog.text and f"{f}:10: field 'problem' is a int" in caplog.text
+    # the same rule for the SFT table (was a raw pyarrow ArrowTypeError on the mixed column)
+    stats = DropStats()
+    assert len(load_table(str(f), stats=stats, fields=fields)) == 36 and stats["bad_type"] == 2
+    # over 10% bad: the file is not what the config says
+    g = tmp_path / "g.jsonl"
+    g.write_text("\n".join(json.dumps({"problem": "p", "answer": {"v": i}}) for i in range(3))
+                 + "\n" + json.dumps({"problem": "p", "answer": "1"}) + "\n")
+    with pytest.raises(ValueError, match=rf"{g}:1: field 'answer' is a dict.*3 of 4 lines are bad"):
+        load_rows(str(g), fields=fields)
+    # a list of accepted answers and numeric levels/answers are fine
+    h = tmp_path / "h.json"
+    h.write_text(json.dumps([{"problem": "p", "answer": ["1", 1.0], "level": "Level 3"}, {"problem": "q", "answer": 2}]))
+    assert len(load_rows(str(h), fields={**fields, "level": "level"})) == 2
+
+
+def test_non_utf8_and_empty_files_get_one_clear_message(tmp_path, caplog):
+    f = tmp_path / "r.jsonl"
+    lines = [json.dumps({"problem": f"p{i}", "answer": "1"}).encode() for i in range(20)]
+    lines[3] = b'{"problem": "caf\xe9", "answer": "1"}'  # latin-1 bytes in a UTF-8 file
+    f.write_bytes(b"\n".join(lines) + b"\n")
+    stats = DropStats()
+    assert len(load_rows(str(f), stats=stats)) == 19 and stats["bad_json_line"] == 1
+    assert f"{f}:4: not UTF-8 text" in caplog.text
+    g = tmp_path / "r.json"
+    g.write_bytes(b'[{"problem": "a"},\n {"problem": "caf\xe9"}]')
+    with pytest.raises(ValueError, match=rf"{g}:2: not UTF-8 text"):
+        load_rows(str(g))
+    e = tmp_path / "empty.jsonl"
+    e.write_text("")
+    for load in (load_rows, load_table):
+        with pytest.raises(ValueError, match=rf"data source '{e}' has no rows"):
+            load(str(e))
+    with pytest.raises(ValueError, match="no rows to build SFT rows from"):
+        sft_table([], "paired", {"problem": "problem"}, None, DropStats())
+
+
+def test_json_error_messages_read_cleanly(tmp_path):
+    f = tmp_path / "r.jsonl"
+    f.write_text('{"problem": "unterminated}\n')
+    with pytest.raises(ValueError) as e:
+        load_rows(str(f))
+    assert f"{f}:1: invalid JSON at column 27: Invalid control character;" in str(e.value)

@@ -205,3 +205,33 @@ def test_load_generator(tiny_model):
         load_generator(eval_cfg(f"model_path={tiny_model}", "generation.backend=tpu"))
     gen, tok = load_generator(eval_cfg(f"model_path={tiny_model}"))  # auto without a GPU: HF generate
     assert type(gen).__name__ == "HFGenerator" and tok.convert_tokens_to_ids("<short>") is not None
+
+
+def test_generation_files_never_mix_settings(tmp_path):
+    """A resumable generation file records the settings that made it; other settings (or no record) stop."""
+    import pytest
+
+    from thinkless.evaluation.runner import GenerationStore
+
+    path = tmp_path / "g.jsonl"
+    meta = {"model": {"hub": "a/b"}, "sampling": {"temperature": 0.6}}
+    GenerationStore(path, meta).append([{"uid": "0-x", "samples": []}])
+    assert list(GenerationStore(path, meta).rows) == ["0-x"]  # same settings: resumed
+    with pytest.raises(ValueError, match=r"(?s)different settings.*sampling.temperature: 0.6 -> 1.0"):
+        GenerationStore(path, {**meta, "sampling": {"temperature": 1.0}})
+    path.with_suffix(".meta.json").unlink()
+    with pytest.raises(ValueError, match="no record of the settings"):
+        GenerationStore(path, meta)
+
+
+def test_eval_runs_on_the_stage_runner(tmp_path, tiny_tokenizer):
+    out = tmp_path / "e"
+    res = run_eval(eval_cfg(f"output_dir={out}", "benchmarks=[synthetic]", "methods=[adaptive]", "limit=4",
+                            "plots=false", "calibration=false"), generator=oracle(tiny_tokenizer),
+                   tokenizer=tiny_tokenizer)
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["config_fingerprint"] == res["config_fingerprint"] and saved["warnings"] == []
+    assert json.loads((out / "run_config.json").read_text())["stage"] == "eval"
+    with pytest.raises(ValueError, match="sampling.temperature='hot': expected a number"):
+        run_eval(eval_cfg(f"output_dir={out}", "sampling.temperature=hot"), generator=oracle(tiny_tokenizer),
+                 tokenizer=tiny_tokenizer)

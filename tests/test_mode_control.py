@@ -1,6 +1,7 @@
 """Thinking on demand (thinkless/mode_control.py): the template switch and the first-position think bias (HF)."""
 
 import pytest
+import torch
 from transformers import AutoTokenizer
 
 import thinkless
@@ -53,25 +54,56 @@ def test_saved_tokenizers_keep_the_switch(tmp_path, tiny_tokenizer):
     assert render_prompt(t, "x", thinking="off").endswith("<short>")
 
 
+def _recording(model):
+    """``model.generate`` that also records the processed scores of every step (what the logits processors made)."""
+    original, seen = model.generate, []
+
+    def generate(**kw):
+        out = original(**kw, output_scores=True, return_dict_in_generate=True)
+        seen.append((out.sequences, torch.stack(out.scores, dim=1)))
+        return out.sequences
+
+    model.generate = generate
+    return seen
+
+
 def test_think_bias_acts_at_the_first_position_only(tiny_tokenizer):
+    """Through HFGenerator: the scores it decodes from equal the model's logits plus ``b`` on <think> at the first
+    generated position, and the model's logits unchanged at every later position."""
+    tok = tiny_tokenizer
+    model = build_tiny_model(len(tok), seed=5, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id).eval()
+    gen = HFGenerator(model, tok, batch_size=1)  # one prompt per batch: no padding in the forward check below
+    ids = control_token_ids(tok)
+    prompts = [render_prompt(tok, f"{i} ~ 3") for i in range(3)]
+    seen = _recording(model)
+    b = 2.5
+    gen.generate(prompts, SamplingConfig(temperature=0.0, max_new_tokens=6, think_bias=b))
+    assert len(seen) == len(prompts)
+    for seq, scores in seen:
+        n_new = scores.shape[1]
+        with torch.no_grad():
+            logits = model(input_ids=seq[:, :-1]).logits[0, -n_new:]  # the model's own logits at each new position
+        want = logits.clone()
+        want[0, ids.think] += b
+        assert n_new > 1 and torch.allclose(scores[0], want, atol=1e-4)  # +b at position 0 only
+    # and a bias of +-100 decides the mode
+    up = gen.generate(prompts, SamplingConfig(temperature=0.0, max_new_tokens=2, think_bias=100.0))
+    down = gen.generate(prompts, SamplingConfig(temperature=0.0, max_new_tokens=2, think_bias=-100.0))
+    assert all(o[0].token_ids[0] == ids.think for o in up) and all(o[0].token_ids[0] != ids.think for o in down)
+
+
+def test_log_odds_move_by_the_bias(tiny_tokenizer):
+    """log p(<think>) - log p(<short>) at the first position moves by exactly ``b`` under the bias (what the think
+    threshold and the calibration rely on), and the decoded mode follows the sign of ``z + b``."""
     tok = tiny_tokenizer
     model = build_tiny_model(len(tok), seed=5, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id).eval()
     gen = HFGenerator(model, tok, batch_size=4)
     ids = control_token_ids(tok)
-    prompts = [render_prompt(tok, f"{i} ~ 3") for i in range(4)]
-    greedy = SamplingConfig(temperature=0.0, max_new_tokens=8)
-    up = gen.generate(prompts, SamplingConfig(**{**greedy.__dict__, "think_bias": 100.0}))
-    down = gen.generate(prompts, SamplingConfig(**{**greedy.__dict__, "think_bias": -100.0}))
-    assert all(o[0].token_ids[0] == ids.think for o in up)
-    assert all(o[0].token_ids[0] != ids.think for o in down)
-    # after the mode token the bias is gone: the continuation equals the unbiased one after a prefilled <think>
-    forced = gen.generate([p + "<think>" for p in prompts], SamplingConfig(**{**greedy.__dict__, "max_new_tokens": 7}))
-    assert [o[0].token_ids[1:] for o in up] == [o[0].token_ids for o in forced]
-
-
-def test_log_odds_move_by_the_bias(tiny_tokenizer):
-    tok = tiny_tokenizer
-    model = build_tiny_model(len(tok), seed=5, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id).eval()
-    gen = HFGenerator(model, tok, batch_size=4)
-    z = gen.mode_log_odds([render_prompt(tok, "1 ~ 2"), render_prompt(tok, "9 ~ 9 ~ 9")])
-    assert len(z) == 2 and all(isinstance(v, float) for v in z)
+    prompts = [render_prompt(tok, "1 ~ 2"), render_prompt(tok, "9 ~ 9 ~ 9")]
+    z = gen.mode_log_odds(prompts)
+    seen = _recording(model)
+    for b in (-3.0, 1.5, 6.0):
+        gen.generate(prompts, SamplingConfig(temperature=0.0, max_new_tokens=1, think_bias=b))
+        first = torch.log_softmax(seen[-1][1][:, 0].float(), dim=-1)
+        moved = (first[:, ids.think] - first[:, ids.short]).tolist()
+        assert moved == pytest.approx([v + b for v in z], abs=1e-4)

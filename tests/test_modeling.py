@@ -33,3 +33,55 @@ def test_tiny_student_and_checkpoint_round_trip(tmp_path):
     path = save_tiny(tmp_path / "m")
     m2, t2 = load_checkpoint(path)
     assert control_token_ids(t2) == control_token_ids(tok) and m2.config.vocab_size >= len(t2)
+
+
+def test_trained_checkpoint_with_missing_or_moved_control_tokens_is_an_error(tmp_path, caplog):
+    import json
+
+    import pytest
+
+    from thinkless.modeling import load_checkpoint
+    from thinkless.synthetic import build_tiny_tokenizer
+    from thinkless.tokens import AddedToken
+
+    from .helpers import save_tiny
+
+    ck = save_tiny(tmp_path / "ck")
+    ids = json.loads((ck / "config.json").read_text())["thinkless_control_tokens"]
+    assert ids == {"<think>": 279, "</think>": 280, "<short>": 281}  # recorded with the trained model
+    load_checkpoint(ck)  # its own tokenizer: verified
+    bare = build_tiny_tokenizer()  # a tokenizer without the control tokens (ids 279-281 would be re-added)
+    bare.save_pretrained(tmp_path / "bare")
+    with pytest.raises(ValueError, match=r"trained Thinkless checkpoint.*<think>: trained id 279.*overwrite trained"):
+        load_checkpoint(ck, tokenizer=str(tmp_path / "bare"))
+    moved = build_tiny_tokenizer()
+    moved.add_tokens([AddedToken(t, special=False, normalized=False) for t in ("<short>", "<think>", "</think>")])
+    moved.save_pretrained(tmp_path / "moved")
+    with pytest.raises(ValueError, match=r"<short>: trained id 281, tokenizer gives \[279\]"):
+        load_checkpoint(ck, tokenizer=str(tmp_path / "moved"))
+    # a base model (no record) gets the tokens added, and the log says so
+    base = save_tiny(tmp_path / "base")
+    cfg = json.loads((base / "config.json").read_text())
+    del cfg["thinkless_control_tokens"]
+    (base / "config.json").write_text(json.dumps(cfg))
+    bare.save_pretrained(base)
+    for f in ("chat_template.jinja",):
+        (tmp_path / "ck" / f).exists() and (base / f).write_text((tmp_path / "ck" / f).read_text())
+    load_checkpoint(base)
+    assert "base model: control tokens added" in caplog.text
+
+
+def test_model_folder_without_tokenizer_files_fails_before_work(tmp_path):
+    import pytest
+
+    from thinkless.modeling import check_model_path
+
+    from .helpers import save_tiny
+
+    ck = save_tiny(tmp_path / "ck")
+    for f in ck.iterdir():
+        if f.name.startswith(("tokenizer", "chat_template", "special_tokens", "vocab")):
+            f.unlink()
+    with pytest.raises(FileNotFoundError, match=r"model.path=.* has no tokenizer files.*model.tokenizer"):
+        check_model_path(str(ck))
+    check_model_path(str(ck), tokenizer=False)  # a separate tokenizer is named

@@ -3,6 +3,7 @@ pipeline report, the model card, the Hub dry run; the RL prompts."""
 
 import json
 
+import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from thinkless.data import DropStats
@@ -129,3 +130,34 @@ def test_every_objective_runs_the_rl_stage(distilled, tmp_path):
     bad = run_train_cli(tmp_path / "bad", distilled / "model", *FAST, "objective=adaptthink", "+objective.detla=0.1",
                         check=False)
     assert bad.returncode != 0 and "objective.detla" in bad.stderr and "objective.delta" in bad.stderr
+
+
+def test_prompt_length_filter_drops_and_counts_long_prompts(tmp_path, tiny_tokenizer):
+    """rl_data.max_prompt_tokens (the official data.max_prompt_length=1024): a prompt longer than the limit,
+    measured as the model meets it (rendered by the chat template), is dropped and counted; one at the limit stays."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from thinkless.data import DropStats
+    from thinkless.format import render_prompt
+    from thinkless.rl import rl_prompts
+
+    problems = ["1 ~ 2", "1 ~ 2 ~ 3 ~ 4", "1 ~ 2 ~ 3 ~ 4 ~ 5 ~ 6 ~ 7 ~ 8", "9 ~ 9 ~ 9 ~ 9 ~ 9 ~ 9 ~ 9 ~ 9 ~ 9 ~ 9 ~ 9"]
+    f = tmp_path / "p.jsonl"
+    f.write_text("".join(json.dumps({"problem": p, "answer": "3"}) + "\n" for p in problems + ["1 ~ 2"] * 8)
+                 + json.dumps({"problem": "1 ~ 1", "answer": {"value": 5}}) + "\n")  # a dict gold: bad_type
+    n = [len(tiny_tokenizer(render_prompt(tiny_tokenizer, p, instruction="{problem}"), add_special_tokens=False)
+             ["input_ids"]) for p in problems]
+    assert n == sorted(n) and len(set(n)) == 4
+    cfg = OmegaConf.create({"source": "math", "name": str(f), "fields": {"problem": "problem", "answer": "answer"},
+                            "max_prompt_tokens": n[1]})
+    stats = DropStats()
+    rows = rl_prompts(cfg, stats, instruction="{problem}", tokenizer=tiny_tokenizer)
+    assert [r["prompt"][-1]["content"] for r in rows] == problems[:2] + ["1 ~ 2"] * 8  # at the limit: kept
+    assert stats["prompt_too_long"] == 2 and stats["kept"] == 10 and stats["bad_type"] == 1
+    cfg.max_prompt_tokens = None
+    assert len(rl_prompts(cfg, DropStats(), instruction="{problem}", tokenizer=tiny_tokenizer)) == 12
+    cfg.max_prompt_tokens = n[1]
+    with pytest.raises(ValueError, match="max_prompt_tokens needs the tokenizer"):
+        rl_prompts(cfg, DropStats(), instruction="{problem}")

@@ -37,7 +37,8 @@ def server(distilled, tmp_path_factory):
     trl = os.path.join(os.path.dirname(sys.executable), "trl")
     cmd = [trl, "vllm-serve", "--model", str(distilled / "model"), "--host", "127.0.0.1", "--port", str(port),
            "--dtype", "float32", "--enforce_eager", "--max_model_len", "256", "--gpu_memory_utilization", "0.1",
-           "--logits-processors", "thinkless.vllm_think_bias:ThinkBias", "--served-model-name", "thinkless-demo"]
+           "--logits-processors", "thinkless.vllm_think_bias:ThinkBias", "--served-model-name", "thinkless-demo",
+           "--middleware", "thinkless.serving.check_request"]
     env = {**os.environ, **VLLM_ENV, "PYTHONPATH": str(ROOT)}
     with open(log, "w") as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
@@ -120,3 +121,19 @@ def test_logit_bias_acts_at_every_position_unlike_the_threshold(server):
     with pytest.raises(Exception, match="think_bias must be a number"):
         bad.chat.completions.create(model=server["model"], messages=[{"role": "user", "content": "1"}],
                                     max_tokens=2, extra_body={"vllm_xargs": {"think_bias": "lots"}})
+
+
+def test_requests_it_cannot_honour_are_a_400_and_the_server_stays_healthy(server):
+    import requests
+
+    url = server["url"] + "/v1/chat/completions"
+    base = {"model": server["model"], "messages": [{"role": "user", "content": "1 ~ 2"}], "max_tokens": 4}
+    for extra, message in [({"vllm_xargs": {"think_bias": float("nan")}}, "finite"),
+                           ({"chat_template_kwargs": {"thinking": "off"}, "vllm_xargs": {"think_bias": 100}},
+                            "contradict"),
+                           ({"chat_template_kwargs": {"enable_thinking": True}}, "unknown chat_template_kwargs")]:
+        r = requests.post(url, data=__import__("json").dumps({**base, **extra}),
+                          headers={"content-type": "application/json"}, timeout=60)
+        assert r.status_code == 400 and message in r.text
+    assert requests.get(server["url"] + "/health", timeout=10).status_code == 200
+    assert requests.post(url, json=base, timeout=120).status_code == 200

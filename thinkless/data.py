@@ -7,7 +7,10 @@ at the end of the run), never silently and never with a bare traceback:
 * a JSON-lines line that is not valid JSON (or not an object) is skipped and counted as ``bad_json_line``, with
   its ``file:line`` in a warning — unless more than ``MAX_BAD_LINE_FRACTION`` (10%) of the lines are bad, which
   means the file is not what the config says: then the run stops with an error naming ``file:line`` of the first;
+* a row whose field holds the wrong type (``ROLE_TYPES``: a problem that is a number, an answer that is a dict)
+  is a bad row by the same rule, counted as ``bad_type``; a line that is not UTF-8 is a bad line;
 * a JSON file (a list) that does not parse stops the run with an error naming ``file:line:column``;
+* an empty source (a file or split without rows) stops the run with one message naming it;
 * a row without a required field (problem, answer, response) is dropped and counted (``no_problem``,
   ``no_answer``, ``empty_think``/``empty_short``, ``no_control_token``); when *no* row has the field, the run stops
   naming the field and the keys the rows do have (a wrong field name, not bad rows).
@@ -87,84 +90,185 @@ def parse_level(value, missing=-1):
     return int(m.group(1)) if m else missing
 
 
-def _json_lines(path: Path, stats: Counter | None) -> list[dict]:
+# What each field role must hold. A present value of another type (an answer that is a dict, a problem that is a
+# number) is a bad row: dropped and counted (``bad_type``) by the same rule as a malformed JSON line, because
+# kept it would be silently wrong (a dict gold becomes the string "{'value': 5}" and can never be graded correct).
+_TEXT = (str,)
+_NUMBER = (int, float)
+ROLE_TYPES = {"problem": "text", "instruction": "text", "long": "text", "short": "text", "output": "text",
+              "answer": "answer", "level": "level"}
+_TYPE_WORDS = {"text": "text", "answer": "text, a number or a list of them", "level": "a number or text"}
+
+
+def field_roles(fields: dict) -> dict[str, str]:
+    """``{field path: role}`` from a role -> field mapping (``data.fields``; a role may name a list of fields)."""
+    out = {}
+    for role, paths in (fields or {}).items():
+        if role not in ROLE_TYPES or paths is None:
+            continue
+        for path in [paths] if isinstance(paths, str) else list(paths):
+            out[str(path)] = role
+    return out
+
+
+def _type_ok(value, role: str) -> bool:
+    kind = ROLE_TYPES[role]
+    if kind == "text":
+        return isinstance(value, str)
+    scalar = isinstance(value, (*_TEXT, *_NUMBER)) and not isinstance(value, bool)
+    if kind == "level":
+        return scalar
+    return scalar or (isinstance(value, (list, tuple)) and all(
+        isinstance(v, (*_TEXT, *_NUMBER)) and not isinstance(v, bool) for v in value))
+
+
+def type_problem(row: dict, roles: dict[str, str]) -> str | None:
+    """Why ``row`` has a field of the wrong type (None when every present field is fine)."""
+    for path, role in roles.items():
+        v = get_field(row, path)
+        if v is not None and not _type_ok(v, role):
+            shown = repr(v)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            return f"field {path!r} is a {type(v).__name__} ({shown}), expected {_TYPE_WORDS[ROLE_TYPES[role]]}"
+    return None
+
+
+def _screen(source: str, rows: list[tuple[str, object]], bad: list[tuple[str, str, str]], roles: dict[str, str],
+            stats: Counter | None, *, unit: str = "lines") -> list[dict]:
+    """The drop-and-count rule for one source: ``rows`` are ``(location, row)``, ``bad`` the ``(location, reason,
+    counter)`` of rows that did not parse. Rows of a wrong field type join ``bad``; more than
+    ``MAX_BAD_LINE_FRACTION`` bad means the source is not what the config says: stop, naming the first."""
+    kept = []
+    bad = list(bad)
+    for loc, row in rows:
+        why = type_problem(row, roles) if roles else None
+        if why:
+            bad.append((loc, why, "bad_type"))
+        else:
+            kept.append(row)
+    if bad:
+        total = len(kept) + len(bad)
+        first = f"{bad[0][0]}: {bad[0][1]}"
+        if len(bad) > MAX_BAD_LINE_FRACTION * total:
+            raise ValueError(f"{first}; {len(bad)} of {total} {unit} are bad (more than "
+                             f"{MAX_BAD_LINE_FRACTION:.0%}): is {source} what the config says (format, field names)?")
+        for loc, why, _ in bad[:5]:
+            logger.warning("%s: %s: row skipped", loc, why)
+        counts = Counter(c for _, _, c in bad)
+        logger.warning("%s: %d of %d %s skipped, counted as %s", source, len(bad), total, unit, dict(counts))
+        if stats is not None:
+            stats.update(counts)
+    return kept
+
+
+def _json_msg(e: json.JSONDecodeError) -> str:
+    # json's messages end in " at" ("Unterminated string starting at"), which expects the position to follow
+    return e.msg.removesuffix(" at")
+
+
+def _json_lines(path: Path, stats: Counter | None, roles: dict[str, str]) -> list[dict]:
     rows, bad = [], []
-    with path.open(encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
+    with path.open("rb") as f:
+        for i, raw in enumerate(f, 1):
+            loc = f"{path}:{i}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                bad.append((loc, f"not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1})",
+                            "bad_json_line"))
+                continue
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                bad.append((i, f"invalid JSON ({e.msg} at column {e.colno})"))
+                bad.append((loc, f"invalid JSON at column {e.colno}: {_json_msg(e)}", "bad_json_line"))
                 continue
             if not isinstance(row, dict):
-                bad.append((i, f"a JSON {type(row).__name__}, not an object"))
+                bad.append((loc, f"a JSON {type(row).__name__}, not an object", "bad_json_line"))
                 continue
-            rows.append(row)
-    if bad:
-        total = len(rows) + len(bad)
-        first = f"{path}:{bad[0][0]}: {bad[0][1]}"
-        if len(bad) > MAX_BAD_LINE_FRACTION * total:
-            raise ValueError(f"{first}; {len(bad)} of {total} lines are bad (more than "
-                             f"{MAX_BAD_LINE_FRACTION:.0%}): is {path.name} a JSON-lines file of objects?")
-        for i, why in bad[:5]:
-            logger.warning("%s:%d: %s: line skipped", path, i, why)
-        logger.warning("%s: %d of %d lines skipped (bad JSON), counted as bad_json_line", path, len(bad), total)
-        if stats is not None:
-            stats["bad_json_line"] += len(bad)
-    return rows
+            rows.append((loc, row))
+    return _screen(path.name, rows, bad, roles, stats)
 
 
-def _read_local(path: Path, stats: Counter | None) -> list[dict]:
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: not UTF-8 text (byte {data[e.start]:#04x}); save the file as UTF-8") from None
+
+
+def _read_local(path: Path, stats: Counter | None, roles: dict[str, str] | None = None) -> list[dict]:
+    roles = roles or {}
     if not path.exists():
         raise FileNotFoundError(f"data file {str(path)!r} does not exist")
     if path.suffix not in LOCAL_SUFFIXES:
         raise ValueError(f"unsupported data file {str(path)!r}: use one of {sorted(LOCAL_SUFFIXES)}")
     if path.suffix in (".json", ".jsonl"):
-        with path.open(encoding="utf-8") as f:
+        with path.open("rb") as f:
             head = f.read(4096).lstrip()
-        if not head.startswith("["):
-            return _json_lines(path, stats)
-        text = path.read_text(encoding="utf-8")
+        if not head.startswith(b"["):
+            return _json_lines(path, stats, roles)
+        text = _read_text(path)
         try:
             rows = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{e.lineno}:{e.colno}: invalid JSON ({e.msg}); a .json file must be one JSON "
+            raise ValueError(f"{path}:{e.lineno}:{e.colno}: invalid JSON ({_json_msg(e)}); a .json file must be one JSON "
                              "list of objects (or JSON lines)") from None
         if not all(isinstance(r, dict) for r in rows):
             raise ValueError(f"{path}: the JSON list must hold objects (one per row)")
-        return rows
+        return _screen(path.name, [(f"{path}: row {i}", r) for i, r in enumerate(rows)], [], roles, stats,
+                       unit="rows")
     import datasets
 
     try:
-        return datasets.load_dataset(LOCAL_SUFFIXES[path.suffix], data_files=str(path), split="train").to_list()
+        rows = datasets.load_dataset(LOCAL_SUFFIXES[path.suffix], data_files=str(path), split="train").to_list()
     except Exception as e:  # a corrupt parquet/CSV file: say which
         raise ValueError(f"{path}: could not read it as {LOCAL_SUFFIXES[path.suffix]}: {e}") from e
+    first = 2 if path.suffix == ".csv" else 0  # a CSV's row i is on line i + 2 (after the header)
+    where = (lambda i: f"{path}:{i + first}") if first else (lambda i: f"{path}: row {i}")
+    return _screen(path.name, [(where(i), r) for i, r in enumerate(rows)], [], roles, stats, unit="rows")
+
+
+def _nonempty(rows, name: str):
+    if not len(rows):
+        raise ValueError(f"data source {name!r} has no rows (an empty file or split)")
+    return rows
 
 
 def load_table(name: str, *, split: str = "train", subset: str | None = None, limit: int | None = None,
-               stats: Counter | None = None):
-    """A ``datasets.Dataset``: a local file (read by the rule above) or a Hub dataset (Arrow, memory-mapped)."""
+               stats: Counter | None = None, fields: dict | None = None):
+    """A ``datasets.Dataset``: a local file (read by the rule above) or a Hub dataset (Arrow, memory-mapped).
+
+    ``fields`` (role -> field name, e.g. ``data.fields``): the fields whose types are checked."""
     import datasets
 
+    roles = field_roles(fields)
     if looks_local(name):
-        rows = _read_local(Path(name).expanduser(), stats)
+        rows = _nonempty(_read_local(Path(name).expanduser(), stats, roles), name)
         return datasets.Dataset.from_list(rows[:limit] if limit is not None else rows)
     try:
         ds = datasets.load_dataset(name, subset, split=split)
     except Exception as e:  # offline, typo, gated: say which dataset and why
         raise RuntimeError(f"could not load dataset {name!r} (split {split!r}) from the Hub: {e}") from e
+    ds = _nonempty(ds, f"{name} (split {split})")
+    if roles:  # Arrow columns have one type each: a sample shows a wrong column (the rows are kept as they are)
+        sample = ds.select(range(min(len(ds), 1000))).to_list()
+        _screen(name, [(f"{name}: row {i}", r) for i, r in enumerate(sample)], [], roles, None, unit="rows")
     return ds.select(range(min(limit, len(ds)))) if limit is not None else ds
 
 
 def load_rows(name: str, *, split: str = "train", subset: str | None = None, limit: int | None = None,
-              stats: Counter | None = None) -> list[dict]:
-    """Rows as a list of dicts (small sets: RL prompts, benchmarks)."""
+              stats: Counter | None = None, fields: dict | None = None) -> list[dict]:
+    """Rows as a list of dicts (small sets: RL prompts, benchmarks); ``fields`` as ``load_table``."""
+    roles = field_roles(fields)
     if looks_local(name):
-        rows = _read_local(Path(name).expanduser(), stats)
+        rows = _nonempty(_read_local(Path(name).expanduser(), stats, roles), name)
         return rows[:limit] if limit is not None else rows
-    return load_table(name, split=split, subset=subset, limit=limit, stats=stats).to_list()
+    rows = load_table(name, split=split, subset=subset, limit=limit, stats=stats).to_list()
+    return _screen(name, [(f"{name}: row {i}", r) for i, r in enumerate(rows)], [], roles, stats, unit="rows")
 
 
 def require_field(rows, field: str | None, what: str) -> None:
@@ -284,8 +388,10 @@ def sft_table(table, layout: str, fields: dict, tokenizer, stats: DropStats, *, 
 
     if layout not in LAYOUTS:
         raise ValueError(f"data.layout={layout!r}: valid choices are {LAYOUTS}")
+    if not len(table):
+        raise ValueError("no rows to build SFT rows from (an empty data source)")
     if isinstance(table, list):
-        table = datasets.Dataset.from_list(table) if table else datasets.Dataset.from_dict({"_": []})
+        table = datasets.Dataset.from_list(table)
     pfield = fields.get("problem" if layout != "flat" else "instruction")
     require_field(table, pfield, f"data.fields.{'problem' if layout != 'flat' else 'instruction'}")
     main = {"paired": ("long", "short"), "flat": ("output",), "conclusion": ("long",)}[layout]

@@ -67,6 +67,9 @@ def model_card(info: dict) -> str:
         lines.append(f"| objective | `{objective.pop('name', 'unknown')}` |")
         lines += [f"| objective.{k} | {v} |" for k, v in objective.items()]
     lines.append(f"| steps | {info.get('steps')} |")
+    for i, r in enumerate(info.get("resumed_with_changes") or []):
+        lines += ["", f"**Resumed with a changed configuration** (rerun=resume, {i + 1}): the weights come from a run "
+                  "whose settings changed mid-run:", ""] + [f"- `{c}`" for c in r.get("changes", [])]
     if usage:
         lines += ["", "## Final mode usage (last training step)", "", "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.3f} |" for k, v in usage.items() if isinstance(v, (int, float))]
@@ -85,7 +88,8 @@ def model_card(info: dict) -> str:
               "OpenAI server: `extra_body={\"chat_template_kwargs\": {\"thinking\": \"off\"}}`.", "",
               "**Think threshold.** A bias `b` on the `<think>` logit at the first generated position only trades "
               "accuracy for tokens (`b > 0` thinks more): `thinkless.mode_control.ThinkBiasProcessor` for HF "
-              "`generate`; `vllm serve PATH --logits-processors thinkless.vllm_think_bias:ThinkBias` and "
+              "`generate`; `vllm serve PATH --logits-processors thinkless.vllm_think_bias:ThinkBias --middleware "
+              "thinkless.serving.check_request` and "
               "`extra_body={\"vllm_xargs\": {\"think_bias\": b}}` per request. (The API's `logit_bias` acts at "
               "every position and breaks the response for large `b`.)"]
     curve = info.get("threshold") or []

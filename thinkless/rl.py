@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from . import synthetic
 from .checkpoints import save_final_model
+from .checks import warn
 from .data import DropStats, load_rows, parse_level, records_from_rows
 from .evaluation.benchmarks import load_benchmark
 from .format import messages, render_prompt
@@ -45,7 +46,7 @@ def rl_prompts(data_cfg, stats: DropStats, *, instruction: str | None = None, sy
         recs = [{"problem": p.prompt, "answer": p.answer, "level": p.level, "task": "synthetic"} for p in probs]
     elif data_cfg.source == "math":
         rows = load_rows(data_cfg.name, split=data_cfg.get("split", "train"), limit=data_cfg.get("limit"),
-                         stats=stats)
+                         stats=stats, fields=dict(data_cfg.fields))
         recs = records_from_rows(rows, dict(data_cfg.fields), stats, require_answer=True, what="rl_data.fields")
         for r in recs:
             r["task"] = "math"
@@ -166,7 +167,8 @@ def run_train(cfg: DictConfig) -> dict:
 
     check_model_path(cfg.model.path)  # before any work
     objective = objective_from(cfg)
-    stage = start_stage(cfg, "train")
+    stage = start_stage(cfg, "train", config_cls="thinkless.trainer:DeGRPOConfig")
+    objective.warn_if_odd(warn)
     from .trainer import DeGRPOConfig, DeGRPOTrainer  # after start_stage: TRL imports vLLM, which logs at import
     model, tok = load_checkpoint(cfg.model.path, dtype=cfg.model.get("dtype", "auto"))
     stats = DropStats()
@@ -186,6 +188,8 @@ def run_train(cfg: DictConfig) -> dict:
                         **objective.trl_overrides(), **no_val)
     objective.check_args(args)
     info = card_info(cfg, objective)
+    if stage.changes:
+        info["resumed_with_changes"] = stage.changes
     callbacks = [MetricsLogCallback(stage.out_dir, RL_KEYS, title=objective.label(), plot=True),
                  *hub_callbacks(cfg.get("hub"), info)]
     if args.use_vllm:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from . import synthetic
 from .checkpoints import save_final_model
@@ -30,7 +30,8 @@ def teacher_records(data_cfg, stats: DropStats, *, out_dir, progress: bool = Tru
 
     from .teachers import generate_pairs
 
-    rows = load_rows(data_cfg.prompts, split=data_cfg.get("split", "train"), limit=data_cfg.get("limit"), stats=stats)
+    rows = load_rows(data_cfg.prompts, split=data_cfg.get("split", "train"), limit=data_cfg.get("limit"), stats=stats,
+                     fields=dict(data_cfg.fields))
     problems = records_from_rows(rows, dict(data_cfg.fields), stats, require_answer=True, what="data.fields")
     gens = {}
     for role in ("long_teacher", "short_teacher"):
@@ -51,7 +52,9 @@ def teacher_records(data_cfg, stats: DropStats, *, out_dir, progress: bool = Tru
                           long_cfg=sampling(data_cfg.long_teacher), short_cfg=sampling(data_cfg.short_teacher),
                           batch_size=data_cfg.get("batch_size", 64), instruction=data_cfg.get("instruction"),
                           long_system=data_cfg.long_teacher.get("system"),
-                          short_system=data_cfg.short_teacher.get("system"), progress=progress)
+                          short_system=data_cfg.short_teacher.get("system"), progress=progress,
+                          meta={k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+                                for k, v in data_cfg.items() if k not in ("out_file", "batch_size", "backend")})
 
 
 def sft_rows(cfg: DictConfig, tok, stats: DropStats, *, out_dir):
@@ -67,7 +70,7 @@ def sft_rows(cfg: DictConfig, tok, stats: DropStats, *, out_dir):
         table, layout, fields = teacher_records(d, stats, out_dir=out_dir), "paired", PAIRED_FIELDS
     else:
         table = load_table(d.name, split=d.get("split", "train"), subset=d.get("subset"), limit=d.get("limit"),
-                           stats=stats)
+                           stats=stats, fields=dict(d.fields))
         layout, fields = d.source, dict(d.fields)
     return sft_table(table, layout, fields, tok, stats, instruction=cfg.prompt.instruction, system=cfg.prompt.system,
                      require_answer=bool(d.get("require_answer", False)),
@@ -80,7 +83,7 @@ def run_distill(cfg: DictConfig) -> dict:
     check_model_path(cfg.model.get("path"))  # before any work
     if cfg.data.source not in SOURCES:
         raise ValueError(f"data.source={cfg.data.source!r}: valid choices are {SOURCES}")
-    stage = start_stage(cfg, "distill")
+    stage = start_stage(cfg, "distill", config_cls=SFTConfig)
     model, tok = load_student(cfg.model, seed=cfg.seed)
     # the rows are tokenized (data.sft_batch): the loss covers the completion (control token, response, EOS) only
     args = trainer_args(SFTConfig, cfg.training.args, stage, completion_only_loss=True)

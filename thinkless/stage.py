@@ -1,7 +1,18 @@
-"""What every training stage (distill, train) does around its trainer: one owner.
+"""What every stage (distill, train, eval) does around its work: one owner.
 
-Output folder, seed, threads, rank, quiet console, wandb, trainer arguments (with the CPU precision fallback),
-resume from the last checkpoint, timing, the result JSON and the end of the wandb run.
+Output folder, config checks before any work (``thinkless.checks``), the rerun decision, seed, threads, rank, quiet
+console, wandb, trainer arguments (with the CPU precision fallback), resume from the last checkpoint, timing, the
+result JSON (with the run's config warnings and fingerprint), the end of the wandb run, and clean error messages
+(``run_cli``).
+
+Reruns (docs/reruns.md). A stage records the configuration that shapes its state (``run_config``: the resolved
+config minus ``EXCLUDED_KEYS`` and, inside the trainer's ``args``, ``EXCLUDED_ARGS``: logging, output, report and
+tracking settings, which may change across a resume) in ``<output_dir>/run_config.json``, in every checkpoint and in
+the final ``model/``. A rerun into a folder with state (``rerun=auto``, the default): the same configuration resumes
+from the last checkpoint; a different one stops before any work, listing the differing keys; a finished run is not
+extended (same configuration: nothing to do). ``rerun=resume`` resumes an unfinished run under the new
+configuration (recorded as ``resumed_with_changes`` in the result and the model card); ``rerun=fresh`` moves the
+old state to ``<output_dir>/replaced-<time>/`` and starts from step 0.
 
 Quiet console (``quiet=true``, the default): a run prints its own compact lines (one per logged step, the reports,
 the result), our warnings and every library error, nothing else. Our INFO lines, library warnings (``FutureWarning``s,
@@ -14,27 +25,51 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from transformers import PrinterCallback, ProgressCallback
+from transformers import PrinterCallback, ProgressCallback, TrainerCallback
 
+from . import checks
+from .fingerprint import diff, fingerprint, show
 from .tracking import init_wandb, log_summary, report_to
 
 logger = logging.getLogger(__name__)
+
+RERUN_MODES = ("auto", "resume", "fresh")
+RECORD = "run_config.json"
+# Keys that may change across a resume without changing what the run computes (naming, output, console, tracking,
+# Hub export, the after-training report, the official-mapping documentation block).
+EXCLUDED_KEYS = ("run_name", "output_dir", "quiet", "threads", "rerun", "wandb", "hub", "report", "official",
+                 "progress", "plots")
+# Inside a trainer's ``args``: logging, checkpoint cadence and retention, console and dataloader workers.
+EXCLUDED_ARGS = ("logging_steps", "logging_first_step", "logging_strategy", "logging_dir", "logging_nan_inf_filter",
+                 "log_level", "log_completions", "num_completions_to_print", "save_steps", "save_strategy",
+                 "save_total_limit", "save_only_model", "report_to", "disable_tqdm", "dataloader_num_workers",
+                 "push_to_hub", "hub_model_id", "hub_strategy", "hub_private_repo", "run_name", "output_dir")
+ARGS_KEYS = {"distill": "training.args", "train": "rl.args"}
+
+
+class StageFinished(Exception):
+    """The output folder holds this stage's finished run with the same configuration: nothing to do."""
 
 
 @dataclass
 class Stage:
     cfg: DictConfig
-    job_type: str  # "distill" | "train"
+    job_type: str  # "distill" | "train" | "eval"
     out_dir: Path
     is_main: bool
     run: object = None  # the wandb run (main process, wandb enabled)
     t_start: float = field(default_factory=time.time)
+    record: dict = field(default_factory=dict)  # the configuration that shapes this run's state (RECORD)
+    changes: list = field(default_factory=list)  # rerun=resume: [{changes: [...]}, ...] of every such resume
 
 
 def quiet_console() -> None:
@@ -60,18 +95,130 @@ def quiet_console() -> None:
             h.addFilter(ours)
 
 
-def start_stage(cfg: DictConfig, job_type: str) -> Stage:
+def check_config(cfg: DictConfig, job_type: str, config_cls=None) -> None:
+    """Config checks before any work: ``rerun``, the declared numeric keys, and the trainer's ``args`` against
+    ``config_cls`` (TRL's config dataclass). Resets the run's collected warnings."""
+    checks.reset_warnings()
+    rerun = cfg.get("rerun", "auto")
+    if rerun not in RERUN_MODES:
+        raise checks.ConfigError(f"rerun={rerun!r}: valid choices are {RERUN_MODES}")
+    checks.check_numbers(cfg, checks.NUMERIC_KEYS.get(job_type, []))
+    if config_cls is not None:
+        key = ARGS_KEYS[job_type]
+        checks.check_trainer_args(config_cls, OmegaConf.select(cfg, key), key)
+
+
+def run_config(cfg: DictConfig, job_type: str) -> dict:
+    """The configuration that shapes a stage's state: the resolved config minus the excluded keys."""
+    d = OmegaConf.to_container(cfg, resolve=True)
+    for k in EXCLUDED_KEYS:
+        d.pop(k, None)
+    if job_type in ARGS_KEYS:
+        head, tail = ARGS_KEYS[job_type].split(".")
+        if isinstance((d.get(head) or {}).get(tail), dict):
+            d[head][tail] = {k: v for k, v in d[head][tail].items() if k not in EXCLUDED_ARGS}
+    return {"stage": job_type, "fingerprint": fingerprint(d), "config": d}
+
+
+def complete_checkpoints(folder: Path) -> list[Path]:
+    """Checkpoints of ``folder``, oldest first, that finished saving (``trainer_state.json`` is written last)."""
+    from transformers.trainer_utils import sort_checkpoints
+
+    if not Path(folder).is_dir():
+        return []
+    return [Path(c) for c in sort_checkpoints(str(folder)) if (Path(c) / "trainer_state.json").is_file()]
+
+
+def _read_record(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def decide_rerun(cfg: DictConfig, job_type: str, out_dir: Path, record: dict, *, is_main: bool = True) -> list[str]:
+    """What a run into ``out_dir`` does with the state there (module docstring): returns the differing keys it
+    resumes under (``rerun=resume``), raises ``ConfigError`` to refuse or ``StageFinished`` when there is nothing
+    to do. ``rerun=fresh`` moves the old state aside first (main process)."""
+    mode = cfg.get("rerun", "auto")
+    ckpts = complete_checkpoints(out_dir / "checkpoints")
+    result_file = out_dir / f"{job_type}_result.json"
+    finished = result_file.is_file()
+    state = [p for p in (out_dir / "checkpoints", out_dir / "model", out_dir / RECORD, result_file,
+                         out_dir / "metrics.jsonl") if p.exists()]
+    if not state:
+        return []
+    if mode == "fresh":
+        if is_main:
+            dest = out_dir / f"replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+            dest.mkdir()
+            for p in sorted(out_dir.iterdir()):
+                if p != dest and not p.name.startswith(("replaced-", ".hydra")) and p.suffix != ".log":
+                    shutil.move(str(p), str(dest / p.name))
+            print(f"rerun=fresh: the previous {job_type} run's files moved to {dest}; starting from step 0",
+                  flush=True)
+        return []
+    if finished:
+        old = _read_record(out_dir / "model" / RECORD) or (_read_record(ckpts[-1] / RECORD) if ckpts else None) \
+            or _read_record(out_dir / RECORD)
+        where = f"{out_dir} holds a finished {job_type} run ({result_file.name})"
+    else:
+        old = (_read_record(ckpts[-1] / RECORD) if ckpts else None) or _read_record(out_dir / RECORD)
+        where = f"{out_dir} holds an unfinished {job_type} run ({ckpts[-1].name if ckpts else 'no checkpoint'})"
+    changes = ["(no recorded configuration: the run predates run_config.json)"] if old is None else \
+        diff(old.get("config", {}), record["config"])
+    fresh = (f"  rerun=fresh   start again from step 0 (the old files move to {out_dir}/replaced-<time>/)\n"
+             f"  or another output_dir (e.g. run_name=<new name>)")
+    if finished:
+        if not changes and mode == "auto":
+            raise StageFinished(f"{where} with this configuration: nothing to do.\nTo run it again:\n{fresh}")
+        why = "with a different configuration:" + show(changes) if changes else "."
+        raise checks.ConfigError(f"{where} {why}\nA finished run is not resumed into extra steps "
+                                 f"(rerun={mode}). Choose:\n{fresh}")
+    if changes and mode == "auto":
+        raise checks.ConfigError(
+            f"{where} made with a different configuration:{show(changes)}\nResuming would mix the two. Choose:\n"
+            f"  rerun=resume  continue{' from ' + ckpts[-1].name if ckpts else ''} with the new values (recorded "
+            f"in the result JSON{' and model card' if job_type == 'train' else ''})\n{fresh}")
+    if not ckpts:
+        print(f"{out_dir}: the previous {job_type} run left no checkpoint: starting again from step 0", flush=True)
+        return []
+    if changes:
+        logger.warning("rerun=resume: resuming %s under a changed configuration:%s", ckpts[-1], show(changes))
+    return changes
+
+
+def start_stage(cfg: DictConfig, job_type: str, *, config_cls=None) -> Stage:
+    """Output folder, quiet console, config checks and the rerun decision (before any work), seed, threads, wandb.
+
+    ``config_cls``: the trainer's config dataclass, or ``"module:Name"`` (imported after the console is quiet)."""
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("quiet", True):
         quiet_console()
+    if isinstance(config_cls, str):
+        import importlib
+
+        module, name = config_cls.split(":")
+        config_cls = getattr(importlib.import_module(module), name)
+    check_config(cfg, job_type, config_cls)
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    record = run_config(cfg, job_type)
+    changes = decide_rerun(cfg, job_type, out_dir, record, is_main=is_main) if job_type in ARGS_KEYS else []
+    history = changes and [{"changes": changes}]
+    if is_main:
+        prev = _read_record(out_dir / RECORD) or {}
+        history = prev.get("resumed_with_changes", []) + ([{"changes": changes}] if changes else [])
+        (out_dir / RECORD).write_text(json.dumps({**record, "excluded_keys": list(EXCLUDED_KEYS),
+                                                  "excluded_args": list(EXCLUDED_ARGS),
+                                                  **({"resumed_with_changes": history} if history else {})},
+                                                 indent=2, default=str))
     torch.manual_seed(cfg.seed)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
-    is_main = int(os.environ.get("RANK", "0")) == 0
     run = init_wandb(cfg.get("wandb"), job_type=job_type, config=OmegaConf.to_container(cfg, resolve=True),
                      run_dir=str(out_dir)) if is_main else None
-    return Stage(cfg, job_type, out_dir, is_main, run)
+    return Stage(cfg, job_type, out_dir, is_main, run, record=record, changes=history if is_main else changes)
 
 
 def trainer_args(config_cls, args_cfg, stage: Stage, **extra):
@@ -87,23 +234,36 @@ def trainer_args(config_cls, args_cfg, stage: Stage, **extra):
 
 
 def train(trainer) -> float:
-    """``trainer.train()``, resumed from the last complete checkpoint of its output folder; seconds taken."""
-    from transformers.trainer_utils import sort_checkpoints
+    """``trainer.train()``, resumed from the last complete checkpoint of its output folder; seconds taken.
 
+    The rerun decision (``start_stage``) has already refused a checkpoint of another configuration."""
     # The raw log dicts go to metrics.jsonl (MetricsLogCallback), not to the console; a progress bar stays.
     trainer.remove_callback(PrinterCallback)
     if trainer.pop_callback(ProgressCallback) is not None:
         trainer.add_callback(BarOnly)
-    out = trainer.args.output_dir
+    trainer.add_callback(RecordConfig)
     # newest *complete* checkpoint: a kill during a save leaves a folder without trainer_state.json (written last),
     # which transformers' get_last_checkpoint would pick and then fail to load
-    done = [c for c in sort_checkpoints(out) if (Path(c) / "trainer_state.json").is_file()] if Path(out).is_dir() else []
-    last = done[-1] if done else None
+    done = complete_checkpoints(Path(trainer.args.output_dir))
+    last = str(done[-1]) if done else None
     if last:
         print(f"resuming from {last}", flush=True)
+    if str(getattr(trainer.args.save_strategy, "value", trainer.args.save_strategy)) == "no":
+        print("note: save_strategy=no: this run saves no checkpoint, so if it is interrupted a rerun starts again "
+              "from step 0", flush=True)
     t0 = time.time()
     trainer.train(resume_from_checkpoint=last)
     return time.time() - t0
+
+
+class RecordConfig(TrainerCallback):
+    """Each checkpoint carries the configuration that shaped it (``<output_dir>/run_config.json`` of this run)."""
+
+    def on_save(self, args, state, control, **kwargs):
+        src = Path(args.output_dir).parent / RECORD
+        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero and src.is_file() and ckpt.is_dir():
+            shutil.copy(src, ckpt / RECORD)
 
 
 class BarOnly(ProgressCallback):
@@ -113,13 +273,50 @@ class BarOnly(ProgressCallback):
         pass
 
 
-def finish_stage(stage: Stage, result: dict, name: str) -> dict:
-    """Main process: total time, ``<name>_result.json``, wandb summary, end of the wandb run."""
+def finish_stage(stage: Stage, result: dict, name: str, *, path: Path | None = None,
+                 summary: dict | None = None) -> dict:
+    """Main process: total time, the config fingerprint and warnings, ``<name>_result.json`` (or ``path``), the
+    configuration record in ``model/``, wandb summary (``summary``, default the result), end of the wandb run."""
     if not stage.is_main:
         return result
+    warnings = checks.collected_warnings()
+    rec = _read_record(stage.out_dir / RECORD) or {}
     result["total_seconds"] = round(time.time() - stage.t_start, 1)
-    (stage.out_dir / f"{name}_result.json").write_text(json.dumps(result, indent=2, default=str))
-    log_summary(stage.run, result, prefix=f"{stage.job_type}/")
+    result["config_fingerprint"] = stage.record.get("fingerprint")
+    result["warnings"] = warnings
+    if rec.get("resumed_with_changes"):
+        result["resumed_with_changes"] = rec["resumed_with_changes"]
+    if (stage.out_dir / "model").is_dir() and rec:
+        (stage.out_dir / "model" / RECORD).write_text(json.dumps(rec, indent=2, default=str))
+    (path or stage.out_dir / f"{name}_result.json").write_text(json.dumps(result, indent=2, default=str))
+    log_summary(stage.run, summary if summary is not None else result, prefix=f"{stage.job_type}/")
     if stage.run is not None:
+        stage.run.summary[f"{stage.job_type}/warnings"] = [f"{w['key']}={w['value']!r}: {w['message']}"
+                                                           for w in warnings]
+        stage.run.summary[f"{stage.job_type}/num_warnings"] = len(warnings)
         stage.run.finish()
     return result
+
+
+def run_cli(fn, cfg: DictConfig):
+    """An entry point's body: ``fn(cfg)``, with errors as a few lines naming the problem instead of a traceback.
+
+    The full traceback goes to the run's log file (Hydra's ``<output_dir>/<job>.log``); ``HYDRA_FULL_ERROR=1``
+    raises it as it is. A finished run with the same configuration exits 0 saying so."""
+    try:
+        return fn(cfg)
+    except StageFinished as e:
+        print(str(e), flush=True)
+        return None
+    except Exception as e:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+        trace = "".join(traceback.format_exception(e))
+        for h in files:
+            h.stream.write(f"ERROR {trace}")
+            h.flush()
+        where = f"the full traceback is in {files[0].baseFilename}; " if files else ""
+        msg = str(e).strip() or type(e).__name__
+        print(f"Error ({type(e).__name__}): {msg}\n({where}HYDRA_FULL_ERROR=1 prints it)", file=sys.stderr, flush=True)
+        sys.exit(1)

@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 from .data import DropStats
+from .fingerprint import check_meta
 from .format import render_prompt, short_target, think_target
 from .generation import SamplingConfig
 from .grading import Grader
@@ -32,24 +33,34 @@ def verified_target(text: str, gold, *, long: bool, grader: Grader) -> str | Non
 def generate_pairs(problems: list[dict], long_teacher, short_teacher, out_file: str | Path, stats: DropStats, *,
                    long_cfg: SamplingConfig, short_cfg: SamplingConfig, batch_size: int = 64,
                    instruction: str | None = None, long_system: str | None = None,
-                   short_system: str | None = None, progress: bool = True) -> list[dict]:
+                   short_system: str | None = None, progress: bool = True, meta: dict | None = None) -> list[dict]:
     """Run both teachers over ``problems`` ({problem, answer, level?}); return the paired records.
 
     ``long_teacher``/``short_teacher`` are generators (``thinkless.generation``) with a ``tokenizer``. Each
-    written line holds one problem's index, both responses (None when not verified) and the verdicts.
+    written line holds one problem's index, both responses (None when not verified) and the verdicts. ``meta``
+    (the teachers and their settings) is recorded beside the file; a resume under other settings, or over other
+    problems, stops instead of mixing two configurations in one file.
     """
     from tqdm.auto import tqdm
 
     out = Path(out_file)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = {}
+    hint = "Move the file (and its .meta.json) away to generate again, or set data.out_file to a new file."
+    if meta is not None:
+        check_meta(out.with_suffix(".meta.json"), meta, what=f"teacher pairs file {out}",
+                   data_exists=out.exists() and out.stat().st_size > 0, hint=hint)
     if out.exists():
         for line in out.read_text().splitlines():
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:  # a torn last line from a kill mid-write: that batch is redone
                 continue
-            done[rec["index"]] = rec
+            i = rec["index"]
+            if i >= len(problems) or rec["problem"] != problems[i]["problem"]:
+                raise ValueError(f"{out}: line for problem {i} does not match the configured prompts (another "
+                                 f"prompt file or limit?); resuming would mix them. {hint}")
+            done[i] = rec
         logger.info("teacher generation: resuming, %d of %d problems already done", len(done), len(problems))
 
     todo = [i for i in range(len(problems)) if i not in done]

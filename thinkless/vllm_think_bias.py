@@ -1,7 +1,8 @@
 """vLLM (v1) logits processor for the think threshold (see ``thinkless.mode_control``); imports vLLM.
 
 Offline: ``LLM(..., logits_processors=[ThinkBias])`` with ``SamplingParams(extra_args={"think_bias": b})``.
-Served: ``vllm serve <model> --logits-processors thinkless.vllm_think_bias:ThinkBias`` and, per request,
+Served: ``vllm serve <model> --logits-processors thinkless.vllm_think_bias:ThinkBias --middleware
+thinkless.serving.check_request`` (requests it cannot honour get a 400: ``thinkless.serving``) and, per request,
 ``extra_body={"vllm_xargs": {"think_bias": b}}``. Requests without ``think_bias`` are untouched.
 """
 
@@ -17,9 +18,11 @@ class ThinkBias(LogitsProcessor):
 
     @classmethod
     def validate_params(cls, params):
-        bias = (params.extra_args or {}).get("think_bias")
-        if bias is not None and (isinstance(bias, bool) or not isinstance(bias, (int, float))):
-            raise ValueError(f"think_bias must be a number, got {bias!r}")
+        from .serving import bias_problem
+
+        why = bias_problem((params.extra_args or {}).get("think_bias"))
+        if why:  # a 400 for the request; NaN would act as +inf and force thinking
+            raise ValueError(why)
 
     def __init__(self, vllm_config, device: torch.device, is_pin_memory: bool):
         from transformers import AutoTokenizer
@@ -28,9 +31,10 @@ class ThinkBias(LogitsProcessor):
 
         tok = AutoTokenizer.from_pretrained(vllm_config.model_config.tokenizer)
         try:
-            self.think_id = control_token_ids(tok).think
+            ids = control_token_ids(tok)
+            self.think_id, self.mode_ids = ids.think, {ids.think, ids.short}
         except ValueError:  # not a Thinkless tokenizer: a request with think_bias gets an error in apply
-            self.think_id = None
+            self.think_id, self.mode_ids = None, set()
         self.reqs: dict[int, tuple[float, list[int]]] = {}  # batch row -> (bias, the request's output ids, live)
 
     def is_argmax_invariant(self) -> bool:
@@ -38,6 +42,8 @@ class ThinkBias(LogitsProcessor):
 
     def _state(self, params, prompt_ids, output_ids):
         bias = (params.extra_args or {}).get("think_bias")
+        if prompt_ids and prompt_ids[-1] in self.mode_ids:
+            return None  # the mode is prefilled (thinking=on|off): the first position is not the mode decision
         return None if not bias else (float(bias), output_ids)
 
     def update_state(self, batch_update: BatchUpdate | None) -> None:

@@ -141,11 +141,13 @@ def load_benchmark(name: str, bcfg, *, data_dir: str | None = None, limit: int |
         return synthetic_benchmark(name, levels, int(bcfg.get("n_per_level", 100)), int(bcfg.get("seed", 20_000)),
                                    limit=lim, task=task_of(bcfg, True))
     kind, where = resolve_source(name, bcfg, data_dir)
+    fields = {"problem": bcfg.get("problem_field", "problem"), "answer": bcfg.get("answer_field", "answer"),
+              "level": bcfg.get("level_field")}
     if kind == "local":
-        rows = load_rows(where, limit=lim, stats=dropped)
+        rows = load_rows(where, limit=lim, stats=dropped, fields=fields)
     else:
         rows = load_rows(where, split=bcfg.get("split") or "test", subset=bcfg.get("subset"), limit=lim,
-                         stats=dropped)
+                         stats=dropped, fields=fields)
     problems = rows_to_problems(rows, bcfg, dropped)
     if not problems:
         raise ValueError(f"benchmark {name!r} ({where}) has no usable rows: dropped {dict(dropped)}; check "

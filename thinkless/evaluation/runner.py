@@ -13,7 +13,6 @@ every run, so grading changes never need regeneration.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..fingerprint import check_meta, fingerprint
 from ..format import render_prompt
 from ..generation import HFGenerator, SamplingConfig
 from ..grading import GRADE_STATS, GRADING_POLICIES, Grader, is_exact
@@ -64,10 +64,10 @@ class GenerationStore:
                     self.rows[row["uid"]] = row
                 except (json.JSONDecodeError, KeyError):
                     self.repaired += 1
-        if meta is not None:
-            meta_path = self.path.with_suffix(".meta.json")
-            if not meta_path.exists():
-                meta_path.write_text(json.dumps(meta, indent=2, default=str))
+        if meta is not None:  # the settings that made the file: a mismatch (or no record) stops, never mixes
+            check_meta(self.path.with_suffix(".meta.json"), meta, what=f"generation file {self.path}",
+                       data_exists=bool(self.rows) or self.repaired > 0,
+                       hint="Move it (and its .meta.json) away to generate again, or use another output_dir.")
 
     def append(self, rows: list[dict]) -> None:
         with open(self.path, "a") as f:
@@ -87,10 +87,6 @@ def model_stamp(model: str) -> dict:
         return {"path": str(p.resolve()),
                 "files": [[f.name, f.stat().st_size, int(f.stat().st_mtime)] for f in files if f.exists()]}
     return {"hub": str(model)}
-
-
-def fingerprint(d: dict) -> str:
-    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
 # ------------------------------------------------------------------ settings
@@ -311,14 +307,14 @@ def load_generator(cfg: DictConfig):
 
     model_path = str(cfg.model_path)
     backend = resolve_backend(cfg.generation.backend, model_path=model_path)
-    check_model_path(model_path, what="model")
+    check_model_path(model_path, what="model", tokenizer=not cfg.get("tokenizer"))
     if backend == "vllm":
-        from transformers import AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
 
-        from ..tokens import add_control_tokens
+        from ..modeling import prepare_control_tokens
 
         tok = AutoTokenizer.from_pretrained(cfg.get("tokenizer") or model_path)
-        add_control_tokens(tok)
+        prepare_control_tokens(tok, AutoConfig.from_pretrained(model_path), what=model_path)
         v = cfg.generation.get("vllm") or {}
         gen = make_generator("vllm", tokenizer=tok, model_path=model_path, **dict(v))
         return gen, tok
@@ -326,31 +322,25 @@ def load_generator(cfg: DictConfig):
 
     from ..modeling import load_checkpoint
 
-    model, tok = load_checkpoint(model_path, dtype=cfg.get("dtype", "auto"))
-    if cfg.get("tokenizer"):
-        from transformers import AutoTokenizer
-
-        from ..tokens import add_control_tokens
-
-        tok = AutoTokenizer.from_pretrained(cfg.tokenizer)
-        add_control_tokens(tok)
+    model, tok = load_checkpoint(model_path, dtype=cfg.get("dtype", "auto"), tokenizer=cfg.get("tokenizer"))
     if torch.cuda.is_available():
         model = model.to("cuda")
     return make_generator("hf", model=model, tokenizer=tok, batch_size=int(cfg.generation.batch_size)), tok
 
 
 def run_eval(cfg: DictConfig, *, generator=None, tokenizer=None) -> dict:
-    """Run the configured evaluation; ``generator``/``tokenizer`` replace the model (tests, notebooks)."""
-    t_start = time.time()
+    """Run the configured evaluation; ``generator``/``tokenizer`` replace the model (tests, notebooks).
+
+    On the stage runner (``thinkless.stage``): output folder, config checks, quiet console, threads, wandb, the
+    result (``results.json``, with the config fingerprint and warnings). Rerunning resumes every generation file
+    whose recorded settings match (``GenerationStore``); changed settings write new files, never mixed ones."""
+    from ..stage import finish_stage, start_stage
+
     grade_stats_before = dict(GRADE_STATS)
-    out_dir = Path(cfg.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     names = validate_benchmarks(cfg)
     resolve_methods(cfg.methods, cfg.method)  # fail on a bad method name before loading anything
-    if cfg.get("threads"):
-        import torch
-
-        torch.set_num_threads(int(cfg.threads))
+    stage = start_stage(cfg, "eval")
+    out_dir = stage.out_dir
 
     benches = {n: load_benchmark(n, cfg.benchmark[n], data_dir=cfg.get("data_dir"), limit=cfg.get("limit"))
                for n in names}
@@ -375,10 +365,6 @@ def run_eval(cfg: DictConfig, *, generator=None, tokenizer=None) -> dict:
                          "every step: only the HF backend computes them (generation.backend=hf, "
                          "generation.self_certainty=true); vLLM returns the sampled tokens' log-probs only")
 
-    from ..tracking import init_wandb, log_summary
-
-    run = init_wandb(cfg.get("wandb"), job_type="eval", config=OmegaConf.to_container(cfg, resolve=True),
-                     run_dir=str(out_dir))
     results = evaluate(generator, tokenizer, benches, cfg.methods, cfg.method,
                        sampling=sampling_config(cfg.sampling), out_dir=out_dir,
                        settings={n: bench_settings(cfg, n) for n in names}, system=cfg.prompt.get("system"),
@@ -391,9 +377,7 @@ def run_eval(cfg: DictConfig, *, generator=None, tokenizer=None) -> dict:
     results["grading"] = {"policy": cfg.grading.policy,
                           **{k: v - grade_stats_before.get(k, 0) for k, v in GRADE_STATS.items()
                              if v > grade_stats_before.get(k, 0)}}  # this run's timeouts / parse errors / too long
-    results["total_seconds"] = round(time.time() - t_start, 1)
     results["config"] = OmegaConf.to_container(cfg, resolve=True)
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
     table = format_tables(results)
     (out_dir / "results.md").write_text(table + "\n")
     print(table, flush=True)
@@ -403,19 +387,18 @@ def run_eval(cfg: DictConfig, *, generator=None, tokenizer=None) -> dict:
 
         plots = make_plots(results, out_dir / "plots")
     results["plots"] = [str(p) for p in plots]
-    print(f"results -> {out_dir / 'results.json'}, {out_dir / 'results.md'}"
-          + (f", {len(plots)} plots in {out_dir / 'plots'}" if plots else ""), flush=True)
-    if run is not None:
-        log_summary(run, {b: {m: {k: v for k, v in r.items() if not isinstance(v, (dict, list))}
-                              for m, r in br["methods"].items()} for b, br in results["benchmarks"].items()},
-                    prefix="eval/")
+    if stage.run is not None and plots:
         try:
             import wandb
 
-            run.log({f"eval/plots/{Path(p).stem}": wandb.Image(str(p)) for p in plots})
+            stage.run.log({f"eval/plots/{Path(p).stem}": wandb.Image(str(p)) for p in plots})
         except Exception as e:  # plots are a nicety
             logger.warning("could not log plots to wandb: %s", e)
-        run.finish()
+    summary = {b: {m: {k: v for k, v in r.items() if not isinstance(v, (dict, list))}
+                   for m, r in br["methods"].items()} for b, br in results["benchmarks"].items()}
+    finish_stage(stage, results, "eval", path=out_dir / "results.json", summary=summary)
+    print(f"results -> {out_dir / 'results.json'}, {out_dir / 'results.md'}"
+          + (f", {len(plots)} plots in {out_dir / 'plots'}" if plots else ""), flush=True)
     counts = {k: v for k, v in results["grading"].items() if k != "policy"}
     if counts:
         logger.warning("grading: %s (counted as wrong)", counts)

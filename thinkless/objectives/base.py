@@ -128,6 +128,10 @@ class Objective:
         """DeGRPOConfig fields this objective fixes (its aggregation); setting one in rl.args too is an error."""
         return {}
 
+    def warn_if_odd(self, warn) -> None:
+        """Knob values that are legal but likely a mistake: ``warn(key, value, message)`` (``thinkless.checks.warn``:
+        the run's log, result JSON and wandb summary)."""
+
     def check_args(self, args) -> None:
         """Refuse trainer arguments this objective cannot honour (before any work)."""
 

@@ -71,6 +71,11 @@ class Thinkless(ThinklessRewards):
         if self.response_norm not in RESPONSE_NORMS:
             raise ValueError(f"objective.response_norm={self.response_norm!r}: valid choices are {RESPONSE_NORMS}")
 
+    def warn_if_odd(self, warn) -> None:
+        if self.alpha < 0:  # legal, but it pushes the mode decision away from the better-paid mode
+            warn("objective.alpha", self.alpha, "negative: the control-token term then trains the mode token away "
+                 "from the mode that earned more reward (α > 0; the paper uses 1e-3)")
+
     def check_args(self, args) -> None:
         from ..trainer import CLIP_LOSS_TYPES
 

@@ -1,0 +1,119 @@
+"""Config checks before any work and config warnings (thinkless/checks.py), and clean CLI errors (stage.run_cli)."""
+
+import json
+
+import pytest
+from omegaconf import OmegaConf
+
+from thinkless.checks import (NUMERIC_KEYS, ConfigError, check_number, check_numbers, check_trainer_args,
+                              collected_warnings, reset_warnings, warn)
+
+from .helpers import run_cli, run_train_cli
+from .test_configs import compose_cfg
+
+
+@pytest.fixture(scope="module")
+def degrpo_config():
+    from thinkless.trainer import DeGRPOConfig
+
+    return DeGRPOConfig
+
+
+@pytest.mark.parametrize("value,expected", [("abc", "expected a number"), (float("nan"), "finite"),
+                                            (float("inf"), "finite"), (True, "expected a number")])
+def test_trainer_args_numbers_are_checked_against_the_trl_field_types(degrpo_config, value, expected):
+    with pytest.raises(ConfigError, match=rf"rl.args.learning_rate=.*{expected}.*DeGRPOConfig.learning_rate"):
+        check_trainer_args(degrpo_config, {"learning_rate": value}, "rl.args")
+
+
+def test_trainer_args_other_field_kinds(degrpo_config):
+    with pytest.raises(ConfigError, match=r"rl.args.max_steps=1.5: expected an integer"):
+        check_trainer_args(degrpo_config, {"max_steps": 1.5}, "rl.args")
+    with pytest.raises(ConfigError, match=r"rl.args.gradient_checkpointing='maybe': expected true or false"):
+        check_trainer_args(degrpo_config, {"gradient_checkpointing": "maybe"}, "rl.args")
+    with pytest.raises(ConfigError, match=r"rl.args.learning_rat: not a field of DeGRPOConfig; did you mean "
+                                          r"learning_rate"):
+        check_trainer_args(degrpo_config, {"learning_rat": 1e-3}, "rl.args")
+    # legal values pass: strategies as text, None where the field allows it, ints in float fields
+    check_trainer_args(degrpo_config, {"lr_scheduler_type": "cosine", "eval_steps": None, "learning_rate": 1,
+                                       "bf16": None, "report_to": []}, "rl.args")
+
+
+@pytest.mark.parametrize("name,overrides", [("distill", []), ("distill", ["+experiment=distill"]), ("train", []),
+                                            ("train", ["+experiment=degrpo"]), ("eval", [])])
+def test_every_shipped_config_passes_the_checks(name, overrides, degrpo_config):
+    from trl import SFTConfig
+
+    cfg = compose_cfg(name, overrides)
+    check_numbers(cfg, NUMERIC_KEYS[name])
+    if name != "eval":
+        key, cls = ("training.args", SFTConfig) if name == "distill" else ("rl.args", degrpo_config)
+        check_trainer_args(cls, OmegaConf.select(cfg, key), key)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("rl.grading_timeout=abc", "rl.grading_timeout='abc': expected a number"),
+    ("rl_data.num_problems=nan", "rl_data.num_problems=nan: expected an integer"),
+    ("seed=inf", "seed=inf: expected an integer"),
+])
+def test_declared_numeric_keys_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        check_numbers(compose_cfg("train", [override]), NUMERIC_KEYS["train"])
+
+
+@pytest.mark.parametrize("override,message", [
+    ("objective.alpha=abc", "objective.alpha='abc': a finite number is expected"),
+    ("objective.alpha=nan", "objective.alpha=nan: a finite number is expected"),
+    ("objective.rewards.correct_think=abc", "objective.rewards.correct_think='abc': a finite number is expected"),
+    ("objective.reward_schedule=[{after_step:1.5,correct_think:0.8}]", "objective.reward_schedule[0] needs "
+                                                                       "after_step: a non-negative integer"),
+])
+def test_objective_knobs_name_the_key(override, message):
+    from thinkless.rl import objective_from
+
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        objective_from(compose_cfg("train", [override]))
+
+
+def test_check_number():
+    assert check_number(3, "k", integer=True) == 3 and check_number(None, "k", optional=True) is None
+    with pytest.raises(ConfigError, match="k=-1: must be >= 0"):
+        check_number(-1, "k", minimum=0)
+
+
+def test_warnings_are_collected(caplog):
+    reset_warnings()
+    warn("rl.alpha", -1.0, "negative")
+    assert collected_warnings() == [{"key": "rl.alpha", "value": -1.0, "message": "negative"}]
+    assert "rl.alpha=-1.0: negative" in caplog.text
+    reset_warnings()
+    assert collected_warnings() == []
+
+
+def test_config_error_is_a_few_lines_before_any_work(tmp_path, distilled):
+    out = tmp_path / "t"
+    proc = run_train_cli(out, distilled / "model", "objective.alpha=abc", check=False)
+    assert proc.returncode == 1
+    err = proc.stderr.strip().splitlines()
+    assert len(err) <= 3 and "Traceback" not in proc.stderr and "objective.alpha='abc': a finite number" in err[0]
+    assert "HYDRA_FULL_ERROR=1" in proc.stderr and not (out / "checkpoints").exists()
+    assert "Traceback" in (out / "train.log").read_text()  # the full trace stays in the run's log
+    full = run_train_cli(out, distilled / "model", "objective.alpha=abc", check=False, env={"HYDRA_FULL_ERROR": "1"})
+    assert "Traceback" in full.stderr
+    proc = run_cli("distill.py", f"output_dir={tmp_path}/d", "training.args.learning_rate=nan", check=False)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) <= 3
+    assert "training.args.learning_rate=nan: expected a finite number" in proc.stderr
+    proc = run_cli("distill.py", f"output_dir={tmp_path}/e", "data=paired", f"data.name={tmp_path}/none.jsonl",
+                   check=False)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) <= 3 and "does not exist" in proc.stderr
+
+
+def test_negative_alpha_warns_in_the_log_and_the_result(tmp_path, distilled):
+    out = tmp_path / "t"
+    proc = run_train_cli(out, distilled / "model", "objective.alpha=-0.5", "rl.args.max_steps=1",
+                         "rl.args.per_device_train_batch_size=8", "rl.args.num_generations=4",
+                         "rl.args.max_completion_length=16", "report.enabled=false", "rl_data.validation=null")
+    assert "objective.alpha=-0.5: negative" in proc.stderr + proc.stdout
+    assert "objective.alpha=-0.5: negative" in (out / "train.log").read_text()
+    res = json.loads((out / "train_result.json").read_text())
+    assert [w["key"] for w in res["warnings"]] == ["objective.alpha"] and res["config_fingerprint"]

@@ -1,0 +1,190 @@
+"""Config checks that run before any work, and warnings for values that are legal but almost certainly a mistake.
+
+Errors (``ConfigError``) name the key and what is valid:
+
+* ``check_trainer_args``: every key of a stage's ``args`` mapping (``training.args``, ``rl.args``) against the
+  fields of the TRL config dataclass it becomes (``SFTConfig``, ``DeGRPOConfig``): an unknown key, or a value whose
+  type the field's annotation does not allow where it expects a number or a flag (``learning_rate=abc``,
+  ``max_steps=1.5``, ``bf16=maybe``), or a non-finite number, stops the run before the model is loaded;
+* ``check_numbers``: the other keys that hold numbers, declared in ``NUMERIC_KEYS`` per stage (``*`` matches any
+  key or list index), e.g. ``rl_data.num_problems=abc``;
+* ``check_number``: one value, for code that validates its own knobs.
+
+Warnings (``warn``): a legal value that is likely a mistake (a negative α) is logged as a warning (console and the
+run's log) and collected; the stage runner writes the collected warnings into the stage's result JSON and the wandb
+summary (``thinkless.stage.finish_stage``), so a run that finished still shows them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+import fnmatch
+import logging
+import math
+import types
+import typing
+
+from omegaconf import OmegaConf
+
+logger = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key and what is valid."""
+
+
+# ------------------------------------------------------------------ warnings
+
+
+_WARNINGS: list[dict] = []
+
+
+def warn(key: str, value, message: str) -> None:
+    """A legal but suspicious config value: logged now, and reported in the stage's result and summary."""
+    logger.warning("%s=%r: %s", key, value, message)
+    _WARNINGS.append({"key": key, "value": value, "message": message})
+
+
+def collected_warnings() -> list[dict]:
+    return list(_WARNINGS)
+
+
+def reset_warnings() -> None:
+    _WARNINGS.clear()
+
+
+# ------------------------------------------------------------------ numbers
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_number(value, key: str, *, integer: bool = False, optional: bool = False, minimum: float | None = None):
+    """``value`` as a finite number (an int when ``integer``), or ``ConfigError`` naming ``key``."""
+    if value is None and optional:
+        return None
+    want = "an integer" if integer else "a number"
+    if not _is_number(value) or (integer and isinstance(value, float) and not value.is_integer()):
+        raise ConfigError(f"{key}={value!r}: expected {want}{' or null' if optional else ''}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{key}={value!r}: expected a finite number (not NaN or infinite)")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{key}={value!r}: must be >= {minimum}")
+    return int(value) if integer else value
+
+
+# Keys outside the trainer's ``args`` that hold numbers, per stage. ``(pattern, integer, optional)``.
+_COMMON = [("seed", True, False), ("threads", True, True)]
+_REPORT = [("report.free_samples", True, False), ("report.free_temperature", False, False),
+           ("report.max_new_tokens", True, False), ("report.batch_size", True, False),
+           ("report.rewards.*", False, False), ("report.threshold_biases.*", False, False),
+           ("report.benchmark.n_per_level", True, False), ("report.benchmark.seed", True, False),
+           ("report.benchmark.limit", True, True)]
+NUMERIC_KEYS = {
+    "distill": _COMMON + _REPORT + [("data.num_problems", True, False), ("data.seed", True, False),
+                                    ("data.limit", True, True), ("data.level_weights.*", False, False),
+                                    ("data.batch_size", True, False), ("data.num_proc", True, True),
+                                    ("data.*_teacher.temperature", False, False),
+                                    ("data.*_teacher.top_p", False, False),
+                                    ("data.*_teacher.max_new_tokens", True, False), ("data.*_teacher.n", True, False)],
+    # objective.* knobs are checked by the objective itself (thinkless.objectives.base), naming the key
+    "train": _COMMON + _REPORT + [("rl.grading_timeout", False, False), ("rl_data.num_problems", True, False),
+                                  ("rl_data.seed", True, False), ("rl_data.limit", True, True),
+                                  ("rl_data.max_prompt_tokens", True, True), ("rl_data.level_weights.*", False, False),
+                                  ("rl_data.validation.n_per_level", True, False),
+                                  ("rl_data.validation.limit", True, True)],
+    "eval": _COMMON + [("sampling.temperature", False, False), ("sampling.top_p", False, False),
+                       ("sampling.max_new_tokens", True, False), ("sampling.n", True, False),
+                       ("generation.batch_size", True, False), ("generation.chunk_size", True, True),
+                       ("generation.vllm.gpu_memory_utilization", False, False),
+                       ("generation.vllm.tensor_parallel_size", True, False),
+                       ("generation.vllm.max_model_len", True, True), ("grading.timeout", False, False),
+                       ("limit", True, True), ("ks.*", True, False), ("rewards.*", False, False),
+                       ("method.*.think_bias", False, True), ("method.*.biases.*", False, False),
+                       ("method.*.n", True, True), ("method.*.budget", False, True), ("method.*.num_wait", True, True), ("benchmark.*.limit", True, True),
+                       ("benchmark.*.max_new_tokens", True, True), ("benchmark.*.batch_size", True, True),
+                       ("benchmark.*.n_per_level", True, True)],
+}
+
+
+def _select(tree, parts: list[str], prefix: str):
+    """``(key, value)`` for every path of ``tree`` matching the pattern ``parts``."""
+    if not parts:
+        yield prefix, tree
+        return
+    head, rest = parts[0], parts[1:]
+    if isinstance(tree, dict):
+        items = tree.items()
+    elif isinstance(tree, list):
+        items = ((str(i), v) for i, v in enumerate(tree))
+    else:
+        return
+    for k, v in items:
+        if fnmatch.fnmatchcase(str(k), head):
+            yield from _select(v, rest, f"{prefix}.{k}" if prefix else str(k))
+
+
+def check_numbers(cfg, patterns) -> None:
+    """Every key of ``cfg`` matching a ``(pattern, integer, optional)`` holds a finite number (``ConfigError``)."""
+    tree = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
+    for pattern, integer, optional in patterns:
+        for key, value in _select(tree, pattern.split("."), ""):
+            # a matching subtree (a benchmark's settings) is not a value
+            if not isinstance(value, (dict, list)):
+                check_number(value, key, integer=integer, optional=optional)
+
+
+# ------------------------------------------------------------------ trainer args against the TRL dataclass
+
+
+def _allowed(annotation) -> set:
+    """The plain types an annotation allows (``Optional[float]`` -> {float, NoneType})."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return set().union(*(_allowed(a) for a in typing.get_args(annotation)))
+    if origin is typing.Literal:
+        return {type(a) for a in typing.get_args(annotation)}
+    if origin is not None:
+        return {origin}
+    return {annotation} if isinstance(annotation, type) else {object}
+
+
+def _value_problem(value, allowed: set) -> str | None:
+    if object in allowed or str in allowed or any(isinstance(t, type) and issubclass(t, enum.Enum) for t in allowed):
+        # text is legal (TRL parses strategies, schedulers, ...): only a non-finite number is surely wrong
+        return "a finite number" if isinstance(value, float) and not math.isfinite(value) else None
+    if value is None:
+        return None  # left to TRL (a None default)
+    if allowed & {int, float}:
+        if not _is_number(value):
+            return "a number" if float in allowed else "an integer"
+        if not math.isfinite(value):
+            return "a finite number"
+        if float not in allowed and isinstance(value, float) and not value.is_integer():
+            return "an integer"
+        return None
+    if allowed == {bool} or allowed == {bool, type(None)}:
+        return None if isinstance(value, bool) else "true or false"
+    return None
+
+
+def check_trainer_args(config_cls, args_cfg, key: str) -> None:
+    """Every key of ``args_cfg`` (the ``key`` mapping, e.g. ``rl.args``) is a field of ``config_cls`` with a value
+    its type allows; ``ConfigError`` naming the key and what is valid otherwise."""
+    args = OmegaConf.to_container(args_cfg, resolve=True) if OmegaConf.is_config(args_cfg) else dict(args_cfg or {})
+    try:
+        hints = typing.get_type_hints(config_cls)
+    except Exception:  # an annotation that does not evaluate: fall back to the raw ones
+        hints = {f.name: f.type for f in dataclasses.fields(config_cls)}
+    names = {f.name for f in dataclasses.fields(config_cls) if f.init}
+    for name, value in args.items():
+        if name not in names:
+            close = difflib.get_close_matches(name, sorted(names), n=3)
+            raise ConfigError(f"{key}.{name}: not a field of {config_cls.__name__}"
+                              + (f"; did you mean {' / '.join(close)}?" if close else ""))
+        want = _value_problem(value, _allowed(hints.get(name, object)))
+        if want:
+            raise ConfigError(f"{key}.{name}={value!r}: expected {want} ({config_cls.__name__}.{name})")

@@ -1,0 +1,80 @@
+"""Serving checks: a request a Thinkless server cannot honour is a 400 with a clear message, never a wrong reply.
+
+``vllm serve <model> --logits-processors thinkless.vllm_think_bias:ThinkBias --middleware
+thinkless.serving.check_request`` (``trl vllm-serve`` forwards both flags). The middleware reads the JSON body of
+``/v1/chat/completions`` and ``/v1/completions`` and rejects, before the engine sees them:
+
+* a ``think_bias`` (``vllm_xargs``) that is not a finite number (NaN acted as +inf; a string or a bool is not a bias);
+* ``chat_template_kwargs.thinking`` other than auto / on / off, and ``thinking=on|off`` together with a
+  ``think_bias``: the mode is already prefilled, so the bias would land on the token after it (``<short>`` then a
+  full ``<think>`` trace);
+* unknown ``chat_template_kwargs`` keys that look like ours (``enable_thinking``, ``think``, ``think_bias``, ...):
+  the template would ignore them silently.
+
+``ThinkBias.validate_params`` applies the bias rule too (a server started without the middleware still rejects a
+bad bias), and the processor never biases a position after a prefilled mode token.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+THINKING = ("auto", "on", "off")
+TEMPLATE_KEYS = ("thinking",)
+
+
+def bias_problem(bias) -> str | None:
+    """Why ``bias`` cannot be a think bias (None when it can)."""
+    if bias is None:
+        return None
+    if isinstance(bias, bool) or not isinstance(bias, (int, float)):
+        return f"think_bias must be a number, got {bias!r}"
+    if not math.isfinite(bias):
+        return f"think_bias must be a finite number, got {bias!r}"
+    return None
+
+
+def _looks_like_ours(key: str) -> bool:
+    k = key.lower().replace("-", "_")
+    return "think" in k or "reason" in k or k in ("mode", "short")
+
+
+def request_problem(body: dict) -> str | None:
+    """Why an OpenAI-API request body cannot be honoured by a Thinkless server (None when it can)."""
+    xargs = body.get("vllm_xargs") or {}
+    bias = xargs.get("think_bias") if isinstance(xargs, dict) else None
+    why = bias_problem(bias)
+    if why:
+        return why
+    kw = body.get("chat_template_kwargs") or {}
+    if not isinstance(kw, dict):
+        return f"chat_template_kwargs must be an object, got {kw!r}"
+    for k in kw:
+        if k not in TEMPLATE_KEYS and _looks_like_ours(str(k)):
+            hint = " (the think threshold goes in vllm_xargs.think_bias)" if "bias" in str(k) else ""
+            return (f"unknown chat_template_kwargs key {k!r}: a Thinkless model takes thinking = auto | on | off"
+                    f"{hint}")
+    thinking = kw.get("thinking")
+    if thinking is not None and thinking not in THINKING:
+        return f"chat_template_kwargs.thinking must be auto, on or off, got {thinking!r}"
+    if thinking in ("on", "off") and bias:
+        return (f"thinking={thinking!r} and think_bias={bias!r} contradict each other: thinking=on|off forces the "
+                "mode, think_bias moves the model's own choice (thinking=auto); send one of them")
+    return None
+
+
+async def check_request(request, call_next):
+    """ASGI http middleware (``vllm serve --middleware thinkless.serving.check_request``)."""
+    if request.method == "POST" and request.url.path.rstrip("/").endswith(("/chat/completions", "/completions")):
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            body = None  # not JSON: vLLM's own validation answers
+        why = request_problem(body) if isinstance(body, dict) else None
+        if why:
+            from fastapi.responses import JSONResponse
+
+            return JSONResponse({"error": {"message": why, "type": "BadRequestError", "param": None, "code": 400}},
+                                status_code=400)
+    return await call_next(request)
