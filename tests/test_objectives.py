@@ -113,7 +113,7 @@ def test_adaptthink_ref_results_format_and_cache(tmp_path):
     data = json.loads(ours.read_text())
     assert data[0]["problem"] == "__OVERALL__" and data[0]["metrics"]["avg_acc_thinking"] == 0.5
     assert load_ref_results(ours, meta) == recs
-    with pytest.raises(ValueError, match="sampled differently.*'K': \\(4, 8\\)"):
+    with pytest.raises(ValueError, match="(?s)sampled differently.*K: 4 -> 8"):
         load_ref_results(ours, {**meta, "K": 8})
     (tmp_path / "bad.json").write_text('{"problem": 1}')
     with pytest.raises(ValueError, match="expected a JSON list"):
@@ -168,6 +168,8 @@ def tiny_trainer_parts(tmp_path_factory):
 
 
 def trainer_for(parts, tmp_path, objective, **kw):
+    import copy
+
     from datasets import Dataset
 
     from thinkless.trainer import DeGRPOConfig, DeGRPOTrainer
@@ -178,8 +180,8 @@ def trainer_for(parts, tmp_path, objective, **kw):
     args.update(objective.trl_overrides())
     args.update(kw)
     ds = Dataset.from_list([{"prompt": [{"role": "user", "content": "1 ~ 2"}], "answer": "3"}] * 8)
-    tr = DeGRPOTrainer(model=model, args=DeGRPOConfig(**args), objective=objective, train_dataset=ds,
-                       processing_class=tok)
+    tr = DeGRPOTrainer(model=copy.deepcopy(model), args=DeGRPOConfig(**args), objective=objective, train_dataset=ds,
+                       processing_class=tok)  # a copy: TRL and the tests must not touch the shared model
     tr.model.train()
     tr.current_gradient_accumulation_steps = 1  # set by Trainer.train() for each step
     return tr
