@@ -375,5 +375,9 @@ def test_a_step_moves_the_mode_decision_where_the_objective_pays(tiny_trainer_pa
     tr.train()
     after = p_short()
     logs = [h for h in tr.state.log_history if "modes/think_ratio" in h]
-    assert logs and "modes/accuracy" in logs[0]  # correctness from the grader's verdicts under every objective
+    # the mode statistics by value, from the grader's verdicts under every objective (swapping the modes fails)
+    expect = (0.5, 1.0, 1.0, 1.0) if name == "adaptthink" else (0.75, 0.75, 1.0, 2 / 3)
+    got = tuple(logs[0][k] for k in ("modes/think_ratio", "modes/accuracy", "modes/acc_short", "modes/acc_think"))
+    assert got == pytest.approx(expect), (name, got)
+    assert logs[0]["modes/len_short"] < logs[0]["modes/len_think"] and logs[0]["modes/groups_all_wrong"] == 0.0
     assert after > before, (name, before, after)
