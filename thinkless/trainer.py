@@ -72,6 +72,9 @@ MODE_CODE = {"think": 1.0, "short": 0.0}
 @dataclass
 class DeGRPOConfig(GRPOConfig):
     grading_timeout: float = field(default=5.0, metadata={"help": "Seconds per math-verify answer check."})
+    long_short_multiple: float = field(default=3.0, metadata={
+        "help": "modes/long_short_share counts short responses longer than this multiple of their group's median "
+                "short length (short-mode hacking)."})
 
 
 class DeGRPOTrainer(GRPOTrainer):
@@ -178,7 +181,8 @@ class DeGRPOTrainer(GRPOTrainer):
     def _log_mode_usage(self, batch: Rollouts, reward: torch.Tensor, mode_key: str) -> None:
         """Think ratio, accuracy, reward and length per mode, per level and per group: global on every rank."""
         G = self.num_generations if mode_key == "train" else self.num_generations_eval
-        for k, v in mode_metrics(batch.mode, batch.correct, reward.cpu(), batch.length, batch.level, G).items():
+        for k, v in mode_metrics(batch.mode, batch.correct, reward.cpu(), batch.length, batch.level, G,
+                                 self.args.long_short_multiple).items():
             self._metrics[mode_key][k].append(v)
 
     # ------------------------------------------------------------------ resets of the schedule (module docstring)
