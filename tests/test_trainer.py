@@ -195,3 +195,6 @@ def test_schedule_resets_reference_and_optimizer_at_their_step(tiny, tmp_path):
     assert all(step == 1.0 and a > 0 for step, a, _ in moments2)  # one step counted since the reset
     with pytest.raises(ValueError, match="reset_reference needs a reference model.*beta"):
         make_trainer(tiny, tmp_path, objective=Thinkless(reward_schedule=[{"after_step": 1, "reset_reference": True}]))
+    with pytest.raises(ValueError, match="rl.args.optim='adafactor': valid choices"):
+        make_trainer(tiny, tmp_path, optim="adafactor",
+                     objective=Thinkless(reward_schedule=[{"after_step": 1, "reset_optimizer": True}]))

@@ -66,6 +66,8 @@ from .tokens import control_token_ids
 
 CLIP_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
 REF_WEIGHTS = "ref_model.safetensors"  # in checkpoints written after a reference reset
+RESETTABLE_OPTIMS = ("adamw_torch", "adamw_torch_fused", "sgd")
+FRESH_ZERO = {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer"}  # Adam(W)/SGD: fresh = 0
 MODE_CODE = {"think": 1.0, "short": 0.0}
 
 
@@ -100,6 +102,15 @@ class DeGRPOTrainer(GRPOTrainer):
         if any(ref for _, ref, _ in self._resets) and self.ref_model is None:
             raise ValueError("objective.reward_schedule: reset_reference needs a reference model, i.e. rl.args.beta "
                              f"> 0 and no PEFT adapter (rl.args.beta={self.beta}); drop reset_reference or set beta")
+        ds = self.accelerator.state.deepspeed_plugin
+        if any(ref for _, ref, _ in self._resets) and ds is not None and ds.zero_stage == 3:
+            raise ValueError("objective.reward_schedule: reset_reference is not supported under DeepSpeed ZeRO-3 "
+                             "(the reference's weights are checkpointed unsharded); use ZeRO-2 "
+                             "(accelerate/zero2.yaml, the recipe's) or drop reset_reference")
+        optim = str(getattr(self.args.optim, "value", self.args.optim))
+        if any(opt for _, _, opt in self._resets) and optim not in RESETTABLE_OPTIMS:
+            raise ValueError(f"objective.reward_schedule: reset_optimizer with rl.args.optim={optim!r}: valid choices "
+                             f"are {list(RESETTABLE_OPTIMS)} (optimizers whose fresh state is all zeros)")
         if self._resets:
             self.add_callback(_ResetCallback(self))
 
@@ -199,12 +210,19 @@ class DeGRPOTrainer(GRPOTrainer):
             while hasattr(opt, "optimizer"):  # accelerate's / DeepSpeed's wrappers: the torch optimizer inside
                 opt = opt.optimizer
             # zeroed in place, not cleared: a fresh AdamW's moments and step, in the structure checkpoints expect
-            for state in [*opt.state.values(), *opt.param_groups]:
+            for state in opt.state.values():
                 for k, v in state.items():
-                    if torch.is_tensor(v) and k != "params":
+                    if k not in FRESH_ZERO:  # e.g. an 8-bit optimizer's quantization maps: zero is not fresh there
+                        raise ValueError(f"objective.reward_schedule reset_optimizer: optimizer state {k!r} of "
+                                         f"{type(opt).__name__} has no known fresh value; valid for states of "
+                                         f"{sorted(FRESH_ZERO)} (rl.args.optim: adamw_torch, the recipe's)")
+                    if torch.is_tensor(v):
                         v.zero_()
-                    elif k == "step" and isinstance(v, (int, float)):
+                    else:
                         state[k] = 0
+            for group in opt.param_groups:  # DeepSpeed's FusedAdam counts steps per group
+                if "step" in group:
+                    group["step"] = 0
 
     def _save_checkpoint(self, model, trial):
         super()._save_checkpoint(model, trial)
