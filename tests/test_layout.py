@@ -1,4 +1,5 @@
-"""Tests mirror modules: every module of thinkless/ has a test file of its name (evaluation/x: test_eval_x)."""
+"""Tests mirror modules: every module of thinkless/ has a test file of its name (evaluation/x: test_eval_x; the
+objectives, one module each, share tests/test_objectives.py: each has its hand-computed case there)."""
 
 from .conftest import ROOT
 
@@ -13,7 +14,7 @@ def test_every_module_has_a_test_file():
         if p.stem in COVERED_ELSEWHERE and p.parent.name == "thinkless":
             assert COVERED_ELSEWHERE[p.stem] in tests
             continue
-        if p.stem == "__init__":
+        if p.stem == "__init__" or (p.parent.name == "objectives" and "test_objectives" in tests):
             continue
         if f"test_{prefix}{p.stem}" not in tests:
             missing.append(str(p.relative_to(ROOT)))

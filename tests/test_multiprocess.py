@@ -11,7 +11,7 @@ distill.py|train.py ...``, and compared with a plain one-process ``python distil
   (Adam's first step is ``-lr * sign(g)``, which hides a wrong gradient scale; clipping hides it too);
 * DeGRPO generation is sampled, and a 4-row batch samples differently from an 8-row one. The real generation
   still runs (through DDP / the DeepSpeed engine) but its output is replaced by completions that depend only
-  on the prompt and the sample's index in its group (correct short, correct think, wrong short, wrong think),
+  on the prompt and the sample's index in its group (correct short, correct think ×2, wrong think),
   so both layouts score, normalise and train on identical completions with non-zero advantages. The patch is a
   ``sitecustomize`` on the children's PYTHONPATH, so ``train.py`` itself is what runs.
 * DeGRPO step 1 is on-policy, where every group's loss is -mean(advantages) = 0 whatever the layout (its
@@ -86,8 +86,10 @@ SITECUSTOMIZE = textwrap.dedent('''
                 p = synthetic.parse_prompt(problem)
                 j = (offset + i) % num_generations
                 wrong = str((int(p.answer) + 1) % 10)
-                body = [synthetic.short_teacher(p), synthetic.long_teacher(p),
-                        "<short>\\\\boxed{%s}" % wrong, "<think>%s\\n</think>\\\\boxed{%s}" % (p.digits[0], wrong)][j]
+                # unbalanced on purpose (1 short, 3 think; short always right, think 2 of 3): swapping the two
+                # modes anywhere in the statistics changes every mode key
+                body = [synthetic.short_teacher(p), synthetic.long_teacher(p), synthetic.long_teacher(p),
+                        "<think>%s\\n</think>\\\\boxed{%s}" % (p.digits[0], wrong)][j]
                 ids_out = tok.encode(body, add_special_tokens=False)[: self.max_completion_length - 1]
                 out.append(ids_out + [tok.eos_token_id])
             return out, None
@@ -234,8 +236,13 @@ def test_degrpo_two_processes_match_one(config, env, distill_ref, train_ref, tmp
     ref, got = step_logs(train_ref), step_logs(out)
     assert [h["step"] for h in ref] == [h["step"] for h in got] == [1, 2]
     # step 1 generates; identical completions give identical rewards and mode statistics
-    assert ref[0]["reward"] == pytest.approx(-0.125) and ref[0]["reward_std"] > 0.5  # (1 + 0.5 - 1 - 1) / 4
-    for k in ("reward", "reward_std", "modes/think_ratio", "modes/accuracy", "completions/mean_length"):
+    assert ref[0]["reward"] == pytest.approx(0.25) and ref[0]["reward_std"] > 0.5  # (1 + 0.5 + 0.5 - 1) / 4
+    # the mode statistics, by value: 3 of 4 think, short always right, think 2 of 3
+    assert (ref[0]["modes/think_ratio"], ref[0]["modes/acc_short"]) == pytest.approx((0.75, 1.0))
+    assert (ref[0]["modes/acc_think"], ref[0]["modes/accuracy"]) == pytest.approx((2 / 3, 0.75))
+    assert ref[0]["modes/groups_all_wrong"] == 0.0 and ref[0]["modes/len_short"] < ref[0]["modes/len_think"]
+    for k in ("reward", "reward_std", "modes/think_ratio", "modes/accuracy", "modes/acc_short", "modes/acc_think",
+              "modes/len_short", "modes/len_think", "completions/mean_length"):
         assert got[0][k] == pytest.approx(ref[0][k], rel=1e-6, abs=1e-7), k
     # on-policy (ratio 1) the control term of each group is -mean(advantages) = 0; the gradient is not. (The response
     # term, a token mean, is -sum(A_i |o_i|) / sum |o_i|: not 0, but the same for one process and two.)
@@ -270,9 +277,9 @@ def test_group_shaping_spans_processes(env, distill_ref, tmp_path):
     launch("cpu_ddp.yaml", "train.py", [f"output_dir={out}", f"model.path={distill_ref / 'model'}",
                                         "rl.args.per_device_train_batch_size=2", *args], env, tmp_path / "run.log")
     r, g = step_logs(ref), step_logs(out)
-    # the fake completions per group: correct short, correct think, wrong short, wrong think; at t = 1 of T = 2
-    # each mode has F = 2 of G = 4, so the correct ones get 1 + ½(2 − 1)(1 + cos(π/2)) = 1.5: mean 0.75
-    assert r[0]["reward"] == pytest.approx(0.75) and r[0]["modes/think_ratio"] == pytest.approx(0.5)
+    # the fake completions per group: correct short, correct think ×2, wrong think; at t = 1 of T = 2 the scale is
+    # 1 + ½(4/F − 1)(1 + cos(π/2)): short (F = 1) 2.5, think (F = 3) 7/6; rewards 2.5, 7/6, 7/6, 0: mean 29/24
+    assert r[0]["reward"] == pytest.approx(29 / 24) and r[0]["modes/think_ratio"] == pytest.approx(0.75)
     for k in ("reward", "reward_std", "modes/think_ratio", "modes/accuracy"):
         assert g[0][k] == pytest.approx(r[0][k], rel=1e-6, abs=1e-7), k
     for k in ("loss", "grad_norm"):

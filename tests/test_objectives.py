@@ -113,7 +113,7 @@ def test_adaptthink_ref_results_format_and_cache(tmp_path):
     data = json.loads(ours.read_text())
     assert data[0]["problem"] == "__OVERALL__" and data[0]["metrics"]["avg_acc_thinking"] == 0.5
     assert load_ref_results(ours, meta) == recs
-    with pytest.raises(ValueError, match="sampled differently.*'K': \\(4, 8\\)"):
+    with pytest.raises(ValueError, match="(?s)sampled differently.*K: 4 -> 8"):
         load_ref_results(ours, {**meta, "K": 8})
     (tmp_path / "bad.json").write_text('{"problem": 1}')
     with pytest.raises(ValueError, match="expected a JSON list"):
@@ -168,6 +168,8 @@ def tiny_trainer_parts(tmp_path_factory):
 
 
 def trainer_for(parts, tmp_path, objective, **kw):
+    import copy
+
     from datasets import Dataset
 
     from thinkless.trainer import DeGRPOConfig, DeGRPOTrainer
@@ -178,8 +180,8 @@ def trainer_for(parts, tmp_path, objective, **kw):
     args.update(objective.trl_overrides())
     args.update(kw)
     ds = Dataset.from_list([{"prompt": [{"role": "user", "content": "1 ~ 2"}], "answer": "3"}] * 8)
-    tr = DeGRPOTrainer(model=model, args=DeGRPOConfig(**args), objective=objective, train_dataset=ds,
-                       processing_class=tok)
+    tr = DeGRPOTrainer(model=copy.deepcopy(model), args=DeGRPOConfig(**args), objective=objective, train_dataset=ds,
+                       processing_class=tok)  # a copy: TRL and the tests must not touch the shared model
     tr.model.train()
     tr.current_gradient_accumulation_steps = 1  # set by Trainer.train() for each step
     return tr
@@ -373,5 +375,9 @@ def test_a_step_moves_the_mode_decision_where_the_objective_pays(tiny_trainer_pa
     tr.train()
     after = p_short()
     logs = [h for h in tr.state.log_history if "modes/think_ratio" in h]
-    assert logs and "modes/accuracy" in logs[0]  # correctness from the grader's verdicts under every objective
+    # the mode statistics by value, from the grader's verdicts under every objective (swapping the modes fails)
+    expect = (0.5, 1.0, 1.0, 1.0) if name == "adaptthink" else (0.75, 0.75, 1.0, 2 / 3)
+    got = tuple(logs[0][k] for k in ("modes/think_ratio", "modes/accuracy", "modes/acc_short", "modes/acc_think"))
+    assert got == pytest.approx(expect), (name, got)
+    assert logs[0]["modes/len_short"] < logs[0]["modes/len_think"] and logs[0]["modes/groups_all_wrong"] == 0.0
     assert after > before, (name, before, after)

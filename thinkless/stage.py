@@ -91,8 +91,9 @@ def quiet_console() -> None:
     def ours(record: logging.LogRecord) -> bool:
         return record.levelno >= (logging.WARNING if record.name.startswith("thinkless") else logging.ERROR)
 
-    for h in logging.getLogger().handlers:
-        if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
+    for h in logging.getLogger().handlers:  # the console only: not log files, nor a capture into memory (pytest)
+        if isinstance(h, logging.StreamHandler) and getattr(h, "stream", None) in (sys.stdout, sys.stderr,
+                                                                                 sys.__stdout__, sys.__stderr__):
             h.addFilter(ours)
 
 

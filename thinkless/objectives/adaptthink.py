@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from ..fingerprint import diff, show
 from .base import Objective, Rollouts, register
 
 logger = logging.getLogger(__name__)
@@ -142,10 +143,10 @@ def load_ref_results(path: Path, meta: dict | None = None) -> dict[str, dict]:
             raise ValueError(f"objective.ref_results={path}: record {i} lacks problem / metrics.avg_acc_thinking")
         if rec["problem"] == OVERALL:
             theirs = rec.get("thinkless")
-            if meta is not None and theirs is not None and theirs != meta:
-                diff = {k: (theirs.get(k), meta.get(k)) for k in meta if theirs.get(k) != meta.get(k)}
-                raise ValueError(f"objective.ref_results={path} was sampled differently (cached, now): {diff}; "
-                                 "delete it or point objective.ref_results at another file")
+            changes = diff(theirs, meta) if meta is not None and theirs is not None else []
+            if changes:
+                raise ValueError(f"objective.ref_results={path} was sampled differently (cached -> now):"
+                                 f"{show(changes)}\ndelete it or point objective.ref_results at another file")
             continue
         out[str(rec["problem"]).strip()] = rec
     return out
