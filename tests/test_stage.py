@@ -85,7 +85,7 @@ def test_resume_after_sigkill(distilled, tmp_path):
     card = (out / "model" / "README.md").read_text()
     coupled = [o for o in OVERRIDES if not o.startswith("objective.")] + ["objective=grpo"]
     bad = run_train_cli(out, model, *coupled, check=False)
-    assert bad.returncode == 1 and "finished train run" in bad.stderr and "objective.name: thinkless -> grpo" in bad.stderr
+    assert bad.returncode == 1 and "finished train run" in bad.stderr and "objective.name: 'thinkless' -> 'grpo'" in bad.stderr
     bad = run_train_cli(out, model, *OVERRIDES, "objective.alpha=5", "rerun=resume", check=False)
     assert bad.returncode == 1 and "not resumed into extra steps" in bad.stderr
     again = run_train_cli(out, model, *OVERRIDES)
