@@ -85,13 +85,14 @@ def test_resume_after_sigkill(distilled, tmp_path):
     card = (out / "model" / "README.md").read_text()
     coupled = [o for o in OVERRIDES if not o.startswith("objective.")] + ["objective=grpo"]
     bad = run_train_cli(out, model, *coupled, check=False)
-    assert bad.returncode == 1 and "finished train run" in bad.stderr and "objective.name: 'thinkless' -> 'grpo'" in bad.stderr
+    assert bad.returncode == 1 and "finished train run" in bad.stderr
+    assert "objective.name: 'thinkless' -> 'grpo'" in bad.stderr
     bad = run_train_cli(out, model, *OVERRIDES, "objective.alpha=5", "rerun=resume", check=False)
     assert bad.returncode == 1 and "not resumed into extra steps" in bad.stderr
     again = run_train_cli(out, model, *OVERRIDES)
     assert "nothing to do" in again.stdout and "step 7" not in again.stdout
-    assert (out / "model" / "README.md").read_text() == card and torch.equal(
-        load_file(out / "model" / "model.safetensors")[k], b[k])
+    final = load_file(out / "model" / "model.safetensors")
+    assert (out / "model" / "README.md").read_text() == card and all(torch.equal(final[k], b[k]) for k in b)
     assert json.loads((out / "model" / "run_config.json").read_text())["config"]["objective"]["alpha"] == 1.0
 
 
