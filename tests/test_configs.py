@@ -53,7 +53,11 @@ def test_distill_experiment_is_the_official_warm_up():
     a = d.training.args
     assert (a.learning_rate, a.lr_scheduler_kwargs.min_lr, a.warmup_steps, a.max_steps) == (1e-5, 1e-6, 0.05, 17000)
     assert (a.weight_decay, a.adam_beta1, a.adam_beta2, a.max_grad_norm) == (0.1, 0.9, 0.95, 1.0)
-    assert a.packing and a.max_length == 16384 and a.per_device_train_batch_size * 8 * a.gradient_accumulation_steps == 128
+    # the official tokenization pads each sample to its own 16,384-token row (no --sequence-packing): 128 samples
+    # per optimizer step, 17,000 x 128 = 2,176,000 in all; packing=true is an opt-in that sees several times more
+    assert not a.packing and a.max_length == 16384
+    assert a.per_device_train_batch_size * 8 * a.gradient_accumulation_steps == 128
+    assert a.max_steps * 128 == 2_176_000
     assert d.prompt.instruction == "{problem}"  # the instruction is the data's own
 
 
@@ -134,6 +138,12 @@ def official_units(t) -> dict:
         "README reproduction: correct_think_reward 0.8 after 300 steps":
             [sched[0]["after_step"] / per_rollout, sched[0]["correct_think"]] if len(sched) == 1 else sched,
         "README reproduction: 300 + 180 steps": a.max_steps / per_rollout,
+        "README reproduction: resumed from the step-300 checkpoint":
+            {k: bool(sched[0].get(k, False)) for k in ("reset_reference", "reset_optimizer")} if sched else None,
+        "trainer.total_epochs": a.num_train_epochs,  # inert under max_steps, as the reproduction stopped at 480
+        # inert there (the entry's "inert" names the official line): ours must have the mapping row, not a value
+        "data.val_batch_size": "inert",
+        "algorithm.kl_ctrl.kl_coef": "inert",
         "RL prompt (prepare_deepscaler_for_RL.py)": t.prompt.instruction,
     }
 
@@ -145,9 +155,11 @@ def test_degrpo_experiment_matches_the_official_values_key_by_key():
     ours = official_units(t)
     official = OFFICIAL["values"]
     assert set(ours) == set(official) == set(t.official.mapping)  # the documentation block covers the same keys
-    wrong = {k: (v["value"], ours[k]) for k, v in official.items() if ours[k] != v["value"]}
+    wrong = {k: (v["value"], ours[k]) for k, v in official.items()
+             if ours[k] != ("inert" if "inert" in v else v["value"])}
     assert not wrong, f"ours differ from the official values (official, ours): {wrong}"
-    assert all(":" in v["source"] for v in official.values()) and len(OFFICIAL["commit"]) == 40
+    assert all(":" in v["source"] and ":" in v.get("inert", ":") for v in official.values())
+    assert len(OFFICIAL["commit"]) == 40
 
 
 def test_degrpo_experiment_structure():

@@ -64,12 +64,14 @@ def test_mode_usage_is_one_computation_for_training_and_evaluation():
     mode, correct, tokens, reward = t([1, 1, 0, -1]), t([1, 0, 1, 0]), t([10, 20, 3, 7]), t([0.5, -1, 1, -1])
     u = mode_usage(mode, correct, tokens, reward)
     assert u == {"think_ratio": 0.5, "invalid_format": 0.25, "reward": -0.125, "tokens": 10.0, "accuracy": 0.5,
-                 "len_think": 15.0, "acc_think": 0.5, "len_short": 3.0, "acc_short": 1.0}
-    assert list(u) == ["think_ratio", "invalid_format", "reward", "tokens", "accuracy", "len_think", "acc_think",
-                       "len_short", "acc_short"]  # the order the trainer logs them in
+                 "len_think": 15.0, "len_think_p90": 19.0, "len_think_max": 20.0, "acc_think": 0.5,
+                 "len_short": 3.0, "len_short_p90": 3.0, "len_short_max": 3.0, "acc_short": 1.0}
+    assert list(u) == ["think_ratio", "invalid_format", "reward", "tokens", "accuracy", "len_think", "len_think_p90",
+                       "len_think_max", "acc_think", "len_short", "len_short_p90", "len_short_max",
+                       "acc_short"]  # the order the trainer logs them in
     # unknown correctness: no accuracy keys; no reward: no reward key; a mode without samples: no keys of its own
     assert mode_usage(t([0, 0]), None, t([2, 4])) == {"think_ratio": 0.0, "invalid_format": 0.0, "tokens": 3.0,
-                                                    "len_short": 3.0}
+                                                    "len_short": 3.0, "len_short_p90": 3.8, "len_short_max": 4.0}
     assert mode_usage(t([]), None, t([])) == {}
     f32 = mode_usage(t([1, 0, 0], torch.float32), None, t([1, 1, 1], torch.float32))["think_ratio"]
     assert f32 == torch.tensor(1 / 3, dtype=torch.float32).item() != 1 / 3  # training's float32, evaluation's float64

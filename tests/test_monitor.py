@@ -53,3 +53,42 @@ def test_callback_logs_every_line_prints_compact_lines_and_truncates_on_resume(t
     assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1, 2]
     assert plot_curves(tmp_path / "metrics.jsonl", tmp_path)  # draws from whatever the log holds
     json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+
+
+def test_short_mode_lengths_and_hacking_share():
+    """Short answers that keep reasoning in plain prose after <short> (the strict format check cannot see it):
+    the short length tail and modes/long_short_share light up; an honest policy's share is zero."""
+    t = lambda xs: torch.tensor(xs, dtype=torch.float32)  # noqa: E731
+    G = 4
+    mode = t([0, 0, 0, 1] * 2)
+    correct, reward, level = t([1] * 8), t([1] * 8), t([-1] * 8)
+    honest = mode_metrics(mode, correct, reward, t([20, 22, 25, 900, 18, 20, 30, 700]), level, G)
+    assert honest["modes/long_short_share"] == 0.0
+    assert honest["modes/len_short_max"] == 30 and honest["modes/len_think_max"] == 900
+    # group 1: one short answer of 400 tokens (a trace written after <short>) beside 20 and 22
+    hacked = mode_metrics(mode, correct, reward, t([20, 22, 400, 900, 18, 20, 30, 700]), level, G)
+    assert hacked["modes/long_short_share"] == pytest.approx(1 / 6)
+    assert hacked["modes/len_short_max"] == 400 and hacked["modes/len_short_p90"] > 100
+    assert hacked["modes/len_short_p90"] == pytest.approx(torch.quantile(t([20, 22, 400, 18, 20, 30]), 0.9).item())
+    # the multiple is the threshold: 400 > 20 x 3, not > 20 x 25
+    assert mode_metrics(mode, correct, reward, t([20, 22, 400, 900, 18, 20, 30, 700]), level, G,
+                        long_short_multiple=25.0)["modes/long_short_share"] == 0.0
+    # no short answers: no share (not a misleading zero)
+    assert "modes/long_short_share" not in mode_metrics(t([1] * 4), t([1] * 4), t([1] * 4), t([5] * 4), t([-1] * 4), 4)
+
+
+def test_evaluation_reports_the_same_statistics():
+    from thinkless.evaluation.metrics import Graded, summarize
+
+    def sample(mode, tokens):
+        return Graded(answer="1", correct=True, mode=mode, tokens=tokens, gen_tokens=tokens, finished=True,
+                      self_certainty=None)
+
+    probs = [{"level": 1, "samples": [sample("short", 20), sample("short", 21), sample("short", 300),
+                                      sample("think", 800)]},
+             {"level": 1, "samples": [sample("short", 10), sample("short", 12), sample("think", 500),
+                                      sample("think", 900)]}]
+    out = summarize(probs, parallel=False)
+    assert out["long_short_share"] == pytest.approx(1 / 5)  # 300 > 3 x 21 in problem 1
+    assert out["tokens_short_max"] == 300 and out["tokens_think_max"] == 900
+    assert summarize(probs, parallel=False, long_short_multiple=20.0)["long_short_share"] == 0.0

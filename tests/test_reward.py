@@ -63,6 +63,19 @@ def test_schedule_applies_after_its_step_and_is_validated():
         ThinklessReward(RewardValues(), reward_schedule([{"after_step": 3, "correct_think": -3}]))
 
 
+
+def test_schedule_resets_are_parsed_and_checked():
+    (e,) = reward_schedule([{"after_step": 600, "correct_think": 0.8, "reset_reference": True, "reset_optimizer": True}])
+    assert (e.after_step, e.values, e.reset_reference, e.reset_optimizer) == (600, {"correct_think": 0.8}, True, True)
+    (e,) = reward_schedule([{"after_step": 5, "reset_optimizer": True}])  # a reset alone, no new values
+    assert e.values == {} and not e.reset_reference and e.reset_optimizer
+    with pytest.raises(ValueError, match=r"reward_schedule\[0\].reset_reference=1: true or false"):
+        reward_schedule([{"after_step": 5, "reset_reference": 1}])
+    with pytest.raises(ValueError, match="reset_reference"):  # the error lists the valid keys, resets included
+        reward_schedule([{"after_step": 5, "reset_ref": True}])
+    with pytest.raises(ValueError, match="must differ"):
+        reward_schedule([{"after_step": 5, "reset_optimizer": True}, {"after_step": 5, "correct_think": 0.8}])
+
 def test_reward_works_in_threads():
     out = []
     ts = [threading.Thread(target=lambda: out.append(thinkless_reward("<short>\\boxed{\\frac{2}{4}}", "1/2")))

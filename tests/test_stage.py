@@ -46,6 +46,7 @@ def kill_after_step_3(model, out, overrides):
 
 
 def same_weights(ref, out):
+    """The final weights of ``out`` equal those of ``ref`` (the uninterrupted run); ``out``'s tensors."""
     a = load_file(ref / "model" / "model.safetensors")
     b = load_file(out / "model" / "model.safetensors")
     for k in a:
@@ -194,3 +195,36 @@ def test_adaptthink_resumes_exactly(distilled, tmp_path):
     assert steps(metrics) == [1, 2, 3, 4, 5, 6]
     assert [r["modes/think_ratio"] for r in lines(metrics)] == [0.5] * 6
     same_weights(ref, out)
+
+
+def test_second_phase_resets_resume_exactly(distilled, tmp_path):
+    """The authors' second phase (reference = the switch policy, a fresh AdamW state) at step 2, checkpoint-2
+    written after it; killed after step 3 and resumed from checkpoint-2: the reference comes back from the
+    checkpoint, the zeroed moments from its optimizer state, and the run ends on the uninterrupted run's weights."""
+    model = distilled / "model"
+    overrides = [o for o in OVERRIDES if not o.startswith("objective.")] + [
+        "rl.args.beta=0.5",  # a KL term that the reference visibly moves
+        "+rl.args.weight_decay=0.5",  # every weight moves each step, even where a group's rewards are all equal
+        "objective.reward_schedule=[{after_step:2,correct_think:0.8,reset_reference:true,reset_optimizer:true}]"]
+    ref = tmp_path / "ref"
+    run_train_cli(ref, model, *overrides)
+    out = tmp_path / "killed"
+    metrics = kill_after_step_3(model, out, overrides)
+    assert (out / "checkpoints" / "checkpoint-2" / "ref_model.safetensors").exists()  # written after the reset
+    policy2 = load_file(out / "checkpoints" / "checkpoint-2" / "model.safetensors")
+    res = run_train_cli(out, model, *overrides)
+    assert "resuming from" in res.stdout and steps(metrics) == [1, 2, 3, 4, 5, 6]
+    same_weights(ref, out)
+    # the resumed run's reference is the step-2 policy, as the uninterrupted run's (its later checkpoints hold it)
+    got, want = (load_file(d / "checkpoints" / "checkpoint-6" / "ref_model.safetensors") for d in (out, ref))
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+    common = set(got) & set(policy2)
+    assert common and all(torch.equal(got[k], policy2[k].to(got[k].dtype)) for k in common)
+    start = load_file(model / "model.safetensors")  # ... which is not the warm-up model the run started from
+    assert any(not torch.equal(start[k], policy2[k]) for k in common)
+    # without the resets the run ends elsewhere: they are not a no-op at this scale
+    plain = tmp_path / "plain"
+    run_train_cli(plain, model, *[o for o in overrides if not o.startswith("objective.")],
+                  "objective.reward_schedule=[{after_step:2,correct_think:0.8}]")
+    a, b = (load_file(d / "model" / "model.safetensors") for d in (ref, plain))
+    assert any(not torch.allclose(a[k], b[k], atol=1e-5) for k in a)

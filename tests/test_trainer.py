@@ -164,3 +164,37 @@ def test_config_validation():
         Thinkless(response_norm="token").check_args(DeGRPOConfig(mask_truncated_completions=True, **args))
     with pytest.raises(ValueError, match="objective.alpha"):
         Thinkless(alpha="abc")
+
+
+def test_schedule_resets_reference_and_optimizer_at_their_step(tiny, tmp_path):
+    """reset_reference/reset_optimizer (the authors' second phase): at the end of step 1 the reference holds the
+    policy's weights and AdamW's moments and step are zero; step 2 then moves the policy away from it again."""
+    from transformers import TrainerCallback
+
+    seen = {}
+
+    class Look(TrainerCallback):  # added after the trainer's reset callback: sees the state a step ends with
+        def on_step_end(self, args, state, control, **kw):
+            opt = tr.optimizer.optimizer
+            seen[state.global_step] = (
+                params(tr), torch.cat([p.detach().flatten().clone() for p in tr.ref_model.parameters()]),
+                [(v["step"].item(), v["exp_avg"].abs().sum().item(), v["exp_avg_sq"].abs().sum().item())
+                 for v in opt.state.values()])
+
+    objective = Thinkless(reward_schedule=[{"after_step": 1, "reset_reference": True, "reset_optimizer": True}])
+    tr = make_trainer(tiny, tmp_path, objective=objective, max_steps=2, beta=0.1, optim="adamw_torch",
+                      learning_rate=1e-2)
+    start_ref = torch.cat([p.detach().flatten().clone() for p in tr.ref_model.parameters()])
+    tr.add_callback(Look())
+    tr.train()
+    policy1, ref1, moments1 = seen[1]
+    assert not torch.equal(policy1, start_ref) and torch.equal(ref1, policy1)
+    assert moments1 and all(m == (0.0, 0.0, 0.0) for m in moments1)  # AdamW's fresh state
+    policy2, ref2, moments2 = seen[2]
+    assert torch.equal(ref2, policy1) and not torch.equal(policy2, policy1)
+    assert all(step == 1.0 and a > 0 for step, a, _ in moments2)  # one step counted since the reset
+    with pytest.raises(ValueError, match="reset_reference needs a reference model.*beta"):
+        make_trainer(tiny, tmp_path, objective=Thinkless(reward_schedule=[{"after_step": 1, "reset_reference": True}]))
+    with pytest.raises(ValueError, match="rl.args.optim='adafactor': valid choices"):
+        make_trainer(tiny, tmp_path, optim="adafactor",
+                     objective=Thinkless(reward_schedule=[{"after_step": 1, "reset_optimizer": True}]))

@@ -19,19 +19,22 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from .evaluation.metrics import mode_usage
+from .evaluation.metrics import LONG_SHORT_MULTIPLE, long_short_share, mode_usage
 
 
 def mode_metrics(mode: torch.Tensor, correct: torch.Tensor, reward: torch.Tensor, tokens: torch.Tensor,
-                 level: torch.Tensor, G: int) -> dict[str, float]:
+                 level: torch.Tensor, G: int, long_short_multiple: float = LONG_SHORT_MULTIPLE) -> dict[str, float]:
     """Statistics of one generation batch (1-D tensors, groups of ``G`` consecutive rows): ``modes/<key>`` of
     ``evaluation.metrics.mode_usage`` (the one computation, shared with evaluation), per level and per group.
 
     ``mode``: 1 think, 0 short, -1 no control token. ``correct``: 1/0, NaN where the gold could not be graded (the
     row is left out) or correctness is unknown (a custom reward: accuracy keys are then absent). ``level`` < 0: none.
+    ``modes/long_short_share``: short responses over ``long_short_multiple`` x their group's median short length
+    (``evaluation.metrics.long_short_share``: short-mode hacking).
     """
     out: dict[str, float] = {}
     valid = ~torch.isnan(reward)
+    groups = torch.arange(reward.numel()) // G
     if valid.sum() == 0:
         return out
     mode, correct, reward, tokens, level = (t[valid].float() for t in (mode, correct, reward, tokens, level))
@@ -44,6 +47,10 @@ def mode_metrics(mode: torch.Tensor, correct: torch.Tensor, reward: torch.Tensor
             out[f"modes/think_ratio_L{int(lv)}"] = usage["think_ratio"]
             if known:
                 out[f"modes/acc_L{int(lv)}"] = usage["accuracy"]
+    # groups of G consecutive rows, numbered before ungradable rows are left out
+    share = long_short_share(mode, tokens, groups[valid], long_short_multiple)
+    if share is not None:
+        out["modes/long_short_share"] = share
     if known and valid.all() and mode.numel() % G == 0:
         gm, gc = mode.view(-1, G), correct.view(-1, G)
         out["modes/groups_all_correct_short"] = ((gm == 0) & (gc == 1)).all(1).float().mean().item()
@@ -53,7 +60,7 @@ def mode_metrics(mode: torch.Tensor, correct: torch.Tensor, reward: torch.Tensor
 
 
 RL_KEYS = ("modes/think_ratio", "modes/accuracy", "modes/reward", "modes/tokens", "modes/acc_think",
-           "modes/acc_short", "modes/len_think", "modes/len_short", "loss/control", "loss/response", "kl", "entropy",
+           "modes/acc_short", "modes/len_think", "modes/len_short", "modes/long_short_share", "loss/control", "loss/response", "kl", "entropy",
            "clip_ratio/region_mean")
 SFT_KEYS = ("loss", "mean_token_accuracy", "grad_norm", "learning_rate")
 
@@ -105,7 +112,7 @@ def read_metrics(path: str | Path) -> list[dict]:
 
 
 def plot_curves(metrics_path: str | Path, out_dir: str | Path, title: str = "") -> list[Path]:
-    """mode_usage.png (think ratio, overall and per level) and accuracy.png (accuracy per mode, reward); validation
+    """mode_usage.png (think ratio, overall and per level; the long-short share) and accuracy.png (accuracy per mode, reward); validation
     points (``eval_*``) are drawn as markers on the same axes."""
     import matplotlib
 
@@ -128,6 +135,8 @@ def plot_curves(metrics_path: str | Path, out_dir: str | Path, title: str = "") 
         ax.plot(*zip(*series["modes/think_ratio"]), label="all", color="black", lw=2)
     if "eval_modes/think_ratio" in series:
         ax.plot(*zip(*series["eval_modes/think_ratio"]), "o--", label="validation", color="tab:red", ms=4)
+    if "modes/long_short_share" in series:  # short-mode hacking: should stay near zero
+        ax.plot(*zip(*series["modes/long_short_share"]), ":", label="long short share", color="tab:purple", lw=1.5)
     ax.set(xlabel="step", ylabel="think ratio", ylim=(-0.02, 1.02), title=f"mode usage {title}".strip())
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()

@@ -59,26 +59,40 @@ def reward_values(cfg=None, *, key: str = "objective.rewards") -> RewardValues:
     return RewardValues(**{k: _number(v, f"{key}.{k}") for k, v in d.items()})
 
 
+RESET_KEYS = ("reset_reference", "reset_optimizer")
+
+
 @dataclass(frozen=True)
 class ScheduleEntry:
     after_step: int  # applies once this many optimizer steps are done (TRL's trainer_state.global_step)
     values: dict
+    # done by the trainer once after_step optimizer steps are done (``DeGRPOTrainer``): the second phase as the
+    # authors ran it, a new run from the switch checkpoint (a fresh AdamW state, the KL reference = that policy)
+    reset_reference: bool = False
+    reset_optimizer: bool = False
 
 
 def reward_schedule(entries, *, key: str = "objective.reward_schedule") -> tuple[ScheduleEntry, ...]:
-    """Validated, sorted schedule from ``[{after_step: 300, correct_think: 0.8}, ...]``."""
+    """Validated, sorted schedule from ``[{after_step: 300, correct_think: 0.8, reset_reference: true}, ...]``."""
     out = []
+    valid = [*REWARD_KEYS, *RESET_KEYS]
     for i, e in enumerate(entries or []):
         e = dict(e)
         if "after_step" not in e or isinstance(e["after_step"], bool) or not isinstance(e["after_step"], int) \
                 or e["after_step"] < 0:
             raise ValueError(f"{key}[{i}] needs after_step: a non-negative integer (got {e})")
         step = e.pop("after_step")
-        unknown = set(e) - set(REWARD_KEYS)
+        unknown = set(e) - set(valid)
         if unknown or not e:
-            raise ValueError(f"{key}[{i}]: keys {sorted(unknown) or '(none)'}; each entry sets some of "
-                             f"{list(REWARD_KEYS)}")
-        out.append(ScheduleEntry(step, {k: _number(v, f"{key}[{i}].{k}") for k, v in e.items()}))
+            raise ValueError(f"{key}[{i}]: keys {sorted(unknown) or '(none)'}; each entry sets some of {valid}")
+        resets = {k: e.pop(k) for k in RESET_KEYS if k in e}
+        for k, v in resets.items():
+            if not isinstance(v, bool):
+                raise ValueError(f"{key}[{i}].{k}={v!r}: true or false is expected")
+        out.append(ScheduleEntry(step, {k: _number(v, f"{key}[{i}].{k}") for k, v in e.items()}, **resets))
+    steps = [e.after_step for e in out]
+    if len(set(steps)) != len(steps):  # one switch per step: two entries there would be ambiguous about resets
+        raise ValueError(f"{key}: after_step values must differ (got {sorted(steps)})")
     return tuple(sorted(out, key=lambda e: e.after_step))
 
 

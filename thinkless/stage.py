@@ -52,7 +52,8 @@ EXCLUDED_KEYS = ("run_name", "output_dir", "quiet", "threads", "rerun", "wandb",
 EXCLUDED_ARGS = ("logging_steps", "logging_first_step", "logging_strategy", "logging_dir", "logging_nan_inf_filter",
                  "log_level", "log_completions", "num_completions_to_print", "save_steps", "save_strategy",
                  "save_total_limit", "save_only_model", "report_to", "disable_tqdm", "dataloader_num_workers",
-                 "push_to_hub", "hub_model_id", "hub_strategy", "hub_private_repo", "run_name", "output_dir")
+                 "push_to_hub", "hub_model_id", "hub_strategy", "hub_private_repo", "run_name", "output_dir",
+                 "long_short_multiple")
 ARGS_KEYS = {"distill": "training.args", "train": "rl.args"}
 
 

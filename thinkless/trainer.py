@@ -30,6 +30,16 @@ entropy over *all* completion tokens, the control token counted as one token amo
 official verl code's ``masked_mean(entropy, response_mask)`` and TRL's definition. It is deliberately not decoupled:
 a bonus of weight ~1 on the mode token would push the mode decision towards 50/50.
 
+Resets (``objective.resets()``, from ``reward_schedule`` entries with ``reset_reference``/``reset_optimizer``): once
+``after_step`` optimizer steps are done (``on_step_end``, before that step's checkpoint is written) the KL reference
+takes the policy's weights (TRL's ``SyncRefModelCallback.sync_target_model`` with mixing weight 1) and the
+optimizer's moments and step counts are zeroed in place (AdamW's fresh state, kept in its saved structure). This is
+the authors' second phase, a new verl run from the switch checkpoint: weights only, so a fresh AdamW state and a
+reference built from that checkpoint. The LR schedule continues (constant in the recipe, so the same). Exact across
+a resume: the zeroed moments are in the optimizer state of later checkpoints, and every checkpoint written after a
+reference reset also holds the reference's weights (``ref_model.safetensors``, loaded back by
+``_load_optimizer_and_scheduler``, which runs on every resume, DeepSpeed or not).
+
 Normalization follows TRL's scopes: ``response_norm="sequence"`` like loss_type ``grpo`` (micro-batch means
 divided by the accumulation steps); ``"token"`` like ``dapo`` (global token counts of the generation batch),
 so updates do not depend on how a batch is split across devices and accumulation steps.
@@ -43,7 +53,9 @@ from functools import cached_property
 
 import torch
 from accelerate.utils import gather_object
+from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
+from trl.trainer.callbacks import SyncRefModelCallback
 
 from .loss import clipped_surrogate, coupled_sequence_loss, degrpo_loss, importance_sampling_stats, k3_kl
 from .monitor import mode_metrics
@@ -53,12 +65,18 @@ from .reward import grade_completions
 from .tokens import control_token_ids
 
 CLIP_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+REF_WEIGHTS = "ref_model.safetensors"  # in checkpoints written after a reference reset
+RESETTABLE_OPTIMS = ("adamw_torch", "adamw_torch_fused", "sgd")
+FRESH_ZERO = {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer"}  # Adam(W)/SGD: fresh = 0
 MODE_CODE = {"think": 1.0, "short": 0.0}
 
 
 @dataclass
 class DeGRPOConfig(GRPOConfig):
     grading_timeout: float = field(default=5.0, metadata={"help": "Seconds per math-verify answer check."})
+    long_short_multiple: float = field(default=3.0, metadata={
+        "help": "modes/long_short_share counts short responses longer than this multiple of their group's median "
+                "short length (short-mode hacking)."})
 
 
 class DeGRPOTrainer(GRPOTrainer):
@@ -80,6 +98,21 @@ class DeGRPOTrainer(GRPOTrainer):
         self._rollouts = None  # the gathered batch and rewards of the current generation batch
         super().__init__(model=model, reward_funcs=reward_funcs if self._custom_rewards else [_RewardName(self.objective)],
                          args=args, **kwargs)
+        self._resets = tuple(self.objective.resets())
+        if any(ref for _, ref, _ in self._resets) and self.ref_model is None:
+            raise ValueError("objective.reward_schedule: reset_reference needs a reference model, i.e. rl.args.beta "
+                             f"> 0 and no PEFT adapter (rl.args.beta={self.beta}); drop reset_reference or set beta")
+        ds = self.accelerator.state.deepspeed_plugin
+        if any(ref for _, ref, _ in self._resets) and ds is not None and ds.zero_stage == 3:
+            raise ValueError("objective.reward_schedule: reset_reference is not supported under DeepSpeed ZeRO-3 "
+                             "(the reference's weights are checkpointed unsharded); use ZeRO-2 "
+                             "(accelerate/zero2.yaml, the recipe's) or drop reset_reference")
+        optim = str(getattr(self.args.optim, "value", self.args.optim))
+        if any(opt for _, _, opt in self._resets) and optim not in RESETTABLE_OPTIMS:
+            raise ValueError(f"objective.reward_schedule: reset_optimizer with rl.args.optim={optim!r}: valid choices "
+                             f"are {list(RESETTABLE_OPTIMS)} (optimizers whose fresh state is all zeros)")
+        if self._resets:
+            self.add_callback(_ResetCallback(self))
 
     @cached_property
     def _control_ids(self):
@@ -159,8 +192,63 @@ class DeGRPOTrainer(GRPOTrainer):
     def _log_mode_usage(self, batch: Rollouts, reward: torch.Tensor, mode_key: str) -> None:
         """Think ratio, accuracy, reward and length per mode, per level and per group: global on every rank."""
         G = self.num_generations if mode_key == "train" else self.num_generations_eval
-        for k, v in mode_metrics(batch.mode, batch.correct, reward.cpu(), batch.length, batch.level, G).items():
+        for k, v in mode_metrics(batch.mode, batch.correct, reward.cpu(), batch.length, batch.level, G,
+                                 self.args.long_short_multiple).items():
             self._metrics[mode_key][k].append(v)
+
+    # ------------------------------------------------------------------ resets of the schedule (module docstring)
+
+    def _reference_was_reset(self, step: int) -> bool:
+        return any(ref and 0 < after <= step for after, ref, _ in self._resets)
+
+    def _reset(self, reference: bool, optimizer: bool) -> None:
+        if reference:
+            SyncRefModelCallback.sync_target_model(self.accelerator.unwrap_model(self.model),
+                                                   self.accelerator.unwrap_model(self.ref_model), 1.0)
+        if optimizer:
+            opt = self.optimizer
+            while hasattr(opt, "optimizer"):  # accelerate's / DeepSpeed's wrappers: the torch optimizer inside
+                opt = opt.optimizer
+            # zeroed in place, not cleared: a fresh AdamW's moments and step, in the structure checkpoints expect
+            for state in opt.state.values():
+                for k, v in state.items():
+                    if k not in FRESH_ZERO:  # e.g. an 8-bit optimizer's quantization maps: zero is not fresh there
+                        raise ValueError(f"objective.reward_schedule reset_optimizer: optimizer state {k!r} of "
+                                         f"{type(opt).__name__} has no known fresh value; valid for states of "
+                                         f"{sorted(FRESH_ZERO)} (rl.args.optim: adamw_torch, the recipe's)")
+                    if torch.is_tensor(v):
+                        v.zero_()
+                    else:
+                        state[k] = 0
+            for group in opt.param_groups:  # DeepSpeed's FusedAdam counts steps per group
+                if "step" in group:
+                    group["step"] = 0
+
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        if self._reference_was_reset(self.state.global_step):  # the reference no longer comes from model.path
+            import os
+
+            from safetensors.torch import save_model
+            from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+            path = os.path.join(self._get_output_dir(trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+            if self.accelerator.is_main_process and os.path.isdir(path):
+                save_model(self.accelerator.unwrap_model(self.ref_model), os.path.join(path, REF_WEIGHTS))
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is None or not self._reference_was_reset(self.state.global_step):
+            return
+        import os
+
+        from safetensors.torch import load_model
+
+        path = os.path.join(checkpoint, REF_WEIGHTS)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: the reference was reset before step {self.state.global_step} "
+                                    "(objective.reward_schedule reset_reference) but this checkpoint lacks its weights")
+        load_model(self.accelerator.unwrap_model(self.ref_model), path, device=str(self.accelerator.device))
 
     # ------------------------------------------------------------------ the objective's advantages
 
@@ -314,6 +402,18 @@ class DeGRPOTrainer(GRPOTrainer):
                 if n > 0:
                     metrics[f"sampling/is_{verb}_{unit}_{mode_name}"].append(
                         totals[f"{mode_name}/affected_{unit}"] / n)
+
+
+class _ResetCallback(TrainerCallback):
+    """The schedule's resets at the end of their optimizer step, before that step's checkpoint is written."""
+
+    def __init__(self, trainer: DeGRPOTrainer):
+        self.trainer = trainer
+
+    def on_step_end(self, args, state, control, **kwargs):
+        for after, reference, optimizer in self.trainer._resets:
+            if after > 0 and state.global_step == after:  # at step 0 both are already fresh
+                self.trainer._reset(reference, optimizer)
 
 
 class _RewardName:

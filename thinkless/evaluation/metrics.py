@@ -112,7 +112,8 @@ def mode_usage(mode: torch.Tensor, correct: torch.Tensor | None, tokens: torch.T
 
     ``mode``: 1 think, 0 short, -1 no control token; ``correct``: 1/0, None when unknown (the accuracy keys are then
     absent); ``tokens``: response tokens; ``reward``: optional. Keys: ``think_ratio``, ``invalid_format``, ``reward``,
-    ``tokens``, ``accuracy``, and for a mode with samples ``len_<mode>`` and ``acc_<mode>``. Empty: ``{}``.
+    ``tokens``, ``accuracy``, and for a mode with samples ``len_<mode>`` (mean), ``len_<mode>_p90``, ``len_<mode>_max``
+    and ``acc_<mode>``. Empty: ``{}``.
     """
     out: dict[str, float] = {}
     if mode.numel() == 0:
@@ -128,13 +129,38 @@ def mode_usage(mode: torch.Tensor, correct: torch.Tensor | None, tokens: torch.T
     for name, m in (("think", think), ("short", short)):
         if m.any():
             out[f"len_{name}"] = tokens[m].mean().item()
+            # the distribution, not only the mean: short-mode hacking (reasoning in plain prose after <short>,
+            # which the strict format check cannot see) shows as a long tail of short lengths
+            out[f"len_{name}_p90"] = torch.quantile(tokens[m].double(), 0.9).item()
+            out[f"len_{name}_max"] = tokens[m].max().item()
             if correct is not None:
                 out[f"acc_{name}"] = correct[m].mean().item()
     return out
 
 
+LONG_SHORT_MULTIPLE = 3.0  # default of rl.args.long_short_multiple and eval's long_short_multiple
+
+
+def long_short_share(mode: torch.Tensor, tokens: torch.Tensor, groups: torch.Tensor,
+                     multiple: float = LONG_SHORT_MULTIPLE) -> float | None:
+    """Share of short responses longer than ``multiple`` x the median short length of their group (the samples of
+    one prompt; ``groups``: a group id per row). A short answer that keeps reasoning in plain prose lights this up
+    while its group's other short answers stay short; a group where every short answer does it does not (that
+    shows in ``len_short_p90``/``_max`` beside the think mode's). None without short responses."""
+    short = mode == 0
+    if not short.any():
+        return None
+    over = 0
+    for g in torch.unique(groups[short]):
+        lengths = tokens[short & (groups == g)].double()
+        # the lower median (torch's): with two short answers the longer one can still stand out
+        over += (lengths > multiple * lengths.median()).sum().item()
+    return over / short.sum().item()
+
+
 # the results' (and tables', README's) names for three of mode_usage's keys (those are the trainer's wandb names)
-RESULT_NAMES = {"len_think": "tokens_think", "len_short": "tokens_short", "invalid_format": "invalid_mode_ratio"}
+RESULT_NAMES = {"len_think": "tokens_think", "len_short": "tokens_short", "invalid_format": "invalid_mode_ratio",
+                **{f"len_{m}_{q}": f"tokens_{m}_{q}" for m in ("think", "short") for q in ("p90", "max")}}
 MODE_CODES = {"think": 1.0, "short": 0.0}  # else -1: no control token
 
 
@@ -155,7 +181,7 @@ def _mean(xs):
 
 
 def summarize(problems: list[dict], *, parallel: bool, selection: str | None = None, ks=None,
-              grader: Grader | None = None, rewards=None) -> dict:
+              grader: Grader | None = None, rewards=None, long_short_multiple: float = LONG_SHORT_MULTIPLE) -> dict:
     """Metrics of one benchmark x method. ``problems``: ``{"level", "samples": [Graded], "seconds"}`` dicts.
 
     ``parallel``: the samples of a problem are alternatives for one answer (cost = their sum, latency = their max)
@@ -196,7 +222,7 @@ def summarize(problems: list[dict], *, parallel: bool, selection: str | None = N
             r["cost"] = sum(r["tokens"]) / n
             r["latency"] = sum(r["tokens"]) / n
         rows.append(r)
-    out = _aggregate(rows, ks)
+    out = _aggregate(rows, ks, long_short_multiple=long_short_multiple)
     out["n_samples"] = n
     out["ks"] = ks
     out["selection"] = selection if parallel else None
@@ -207,7 +233,8 @@ def summarize(problems: list[dict], *, parallel: bool, selection: str | None = N
     return out
 
 
-def _aggregate(rows: list[dict], ks, *, brief: bool = False) -> dict:
+def _aggregate(rows: list[dict], ks, *, brief: bool = False,
+               long_short_multiple: float = LONG_SHORT_MULTIPLE) -> dict:
     flat = lambda key: [v for r in rows for v in r[key]]  # noqa: E731
     usage = _mode_usage(flat("modes"), flat("correct"), flat("tokens"), flat("reward"))
     out = {
@@ -222,6 +249,13 @@ def _aggregate(rows: list[dict], ks, *, brief: bool = False) -> dict:
         out["reward"] = usage["reward"]
     if brief:
         return out
+    # the short-mode length distribution beside the think mode's, and short-mode hacking (the samples of a problem
+    # are its group)
+    out.update({k: usage.get(k) for k in RESULT_NAMES.values() if k.endswith(("_p90", "_max"))})
+    t = lambda xs: torch.tensor(xs, dtype=torch.float64)  # noqa: E731
+    out["long_short_share"] = long_short_share(t([MODE_CODES.get(m, -1.0) for m in flat("modes")]), t(flat("tokens")),
+                                               t([i for i, r in enumerate(rows) for _ in r["modes"]]),
+                                               long_short_multiple)
     k_max = max(ks) if ks else 1
     seconds = sum(r["seconds"] for r in rows)
     gen = sum(r["gen_tokens"] for r in rows)

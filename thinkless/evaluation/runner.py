@@ -29,7 +29,7 @@ from ..grading import GRADE_STATS, GRADING_POLICIES, Grader, is_exact
 from ..reward import reward_values
 from .benchmarks import BenchmarkData, load_benchmark
 from .methods import Method, base_method, resolve_methods, sample
-from .metrics import Graded, summarize
+from .metrics import LONG_SHORT_MULTIPLE, Graded, summarize
 from .tables import format_tables
 
 logger = logging.getLogger(__name__)
@@ -206,6 +206,7 @@ def evaluate(generator, tokenizer, benches: dict[str, BenchmarkData], method_nam
              sampling: SamplingConfig, out_dir: str | Path, settings: dict[str, dict] | None = None,
              system: str | None = None, grading: str = "strict", timeout: float = 5.0, model: dict | None = None,
              chunk_size: int | None = None, ks=None, rewards=None, self_certainty: bool = False,
+             long_short_multiple: float = LONG_SHORT_MULTIPLE,
              calibration: bool = False, progress: bool = True) -> dict:
     """Generate (resumably, under ``out_dir/generations``), grade and summarize every benchmark x method.
 
@@ -260,7 +261,7 @@ def evaluate(generator, tokenizer, benches: dict[str, BenchmarkData], method_nam
             grader = Grader(policy, exact=is_exact(bench.task), timeout=timeout)
             probs = graded_problems(bench, stores[key], base.mode, grader)
             metrics = summarize(probs, parallel=m.is_parallel, selection=m.selection, ks=ks, grader=grader,
-                                rewards=rewards)
+                                rewards=rewards, long_short_multiple=long_short_multiple)
             metrics["grading"] = policy
             metrics["generations"] = str(stores[key].path)
             bres["methods"][mname] = metrics
@@ -372,7 +373,8 @@ def run_eval(cfg: DictConfig, *, generator=None, tokenizer=None) -> dict:
                        model={**model_stamp(cfg.model_path), "tokenizer": cfg.get("tokenizer")},
                        chunk_size=cfg.generation.get("chunk_size"), ks=list(cfg.get("ks") or []) or None,
                        self_certainty=want_sc, calibration=bool(cfg.get("calibration", True)),
-                       rewards=reward_values(cfg.get("rewards")), progress=bool(cfg.get("progress", True)))
+                       rewards=reward_values(cfg.get("rewards")), progress=bool(cfg.get("progress", True)),
+                       long_short_multiple=float(cfg.get("long_short_multiple", LONG_SHORT_MULTIPLE)))
     results = {"model": str(cfg.model_path), **results}
     results["grading"] = {"policy": cfg.grading.policy,
                           **{k: v - grade_stats_before.get(k, 0) for k, v in GRADE_STATS.items()

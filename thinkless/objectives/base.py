@@ -121,6 +121,11 @@ class Objective:
         """Extra per-step metrics (e.g. the reward values in effect)."""
         return {}
 
+    def resets(self) -> tuple[tuple[int, bool, bool], ...]:
+        """``(after_step, reset_reference, reset_optimizer)`` the trainer performs once ``after_step`` optimizer
+        steps are done; none by default."""
+        return ()
+
     def prepare(self, ctx) -> None:
         """A pre-pass before training (``ctx``: ``thinkless.rl.PrepareContext``)."""
 

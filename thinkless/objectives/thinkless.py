@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..loss import RESPONSE_NORMS
-from ..reward import REWARD_KEYS, RewardValues, ThinklessReward, reward_schedule, reward_values
+from ..reward import RESET_KEYS, REWARD_KEYS, RewardValues, ThinklessReward, reward_schedule, reward_values
 from .base import Objective, Rollouts, register
 
 
@@ -22,7 +22,7 @@ class ThinklessRewards(Objective):
     """The Thinkless reward on the strict grader's verdicts (shared by ``thinkless`` and its ``grpo`` ablation)."""
 
     rewards: dict = field(default_factory=dict)  # some of correct_short / correct_think / wrong_short / wrong_think
-    reward_schedule: list = field(default_factory=list)  # [{after_step: 600, correct_think: 0.8}, ...]
+    reward_schedule: list = field(default_factory=list)  # [{after_step: 600, correct_think: 0.8, reset_*: true}, ...]
 
     def __post_init__(self):
         super().__post_init__()
@@ -47,6 +47,10 @@ class ThinklessRewards(Objective):
     def yardstick(self) -> RewardValues:
         return self.reward.final_values()
 
+    def resets(self) -> tuple[tuple[int, bool, bool], ...]:
+        return tuple((e.after_step, e.reset_reference, e.reset_optimizer) for e in self.reward.schedule
+                     if e.reset_reference or e.reset_optimizer)
+
     def step_metrics(self, step: int) -> dict[str, float]:
         v = self.rewards_at(step)
         return {f"rewards/{k}": getattr(v, k) for k in REWARD_KEYS}
@@ -54,7 +58,8 @@ class ThinklessRewards(Objective):
     def knobs(self) -> dict:
         v = self.reward.values
         return {"gamma": round(v.gamma, 6), "rewards": {k: getattr(v, k) for k in REWARD_KEYS},
-                "reward_schedule": [{"after_step": e.after_step, **e.values} for e in self.reward.schedule]}
+                "reward_schedule": [{"after_step": e.after_step, **e.values,
+                                     **{k: True for k in RESET_KEYS if getattr(e, k)}} for e in self.reward.schedule]}
 
 
 @register
