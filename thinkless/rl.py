@@ -186,7 +186,6 @@ def run_train(cfg: DictConfig) -> dict:
         logger.info("validation prompts: %s", val_stats.summary())
     args = trainer_args(DeGRPOConfig, cfg.rl.args, stage, grading_timeout=float(cfg.rl.get("grading_timeout", 5.0)),
                         **objective.trl_overrides(), **no_val)
-    objective.check_args(args)
     info = card_info(cfg, objective)
     if stage.changes:
         info["resumed_with_changes"] = stage.changes

@@ -191,8 +191,7 @@ class DeGRPOTrainer(GRPOTrainer):
 
     def _log_mode_usage(self, batch: Rollouts, reward: torch.Tensor, mode_key: str) -> None:
         """Think ratio, accuracy, reward and length per mode, per level and per group: global on every rank."""
-        G = self.num_generations if mode_key == "train" else self.num_generations_eval
-        for k, v in mode_metrics(batch.mode, batch.correct, reward.cpu(), batch.length, batch.level, G,
+        for k, v in mode_metrics(batch.mode, batch.correct, reward.cpu(), batch.length, batch.level, batch.G,
                                  self.args.long_short_multiple).items():
             self._metrics[mode_key][k].append(v)
 
