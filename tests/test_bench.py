@@ -60,3 +60,32 @@ def test_mode_coupling_measures_a_level_blind_model(tmp_path):
     p_think, one_minus_cos = map(float, cells[:6]), map(float, cells[6:])
     assert all(0.0 < p < 1.0 for p in p_think)
     assert all(-1e-9 <= d <= 2.0 for d in one_minus_cos)  # float64: rounding stays far below the 1e-5 digits printed
+
+
+def test_gym_quick_runs_every_objective_and_a_rerun_skips_them(tmp_path):
+    """bench/gym.py --quick: one distillation, each objective on it, the results and the picture; a rerun reads
+    the finished runs back instead of training again."""
+    import json
+
+    out = tmp_path / "gym"
+    text = bench("bench/gym.py", "--quick", "--out", out)
+    res = json.loads((out / "gym_results.json").read_text())
+    assert [r["label"] for r in res["runs"]] == ["thinkless", "grpo", "adaptthink", "length_penalty", "ada_grpo"]
+    for r in res["runs"]:
+        assert set(r["classes"]) == {str(g) for g in range(1, 7)} and r["rollout_tokens"] > 0 and r["step_times"]
+        run = out / r["dir"]
+        card = (run / "model" / "README.md").read_text()  # every objective runs train.py end to end on HF rollouts
+        assert f"| objective | `{r['label']}` |" in card, r["label"]
+        recs = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+        recs = [x for x in recs if "modes/think_ratio" in x]
+        assert [x["step"] for x in recs] == [1, 2, 3] and "modes/accuracy" in recs[-1]
+        assert any(k.startswith("modes/think_ratio_C") for k in recs[-1])  # per class: the grade's index
+        if r["label"] == "adaptthink":  # half of each group forced to <short>, the reference sampled first
+            assert "| objective.delta | 0.05 |" in card and (out / "runs" / "adaptthink_ref.json").is_file()
+            assert all(x["modes/think_ratio"] == 0.5 for x in recs)
+    assert set(res["oracle"]["classes"]) == {str(g) for g in range(1, 7)} and res["stock_grpo_step_times"]
+    md = (out / "gym_results.md").read_text()
+    assert "| A (100%) |" in md and "| *oracle router* |" in md and (out / "gym.png").stat().st_size > 0
+    assert "## Leaderboard" in text
+    again = bench("bench/gym.py", "--quick", "--out", out, "--objectives", "thinkless")
+    assert "training thinkless" not in again and "distilling" not in again

@@ -5,8 +5,8 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from thinkless.checks import (NUMERIC_KEYS, ConfigError, check_number, check_numbers, check_trainer_args,
-                              collected_warnings, reset_warnings, warn)
+from thinkless.checks import (NUMERIC_KEYS, SYNTHETIC_KEYS, ConfigError, check_number, check_numbers,
+                              check_trainer_args, collected_warnings, reset_warnings, warn)
 
 from .helpers import run_cli, run_train_cli
 from .test_configs import compose_cfg
@@ -117,3 +117,17 @@ def test_negative_alpha_warns_in_the_log_and_the_result(tmp_path, distilled):
     assert "objective.alpha=-0.5: negative" in (out / "train.log").read_text()
     res = json.loads((out / "train_result.json").read_text())
     assert [w["key"] for w in res["warnings"]] == ["objective.alpha"] and res["config_fingerprint"]
+
+
+@pytest.mark.parametrize("name,override,message", [
+    ("distill", "data=graded data.levels=[1,2]", "data.levels: 1 is not a level of the graded task (2..6"),
+    ("train", "rl_data.variant=folded", "rl_data.variant='folded': valid choices are ['fold', 'graded']"),
+    ("train", "rl_data=graded rl_data.validation.levels=[7]", "rl_data.validation.levels: 7 is not a level"),
+])
+def test_synthetic_variant_and_levels_name_the_key(name, override, message):
+    from thinkless.checks import check_synthetic
+
+    check_synthetic(compose_cfg(name, ["data=graded"] if name == "distill" else ["rl_data=graded"]),
+                    SYNTHETIC_KEYS[name])  # the shipped graded configs pass
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.").replace("(", r"\(")):
+        check_synthetic(compose_cfg(name, override.split()), SYNTHETIC_KEYS[name])

@@ -141,7 +141,7 @@ def test_synthetic_benchmark_has_levels_and_exact_answers():
 
 
 def test_bad_input_names_the_valid_choices(tmp_path):
-    with pytest.raises(ValueError, match=r"unknown benchmark 'gsm9k': valid choices are \['aime24', 'custom', 'gsm8k'"):
+    with pytest.raises(ValueError, match=r"unknown benchmark 'gsm9k': valid choices are \['aime24', 'custom', 'graded', 'gsm8k'"):
         validate_benchmarks(eval_cfg("benchmarks=[gsm9k]"))
     with pytest.raises(ValueError, match=r"unknown method 'beam': valid choices are \['adaptive', 'budget_forcing'"):
         resolve_methods(["adaptive", "beam"], eval_cfg().method)
@@ -181,3 +181,16 @@ def test_paper_defaults():
     assert cfg.wandb.group == "demo" and cfg.wandb.enabled is False
     assert set(cfg.methods) == set(cfg.method) and set(cfg.benchmark) >= {"gsm8k", "math500", "aime24",
                                                                           "minerva_algebra", "synthetic"}
+
+
+def test_graded_benchmark_has_classes_within_every_level():
+    from thinkless.synthetic import GRADES
+
+    b = load_benchmark("graded", eval_cfg().benchmark.graded)
+    assert len(b.problems) == 600 and b.task == "synthetic"
+    assert {g: sum(p.group == g for p in b.problems) for g in range(1, 7)} == {g: 100 for g in range(1, 7)}
+    assert {(p.group, p.level) for p in b.problems} == {(g, lv) for g in range(1, len(GRADES) + 1) for lv in range(2, 7)}
+    assert all(parse_prompt(p.problem).answer == p.answer and parse_prompt(p.problem).group == p.group
+               for p in b.problems[:60])
+    with pytest.raises(ValueError, match="variant='fancy': valid choices"):
+        load_benchmark("graded", eval_cfg("benchmark.graded.variant=fancy").benchmark.graded)

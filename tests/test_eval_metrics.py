@@ -116,3 +116,11 @@ def test_summarize_parallel_selection(selection, acc):
     assert s["acc"] == pytest.approx(acc) and s["selection"] == selection
     assert s["cost_tokens"] == pytest.approx((12 + 20 + 130) / 2)  # sum over the 4 samples, mean over problems
     assert s["latency_tokens"] == pytest.approx((20 + 50) / 2)  # the longest of the parallel samples
+
+
+def test_summarize_groups_by_class_where_problems_have_one():
+    probs = fixed_problems()
+    probs[0]["group"], probs[1]["group"] = 3, 3
+    s = summarize(probs, parallel=False, grader=Grader(exact=True))
+    assert list(s["per_group"]) == ["3"] and s["per_group"]["3"]["acc"] == pytest.approx(s["acc"])
+    assert "per_group" not in summarize(fixed_problems(), parallel=False, grader=Grader(exact=True))

@@ -92,3 +92,14 @@ def test_evaluation_reports_the_same_statistics():
     assert out["long_short_share"] == pytest.approx(1 / 5)  # 300 > 3 x 21 in problem 1
     assert out["tokens_short_max"] == 300 and out["tokens_think_max"] == 900
     assert summarize(probs, parallel=False, long_short_multiple=20.0)["long_short_share"] == 0.0
+
+
+def test_mode_metrics_per_class_beside_per_level():
+    t = lambda xs: torch.tensor(xs, dtype=torch.float32)  # noqa: E731
+    m = mode_metrics(t([0, 1, 1, 1]), t([1, 1, 0, 1]), t([1, .5, -1, .5]), t([2, 6, 6, 6]), t([2, 2, 5, 5]), 2,
+                     group=t([1, 1, 6, -1]))
+    assert m["modes/think_ratio_C1"] == 0.5 and m["modes/think_ratio_C6"] == 1.0 and "modes/think_ratio_C-1" not in m
+    assert m["modes/acc_C1"] == 1.0 and m["modes/acc_C6"] == 0.0
+    assert m["modes/think_ratio_L2"] == 0.5 and m["modes/think_ratio_L5"] == 1.0
+    assert not any(k.startswith("modes/think_ratio_C") for k in mode_metrics(
+        t([0, 1]), t([1, 1]), t([1, .5]), t([2, 6]), t([2, 2]), 2))  # no classes: none logged

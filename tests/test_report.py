@@ -57,3 +57,16 @@ def test_mode_report_is_an_evaluation_with_the_three_report_methods(tiny_tokeniz
     assert l6["free_reward"] == pytest.approx((0.5 - 1.0) / 2) and l1["free_reward"] == pytest.approx(0.75)
     assert l1["think_tokens"] > l1["short_tokens"] and l1["free_valid_mode"] == 1.0
     assert (tmp_path / "generations" / "report").is_dir()  # the samples, like any evaluation's
+
+
+def test_pipeline_table_per_class_on_a_task_with_classes():
+    """The graded task's report rows are its classes, named by grade; the oracle and targets per class."""
+    before = {"per_group": {"1": level(1.0, 1.0, 0.5, 1.0, 0.5), "3": level(1.0, 0.8, 0.5, 0.9, 0.4)}}
+    after = {"per_group": {"1": level(1.0, 1.0, 0.02, 1.0, 1.0), "3": level(1.0, 0.8, 0.95, 1.0, 0.5)}}
+    text, s = pipeline_table(before, after, RewardValues(correct_think=0.5))
+    assert s["unit"] == "class" and s["levels"]["1"]["oracle"] == "short"
+    assert s["levels"]["3"]["oracle"] == "short"  # 0.8 > 0.75: short pays at γ = 0.5
+    assert not s["levels"]["3"]["matches_oracle"]
+    assert text.startswith("| class |") and "| A (100%) |" in text and "| C (80%) |" in text
+    _, s = pipeline_table(before, after, RewardValues(correct_think=0.9))  # γ = 0.1: 0.8 < 0.95, think pays
+    assert s["levels"]["3"]["oracle"] == "think" and s["levels"]["3"]["matches_oracle"]

@@ -15,7 +15,7 @@ from .helpers import ROOT, run_train_cli
 
 OVERRIDES = ["rl.args.max_steps=6", "rl.args.save_steps=2", "rl.args.per_device_train_batch_size=16",
              "rl.args.num_generations=4", "rl.args.max_completion_length=40", "report.enabled=false",
-             "rl_data.validation=null", "objective.reward_schedule=[{after_step:3,correct_think:0.8}]"]
+             "rl_data.validation=null"]
 
 
 def lines(metrics):
@@ -55,14 +55,24 @@ def same_weights(ref, out):
 
 
 def test_resume_after_sigkill(distilled, tmp_path):
+    """Killed after step 3 and resumed from checkpoint-2: the same steps, rewards and weights as the uninterrupted
+    run. The schedule is the authors' second phase at step 2 (reference = the switch policy, a fresh AdamW state;
+    checkpoint-2 is written after it): the reference comes back from the checkpoint, the zeroed moments from its
+    optimizer state. Then what a rerun into the folder does (refuse a changed config, nothing left to do)."""
     model = distilled / "model"
+    overrides = [*OVERRIDES,
+        "rl.args.beta=0.5",  # a KL term that the reference visibly moves
+        "+rl.args.weight_decay=0.5",  # every weight moves each step, even where a group's rewards are all equal
+        "objective.reward_schedule=[{after_step:2,correct_think:0.8,reset_reference:true,reset_optimizer:true}]"]
     ref = tmp_path / "ref"
-    run_train_cli(ref, model, *OVERRIDES)
+    run_train_cli(ref, model, *overrides)
     out = tmp_path / "killed"
-    metrics = kill_after_step_3(model, out, OVERRIDES)
+    metrics = kill_after_step_3(model, out, overrides)
+    assert (out / "checkpoints" / "checkpoint-2" / "ref_model.safetensors").exists()  # written after the reset
+    policy2 = load_file(out / "checkpoints" / "checkpoint-2" / "model.safetensors")
 
     # a rerun with another learning rate, α and G stops before any work, naming the keys and the two ways on
-    changed = [*OVERRIDES, "rl.args.learning_rate=1e-3", "objective.alpha=0.01", "rl.args.num_generations=8"]
+    changed = [*overrides, "rl.args.learning_rate=1e-3", "objective.alpha=0.01", "rl.args.num_generations=8"]
     bad = run_train_cli(out, model, *changed, check=False)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     for text in ("different configuration", "rl.args.learning_rate: 0.0002 -> 0.001", "objective.alpha: 1.0 -> 0.01",
@@ -72,28 +82,42 @@ def test_resume_after_sigkill(distilled, tmp_path):
     assert json.loads((out / "checkpoints" / "checkpoint-2" / "run_config.json").read_text())["config"]["objective"][
         "alpha"] == 1.0  # the checkpoint carries the configuration that made it
 
-    res = run_train_cli(out, model, *OVERRIDES, "rl.args.logging_steps=1", "wandb.enabled=false")  # excluded keys
+    res = run_train_cli(out, model, *overrides, "rl.args.logging_steps=1", "wandb.enabled=false")  # excluded keys
     assert "resuming from" in res.stdout and "checkpoint-" in res.stdout
     assert steps(metrics) == [1, 2, 3, 4, 5, 6]
-    # the reward schedule is read from the trainer step: exact across the resume (0.5 for steps 1-3, then 0.8)
+    # the reward schedule is read from the trainer step: exact across the resume (0.5 for steps 1-2, then 0.8)
     got = [r["rewards/correct_think"] for r in lines(metrics)]
-    assert got == [r["rewards/correct_think"] for r in lines(ref / "metrics.jsonl")] == [0.5] * 3 + [0.8] * 3
-    # same weights as the uninterrupted run: optimizer, scheduler, RNG and data position were restored
+    assert got == [r["rewards/correct_think"] for r in lines(ref / "metrics.jsonl")] == [0.5] * 2 + [0.8] * 4
+    # same weights as the uninterrupted run: optimizer, scheduler, RNG, data position and reference were restored
     b = same_weights(ref, out)
+    # the resumed run's reference is the step-2 policy, as the uninterrupted run's (its later checkpoints hold it)
+    got, want = (load_file(d / "checkpoints" / "checkpoint-6" / "ref_model.safetensors") for d in (out, ref))
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+    common = set(got) & set(policy2)
+    assert common and all(torch.equal(got[k], policy2[k].to(got[k].dtype)) for k in common)
+    start = load_file(model / "model.safetensors")  # ... which is not the warm-up model the run started from
+    assert any(not torch.equal(start[k], policy2[k]) for k in common)
 
     # a finished run is not resumed into extra steps: a changed config is refused, the same one has nothing to do
     card = (out / "model" / "README.md").read_text()
-    coupled = [o for o in OVERRIDES if not o.startswith("objective.")] + ["objective=grpo"]
+    coupled = [o for o in overrides if not o.startswith("objective.")] + ["objective=grpo"]  # drops the schedule
     bad = run_train_cli(out, model, *coupled, check=False)
     assert bad.returncode == 1 and "finished train run" in bad.stderr
     assert "objective.name: 'thinkless' -> 'grpo'" in bad.stderr
-    bad = run_train_cli(out, model, *OVERRIDES, "objective.alpha=5", "rerun=resume", check=False)
+    bad = run_train_cli(out, model, *overrides, "objective.alpha=5", "rerun=resume", check=False)
     assert bad.returncode == 1 and "not resumed into extra steps" in bad.stderr
-    again = run_train_cli(out, model, *OVERRIDES)
+    again = run_train_cli(out, model, *overrides)
     assert "nothing to do" in again.stdout and "step 7" not in again.stdout
     final = load_file(out / "model" / "model.safetensors")
     assert (out / "model" / "README.md").read_text() == card and all(torch.equal(final[k], b[k]) for k in b)
     assert json.loads((out / "model" / "run_config.json").read_text())["config"]["objective"]["alpha"] == 1.0
+
+    # without the resets the run ends elsewhere: they are not a no-op at this scale
+    plain = tmp_path / "plain"
+    run_train_cli(plain, model, *[o for o in overrides if not o.startswith("objective.")],
+                  "objective.reward_schedule=[{after_step:2,correct_think:0.8}]")
+    a, c = (load_file(d / "model" / "model.safetensors") for d in (ref, plain))
+    assert any(not torch.allclose(a[k], c[k], atol=1e-5) for k in a)
 
 
 def _state(out, alpha=0.001, *, ckpt=2, finished=False):
@@ -183,8 +207,7 @@ def test_adaptthink_resumes_exactly(distilled, tmp_path):
     """Forced first tokens, the reference cache (sampled by the first run, found by the others) and the naive
     advantage: a killed and resumed AdaptThink run ends on the uninterrupted run's weights."""
     model = distilled / "model"
-    overrides = [o for o in OVERRIDES if not o.startswith("objective.")] + ["objective=adaptthink",
-                                                                            "objective.ref_samples=2"]
+    overrides = [*OVERRIDES, "objective=adaptthink", "objective.ref_samples=2"]
     ref = tmp_path / "ref"
     run_train_cli(ref, model, *overrides)
     out = tmp_path / "killed"
@@ -195,36 +218,3 @@ def test_adaptthink_resumes_exactly(distilled, tmp_path):
     assert steps(metrics) == [1, 2, 3, 4, 5, 6]
     assert [r["modes/think_ratio"] for r in lines(metrics)] == [0.5] * 6
     same_weights(ref, out)
-
-
-def test_second_phase_resets_resume_exactly(distilled, tmp_path):
-    """The authors' second phase (reference = the switch policy, a fresh AdamW state) at step 2, checkpoint-2
-    written after it; killed after step 3 and resumed from checkpoint-2: the reference comes back from the
-    checkpoint, the zeroed moments from its optimizer state, and the run ends on the uninterrupted run's weights."""
-    model = distilled / "model"
-    overrides = [o for o in OVERRIDES if not o.startswith("objective.")] + [
-        "rl.args.beta=0.5",  # a KL term that the reference visibly moves
-        "+rl.args.weight_decay=0.5",  # every weight moves each step, even where a group's rewards are all equal
-        "objective.reward_schedule=[{after_step:2,correct_think:0.8,reset_reference:true,reset_optimizer:true}]"]
-    ref = tmp_path / "ref"
-    run_train_cli(ref, model, *overrides)
-    out = tmp_path / "killed"
-    metrics = kill_after_step_3(model, out, overrides)
-    assert (out / "checkpoints" / "checkpoint-2" / "ref_model.safetensors").exists()  # written after the reset
-    policy2 = load_file(out / "checkpoints" / "checkpoint-2" / "model.safetensors")
-    res = run_train_cli(out, model, *overrides)
-    assert "resuming from" in res.stdout and steps(metrics) == [1, 2, 3, 4, 5, 6]
-    same_weights(ref, out)
-    # the resumed run's reference is the step-2 policy, as the uninterrupted run's (its later checkpoints hold it)
-    got, want = (load_file(d / "checkpoints" / "checkpoint-6" / "ref_model.safetensors") for d in (out, ref))
-    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
-    common = set(got) & set(policy2)
-    assert common and all(torch.equal(got[k], policy2[k].to(got[k].dtype)) for k in common)
-    start = load_file(model / "model.safetensors")  # ... which is not the warm-up model the run started from
-    assert any(not torch.equal(start[k], policy2[k]) for k in common)
-    # without the resets the run ends elsewhere: they are not a no-op at this scale
-    plain = tmp_path / "plain"
-    run_train_cli(plain, model, *[o for o in overrides if not o.startswith("objective.")],
-                  "objective.reward_schedule=[{after_step:2,correct_think:0.8}]")
-    a, b = (load_file(d / "model" / "model.safetensors") for d in (ref, plain))
-    assert any(not torch.allclose(a[k], b[k], atol=1e-5) for k in a)

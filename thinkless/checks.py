@@ -137,6 +137,30 @@ def check_numbers(cfg, patterns) -> None:
                 check_number(value, key, integer=integer, optional=optional)
 
 
+# Sections that may hold a synthetic task, per stage (``source: synthetic`` or ``type: synthetic``).
+SYNTHETIC_KEYS = {"distill": ["data", "report.benchmark"], "train": ["rl_data", "rl_data.validation", "report.benchmark"],
+                  "eval": ["benchmark.*"]}
+
+
+def check_synthetic(cfg, keys) -> None:
+    """A synthetic section's ``variant`` and ``levels`` are valid for each other (``ConfigError`` naming the key)."""
+    from .synthetic import MAX_LEVEL, VARIANTS
+
+    tree = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
+    for pattern in keys:
+        for key, sec in _select(tree, pattern.split("."), ""):
+            if not isinstance(sec, dict) or "synthetic" not in (sec.get("source"), sec.get("type")):
+                continue
+            variant = sec.get("variant", "fold")
+            if variant not in VARIANTS:
+                raise ConfigError(f"{key}.variant={variant!r}: valid choices are {list(VARIANTS)}")
+            low = 2 if variant == "graded" else 1
+            for lv in sec.get("levels") or []:
+                if isinstance(lv, bool) or not isinstance(lv, int) or not low <= lv <= MAX_LEVEL:
+                    raise ConfigError(f"{key}.levels: {lv!r} is not a level of the {variant} task ({low}..{MAX_LEVEL}"
+                                      + (": a memo needs two folds or more)" if variant == "graded" else ")"))
+
+
 # ------------------------------------------------------------------ trainer args against the TRL dataclass
 
 

@@ -23,12 +23,14 @@ from .evaluation.metrics import LONG_SHORT_MULTIPLE, long_short_share, mode_usag
 
 
 def mode_metrics(mode: torch.Tensor, correct: torch.Tensor, reward: torch.Tensor, tokens: torch.Tensor,
-                 level: torch.Tensor, G: int, long_short_multiple: float = LONG_SHORT_MULTIPLE) -> dict[str, float]:
+                 level: torch.Tensor, G: int, long_short_multiple: float = LONG_SHORT_MULTIPLE,
+                 group: torch.Tensor | None = None) -> dict[str, float]:
     """Statistics of one generation batch (1-D tensors, groups of ``G`` consecutive rows): ``modes/<key>`` of
     ``evaluation.metrics.mode_usage`` (the one computation, shared with evaluation), per level and per group.
 
     ``mode``: 1 think, 0 short, -1 no control token. ``correct``: 1/0, NaN where the gold could not be graded (the
     row is left out) or correctness is unknown (a custom reward: accuracy keys are then absent). ``level`` < 0: none.
+    ``group``: the problem's class (the graded task's grade), logged as ``modes/think_ratio_C<g>``; < 0 or None: none.
     ``modes/long_short_share``: short responses over ``long_short_multiple`` x their group's median short length
     (``evaluation.metrics.long_short_share``: short-mode hacking).
     """
@@ -37,16 +39,19 @@ def mode_metrics(mode: torch.Tensor, correct: torch.Tensor, reward: torch.Tensor
     groups = torch.arange(reward.numel()) // G
     if valid.sum() == 0:
         return out
-    mode, correct, reward, tokens, level = (t[valid].float() for t in (mode, correct, reward, tokens, level))
+    group = torch.full_like(level, -1.0) if group is None else group
+    mode, correct, reward, tokens, level, group = (t[valid].float() for t in (mode, correct, reward, tokens, level,
+                                                                              group))
     known = not torch.isnan(correct).any()
     out.update({f"modes/{k}": v for k, v in mode_usage(mode, correct if known else None, tokens, reward).items()})
-    for lv in sorted(set(level.tolist())):
-        if lv >= 0:
-            m = level == lv
-            usage = mode_usage(mode[m], correct[m] if known else None, tokens[m])
-            out[f"modes/think_ratio_L{int(lv)}"] = usage["think_ratio"]
-            if known:
-                out[f"modes/acc_L{int(lv)}"] = usage["accuracy"]
+    for tag, key in (("L", level), ("C", group)):
+        for lv in sorted(set(key.tolist())):
+            if lv >= 0:
+                m = key == lv
+                usage = mode_usage(mode[m], correct[m] if known else None, tokens[m])
+                out[f"modes/think_ratio_{tag}{int(lv)}"] = usage["think_ratio"]
+                if known:
+                    out[f"modes/acc_{tag}{int(lv)}"] = usage["accuracy"]
     # groups of G consecutive rows, numbered before ungradable rows are left out
     share = long_short_share(mode, tokens, groups[valid], long_short_multiple)
     if share is not None:
@@ -96,9 +101,10 @@ class MetricsLogCallback(TrainerCallback):
         parts = [f"{k.split('/')[-1]}={rec[prefix + k]:.3g}" for k in self.keys if prefix + k in rec]
         if not parts:
             return
-        levels = sorted((k for k in rec if k.startswith(f"{prefix}modes/think_ratio_L")),
-                        key=lambda k: int(k.rsplit("_L", 1)[1]))
-        lv = " ".join(f"L{k.rsplit('_L', 1)[1]}={rec[k]:.2f}" for k in levels)
+        by = "C" if any(k.startswith(f"{prefix}modes/think_ratio_C") for k in rec) else "L"  # classes, if any
+        levels = sorted((k for k in rec if k.startswith(f"{prefix}modes/think_ratio_{by}")),
+                        key=lambda k: int(k.rsplit(f"_{by}", 1)[1]))
+        lv = " ".join(f"{by}{k.rsplit(f'_{by}', 1)[1]}={rec[k]:.2f}" for k in levels)
         tag = f"eval @ step {state.global_step}" if prefix else f"step {state.global_step}"
         print(f"[{tag}] " + " ".join(parts) + (f" | think {lv}" if lv else ""), flush=True)
 
@@ -112,7 +118,7 @@ def read_metrics(path: str | Path) -> list[dict]:
 
 
 def plot_curves(metrics_path: str | Path, out_dir: str | Path, title: str = "") -> list[Path]:
-    """mode_usage.png (think ratio, overall and per level; the long-short share) and accuracy.png (accuracy per mode, reward); validation
+    """mode_usage.png (think ratio, overall and per level or per class; the long-short share) and accuracy.png (accuracy per mode, reward); validation
     points (``eval_*``) are drawn as markers on the same axes."""
     import matplotlib
 
@@ -129,7 +135,8 @@ def plot_curves(metrics_path: str | Path, out_dir: str | Path, title: str = "") 
                 series[k].append((r["step"], v))
     out = []
     fig, ax = plt.subplots(figsize=(7, 4))
-    for k in sorted((k for k in series if k.startswith("modes/think_ratio_L")), key=lambda k: int(k[19:])):
+    tag = "C" if any(k.startswith("modes/think_ratio_C") for k in series) else "L"  # classes, if the task has them
+    for k in sorted((k for k in series if k.startswith(f"modes/think_ratio_{tag}")), key=lambda k: int(k[19:])):
         ax.plot(*zip(*series[k]), label=k[18:], lw=1)
     if "modes/think_ratio" in series:
         ax.plot(*zip(*series["modes/think_ratio"]), label="all", color="black", lw=2)

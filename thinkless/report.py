@@ -1,4 +1,5 @@
-"""Mode report: what a checkpoint can do in each mode and what it chooses, per difficulty level; the pipeline table.
+"""Mode report: what a checkpoint can do in each mode and what it chooses, per difficulty level (per class on a task
+with classes: the graded task's grades); the pipeline table.
 
 The report is an evaluation (``thinkless.evaluation.evaluate``: one code path generates, grades and tabulates) with
 three methods on one benchmark:
@@ -25,7 +26,7 @@ from .reward import RewardValues
 from .tokens import SHORT, THINK
 
 COLUMNS = ("n", "think_acc", "think_tokens", "short_acc", "short_tokens", "free_think_ratio", "free_acc",
-           "free_reward", "free_valid_mode")
+           "free_reward", "free_tokens", "free_valid_mode")
 
 
 def report_methods(free_samples: int, free_temperature: float, biases=()) -> dict:
@@ -55,13 +56,14 @@ def mode_report(generator, tokenizer, bench: BenchmarkData, out_dir: str | Path,
                    out_dir=out_dir, settings={bench.name: {"instruction": instruction}}, system=system,
                    grading="strict", model=model, rewards=rewards, progress=progress)
     by = res["benchmarks"][bench.name]["methods"]
-    levels = list(by["forced_think"].get("per_level") or {}) or ["all"]
+    key = "per_group" if by["forced_think"].get("per_group") else "per_level"  # classes, where the task has them
+    levels = list(by["forced_think"].get(key) or {}) or ["all"]
 
     def at(method, lv):
         r = by.get(method)
         if r is None:
             return {}
-        return r if lv == "all" else r["per_level"].get(lv, {})
+        return r if lv == "all" else r[key].get(lv, {})
 
     per_level = {}
     for lv in levels:
@@ -69,23 +71,38 @@ def mode_report(generator, tokenizer, bench: BenchmarkData, out_dir: str | Path,
         per_level[str(lv)] = {
             "n": t.get("n_problems"), "think_acc": t.get("acc"), "think_tokens": t.get("tokens"),
             "short_acc": s.get("acc"), "short_tokens": s.get("tokens"), "free_think_ratio": f.get("think_ratio"),
-            "free_acc": f.get("acc"), "free_reward": f.get("reward"),
+            "free_acc": f.get("acc"), "free_reward": f.get("reward"), "free_tokens": f.get("tokens"),
             "free_valid_mode": None if not f else 1.0 - (f.get("invalid_mode_ratio") or 0.0)}
     threshold = [{"bias": float(b), **{k: by[f"threshold@{b:+g}"][k] for k in ("acc", "think_ratio", "tokens",
                                                                              "reward")}} for b in biases]
-    return {"per_level": per_level, "threshold": threshold, "free_samples": free_samples,
+    return {key: per_level, "threshold": threshold, "free_samples": free_samples,
             "free_temperature": free_temperature,
             "forced_temperature": 0.0, "max_new_tokens": res["benchmarks"][bench.name]["settings"]["max_new_tokens"],
             "grading": "strict", "rewards": rewards.__dict__, "evaluation": res}
 
 
+def rows_of(report: dict) -> tuple[str, dict]:
+    """The report's unit and its rows: ``("class", per_group)`` on a task with classes, else ``("level", ...)``."""
+    return ("class", report["per_group"]) if "per_group" in report else ("level", report["per_level"])
+
+
+def unit_label(unit: str, key: str) -> str:
+    """How a table names a row: a level as is, a class by its grade (``"B (90%)"``)."""
+    if unit == "class" and key.isdigit():
+        from .synthetic import group_name
+
+        return group_name(int(key))
+    return key
+
+
 def format_report(report: dict, title: str = "mode report") -> str:
-    cols = [("level", "{}"), ("n", "{}"), ("think_acc", "{:.2f}"), ("think_tokens", "{:.1f}"), ("short_acc", "{:.2f}"),
+    unit, rows = rows_of(report)
+    cols = [(unit, "{}"), ("n", "{}"), ("think_acc", "{:.2f}"), ("think_tokens", "{:.1f}"), ("short_acc", "{:.2f}"),
             ("short_tokens", "{:.1f}"), ("free_think_ratio", "{:.2f}"), ("free_acc", "{:.2f}")]
     head = "| " + " | ".join(c for c, _ in cols) + " |"
     lines = [f"### {title}", "", head, "|" + "---|" * len(cols)]
-    for lv, r in report["per_level"].items():
-        vals = [lv] + [r.get(c) for c, _ in cols[1:]]
+    for lv, r in rows.items():
+        vals = [unit_label(unit, lv)] + [r.get(c) for c, _ in cols[1:]]
         lines.append("| " + " | ".join("-" if v is None else f.format(v) for v, (_, f) in zip(vals, cols)) + " |")
     lines.append("")
     lines.append(f"forced modes: greedy; free choice: the mode token sampled ({report['free_samples']} samples/problem, "
@@ -114,14 +131,16 @@ def write_report(report: dict, out_dir: str | Path, name: str = "report") -> Pat
 
 
 def pipeline_table(before: dict, after: dict, rewards: RewardValues) -> tuple[str, dict]:
-    """Per level: forced accuracies (after distill), oracle router, free choice after distill and after RL."""
-    summary = {"levels": {}}
-    head = ("| level | forced think acc | forced short acc | oracle mode | oracle E[r] | think ratio distill | "
+    """Per level (per class on a task with classes): forced accuracies (after distill), oracle router, free choice
+    after distill and after RL."""
+    unit, rows = rows_of(before)
+    summary = {"levels": {}, "unit": unit}
+    head = (f"| {unit} | forced think acc | forced short acc | oracle mode | oracle E[r] | think ratio distill | "
             "think ratio RL | acc distill | acc RL | E[r] RL | matches oracle |")
     lines = [head, "|" + "---|" * 11]
     tot = {"rl_acc": [], "think_acc": [], "rl_r": [], "oracle_r": []}
-    for lv, b in before["per_level"].items():
-        a = after["per_level"].get(lv)
+    for lv, b in rows.items():
+        a = rows_of(after)[1].get(lv)
         if a is None:
             continue
         mode, e_or = oracle_choice(b["short_acc"], b["think_acc"], rewards)
@@ -132,7 +151,7 @@ def pipeline_table(before: dict, after: dict, rewards: RewardValues) -> tuple[st
         for k, v in (("rl_acc", a["free_acc"]), ("think_acc", b["think_acc"]), ("rl_r", a["free_reward"]),
                      ("oracle_r", e_or)):
             tot[k].append(v)
-        lines.append(f"| {lv} | {b['think_acc']:.2f} | {b['short_acc']:.2f} | {mode} | {e_or:.3f} | "
+        lines.append(f"| {unit_label(unit, lv)} | {b['think_acc']:.2f} | {b['short_acc']:.2f} | {mode} | {e_or:.3f} | "
                      f"{b['free_think_ratio']:.2f} | {tr:.2f} | {b['free_acc']:.2f} | {a['free_acc']:.2f} | "
                      f"{a['free_reward']:.3f} | {'yes' if ok else 'NO'} |")
     n = len(tot["rl_acc"])

@@ -31,19 +31,20 @@ RL_SOURCES = ("synthetic", "math")
 
 def rl_prompts(data_cfg, stats: DropStats, *, instruction: str | None = None, system: str | None = None,
                validation: bool = False, tokenizer=None) -> list[dict]:
-    """RL rows ``{prompt: [messages], answer, task, level}``; ungradable gold answers are dropped and counted, and so
+    """RL rows ``{prompt: [messages], answer, task, level, group}`` (``group``: the problem's class, -1 none); ungradable gold answers are dropped and counted, and so
     are prompts longer than ``data_cfg.max_prompt_tokens`` (rendered with ``tokenizer``'s chat template).
 
     ``validation``: read ``data_cfg.validation`` (a benchmark config) instead of the training source.
     """
     if validation:
         bench = load_benchmark("validation", data_cfg.validation, data_dir=data_cfg.get("data_dir"))
-        recs = [{"problem": p.problem, "answer": p.answer, "level": p.level,
+        recs = [{"problem": p.problem, "answer": p.answer, "level": p.level, "group": p.group,
                  "task": bench.task} for p in bench.problems]
     elif data_cfg.source == "synthetic":
         probs = synthetic.make_problems(data_cfg.num_problems, list(data_cfg.levels), data_cfg.seed,
-                                        data_cfg.get("level_weights"))
-        recs = [{"problem": p.prompt, "answer": p.answer, "level": p.level, "task": "synthetic"} for p in probs]
+                                        data_cfg.get("level_weights"), data_cfg.get("variant", "fold"))
+        recs = [{"problem": p.prompt, "answer": p.answer, "level": p.level, "group": p.group, "task": "synthetic"}
+                for p in probs]
     elif data_cfg.source == "math":
         rows = load_rows(data_cfg.name, split=data_cfg.get("split", "train"), limit=data_cfg.get("limit"),
                          stats=stats, fields=dict(data_cfg.fields))
@@ -66,9 +67,24 @@ def rl_prompts(data_cfg, stats: DropStats, *, instruction: str | None = None, sy
             continue
         out.append({"prompt": messages(r["problem"], instruction=instruction, system=system), "problem": r["problem"],
                     "answer": str(r["answer"]) if not isinstance(r["answer"], list) else r["answer"],
-                    "task": r["task"], "level": parse_level(r.get("level"))})
+                    "task": r["task"], "level": parse_level(r.get("level")),
+                    "group": -1 if r.get("group") is None else int(r["group"])})
     stats["kept"] += len(out)
     return out
+
+
+def skip_unused_vllm_import(cfg: DictConfig) -> bool:
+    """A run that does not use vLLM does not import it. TRL imports vLLM with its trainer whenever vLLM is installed
+    (``trl.generation``: 6 of the 16 s a ``train.py`` start took on a 2-core CPU machine), used or not. For a fresh
+    process only (``train.py``), before anything imports TRL: the rest of that process then sees vLLM as absent."""
+    import sys
+
+    if cfg.rl.args.get("use_vllm", False) or "trl.generation" in sys.modules:
+        return False
+    from trl import import_utils
+
+    import_utils.is_vllm_available = lambda min_version=None: False
+    return True
 
 
 def check_vllm(args) -> None:

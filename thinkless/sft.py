@@ -64,7 +64,7 @@ def sft_rows(cfg: DictConfig, tok, stats: DropStats, *, out_dir):
         raise ValueError(f"data.source={d.source!r}: valid choices are {SOURCES}")
     if d.source == "synthetic":
         table = synthetic.paired_records(d.num_problems, list(d.levels), d.seed, d.get("level_weights"),
-                                         d.get("short_solve_rate"))
+                                         d.get("short_solve_rate"), d.get("variant", "fold"))
         layout, fields = "paired", PAIRED_FIELDS
     elif d.source == "teacher":
         table, layout, fields = teacher_records(d, stats, out_dir=out_dir), "paired", PAIRED_FIELDS

@@ -105,6 +105,7 @@ def check_config(cfg: DictConfig, job_type: str, config_cls=None) -> None:
     if rerun not in RERUN_MODES:
         raise checks.ConfigError(f"rerun={rerun!r}: valid choices are {RERUN_MODES}")
     checks.check_numbers(cfg, checks.NUMERIC_KEYS.get(job_type, []))
+    checks.check_synthetic(cfg, checks.SYNTHETIC_KEYS.get(job_type, []))
     if config_cls is not None:
         key = ARGS_KEYS[job_type]
         checks.check_trainer_args(config_cls, OmegaConf.select(cfg, key), key)

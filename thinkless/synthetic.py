@@ -1,10 +1,18 @@
-"""The built-in synthetic task, *fold*, with its two teachers and a tiny Qwen2 student.
+"""The built-in synthetic tasks, *fold* and *graded*, with their two teachers and a tiny Qwen2 student.
 
 ``a ~ b`` is ``a+b`` when ``a+b <= 9`` and ``19-a-b`` otherwise; a problem of level k folds k+1 digits left to
 right. One fold is answerable at a glance (short mode), six need the written trace (think mode), so *when to
 think* is a real, level-dependent decision. Prompts are padded to a fixed width of ``MAX_LEVEL`` operations so
 every step of the trace sits at a constant distance from its operand, which is what lets a 2-layer model learn
 to copy operands in a couple of minutes on a CPU.
+
+*graded* (``GradedProblem``) is fold with a memo: the prompt also shows the running value before the last operation,
+with a grade saying how often such memos are right (``GRADES``: A always, B 90%, ..., E 60%, F 20%), and the last
+operand beside it. Short mode answers at a glance from the memo (one fold); think mode traces the whole chain and
+ignores it. So whether a problem needs thought is written in its text (the grade), not in its length (every prompt
+has one width) or its level (chain lengths 2..6 in every class), and the oracle's choice for grades B..E moves as γ
+does: short pays iff ``p_short > p_think·(2−γ)/2``, i.e. at ``p_think = 1`` for γ above 0.2, 0.4, 0.6, 0.8.
+A problem's class (``group``) is its grade's index, 1..6.
 
 The student is a real ``Qwen2ForCausalLM`` with a byte-level ``Qwen2Tokenizer`` (the fold text one token per
 character; the chat roles and ``boxed`` one token each, as in Qwen2.5's) and a Qwen-style chat template: the same
@@ -55,10 +63,80 @@ class FoldProblem:
     def answer(self) -> str:
         return str(self.partials()[-1])
 
+    @property
+    def glance(self) -> str:
+        """The short teacher's answer: fold's is always right (``short_solve_rate`` makes it miss)."""
+        return self.answer
 
-def parse_prompt(prompt: str) -> FoldProblem:
-    """Inverse of ``FoldProblem.prompt`` (used by tests and to grade free-form synthetic prompts)."""
+    group = None  # fold has no classes beyond its levels
+
+
+VARIANTS = ("fold", "graded")
+# grade -> how often a memo of that grade is right. Short pays iff p_short > p_think·(2−γ)/2: B..E flip at
+# γ = 0.2, 0.4, 0.6, 0.8 (at p_think = 1), one between each two points of the γ sweep 0.1, 0.3, ..., 0.9.
+GRADES = {"A": 1.0, "B": 0.9, "C": 0.8, "D": 0.7, "E": 0.6, "F": 0.2}
+
+
+@dataclass(frozen=True)
+class GradedProblem:
+    """A fold chain with a graded memo: ``memo`` is shown as the value before the last fold (right or wrong)."""
+
+    digits: tuple[int, ...]
+    grade: str
+    memo: int
+
+    @classmethod
+    def draw(cls, digits, grade: str, rng: random.Random) -> "GradedProblem":
+        """The memo is the true running value with probability ``GRADES[grade]``; otherwise one of the values
+        whose fold with the last operand is *not* the answer, so the glance is right exactly when the memo is."""
+        fp = FoldProblem(tuple(digits))
+        true, last = fp.partials()[-2], digits[-1]
+        if rng.random() < GRADES[grade]:
+            return cls(fp.digits, grade, true)
+        wrong = [m for m in range(10) if fold(m, last) != fold(true, last)]
+        return cls(fp.digits, grade, rng.choice(wrong))
+
+    @property
+    def level(self) -> int:
+        return len(self.digits) - 1
+
+    @property
+    def group(self) -> int:
+        """The class every statistic is grouped by: the grade's index, 1 (A) .. 6 (F)."""
+        return list(GRADES).index(self.grade) + 1
+
+    @property
+    def prompt(self) -> str:
+        # the fold prompt (its trace alignment untouched), then the memo at a fixed place: "| B 6 ~ 7"
+        return f"{FoldProblem(self.digits).prompt} | {self.grade} {self.memo} {OP} {self.digits[-1]}"
+
+    def partials(self) -> list[int]:
+        return FoldProblem(self.digits).partials()
+
+    @property
+    def answer(self) -> str:
+        return FoldProblem(self.digits).answer
+
+    @property
+    def glance(self) -> str:
+        return str(fold(self.memo, self.digits[-1]))
+
+
+def group_name(group: int) -> str:
+    """``"B (90%)"`` for the graded task's class 2: the label tables print."""
+    grade = list(GRADES)[group - 1]
+    return f"{grade} ({GRADES[grade]:.0%})"
+
+
+def parse_prompt(prompt: str):
+    """Inverse of ``FoldProblem.prompt`` and ``GradedProblem.prompt`` (used by tests and the gym's oracle)."""
     toks = prompt.split()
+    if len(toks) == 2 * MAX_LEVEL + 6 and toks[-5] == "|":
+        grade, memo, op, last = toks[-4:]
+        fp = parse_prompt(" ".join(toks[:-5]))
+        if grade not in GRADES or not memo.isdigit() or len(memo) != 1 or op != OP or last != str(fp.digits[-1]):
+            raise ValueError(f"not a graded prompt: {prompt!r}")
+        return GradedProblem(fp.digits, grade, int(memo))
     digits = [t for t in toks[0::2] if t != PAD]
     ops = toks[1::2]
     if (len(toks) != 2 * MAX_LEVEL + 1 or not digits or not all(d.isdigit() and len(d) == 1 for d in digits)
@@ -68,38 +146,49 @@ def parse_prompt(prompt: str) -> FoldProblem:
     return FoldProblem(tuple(digits))
 
 
-def make_problems(n: int, levels, seed: int, weights=None) -> list[FoldProblem]:
+def make_problems(n: int, levels, seed: int, weights=None, variant: str = "fold") -> list:
     """``n`` problems over ``levels`` in a fixed round robin (level i repeated ``weights[i]`` times per round),
-    digits uniform in 0..9."""
+    digits uniform in 0..9. ``variant="graded"``: ``GradedProblem``s, the grades in a round robin of their own."""
+    if variant not in VARIANTS:
+        raise ValueError(f"synthetic variant {variant!r}: valid choices are {VARIANTS}")
     for lv in levels:
-        if not 1 <= lv <= MAX_LEVEL:
-            raise ValueError(f"synthetic level {lv} out of range 1..{MAX_LEVEL}")
+        if not (2 if variant == "graded" else 1) <= lv <= MAX_LEVEL:
+            raise ValueError(f"synthetic level {lv} out of range {2 if variant == 'graded' else 1}..{MAX_LEVEL}"
+                             + (" (a graded memo needs two folds or more)" if variant == "graded" else ""))
     weights = list(weights) if weights is not None else [1] * len(levels)
     if len(weights) != len(levels) or any(int(w) != w or w < 0 for w in weights) or sum(weights) == 0:
         raise ValueError(f"level weights {weights} must be non-negative integers, one per level {list(levels)}")
     cycle = [lv for lv, w in zip(levels, weights) for _ in range(int(w))]
     rng = random.Random(seed)
-    return [FoldProblem(tuple(rng.randrange(10) for _ in range(cycle[i % len(cycle)] + 1))) for i in range(n)]
+    folds = [FoldProblem(tuple(rng.randrange(10) for _ in range(cycle[i % len(cycle)] + 1))) for i in range(n)]
+    if variant == "fold":
+        return folds
+    # the memos from a stream of their own: the chains are the fold task's for the same seed
+    mrng = random.Random(seed + 104729)
+    grades = list(GRADES)
+    # one grade per round of the level cycle: every grade sees every level equally often, whatever the cycle
+    return [GradedProblem.draw(p.digits, grades[(i // len(cycle)) % len(grades)], mrng) for i, p in enumerate(folds)]
 
 
-def long_teacher(p: FoldProblem) -> str:
+def long_teacher(p) -> str:
     """R1-style: the explicit left-to-right trace inside ``<think>…</think>``, then the boxed answer."""
     parts = p.partials()
     trace = str(p.digits[0]) + "".join(f"{OP}{d}={r}" for d, r in zip(p.digits[1:], parts[1:]))
     return f"{THINK}{trace}\n{END_THINK}\\boxed{{{p.answer}}}"
 
 
-def short_teacher(p: FoldProblem) -> str:
-    """Qwen-Math-Instruct-style: the boxed answer directly."""
-    return f"{SHORT}\\boxed{{{p.answer}}}"
+def short_teacher(p) -> str:
+    """Qwen-Math-Instruct-style: the boxed answer directly (graded: what the memo gives at a glance, right or not)."""
+    return f"{SHORT}\\boxed{{{p.glance}}}"
 
 
-def paired_records(n: int, levels, seed: int, weights=None, short_solve_rate=None) -> list[dict]:
+def paired_records(n: int, levels, seed: int, weights=None, short_solve_rate=None, variant: str = "fold") -> list[dict]:
     """Records in the common paired schema (see ``thinkless.data``).
 
     ``short_solve_rate`` (one rate per level 1..MAX_LEVEL, or None: always) is how often the short teacher gets a
     level right at a glance. Its other answers fail verification and are dropped, as ``data=teacher`` drops a real
     teacher's (``short`` is None: the SFT rows count them as ``empty_short``), so hard problems keep fewer short rows.
+    ``variant="graded"``: the short teacher answers from the memo; its wrong answers are dropped the same way.
     """
     if short_solve_rate is not None:
         try:
@@ -111,10 +200,11 @@ def paired_records(n: int, levels, seed: int, weights=None, short_solve_rate=Non
                              f"1..{MAX_LEVEL}")
     rng = random.Random(seed + 7919)  # its own stream: the problems are the same with and without it
     out = []
-    for p in make_problems(n, levels, seed, weights):
-        solved = short_solve_rate is None or rng.random() < rates[p.level - 1]
+    for p in make_problems(n, levels, seed, weights, variant):
+        solved = (short_solve_rate is None or rng.random() < rates[p.level - 1]) and p.glance == p.answer
         out.append({"problem": p.prompt, "answer": p.answer, "long": long_teacher(p),
-                    "short": short_teacher(p) if solved else None, "level": p.level})
+                    "short": short_teacher(p) if solved else None, "level": p.level,
+                    **({"group": p.group} if p.group is not None else {})})
     return out
 
 

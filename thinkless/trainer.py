@@ -177,12 +177,13 @@ class DeGRPOTrainer(GRPOTrainer):
         local = []
         for x, c, v, f in zip(inputs, completion_ids_list, verdicts, forced):
             first = c[0] if len(c) else None
-            lv = x.get("level")
+            lv, gr = x.get("level"), x.get("group")
             local.append([math.nan if v is None else float(v.correct),
                           1.0 if first == ids.think else 0.0 if first == ids.short else -1.0,
                           MODE_CODE.get(v.mode, -1.0) if v is not None else -1.0,
                           float(len(c)), float(not len(c) or c[-1] not in stop),
-                          float(lv) if lv is not None and lv >= 0 else -1.0, f])
+                          float(lv) if lv is not None and lv >= 0 else -1.0, f,
+                          float(gr) if gr is not None and gr >= 0 else -1.0])
         rows = self.accelerator.gather(torch.tensor(local, dtype=torch.float32, device=self.accelerator.device)).cpu()
         problems = None
         if grade and self.objective.needs_problems:
@@ -192,7 +193,7 @@ class DeGRPOTrainer(GRPOTrainer):
     def _log_mode_usage(self, batch: Rollouts, reward: torch.Tensor, mode_key: str) -> None:
         """Think ratio, accuracy, reward and length per mode, per level and per group: global on every rank."""
         for k, v in mode_metrics(batch.mode, batch.correct, reward.cpu(), batch.length, batch.level, batch.G,
-                                 self.args.long_short_multiple).items():
+                                 self.args.long_short_multiple, group=batch.group).items():
             self._metrics[mode_key][k].append(v)
 
     # ------------------------------------------------------------------ resets of the schedule (module docstring)

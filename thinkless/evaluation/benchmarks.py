@@ -13,7 +13,8 @@ A benchmark config (``conf/benchmark/*.yaml``) says where the rows come from and
 * ``exact``: true grades by exact match of the boxed answer (the synthetic task's grading, its default): mapped once
   to ``BenchmarkData.task`` (``task_of``), graded through ``thinkless.grading.is_exact``.
 
-``type: synthetic`` generates the fold task instead (``levels``, ``n_per_level``, ``seed``); answers are graded
+``type: synthetic`` generates the fold task instead (``levels``, ``n_per_level``, ``seed``; ``variant: graded`` the
+graded task, whose problems carry their class in ``group``); answers are graded
 exactly. Rows without a problem or an answer are dropped and counted (``BenchmarkData.dropped``).
 """
 
@@ -29,7 +30,8 @@ from ..grading import extract_boxed
 
 BENCHMARK_TYPES = ("file", "synthetic")
 _KEYS = {"type", "name", "subset", "split", "path", "file", "problem_field", "answer_field", "level_field", "limit",
-         "instruction", "max_new_tokens", "batch_size", "exact", "levels", "n_per_level", "seed", "description"}
+         "instruction", "max_new_tokens", "batch_size", "exact", "levels", "n_per_level", "seed", "description",
+         "variant"}
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Problem:
     problem: str
     answer: object  # str, number or list of accepted answers
     level: int | None = None  # thinkless.data.parse_level ("Level 3" -> 3); None: none, or not a level
+    group: int | None = None  # the problem's class where its task has classes (the graded task's grade, 1..6)
 
 
 @dataclass
@@ -115,12 +118,14 @@ def rows_to_problems(rows: list[dict], bcfg, dropped: Counter) -> list[Problem]:
 
 
 def synthetic_benchmark(name: str, levels, n_per_level: int, seed: int, *, limit: int | None = None,
-                        task: str = "synthetic") -> BenchmarkData:
-    """The fold task as a benchmark: ``n_per_level`` problems per level (round robin), from stream ``seed``."""
+                        task: str = "synthetic", variant: str = "fold") -> BenchmarkData:
+    """A synthetic task (``variant``: fold or graded) as a benchmark: ``n_per_level`` problems per level (round
+    robin), from stream ``seed``."""
     from .. import synthetic
 
-    probs = synthetic.make_problems(n_per_level * len(levels), list(levels), seed=seed)
-    problems = [Problem(problem_uid(i, p.prompt), i, p.prompt, p.answer, p.level) for i, p in enumerate(probs)]
+    probs = synthetic.make_problems(n_per_level * len(levels), list(levels), seed=seed, variant=variant)
+    problems = [Problem(problem_uid(i, p.prompt), i, p.prompt, p.answer, p.level, p.group)
+                for i, p in enumerate(probs)]
     return BenchmarkData(name, problems[:limit] if limit is not None else problems, "synthetic", task=task)
 
 
@@ -137,9 +142,12 @@ def load_benchmark(name: str, bcfg, *, data_dir: str | None = None, limit: int |
     if btype == "synthetic":
         from .. import synthetic
 
-        levels = list(bcfg.get("levels") or range(1, synthetic.MAX_LEVEL + 1))
+        variant = bcfg.get("variant", "fold")
+        if variant not in synthetic.VARIANTS:
+            raise ValueError(f"benchmark.{name}.variant={variant!r}: valid choices are {synthetic.VARIANTS}")
+        levels = list(bcfg.get("levels") or range(2 if variant == "graded" else 1, synthetic.MAX_LEVEL + 1))
         return synthetic_benchmark(name, levels, int(bcfg.get("n_per_level", 100)), int(bcfg.get("seed", 20_000)),
-                                   limit=lim, task=task_of(bcfg, True))
+                                   limit=lim, task=task_of(bcfg, True), variant=variant)
     kind, where = resolve_source(name, bcfg, data_dir)
     fields = {"problem": bcfg.get("problem_field", "problem"), "answer": bcfg.get("answer_field", "answer"),
               "level": bcfg.get("level_field")}

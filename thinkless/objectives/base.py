@@ -32,7 +32,7 @@ LOSSES = ("decoupled", "sequence", "trl")
 OBJECTIVES: dict[str, type] = {}
 
 # The columns of a generation batch every objective sees (one row per completion).
-COLUMNS = ("correct", "mode", "graded_mode", "length", "truncated", "level", "forced")
+COLUMNS = ("correct", "mode", "graded_mode", "length", "truncated", "level", "forced", "group")
 
 
 @dataclass
@@ -44,7 +44,8 @@ class Rollouts:
     the mode the strict grader parsed from the text (same codes; -1 also for a malformed response's missing tag).
     ``length``: completion tokens (EOS included). ``truncated``: 1 when the completion hit the length limit without
     EOS. ``forced``: the mode an objective forced the first token to (1 think, 0 short), -1 sampled freely.
-    ``problems``: each row's problem text (only gathered for objectives that look prompts up).
+    ``problems``: each row's problem text (only gathered for objectives that look prompts up). ``group``: the
+    problem's class where its task has classes beyond levels (``thinkless.synthetic.GradedProblem.group``).
     """
 
     correct: torch.Tensor
@@ -57,9 +58,12 @@ class Rollouts:
     G: int
     step: int = 0
     problems: list[str] | None = None
+    group: torch.Tensor | None = None  # the problem's class (the graded task's grade index, 1..6); -1 or None: none
 
     def __post_init__(self):
         n = self.correct.numel()
+        if self.group is None:
+            self.group = torch.full_like(self.correct, -1.0)
         if self.G < 1 or n % self.G:
             raise ValueError(f"a generation batch of {n} rows does not split into groups of G={self.G}")
 
