@@ -14,9 +14,19 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def cpu_name() -> str:
+    """The CPU's model name and family from /proc/cpuinfo ("AMD EPYC, family 25"): machines of one name differ."""
+    try:
+        info = dict(ln.split(":", 1) for ln in Path("/proc/cpuinfo").read_text().splitlines() if ":" in ln)
+        info = {k.strip(): v.strip() for k, v in info.items()}
+        return f"{info.get('model name', platform.machine())}, family {info.get('cpu family', '?')}"
+    except OSError:
+        return platform.processor() or platform.machine()
+
+
 def machine() -> str:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+    return (f"{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
             f"{gpu}, torch threads {torch.get_num_threads()}")
 
 

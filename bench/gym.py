@@ -45,6 +45,7 @@ class Plan:
     steps: int = 100                 # conf/rl/degrpo_cpu.yaml runs 260; 100 fit 15 runs in 45 minutes (docs/gym.md)
     timing_steps: int = 20           # step-time ratio: the first N steps of a run vs stock TRL GRPO's first N
     jobs: int = 1                    # runs at once; 1 keeps wall times and step-time ratios comparable
+    tag: str = ""                    # --train overrides, in run labels and folders
     distill: list = field(default_factory=list)  # extra distill.py overrides
     train: list = field(default_factory=list)    # extra train.py overrides (every run alike)
 
@@ -210,7 +211,7 @@ def spread(xs) -> tuple[float, float]:
 
 def fmt(xs, spec="{:.3f}") -> str:
     m, s = spread(xs)
-    return spec.format(m) + (f" ± {spec.format(s)}" if len(xs) > 1 else "")
+    return spec.format(m) + (f" ± {spec.replace('+', '').format(s)}" if len(xs) > 1 else "")
 
 
 def oracle_point(run_dir: Path, gamma: float) -> dict:
@@ -318,6 +319,12 @@ def write_results(out: Path, name: str, text: str, data: dict) -> None:
     log(f"wrote {out / (name + '.md')} and {name}.json")
 
 
+def command_line() -> str:
+    """How this invocation was called (the results name it), with the thread setting if the environment set one."""
+    env = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if os.environ.get("OMP_NUM_THREADS") else ""
+    return f"{env}python bench/gym.py {' '.join(sys.argv[1:])}".rstrip()
+
+
 def machine_line() -> str:
     from bench.common import machine
 
@@ -327,20 +334,20 @@ def machine_line() -> str:
 def gym(out: Path, plan: Plan, quick: bool) -> dict:
     model = distill(out, plan)
     base = stock_grpo_step_times(out, model, plan)
-    runs = run_all(plan, [(out, model, name, objective_overrides(name, plan, quick), seed, plan)
+    runs = run_all(plan, [(out, model, name + plan.tag, objective_overrides(name, plan, quick), seed, plan)
                           for seed in plan.seeds for name in plan.objectives])
     oracle = oracle_point(out / runs[0]["dir"], GAMMA)
     board, summary = leaderboard(runs, oracle, base)
     text = (f"# Gym results\n\nGraded task, {len(plan.seeds)} seed(s) x {len(plan.objectives)} objectives, "
             f"{plan.steps} RL steps each from one distillation; yardstick: reward 1 / {1 - GAMMA:g} / -1 "
-            f"(γ = {GAMMA}). Machine: {machine_line()}. Command: `python bench/gym.py"
-            f"{' --quick' if quick else ''}`.\n\n## Leaderboard (mean ± sd over seeds)\n\n{board}\n\n"
+            f"(γ = {GAMMA}). Machine: {machine_line()}. Command: `{command_line()}`.\n\n## Leaderboard (mean ± sd over seeds)\n\n{board}\n\n"
             f"## Routing: think ratio per class (oracle: the better forced mode of the distilled model)\n\n"
             f"{routing_table(runs, oracle)}\n\n## Every run\n\n{run_table(runs)}\n")
-    picture(runs, oracle, out / "gym.png", f"graded task: {plan.steps} steps, γ = {GAMMA}")
+    picture(runs, oracle, out / f"gym{plan.tag}.png", f"graded task: {plan.steps} steps, γ = {GAMMA}{plan.tag}",
+            curve_label="thinkless" + plan.tag)
     data = {"machine": machine_line(), "plan": asdict(plan), "quick": quick, "gamma": GAMMA, "oracle": oracle,
             "stock_grpo_step_times": base, "summary": summary, "runs": runs}
-    write_results(out, "gym_results", text, data)
+    write_results(out, "gym_results" + plan.tag, text, data)
     print(text, flush=True)
     return data
 
@@ -348,30 +355,43 @@ def gym(out: Path, plan: Plan, quick: bool) -> dict:
 def sweep(out: Path, plan: Plan, quick: bool, gammas=GAMMAS) -> dict:
     """DeGRPO at each γ: its per-class think ratio beside the oracle's choice at that γ."""
     model = distill(out, plan)
-    runs = []
+    calls, gs = [], []
     for g in gammas:
-        label = "thinkless" if math.isclose(g, GAMMA) else f"thinkless-g{g:g}"  # γ = 0.5 is the gym's own run
+        label = ("thinkless" if math.isclose(g, GAMMA) else f"thinkless-g{g:g}") + plan.tag  # γ 0.5: the gym's run
         ov = ["objective=thinkless"] + ([] if math.isclose(g, GAMMA) else
                                         [f"objective.rewards.correct_think={1 - g:g}"])
-        runs += [{**r, "gamma": g} for r in run_all(plan, [(out, model, label, ov, seed, plan) for seed in plan.seeds])]
-    lines = ["| γ | class | oracle | think ratio (learned) | agrees |", "|---|---|---|---|---|"]
+        calls += [(out, model, label, ov, seed, plan) for seed in plan.seeds]
+        gs += [g] * len(plan.seeds)
+    runs = [{**r, "gamma": g} for r, g in zip(run_all(plan, calls), gs)]
     per = {}
     for g in gammas:
         orc = oracle_point(out / runs[0]["dir"], g)
         rs = [r for r in runs if r["gamma"] == g]
-        per[str(g)] = {"oracle": orc, "acc": spread([r["acc"] for r in rs]),
-                       "tokens": spread([r["tokens"] for r in rs]), "reward": spread([r["reward"] for r in rs])}
+        per[str(g)] = {"oracle": orc, "acc": spread([r["acc"] for r in rs]), "reward": spread([r["reward"] for r in rs]),
+                       "tokens": spread([r["tokens"] for r in rs])}
         for k, c in orc["classes"].items():
             tr = [r["classes"][k]["think_ratio"] for r in rs]
-            agree = (spread(tr)[0] >= 0.5) == (c["mode"] == "think")
-            per[str(g)][k] = {"oracle": c["mode"], "think_ratio": spread(tr), "agrees": agree}
-            lines.append(f"| {g:g} | {class_name(k)} | {c['mode']} | {fmt(tr, '{:.2f}')} | {'yes' if agree else 'NO'} |")
+            per[str(g)][k] = {"oracle": c["mode"], "think_ratio": spread(tr),
+                              "agrees": (spread(tr)[0] >= 0.5) == (c["mode"] == "think")}
+    classes = list(per[str(gammas[0])]["oracle"]["classes"])
+    lines = ["| class | " + " | ".join(f"γ = {g:g}" for g in gammas) + " |", "|---|" + "---|" * len(gammas)]
+    for k in classes:
+        cells = [f"{per[str(g)][k]['think_ratio'][0]:.2f} ({per[str(g)][k]['oracle']}) "
+                 f"{'✓' if per[str(g)][k]['agrees'] else '✗'}" for g in gammas]
+        lines.append(f"| {class_name(k)} | " + " | ".join(cells) + " |")
+    lines.append("| E[r] (oracle) | " + " | ".join(f"{per[str(g)]['reward'][0]:.3f} ({per[str(g)]['oracle']['reward']:.3f})"
+                                            for g in gammas) + " |")
+    lines.append("| accuracy / tokens | " + " | ".join(f"{per[str(g)]['acc'][0]:.3f} / {per[str(g)]['tokens'][0]:.1f}"
+                                                  for g in gammas) + " |")
+    agree = sum(per[str(g)][k]["agrees"] for g in gammas for k in classes)
+    lines.append(f"\nCells: the learned think ratio (mean over seeds), the oracle's mode at that γ, ✓ where the learned "
+                 f"side of 0.5 is the oracle's ({agree} of {len(gammas) * len(classes)}).")
     text = (f"# γ sweep\n\nDeGRPO on the graded task at γ ∈ {list(gammas)}, {len(plan.seeds)} seed(s), {plan.steps} "
-            f"steps. Machine: {machine_line()}. Command: `python bench/gym.py --sweep{' --quick' if quick else ''}`."
-            f"\n\n" + "\n".join(lines) + "\n")
-    sweep_picture(runs, per, gammas, out / "sweep.png")
+            f"steps{', with ' + ' '.join(plan.train) if plan.tag else ''}. Machine: {machine_line()}. "
+            f"Command: `{command_line()}`.\n\n" + "\n".join(lines) + "\n")
+    sweep_picture(runs, per, gammas, out / f"sweep{plan.tag}.png")
     data = {"machine": machine_line(), "plan": asdict(plan), "per_gamma": per, "runs": runs}
-    write_results(out, "sweep_results", text, data)
+    write_results(out, "sweep_results" + plan.tag, text, data)
     print(text, flush=True)
     return data
 
@@ -414,7 +434,10 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2; --quick: 0)")
     p.add_argument("--objectives", nargs="+", choices=OBJECTIVES, help="objectives (default: all five)")
     p.add_argument("--steps", type=int, help="RL steps per run (default 100; --quick: 3)")
+    p.add_argument("--gammas", type=float, nargs="+", default=list(GAMMAS), help="γ values of --sweep")
     p.add_argument("--jobs", type=int, help="runs at once (default 1: comparable wall times; --quick: 2)")
+    p.add_argument("--train", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="train.py overrides for every run, named in the run folders (e.g. rl.args.scale_rewards=none)")
     a = p.parse_args(argv)
     plan = Plan.quick() if a.quick else Plan()
     if a.seeds:
@@ -425,10 +448,13 @@ def main(argv=None) -> None:
         plan.steps = a.steps
     if a.jobs:
         plan.jobs = a.jobs
+    plan.train += a.train
+    # rl.args.scale_rewards=none -> "_scale_rewards-none": a folder name Hydra's override grammar accepts
+    plan.tag = "".join("_" + o.rsplit(".", 1)[-1].replace("=", "-") for o in a.train)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    sweep(out, plan, a.quick) if a.sweep else gym(out, plan, a.quick)
+    sweep(out, plan, a.quick, a.gammas) if a.sweep else gym(out, plan, a.quick)
     log(f"done in {time.perf_counter() - t0:.0f}s")
 
 

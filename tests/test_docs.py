@@ -277,3 +277,22 @@ def test_the_serving_pages_example_output_is_what_the_example_prints(tiny_tokeni
             if not forced:
                 assert reply.startswith(f"<{m['mode']}>"), m["case"]
 
+
+
+def test_the_gym_tables_are_the_generated_results():
+    """README.md's leaderboard and docs/gym.md's tables are docs/results' gym and sweep results (what
+    `python bench/gym.py` and `--sweep` write), cell for cell; the graded distillation table is the gym's report."""
+    gym = (RESULTS / "gym_results.md").read_text()
+    board = table_rows(gym, "| objective | seeds |")
+    assert table_rows(README.read_text(), "| objective | seeds |") == board
+    page = (DOCS / "gym.md").read_text()
+    assert table_rows(page, "| objective | seeds |") == board
+    assert table_rows(page, "| class (memo right) |") == table_rows(gym, "| class (memo right) |")
+    assert table_rows(page, "| class | n |") == table_rows((RESULTS / "gym_distill_report.md").read_text(),
+                                                          "| class | n |")
+    sweep = (RESULTS / "sweep_results.md").read_text()
+    assert table_rows(page, "| class | γ = 0.1 |") == table_rows(sweep, "| class | γ = 0.1 |")
+    dr = (RESULTS / "sweep_results_scale_rewards-none.md").read_text()  # the same sweep without the std division
+    assert table_rows(page.split("follows the oracle:", 1)[1], "| class | γ = 0.1 |") == table_rows(
+        dr, "| class | γ = 0.1 |")
+    assert {r[0] for r in board[1:]} >= {"thinkless", "grpo", "adaptthink", "length_penalty", "ada_grpo"}
