@@ -8,9 +8,19 @@ from thinkless.generation import Completion
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def run_cli(script: str, *overrides: str, check: bool = True, timeout: int = 600, env: dict | None = None):
+    # a free MASTER_PORT of its own: TRL's vLLM colocation and DeepSpeed otherwise take 29500 if it looks free, and
+    # the suite runs two test files at once (scripts/test.sh)
     e = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline",
-         "TOKENIZERS_PARALLELISM": "false", **(env or {})}
+         "TOKENIZERS_PARALLELISM": "false", "MASTER_PORT": str(free_port()), **(env or {})}
     proc = subprocess.run([sys.executable, str(ROOT / script), *overrides], cwd=ROOT, env=e, capture_output=True,
                           text=True, timeout=timeout)
     if check and proc.returncode != 0:

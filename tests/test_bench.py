@@ -89,7 +89,7 @@ def test_gym_quick_runs_every_objective_and_a_rerun_skips_them(tmp_path):
     assert "## Leaderboard" in text
     again = bench("bench/gym.py", "--quick", "--out", out, "--objectives", "thinkless")
     assert "training thinkless" not in again and "distilling" not in again
-    # the γ sweep reuses the gym's γ = 0.5 run and trains the others: one row per class, a cell per γ
-    text = bench("bench/gym.py", "--quick", "--out", out, "--sweep", "--gammas", "0.5", "0.9")
-    assert "training thinkless-g0.9 seed 0" in text and "training thinkless seed 0" not in text
-    assert "| A (100%) |" in (out / "sweep_results.md").read_text() and (out / "sweep.png").stat().st_size > 0
+    # the γ sweep reuses the gym's γ = 0.5 run: with only that γ it trains nothing and tabulates it
+    text = bench("bench/gym.py", "--quick", "--out", out, "--sweep", "--gammas", "0.5")
+    assert "training" not in text and "| A (100%) | 0." in (out / "sweep_results.md").read_text()
+    assert (out / "sweep.png").stat().st_size > 0

@@ -42,7 +42,7 @@ PY = REPO / ".venv" / "bin" / "python"
 PY = PY if PY.exists() else Path(sys.executable)
 ACCELERATE = PY.parent / "accelerate"
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ports")]  # one worker: ports, launches
+pytestmark = pytest.mark.slow
 
 # ZeRO-3 is checked for distillation (its final save must gather the sharded weights). DeGRPO with a KL
 # reference model cannot start under ZeRO-3 on CPU: TRL builds the reference under deepspeed.zero.Init, whose

@@ -13,7 +13,7 @@ import pytest
 
 from .helpers import run_cli
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ports")]  # one worker: ports, launches
+pytestmark = pytest.mark.slow
 
 VLLM_ENV = {"OMP_NUM_THREADS": "1"}  # the in-process CPU engine and the trainer share 2 cores
 
