@@ -144,7 +144,7 @@ SYNTHETIC_KEYS = {"distill": ["data", "report.benchmark"], "train": ["rl_data", 
 
 def check_synthetic(cfg, keys) -> None:
     """A synthetic section's ``variant`` and ``levels`` are valid for each other (``ConfigError`` naming the key)."""
-    from .synthetic import MAX_LEVEL, VARIANTS
+    from .synthetic import LOWEST_LEVEL, MAX_LEVEL, VARIANTS
 
     tree = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
     for pattern in keys:
@@ -154,7 +154,7 @@ def check_synthetic(cfg, keys) -> None:
             variant = sec.get("variant", "fold")
             if variant not in VARIANTS:
                 raise ConfigError(f"{key}.variant={variant!r}: valid choices are {list(VARIANTS)}")
-            low = 2 if variant == "graded" else 1
+            low = LOWEST_LEVEL[variant]
             for lv in sec.get("levels") or []:
                 if isinstance(lv, bool) or not isinstance(lv, int) or not low <= lv <= MAX_LEVEL:
                     raise ConfigError(f"{key}.levels: {lv!r} is not a level of the {variant} task ({low}..{MAX_LEVEL}"

@@ -134,13 +134,14 @@ def pipeline_table(before: dict, after: dict, rewards: RewardValues) -> tuple[st
     """Per level (per class on a task with classes): forced accuracies (after distill), oracle router, free choice
     after distill and after RL."""
     unit, rows = rows_of(before)
+    after_rows = rows_of(after)[1]
     summary = {"levels": {}, "unit": unit}
     head = (f"| {unit} | forced think acc | forced short acc | oracle mode | oracle E[r] | think ratio distill | "
             "think ratio RL | acc distill | acc RL | E[r] RL | matches oracle |")
     lines = [head, "|" + "---|" * 11]
     tot = {"rl_acc": [], "think_acc": [], "rl_r": [], "oracle_r": []}
     for lv, b in rows.items():
-        a = rows_of(after)[1].get(lv)
+        a = after_rows.get(lv)
         if a is None:
             continue
         mode, e_or = oracle_choice(b["short_acc"], b["think_acc"], rewards)

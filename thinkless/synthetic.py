@@ -72,6 +72,7 @@ class FoldProblem:
 
 
 VARIANTS = ("fold", "graded")
+LOWEST_LEVEL = {"fold": 1, "graded": 2}  # a graded memo needs two folds or more
 # grade -> how often a memo of that grade is right. Short pays iff p_short > p_think·(2−γ)/2: B..E flip at
 # γ = 0.2, 0.4, 0.6, 0.8 (at p_think = 1), one between each two points of the γ sweep 0.1, 0.3, ..., 0.9.
 GRADES = {"A": 1.0, "B": 0.9, "C": 0.8, "D": 0.7, "E": 0.6, "F": 0.2}
@@ -152,8 +153,8 @@ def make_problems(n: int, levels, seed: int, weights=None, variant: str = "fold"
     if variant not in VARIANTS:
         raise ValueError(f"synthetic variant {variant!r}: valid choices are {VARIANTS}")
     for lv in levels:
-        if not (2 if variant == "graded" else 1) <= lv <= MAX_LEVEL:
-            raise ValueError(f"synthetic level {lv} out of range {2 if variant == 'graded' else 1}..{MAX_LEVEL}"
+        if not LOWEST_LEVEL[variant] <= lv <= MAX_LEVEL:
+            raise ValueError(f"synthetic level {lv} out of range {LOWEST_LEVEL[variant]}..{MAX_LEVEL}"
                              + (" (a graded memo needs two folds or more)" if variant == "graded" else ""))
     weights = list(weights) if weights is not None else [1] * len(levels)
     if len(weights) != len(levels) or any(int(w) != w or w < 0 for w in weights) or sum(weights) == 0:

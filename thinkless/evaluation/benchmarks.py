@@ -145,7 +145,7 @@ def load_benchmark(name: str, bcfg, *, data_dir: str | None = None, limit: int |
         variant = bcfg.get("variant", "fold")
         if variant not in synthetic.VARIANTS:
             raise ValueError(f"benchmark.{name}.variant={variant!r}: valid choices are {synthetic.VARIANTS}")
-        levels = list(bcfg.get("levels") or range(2 if variant == "graded" else 1, synthetic.MAX_LEVEL + 1))
+        levels = list(bcfg.get("levels") or range(synthetic.LOWEST_LEVEL[variant], synthetic.MAX_LEVEL + 1))
         return synthetic_benchmark(name, levels, int(bcfg.get("n_per_level", 100)), int(bcfg.get("seed", 20_000)),
                                    limit=lim, task=task_of(bcfg, True), variant=variant)
     kind, where = resolve_source(name, bcfg, data_dir)
