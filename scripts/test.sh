@@ -7,5 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 WANDB_MODE=offline TOKENIZERS_PARALLELISM=false PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+# two workers on a 2-core machine, each mostly waiting on a train.py/distill.py subprocess: one torch thread per
+# process, or two processes' two threads each fight over two cores
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${THINKLESS_TEST_WORKERS:-2}" --dist loadfile \
   --durations=15 "$@"

@@ -296,3 +296,15 @@ def test_the_gym_tables_are_the_generated_results():
     assert table_rows(page.split("follows the oracle:", 1)[1], "| class | γ = 0.1 |") == table_rows(
         dr, "| class | γ = 0.1 |")
     assert {r[0] for r in board[1:]} >= {"thinkless", "grpo", "adaptthink", "length_penalty", "ada_grpo"}
+
+
+def test_the_budget_tables_are_the_generated_results():
+    """README.md's and docs/budget.md's tables are docs/results/budget_results.md (what `python bench/budget.py`
+    writes), cell for cell."""
+    res = (RESULTS / "budget_results.md").read_text()
+    table = table_rows(res, "| objective | target think ratio |")
+    assert table_rows((DOCS / "budget.md").read_text(), "| objective | target think ratio |") == table
+    assert table_rows(README.read_text(), "| objective | target think ratio |") == table
+    assert table_rows((DOCS / "budget.md").read_text(), "| class (gain from thinking) |") == table_rows(
+        res, "| class (gain from thinking) |")
+    assert {r[1] for r in table[1:]} == {"0.2", "0.4", "0.6"}

@@ -107,3 +107,18 @@ def test_log_odds_move_by_the_bias(tiny_tokenizer):
         first = torch.log_softmax(seen[-1][1][:, 0].float(), dim=-1)
         moved = (first[:, ids.think] - first[:, ids.short]).tolist()
         assert moved == pytest.approx([v + b for v in z], abs=1e-4)
+
+
+def test_bias_for_think_ratio_by_hand():
+    """The bias that moves a policy to a think ratio in expectation: mean σ((z + b)/T) = ratio."""
+    import math
+
+    from thinkless.mode_control import bias_for_think_ratio
+
+    assert bias_for_think_ratio([0.0], 1 / (1 + math.exp(-1.0))) == pytest.approx(1.0, abs=1e-9)
+    assert bias_for_think_ratio([-2.0, 2.0], 0.5) == pytest.approx(0.0, abs=1e-9)  # symmetric: no bias
+    assert bias_for_think_ratio([3.0, 3.0, 3.0], 0.5) == pytest.approx(-3.0, abs=1e-9)
+    assert bias_for_think_ratio([0.0], 1 / (1 + math.exp(-0.5)), temperature=2.0) == pytest.approx(1.0, abs=1e-9)
+    assert bias_for_think_ratio([0.0, 1.0], 0.0) == -20.0 and bias_for_think_ratio([0.0], 1.0) == 20.0  # the ends
+    with pytest.raises(ValueError, match="think ratio 1.2"):
+        bias_for_think_ratio([0.0], 1.2)

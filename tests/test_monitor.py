@@ -103,3 +103,21 @@ def test_mode_metrics_per_class_beside_per_level():
     assert m["modes/think_ratio_L2"] == 0.5 and m["modes/think_ratio_L5"] == 1.0
     assert not any(k.startswith("modes/think_ratio_C") for k in mode_metrics(
         t([0, 1]), t([1, 1]), t([1, .5]), t([2, 6]), t([2, 2]), 2))  # no classes: none logged
+
+
+def test_a_budget_run_logs_its_multiplier_and_draws_it(tmp_path, capsys):
+    """rl.budget: the multiplier and the batch cost on the console line, in metrics.jsonl and in budget.png."""
+    cb = MetricsLogCallback(tmp_path, RL_KEYS, plot=True, title="DeGRPO")
+    state = SimpleNamespace(is_world_process_zero=True, global_step=1)
+    for step, lam in ((1, 0.0), (2, 0.05), (3, 0.08)):
+        state.global_step = step
+        cb.on_log(None, state, None, logs={"modes/think_ratio": 0.5, "budget/multiplier": lam, "budget/cost": 0.5,
+                                           "budget/target": 0.3})
+    assert "[step 3] think_ratio=0.5 multiplier=0.08 cost=0.5" in capsys.readouterr().out
+    cb.on_train_end(None, state, None)
+    assert (tmp_path / "budget.png").stat().st_size > 1000
+    assert [r["budget/multiplier"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [0.0, 0.05, 0.08]
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "metrics.jsonl").write_text(json.dumps({"step": 1, "modes/think_ratio": 0.5}) + "\n")
+    assert not any(p.name == "budget.png" for p in plot_curves(plain / "metrics.jsonl", plain))  # no budget, none

@@ -63,7 +63,8 @@ def test_resume_after_sigkill(distilled, tmp_path):
     overrides = [*OVERRIDES,
         "rl.args.beta=0.5",  # a KL term that the reference visibly moves
         "+rl.args.weight_decay=0.5",  # every weight moves each step, even where a group's rewards are all equal
-        "objective.reward_schedule=[{after_step:2,correct_think:0.8,reset_reference:true,reset_optimizer:true}]"]
+        "objective.reward_schedule=[{after_step:2,correct_think:0.8,reset_reference:true,reset_optimizer:true}]",
+        "rl.budget.think_ratio=0.3", "rl.budget.step_size=0.5"]  # the multiplier is run state too
     ref = tmp_path / "ref"
     run_train_cli(ref, model, *overrides)
     out = tmp_path / "killed"
@@ -88,6 +89,11 @@ def test_resume_after_sigkill(distilled, tmp_path):
     # the reward schedule is read from the trainer step: exact across the resume (0.5 for steps 1-2, then 0.8)
     got = [r["rewards/correct_think"] for r in lines(metrics)]
     assert got == [r["rewards/correct_think"] for r in lines(ref / "metrics.jsonl")] == [0.5] * 2 + [0.8] * 4
+    # the budget's multiplier came back from checkpoint-2: the same price at every step as the uninterrupted run
+    lam = [r["budget/multiplier"] for r in lines(metrics)]
+    assert lam == [r["budget/multiplier"] for r in lines(ref / "metrics.jsonl")] and lam[0] == 0.0
+    assert len(set(lam)) > 2 and (out / "checkpoints" / "checkpoint-6" / "budget.json").is_file()
+    assert "| budget: final multiplier λ |" in (out / "model" / "README.md").read_text()
     # same weights as the uninterrupted run: optimizer, scheduler, RNG, data position and reference were restored
     b = same_weights(ref, out)
     # the resumed run's reference is the step-2 policy, as the uninterrupted run's (its later checkpoints hold it)

@@ -81,6 +81,7 @@ _COMMON = [("seed", True, False), ("threads", True, True)]
 _REPORT = [("report.free_samples", True, False), ("report.free_temperature", False, False),
            ("report.max_new_tokens", True, False), ("report.batch_size", True, False),
            ("report.rewards.*", False, False), ("report.threshold_biases.*", False, False),
+           ("report.threshold_think_ratios.*", False, False),
            ("report.benchmark.n_per_level", True, False), ("report.benchmark.seed", True, False),
            ("report.benchmark.limit", True, True)]
 NUMERIC_KEYS = {

@@ -67,6 +67,13 @@ def model_card(info: dict) -> str:
         lines.append(f"| objective | `{objective.pop('name', 'unknown')}` |")
         lines += [f"| objective.{k} | {v} |" for k, v in objective.items()]
     lines.append(f"| steps | {info.get('steps')} |")
+    budget = info.get("budget")
+    if budget:
+        cost = budget.get("final_cost")
+        lines += [f"| budget | {budget['cost']} {'at most' if budget.get('at_most') else '='} {budget['target']:g} "
+                  f"(rl.budget; dual step size {budget['step_size']:.4g}) |",
+                  f"| budget: final multiplier λ | {budget['final_multiplier']:+.4f} |",
+                  f"| budget: last batch's cost | {'n/a' if cost is None else f'{cost:.3f}'} |"]
     for i, r in enumerate(info.get("resumed_with_changes") or []):
         lines += ["", f"**Resumed with a changed configuration** (rerun=resume, {i + 1}): the weights come from a run "
                   "whose settings changed mid-run:", ""] + [f"- `{c}`" for c in r.get("changes", [])]

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .tokens import control_token_ids
@@ -37,3 +39,28 @@ def vllm_logits_processors() -> list:
     from .vllm_think_bias import ThinkBias
 
     return [ThinkBias]
+
+
+def bias_for_think_ratio(log_odds: list[float], ratio: float, temperature: float = 1.0,
+                         bound: float = 20.0) -> float:
+    """The think bias ``b`` at which a policy with these per-prompt log-odds of thinking (``log p(<think>) −
+    log p(<short>)``, e.g. ``HFGenerator.mode_log_odds``) thinks on ``ratio`` of the prompts in expectation:
+    ``mean_i σ((z_i + b)/T) = ratio``, solved by bisection (monotone in ``b``) within ``±bound``."""
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"think ratio {ratio}: a share in [0, 1] is expected")
+    if not log_odds:
+        raise ValueError("no log-odds to move")
+
+    def expected(b: float) -> float:
+        x = [max(-60.0, min(60.0, (z + b) / temperature)) for z in log_odds]
+        return sum(1.0 / (1.0 + math.exp(-v)) for v in x) / len(x)
+
+    lo, hi = -bound, bound
+    if expected(lo) >= ratio:
+        return lo
+    if expected(hi) <= ratio:
+        return hi
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if expected(mid) < ratio else (lo, mid)
+    return (lo + hi) / 2

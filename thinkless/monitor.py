@@ -66,7 +66,7 @@ def mode_metrics(mode: torch.Tensor, correct: torch.Tensor, reward: torch.Tensor
 
 RL_KEYS = ("modes/think_ratio", "modes/accuracy", "modes/reward", "modes/tokens", "modes/acc_think",
            "modes/acc_short", "modes/len_think", "modes/len_short", "modes/long_short_share", "loss/control", "loss/response", "kl", "entropy",
-           "clip_ratio/region_mean")
+           "clip_ratio/region_mean", "budget/multiplier", "budget/cost")
 SFT_KEYS = ("loss", "mean_token_accuracy", "grad_norm", "learning_rate")
 
 
@@ -118,8 +118,9 @@ def read_metrics(path: str | Path) -> list[dict]:
 
 
 def plot_curves(metrics_path: str | Path, out_dir: str | Path, title: str = "") -> list[Path]:
-    """mode_usage.png (think ratio, overall and per level or per class; the long-short share) and accuracy.png (accuracy per mode, reward); validation
-    points (``eval_*``) are drawn as markers on the same axes."""
+    """mode_usage.png (think ratio, overall and per level or per class; the long-short share), accuracy.png
+    (accuracy per mode, reward) and, with ``rl.budget``, budget.png (the multiplier, the batch cost, the target);
+    validation points (``eval_*``) are drawn as markers on the same axes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -159,9 +160,27 @@ def plot_curves(metrics_path: str | Path, out_dir: str | Path, title: str = "") 
     if "eval_modes/accuracy" in series:
         ax.plot(*zip(*series["eval_modes/accuracy"]), "o--", label="validation accuracy", color="tab:red", ms=4)
     ax.set(xlabel="step", ylim=(-1.02, 1.02), title=f"accuracy and reward {title}".strip())
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # a log without accuracy keys (e.g. custom rewards) draws an empty plot
+        ax.legend(fontsize=8)
     fig.tight_layout()
     out.append(Path(out_dir) / "accuracy.png")
     fig.savefig(out[-1], dpi=110)
     plt.close(fig)
+
+    if "budget/multiplier" in series:  # rl.budget: the price and the cost it steers, beside the target
+        fig, ax = plt.subplots(figsize=(7, 4))
+        ax.plot(*zip(*series["budget/multiplier"]), color="tab:blue", lw=1.5, label="multiplier λ")
+        ax.axhline(0, color="gray", lw=0.5)
+        ax.set(xlabel="step", ylabel="multiplier λ (reward units)", title=f"budget {title}".strip())
+        ax2 = ax.twinx()
+        ax2.plot(*zip(*series["budget/cost"]), color="tab:orange", lw=1, label="batch cost")
+        if "budget/target" in series:
+            ax2.plot(*zip(*series["budget/target"]), "--", color="black", lw=1, label="target")
+        ax2.set_ylabel("cost (think ratio or mean tokens)")
+        handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+        ax.legend(handles, [h.get_label() for h in handles], fontsize=8)
+        fig.tight_layout()
+        out.append(Path(out_dir) / "budget.png")
+        fig.savefig(out[-1], dpi=110)
+        plt.close(fig)
     return out

@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 
 from .evaluation.benchmarks import BenchmarkData
+from .format import render_prompt
 from .generation import SamplingConfig
 from .oracle import oracle_choice
 from .reward import RewardValues
@@ -45,11 +46,20 @@ def report_methods(free_samples: int, free_temperature: float, biases=()) -> dic
 def mode_report(generator, tokenizer, bench: BenchmarkData, out_dir: str | Path, *, max_new_tokens: int,
                 free_samples: int = 4, free_temperature: float = 1.0, seed: int = 0,
                 rewards: RewardValues = RewardValues(), instruction: str | None = None, system: str | None = None,
-                model: dict | None = None, biases=(), progress: bool = False) -> dict:
+                model: dict | None = None, biases=(), ratios=(), progress: bool = False) -> dict:
     """Evaluate forced think, forced short and free choice on ``bench``; the per-level report dict (and, with
-    ``biases``, the think-threshold curve: accuracy, think ratio and response tokens per bias)."""
+    ``biases``, the think-threshold curve: accuracy, think ratio and response tokens per bias). ``ratios``: think
+    ratios the policy is moved to by the bias that gives each in expectation on ``bench``
+    (``mode_control.bias_for_think_ratio`` on the policy's own log-odds), added to the curve with their target."""
     from .evaluation.runner import evaluate
+    from .mode_control import bias_for_think_ratio
 
+    targets = {}
+    if ratios:
+        z = generator.mode_log_odds([render_prompt(tokenizer, p.problem, instruction=instruction, system=system)
+                                     for p in bench.problems])
+        targets = {round(bias_for_think_ratio(z, float(r), free_temperature), 3): float(r) for r in ratios}
+        biases = sorted({*map(float, biases), *targets})
     methods = report_methods(free_samples, free_temperature, biases)
     greedy = SamplingConfig(temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens, n=1, seed=seed)
     res = evaluate(generator, tokenizer, {bench.name: bench}, list(methods), methods, sampling=greedy,
@@ -74,7 +84,8 @@ def mode_report(generator, tokenizer, bench: BenchmarkData, out_dir: str | Path,
             "free_acc": f.get("acc"), "free_reward": f.get("reward"), "free_tokens": f.get("tokens"),
             "free_valid_mode": None if not f else 1.0 - (f.get("invalid_mode_ratio") or 0.0)}
     threshold = [{"bias": float(b), **{k: by[f"threshold@{b:+g}"][k] for k in ("acc", "think_ratio", "tokens",
-                                                                             "reward")}} for b in biases]
+                                                                             "reward")},
+                  **({"target_think_ratio": targets[b]} if b in targets else {})} for b in biases]
     return {key: per_level, "threshold": threshold, "free_samples": free_samples,
             "free_temperature": free_temperature,
             "forced_temperature": 0.0, "max_new_tokens": res["benchmarks"][bench.name]["settings"]["max_new_tokens"],

@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from . import synthetic
 from .checkpoints import save_final_model
+from .budget import Budget, make_budget
 from .checks import warn
 from .data import DropStats, load_rows, parse_level, records_from_rows
 from .evaluation.benchmarks import load_benchmark
@@ -117,6 +118,13 @@ def objective_from(cfg: DictConfig) -> Objective:
     return objective
 
 
+def budget_from(cfg: DictConfig, objective: Objective) -> Budget | None:
+    """The run's ``rl.budget`` (None: unconstrained), checked before any work."""
+    args = cfg.rl.get("args") or {}
+    return make_budget(cfg.rl.get("budget"), objective=objective, max_steps=args.get("max_steps", -1),
+                       max_completion_length=args.get("max_completion_length"))
+
+
 def card_info(cfg: DictConfig, objective: Objective) -> dict:
     """Model-card fields known before training (steps and mode usage are added at the end)."""
     return {"name": cfg.get("run_name"), "base_model": str(cfg.model.path),
@@ -159,7 +167,8 @@ def pipeline_report(cfg: DictConfig, model, tok, stage, objective: Objective) ->
               seed=cfg.seed, rewards=values, system=cfg.prompt.system,
               instruction=rc.benchmark.get("instruction") or cfg.prompt.instruction)
     after = mode_report(HFGenerator(model, tok, rc.batch_size), tok, bench, out_dir / "report" / "after_rl",
-                        model=model_stamp(out_dir / "model"), biases=list(rc.get("threshold_biases") or []), **kw)
+                        model=model_stamp(out_dir / "model"), biases=list(rc.get("threshold_biases") or []),
+                        ratios=list(rc.get("threshold_think_ratios") or []), **kw)
     base_model, base_tok = load_checkpoint(cfg.model.path)
     before = mode_report(HFGenerator(base_model, base_tok, rc.batch_size), base_tok, bench,
                          out_dir / "report" / "before_rl", model=model_stamp(cfg.model.path), **kw)
@@ -183,6 +192,10 @@ def run_train(cfg: DictConfig) -> dict:
 
     check_model_path(cfg.model.path)  # before any work
     objective = objective_from(cfg)
+    budget = budget_from(cfg, objective)
+    for i, r in enumerate(cfg.report.get("threshold_think_ratios") or []):
+        if isinstance(r, (int, float)) and not 0 <= r <= 1:
+            raise ValueError(f"report.threshold_think_ratios[{i}]={r}: a think ratio in [0, 1] is expected")
     stage = start_stage(cfg, "train", config_cls="thinkless.trainer:DeGRPOConfig")
     objective.warn_if_odd(warn)
     from .trainer import DeGRPOConfig, DeGRPOTrainer  # after start_stage: TRL imports vLLM, which logs at import
@@ -202,6 +215,11 @@ def run_train(cfg: DictConfig) -> dict:
         logger.info("validation prompts: %s", val_stats.summary())
     args = trainer_args(DeGRPOConfig, cfg.rl.args, stage, grading_timeout=float(cfg.rl.get("grading_timeout", 5.0)),
                         **objective.trl_overrides(), **no_val)
+    if budget is not None and objective.standardises_groups(args):
+        warn("rl.args.scale_rewards", args.scale_rewards, f"with rl.budget ({budget.describe()}) and objective="
+             f"{objective.name}: each group's rewards are divided by their std, so the price moves a group's "
+             "advantages only where it reorders its rewards — the multiplier then acts as a switch, not a price "
+             "(scale_rewards=none or batch keep its scale; docs/budget.md)")
     info = card_info(cfg, objective)
     if stage.changes:
         info["resumed_with_changes"] = stage.changes
@@ -209,7 +227,8 @@ def run_train(cfg: DictConfig) -> dict:
                  *hub_callbacks(cfg.get("hub"), info)]
     if args.use_vllm:
         check_vllm(args)
-    trainer = DeGRPOTrainer(model=model, args=args, objective=objective, train_dataset=Dataset.from_list(rows),
+    trainer = DeGRPOTrainer(model=model, args=args, objective=objective, budget=budget,
+                            train_dataset=Dataset.from_list(rows),
                             eval_dataset=Dataset.from_list(val_rows) if val_rows else None, processing_class=tok,
                             callbacks=callbacks)
     from .evaluation.runner import model_stamp
@@ -237,6 +256,8 @@ def run_train(cfg: DictConfig) -> dict:
             if metrics_path.exists() else {}
         info.update(steps=trainer.state.global_step,
                     mode_usage={k: v for k, v in last.items() if k.startswith("modes/")})
+        if budget is not None:
+            result["budget"] = info["budget"] = {**budget.card(), "final_cost": last.get("budget/cost")}
         if cfg.report.enabled:
             result["report"] = pipeline_report(cfg, final_model, tok, stage, objective)
             info["eval"] = {k: v for k, v in result["report"].items()

@@ -57,6 +57,7 @@ from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.callbacks import SyncRefModelCallback
 
+from .budget import Budget
 from .loss import clipped_surrogate, coupled_sequence_loss, degrpo_loss, importance_sampling_stats, k3_kl
 from .monitor import mode_metrics
 from .objectives import Objective, Rollouts
@@ -89,8 +90,11 @@ class DeGRPOTrainer(GRPOTrainer):
     _tag_names = ["trl", "grpo", "degrpo", "thinkless"]
 
     def __init__(self, model, reward_funcs=None, args: DeGRPOConfig | None = None, *, objective: Objective | None = None,
-                 **kwargs):
+                 budget: Budget | None = None, **kwargs):
         self.objective = objective if objective is not None else Thinkless()
+        self.budget = budget
+        if budget is not None and reward_funcs is not None:
+            raise ValueError("rl.budget prices the objective's reward; it cannot shape explicit reward_funcs")
         self._custom_rewards = reward_funcs is not None
         if args is not None:
             self.objective.check_args(args)
@@ -156,13 +160,35 @@ class DeGRPOTrainer(GRPOTrainer):
             return rewards_per_func
         batch = self._gather_rollouts(inputs, completions, completion_ids_list, G, grade=True)
         rewards = self.objective.rewards_for(batch).float()
-        self._rollouts = (batch, rewards)
         m = self._metrics[mode_key]
+        priced = self._priced(batch, rewards, m) if self.budget is not None and mode_key == "train" else rewards
+        self._rollouts = (batch, priced)
         m["rewards/ungradable_gold_frac"].append(torch.isnan(batch.correct).float().mean().item())
         for k, v in self.objective.step_metrics(batch.step).items():
             m[k].append(v)
-        self._log_mode_usage(batch, rewards, mode_key)
-        return rewards.unsqueeze(1).to(self.accelerator.device)
+        self._log_mode_usage(batch, rewards, mode_key)  # the objective's reward, unpriced
+        return priced.unsqueeze(1).to(self.accelerator.device)
+
+    def _priced(self, batch: Rollouts, rewards: torch.Tensor, metrics) -> torch.Tensor:
+        """``rl.budget``: the rewards minus the multiplier times each rollout's cost, then one dual-ascent step on
+        the batch's measured cost (``thinkless.budget``). Every rank holds the same gathered batch, so the same λ."""
+        b = self.budget
+        free = batch.forced < 0
+        measured = b.measure(batch.mode, batch.length, free)
+        priced = b.shape(rewards, batch.mode, batch.length)
+        metrics["budget/multiplier"].append(b.multiplier)  # the price this batch paid
+        metrics["budget/cost"].append(measured)
+        metrics["budget/target"].append(b.target)
+        b.update(measured)
+        patience = max(10, (self.args.max_steps or 0) // 10)
+        if b.unreachable(patience) and self.accelerator.is_main_process:
+            from .checks import warn
+
+            warn(f"rl.budget.{b.cost}", b.target, f"unreachable so far: the multiplier has sat at its bound "
+                 f"({b.multiplier:+g}, the objective's reward range) for {patience} steps and the batch cost is still "
+                 f"{measured:.3g} at step {self.state.global_step}; no price moves this policy to the target on "
+                 "this data")
+        return priced
 
     def _gather_rollouts(self, inputs, completions, completion_ids_list, G: int, *, grade: bool) -> Rollouts:
         """The generation batch of every process as the grader sees it (``objectives.base.COLUMNS``)."""
@@ -224,20 +250,25 @@ class DeGRPOTrainer(GRPOTrainer):
                 if "step" in group:
                     group["step"] = 0
 
-    def _save_checkpoint(self, model, trial):
-        super()._save_checkpoint(model, trial)
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        """Beside the optimizer (so before ``trainer_state.json``, the mark of a complete checkpoint): the budget's
+        multiplier and, after a reference reset, the reference's weights."""
+        super()._save_optimizer_and_scheduler(output_dir)
+        if not self.accelerator.is_main_process:
+            return
+        import os
+
+        if self.budget is not None:  # the multiplier the next step prices with
+            self.budget.save(output_dir)
         if self._reference_was_reset(self.state.global_step):  # the reference no longer comes from model.path
-            import os
-
             from safetensors.torch import save_model
-            from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-            path = os.path.join(self._get_output_dir(trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
-            if self.accelerator.is_main_process and os.path.isdir(path):
-                save_model(self.accelerator.unwrap_model(self.ref_model), os.path.join(path, REF_WEIGHTS))
+            save_model(self.accelerator.unwrap_model(self.ref_model), os.path.join(output_dir, REF_WEIGHTS))
 
     def _load_optimizer_and_scheduler(self, checkpoint):
         super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is not None and self.budget is not None:
+            self.budget.load(checkpoint)
         if checkpoint is None or not self._reference_was_reset(self.state.global_step):
             return
         import os

@@ -46,6 +46,12 @@ class AdaGRPO(Objective):
     def rewards_for(self, batch: Rollouts) -> torch.Tensor:
         return batch.correct * self.scale(batch)  # NaN (ungradable gold) stays NaN
 
+    def standardises_groups(self, args) -> bool:
+        return True  # (r − mean)/(std + 1e-6) per group, whatever rl.args says
+
+    def reward_range(self) -> float:
+        return 1.0  # the 0/1 accuracy; the rarity scaling (up to G/F early on) decays to 1 by the run's end
+
     def advantages(self, rewards: torch.Tensor, batch: Rollouts) -> torch.Tensor:
         r = rewards.view(-1, batch.G)
         mean = torch.nanmean(r, 1, keepdim=True)

@@ -86,6 +86,12 @@ class AdaptThink(Objective):
         ref = torch.tensor([self.ref_acc[p.strip()] for p in batch.problems], dtype=torch.float32)
         return batch.correct - ref + self.delta * (batch.forced == 0).float()
 
+    def standardises_groups(self, args) -> bool:
+        return False  # the reward itself
+
+    def reward_range(self) -> float:
+        return 2.0 + abs(self.delta)  # acc − ref_acc ∈ [−1, 1], plus the no-think bonus
+
     def advantages(self, rewards: torch.Tensor, batch: Rollouts) -> torch.Tensor:
         return rewards.clone()  # their "naive" estimator
 

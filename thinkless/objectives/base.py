@@ -121,6 +121,16 @@ class Objective:
         """A tighter length limit for completions forced to ``mode`` (forced token included); None: none."""
         return None
 
+    def reward_range(self) -> float:
+        """Largest minus smallest reward a rollout can get (``rl.budget`` prices its cost in these units)."""
+        raise NotImplementedError(f"objective={self.name} does not declare its reward range (Objective.reward_range), "
+                                  "which rl.budget needs")
+
+    def standardises_groups(self, args) -> bool:
+        """Whether each group's rewards are divided by their std before the loss (then a reward's scale within a
+        group is lost: ``rl.budget`` warns). Objectives with TRL's advantages: ``rl.args.scale_rewards=group``."""
+        return str(getattr(args, "scale_rewards", "none")) == "group"
+
     def step_metrics(self, step: int) -> dict[str, float]:
         """Extra per-step metrics (e.g. the reward values in effect)."""
         return {}

@@ -49,6 +49,12 @@ class LengthPenalty(Objective):
         r[torch.isnan(batch.correct)] = float("nan")
         return r
 
+    def standardises_groups(self, args) -> bool:
+        return False  # leave-one-out baseline, whitened over the whole batch
+
+    def reward_range(self) -> float:
+        return 1.0  # 0 (wrong, truncated) .. 1 (a correct response with no length penalty)
+
     def advantages(self, rewards: torch.Tensor, batch: Rollouts) -> torch.Tensor:
         G = batch.G
         r = rewards.view(-1, G)

@@ -47,6 +47,11 @@ class ThinklessRewards(Objective):
     def yardstick(self) -> RewardValues:
         return self.reward.final_values()
 
+    def reward_range(self) -> float:
+        sets = [self.reward.values] + [self.reward.values_at(e.after_step) for e in self.reward.schedule]
+        vals = [getattr(v, k) for v in sets for k in REWARD_KEYS]
+        return max(vals) - min(vals)
+
     def resets(self) -> tuple[tuple[int, bool, bool], ...]:
         return tuple((e.after_step, e.reset_reference, e.reset_optimizer) for e in self.reward.schedule
                      if e.reset_reference or e.reset_optimizer)

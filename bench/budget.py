@@ -1,0 +1,243 @@
+"""Training to a budget on the gym's graded task: does ``rl.budget.think_ratio`` land on its target, and is the
+policy it trains better at that think ratio than the unconstrained one moved there by a think bias at serving time?
+
+For each objective (DeGRPO and the length penalty by default) x target think ratio x seed: ``train.py`` with
+``rl.budget.think_ratio=T`` (everything else as the gym's runs, ``rl.args.scale_rewards=none`` for all: see
+docs/budget.md). Per objective x seed, one unconstrained run whose report also moves its final policy to each target
+with the think bias that gives that ratio in expectation (``report.threshold_think_ratios``), measured in the same
+report. Writes ``budget_results.{md,json}`` and ``budget.png`` (multiplier and cost over training; accuracy vs think
+ratio, budget vs bias) in ``--out`` (default runs/gym: the gym's distillation is shared).
+
+    python bench/budget.py               # 2 objectives x 3 targets x 3 seeds + 6 unconstrained runs
+    python bench/budget.py --quick       # 1 seed, 1 target, a few steps: the test suite's
+
+Which problems get the thinking: at each target, the oracle spends the budget on the classes where thinking buys the
+most accuracy (forced think − forced short of the distilled model), in that order, the last one partly. ``overlap``
+is the share of the oracle's allocation the learned policy matches (Σ_c min(learned_c, oracle_c) / Σ_c oracle_c,
+classes equally frequent); ``rank corr.`` is Spearman's between the per-class think ratio and the accuracy gain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.gym import Plan, class_name, distill, fmt, log, machine_line, run_all, write_results  # noqa: E402
+
+OBJECTIVES = ("thinkless", "length_penalty")
+TARGETS = (0.2, 0.4, 0.6)
+SHARED = ["rl.args.scale_rewards=none"]  # the price keeps its scale (thinkless/budget.py); the official recipe's
+
+
+def command_line() -> str:
+    import os
+
+    env = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if os.environ.get("OMP_NUM_THREADS") else ""
+    return f"{env}python bench/budget.py {' '.join(sys.argv[1:])}".rstrip()
+
+
+def budget_series(run_dir: Path) -> dict:
+    from thinkless.monitor import read_metrics
+
+    lines = [r for r in read_metrics(run_dir / "metrics.jsonl") if "budget/multiplier" in r]
+    return {"step": [r["step"] for r in lines], "multiplier": [r["budget/multiplier"] for r in lines],
+            "cost": [r["budget/cost"] for r in lines]}
+
+
+def gains(run_dir: Path) -> dict:
+    """Per class: what thinking buys on the distilled model (forced think − forced short accuracy)."""
+    from thinkless.report import rows_of
+
+    _, rows = rows_of(json.loads((run_dir / "report_before_rl.json").read_text()))
+    return {k: r["think_acc"] - r["short_acc"] for k, r in rows.items()}
+
+
+def oracle_allocation(gain: dict, ratio: float) -> dict:
+    """The think ratio per class that spends ``ratio`` (classes equally frequent) where thinking buys the most."""
+    left, out = ratio * len(gain), {}
+    for g in sorted({round(v, 9) for v in gain.values()}, reverse=True):  # classes with equal gain share alike
+        tied = [k for k in gain if round(gain[k], 9) == g]
+        share = max(0.0, min(1.0, left / len(tied)))
+        out.update({k: share for k in tied})
+        left -= share * len(tied)
+    return {k: out[k] for k in gain}
+
+
+def spearman(xs: list, ys: list) -> float:
+    def ranks(v):
+        order = sorted(range(len(v)), key=lambda i: v[i])
+        r = [0.0] * len(v)
+        i = 0
+        while i < len(v):  # ties share their mean rank
+            j = i
+            while j + 1 < len(v) and v[order[j + 1]] == v[order[i]]:
+                j += 1
+            for t in range(i, j + 1):
+                r[order[t]] = (i + j) / 2
+            i = j + 1
+        return r
+
+    rx, ry = ranks(xs), ranks(ys)
+    mx, my = statistics.fmean(rx), statistics.fmean(ry)
+    num = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
+    den = (sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry)) ** 0.5
+    return num / den if den else float("nan")
+
+
+def placement(run: dict, gain: dict, ratio: float) -> dict:
+    learned = {k: run["classes"][k]["think_ratio"] for k in gain}
+    orc = oracle_allocation(gain, ratio)
+    total = sum(orc.values())
+    return {"overlap": sum(min(learned[k], orc[k]) for k in gain) / total if total else float("nan"),
+            "rank_corr": spearman([learned[k] for k in gain], [gain[k] for k in gain]), "oracle": orc}
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=str(ROOT / "runs" / "gym"), help="results and runs (default runs/gym)")
+    p.add_argument("--quick", action="store_true", help="1 seed, 1 target, a few steps (the test suite's)")
+    p.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2)")
+    p.add_argument("--targets", type=float, nargs="+", help="think-ratio targets (default 0.2 0.4 0.6)")
+    p.add_argument("--objectives", nargs="+", choices=("thinkless", "grpo", "length_penalty", "ada_grpo"),
+                   help="objectives (default: thinkless length_penalty)")
+    p.add_argument("--steps", type=int, help="RL steps per run (default 100, as the gym)")
+    p.add_argument("--jobs", type=int, help="runs at once (default 1)")
+    a = p.parse_args(argv)
+    plan = Plan.quick() if a.quick else Plan()
+    plan.seeds = a.seeds or plan.seeds
+    plan.objectives = a.objectives or list(OBJECTIVES)
+    plan.steps = a.steps or plan.steps
+    plan.jobs = a.jobs or plan.jobs
+    targets = a.targets or ([0.4] if a.quick else list(TARGETS))
+    plan.train += SHARED
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    model = distill(out, plan)
+    ratios = "[" + ",".join(f"{t:g}" for t in targets) + "]"
+    calls, meta = [], []
+    for name in plan.objectives:
+        for seed in plan.seeds:
+            calls.append((out, model, f"{name}-free", [f"objective={name}", f"report.threshold_think_ratios={ratios}"],
+                          seed, plan))
+            meta.append((name, None))
+            for t in targets:
+                calls.append((out, model, f"{name}-budget{t:g}", [f"objective={name}", f"rl.budget.think_ratio={t:g}"],
+                              seed, plan))
+                meta.append((name, t))
+    runs = []
+    for (name, t), r in zip(meta, run_all(plan, calls)):
+        d = out / r["dir"]
+        extra = {"objective": name, "target": t}
+        if t is not None:
+            res = json.loads((d / "train_result.json").read_text())
+            extra.update(budget=res["budget"], series=budget_series(d), warnings=res.get("warnings", []))
+        runs.append({**r, **extra})
+    gain = gains(out / runs[0]["dir"])
+    rows, summary = [], {}
+    for name in plan.objectives:
+        for t in targets:
+            rs = [r for r in runs if r["objective"] == name and r["target"] == t]
+            free = [r for r in runs if r["objective"] == name and r["target"] is None]
+            moved = [next(c for c in f["threshold"] if c.get("target_think_ratio") == t) for f in free]
+            place = [placement(r, gain, t) for r in rs]
+            hit = [abs(r["think_ratio"] - t) <= 0.05 for r in rs]
+            s = {"achieved": [r["think_ratio"] for r in rs], "within_0.05": hit,
+                 "acc": [r["acc"] for r in rs], "tokens": [r["tokens"] for r in rs],
+                 "reward": [r["reward"] for r in rs],
+                 "multiplier": [r["budget"]["final_multiplier"] for r in rs],
+                 "overlap": [p["overlap"] for p in place], "rank_corr": [p["rank_corr"] for p in place],
+                 "bias": [m["bias"] for m in moved], "bias_think_ratio": [m["think_ratio"] for m in moved],
+                 "bias_acc": [m["acc"] for m in moved], "bias_tokens": [m["tokens"] for m in moved]}
+            summary[f"{name}@{t:g}"] = s
+            rows.append(f"| {name} | {t:g} | {fmt(s['achieved'], '{:.2f}')} | {sum(hit)}/{len(hit)} | "
+                        f"{fmt(s['acc'])} | {fmt(s['tokens'], '{:.1f}')} | {fmt(s['multiplier'], '{:+.3f}')} | "
+                        f"{fmt(s['overlap'], '{:.2f}')} | {fmt(s['rank_corr'], '{:.2f}')} | "
+                        f"{fmt(s['bias_think_ratio'], '{:.2f}')} | {fmt(s['bias_acc'])} | "
+                        f"{fmt(s['bias_tokens'], '{:.1f}')} | {_winner(s)} |")
+    head = ("| objective | target think ratio | achieved | within ±0.05 | accuracy | tokens | final λ | overlap with "
+            "the oracle's allocation | rank corr. with the accuracy gain | unconstrained + think bias: think ratio | "
+            "its accuracy | its tokens | more accurate |\n|" + "---|" * 13)
+    per_class = class_rows(runs, plan.objectives, targets, gain)
+    text = (f"# Training to a budget\n\nGraded task (the gym's distillation), {len(plan.seeds)} seed(s), {plan.steps} "
+            f"RL steps per run, every run with {' '.join(SHARED)}; mean ± sd over seeds. Achieved, accuracy and "
+            f"tokens: "
+            f"the final policy's free choice on the report benchmark. The think-bias columns: the unconstrained run of "
+            f"the same objective and seed, moved to the target by the bias that gives it in expectation (its own "
+            f"log-odds on the benchmark), measured in the same report. Machine: {machine_line()}. Command: "
+            f"`{command_line()}`.\n\n{head}\n" + "\n".join(rows) +
+            f"\n\n## Where the thinking goes: think ratio per class (the oracle's allocation at the target in "
+            f"brackets)\n\n{per_class}\n")
+    picture(runs, summary, plan.objectives, targets, out / "budget.png")
+    data = {"machine": machine_line(), "plan": asdict(plan), "targets": targets, "gain": gain, "summary": summary,
+            "runs": runs}
+    write_results(out, "budget_results", text, data)
+    print(text, flush=True)
+    log(f"done in {time.perf_counter() - t0:.0f}s")
+
+
+def _winner(s: dict) -> str:
+    """Which is more accurate at the target, and by how much (mean over seeds)."""
+    d = statistics.fmean(s["acc"]) - statistics.fmean(s["bias_acc"])
+    return f"budget (+{d:.3f})" if d > 0 else f"think bias (+{-d:.3f})" if d < 0 else "tie"
+
+
+def class_rows(runs, objectives, targets, gain) -> str:
+    keys = list(gain)
+    lines = ["| class (gain from thinking) | " + " | ".join(f"{o} @ {t:g}" for o in objectives for t in targets) + " |",
+             "|---|" + "---|" * (len(objectives) * len(targets))]
+    for k in keys:
+        cells = []
+        for o in objectives:
+            for t in targets:
+                rs = [r for r in runs if r["objective"] == o and r["target"] == t]
+                cells.append(f"{fmt([r['classes'][k]['think_ratio'] for r in rs], '{:.2f}')} "
+                             f"({oracle_allocation(gain, t)[k]:.2f})")
+        lines.append(f"| {class_name(k)} ({gain[k]:+.2f}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def picture(runs, summary, objectives, targets, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    styles = {o: ls for o, ls in zip(objectives, ("-", "--", ":", "-."))}
+    for i, t in enumerate(targets):
+        for o in objectives:
+            for j, r in enumerate(r for r in runs if r["objective"] == o and r["target"] == t):
+                s = r["series"]
+                lab = f"{o} @ {t:g}" if j == 0 else None
+                axes[0].plot(s["step"], s["multiplier"], styles[o], color=f"C{i}", lw=1, label=lab)
+                axes[1].plot(s["step"], s["cost"], styles[o], color=f"C{i}", lw=0.8, alpha=0.7, label=lab)
+        axes[1].axhline(t, color=f"C{i}", lw=2, alpha=0.4)
+    axes[0].axhline(0, color="gray", lw=0.5)
+    axes[0].set(xlabel="step", ylabel="multiplier λ (reward units)", title="the price of thinking")
+    axes[1].set(xlabel="step", ylabel="batch think ratio", ylim=(-0.02, 1.02), title="think ratio (targets: bands)")
+    axes[0].legend(fontsize=7)
+    for k, o in enumerate(objectives):
+        xs = [statistics.fmean(summary[f"{o}@{t:g}"]["achieved"]) for t in targets]
+        ys = [statistics.fmean(summary[f"{o}@{t:g}"]["acc"]) for t in targets]
+        bx = [statistics.fmean(summary[f"{o}@{t:g}"]["bias_think_ratio"]) for t in targets]
+        by = [statistics.fmean(summary[f"{o}@{t:g}"]["bias_acc"]) for t in targets]
+        axes[2].plot(xs, ys, "o" + styles[o], color=f"C{k}", label=f"{o}: trained to the budget")
+        axes[2].plot(bx, by, "x" + styles[o], color=f"C{k}", alpha=0.6, label=f"{o}: unconstrained + think bias")
+    axes[2].set(xlabel="think ratio", ylabel="accuracy", title="accuracy at the target (mean over seeds)")
+    axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

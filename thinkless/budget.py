@@ -1,0 +1,171 @@
+"""Training to a budget (``rl.budget``): a target think ratio or mean response length instead of a hand-tuned γ.
+
+The run solves ``max E[objective's reward]`` subject to ``E[cost] = target`` (or ``≤ target`` with ``at_most``) by
+Lagrangian relaxation. Every generation batch:
+
+* the cost of each rollout is measured: ``think_ratio`` — 1 if its first token is ``<think>`` else 0 (the
+  ``modes/think_ratio`` of the monitor); ``tokens`` — its length divided by the target (a relative cost, so the
+  multiplier is in reward units for both kinds);
+* the objective's rewards are shaped, ``r − λ · cost``, before its own advantage estimator sees them;
+* the multiplier takes one dual-ascent step on the batch's measured cost: ``λ ← λ + η · (ĉ − c*)`` (ĉ, c* the
+  batch mean and the target, both relative for ``tokens``), kept ``≥ 0`` under ``at_most`` (a cap never pays for
+  more thinking than the objective wants) and within ``± reward range`` (at ``|λ| = R`` the cost alone outweighs
+  any reward difference, so a larger price says nothing more).
+
+Under ``objective=thinkless`` thinking pays ``1 − γ − λ`` when right (``−1 − λ`` when wrong): the multiplier is
+an adaptive γ, ``γ_eff = γ + λ``, found by the run instead of by hand.
+
+The step size ``η`` (``rl.budget.step_size``; ``auto`` = ``2.5 · R / max_steps``) comes from a linearised closed
+loop: the policy's cost follows the price with a lag of ``τ`` steps and a slope ``s = −dc/dλ``; dual ascent on top
+is a damped oscillator with damping ``1 / (2√(η s τ))``, critical at ``η = 1 / (4 s τ)``. Taking ``s = 1/R`` (the
+cost spans its range as the price crosses the reward range) and ``τ = max_steps / 10`` gives ``2.5 · R / max_steps``:
+the same for every target, scaled by the run's length and the objective's reward range.
+
+The multiplier is part of the run's state: saved in every checkpoint (``budget.json``) and restored on resume, so a
+resumed run prices exactly as the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+
+COSTS = ("think_ratio", "tokens")
+KEYS = ("think_ratio", "tokens", "at_most", "step_size", "multiplier_init")
+STATE_FILE = "budget.json"  # in every checkpoint of a run with a budget
+AUTO = "auto"
+RESPONSE_FLOOR = 2  # the shortest complete response: the control token and EOS
+
+
+@dataclass
+class Budget:
+    """The constraint and its multiplier. ``cost``: ``think_ratio`` | ``tokens``; ``target``: the think ratio or
+    the mean response tokens; ``step_size``: η; ``bound``: the largest |λ| (the objective's reward range)."""
+
+    cost: str
+    target: float
+    step_size: float
+    bound: float
+    at_most: bool = False
+    multiplier: float = 0.0  # λ, what a unit of cost is charged now
+    saturated_steps: int = 0  # consecutive updates with λ at a bound and the cost still off target
+
+    # ------------------------------------------------------------------ per batch
+
+    def row_costs(self, mode: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        """Each rollout's cost in the multiplier's units (relative to the target for ``tokens``)."""
+        if self.cost == "think_ratio":
+            return (mode == 1).float()
+        return length.float() / self.target
+
+    def measure(self, mode: torch.Tensor, length: torch.Tensor, free: torch.Tensor) -> float:
+        """The batch's cost in the target's units (a think ratio, or mean tokens) over the freely sampled rows."""
+        c = self.row_costs(mode[free], length[free]).mean().item()
+        return c if self.cost == "think_ratio" else c * self.target
+
+    def shape(self, rewards: torch.Tensor, mode: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        return rewards - self.multiplier * self.row_costs(mode, length)
+
+    def error(self, measured: float) -> float:
+        """The constraint's violation in the multiplier's units (> 0: over the target)."""
+        return measured - self.target if self.cost == "think_ratio" else measured / self.target - 1.0
+
+    def update(self, measured: float) -> None:
+        err = self.error(measured)
+        lo = 0.0 if self.at_most else -self.bound
+        lam = min(self.bound, max(lo, self.multiplier + self.step_size * err))
+        at_bound = (lam >= self.bound and err > 0) or (lam <= -self.bound and err < 0)
+        self.saturated_steps = self.saturated_steps + 1 if at_bound else 0
+        self.multiplier = lam
+
+    def unreachable(self, patience: int) -> bool:
+        """The multiplier has sat at its bound with the cost still on the wrong side for ``patience`` updates."""
+        return self.saturated_steps == patience
+
+    # ------------------------------------------------------------------ run state
+
+    def save(self, folder: str) -> None:
+        with open(os.path.join(folder, STATE_FILE), "w") as f:
+            json.dump({"multiplier": self.multiplier, "saturated_steps": self.saturated_steps,
+                       "constraint": self.describe()}, f)
+
+    def load(self, folder: str) -> None:
+        path = os.path.join(folder, STATE_FILE)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: this run trains to rl.budget ({self.describe()}) but the checkpoint "
+                                    "lacks its multiplier; resume from a checkpoint written with the budget, or "
+                                    "start the run afresh")
+        with open(path) as f:
+            d = json.load(f)
+        self.multiplier, self.saturated_steps = float(d["multiplier"]), int(d.get("saturated_steps", 0))
+
+    def describe(self) -> str:
+        return f"{self.cost} {'<=' if self.at_most else '='} {self.target:g}"
+
+    def card(self) -> dict:
+        d = asdict(self)
+        d.pop("saturated_steps")
+        d["final_multiplier"] = d.pop("multiplier")
+        return d
+
+
+def make_budget(cfg, *, objective, max_steps: int, max_completion_length: int | None = None) -> Budget | None:
+    """The run's budget from ``rl.budget`` (None when neither target is set); every bad value fails naming its key,
+    before any work."""
+    from omegaconf import OmegaConf
+
+    d = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg or {})
+    unknown = sorted(set(d) - set(KEYS))
+    if unknown:
+        raise ValueError(f"rl.budget: unknown keys {['rl.budget.' + k for k in unknown]}; valid keys are "
+                         f"{['rl.budget.' + k for k in KEYS]}")
+    set_ = [k for k in COSTS if d.get(k) is not None]
+    if not set_:
+        return None
+    if len(set_) > 1:
+        raise ValueError(f"rl.budget.think_ratio={d['think_ratio']} and rl.budget.tokens={d['tokens']}: one "
+                         "constraint per run; set the other to null")
+    cost = set_[0]
+    target = d[cost]
+    key = f"rl.budget.{cost}"
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target):
+        raise ValueError(f"{key}={target!r}: a number is expected")
+    if cost == "think_ratio" and not 0.0 <= target <= 1.0:
+        raise ValueError(f"{key}={target}: a think ratio is a share of the rollouts, in [0, 1]")
+    if cost == "tokens":
+        if target <= 0:
+            raise ValueError(f"{key}={target}: a mean response length in tokens must be positive")
+        if target < RESPONSE_FLOOR:
+            raise ValueError(f"{key}={target}: no policy can meet it — every complete response has at least "
+                             f"{RESPONSE_FLOOR} tokens (its mode token and EOS)")
+        if max_completion_length and target > max_completion_length and not d.get("at_most"):
+            raise ValueError(f"{key}={target}: no policy can meet it — responses stop at rl.args."
+                             f"max_completion_length={max_completion_length} tokens")
+    at_most = d.get("at_most", False)
+    if not isinstance(at_most, bool):
+        raise ValueError(f"rl.budget.at_most={at_most!r}: true (at most the target) or false (the target itself)")
+    if objective.first_tokens(2) is not None:
+        raise ValueError(f"rl.budget with objective={objective.name}: it forces the mode of every rollout, so a "
+                         "batch never shows the policy's own think ratio or length to price; use an objective that "
+                         "samples the mode (thinkless, grpo, length_penalty, ada_grpo)")
+    R = objective.reward_range()
+    step = d.get("step_size", AUTO)
+    if step == AUTO or step is None:
+        if not max_steps or max_steps < 1:
+            raise ValueError("rl.budget.step_size=auto is 2.5 x reward range / rl.args.max_steps, and this run is set "
+                             "in epochs; set rl.args.max_steps or a number for rl.budget.step_size")
+        step = 2.5 * R / max_steps
+    elif isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0 or not math.isfinite(step):
+        raise ValueError(f"rl.budget.step_size={step!r}: a positive number or {AUTO!r} (2.5 x reward range / "
+                         "rl.args.max_steps)")
+    init = d.get("multiplier_init", 0.0)
+    if isinstance(init, bool) or not isinstance(init, (int, float)) or not math.isfinite(init) or abs(init) > R \
+            or (at_most and init < 0):
+        raise ValueError(f"rl.budget.multiplier_init={init!r}: a number in [{0 if at_most else -R:g}, {R:g}] (the "
+                         f"objective's reward range{', >= 0 under at_most' if at_most else ''})")
+    return Budget(cost=cost, target=float(target), step_size=float(step), bound=float(R), at_most=at_most,
+                  multiplier=float(init))
