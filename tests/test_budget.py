@@ -52,6 +52,10 @@ def test_the_step_size_is_derived_from_the_reward_range_and_the_run_length():
     lp = make_budget({"tokens": 20}, objective=make_objective({"name": "length_penalty"}), max_steps=50)
     assert lp.bound == 1.0 and lp.step_size == pytest.approx(2.5 / 50)
     assert budget(think_ratio=0.3, step_size=0.2).step_size == 0.2
+    # one dual update per generation batch: the official recipe generates once per 2 optimizer steps
+    two = make_budget({"think_ratio": 0.3}, objective=make_objective({"name": "thinkless"}), max_steps=960,
+                      steps_per_update=2.0)
+    assert two.step_size == pytest.approx(2.5 * 2.0 / 480)
 
 
 def test_think_ratio_prices_and_dual_update_by_hand():

@@ -15,10 +15,11 @@ Lagrangian relaxation. Every generation batch:
 Under ``objective=thinkless`` thinking pays ``1 − γ − λ`` when right (``−1 − λ`` when wrong): the multiplier is
 an adaptive γ, ``γ_eff = γ + λ``, found by the run instead of by hand.
 
-The step size ``η`` (``rl.budget.step_size``; ``auto`` = ``2.5 · R / max_steps``) comes from a linearised closed
+The step size ``η`` (``rl.budget.step_size``; ``auto`` = ``2.5 · R / U``, ``U`` the run's dual updates: one per
+generation batch, ``max_steps`` unless a batch spans several optimizer steps) comes from a linearised closed
 loop: the policy's cost follows the price with a lag of ``τ`` steps and a slope ``s = −dc/dλ``; dual ascent on top
 is a damped oscillator with damping ``1 / (2√(η s τ))``, critical at ``η = 1 / (4 s τ)``. Taking ``s = 1/R`` (the
-cost spans its range as the price crosses the reward range) and ``τ = max_steps / 10`` gives ``2.5 · R / max_steps``:
+cost spans its range as the price crosses the reward range) and ``τ = U / 10`` gives ``2.5 · R / U``:
 the same for every target, scaled by the run's length and the objective's reward range.
 
 The multiplier is part of the run's state: saved in every checkpoint (``budget.json``) and restored on resume, so a
@@ -113,9 +114,11 @@ class Budget:
         return d
 
 
-def make_budget(cfg, *, objective, max_steps: int, max_completion_length: int | None = None) -> Budget | None:
+def make_budget(cfg, *, objective, max_steps: int, max_completion_length: int | None = None,
+                steps_per_update: float = 1.0) -> Budget | None:
     """The run's budget from ``rl.budget`` (None when neither target is set); every bad value fails naming its key,
-    before any work."""
+    before any work. ``steps_per_update``: optimizer steps per generation batch (one dual update each; TRL's
+    ``num_iterations · steps_per_generation / gradient_accumulation_steps``, 1 by default)."""
     from omegaconf import OmegaConf
 
     d = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg or {})
@@ -158,7 +161,7 @@ def make_budget(cfg, *, objective, max_steps: int, max_completion_length: int | 
         if not max_steps or max_steps < 1:
             raise ValueError("rl.budget.step_size=auto is 2.5 x reward range / rl.args.max_steps, and this run is set "
                              "in epochs; set rl.args.max_steps or a number for rl.budget.step_size")
-        step = 2.5 * R / max_steps
+        step = 2.5 * R / (max_steps / steps_per_update)  # per dual update: one per generation batch
     elif isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0 or not math.isfinite(step):
         raise ValueError(f"rl.budget.step_size={step!r}: a positive number or {AUTO!r} (2.5 x reward range / "
                          "rl.args.max_steps)")

@@ -121,8 +121,10 @@ def objective_from(cfg: DictConfig) -> Objective:
 def budget_from(cfg: DictConfig, objective: Objective) -> Budget | None:
     """The run's ``rl.budget`` (None: unconstrained), checked before any work."""
     args = cfg.rl.get("args") or {}
+    accum = args.get("gradient_accumulation_steps") or 1
+    per_update = (args.get("num_iterations") or 1) * (args.get("steps_per_generation") or accum) / accum
     return make_budget(cfg.rl.get("budget"), objective=objective, max_steps=args.get("max_steps", -1),
-                       max_completion_length=args.get("max_completion_length"))
+                       max_completion_length=args.get("max_completion_length"), steps_per_update=per_update)
 
 
 def card_info(cfg: DictConfig, objective: Objective) -> dict:
