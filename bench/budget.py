@@ -30,18 +30,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.gym import Plan, class_name, distill, fmt, log, machine_line, run_all, write_results  # noqa: E402
+from bench.gym import (Plan, class_name, command_line, distill, fmt, log, machine_line, run_all,  # noqa: E402
+                       write_results)
 
 OBJECTIVES = ("thinkless", "length_penalty")
 TARGETS = (0.2, 0.4, 0.6)
 SHARED = ["rl.args.scale_rewards=none"]  # the price keeps its scale (thinkless/budget.py); the official recipe's
-
-
-def command_line() -> str:
-    import os
-
-    env = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if os.environ.get("OMP_NUM_THREADS") else ""
-    return f"{env}python bench/budget.py {' '.join(sys.argv[1:])}".rstrip()
 
 
 def budget_series(run_dir: Path) -> dict:
@@ -173,7 +167,7 @@ def main(argv=None) -> None:
             f"the final policy's free choice on the report benchmark. The think-bias columns: the unconstrained run of "
             f"the same objective and seed, moved to the target by the bias that gives it in expectation (its own "
             f"log-odds on the benchmark), measured in the same report. Machine: {machine_line()}. Command: "
-            f"`{command_line()}`.\n\n{head}\n" + "\n".join(rows) +
+            f"`{command_line('bench/budget.py')}`.\n\n{head}\n" + "\n".join(rows) +
             f"\n\n## Where the thinking goes: think ratio per class (the oracle's allocation at the target in "
             f"brackets)\n\n{per_class}\n")
     picture(runs, summary, plan.objectives, targets, out / "budget.png")

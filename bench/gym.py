@@ -319,10 +319,10 @@ def write_results(out: Path, name: str, text: str, data: dict) -> None:
     log(f"wrote {out / (name + '.md')} and {name}.json")
 
 
-def command_line() -> str:
+def command_line(script: str = "bench/gym.py") -> str:
     """How this invocation was called (the results name it), with the thread setting if the environment set one."""
     env = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if os.environ.get("OMP_NUM_THREADS") else ""
-    return f"{env}python bench/gym.py {' '.join(sys.argv[1:])}".rstrip()
+    return f"{env}python {script} {' '.join(sys.argv[1:])}".rstrip()
 
 
 def machine_line() -> str:

@@ -20,7 +20,8 @@ def budget(**kw):
     ({"tokens": 1}, "no policy can meet it — every complete response has at least 2 tokens"),
     ({"tokens": 100}, "no policy can meet it — responses stop at rl.args.max_completion_length=48"),
     ({"think_ratio": 0.3, "tokens": 200}, "one constraint per run"),
-    ({"think_ratio": "half"}, "rl.budget.think_ratio='half': a number is expected"),
+    ({"think_ratio": "half"}, "rl.budget.think_ratio='half': expected a number"),
+    ({"think_ratio": 0.3, "multiplier_init": "none"}, "rl.budget.multiplier_init='none': expected a number"),
     ({"think_ratio": 0.3, "ratio": 0.3}, "unknown keys ['rl.budget.ratio']"),
     ({"think_ratio": 0.3, "step_size": 0}, "rl.budget.step_size=0: a positive number or 'auto'"),
     ({"think_ratio": 0.3, "multiplier_init": 3.0}, "rl.budget.multiplier_init=3.0: a number in [-2, 2]"),
@@ -45,7 +46,7 @@ def test_no_target_is_no_budget_and_forcing_objectives_are_refused():
 
 def test_the_step_size_is_derived_from_the_reward_range_and_the_run_length():
     b = budget(think_ratio=0.3)  # Thinkless 1 / 0.5 / -1: R = 2
-    assert b.bound == 2.0 and b.step_size == pytest.approx(2.5 * 2.0 / 100)
+    assert b.bound == 2.0 and b.step_size == pytest.approx(2.5 * 2.0 / 100) and b.patience == 10
     sched = make_objective({"name": "thinkless", "rewards": {"wrong_think": -1.5},
                             "reward_schedule": [{"after_step": 5, "correct_short": 1.2}]})
     assert sched.reward_range() == pytest.approx(2.7)  # the widest values any step pays
@@ -55,7 +56,7 @@ def test_the_step_size_is_derived_from_the_reward_range_and_the_run_length():
     # one dual update per generation batch: the official recipe generates once per 2 optimizer steps
     two = make_budget({"think_ratio": 0.3}, objective=make_objective({"name": "thinkless"}), max_steps=960,
                       steps_per_update=2.0)
-    assert two.step_size == pytest.approx(2.5 * 2.0 / 480)
+    assert two.step_size == pytest.approx(2.5 * 2.0 / 480) and two.patience == 48  # a tenth of the updates
 
 
 def test_think_ratio_prices_and_dual_update_by_hand():
@@ -90,14 +91,14 @@ def test_token_budget_is_relative_to_its_target():
 
 
 def test_the_multiplier_stops_at_the_reward_range_and_says_when_the_target_is_out_of_reach():
-    b = Budget(cost="think_ratio", target=0.0, step_size=10.0, bound=2.0)
+    b = Budget(cost="think_ratio", target=0.0, step_size=10.0, bound=2.0, patience=3)
     for _ in range(2):
         b.update(0.9)
-    assert b.multiplier == 2.0 and b.saturated_steps == 2 and not b.unreachable(3)
+    assert b.multiplier == 2.0 and b.saturated_steps == 2 and not b.unreachable()
     b.update(0.9)
-    assert b.unreachable(3)  # exactly once: the warning is not repeated every step
+    assert b.unreachable()  # exactly once: the warning is not repeated every step
     b.update(0.9)
-    assert not b.unreachable(3)
+    assert not b.unreachable()
     b.update(0.0)  # on target again: the count restarts
     assert b.saturated_steps == 0
 
@@ -112,4 +113,5 @@ def test_the_multiplier_is_saved_and_restored(tmp_path):
     with pytest.raises(FileNotFoundError, match="lacks its multiplier"):
         c.load(str(tmp_path))
     card = b.card()
-    assert card["final_multiplier"] == b.multiplier and card["target"] == 0.3 and "saturated_steps" not in card
+    assert card["final_multiplier"] == b.multiplier and card["target"] == 0.3
+    assert "saturated_steps" not in card and "patience" not in card

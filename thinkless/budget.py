@@ -35,6 +35,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .checks import check_number
+
 COSTS = ("think_ratio", "tokens")
 KEYS = ("think_ratio", "tokens", "at_most", "step_size", "multiplier_init")
 STATE_FILE = "budget.json"  # in every checkpoint of a run with a budget
@@ -53,6 +55,7 @@ class Budget:
     bound: float
     at_most: bool = False
     multiplier: float = 0.0  # λ, what a unit of cost is charged now
+    patience: int = 10  # updates at a bound, the cost still on the wrong side, before the target is called unreachable
     saturated_steps: int = 0  # consecutive updates with λ at a bound and the cost still off target
 
     # ------------------------------------------------------------------ per batch
@@ -83,9 +86,10 @@ class Budget:
         self.saturated_steps = self.saturated_steps + 1 if at_bound else 0
         self.multiplier = lam
 
-    def unreachable(self, patience: int) -> bool:
-        """The multiplier has sat at its bound with the cost still on the wrong side for ``patience`` updates."""
-        return self.saturated_steps == patience
+    def unreachable(self) -> bool:
+        """The multiplier has sat at its bound with the cost still on the wrong side for ``patience`` updates (true
+        once: the warning is not repeated every step)."""
+        return self.saturated_steps == self.patience
 
     # ------------------------------------------------------------------ run state
 
@@ -110,6 +114,7 @@ class Budget:
     def card(self) -> dict:
         d = asdict(self)
         d.pop("saturated_steps")
+        d.pop("patience")
         d["final_multiplier"] = d.pop("multiplier")
         return d
 
@@ -135,8 +140,7 @@ def make_budget(cfg, *, objective, max_steps: int, max_completion_length: int | 
     cost = set_[0]
     target = d[cost]
     key = f"rl.budget.{cost}"
-    if isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target):
-        raise ValueError(f"{key}={target!r}: a number is expected")
+    check_number(target, key)
     if cost == "think_ratio" and not 0.0 <= target <= 1.0:
         raise ValueError(f"{key}={target}: a think ratio is a share of the rollouts, in [0, 1]")
     if cost == "tokens":
@@ -156,19 +160,20 @@ def make_budget(cfg, *, objective, max_steps: int, max_completion_length: int | 
                          "batch never shows the policy's own think ratio or length to price; use an objective that "
                          "samples the mode (thinkless, grpo, length_penalty, ada_grpo)")
     R = objective.reward_range()
+    updates = max_steps / steps_per_update if max_steps and max_steps > 0 else 0  # one per generation batch
     step = d.get("step_size", AUTO)
     if step == AUTO or step is None:
-        if not max_steps or max_steps < 1:
-            raise ValueError("rl.budget.step_size=auto is 2.5 x reward range / rl.args.max_steps, and this run is set "
-                             "in epochs; set rl.args.max_steps or a number for rl.budget.step_size")
-        step = 2.5 * R / (max_steps / steps_per_update)  # per dual update: one per generation batch
-    elif isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0 or not math.isfinite(step):
-        raise ValueError(f"rl.budget.step_size={step!r}: a positive number or {AUTO!r} (2.5 x reward range / "
-                         "rl.args.max_steps)")
-    init = d.get("multiplier_init", 0.0)
-    if isinstance(init, bool) or not isinstance(init, (int, float)) or not math.isfinite(init) or abs(init) > R \
-            or (at_most and init < 0):
+        if not updates:
+            raise ValueError("rl.budget.step_size=auto is 2.5 x reward range / the run's dual updates (rl.args."
+                             "max_steps / optimizer steps per generation batch), and this run is set in epochs; set "
+                             "rl.args.max_steps or a number for rl.budget.step_size")
+        step = 2.5 * R / updates
+    elif isinstance(step, bool) or not isinstance(step, (int, float)) or not 0 < step < math.inf:
+        raise ValueError(f"rl.budget.step_size={step!r}: a positive number or {AUTO!r} (2.5 x reward range / the "
+                         "run's dual updates)")
+    init = check_number(d.get("multiplier_init", 0.0), "rl.budget.multiplier_init")
+    if abs(init) > R or (at_most and init < 0):
         raise ValueError(f"rl.budget.multiplier_init={init!r}: a number in [{0 if at_most else -R:g}, {R:g}] (the "
                          f"objective's reward range{', >= 0 under at_most' if at_most else ''})")
     return Budget(cost=cost, target=float(target), step_size=float(step), bound=float(R), at_most=at_most,
-                  multiplier=float(init))
+                  multiplier=float(init), patience=max(10, int(updates) // 10))

@@ -180,12 +180,11 @@ class DeGRPOTrainer(GRPOTrainer):
         metrics["budget/cost"].append(measured)
         metrics["budget/target"].append(b.target)
         b.update(measured)
-        patience = max(10, (self.args.max_steps or 0) // 10)
-        if b.unreachable(patience) and self.accelerator.is_main_process:
+        if b.unreachable() and self.accelerator.is_main_process:
             from .checks import warn
 
             warn(f"rl.budget.{b.cost}", b.target, f"unreachable so far: the multiplier has sat at its bound "
-                 f"({b.multiplier:+g}, the objective's reward range) for {patience} steps and the batch cost is still "
+                 f"({b.multiplier:+g}, the objective's reward range) for {b.patience} updates and the batch cost is still "
                  f"{measured:.3g} at step {self.state.global_step}; no price moves this policy to the target on "
                  "this data")
         return priced
