@@ -381,3 +381,20 @@ def test_a_step_moves_the_mode_decision_where_the_objective_pays(tiny_trainer_pa
     assert got == pytest.approx(expect), (name, got)
     assert logs[0]["modes/len_short"] < logs[0]["modes/len_think"] and logs[0]["modes/groups_all_wrong"] == 0.0
     assert after > before, (name, before, after)
+
+
+def test_reward_ranges_and_group_standardisation_that_rl_budget_reads():
+    """The units rl.budget prices in (largest minus smallest reward) and whether the price's size survives the
+    advantage estimator, per objective, from each reward's definition."""
+    from types import SimpleNamespace
+
+    R = {n: make_objective({"name": n, **kw}).reward_range() for n, kw in
+         [("thinkless", {}), ("grpo", {"rewards": {"correct_short": 1.5}}), ("length_penalty", {}),
+          ("ada_grpo", {"total_steps": 10}), ("adaptthink", {"delta": 0.05})]}
+    assert R == pytest.approx({"thinkless": 2.0, "grpo": 2.5, "length_penalty": 1.0, "ada_grpo": 1.0,
+                               "adaptthink": 2.05})
+    group, none = SimpleNamespace(scale_rewards="group"), SimpleNamespace(scale_rewards="none")
+    std = {n: [make_objective({"name": n, **({"total_steps": 10} if n == "ada_grpo" else {})}).standardises_groups(a)
+               for a in (group, none)] for n in ("thinkless", "grpo", "length_penalty", "ada_grpo", "adaptthink")}
+    assert std == {"thinkless": [True, False], "grpo": [True, False], "length_penalty": [False, False],
+                   "ada_grpo": [True, True], "adaptthink": [False, False]}
