@@ -1,15 +1,17 @@
 """Training to a budget on the gym's graded task: does ``rl.budget.think_ratio`` land on its target, and is the
 policy it trains better at that think ratio than the unconstrained one moved there by a think bias at serving time?
 
-For each objective (DeGRPO and the length penalty by default) x target think ratio x seed: ``train.py`` with
-``rl.budget.think_ratio=T`` (everything else as the gym's runs, ``rl.args.scale_rewards=none`` for all: see
-docs/budget.md). Per objective x seed, one unconstrained run whose report also moves its final policy to each target
-with the think bias that gives that ratio in expectation (``report.threshold_think_ratios``), measured in the same
-report. Writes ``budget_results.{md,json}`` and ``budget.png`` (multiplier and cost over training; accuracy vs think
+For each objective (DeGRPO, the length penalty and coupled GRPO by default) x target think ratio x seed:
+``train.py`` with ``rl.budget.think_ratio=T`` (everything else as the gym's runs, ``rl.args.scale_rewards=none`` for
+all: see docs/budget.md). Per objective x seed, one unconstrained run whose report also moves its final policy to
+each target with the think bias that gives that ratio in expectation (``report.threshold_think_ratios``), measured in
+the same report. Writes ``budget_results.{md,json}`` and ``budget.png`` (multiplier and cost over training; accuracy vs think
 ratio, budget vs bias) in ``--out`` (default runs/gym: the gym's distillation is shared).
 
-    python bench/budget.py               # 2 objectives x 3 targets x 3 seeds + 6 unconstrained runs
-    python bench/budget.py --quick       # 1 seed, 1 target, a few steps: the test suite's
+    python bench/budget.py                   # 3 objectives x 3 targets x 3 seeds + 9 unconstrained runs
+    python bench/budget.py --proportional 0  # the same with plain dual ascent (no proportional term)
+    python bench/budget.py --step-size-factor 2.5  # another integral gain: 2.5 x reward range / steps
+    python bench/budget.py --quick           # 1 seed, 1 target, a few steps: the test suite's
 
 Which problems get the thinking: at each target, the oracle spends the budget on the classes where thinking buys the
 most accuracy (forced think − forced short of the distilled model), in that order, the last one partly. ``overlap``
@@ -33,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from bench.gym import (Plan, class_name, command_line, distill, fmt, log, machine_line, run_all,  # noqa: E402
                        write_results)
 
-OBJECTIVES = ("thinkless", "length_penalty")
+OBJECTIVES = ("thinkless", "length_penalty", "grpo")
 TARGETS = (0.2, 0.4, 0.6)
 SHARED = ["rl.args.scale_rewards=none"]  # the price keeps its scale (thinkless/budget.py); the official recipe's
 
@@ -46,7 +48,21 @@ def budget_series(run_dir: Path) -> dict:
             "cost": [r["budget/cost"] for r in lines]}
 
 
-def gains(run_dir: Path) -> dict:
+def final_integral(card: dict, series: dict) -> float:
+    """λ_I, the multiplier's dual-ascent part at the end (λ less its proportional term on the last batches' noise),
+    replayed from the logged batch costs (exactly: the update is deterministic and the series is the logged one)."""
+    from thinkless.budget import Budget
+
+    b = Budget(cost=card["cost"], target=card["target"], step_size=card["step_size"], bound=card["bound"],
+               at_most=card["at_most"], proportional=card.get("proportional", 0.0), multiplier=series["multiplier"][0])
+    for lam, cost in zip(series["multiplier"], series["cost"]):
+        if abs(lam - b.multiplier) > 1e-9:
+            raise RuntimeError(f"the replayed multiplier {b.multiplier} is not the logged {lam}")
+        b.update(cost)
+    return b.integral
+
+
+def class_gains(run_dir: Path) -> dict:
     """Per class: what thinking buys on the distilled model (forced think − forced short accuracy)."""
     from thinkless.report import rows_of
 
@@ -101,9 +117,14 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2)")
     p.add_argument("--targets", type=float, nargs="+", help="think-ratio targets (default 0.2 0.4 0.6)")
     p.add_argument("--objectives", nargs="+", choices=("thinkless", "grpo", "length_penalty", "ada_grpo"),
-                   help="objectives (default: thinkless length_penalty)")
+                   help="objectives (default: thinkless length_penalty grpo)")
     p.add_argument("--steps", type=int, help="RL steps per run (default 100, as the gym)")
     p.add_argument("--jobs", type=int, help="runs at once (default 1)")
+    p.add_argument("--proportional", type=float, help="rl.budget.proportional for the budget runs (default: the "
+                   "config's auto); their labels and the results' file names get -K<value>")
+    p.add_argument("--step-size-factor", type=float, help="rl.budget.step_size = F x the objective's reward range / "
+                   "the steps, for the budget runs (default: the config's auto, F = 5); their labels and the results' "
+                   "file names get -eta<F>")
     a = p.parse_args(argv)
     plan = Plan.quick() if a.quick else Plan()
     plan.seeds = a.seeds or plan.seeds
@@ -111,6 +132,20 @@ def main(argv=None) -> None:
     plan.steps = a.steps or plan.steps
     plan.jobs = a.jobs or plan.jobs
     targets = a.targets or ([0.4] if a.quick else list(TARGETS))
+    gains, suffix, described = {name: [] for name in plan.objectives}, "", []
+    if a.proportional is not None:
+        for name in plan.objectives:
+            gains[name].append(f"rl.budget.proportional={a.proportional:g}")
+        suffix += f"-K{a.proportional:g}"
+        described.append(f"rl.budget.proportional={a.proportional:g}")
+    if a.step_size_factor is not None:  # in the objective's reward units, as auto's 5 x R / steps
+        from thinkless.objectives import make_objective
+
+        for name in plan.objectives:
+            R = make_objective({"name": name}).reward_range()
+            gains[name].append(f"rl.budget.step_size={a.step_size_factor * R / plan.steps:g}")
+        suffix += f"-eta{a.step_size_factor:g}"
+        described.append(f"rl.budget.step_size={a.step_size_factor:g} x reward range / steps")
     plan.train += SHARED
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -124,8 +159,8 @@ def main(argv=None) -> None:
                           seed, plan))
             meta.append((name, None))
             for t in targets:
-                calls.append((out, model, f"{name}-budget{t:g}", [f"objective={name}", f"rl.budget.think_ratio={t:g}"],
-                              seed, plan))
+                calls.append((out, model, f"{name}-budget{t:g}{suffix}",
+                               [f"objective={name}", f"rl.budget.think_ratio={t:g}", *gains[name]], seed, plan))
                 meta.append((name, t))
     runs = []
     for (name, t), r in zip(meta, run_all(plan, calls)):
@@ -133,9 +168,11 @@ def main(argv=None) -> None:
         extra = {"objective": name, "target": t}
         if t is not None:
             res = json.loads((d / "train_result.json").read_text())
-            extra.update(budget=res["budget"], series=budget_series(d), warnings=res.get("warnings", []))
+            series = budget_series(d)
+            extra.update(budget=res["budget"], series=series, integral=final_integral(res["budget"], series),
+                         warnings=res.get("warnings", []))
         runs.append({**r, **extra})
-    gain = gains(out / runs[0]["dir"])
+    gain = class_gains(out / runs[0]["dir"])
     rows, summary = [], {}
     for name in plan.objectives:
         for t in targets:
@@ -147,22 +184,25 @@ def main(argv=None) -> None:
             s = {"achieved": [r["think_ratio"] for r in rs], "within_0.05": hit,
                  "acc": [r["acc"] for r in rs], "tokens": [r["tokens"] for r in rs],
                  "reward": [r["reward"] for r in rs],
-                 "multiplier": [r["budget"]["final_multiplier"] for r in rs],
+                 "multiplier": [r["budget"]["final_multiplier"] for r in rs], "integral": [r["integral"] for r in rs],
                  "overlap": [p["overlap"] for p in place], "rank_corr": [p["rank_corr"] for p in place],
                  "bias": [m["bias"] for m in moved], "bias_think_ratio": [m["think_ratio"] for m in moved],
                  "bias_acc": [m["acc"] for m in moved], "bias_tokens": [m["tokens"] for m in moved]}
             summary[f"{name}@{t:g}"] = s
             rows.append(f"| {name} | {t:g} | {fmt(s['achieved'], '{:.2f}')} | {sum(hit)}/{len(hit)} | "
                         f"{fmt(s['acc'])} | {fmt(s['tokens'], '{:.1f}')} | {fmt(s['multiplier'], '{:+.3f}')} | "
+                        f"{fmt(s['integral'], '{:+.3f}')} | "
                         f"{fmt(s['overlap'], '{:.2f}')} | {fmt(s['rank_corr'], '{:.2f}')} | "
                         f"{fmt(s['bias_think_ratio'], '{:.2f}')} | {fmt(s['bias_acc'])} | "
                         f"{fmt(s['bias_tokens'], '{:.1f}')} | {_winner(s)} |")
-    head = ("| objective | target think ratio | achieved | within ±0.05 | accuracy | tokens | final λ | overlap with "
-            "the oracle's allocation | rank corr. with the accuracy gain | unconstrained + think bias: think ratio | "
-            "its accuracy | its tokens | more accurate |\n|" + "---|" * 13)
+    head = ("| objective | target think ratio | achieved | within ±0.05 | accuracy | tokens | final λ | its "
+            "dual-ascent part λ_I | overlap with the oracle's allocation | rank corr. with the accuracy gain | "
+            "unconstrained + think bias: think ratio | its accuracy | its tokens | more accurate |\n|" + "---|" * 14)
     per_class = class_rows(runs, plan.objectives, targets, gain)
     text = (f"# Training to a budget\n\nGraded task (the gym's distillation), {len(plan.seeds)} seed(s), {plan.steps} "
-            f"RL steps per run, every run with {' '.join(SHARED)}; mean ± sd over seeds. Achieved, accuracy and "
+            f"RL steps per run, every run with {' '.join(SHARED)}; the multiplier's gains: "
+            f"{', '.join(described) or 'auto'}{' (the rest auto)' if described else ''}; "
+            f"mean ± sd over seeds. Achieved, accuracy and "
             f"tokens: "
             f"the final policy's free choice on the report benchmark. The think-bias columns: the unconstrained run of "
             f"the same objective and seed, moved to the target by the bias that gives it in expectation (its own "
@@ -170,10 +210,10 @@ def main(argv=None) -> None:
             f"`{command_line('bench/budget.py')}`.\n\n{head}\n" + "\n".join(rows) +
             f"\n\n## Where the thinking goes: think ratio per class (the oracle's allocation at the target in "
             f"brackets)\n\n{per_class}\n")
-    picture(runs, summary, plan.objectives, targets, out / "budget.png")
+    picture(runs, summary, plan.objectives, targets, out / f"budget{suffix}.png")
     data = {"machine": machine_line(), "plan": asdict(plan), "targets": targets, "gain": gain, "summary": summary,
             "runs": runs}
-    write_results(out, "budget_results", text, data)
+    write_results(out, f"budget_results{suffix}", text, data)
     print(text, flush=True)
     log(f"done in {time.perf_counter() - t0:.0f}s")
 

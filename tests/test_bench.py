@@ -101,11 +101,12 @@ def test_gym_quick_runs_every_objective_and_a_rerun_skips_them(tmp_path):
     assert "distilling" not in text and "| thinkless | 0.4 |" in (out / "budget_results.md").read_text()
     res = json.loads((out / "budget_results.json").read_text())
     run = next(r for r in res["runs"] if r["target"] == 0.4)
-    assert run["budget"]["target"] == 0.4 and run["budget"]["step_size"] == pytest.approx(2.5 * 2 / 3)
+    assert run["budget"]["target"] == 0.4 and run["budget"]["step_size"] == pytest.approx(5 * 2 / 3)
+    assert run["budget"]["proportional"] == 2.0
     assert len(run["series"]["multiplier"]) == 3 and run["series"]["multiplier"][0] == 0.0
     card = (out / run["dir"] / "model" / "README.md").read_text()
     assert "| budget | think_ratio = 0.4" in card and (out / run["dir"] / "budget.png").stat().st_size > 0
     free = next(r for r in res["runs"] if r["target"] is None)  # the serving-time twin: a bias found per target
     assert [c["target_think_ratio"] for c in free["threshold"] if "target_think_ratio" in c] == [0.4]
-    assert set(res["summary"]["thinkless@0.4"]) >= {"achieved", "bias", "bias_acc", "overlap", "rank_corr"}
+    assert set(res["summary"]["thinkless@0.4"]) >= {"achieved", "bias", "bias_acc", "overlap", "rank_corr", "integral"}
     assert (out / "budget.png").stat().st_size > 0

@@ -1,12 +1,18 @@
-"""Training to a budget (thinkless/budget.py): the constraint's checks, the priced rewards and the dual update on
-hand-computed cases, the derived step size, the multiplier's state. The update's resume in a real run is in
-tests/test_stage.py::test_resume_after_sigkill; the whole loop on the graded task in tests/test_bench.py."""
+"""Training to a budget (thinkless/budget.py): the constraint's checks, the priced rewards and the multiplier's update
+(dual ascent and the proportional term) on hand-computed cases, the derived gains, the multiplier's state, and the
+unreachable-target warning of a real run. The update's resume in a real run is in
+tests/test_stage.py::test_resume_after_sigkill; on two processes in tests/test_multiprocess.py; a token budget on vLLM
+rollouts in tests/test_vllm_cpu.py; the whole loop on the graded task in tests/test_bench.py."""
+
+import json
 
 import pytest
 import torch
 
 from thinkless.budget import STATE_FILE, Budget, make_budget
 from thinkless.objectives import make_objective
+
+from .helpers import run_train_cli
 
 
 def budget(**kw):
@@ -24,6 +30,7 @@ def budget(**kw):
     ({"think_ratio": 0.3, "multiplier_init": "none"}, "rl.budget.multiplier_init='none': expected a number"),
     ({"think_ratio": 0.3, "ratio": 0.3}, "unknown keys ['rl.budget.ratio']"),
     ({"think_ratio": 0.3, "step_size": 0}, "rl.budget.step_size=0: a positive number or 'auto'"),
+    ({"think_ratio": 0.3, "proportional": -1}, "rl.budget.proportional=-1: a number >= 0 (0: plain dual ascent)"),
     ({"think_ratio": 0.3, "multiplier_init": 3.0}, "rl.budget.multiplier_init=3.0: a number in [-2, 2]"),
     ({"think_ratio": 0.3, "at_most": True, "multiplier_init": -0.5}, ">= 0 under at_most"),
     ({"think_ratio": 0.3, "at_most": "yes"}, "rl.budget.at_most='yes'"),
@@ -46,17 +53,19 @@ def test_no_target_is_no_budget_and_forcing_objectives_are_refused():
 
 def test_the_step_size_is_derived_from_the_reward_range_and_the_run_length():
     b = budget(think_ratio=0.3)  # Thinkless 1 / 0.5 / -1: R = 2
-    assert b.bound == 2.0 and b.step_size == pytest.approx(2.5 * 2.0 / 100) and b.patience == 10
+    assert b.bound == 2.0 and b.step_size == pytest.approx(5 * 2.0 / 100) and b.patience == 10
+    assert b.proportional == 2.0  # K = R
+    assert budget(think_ratio=0.3, proportional=0).proportional == 0.0  # plain dual ascent
     sched = make_objective({"name": "thinkless", "rewards": {"wrong_think": -1.5},
                             "reward_schedule": [{"after_step": 5, "correct_short": 1.2}]})
     assert sched.reward_range() == pytest.approx(2.7)  # the widest values any step pays
     lp = make_budget({"tokens": 20}, objective=make_objective({"name": "length_penalty"}), max_steps=50)
-    assert lp.bound == 1.0 and lp.step_size == pytest.approx(2.5 / 50)
+    assert lp.bound == 1.0 and lp.step_size == pytest.approx(5 / 50) and lp.proportional == 1.0
     assert budget(think_ratio=0.3, step_size=0.2).step_size == 0.2
     # one dual update per generation batch: the official recipe generates once per 2 optimizer steps
     two = make_budget({"think_ratio": 0.3}, objective=make_objective({"name": "thinkless"}), max_steps=960,
                       steps_per_update=2.0)
-    assert two.step_size == pytest.approx(2.5 * 2.0 / 480) and two.patience == 48  # a tenth of the updates
+    assert two.step_size == pytest.approx(5 * 2.0 / 480) and two.patience == 48  # a tenth of the updates
 
 
 def test_think_ratio_prices_and_dual_update_by_hand():
@@ -79,6 +88,26 @@ def test_think_ratio_prices_and_dual_update_by_hand():
     assert cap.multiplier == 0.0  # a cap never pays for thinking
     # only freely sampled rows measure the policy (a forced row's mode is the forcing's)
     assert b.measure(mode, length, torch.tensor([False, True, False, True])) == 0.0
+
+
+def test_the_proportional_term_by_hand():
+    # λ = λ_I + K·ē: λ_I the dual ascent above, ē the violation averaged with weight 0.75 on the past
+    b = Budget(cost="think_ratio", target=0.25, step_size=0.5, bound=2.0, proportional=1.0, multiplier=0.1)
+    assert b.integral == 0.1  # the integral starts at the initial price
+    b.update(0.5)  # e = 0.25, ē = 0.25 (the first batch), λ_I = 0.1 + 0.5·0.25
+    assert (b.smoothed_error, b.integral, b.multiplier) == pytest.approx((0.25, 0.225, 0.475))
+    b.update(0.0)  # e = −0.25, ē = 0.75·0.25 + 0.25·(−0.25)
+    assert (b.smoothed_error, b.integral, b.multiplier) == pytest.approx((0.125, 0.1, 0.225))
+    b.update(0.0)  # ē = 0.75·0.125 − 0.0625
+    assert (b.smoothed_error, b.integral, b.multiplier) == pytest.approx((0.03125, -0.025, 0.00625))
+    # a large transient takes λ to the bound through K, not the integral: not yet a sign the target is out of reach
+    big = Budget(cost="think_ratio", target=0.0, step_size=0.1, bound=2.0, proportional=10.0)
+    big.update(0.9)
+    assert big.multiplier == 2.0 and big.integral == pytest.approx(0.09) and big.saturated_steps == 0
+    # under at_most neither part goes below 0
+    cap = Budget(cost="think_ratio", target=0.5, step_size=0.5, bound=2.0, proportional=1.0, at_most=True)
+    cap.update(0.0)
+    assert cap.integral == 0.0 and cap.multiplier == 0.0
 
 
 def test_token_budget_is_relative_to_its_target():
@@ -104,14 +133,35 @@ def test_the_multiplier_stops_at_the_reward_range_and_says_when_the_target_is_ou
 
 
 def test_the_multiplier_is_saved_and_restored(tmp_path):
-    b = Budget(cost="think_ratio", target=0.3, step_size=0.05, bound=2.0, multiplier=0.1234567890123, saturated_steps=3)
+    b = Budget(cost="think_ratio", target=0.3, step_size=0.05, bound=2.0, proportional=4.0,
+               multiplier=0.1234567890123, saturated_steps=3)
+    b.update(0.4567)
     b.save(str(tmp_path))
-    c = Budget(cost="think_ratio", target=0.3, step_size=0.05, bound=2.0)
+    c = Budget(cost="think_ratio", target=0.3, step_size=0.05, bound=2.0, proportional=4.0)
     c.load(str(tmp_path))
-    assert c.multiplier == b.multiplier and c.saturated_steps == 3
+    assert (c.multiplier, c.integral, c.smoothed_error, c.saturated_steps) == (
+        b.multiplier, b.integral, b.smoothed_error, 0)
+    b.update(0.1), c.update(0.1)  # the next step prices alike
+    assert c.multiplier == b.multiplier
     (tmp_path / STATE_FILE).unlink()
     with pytest.raises(FileNotFoundError, match="lacks its multiplier"):
         c.load(str(tmp_path))
     card = b.card()
     assert card["final_multiplier"] == b.multiplier and card["target"] == 0.3
-    assert "saturated_steps" not in card and "patience" not in card
+    assert card["proportional"] == 4.0
+    assert not {"saturated_steps", "patience", "integral", "smoothed_error"} & set(card)
+
+
+def test_an_unreachable_target_warns_in_the_log_and_the_result(distilled, tmp_path):
+    # the policy all but frozen (lr 1e-6) keeps thinking on some rollouts: think_ratio=0 stays out of reach while the
+    # multiplier's integral sits at its bound from the first update; patience is 10 updates (a tenth of 10, at least 10)
+    out = tmp_path / "t"
+    proc = run_train_cli(out, distilled / "model", "rl.budget.think_ratio=0.0", "rl.budget.step_size=10",
+                         "rl.args.max_steps=10", "rl.args.learning_rate=1e-6", "rl.args.per_device_train_batch_size=8",
+                         "rl.args.num_generations=4", "rl.args.max_completion_length=16", "rl.args.save_steps=100",
+                         "rl.args.scale_rewards=none", "report.enabled=false", "rl_data.validation=null")
+    message = "rl.budget.think_ratio=0.0: unreachable so far: the multiplier's dual-ascent part has sat at its bound (+2"
+    assert message in proc.stdout + proc.stderr and message in (out / "train.log").read_text()
+    res = json.loads((out / "train_result.json").read_text())
+    assert [w["key"] for w in res["warnings"]] == ["rl.budget.think_ratio"]
+    assert res["budget"]["final_multiplier"] == 2.0

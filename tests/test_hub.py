@@ -91,10 +91,11 @@ def test_model_card():
     assert "| objective | `thinkless` |" in card and "| objective.alpha | 0.001 |" in card
     assert "| objective.gamma | 0.5 |" in card and "| modes/think_ratio | 0.250 |" in card
     assert "budget" not in card
-    card = export.model_card({"steps": 100, "budget": {"cost": "think_ratio", "target": 0.3, "step_size": 0.05,
-                                                       "bound": 2.0, "at_most": False, "final_multiplier": 0.21,
+    card = export.model_card({"steps": 100, "budget": {"cost": "think_ratio", "target": 0.3, "step_size": 0.2,
+                                                       "proportional": 4.0, "bound": 2.0, "at_most": False,
+                                                       "final_multiplier": 0.21,
                                                        "final_cost": 0.3125}})
-    assert "| budget | think_ratio = 0.3 (rl.budget; dual step size 0.05) |" in card
+    assert "| budget | think_ratio = 0.3 (rl.budget; gains: integral 0.2, proportional 4) |" in card
     assert "| budget: final multiplier λ | +0.2100 |" in card and "| budget: last batch's cost | 0.312 |" in card
 
 

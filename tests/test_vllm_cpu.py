@@ -1,5 +1,6 @@
 """DeGRPO with colocated vLLM rollouts on vLLM's CPU build: the weight sync (thinkless/vllm_cpu.py) verified
-against a control run without it; our loss branches on real vLLM log-probs; no silent fallback."""
+against a control run without it; our loss branches on real vLLM log-probs; a token budget priced on vLLM's
+rollouts; no silent fallback."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 import os
 
 import pytest
+
+from thinkless.budget import Budget
 
 from .conftest import ROOT
 from .helpers import run_train_cli
@@ -58,7 +61,10 @@ def test_degrpo_with_colocated_vllm_follows_the_policy(distilled, tmp_path, unsy
     The per-mode importance-sampling metrics come from real vLLM log-probs. (Column 0's own ratio under
     sequence-level correction is tests/test_objectives.py's, on a fixed batch.)"""
     is_mode = "token_truncate"  # the shipped configs' mode
-    res, recs = train_with_vllm(distilled, tmp_path / "train", f"rl.args.vllm_importance_sampling_mode={is_mode}")
+    # a token budget, priced on vLLM's rollout lengths
+    budget = ["rl.budget.tokens=12", "rl.budget.step_size=0.5", "rl.budget.proportional=1.0"]
+    res, recs = train_with_vllm(distilled, tmp_path / "train", f"rl.args.vllm_importance_sampling_mode={is_mode}",
+                                *budget)
     assert [r["step"] for r in recs] == [1, 2, 3, 4] and "RL done: 4 steps" in res.stdout
     gaps = [r["sampling/sampling_logp_difference/mean"] for r in recs]
     assert gaps[0] == pytest.approx(unsynced_gaps[0], abs=0.02)  # step 1: both sample the initial policy
@@ -67,6 +73,13 @@ def test_degrpo_with_colocated_vllm_follows_the_policy(distilled, tmp_path, unsy
     values = [v for r in recs for k, v in r.items() if k.startswith(f"sampling/is_{verb}_")]
     assert values and all(0.0 <= v <= 1.0 for v in values)
     assert "loss/control" in recs[-1]  # our decoupled loss ran on vLLM's sampling log-probs
+    # the token budget's multiplier, replayed from the logged batch costs, is the one each step priced with
+    b = Budget(cost="tokens", target=12.0, step_size=0.5, bound=2.0, proportional=1.0)
+    for r in recs:
+        assert r["budget/multiplier"] == pytest.approx(b.multiplier, abs=1e-6) and r["budget/cost"] >= 2
+        b.update(r["budget/cost"])
+    result = json.loads((tmp_path / "train" / "train_result.json").read_text())
+    assert result["budget"]["final_multiplier"] == pytest.approx(b.multiplier, abs=1e-6)
 
 
 def test_use_vllm_never_falls_back_silently(distilled, tmp_path):

@@ -7,20 +7,30 @@ Lagrangian relaxation. Every generation batch:
   ``modes/think_ratio`` of the monitor); ``tokens`` — its length divided by the target (a relative cost, so the
   multiplier is in reward units for both kinds);
 * the objective's rewards are shaped, ``r − λ · cost``, before its own advantage estimator sees them;
-* the multiplier takes one dual-ascent step on the batch's measured cost: ``λ ← λ + η · (ĉ − c*)`` (ĉ, c* the
-  batch mean and the target, both relative for ``tokens``), kept ``≥ 0`` under ``at_most`` (a cap never pays for
-  more thinking than the objective wants) and within ``± reward range`` (at ``|λ| = R`` the cost alone outweighs
-  any reward difference, so a larger price says nothing more).
+* the multiplier is set from the batch's measured cost by a PI controller on the constraint's violation
+  ``e = ĉ − c*`` (ĉ, c* the batch mean and the target, both relative for ``tokens``): dual ascent on the integral,
+  ``λ_I ← λ_I + η·e``, plus a proportional term on its recent value, ``λ = λ_I + K·ē`` (``ē`` an exponential
+  average over about four batches, ``SMOOTHING``: the batch cost's sampling noise would otherwise be priced). Both
+  are kept ``≥ 0`` under ``at_most`` (a cap never pays for more thinking than the objective wants) and within
+  ``± reward range`` (at ``|λ| = R`` the cost alone outweighs any reward difference, so a larger price says nothing
+  more). ``K = 0`` is plain dual ascent (gradient ascent on the Lagrangian's dual).
 
 Under ``objective=thinkless`` thinking pays ``1 − γ − λ`` when right (``−1 − λ`` when wrong): the multiplier is
 an adaptive γ, ``γ_eff = γ + λ``, found by the run instead of by hand.
 
-The step size ``η`` (``rl.budget.step_size``; ``auto`` = ``2.5 · R / U``, ``U`` the run's dual updates: one per
-generation batch, ``max_steps`` unless a batch spans several optimizer steps) comes from a linearised closed
-loop: the policy's cost follows the price with a lag of ``τ`` steps and a slope ``s = −dc/dλ``; dual ascent on top
-is a damped oscillator with damping ``1 / (2√(η s τ))``, critical at ``η = 1 / (4 s τ)``. Taking ``s = 1/R`` (the
-cost spans its range as the price crosses the reward range) and ``τ = U / 10`` gives ``2.5 · R / U``:
-the same for every target, scaled by the run's length and the objective's reward range.
+Why a proportional term, and the defaults. The policy does not relax to a cost set by the price: its control-token
+logits *integrate* the price (each step moves them by the advantage difference it pays), behind the optimizer's own
+lag (Adam's momentum: about ``1 / (1 − β1)`` = 10 steps), so the cost follows ``dc/dt ≈ −b·(λ − λ*)``, some
+steps late. Plain dual ascent on top is a second integrator: an oscillation that the lag does not damp (measured on
+the graded task: a period of about 120 steps, ±0.1 in think ratio, the run ending wherever its phase is). With the
+proportional term the loop is ``ë + b·K·ė + b·η·e = 0``: the gains place its poles. The plant's gain is taken as
+``b = 1 / (R·τ)`` — the cost crosses its whole range in ``τ`` steps when the price is off by the reward range — with
+``τ = U / 10`` (``U`` the run's dual updates: one per generation batch, ``max_steps`` unless a batch spans several
+optimizer steps). Asking the loop for the time constant ``1 / (b·K) = τ`` gives ``K = R``
+(``rl.budget.proportional: auto``), and the damping ``ζ = 1/√2`` gives ``η = (b·K)² / (4ζ²·b) = R / (2τ) = 5·R / U``
+(``rl.budget.step_size: auto``). The same for every target, scaled by the run's length and the objective's reward
+range; ``proportional: 0`` is plain dual ascent. (``ζ = 1`` — SIMC's rule for an integrating process, ``η = R/(4τ)``
+— was measured too: it follows a drifting ``λ*`` less closely; docs/budget.md.)
 
 The multiplier is part of the run's state: saved in every checkpoint (``budget.json``) and restored on resume, so a
 resumed run prices exactly as the uninterrupted one.
@@ -38,25 +48,34 @@ import torch
 from .checks import check_number
 
 COSTS = ("think_ratio", "tokens")
-KEYS = ("think_ratio", "tokens", "at_most", "step_size", "multiplier_init")
+KEYS = ("think_ratio", "tokens", "at_most", "step_size", "proportional", "multiplier_init")
 STATE_FILE = "budget.json"  # in every checkpoint of a run with a budget
 AUTO = "auto"
 RESPONSE_FLOOR = 2  # the shortest complete response: the control token and EOS
+SMOOTHING = 0.75  # the proportional term's average: the past's weight (about four batches)
 
 
 @dataclass
 class Budget:
     """The constraint and its multiplier. ``cost``: ``think_ratio`` | ``tokens``; ``target``: the think ratio or
-    the mean response tokens; ``step_size``: η; ``bound``: the largest |λ| (the objective's reward range)."""
+    the mean response tokens; ``step_size``: η (integral gain); ``proportional``: K; ``bound``: the largest |λ|
+    (the objective's reward range)."""
 
     cost: str
     target: float
     step_size: float
     bound: float
     at_most: bool = False
+    proportional: float = 0.0
     multiplier: float = 0.0  # λ, what a unit of cost is charged now
+    integral: float | None = None  # λ_I, the dual-ascent part of λ (None: start at the multiplier)
+    smoothed_error: float | None = None  # ē, the proportional term's input (None before the first batch)
     patience: int = 10  # updates at a bound, the cost still on the wrong side, before the target is called unreachable
-    saturated_steps: int = 0  # consecutive updates with λ at a bound and the cost still off target
+    saturated_steps: int = 0  # consecutive updates with λ_I at a bound and the cost still off target
+
+    def __post_init__(self):
+        if self.integral is None:
+            self.integral = self.multiplier
 
     # ------------------------------------------------------------------ per batch
 
@@ -81,21 +100,27 @@ class Budget:
     def update(self, measured: float) -> None:
         err = self.error(measured)
         lo = 0.0 if self.at_most else -self.bound
-        lam = min(self.bound, max(lo, self.multiplier + self.step_size * err))
-        at_bound = (lam >= self.bound and err > 0) or (lam <= -self.bound and err < 0)
+        e = err if self.smoothed_error is None else SMOOTHING * self.smoothed_error + (1 - SMOOTHING) * err
+        self.smoothed_error = e
+        self.integral = min(self.bound, max(lo, self.integral + self.step_size * err))  # clamped: no wind-up
+        lam = min(self.bound, max(lo, self.integral + self.proportional * e))
+        # unreachable is judged on the integral: the proportional term may touch a bound on a large transient
+        i = self.integral
+        at_bound = (i >= self.bound and err > 0) or (i <= -self.bound and not self.at_most and err < 0)
         self.saturated_steps = self.saturated_steps + 1 if at_bound else 0
         self.multiplier = lam
 
     def unreachable(self) -> bool:
-        """The multiplier has sat at its bound with the cost still on the wrong side for ``patience`` updates (true
-        once: the warning is not repeated every step)."""
+        """The multiplier's integral has sat at its bound with the cost still on the wrong side for ``patience``
+        updates (true once: the warning is not repeated every step)."""
         return self.saturated_steps == self.patience
 
     # ------------------------------------------------------------------ run state
 
     def save(self, folder: str) -> None:
         with open(os.path.join(folder, STATE_FILE), "w") as f:
-            json.dump({"multiplier": self.multiplier, "saturated_steps": self.saturated_steps,
+            json.dump({"multiplier": self.multiplier, "integral": self.integral,
+                       "smoothed_error": self.smoothed_error, "saturated_steps": self.saturated_steps,
                        "constraint": self.describe()}, f)
 
     def load(self, folder: str) -> None:
@@ -107,14 +132,17 @@ class Budget:
         with open(path) as f:
             d = json.load(f)
         self.multiplier, self.saturated_steps = float(d["multiplier"]), int(d.get("saturated_steps", 0))
+        self.integral = float(d.get("integral", self.multiplier))
+        e = d.get("smoothed_error")
+        self.smoothed_error = None if e is None else float(e)
 
     def describe(self) -> str:
         return f"{self.cost} {'<=' if self.at_most else '='} {self.target:g}"
 
     def card(self) -> dict:
         d = asdict(self)
-        d.pop("saturated_steps")
-        d.pop("patience")
+        for k in ("saturated_steps", "patience", "integral", "smoothed_error"):
+            d.pop(k)
         d["final_multiplier"] = d.pop("multiplier")
         return d
 
@@ -164,16 +192,23 @@ def make_budget(cfg, *, objective, max_steps: int, max_completion_length: int | 
     step = d.get("step_size", AUTO)
     if step == AUTO or step is None:
         if not updates:
-            raise ValueError("rl.budget.step_size=auto is 2.5 x reward range / the run's dual updates (rl.args."
+            raise ValueError("rl.budget.step_size=auto is 5 x reward range / the run's dual updates (rl.args."
                              "max_steps / optimizer steps per generation batch), and this run is set in epochs; set "
                              "rl.args.max_steps or a number for rl.budget.step_size")
-        step = 2.5 * R / updates
+        step = 5 * R / updates
     elif isinstance(step, bool) or not isinstance(step, (int, float)) or not 0 < step < math.inf:
-        raise ValueError(f"rl.budget.step_size={step!r}: a positive number or {AUTO!r} (2.5 x reward range / the "
+        raise ValueError(f"rl.budget.step_size={step!r}: a positive number or {AUTO!r} (5 x reward range / the "
                          "run's dual updates)")
+    gain = d.get("proportional", AUTO)
+    if gain == AUTO or gain is None:
+        gain = R
+    elif isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 0 <= gain < math.inf:
+        raise ValueError(f"rl.budget.proportional={gain!r}: a number >= 0 (0: plain dual ascent) or {AUTO!r} "
+                         "(the reward range)")
     init = check_number(d.get("multiplier_init", 0.0), "rl.budget.multiplier_init")
     if abs(init) > R or (at_most and init < 0):
         raise ValueError(f"rl.budget.multiplier_init={init!r}: a number in [{0 if at_most else -R:g}, {R:g}] (the "
                          f"objective's reward range{', >= 0 under at_most' if at_most else ''})")
     return Budget(cost=cost, target=float(target), step_size=float(step), bound=float(R), at_most=at_most,
-                  multiplier=float(init), patience=max(10, int(updates) // 10))
+                  proportional=float(gain), multiplier=float(init),
+                  patience=max(10, int(updates) // 10))

@@ -71,7 +71,8 @@ def model_card(info: dict) -> str:
     if budget:
         cost = budget.get("final_cost")
         lines += [f"| budget | {budget['cost']} {'at most' if budget.get('at_most') else '='} {budget['target']:g} "
-                  f"(rl.budget; dual step size {budget['step_size']:.4g}) |",
+                  f"(rl.budget; gains: integral {budget['step_size']:.4g}, proportional "
+                  f"{budget.get('proportional', 0.0):.4g}) |",
                   f"| budget: final multiplier λ | {budget['final_multiplier']:+.4f} |",
                   f"| budget: last batch's cost | {'n/a' if cost is None else f'{cost:.3f}'} |"]
     for i, r in enumerate(info.get("resumed_with_changes") or []):

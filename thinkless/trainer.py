@@ -170,7 +170,7 @@ class DeGRPOTrainer(GRPOTrainer):
         return priced.unsqueeze(1).to(self.accelerator.device)
 
     def _priced(self, batch: Rollouts, rewards: torch.Tensor, metrics) -> torch.Tensor:
-        """``rl.budget``: the rewards minus the multiplier times each rollout's cost, then one dual-ascent step on
+        """``rl.budget``: the rewards minus the multiplier times each rollout's cost, then one multiplier update on
         the batch's measured cost (``thinkless.budget``). Every rank holds the same gathered batch, so the same λ."""
         b = self.budget
         free = batch.forced < 0
@@ -183,10 +183,10 @@ class DeGRPOTrainer(GRPOTrainer):
         if b.unreachable() and self.accelerator.is_main_process:
             from .checks import warn
 
-            warn(f"rl.budget.{b.cost}", b.target, f"unreachable so far: the multiplier has sat at its bound "
-                 f"({b.multiplier:+g}, the objective's reward range) for {b.patience} updates and the batch cost is still "
-                 f"{measured:.3g} at step {self.state.global_step}; no price moves this policy to the target on "
-                 "this data")
+            warn(f"rl.budget.{b.cost}", b.target, f"unreachable so far: the multiplier's dual-ascent part has sat at "
+                 f"its bound ({b.integral:+g}, the objective's reward range) for {b.patience} updates and the batch cost "
+                 f"is still {measured:.3g} at step {self.state.global_step}; no price moves this policy to the target "
+                 "on this data")
         return priced
 
     def _gather_rollouts(self, inputs, completions, completion_ids_list, G: int, *, grade: bool) -> Rollouts:
