@@ -62,6 +62,18 @@ def final_integral(card: dict, series: dict) -> float:
     return b.integral
 
 
+def stale_gains(out: Path, label: str, seed: int, k: float, eta: float) -> None:
+    """A finished run is reused by its label: refuse one trained with other gains (an older default), before any work."""
+    res = out / "runs" / f"{label}-s{seed}" / "train_result.json"
+    if not res.is_file():
+        return
+    card = json.loads(res.read_text())["budget"]
+    got = (card.get("proportional", 0.0), card["step_size"])  # no proportional key: plain dual ascent's version
+    if any(abs(x - y) > 1e-9 * max(1.0, abs(y)) for x, y in zip(got, (k, eta))):
+        raise SystemExit(f"{res.parent}: trained with proportional={got[0]:g}, step_size={got[1]:g}, not this "
+                         f"invocation's {k:g}, {eta:g}; move it away (or pass the gains it was run with)")
+
+
 def class_gains(run_dir: Path) -> dict:
     """Per class: what thinking buys on the distilled model (forced think − forced short accuracy)."""
     from thinkless.report import rows_of
@@ -132,18 +144,21 @@ def main(argv=None) -> None:
     plan.steps = a.steps or plan.steps
     plan.jobs = a.jobs or plan.jobs
     targets = a.targets or ([0.4] if a.quick else list(TARGETS))
-    gains, suffix, described = {name: [] for name in plan.objectives}, "", []
+    from thinkless.budget import STEP_FACTOR
+    from thinkless.objectives import make_objective
+
+    gains, expected, suffix, described = {}, {}, "", []
+    for name in plan.objectives:  # the gym generates once per optimizer step: U = steps
+        R = make_objective({"name": name}).reward_range()
+        k = R if a.proportional is None else a.proportional
+        eta = (STEP_FACTOR if a.step_size_factor is None else a.step_size_factor) * R / plan.steps
+        expected[name] = (k, eta)
+        gains[name] = ([] if a.proportional is None else [f"rl.budget.proportional={k:g}"]) + (
+            [] if a.step_size_factor is None else [f"rl.budget.step_size={eta:g}"])
     if a.proportional is not None:
-        for name in plan.objectives:
-            gains[name].append(f"rl.budget.proportional={a.proportional:g}")
         suffix += f"-K{a.proportional:g}"
         described.append(f"rl.budget.proportional={a.proportional:g}")
-    if a.step_size_factor is not None:  # in the objective's reward units, as auto's 5 x R / steps
-        from thinkless.objectives import make_objective
-
-        for name in plan.objectives:
-            R = make_objective({"name": name}).reward_range()
-            gains[name].append(f"rl.budget.step_size={a.step_size_factor * R / plan.steps:g}")
+    if a.step_size_factor is not None:
         suffix += f"-eta{a.step_size_factor:g}"
         described.append(f"rl.budget.step_size={a.step_size_factor:g} x reward range / steps")
     plan.train += SHARED
@@ -159,6 +174,7 @@ def main(argv=None) -> None:
                           seed, plan))
             meta.append((name, None))
             for t in targets:
+                stale_gains(out, f"{name}-budget{t:g}{suffix}", seed, *expected[name])
                 calls.append((out, model, f"{name}-budget{t:g}{suffix}",
                                [f"objective={name}", f"rl.budget.think_ratio={t:g}", *gains[name]], seed, plan))
                 meta.append((name, t))

@@ -53,6 +53,7 @@ STATE_FILE = "budget.json"  # in every checkpoint of a run with a budget
 AUTO = "auto"
 RESPONSE_FLOOR = 2  # the shortest complete response: the control token and EOS
 SMOOTHING = 0.75  # the proportional term's average: the past's weight (about four batches)
+STEP_FACTOR = 5.0  # step_size: auto = STEP_FACTOR x R / U (damping 1/√2; the module doc)
 
 
 @dataclass
@@ -195,7 +196,7 @@ def make_budget(cfg, *, objective, max_steps: int, max_completion_length: int | 
             raise ValueError("rl.budget.step_size=auto is 5 x reward range / the run's dual updates (rl.args."
                              "max_steps / optimizer steps per generation batch), and this run is set in epochs; set "
                              "rl.args.max_steps or a number for rl.budget.step_size")
-        step = 5 * R / updates
+        step = STEP_FACTOR * R / updates
     elif isinstance(step, bool) or not isinstance(step, (int, float)) or not 0 < step < math.inf:
         raise ValueError(f"rl.budget.step_size={step!r}: a positive number or {AUTO!r} (5 x reward range / the "
                          "run's dual updates)")
