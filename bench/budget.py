@@ -11,6 +11,7 @@ ratio, budget vs bias) in ``--out`` (default runs/gym: the gym's distillation is
     python bench/budget.py                   # 3 objectives x 3 targets x 3 seeds + 9 unconstrained runs
     python bench/budget.py --proportional 0  # the same with plain dual ascent (no proportional term)
     python bench/budget.py --step-size-factor 2.5  # another integral gain: 2.5 x reward range / steps
+    python bench/budget.py --probe 0         # the cost read from each batch's sampled rollouts, not a fixed probe
     python bench/budget.py --quick           # 1 seed, 1 target, a few steps: the test suite's
 
 Which problems get the thinking: at each target, the oracle spends the budget on the classes where thinking buys the
@@ -62,16 +63,18 @@ def final_integral(card: dict, series: dict) -> float:
     return b.integral
 
 
-def stale_gains(out: Path, label: str, seed: int, k: float, eta: float) -> None:
-    """A finished run is reused by its label: refuse one trained with other gains (an older default), before any work."""
+def stale_run(out: Path, label: str, seed: int, k: float, eta: float, probe: int) -> None:
+    """A finished run is reused by its label: refuse one trained with other gains or another cost measurement (an
+    older default), before any work."""
     res = out / "runs" / f"{label}-s{seed}" / "train_result.json"
     if not res.is_file():
         return
     card = json.loads(res.read_text())["budget"]
-    got = (card.get("proportional", 0.0), card["step_size"])  # no proportional key: plain dual ascent's version
-    if any(abs(x - y) > 1e-9 * max(1.0, abs(y)) for x, y in zip(got, (k, eta))):
-        raise SystemExit(f"{res.parent}: trained with proportional={got[0]:g}, step_size={got[1]:g}, not this "
-                         f"invocation's {k:g}, {eta:g}; move it away (or pass the gains it was run with)")
+    # no proportional key: plain dual ascent's version; no probe key: the batch's think ratio
+    got = (card.get("proportional", 0.0), card["step_size"], card.get("probe", 0))
+    if any(abs(x - y) > 1e-9 * max(1.0, abs(y)) for x, y in zip(got, (k, eta, probe))):
+        raise SystemExit(f"{res.parent}: trained with proportional={got[0]:g}, step_size={got[1]:g}, probe={got[2]}, "
+                         f"not this invocation's {k:g}, {eta:g}, {probe}; move it away (or pass what it was run with)")
 
 
 def class_gains(run_dir: Path) -> dict:
@@ -134,6 +137,9 @@ def main(argv=None) -> None:
     p.add_argument("--jobs", type=int, help="runs at once (default 1)")
     p.add_argument("--proportional", type=float, help="rl.budget.proportional for the budget runs (default: the "
                    "config's auto); their labels and the results' file names get -K<value>")
+    p.add_argument("--probe", type=int, help="rl.budget.probe for the budget runs (default: the config's auto, 512 "
+                   "prompts; 0: the batch's sampled think ratio); their labels and the results' file names get "
+                   "-probe<value>")
     p.add_argument("--step-size-factor", type=float, help="rl.budget.step_size = F x the objective's reward range / "
                    "the steps, for the budget runs (default: the config's auto, F = 5); their labels and the results' "
                    "file names get -eta<F>")
@@ -144,7 +150,7 @@ def main(argv=None) -> None:
     plan.steps = a.steps or plan.steps
     plan.jobs = a.jobs or plan.jobs
     targets = a.targets or ([0.4] if a.quick else list(TARGETS))
-    from thinkless.budget import STEP_FACTOR
+    from thinkless.budget import PROBE, STEP_FACTOR
     from thinkless.objectives import make_objective
 
     gains, expected, suffix, described = {}, {}, "", []
@@ -154,13 +160,17 @@ def main(argv=None) -> None:
         eta = (STEP_FACTOR if a.step_size_factor is None else a.step_size_factor) * R / plan.steps
         expected[name] = (k, eta)
         gains[name] = ([] if a.proportional is None else [f"rl.budget.proportional={k:g}"]) + (
-            [] if a.step_size_factor is None else [f"rl.budget.step_size={eta:g}"])
+            [] if a.step_size_factor is None else [f"rl.budget.step_size={eta:g}"]) + (
+            [] if a.probe is None else [f"rl.budget.probe={a.probe}"])
     if a.proportional is not None:
         suffix += f"-K{a.proportional:g}"
         described.append(f"rl.budget.proportional={a.proportional:g}")
     if a.step_size_factor is not None:
         suffix += f"-eta{a.step_size_factor:g}"
         described.append(f"rl.budget.step_size={a.step_size_factor:g} x reward range / steps")
+    probe = PROBE if a.probe is None else a.probe
+    if a.probe is not None:
+        suffix += f"-probe{a.probe}"
     plan.train += SHARED
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -174,7 +184,7 @@ def main(argv=None) -> None:
                           seed, plan))
             meta.append((name, None))
             for t in targets:
-                stale_gains(out, f"{name}-budget{t:g}{suffix}", seed, *expected[name])
+                stale_run(out, f"{name}-budget{t:g}{suffix}", seed, *expected[name], probe)
                 calls.append((out, model, f"{name}-budget{t:g}{suffix}",
                                [f"objective={name}", f"rl.budget.think_ratio={t:g}", *gains[name]], seed, plan))
                 meta.append((name, t))
@@ -217,7 +227,8 @@ def main(argv=None) -> None:
     per_class = class_rows(runs, plan.objectives, targets, gain)
     text = (f"# Training to a budget\n\nGraded task (the gym's distillation), {len(plan.seeds)} seed(s), {plan.steps} "
             f"RL steps per run, every run with {' '.join(SHARED)}; the multiplier's gains: "
-            f"{', '.join(described) or 'auto'}{' (the rest auto)' if described else ''}; "
+            f"{', '.join(described) or 'auto'}{' (the rest auto)' if described else ''}; the cost: "
+            f"{measured_on(probe)}; "
             f"mean ± sd over seeds. Achieved, accuracy and "
             f"tokens: "
             f"the final policy's free choice on the report benchmark. The think-bias columns: the unconstrained run of "
@@ -232,6 +243,11 @@ def main(argv=None) -> None:
     write_results(out, f"budget_results{suffix}", text, data)
     print(text, flush=True)
     log(f"done in {time.perf_counter() - t0:.0f}s")
+
+
+def measured_on(probe: int) -> str:
+    return (f"the policy's think probability on {probe} fixed training prompts (rl.budget.probe={probe})" if probe else
+            "the batch's sampled think ratio (rl.budget.probe=0)")
 
 
 def _winner(s: dict) -> str:
@@ -273,7 +289,8 @@ def picture(runs, summary, objectives, targets, path: Path) -> None:
         axes[1].axhline(t, color=f"C{i}", lw=2, alpha=0.4)
     axes[0].axhline(0, color="gray", lw=0.5)
     axes[0].set(xlabel="step", ylabel="multiplier λ (reward units)", title="the price of thinking")
-    axes[1].set(xlabel="step", ylabel="batch think ratio", ylim=(-0.02, 1.02), title="think ratio (targets: bands)")
+    axes[1].set(xlabel="step", ylabel="measured think ratio (what the multiplier saw)", ylim=(-0.02, 1.02),
+                title="think ratio (targets: bands)")
     axes[0].legend(fontsize=7)
     for k, o in enumerate(objectives):
         xs = [statistics.fmean(summary[f"{o}@{t:g}"]["achieved"]) for t in targets]

@@ -110,3 +110,23 @@ def test_gym_quick_runs_every_objective_and_a_rerun_skips_them(tmp_path):
     assert [c["target_think_ratio"] for c in free["threshold"] if "target_think_ratio" in c] == [0.4]
     assert set(res["summary"]["thinkless@0.4"]) >= {"achieved", "bias", "bias_acc", "overlap", "rank_corr", "integral"}
     assert (out / "budget.png").stat().st_size > 0
+
+
+def test_budget_bench_refuses_a_cached_run_trained_otherwise(tmp_path):
+    # runs are reused by label: one trained with other gains or another cost reading must not enter the table
+    import json
+
+    sys.path.insert(0, str(ROOT))
+    from bench.budget import stale_run
+
+    run = tmp_path / "runs" / "thinkless-budget0.4-s0"
+    run.mkdir(parents=True)
+    card = {"proportional": 2.0, "step_size": 0.1, "probe": 512}
+    (run / "train_result.json").write_text(json.dumps({"budget": card}))
+    stale_run(tmp_path, "thinkless-budget0.4", 0, 2.0, 0.1, 512)  # the same: reused
+    stale_run(tmp_path, "thinkless-budget0.4", 1, 2.0, 0.1, 0)  # no such run yet: trained
+    with pytest.raises(SystemExit, match="probe=512, not this invocation's 2, 0.1, 0"):
+        stale_run(tmp_path, "thinkless-budget0.4", 0, 2.0, 0.1, 0)
+    (run / "train_result.json").write_text(json.dumps({"budget": {"step_size": 0.1}}))  # before both keys existed
+    with pytest.raises(SystemExit, match="trained with proportional=0, step_size=0.1, probe=0"):
+        stale_run(tmp_path, "thinkless-budget0.4", 0, 2.0, 0.1, 512)

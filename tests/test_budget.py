@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from thinkless.budget import STATE_FILE, Budget, make_budget
+from thinkless.monitor import read_metrics
 from thinkless.objectives import make_objective
 
-from .helpers import run_train_cli
+from .helpers import ROOT, run_train_cli
 
 
 def budget(**kw):
@@ -34,6 +35,9 @@ def budget(**kw):
     ({"think_ratio": 0.3, "multiplier_init": 3.0}, "rl.budget.multiplier_init=3.0: a number in [-2, 2]"),
     ({"think_ratio": 0.3, "at_most": True, "multiplier_init": -0.5}, ">= 0 under at_most"),
     ({"think_ratio": 0.3, "at_most": "yes"}, "rl.budget.at_most='yes'"),
+    ({"think_ratio": 0.3, "probe": -1}, "rl.budget.probe=-1: a number of training prompts >= 0"),
+    ({"think_ratio": 0.3, "probe": 0.5}, "rl.budget.probe=0.5: a number of training prompts >= 0"),
+    ({"tokens": 20, "probe": 64}, "rl.budget.probe=64: a token budget is measured on the batch's rollouts"),
 ])
 def test_bad_budgets_fail_naming_the_key(cfg, message):
     with pytest.raises(ValueError, match=None) as e:
@@ -62,6 +66,8 @@ def test_the_step_size_is_derived_from_the_reward_range_and_the_run_length():
     lp = make_budget({"tokens": 20}, objective=make_objective({"name": "length_penalty"}), max_steps=50)
     assert lp.bound == 1.0 and lp.step_size == pytest.approx(5 / 50) and lp.proportional == 1.0
     assert budget(think_ratio=0.3, step_size=0.2).step_size == 0.2
+    # the probe: a think ratio is measured on 512 fixed training prompts unless told; a token budget on the batch
+    assert b.probe == 512 and budget(think_ratio=0.3, probe=0).probe == 0 and budget(tokens=20).probe == 0
     # one dual update per generation batch: the official recipe generates once per 2 optimizer steps
     two = make_budget({"think_ratio": 0.3}, objective=make_objective({"name": "thinkless"}), max_steps=960,
                       steps_per_update=2.0)
@@ -154,15 +160,40 @@ def test_the_multiplier_is_saved_and_restored(tmp_path):
 
 
 def test_an_unreachable_target_warns_in_the_log_and_the_result(distilled, tmp_path):
-    # the policy all but frozen (lr 1e-6) keeps thinking on some rollouts: think_ratio=0 stays out of reach while the
+    # the policy all but frozen (lr 1e-6) keeps thinking on some prompts: think_ratio=0 stays out of reach while the
     # multiplier's integral sits at its bound from the first update; patience is 10 updates (a tenth of 10, at least 10)
     out = tmp_path / "t"
+    data = ["rl_data.num_problems=96", "rl_data.validation=null"]
     proc = run_train_cli(out, distilled / "model", "rl.budget.think_ratio=0.0", "rl.budget.step_size=10",
-                         "rl.args.max_steps=10", "rl.args.learning_rate=1e-6", "rl.args.per_device_train_batch_size=8",
-                         "rl.args.num_generations=4", "rl.args.max_completion_length=16", "rl.args.save_steps=100",
-                         "rl.args.scale_rewards=none", "report.enabled=false", "rl_data.validation=null")
+                         "rl.budget.probe=500", "rl.args.max_steps=10", "rl.args.learning_rate=1e-6",
+                         "rl.args.per_device_train_batch_size=8", "rl.args.num_generations=4",
+                         "rl.args.max_completion_length=16", "rl.args.save_steps=100", "rl.args.scale_rewards=none",
+                         "report.enabled=false", *data)
     message = "rl.budget.think_ratio=0.0: unreachable so far: the multiplier's dual-ascent part has sat at its bound (+2"
     assert message in proc.stdout + proc.stderr and message in (out / "train.log").read_text()
     res = json.loads((out / "train_result.json").read_text())
     assert [w["key"] for w in res["warnings"]] == ["rl.budget.think_ratio"]
-    assert res["budget"]["final_multiplier"] == 2.0
+    assert res["budget"]["final_multiplier"] == 2.0 and res["budget"]["probe"] == 500
+    # the cost the multiplier saw is the probe's: here every training prompt (500 > 96), the distilled policy's
+    # probability of drawing <think> first at the rollouts' temperature 1, averaged — recomputed from scratch
+    from hydra import compose, initialize_config_dir
+
+    from thinkless.data import DropStats
+    from thinkless.modeling import load_checkpoint
+    from thinkless.rl import rl_prompts
+    from thinkless.tokens import control_token_ids
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+        cfg = compose("train", overrides=data)
+    model, tok = load_checkpoint(str(distilled / "model"))
+    rows = rl_prompts(cfg.rl_data, DropStats(), instruction=cfg.prompt.instruction, system=cfg.prompt.system)
+    assert len(rows) == 96
+    p = []
+    with torch.no_grad():
+        for r in rows:
+            ids = tok.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True)
+            logits = model(input_ids=torch.tensor([ids["input_ids"]])).logits[0, -1]
+            p.append(torch.softmax(logits.float(), -1)[control_token_ids(tok).think].item())
+    first = next(r for r in read_metrics(out / "metrics.jsonl") if "budget/cost" in r)
+    assert first["budget/cost"] == pytest.approx(sum(p) / len(p), abs=1e-4)
+    assert 0.05 < first["budget/cost"] < 0.95  # a probability, not a 0/1 batch count (the check can fail)

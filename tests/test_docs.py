@@ -308,3 +308,7 @@ def test_the_budget_tables_are_the_generated_results():
     assert table_rows((DOCS / "budget.md").read_text(), "| class (gain from thinking) |") == table_rows(
         res, "| class (gain from thinking) |")
     assert {r[1] for r in table[1:]} == {"0.2", "0.4", "0.6"}
+    # the same bench measuring the cost on each batch instead of the probe (`--probe 0`)
+    batch = table_rows((RESULTS / "budget_results-probe0.md").read_text(), "| objective | target think ratio |")
+    page = (DOCS / "budget.md").read_text().split("## Measuring on the batch", 1)[1]
+    assert table_rows(page, "| objective | target think ratio |") == batch and len(batch) == len(table)

@@ -122,3 +122,29 @@ def test_bias_for_think_ratio_by_hand():
     assert bias_for_think_ratio([0.0, 1.0], 0.0) == -20.0 and bias_for_think_ratio([0.0], 1.0) == 20.0  # the ends
     with pytest.raises(ValueError, match="think ratio 1.2"):
         bias_for_think_ratio([0.0], 1.2)
+
+
+def test_the_probability_of_drawing_a_first_token_under_the_sampling_settings_by_hand():
+    from thinkless.mode_control import sampled_token_prob
+
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]]))
+    assert sampled_token_prob(logits, 1).tolist() == pytest.approx([0.3, 0.1])
+    # temperature 0.5 squares the probabilities: 0.09 / (0.25 + 0.09 + 0.04)
+    assert sampled_token_prob(logits, 1, temperature=0.5)[0].item() == pytest.approx(0.09 / 0.38)
+    # top-p 0.7 keeps the smallest set reaching 0.7 (0.5 + 0.3; the second row's 0.8 alone), renormalised; the rest
+    # is never drawn
+    assert sampled_token_prob(logits, 1, top_p=0.7).tolist() == pytest.approx([0.3 / 0.8, 0.0])
+    assert sampled_token_prob(logits, 2, top_p=0.7)[0].item() == 0.0
+    assert sampled_token_prob(logits, 1, top_k=1).tolist() == pytest.approx([0.0, 0.0])
+    assert sampled_token_prob(logits, 1, min_p=0.5)[0].item() == pytest.approx(0.3 / 0.8)  # p >= 0.5 x 0.5
+
+
+def test_first_logits_from_token_ids_equal_those_from_text(tiny_tokenizer):
+    # the RL trainer's probe (rl.budget.probe) forwards the rollouts' token ids; the report forwards rendered text
+    tok = tiny_tokenizer
+    model = build_tiny_model(len(tok), seed=0, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    texts = [render_prompt(tok, q) for q in ("2+2?", "fold 3 4 then 17 5 9")]  # two lengths: left padding
+    gen = HFGenerator(model, tok, batch_size=2)
+    ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+    assert len(ids[0]) != len(ids[1])
+    assert torch.allclose(gen.first_logits(ids), gen.first_logits(texts), atol=1e-5)

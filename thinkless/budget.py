@@ -3,12 +3,21 @@
 The run solves ``max E[objective's reward]`` subject to ``E[cost] = target`` (or ``≤ target`` with ``at_most``) by
 Lagrangian relaxation. Every generation batch:
 
-* the cost of each rollout is measured: ``think_ratio`` — 1 if its first token is ``<think>`` else 0 (the
-  ``modes/think_ratio`` of the monitor); ``tokens`` — its length divided by the target (a relative cost, so the
-  multiplier is in reward units for both kinds);
+* the cost of each rollout: ``think_ratio`` — 1 if its first token is ``<think>`` else 0 (the ``modes/think_ratio``
+  of the monitor); ``tokens`` — its length divided by the target (a relative cost, so the multiplier is in reward
+  units for both kinds);
 * the objective's rewards are shaped, ``r − λ · cost``, before its own advantage estimator sees them;
-* the multiplier is set from the batch's measured cost by a PI controller on the constraint's violation
-  ``e = ĉ − c*`` (ĉ, c* the batch mean and the target, both relative for ``tokens``): dual ascent on the integral,
+* the policy's cost ``ĉ`` is measured: for ``think_ratio``, by default on a *probe* — ``probe`` training prompts
+  drawn once, the mean over them of the probability that the rollouts' sampling settings draw ``<think>`` first (one
+  forward pass over the prompts, no generation). The batch's own think ratio is an unbiased reading too, but a noisy
+  one: 16 prompts over the graded task's six classes move it by 0.05-0.10 from batch to batch, and the last batches'
+  prompt mix set where a run ended (measured: each seed's prompt order moved its final think ratio the same way under
+  every objective). A fixed probe has neither sampling nor prompt-mix noise, only a fixed class-mix error of its own
+  (about 0.016 sd for 512 prompts at a 0.4 target on the graded task: the classes' spread of think ratios over
+  √512). ``probe: 0`` reads the batch (its freely sampled rows); a
+  ``tokens`` budget always does (a length needs the response);
+* the multiplier is set from the measured cost by a PI controller on the constraint's violation
+  ``e = ĉ − c*`` (c* the target, both relative for ``tokens``): dual ascent on the integral,
   ``λ_I ← λ_I + η·e``, plus a proportional term on its recent value, ``λ = λ_I + K·ē`` (``ē`` an exponential
   average over about four batches, ``SMOOTHING``: the batch cost's sampling noise would otherwise be priced). Both
   are kept ``≥ 0`` under ``at_most`` (a cap never pays for more thinking than the objective wants) and within
@@ -48,12 +57,13 @@ import torch
 from .checks import check_number
 
 COSTS = ("think_ratio", "tokens")
-KEYS = ("think_ratio", "tokens", "at_most", "step_size", "proportional", "multiplier_init")
+KEYS = ("think_ratio", "tokens", "at_most", "step_size", "proportional", "multiplier_init", "probe")
 STATE_FILE = "budget.json"  # in every checkpoint of a run with a budget
 AUTO = "auto"
 RESPONSE_FLOOR = 2  # the shortest complete response: the control token and EOS
 SMOOTHING = 0.75  # the proportional term's average: the past's weight (about four batches)
 STEP_FACTOR = 5.0  # step_size: auto = STEP_FACTOR x R / U (damping 1/√2; the module doc)
+PROBE = 512  # probe: auto for a think ratio (its class-mix error: about 0.016 sd on the graded task at 0.4)
 
 
 @dataclass
@@ -69,6 +79,8 @@ class Budget:
     at_most: bool = False
     proportional: float = 0.0
     multiplier: float = 0.0  # λ, what a unit of cost is charged now
+    probe: int = 0  # think_ratio: measure the cost as the policy's think probability on this many fixed training
+    # prompts (0: the batch's sampled think ratio)
     integral: float | None = None  # λ_I, the dual-ascent part of λ (None: start at the multiplier)
     smoothed_error: float | None = None  # ē, the proportional term's input (None before the first batch)
     patience: int = 10  # updates at a bound, the cost still on the wrong side, before the target is called unreachable
@@ -206,10 +218,19 @@ def make_budget(cfg, *, objective, max_steps: int, max_completion_length: int | 
     elif isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 0 <= gain < math.inf:
         raise ValueError(f"rl.budget.proportional={gain!r}: a number >= 0 (0: plain dual ascent) or {AUTO!r} "
                          "(the reward range)")
+    probe = d.get("probe", AUTO)
+    if probe == AUTO or probe is None:
+        probe = PROBE if cost == "think_ratio" else 0
+    elif isinstance(probe, bool) or not isinstance(probe, int) or probe < 0:
+        raise ValueError(f"rl.budget.probe={probe!r}: a number of training prompts >= 0 (0: the batch's sampled think "
+                         f"ratio) or {AUTO!r} ({PROBE} for a think ratio, 0 for tokens)")
+    elif probe and cost == "tokens":
+        raise ValueError(f"rl.budget.probe={probe}: a token budget is measured on the batch's rollouts (a response's "
+                         "length needs the response); set rl.budget.probe=0 or auto")
     init = check_number(d.get("multiplier_init", 0.0), "rl.budget.multiplier_init")
     if abs(init) > R or (at_most and init < 0):
         raise ValueError(f"rl.budget.multiplier_init={init!r}: a number in [{0 if at_most else -R:g}, {R:g}] (the "
                          f"objective's reward range{', >= 0 under at_most' if at_most else ''})")
     return Budget(cost=cost, target=float(target), step_size=float(step), bound=float(R), at_most=at_most,
-                  proportional=float(gain), multiplier=float(init),
+                  proportional=float(gain), multiplier=float(init), probe=int(probe),
                   patience=max(10, int(updates) // 10))

@@ -92,9 +92,10 @@ class HFGenerator:
         return getattr(self.model.config, "max_position_embeddings", None)
 
     @torch.no_grad()
-    def first_logits(self, prompts: list[str]) -> torch.Tensor:
+    def first_logits(self, prompts: list[str] | list[list[int]]) -> torch.Tensor:
         """Next-token logits at the first generated position, ``[len(prompts), vocab]`` float32 on the CPU (one
-        forward pass per prompt: what sampling the first token n times needs, without n forwards)."""
+        forward pass per prompt: what sampling the first token n times needs, without n forwards). ``prompts``:
+        rendered text, or token ids (what the RL trainer's rollouts start from)."""
         tok, model = self.tokenizer, self.model
         side, tok.padding_side = tok.padding_side, "left"
         was_training = model.training
@@ -102,8 +103,10 @@ class HFGenerator:
         out = []
         try:
             for start in range(0, len(prompts), max(1, self.batch_size)):
-                enc = tok(prompts[start:start + self.batch_size], return_tensors="pt", padding=True,
-                          add_special_tokens=False).to(model.device)
+                chunk = prompts[start:start + self.batch_size]
+                enc = (tok.pad({"input_ids": chunk}, padding=True, return_tensors="pt") if chunk and
+                       not isinstance(chunk[0], str) else
+                       tok(chunk, return_tensors="pt", padding=True, add_special_tokens=False)).to(model.device)
                 out.append(model(**enc, logits_to_keep=1).logits[:, -1].float().cpu())  # not [batch, len, vocab]
         finally:
             tok.padding_side = side

@@ -64,3 +64,24 @@ def bias_for_think_ratio(log_odds: list[float], ratio: float, temperature: float
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if expected(mid) < ratio else (lo, mid)
     return (lo + hi) / 2
+
+
+def sampled_token_prob(first_logits: torch.Tensor, token_id: int, temperature: float = 1.0, top_p: float = 1.0,
+                       top_k: int | None = None, min_p: float | None = None) -> torch.Tensor:
+    """Per row, the probability that sampling the first token with these settings draws ``token_id`` (the share of
+    rollouts that start with it, in expectation): transformers' own temperature / top-k / top-p / min-p warpers on
+    the raw logits, then a softmax. ``first_logits``: ``[prompts, vocab]``, e.g. ``HFGenerator.first_logits``."""
+    from transformers.generation.logits_process import (MinPLogitsWarper, TemperatureLogitsWarper,
+                                                        TopKLogitsWarper, TopPLogitsWarper)
+
+    scores = first_logits.float()
+    warpers = [TemperatureLogitsWarper(temperature)] if temperature and temperature != 1.0 else []
+    if top_k:
+        warpers.append(TopKLogitsWarper(top_k))
+    if top_p is not None and top_p < 1.0:
+        warpers.append(TopPLogitsWarper(top_p))
+    if min_p:
+        warpers.append(MinPLogitsWarper(min_p))
+    for w in warpers:  # generate's order (temperature, top-k, top-p, min-p)
+        scores = w(None, scores)
+    return torch.softmax(scores, dim=-1)[:, token_id]

@@ -173,7 +173,11 @@ def plot_curves(metrics_path: str | Path, out_dir: str | Path, title: str = "") 
         ax.axhline(0, color="gray", lw=0.5)
         ax.set(xlabel="step", ylabel="multiplier λ (reward units)", title=f"budget {title}".strip())
         ax2 = ax.twinx()
-        ax2.plot(*zip(*series["budget/cost"]), color="tab:orange", lw=1, label="batch cost")
+        if "budget/probe_seconds" in series and "modes/think_ratio" in series:  # what the probe spared the price
+            ax2.plot(*zip(*series["modes/think_ratio"]), color="tab:gray", lw=0.6, alpha=0.6,
+                     label="the batch's sampled think ratio")
+        ax2.plot(*zip(*series["budget/cost"]), color="tab:orange", lw=1,
+                 label="measured cost (probe)" if "budget/probe_seconds" in series else "measured cost (batch)")
         if "budget/target" in series:
             ax2.plot(*zip(*series["budget/target"]), "--", color="black", lw=1, label="target")
         ax2.set_ylabel("cost (think ratio or mean tokens)")

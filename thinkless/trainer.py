@@ -48,6 +48,7 @@ so updates do not depend on how a batch is split across devices and accumulation
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -171,10 +172,16 @@ class DeGRPOTrainer(GRPOTrainer):
 
     def _priced(self, batch: Rollouts, rewards: torch.Tensor, metrics) -> torch.Tensor:
         """``rl.budget``: the rewards minus the multiplier times each rollout's cost, then one multiplier update on
-        the batch's measured cost (``thinkless.budget``). Every rank holds the same gathered batch, so the same λ."""
+        the measured cost — the probe's (``_probe_think_ratio``) or the batch's (``thinkless.budget``). Every rank holds
+        the same gathered batch and the same probe sums, so the same λ."""
         b = self.budget
         free = batch.forced < 0
-        measured = b.measure(batch.mode, batch.length, free)
+        if b.probe:
+            t0 = time.perf_counter()
+            measured = self._probe_think_ratio()
+            metrics["budget/probe_seconds"].append(time.perf_counter() - t0)  # its share of step_time, per run
+        else:
+            measured = b.measure(batch.mode, batch.length, free)
         priced = b.shape(rewards, batch.mode, batch.length)
         metrics["budget/multiplier"].append(b.multiplier)  # the price this batch paid
         metrics["budget/cost"].append(measured)
@@ -188,6 +195,33 @@ class DeGRPOTrainer(GRPOTrainer):
                  f"is still {measured:.3g} at step {self.state.global_step}; no price moves this policy to the target "
                  "on this data")
         return priced
+
+    @cached_property
+    def _probe_ids(self) -> list[list[int]]:
+        """``rl.budget.probe`` prompts of the training set, drawn once (by the run's seed, so a resume draws the same),
+        tokenized as the rollouts' prompts are."""
+        n = len(self.train_dataset)
+        idx = torch.randperm(n, generator=torch.Generator().manual_seed(self.args.seed))[:self.budget.probe].tolist()
+        return self._tokenize_prompts([self.train_dataset[i]["prompt"] for i in idx])[0]
+
+    def _probe_think_ratio(self) -> float:
+        """The policy's expected think ratio on the probe: the mean over its prompts of the probability that the
+        rollouts' sampling settings draw ``<think>`` first. A fixed set and no sampling, so the price answers the policy
+        and not the batch's prompt mix. Every rank forwards the same number of prompts (ZeRO-3 gathers weights
+        collectively), its share of the probe, then the sums are gathered: every rank holds the same cost."""
+        from .generation import HFGenerator
+        from .mode_control import sampled_token_prob
+
+        ids, W, r = self._probe_ids, self.accelerator.num_processes, self.accelerator.process_index
+        rows = [r + W * k for k in range(-(-len(ids) // W))]
+        model = self.accelerator.unwrap_model(self.model)
+        gen = HFGenerator(model, self._tokenizer, batch_size=self.args.per_device_train_batch_size)
+        p = sampled_token_prob(gen.first_logits([ids[i % len(ids)] for i in rows]), self._control_ids.think,
+                               self.temperature, self.top_p, self.top_k, self.min_p)
+        keep = torch.tensor([float(i < len(ids)) for i in rows])  # the last round's wrap-around rows count 0
+        total = self.accelerator.gather(torch.stack([(p * keep).sum(), keep.sum()]).to(self.accelerator.device))
+        total = total.view(-1, 2).sum(0)
+        return (total[0] / total[1]).item()
 
     def _gather_rollouts(self, inputs, completions, completion_ids_list, G: int, *, grade: bool) -> Rollouts:
         """The generation batch of every process as the grader sees it (``objectives.base.COLUMNS``)."""
