@@ -150,7 +150,7 @@ def main(argv=None) -> None:
     plan.steps = a.steps or plan.steps
     plan.jobs = a.jobs or plan.jobs
     targets = a.targets or ([0.4] if a.quick else list(TARGETS))
-    from thinkless.budget import PROBE, STEP_FACTOR
+    from thinkless.budget import PROBE, STEP_FACTOR, measured_on
     from thinkless.objectives import make_objective
 
     gains, expected, suffix, described = {}, {}, "", []
@@ -228,7 +228,7 @@ def main(argv=None) -> None:
     text = (f"# Training to a budget\n\nGraded task (the gym's distillation), {len(plan.seeds)} seed(s), {plan.steps} "
             f"RL steps per run, every run with {' '.join(SHARED)}; the multiplier's gains: "
             f"{', '.join(described) or 'auto'}{' (the rest auto)' if described else ''}; the cost: "
-            f"{measured_on(probe)}; "
+            f"{measured_on(probe)} (rl.budget.probe={probe}); "
             f"mean ± sd over seeds. Achieved, accuracy and "
             f"tokens: "
             f"the final policy's free choice on the report benchmark. The think-bias columns: the unconstrained run of "
@@ -243,11 +243,6 @@ def main(argv=None) -> None:
     write_results(out, f"budget_results{suffix}", text, data)
     print(text, flush=True)
     log(f"done in {time.perf_counter() - t0:.0f}s")
-
-
-def measured_on(probe: int) -> str:
-    return (f"the policy's think probability on {probe} fixed training prompts (rl.budget.probe={probe})" if probe else
-            "the batch's sampled think ratio (rl.budget.probe=0)")
 
 
 def _winner(s: dict) -> str:

@@ -101,7 +101,7 @@ def test_model_card():
         in card
     card = export.model_card({"steps": 100, "budget": {"cost": "tokens", "target": 20, "step_size": 0.2,
                                                        "final_multiplier": 0.21, "probe": 0, "final_cost": 19.5}})
-    assert "| budget: last measured cost | 19.500 (the last generation batch's rollouts) |" in card
+    assert "| budget: last measured cost | 19.500 (the generation batch's sampled rollouts) |" in card
 
 
 def test_only_model_files_are_uploaded(tmp_path):

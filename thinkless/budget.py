@@ -160,6 +160,12 @@ class Budget:
         return d
 
 
+def measured_on(probe: int) -> str:
+    """What the cost is read on (``rl.budget.probe``), as the model card and the bench's results say it."""
+    return (f"the policy's think probability on {probe} fixed training prompts" if probe else
+            "the generation batch's sampled rollouts")
+
+
 def make_budget(cfg, *, objective, max_steps: int, max_completion_length: int | None = None,
                 steps_per_update: float = 1.0) -> Budget | None:
     """The run's budget from ``rl.budget`` (None when neither target is set); every bad value fails naming its key,

@@ -29,6 +29,8 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from .budget import measured_on
+
 logger = logging.getLogger(__name__)
 
 TOKEN_ENV_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
@@ -75,7 +77,7 @@ def model_card(info: dict) -> str:
                   f"{budget.get('proportional', 0.0):.4g}) |",
                   f"| budget: final multiplier λ | {budget['final_multiplier']:+.4f} |",
                   f"| budget: last measured cost | {'n/a' if cost is None else f'{cost:.3f}'} ("
-                  f"{_measured_on(budget)}) |"]
+                  f"{measured_on(budget.get('probe', 0))}) |"]  # no probe key: written before it, the batch
     for i, r in enumerate(info.get("resumed_with_changes") or []):
         lines += ["", f"**Resumed with a changed configuration** (rerun=resume, {i + 1}): the weights come from a run "
                   "whose settings changed mid-run:", ""] + [f"- `{c}`" for c in r.get("changes", [])]
@@ -247,9 +249,3 @@ def hub_callbacks(hub_cfg, card_info: dict) -> list[TrainerCallback]:
     if not (hub.get("push") or hub.get("dry_run") or hub.get("revision_per_checkpoint")):
         return []
     return [HubCheckpointCallback(hub, card_info)]
-
-
-def _measured_on(budget: dict) -> str:
-    probe = budget.get("probe", 0)  # a card written before the probe existed: the batch
-    return (f"the policy's think probability on {probe} fixed training prompts" if probe else
-            "the last generation batch's rollouts")
