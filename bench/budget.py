@@ -52,10 +52,11 @@ def budget_series(run_dir: Path) -> dict:
 def final_integral(card: dict, series: dict) -> float:
     """λ_I, the multiplier's dual-ascent part at the end (λ less its proportional term on the last batches' noise),
     replayed from the logged batch costs (exactly: the update is deterministic and the series is the logged one)."""
-    from thinkless.budget import Budget
+    from thinkless.budget import SMOOTHING, Budget
 
     b = Budget(cost=card["cost"], target=card["target"], step_size=card["step_size"], bound=card["bound"],
-               at_most=card["at_most"], proportional=card.get("proportional", 0.0), multiplier=series["multiplier"][0])
+               at_most=card["at_most"], proportional=card.get("proportional", 0.0), multiplier=series["multiplier"][0],
+               smoothing=card.get("smoothing", SMOOTHING))  # no key: written when every run averaged
     for lam, cost in zip(series["multiplier"], series["cost"]):
         if abs(lam - b.multiplier) > 1e-9:
             raise RuntimeError(f"the replayed multiplier {b.multiplier} is not the logged {lam}")
@@ -69,12 +70,17 @@ def stale_run(out: Path, label: str, seed: int, k: float, eta: float, probe: int
     res = out / "runs" / f"{label}-s{seed}" / "train_result.json"
     if not res.is_file():
         return
+    from thinkless.budget import SMOOTHING
+
     card = json.loads(res.read_text())["budget"]
-    # no proportional key: plain dual ascent's version; no probe key: the batch's think ratio
-    got = (card.get("proportional", 0.0), card["step_size"], card.get("probe", 0))
-    if any(abs(x - y) > 1e-9 * max(1.0, abs(y)) for x, y in zip(got, (k, eta, probe))):
+    # no proportional key: plain dual ascent's version; no probe key: the batch's think ratio; no smoothing key: every
+    # reading averaged
+    got = (card.get("proportional", 0.0), card["step_size"], card.get("probe", 0), card.get("smoothing", SMOOTHING))
+    want = (k, eta, probe, 0.0 if probe else SMOOTHING)
+    if any(abs(x - y) > 1e-9 * max(1.0, abs(y)) for x, y in zip(got, want)):
         raise SystemExit(f"{res.parent}: trained with proportional={got[0]:g}, step_size={got[1]:g}, probe={got[2]}, "
-                         f"not this invocation's {k:g}, {eta:g}, {probe}; move it away (or pass what it was run with)")
+                         f"smoothing={got[3]:g}, not this invocation's {', '.join(f'{w:g}' for w in want)}; move it "
+                         "away (or pass what it was run with)")
 
 
 def class_gains(run_dir: Path) -> dict:

@@ -121,12 +121,16 @@ def test_budget_bench_refuses_a_cached_run_trained_otherwise(tmp_path):
 
     run = tmp_path / "runs" / "thinkless-budget0.4-s0"
     run.mkdir(parents=True)
-    card = {"proportional": 2.0, "step_size": 0.1, "probe": 512}
+    card = {"proportional": 2.0, "step_size": 0.1, "probe": 512, "smoothing": 0.0}
     (run / "train_result.json").write_text(json.dumps({"budget": card}))
     stale_run(tmp_path, "thinkless-budget0.4", 0, 2.0, 0.1, 512)  # the same: reused
     stale_run(tmp_path, "thinkless-budget0.4", 1, 2.0, 0.1, 0)  # no such run yet: trained
-    with pytest.raises(SystemExit, match="probe=512, not this invocation's 2, 0.1, 0"):
+    with pytest.raises(SystemExit, match="probe=512, smoothing=0, not this invocation's 2, 0.1, 0, 0.75"):
         stale_run(tmp_path, "thinkless-budget0.4", 0, 2.0, 0.1, 0)
-    (run / "train_result.json").write_text(json.dumps({"budget": {"step_size": 0.1}}))  # before both keys existed
-    with pytest.raises(SystemExit, match="trained with proportional=0, step_size=0.1, probe=0"):
+    # on the probe but averaged (before a probe's reading went unaveraged): stale
+    (run / "train_result.json").write_text(json.dumps({"budget": {**card, "smoothing": 0.75}}))
+    with pytest.raises(SystemExit, match="probe=512, smoothing=0.75, not this invocation's 2, 0.1, 512, 0"):
+        stale_run(tmp_path, "thinkless-budget0.4", 0, 2.0, 0.1, 512)
+    (run / "train_result.json").write_text(json.dumps({"budget": {"step_size": 0.1}}))  # before the keys existed
+    with pytest.raises(SystemExit, match="trained with proportional=0, step_size=0.1, probe=0, smoothing=0.75"):
         stale_run(tmp_path, "thinkless-budget0.4", 0, 2.0, 0.1, 512)

@@ -68,6 +68,8 @@ def test_the_step_size_is_derived_from_the_reward_range_and_the_run_length():
     assert budget(think_ratio=0.3, step_size=0.2).step_size == 0.2
     # the probe: a think ratio is measured on 512 fixed training prompts unless told; a token budget on the batch
     assert b.probe == 512 and budget(think_ratio=0.3, probe=0).probe == 0 and budget(tokens=20).probe == 0
+    # the proportional term averages only a noisy reading: the batch's, never the probe's
+    assert b.smoothing == 0.0 and budget(think_ratio=0.3, probe=0).smoothing == budget(tokens=20).smoothing == 0.75
     # one dual update per generation batch: the official recipe generates once per 2 optimizer steps
     two = make_budget({"think_ratio": 0.3}, objective=make_objective({"name": "thinkless"}), max_steps=960,
                       steps_per_update=2.0)
@@ -106,6 +108,12 @@ def test_the_proportional_term_by_hand():
     assert (b.smoothed_error, b.integral, b.multiplier) == pytest.approx((0.125, 0.1, 0.225))
     b.update(0.0)  # ē = 0.75·0.125 − 0.0625
     assert (b.smoothed_error, b.integral, b.multiplier) == pytest.approx((0.03125, -0.025, 0.00625))
+    # read on a probe nothing is averaged: ē = e
+    p = Budget(cost="think_ratio", target=0.25, step_size=0.5, bound=2.0, proportional=1.0, multiplier=0.1,
+               smoothing=0.0)
+    p.update(0.5)
+    p.update(0.0)  # e = −0.25: λ_I = 0.225 − 0.125, λ = 0.1 − 0.25
+    assert (p.smoothed_error, p.integral, p.multiplier) == pytest.approx((-0.25, 0.1, -0.15))
     # a large transient takes λ to the bound through K, not the integral: not yet a sign the target is out of reach
     big = Budget(cost="think_ratio", target=0.0, step_size=0.1, bound=2.0, proportional=10.0)
     big.update(0.9)

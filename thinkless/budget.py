@@ -18,8 +18,10 @@ Lagrangian relaxation. Every generation batch:
   ``tokens`` budget always does (a length needs the response);
 * the multiplier is set from the measured cost by a PI controller on the constraint's violation
   ``e = ĉ − c*`` (c* the target, both relative for ``tokens``): dual ascent on the integral,
-  ``λ_I ← λ_I + η·e``, plus a proportional term on its recent value, ``λ = λ_I + K·ē`` (``ē`` an exponential
-  average over about four batches, ``SMOOTHING``: the batch cost's sampling noise would otherwise be priced). Both
+  ``λ_I ← λ_I + η·e``, plus a proportional term on its recent value, ``λ = λ_I + K·ē``. Read on the batch, ``ē`` is
+  an exponential average over about four batches (``SMOOTHING``: the batch's sampling noise would otherwise be
+  priced); read on the probe, ``ē = e``: the probe has no sampling noise to average, and an average is a lag of
+  about three batches in a loop that the optimizer's own lag already leaves little phase margin. Both
   are kept ``≥ 0`` under ``at_most`` (a cap never pays for more thinking than the objective wants) and within
   ``± reward range`` (at ``|λ| = R`` the cost alone outweighs any reward difference, so a larger price says nothing
   more). ``K = 0`` is plain dual ascent (gradient ascent on the Lagrangian's dual).
@@ -61,7 +63,7 @@ KEYS = ("think_ratio", "tokens", "at_most", "step_size", "proportional", "multip
 STATE_FILE = "budget.json"  # in every checkpoint of a run with a budget
 AUTO = "auto"
 RESPONSE_FLOOR = 2  # the shortest complete response: the control token and EOS
-SMOOTHING = 0.75  # the proportional term's average: the past's weight (about four batches)
+SMOOTHING = 0.75  # the proportional term's average on the batch's reading: the past's weight (about four batches)
 STEP_FACTOR = 5.0  # step_size: auto = STEP_FACTOR x R / U (damping 1/√2; the module doc)
 PROBE = 512  # probe: auto for a think ratio (its class-mix error: about 0.016 sd on the graded task at 0.4)
 
@@ -83,6 +85,7 @@ class Budget:
     # prompts (0: the batch's sampled think ratio)
     integral: float | None = None  # λ_I, the dual-ascent part of λ (None: start at the multiplier)
     smoothed_error: float | None = None  # ē, the proportional term's input (None before the first batch)
+    smoothing: float = SMOOTHING  # ē's weight on the past: SMOOTHING on the batch's noisy reading, 0 on a probe
     patience: int = 10  # updates at a bound, the cost still on the wrong side, before the target is called unreachable
     saturated_steps: int = 0  # consecutive updates with λ_I at a bound and the cost still off target
 
@@ -113,7 +116,7 @@ class Budget:
     def update(self, measured: float) -> None:
         err = self.error(measured)
         lo = 0.0 if self.at_most else -self.bound
-        e = err if self.smoothed_error is None else SMOOTHING * self.smoothed_error + (1 - SMOOTHING) * err
+        e = err if self.smoothed_error is None else self.smoothing * self.smoothed_error + (1 - self.smoothing) * err
         self.smoothed_error = e
         self.integral = min(self.bound, max(lo, self.integral + self.step_size * err))  # clamped: no wind-up
         lam = min(self.bound, max(lo, self.integral + self.proportional * e))
@@ -239,4 +242,4 @@ def make_budget(cfg, *, objective, max_steps: int, max_completion_length: int | 
                          f"objective's reward range{', >= 0 under at_most' if at_most else ''})")
     return Budget(cost=cost, target=float(target), step_size=float(step), bound=float(R), at_most=at_most,
                   proportional=float(gain), multiplier=float(init), probe=int(probe),
-                  patience=max(10, int(updates) // 10))
+                  smoothing=0.0 if probe else SMOOTHING, patience=max(10, int(updates) // 10))
