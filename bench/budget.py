@@ -70,13 +70,13 @@ def stale_run(out: Path, label: str, seed: int, k: float, eta: float, probe: int
     res = out / "runs" / f"{label}-s{seed}" / "train_result.json"
     if not res.is_file():
         return
-    from thinkless.budget import SMOOTHING
+    from thinkless.budget import SMOOTHING, smoothing_for
 
     card = json.loads(res.read_text())["budget"]
     # no proportional key: plain dual ascent's version; no probe key: the batch's think ratio; no smoothing key: every
     # reading averaged
     got = (card.get("proportional", 0.0), card["step_size"], card.get("probe", 0), card.get("smoothing", SMOOTHING))
-    want = (k, eta, probe, 0.0 if probe else SMOOTHING)
+    want = (k, eta, probe, smoothing_for(probe))
     if any(abs(x - y) > 1e-9 * max(1.0, abs(y)) for x, y in zip(got, want)):
         raise SystemExit(f"{res.parent}: trained with proportional={got[0]:g}, step_size={got[1]:g}, probe={got[2]}, "
                          f"smoothing={got[3]:g}, not this invocation's {', '.join(f'{w:g}' for w in want)}; move it "

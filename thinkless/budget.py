@@ -163,6 +163,11 @@ class Budget:
         return d
 
 
+def smoothing_for(probe: int) -> float:
+    """ē's weight on the past for a cost read on ``probe`` prompts: the batch's reading is noisy, a probe's is not."""
+    return 0.0 if probe else SMOOTHING
+
+
 def measured_on(probe: int) -> str:
     """What the cost is read on (``rl.budget.probe``), as the model card and the bench's results say it."""
     return (f"the policy's think probability on {probe} fixed training prompts" if probe else
@@ -242,4 +247,4 @@ def make_budget(cfg, *, objective, max_steps: int, max_completion_length: int | 
                          f"objective's reward range{', >= 0 under at_most' if at_most else ''})")
     return Budget(cost=cost, target=float(target), step_size=float(step), bound=float(R), at_most=at_most,
                   proportional=float(gain), multiplier=float(init), probe=int(probe),
-                  smoothing=0.0 if probe else SMOOTHING, patience=max(10, int(updates) // 10))
+                  smoothing=smoothing_for(probe), patience=max(10, int(updates) // 10))
