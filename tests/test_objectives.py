@@ -153,6 +153,23 @@ def test_ada_grpo_scaled_reward_and_advantage():
     assert obj.rewards_for(batch([float("nan"), 1, 1, 1], [0, 0, 1, -1]))[0].isnan()  # ungradable stays out
 
 
+def test_ada_grpo_format_frequency_is_counted_per_group():
+    """F counts the row's format within its own group (core_algos.py:198, 209: id2format[uid], uid the prompt), not
+    within the batch: two groups with different mode mixes. Worked by hand for G=4, T=10, t=1, d = ½(1 + cos(π/10)):
+    group A short×3 / think×1 gives F = 3, 3, 3, 1; group B think×2 / short / none gives F = 2, 2, 1, 1. Counted over
+    the batch (short 4, think 3, none 1) every F here would differ (4, 4, 4, 3 | 3, 3, 4, 1)."""
+    obj = AdaGRPO(total_steps=10)
+    b = batch([1, 0, 1, 1, 1, 1, 1, 0], [0, 0, 0, 1, 1, 1, 0, -1], step=0)
+    d = 0.5 * (1 + math.cos(math.pi / 10))  # 0.97552826
+    assert obj.scale(b).tolist() == pytest.approx([1 + d / 3] * 3 + [1 + 3 * d] + [1 + d] * 2 + [1 + 3 * d] * 2)
+    r = obj.rewards_for(b)
+    assert r.tolist() == pytest.approx([1.3251760860, 0.0, 1.3251760860, 3.9265847744,
+                                        1.9755282581, 1.9755282581, 3.9265847744, 0.0])
+    assert obj.advantages(r, b).tolist() == pytest.approx([-0.1939782916, -0.9996477055, -0.1939782916, 1.3876042886,
+                                                           0.0038164629, 0.0038164629, 1.2209157518, -1.2285486777],
+                                                          abs=1e-6)
+
+
 # ---------------------------------------------------------------- the loss, as the trainer computes it
 
 @pytest.fixture(scope="module")
