@@ -27,6 +27,18 @@ def test_mode_metrics_groups_levels_and_modes():
     assert m["modes/tokens"] == pytest.approx(27 / 6) and m["modes/invalid_format"] == 0
 
 
+def test_groups_all_correct_count_each_mode_apart():
+    """Six groups of 2: all correct in short (×2), all correct in think (×1), all correct in mixed modes and all
+    correct with no control token (neither), all wrong (×1): the two all-correct shares differ (2/6 against 1/6)."""
+    t = lambda xs: torch.tensor(xs, dtype=torch.float32)  # noqa: E731
+    mode = t([0, 0, 0, 0, 1, 1, 0, 1, -1, -1, 1, 1])
+    correct = t([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0])
+    m = mode_metrics(mode, correct, correct, t([5] * 12), t([-1] * 12), 2)
+    assert m["modes/groups_all_correct_short"] == pytest.approx(2 / 6)
+    assert m["modes/groups_all_correct_think"] == pytest.approx(1 / 6)
+    assert m["modes/groups_all_wrong"] == pytest.approx(1 / 6)
+
+
 def test_ungradable_rows_are_left_out_and_unknown_correctness_drops_accuracy():
     t = lambda xs: torch.tensor(xs, dtype=torch.float32)  # noqa: E731
     m = mode_metrics(t([0, -1]), t([1, math.nan]), t([1, math.nan]), t([3, 5]), t([-1, -1]), 2)
