@@ -198,3 +198,67 @@ def test_schedule_resets_reference_and_optimizer_at_their_step(tiny, tmp_path):
     with pytest.raises(ValueError, match="rl.args.optim='adafactor': valid choices"):
         make_trainer(tiny, tmp_path, optim="adafactor",
                      objective=Thinkless(reward_schedule=[{"after_step": 1, "reset_optimizer": True}]))
+
+
+@pytest.mark.parametrize("scale", ["none", "group"])
+def test_degrpo_loss_receives_reward_minus_group_mean(tiny, tmp_path, monkeypatch, scale):
+    """objective=thinkless rewards the graded completions itself and leaves the advantage to TRL: the advantages
+    ``_compute_loss`` receives are each reward minus its group's mean, divided by the group's unbiased std + 1e-4
+    under rl.args.scale_rewards=group (degrpo_cpu.yaml) and not divided under none (degrpo_official.yaml). Scripted
+    completions, two groups of 4 with different mixes, rewards 1 / 0.5 / -1 (correct short / correct think / wrong):
+    group 1 [1, .5, .5, -1], mean 0.25, std √0.75; group 2 [1, 1, -1, .5], mean 0.375, std √(2.6875/3). Without the
+    baseline, or with the batch's mean (0.3125), every advantage here would differ."""
+    from trl import GRPOTrainer
+
+    from thinkless import synthetic
+
+    model, tok, _ = tiny
+    problems = synthetic.make_problems(2, [2], seed=3)
+    assert problems[0].prompt != problems[1].prompt
+
+    def wrong(mode):
+        def script(p):
+            trace = f"{p.digits[0]}\n</think>" if mode == "think" else ""
+            return f"<{mode}>{trace}\\boxed{{{(int(p.answer) + 1) % 10}}}"
+        return script
+
+    scripts = [[synthetic.short_teacher, synthetic.long_teacher, synthetic.long_teacher, wrong("think")],
+               [synthetic.short_teacher, synthetic.short_teacher, wrong("short"), synthetic.long_teacher]]
+    centred = [[0.75, 0.25, 0.25, -1.25], [0.625, 0.625, -1.375, 0.125]]  # reward − group mean, by hand
+    div = [0.75 ** 0.5 + 1e-4, (2.6875 / 3) ** 0.5 + 1e-4] if scale == "group" else [1.0, 1.0]
+    expect = {}  # (problem, completion ids) -> advantage
+    for k, p in enumerate(problems):
+        for script, c in zip(scripts[k], centred[k]):
+            expect[k, tuple(tok.encode(script(p), add_special_tokens=False) + [tok.eos_token_id])] = c / div[k]
+
+    def scripted(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        out = []
+        for i, p_ids in enumerate(prompt_ids):
+            k = next(k for k, p in enumerate(problems) if p.prompt in tok.decode(p_ids))
+            j = (self.accelerator.process_index * len(prompt_ids) + i) % num_generations
+            out.append(tok.encode(scripts[k][j](problems[k]), add_special_tokens=False) + [tok.eos_token_id])
+        return out, None
+
+    monkeypatch.setattr(GRPOTrainer, "_generate_single_turn", scripted)
+    ds = Dataset.from_list([{"prompt": [{"role": "user", "content": p.prompt}], "answer": p.answer,
+                             "task": "synthetic", "level": p.level} for p in problems])
+    tr = make_trainer((model, tok, ds), tmp_path, reward=None, objective=Thinkless(alpha=1.0), scale_rewards=scale,
+                      max_completion_length=48)
+    seen = []
+    compute_loss = tr._compute_loss
+
+    def spy(model, inputs):  # what the loss receives, after TRL shuffled the generation batch
+        seen.append((inputs["prompt_ids"], inputs["completion_ids"], inputs["completion_mask"],
+                     inputs["advantages"].detach().clone()))
+        return compute_loss(model, inputs)
+
+    tr._compute_loss = spy
+    tr.train()
+    got = {}
+    for prompt_ids, completion_ids, mask, adv in seen:
+        for p_ids, c_ids, m, a in zip(prompt_ids, completion_ids, mask, adv):
+            k = next(k for k, p in enumerate(problems) if p.prompt in tok.decode(p_ids))
+            got.setdefault((k, tuple(c_ids[m.bool()].tolist())), []).append(a.item())
+    assert sorted(got) == sorted(expect) and sum(map(len, got.values())) == 8  # every scripted row reached the loss
+    for key, advs in got.items():
+        assert advs == pytest.approx([expect[key]] * len(advs), abs=1e-5), (key, advs)
