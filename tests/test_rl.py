@@ -11,6 +11,7 @@ from thinkless.rl import rl_prompts
 
 from .conftest import DATA
 from .helpers import run_train_cli
+from .test_metrics_page import logged_keys, undocumented
 
 FAST = ["rl.args.max_steps=3", "rl.args.per_device_train_batch_size=16", "rl.args.num_generations=4",
         "rl.args.max_completion_length=40", "rl.args.save_steps=100", "rl_data.validation=null"]
@@ -34,6 +35,7 @@ def test_train_cli_outputs(distilled, tmp_path):
                 "modes/groups_all_wrong", "clip_ratio/region_mean"):
         assert key in recs[-1], key
     assert any(k.startswith("modes/think_ratio_L") for k in recs[-1])  # per level (levels present in the batch)
+    assert not undocumented(logged_keys(out / "metrics.jsonl"))  # every logged key has its line in docs/metrics.md
     assert (out / "mode_usage.png").stat().st_size > 1000 and (out / "accuracy.png").stat().st_size > 1000
     card = (out / "model" / "README.md").read_text()
     assert "DeGRPO" in card and "| objective | `thinkless` |" in card and "| objective.gamma | 0.5 |" in card
@@ -58,6 +60,7 @@ def test_grpo_ablation_runs(distilled, tmp_path):
                         "+rl.args.importance_sampling_level=sequence")
     recs = train_lines(out / "metrics.jsonl")
     assert len(recs) == 3 and "loss/control" not in recs[-1]  # TRL's own coupled loss ran
+    assert not undocumented(logged_keys(out / "metrics.jsonl"))  # TRL's loss logs its own keys: docs/metrics.md
     assert "coupled GRPO" in (out / "model" / "README.md").read_text()
     # quiet console: library warnings are in the run's log file, not on the console
     assert "WARNING" not in res.stdout + res.stderr and "][WARNING] - " in (out / "train.log").read_text()
@@ -96,6 +99,7 @@ def test_validation_before_training_and_every_n_steps(distilled, tmp_path):
     for key in ("eval_modes/accuracy", "eval_modes/tokens", "eval_modes/think_ratio_L1", "eval_modes/reward"):
         assert key in evals[0], key
     assert "[eval @ step 0]" in res.stdout
+    assert not undocumented(logged_keys(out / "metrics.jsonl"))  # validation's eval_* keys too: docs/metrics.md
 
 
 def test_synthetic_prompts_follow_level_weights():
