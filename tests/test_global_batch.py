@@ -98,3 +98,12 @@ def test_train_states_the_batch_before_the_model_loads(tmp_path, monkeypatch, ca
         rl.run_train(cfg)
     assert [w["key"] for w in seen[0]].count("recipe_batch") == 1
     assert "16 prompts x 8 generations per rollout" in capsys.readouterr().out
+
+
+def test_the_declared_batch_does_not_shape_the_run_state():
+    """recipe_batch documents an intent: changing it is no configuration change for a rerun (thinkless.stage)."""
+    from thinkless.stage import run_config
+
+    a = run_config(compose_cfg("train", ["+experiment=degrpo"]), "train")
+    b = run_config(compose_cfg("train", ["+experiment=degrpo", "recipe_batch.processes=4"]), "train")
+    assert a["fingerprint"] == b["fingerprint"] and "recipe_batch" not in a["config"]

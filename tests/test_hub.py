@@ -146,6 +146,8 @@ def test_base_model_is_a_hub_id_never_a_local_path(tmp_path):
     warm.mkdir(parents=True)
     assert base_model_id(warm) is None  # a folder without a card
     export.write_model_card(warm, {"stage": "distill", "base_model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"})
+    assert base_model_id(warm) is None  # a folder no stage of ours wrote (a snapshot's card describes another model)
+    (warm / "run_config.json").write_text("{}")  # what finish_stage leaves in every model/ it writes
     assert base_model_id(warm) == "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"  # its card's own base
     result = tmp_path / "distill" / "distill_result.json"
     result.write_text(json.dumps({"model_dir": str(warm), "hub": {"repo_id": "org/warm-up", "dry_run": True}}))

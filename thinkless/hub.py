@@ -30,6 +30,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from .budget import measured_on
+from .stage import RECORD
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ def pushed_repo(folder: str | Path) -> str | None:
 def base_model_id(model_path, explicit: str | None = None) -> str | None:
     """The Hub id the run's weights come from, never a local path: ``hub.base_model`` if set; ``model_path`` itself
     when it is a Hub id; for a folder one of our stages wrote, the repo it was pushed to, else its card's own
-    ``base_model``; None when unknown (a model built from scratch, a folder without a card)."""
+    ``base_model``; None when unknown (a model built from scratch, a folder none of our stages wrote)."""
     from .modeling import looks_like_hub_id
 
     if explicit:
@@ -119,6 +120,8 @@ def base_model_id(model_path, explicit: str | None = None) -> str | None:
         return None
     path = Path(os.path.expanduser(str(model_path)))
     if path.is_dir():
+        if not (path / RECORD).is_file():  # not ours (e.g. a downloaded snapshot): its card describes another model
+            return None
         base = pushed_repo(path) or card_metadata(path).get("base_model")
         return base if isinstance(base, str) and looks_like_hub_id(base) else None
     return str(model_path) if looks_like_hub_id(str(model_path)) else None
