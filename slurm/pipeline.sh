@@ -4,7 +4,7 @@
 #   RUN_NAME=thinkless-1.5b bash slurm/pipeline.sh
 # Per-stage Hydra overrides (space-separated; defaults shown) and sbatch options (e.g. "--nodes=3"):
 #   DISTILL_ARGS="+experiment=distill"   TRAIN_ARGS="+experiment=degrpo"
-#   EVAL_ARGS="benchmarks=[gsm8k,math500,aime24,minerva_algebra]"
+#   EVAL_ARGS=""   (eval.sbatch's default is the paper protocol: 4 benchmarks, 32,768 tokens, seeds 0-4 + seed table)
 #   DISTILL_SBATCH=""   TRAIN_SBATCH=""   EVAL_SBATCH=""
 # DRY_RUN=1 prints the three sbatch commands (job ids: DISTILL_JOB_ID, TRAIN_JOB_ID) instead of submitting.
 set -euo pipefail
@@ -22,7 +22,7 @@ submit() {
     case "$stage" in
         distill) default="+experiment=distill" ;;
         train) default="+experiment=degrpo" ;;
-        *) default="benchmarks=[gsm8k,math500,aime24,minerva_algebra]" ;;
+        *) default="" ;;  # eval.sbatch's own default: the paper protocol
     esac
     read -ra args <<< "${!args_var-$default}"
     read -ra sb <<< "${!sbatch_var-}"

@@ -24,7 +24,7 @@ def compose_cfg(name, overrides):
 
 
 PRIMARY = [p.stem for p in CONF.glob("*.yaml")]
-GROUPS = {"distill": ["model", "data", "training", "wandb"], "train": ["rl_data", "rl", "wandb", "hub"],
+GROUPS = {"distill": ["model", "data", "training", "wandb", "hub"], "train": ["rl_data", "rl", "wandb", "hub"],
           "eval": []}
 
 

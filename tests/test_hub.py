@@ -104,6 +104,73 @@ def test_model_card():
     assert "| budget: last measured cost | 19.500 (the generation batch's sampled rollouts) |" in card
 
 
+def test_card_front_matter_tags_the_objective_and_holds_hub_ids_only():
+    """What the Hub reads (huggingface_hub's own parser): the objective's tags, license, base model, datasets."""
+    for name, tags in [("thinkless", ["thinkless", "degrpo"]), ("adaptthink", ["adaptthink"]),
+                       ("length_penalty", ["length-penalty"]), ("ada_grpo", ["ada-grpo"]), ("grpo", ["grpo"])]:
+        card = export.model_card({"name": "r", "base_model": "org/warm-up", "license": "mit", "steps": 1,
+                                  "datasets": ["agentica-org/DeepScaleR-Preview-Dataset"],
+                                  "objective": {"name": name}})
+        meta = metadata_load_text(card)
+        assert meta == {"library_name": "transformers", "license": "mit", "base_model": "org/warm-up",
+                        "datasets": ["agentica-org/DeepScaleR-Preview-Dataset"],
+                        "tags": [*tags, "hybrid-reasoning", "trl"]}, name
+        assert "degrpo" not in meta["tags"] or name == "thinkless"
+        assert "## Citation" in card and "arXiv:2505.13379" in card  # Thinkless, and the objective's own paper
+        assert {"adaptthink": "2505.13417", "length_penalty": "2502.04463", "ada_grpo": "2505.20258",
+                "grpo": "2402.03300"}.get(name, "2505.13379") in card
+    # nothing known: no base_model and no datasets field, the table says so in words
+    card = export.model_card({"base": "a local model with no known Hub id", "objective": {"name": "grpo"}})
+    assert "base_model" not in metadata_load_text(card) and "datasets" not in metadata_load_text(card)
+    assert "| base model | a local model with no known Hub id |" in card
+
+
+def metadata_load_text(card: str) -> dict:
+    import tempfile
+
+    from huggingface_hub.repocard import metadata_load
+
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "README.md").write_text(card)
+        return metadata_load(Path(d) / "README.md")
+
+
+def test_base_model_is_a_hub_id_never_a_local_path(tmp_path):
+    from thinkless.hub import base_model_id
+
+    assert base_model_id("Vinnnf/Thinkless-1.5B-Warmup") == "Vinnnf/Thinkless-1.5B-Warmup"
+    assert base_model_id("runs/demo/distill/model") is None  # a path that does not exist: not an id either
+    assert base_model_id(None) is None  # the tiny model, built from scratch
+    assert base_model_id("/any/where", explicit="org/named") == "org/named"
+    warm = tmp_path / "distill" / "model"
+    warm.mkdir(parents=True)
+    assert base_model_id(warm) is None  # a folder without a card
+    export.write_model_card(warm, {"stage": "distill", "base_model": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"})
+    assert base_model_id(warm) is None  # a folder no stage of ours wrote (a snapshot's card describes another model)
+    (warm / "run_config.json").write_text("{}")  # what finish_stage leaves in every model/ it writes
+    assert base_model_id(warm) == "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"  # its card's own base
+    result = tmp_path / "distill" / "distill_result.json"
+    result.write_text(json.dumps({"model_dir": str(warm), "hub": {"repo_id": "org/warm-up", "dry_run": True}}))
+    assert base_model_id(warm) == "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"  # a dry run pushed nothing
+    result.write_text(json.dumps({"model_dir": str(warm), "hub": {"repo_id": "org/warm-up", "dry_run": False}}))
+    assert base_model_id(warm) == "org/warm-up"  # pushed: the warm-up on the Hub is the base
+    export.write_model_card(warm, {"stage": "distill", "base_model": str(tmp_path)})  # a hand-edited card
+    result.unlink()
+    assert base_model_id(warm) is None
+
+
+def test_bad_hub_values_fail_before_work_naming_the_key():
+    from thinkless.hub import check_hub
+
+    check_hub(OmegaConf.load(REPO / "conf" / "hub" / "none.yaml"))
+    check_hub(None)
+    for bad, key in [({"base_model": "./runs/demo/distill/model"}, "hub.base_model"),
+                     ({"base_model": "no-slash"}, "hub.base_model"), ({"license": "Apache 2.0"}, "hub.license"),
+                     ({"push": True}, "hub.repo_id"), ({"dry_run": True, "repo_id": "a/b/c"}, "hub.repo_id")]:
+        with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+            check_hub(OmegaConf.create(bad))
+
+
 def test_only_model_files_are_uploaded(tmp_path):
     folder = make_folder(tmp_path / "checkpoint-20")
     assert upload_files(folder) == sorted(MODEL_FILES)
@@ -315,3 +382,87 @@ def test_train_push_end_to_end_with_recorded_hub(tiny_distilled, tmp_path):
     assert SECRET not in all_text_under(out)
     result = json.loads((out / "train_result.json").read_text())
     assert result["hub"]["token_from"] == "HF_TOKEN" and result["hub"]["repo_id"] == "org/thinkless-test"
+
+
+# ---------------------------------------------------------------- distill.py's warm-up model on the Hub
+
+FAST_DISTILL = ["training.args.max_steps=2", "training.args.per_device_train_batch_size=8", "data.num_problems=64",
+                "report.enabled=false", "training.args.disable_tqdm=true"]
+
+
+@pytest.fixture(scope="module")
+def pushed_distilled(tmp_path_factory):
+    """distill.py pushing its warm-up model to a recording Hub: (output folder, recorded calls, stdout+stderr)."""
+    root = tmp_path_factory.mktemp("pushed")
+    site = root / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(FAKE_HUB_SITE)
+    log = root / "hub_calls.jsonl"
+    out = root / "distill"
+    proc = cli("distill.py", f"output_dir={out}", *FAST_DISTILL, "hub.push=true", "hub.repo_id=org/thinkless-warmup",
+               env_extra={"HF_TOKEN": SECRET, "FAKE_HUB_LOG": str(log)}, site=site)
+    return out, [json.loads(x) for x in log.read_text().splitlines()], proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_distill_pushes_the_warm_up_model_with_its_own_card(pushed_distilled):
+    from thinkless.hub import card_metadata
+
+    out, calls, output = pushed_distilled
+    assert [c["call"] for c in calls] == ["init", "create_repo", "upload_folder"]
+    assert calls[0]["token_is_env"] and calls[1]["repo_id"] == "org/thinkless-warmup" and calls[1]["private"] is True
+    up = calls[2]
+    assert up["folder"] == "model" and up["revision"] is None and "model.safetensors" in up["files"]
+    assert "README.md" in up["files"] and "optimizer.pt" not in up["files"]
+    assert up["commit_message"] == "Upload Thinkless warm-up model"
+    card = (out / "model" / "README.md").read_text()
+    meta = card_metadata(out / "model")
+    assert meta["tags"] == ["thinkless", "hybrid-reasoning", "sft", "trl"] and meta["license"] == "apache-2.0"
+    assert "base_model" not in meta and "datasets" not in meta  # the tiny model from scratch, the synthetic task
+    assert "| base model | a tiny Qwen2 built from scratch (model=tiny) |" in card
+    assert "| SFT data | the built-in synthetic fold task" in card and "| steps | 2 |" in card
+    assert str(out) not in card  # no local path on the Hub
+    result = json.loads((out / "distill_result.json").read_text())
+    assert result["hub"]["repo_id"] == "org/thinkless-warmup" and result["hub"]["dry_run"] is False
+    assert SECRET not in output and SECRET not in all_text_under(out)
+
+
+@pytest.mark.slow
+def test_distill_dry_run_and_a_bad_hub_value_before_work(tmp_path):
+    out = tmp_path / "distill"
+    cli("distill.py", f"output_dir={out}", *FAST_DISTILL, "hub.dry_run=true", "hub.repo_id=org/thinkless-warmup",
+        "hub.license=mit")
+    plan = json.loads((out / "model.upload_plan.json").read_text())
+    assert plan["repo_id"] == "org/thinkless-warmup" and "README.md" in plan["files"]
+    assert "license: mit" in (out / "model.hub_upload" / "README.md").read_text()
+    bad = subprocess.run([sys.executable, str(REPO / "distill.py"), f"output_dir={tmp_path / 'bad'}",
+                          "hub.base_model=./runs/x"], cwd=REPO, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"})
+    assert bad.returncode == 1 and "hub.base_model='./runs/x'" in bad.stderr
+    assert not (tmp_path / "bad" / "checkpoints").exists()  # before any work
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("objective,tag", [("length_penalty", "length-penalty"), ("adaptthink", "adaptthink")])
+def test_card_of_a_trained_policy_names_its_objective_and_base_model_by_id(pushed_distilled, tmp_path, objective,
+                                                                            tag):
+    """RL from the pushed warm-up folder: the card's base_model is the warm-up's Hub id, its tags the objective's."""
+    from thinkless.hub import card_metadata
+
+    warm = pushed_distilled[0] / "model"
+    out = tmp_path / "train"
+    cli("train.py", f"output_dir={out}", f"model.path={warm}", *FAST_TRAIN, f"objective={objective}")
+    meta = card_metadata(out / "model")
+    assert meta["base_model"] == "org/thinkless-warmup"
+    assert meta["tags"] == [tag, "hybrid-reasoning", "trl"] and meta["license"] == "apache-2.0"
+    card = (out / "model" / "README.md").read_text()
+    assert f"| objective | `{objective}` |" in card and "| base model | `org/thinkless-warmup` |" in card
+    front = card.split("---\n")[1]
+    assert str(warm) not in front and str(tmp_path) not in front  # no local path reaches what the Hub reads
+    # a base named by the config key wins, and the card cites the objective's paper
+    if objective == "length_penalty":
+        assert "arXiv:2502.04463" in card
+        cli("train.py", f"output_dir={tmp_path / 'named'}", f"model.path={warm}", *FAST_TRAIN,
+            f"objective={objective}", "hub.base_model=org/another-base", "hub.license=mit")
+        meta = card_metadata(tmp_path / "named" / "model")
+        assert meta["base_model"] == "org/another-base" and meta["license"] == "mit"

@@ -170,18 +170,42 @@ def test_train_dedicated_vllm_node_needs_two_nodes(fake):
     assert proc.returncode != 0 and "at least 2 nodes" in proc.stderr
 
 
+PROTOCOL = ("'benchmarks=[aime24,minerva_algebra,math500,gsm8k]' 'methods=[adaptive,forced_think,forced_short]' "
+            "sampling.max_new_tokens=32768")
+
+
 def test_eval_dry_run(fake):
+    """The paper protocol by default (README, "Reproducing the paper"): 5 seeds at 32,768 tokens, then the seed
+    table."""
     env = {**fake.env, "SLURM_JOB_NAME": "thinkless-eval", "FAKE_HOSTNAMES": "gpu-c01", "RUN_NAME": "exp1"}
-    out = lines(run("eval.sbatch", "benchmarks=[gsm8k,math500]", env=env))
+    out = lines(run("eval.sbatch", env=env))
     assert out == [
         "# run_name=exp1 output_dir=runs/exp1/eval head=gpu-c01 nodes=gpu-c01 wandb_run_id=exp1-eval-4242",
-        "+ srun --nodes=1 --ntasks=1 --kill-on-bad-exit=1 python eval.py model=runs/exp1/train/model run_name=exp1 "
-        "output_dir=runs/exp1/eval 'benchmarks=[gsm8k,math500]' &",
+        *[f"+ srun --nodes=1 --ntasks=1 --kill-on-bad-exit=1 python eval.py model=runs/exp1/train/model run_name=exp1 "
+          f"output_dir=runs/exp1/eval/s{s} seed={s} {PROTOCOL} &" for s in range(5)],
+        "+ python -m thinkless.evaluation.seeds runs/exp1/eval/s0 runs/exp1/eval/s1 runs/exp1/eval/s2 "
+        "runs/exp1/eval/s3 runs/exp1/eval/s4 --out runs/exp1/eval",
     ]
-    # run_name / output_dir / model given as overrides win, and the script's own values follow them
-    out = lines(run("eval.sbatch", "run_name=other", "output_dir=/scratch/e", "model=org/policy", env=env))
-    assert out[1] == ("+ srun --nodes=1 --ntasks=1 --kill-on-bad-exit=1 python eval.py model=org/policy "
-                      "run_name=other output_dir=/scratch/e run_name=other output_dir=/scratch/e model=org/policy &")
+    # overrides follow the protocol (they win); run_name / output_dir / model given as overrides win, output_dir and
+    # seed are set per seed; EVAL_SEEDS or seed=N chooses the seeds
+    out = lines(run("eval.sbatch", "run_name=other", "output_dir=/scratch/e", "model=org/policy",
+                    "benchmarks=[gsm8k,math500]", env={**env, "EVAL_SEEDS": "3 7"}))
+    assert out[1:] == [
+        f"+ srun --nodes=1 --ntasks=1 --kill-on-bad-exit=1 python eval.py model=org/policy run_name=other "
+        f"output_dir=/scratch/e/s{s} seed={s} {PROTOCOL} run_name=other model=org/policy 'benchmarks=[gsm8k,math500]' &"
+        for s in (3, 7)] + ["+ python -m thinkless.evaluation.seeds /scratch/e/s3 /scratch/e/s7 --out /scratch/e"]
+    out = lines(run("eval.sbatch", "seed=2", env=env))
+    assert len(out) == 3 and "output_dir=runs/exp1/eval/s2 seed=2 " in out[1] and out[1].count("seed=") == 1
+
+
+def test_eval_protocol_is_the_readme_protocol():
+    """The README's paper loop and eval.sbatch's default are the same protocol (benchmarks, methods, tokens, seeds)."""
+    readme = (REPO / "README.md").read_text()
+    for part in ("benchmarks=[aime24,minerva_algebra,math500,gsm8k]", "methods=[adaptive,forced_think,forced_short]",
+                 "sampling.max_new_tokens=32768", "for s in 0 1 2 3 4"):
+        assert part in readme
+    sbatch = (SLURM / "eval.sbatch").read_text()
+    assert 'EVAL_SEEDS:-0 1 2 3 4' in sbatch and PROTOCOL.replace("'", '"').split()[0] in sbatch
 
 
 def test_eval_cli_matches_eval_py():
@@ -213,8 +237,7 @@ def test_pipeline_chains_three_jobs(fake):
         "sbatch --parsable --partition=gpu slurm/distill.sbatch run_name=exp1 +experiment=distill",
         "sbatch --parsable --partition=gpu --dependency=afterok:101 --nodes=3 slurm/train.sbatch run_name=exp1 "
         "+experiment=degrpo rl.args.max_steps=100",
-        "sbatch --parsable --partition=gpu --dependency=afterok:102 slurm/eval.sbatch run_name=exp1 "
-        "benchmarks=[gsm8k,math500,aime24,minerva_algebra]",
+        "sbatch --parsable --partition=gpu --dependency=afterok:102 slurm/eval.sbatch run_name=exp1",
     ]
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from .budget import measured_on
+from .stage import RECORD
 
 logger = logging.getLogger(__name__)
 
@@ -39,17 +40,185 @@ UPLOAD_IGNORE = ("optimizer.pt", "scheduler.pt", "rng_state*.pth", "global_step*
                  "zero_to_fp32.py", "zero_to_torch.py", "training_args.bin", "*.upload_plan.json", ".*", "*/.*")
 
 
+# The papers a card cites: Thinkless (the control tokens, the warm-up, DeGRPO) always, and the objective's own.
+CITATIONS = {
+    "thinkless": """@article{fang2025thinkless,
+  title   = {Thinkless: LLM Learns When to Think},
+  author  = {Fang, Gongfan and Ma, Xinyin and Wang, Xinchao},
+  journal = {arXiv preprint arXiv:2505.13379},
+  year    = {2025}
+}""",
+    "grpo": """@article{shao2024deepseekmath,
+  title   = {DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open Language Models},
+  author  = {Shao, Zhihong and Wang, Peiyi and Zhu, Qihao and Xu, Runxin and Song, Junxiao and Bi, Xiao and
+             Zhang, Haowei and Zhang, Mingchuan and Li, Y. K. and Wu, Y. and Guo, Daya},
+  journal = {arXiv preprint arXiv:2402.03300},
+  year    = {2024}
+}""",
+    "adaptthink": """@article{zhang2025adaptthink,
+  title   = {AdaptThink: Reasoning Models Can Learn When to Think},
+  author  = {Zhang, Jiajie and Lin, Nianyi and Hou, Lei and Feng, Ling and Li, Juanzi},
+  journal = {arXiv preprint arXiv:2505.13417},
+  year    = {2025}
+}""",
+    "length_penalty": """@article{arora2025training,
+  title   = {Training Language Models to Reason Efficiently},
+  author  = {Arora, Daman and Zanette, Andrea},
+  journal = {arXiv preprint arXiv:2502.04463},
+  year    = {2025}
+}""",
+    "ada_grpo": """@article{wu2025arm,
+  title   = {ARM: Adaptive Reasoning Model},
+  author  = {Wu, Siye and Xie, Jian and Zhang, Yikai and Chen, Aili and Zhang, Kai and Su, Yu and Xiao, Yanghua},
+  journal = {arXiv preprint arXiv:2505.20258},
+  year    = {2025}
+}""",
+}
+# Hub tags per objective (``objective.name`` of thinkless.objectives' registry); DeGRPO is Thinkless's own.
+OBJECTIVE_TAGS = {"thinkless": ["thinkless", "degrpo"]}
+CARD_FILE = "README.md"
+
+
+def objective_tags(name: str) -> list[str]:
+    """The Hub tags of the objective registered as ``name`` (``length_penalty`` -> ``length-penalty``)."""
+    return OBJECTIVE_TAGS.get(name, [name.replace("_", "-")])
+
+
+def card_metadata(folder: str | Path) -> dict:
+    """The YAML front matter of ``folder``'s model card ({} when there is none)."""
+    from huggingface_hub.repocard import metadata_load
+
+    path = Path(folder) / CARD_FILE
+    return (metadata_load(path) or {}) if path.is_file() else {}
+
+
+def pushed_repo(folder: str | Path) -> str | None:
+    """The Hub repo a stage of ours pushed ``folder`` to (its ``<stage>_result.json`` beside it), else None. A dry
+    run pushed nothing."""
+    folder = Path(folder).resolve()
+    for result in sorted(folder.parent.glob("*_result.json")):
+        try:
+            rec = json.loads(result.read_text())
+        except (OSError, ValueError):
+            continue
+        hub = rec.get("hub") or {}
+        if hub.get("repo_id") and hub.get("dry_run") is False and rec.get("model_dir") \
+                and Path(rec["model_dir"]).resolve() == folder:
+            return hub["repo_id"]
+    return None
+
+
+def base_model_id(model_path, explicit: str | None = None) -> str | None:
+    """The Hub id the run's weights come from, never a local path: ``hub.base_model`` if set; ``model_path`` itself
+    when it is a Hub id; for a folder one of our stages wrote, the repo it was pushed to, else its card's own
+    ``base_model``; None when unknown (a model built from scratch, a folder none of our stages wrote)."""
+    from .modeling import looks_like_hub_id
+
+    if explicit:
+        return str(explicit)  # checked by check_hub
+    if model_path is None:
+        return None
+    path = Path(os.path.expanduser(str(model_path)))
+    if path.is_dir():
+        if not (path / RECORD).is_file():  # not ours (e.g. a downloaded snapshot): its card describes another model
+            return None
+        base = pushed_repo(path) or card_metadata(path).get("base_model")
+        return base if isinstance(base, str) and looks_like_hub_id(base) else None
+    return str(model_path) if looks_like_hub_id(str(model_path)) else None
+
+
+def hub_datasets(*names) -> list[str]:
+    """The names among ``names`` that are Hub dataset ids (local files and None left out), in order, once each."""
+    from .modeling import looks_like_hub_id
+
+    out = []
+    for n in names:
+        if isinstance(n, str) and looks_like_hub_id(n) and not n.endswith((".json", ".jsonl", ".parquet", ".csv")) \
+                and n not in out:
+            out.append(n)
+    return out
+
+
+def check_hub(hub_cfg) -> None:
+    """The ``hub`` group's values, checked before any work (train.py and distill.py)."""
+    from .modeling import looks_like_hub_id
+
+    hub = hub_cfg or {}
+    base = hub.get("base_model")
+    if base is not None and not (isinstance(base, str) and looks_like_hub_id(base)):
+        raise ValueError(f"hub.base_model={base!r}: a Hub model id 'org/name' is expected (null: read it from "
+                         "model.path or the warm-up model's card); a local path is never a base_model")
+    lic = hub.get("license")
+    if lic is not None and not (isinstance(lic, str) and lic.strip() and " " not in lic):
+        raise ValueError(f"hub.license={lic!r}: a Hub license identifier is expected (e.g. apache-2.0, mit; "
+                         "https://huggingface.co/docs/hub/repositories-licenses), or null for none")
+    repo = hub.get("repo_id")
+    if (hub.get("push") or hub.get("dry_run") or hub.get("revision_per_checkpoint")) and not repo:
+        raise ValueError("hub.push / hub.dry_run / hub.revision_per_checkpoint need hub.repo_id=<org/name>")
+    if repo is not None and not (isinstance(repo, str) and repo.count("/") == 1 and all(repo.split("/"))):
+        raise ValueError(f"hub.repo_id={repo!r}: a Hub repo id 'org/name' is expected")
+
+
+def card_front_matter(info: dict, tags: list[str]) -> list[str]:
+    """The YAML header the Hub reads: library, license, base model (a Hub id only), datasets (Hub ids only), tags."""
+    import yaml
+
+    meta = {"library_name": "transformers"}
+    if info.get("license"):
+        meta["license"] = info["license"]
+    if info.get("base_model"):
+        meta["base_model"] = info["base_model"]
+    if info.get("datasets"):
+        meta["datasets"] = list(info["datasets"])
+    meta["tags"] = tags
+    return ["---", yaml.safe_dump(meta, sort_keys=False, default_flow_style=None, width=1000).rstrip(), "---"]
+
+
+def citation_lines(objective: str | None) -> list[str]:
+    keys = ["thinkless"] + ([objective] if objective in CITATIONS and objective != "thinkless" else [])
+    return ["", "## Citation", "", "```bibtex", "\n\n".join(CITATIONS[k] for k in keys), "```"]
+
+
+def warmup_card(info: dict) -> str:
+    """README.md for a warm-up (distilled) model, ``distill.py``'s output. ``info``: name, base_model, datasets,
+    data (in words), license, steps, report_md."""
+    lines = card_front_matter(info, ["thinkless", "hybrid-reasoning", "sft", "trl"]) + [
+        "",
+        f"# {info.get('name') or 'Thinkless warm-up model'}",
+        "",
+        "The warm-up (distillation) stage of [Thinkless](https://arxiv.org/abs/2505.13379): SFT on responses of both "
+        "kinds, so that the model's first generated token is `<short>` (answer directly) or `<think>` (reason inside "
+        "`<think>…</think>`, then answer). It picks either about half the time; RL (`train.py`) then teaches it when "
+        "to think.",
+        "",
+        "## Training",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| base model | {'`' + info['base_model'] + '`' if info.get('base_model') else info.get('base', 'unknown')} |",
+        f"| SFT data | {info.get('data', 'unknown')} |",
+        f"| steps | {info.get('steps')} |",
+    ]
+    if info.get("report_md"):  # distill.py's mode report of this model (thinkless.report.format_report)
+        lines += ["", info["report_md"].strip()]
+    lines += citation_lines(None)
+    lines.append("")
+    return "\n".join(lines)
+
+
 def model_card(info: dict) -> str:
-    """README.md for a Thinkless policy. ``info``: base_model, data, loss, objective ({name, knobs...}), steps,
-    mode_usage, eval, ..."""
+    """README.md for a Thinkless policy. ``info``: base_model (a Hub id, or absent), base (what it started from,
+    in words), data, datasets (Hub ids), license, loss, objective ({name, knobs...}), steps, mode_usage, eval, ...
+    ``stage: distill``: the warm-up model's card (``warmup_card``)."""
+    if info.get("stage") == "distill":
+        return warmup_card(info)
     usage = info.get("mode_usage") or {}
     ev = info.get("eval") or {}
-    lines = [
-        "---",
-        "library_name: transformers",
-        "tags: [thinkless, degrpo, hybrid-reasoning, trl]",
-        f"base_model: {info.get('base_model', 'unknown')}",
-        "---",
+    objective = dict(info.get("objective") or {})
+    name = objective.get("name")
+    tags = [*(objective_tags(name) if name else []), "hybrid-reasoning", "trl"]
+    base = f"`{info['base_model']}`" if info.get("base_model") else info.get("base", "unknown")
+    lines = card_front_matter(info, tags) + [
         "",
         f"# {info.get('name') or 'Thinkless policy'}",
         "",
@@ -60,11 +229,10 @@ def model_card(info: dict) -> str:
         "",
         "| | |",
         "|---|---|",
-        f"| base model | `{info.get('base_model', 'unknown')}` |",
-        f"| RL data | `{info.get('data', 'unknown')}` |",
+        f"| base model | {base} |",
+        f"| RL data | {info.get('data', 'unknown')} |",
         f"| loss | {info.get('loss', 'DeGRPO')} |",
     ]
-    objective = dict(info.get("objective") or {})
     if objective:
         lines.append(f"| objective | `{objective.pop('name', 'unknown')}` |")
         lines += [f"| objective.{k} | {v} |" for k, v in objective.items()]
@@ -110,12 +278,13 @@ def model_card(info: dict) -> str:
                   "bias, the response greedy.", "",
                   "| think bias | accuracy | think ratio | response tokens |", "|---|---|---|---|"]
         lines += [f"| {c['bias']:+g} | {c['acc']:.3f} | {c['think_ratio']:.2f} | {c['tokens']:.1f} |" for c in curve]
+    lines += citation_lines(name)
     lines.append("")
     return "\n".join(lines)
 
 
 def write_model_card(folder: str | Path, info: dict) -> Path:
-    path = Path(folder) / "README.md"
+    path = Path(folder) / CARD_FILE
     path.write_text(model_card(info))
     return path
 

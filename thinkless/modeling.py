@@ -20,6 +20,11 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model",
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
 
 
+def looks_like_hub_id(path: str) -> bool:
+    """``org/name`` and nothing on disk by that name: a Hub id, not a filesystem path."""
+    return not (path.startswith(("/", ".", "~")) or Path(os.path.expanduser(path)).exists() or path.count("/") != 1)
+
+
 def check_model_path(path: str | None, *, what: str = "model.path", tokenizer: bool = True) -> None:
     """Fail before any work if ``path`` is neither a local folder nor a Hub id that can be resolved.
 
@@ -39,8 +44,7 @@ def check_model_path(path: str | None, *, what: str = "model.path", tokenizer: b
                                     "save the tokenizer with the model, or name a tokenizer folder (model.tokenizer / "
                                     "tokenizer=)")
         return
-    looks_like_path = path.startswith(("/", ".", "~")) or p.exists() or path.count("/") != 1
-    if looks_like_path:
+    if not looks_like_hub_id(path):
         raise FileNotFoundError(f"{what}={path!r} does not exist (expected a model folder or a Hub id 'org/name')")
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         from huggingface_hub import try_to_load_from_cache

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
@@ -13,12 +15,13 @@ from omegaconf import DictConfig
 from . import synthetic
 from .checkpoints import save_final_model
 from .budget import Budget, make_budget
-from .checks import warn
+from .checks import ConfigError, warn
 from .data import DropStats, load_rows, parse_level, records_from_rows
 from .evaluation.benchmarks import load_benchmark
 from .format import messages, render_prompt
 from .grading import gold_is_gradable, is_exact
-from .hub import hub_callbacks, push_folder, write_model_card
+from .hub import (base_model_id, card_metadata, check_hub, hub_callbacks, hub_datasets, push_folder,
+                  write_model_card)
 from .modeling import check_model_path, load_checkpoint
 from .monitor import RL_KEYS, MetricsLogCallback, read_metrics
 from .report import mode_report, pipeline_table, write_report
@@ -127,10 +130,87 @@ def budget_from(cfg: DictConfig, objective: Objective) -> Budget | None:
                        max_completion_length=args.get("max_completion_length"), steps_per_update=per_update)
 
 
+RECIPE_BATCH_KEYS = ("prompts_per_rollout", "prompts_per_step", "processes")
+
+
+def global_batch(args, processes: int) -> dict:
+    """The global batch of ``rl.args`` on ``processes`` training processes, as TRL forms it: completions and prompts
+    per rollout (generation batch) and per optimizer step."""
+    pd, G = int(args.get("per_device_train_batch_size") or 8), int(args.get("num_generations") or 8)
+    accum = int(args.get("gradient_accumulation_steps") or 1)
+    gen = args.get("generation_batch_size")  # TRL: set directly, or per-device x processes x steps_per_generation
+    spg = int(gen) // (pd * processes) if gen else int(args.get("steps_per_generation") or accum)
+    rollout, step = pd * processes * spg, pd * processes * accum
+    return {"processes": processes, "per_device": pd, "generations": G, "accumulation": accum,
+            "steps_per_generation": spg, "rollout_completions": rollout, "step_completions": step,
+            "prompts_per_rollout": rollout / G, "prompts_per_step": step / G}
+
+
+def restore_batch(b: dict, rollout_prompts: int, step_prompts: int) -> str | None:
+    """The ``rl.args`` overrides that give ``rollout_prompts`` / ``step_prompts`` on ``b``'s processes (the per-device
+    batch kept if it can be, else the largest one that divides), or None when no per-device batch can."""
+    P, G = b["processes"], b["generations"]
+    rollout, step = rollout_prompts * G, step_prompts * G
+    for pd in [b["per_device"], *range(b["per_device"] - 1, 0, -1)]:
+        if rollout % (P * pd) == 0 and step % (P * pd) == 0:
+            keep = "" if pd == b["per_device"] else f"rl.args.per_device_train_batch_size={pd} "
+            return (f"{keep}rl.args.gradient_accumulation_steps={step // (P * pd)} "
+                    f"rl.args.steps_per_generation={rollout // (P * pd)}  ({P} x {pd} x {step // (P * pd)} = "
+                    f"{step} completions = {step_prompts} prompts x {G} per optimizer step; {P} x {pd} x "
+                    f"{rollout // (P * pd)} = {rollout} = {rollout_prompts} x {G} per rollout)")
+    return None
+
+
+def check_global_batch(cfg: DictConfig, processes: int | None = None, *, is_main: bool = True) -> dict:
+    """States the global batch the run will roll out and, when it differs from the recipe's declared one
+    (``recipe_batch``, set by +experiment=degrpo / adaptthink), warns with the overrides that restore it. Before any
+    work: ``processes`` defaults to the launcher's ``WORLD_SIZE``; the main process says it."""
+    P = int(processes or os.environ.get("WORLD_SIZE", "1"))
+    b = global_batch(cfg.rl.args, P)
+    say = (f"RL global batch: {P} process{'es' if P > 1 else ''} x per_device_train_batch_size {b['per_device']} x "
+           f"steps_per_generation {b['steps_per_generation']} = {b['rollout_completions']} completions = "
+           f"{b['prompts_per_rollout']:g} prompts x {b['generations']} generations per rollout; x "
+           f"gradient_accumulation_steps {b['accumulation']}: {b['step_completions']} completions = "
+           f"{b['prompts_per_step']:g} prompts per optimizer step")
+    if is_main:
+        logger.info(say)
+        print(say, flush=True)
+    recipe = cfg.get("recipe_batch")
+    if not recipe:
+        return b
+    for k in RECIPE_BATCH_KEYS:
+        v = recipe.get(k)
+        if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            raise ConfigError(f"recipe_batch.{k}={v!r}: a whole number >= 1 is expected (the recipe's intended global "
+                              f"batch: {', '.join('recipe_batch.' + x for x in RECIPE_BATCH_KEYS)})")
+    want = (recipe.prompts_per_rollout, recipe.prompts_per_step)
+    if (b["prompts_per_rollout"], b["prompts_per_step"]) != want and is_main:
+        fix = restore_batch(b, *want) or (f"no per-device batch divides {want[0]} x {b['generations']} completions "
+                                          f"over {P} processes; use a process count that does")
+        warn("recipe_batch", f"{want[0]}/{want[1]} prompts per rollout/step",
+             f"the recipe is written for {want[0]} prompts per rollout and {want[1]} per optimizer step on "
+             f"{recipe.processes} processes; this run has {P} and rolls out {b['prompts_per_rollout']:g} prompts per "
+             f"rollout and {b['prompts_per_step']:g} per optimizer step, so its optimizer steps, their noise and the "
+             f"schedule's meaning differ from the recipe's. To restore it on {P}: {fix}")
+    return b
+
+
 def card_info(cfg: DictConfig, objective: Objective) -> dict:
-    """Model-card fields known before training (steps and mode usage are added at the end)."""
-    return {"name": cfg.get("run_name"), "base_model": str(cfg.model.path),
-            "data": cfg.rl_data.get("name", cfg.rl_data.source), "loss": objective.label(),
+    """Model-card fields known before training (steps and mode usage are added at the end). ``base_model`` and
+    ``datasets`` are Hub ids only (``thinkless.hub.base_model_id``): a local path never reaches the card."""
+    hub, d = cfg.get("hub") or {}, cfg.rl_data
+    base = base_model_id(cfg.model.path, hub.get("base_model"))
+    if d.source == "synthetic":
+        data = f"the built-in synthetic {d.get('variant', 'fold')} task (thinkless.synthetic; not a Hub dataset)"
+    else:
+        data = f"`{d.name}`" if hub_datasets(d.name) else "a local file (not a Hub dataset)"
+    # the warm-up's own data too: the weights were trained on both
+    warmup = card_metadata(cfg.model.path) if Path(str(cfg.model.path)).is_dir() else {}
+    return {"name": cfg.get("run_name"), "base_model": base,
+            "base": None if base else "a local model with no known Hub id (hub.base_model=org/name names it)",
+            "data": data, "datasets": hub_datasets(d.get("name") if d.source != "synthetic" else None,
+                                                   *(warmup.get("datasets") or [])),
+            "license": hub.get("license"), "loss": objective.label(),
             "objective": {"name": objective.name, **objective.knobs()}}
 
 
@@ -193,12 +273,14 @@ def run_train(cfg: DictConfig) -> dict:
     from datasets import Dataset
 
     check_model_path(cfg.model.path)  # before any work
+    check_hub(cfg.get("hub"))
     objective = objective_from(cfg)
     budget = budget_from(cfg, objective)
     for i, r in enumerate(cfg.report.get("threshold_think_ratios") or []):
         if isinstance(r, (int, float)) and not 0 <= r <= 1:
             raise ValueError(f"report.threshold_think_ratios[{i}]={r}: a think ratio in [0, 1] is expected")
     stage = start_stage(cfg, "train", config_cls="thinkless.trainer:DeGRPOConfig")
+    check_global_batch(cfg, is_main=stage.is_main)  # after start_stage (it resets warnings), before the model loads
     objective.warn_if_odd(warn)
     from .trainer import DeGRPOConfig, DeGRPOTrainer  # after start_stage: TRL imports vLLM, which logs at import
     model, tok = load_checkpoint(cfg.model.path, dtype=cfg.model.get("dtype", "auto"))

@@ -12,6 +12,7 @@ from .checkpoints import save_final_model
 from .data import LAYOUTS, DropStats, load_rows, load_table, records_from_rows, sft_table
 from .evaluation.benchmarks import load_benchmark
 from .generation import SamplingConfig, make_generator
+from .hub import base_model_id, check_hub, hub_callbacks, hub_datasets, push_folder, write_model_card
 from .modeling import check_model_path, load_student
 from .monitor import SFT_KEYS, MetricsLogCallback
 from .report import format_report, mode_report, write_report
@@ -77,12 +78,31 @@ def sft_rows(cfg: DictConfig, tok, stats: DropStats, *, out_dir):
                      max_length=cfg.training.args.get("max_length"), num_proc=d.get("num_proc"))
 
 
+def card_info(cfg: DictConfig) -> dict:
+    """The warm-up model's card fields (``thinkless.hub.warmup_card``): Hub ids only for base_model and datasets."""
+    hub, d = cfg.get("hub") or {}, cfg.data
+    base = base_model_id(cfg.model.get("path"), hub.get("base_model"))
+    if d.source == "synthetic":
+        data = f"the built-in synthetic {d.get('variant', 'fold')} task (thinkless.synthetic; not a Hub dataset)"
+        names = []
+    else:
+        names = hub_datasets(d.get("prompts") if d.source == "teacher" else d.get("name"))
+        data = f"`{names[0]}`" if names else "a local file (not a Hub dataset)"
+        if d.source == "teacher":
+            data += f", answered by the teachers `{d.long_teacher.model}` and `{d.short_teacher.model}`"
+    return {"stage": "distill", "name": cfg.get("run_name"), "base_model": base,
+            "base": None if base else ("a tiny Qwen2 built from scratch (model=tiny)" if cfg.model.get("path") is None
+                                       else "a local model with no known Hub id (hub.base_model=org/name names it)"),
+            "data": data, "datasets": names, "license": hub.get("license")}
+
+
 def run_distill(cfg: DictConfig) -> dict:
     from trl import SFTConfig, SFTTrainer
 
     check_model_path(cfg.model.get("path"))  # before any work
     if cfg.data.source not in SOURCES:
         raise ValueError(f"data.source={cfg.data.source!r}: valid choices are {SOURCES}")
+    check_hub(cfg.get("hub"))
     stage = start_stage(cfg, "distill", config_cls=SFTConfig)
     model, tok = load_student(cfg.model, seed=cfg.seed)
     # the rows are tokenized (data.sft_batch): the loss covers the completion (control token, response, EOS) only
@@ -93,8 +113,10 @@ def run_distill(cfg: DictConfig) -> dict:
     logger.info("SFT data: %s", stats.summary())
     if not len(rows):
         raise RuntimeError(f"no trainable rows after filtering: {stats.summary()}")
+    info = card_info(cfg)
     trainer = SFTTrainer(model=model, args=args, train_dataset=rows.select_columns(["input_ids", "completion_mask"]),
-                         processing_class=tok, callbacks=[MetricsLogCallback(stage.out_dir, SFT_KEYS)])
+                         processing_class=tok, callbacks=[MetricsLogCallback(stage.out_dir, SFT_KEYS),
+                                                          *hub_callbacks(cfg.get("hub"), info)])
     train_s = train(trainer)
 
     result = {"data": dict(stats), "train_seconds": round(train_s, 1), "train_rows": len(rows),
@@ -117,5 +139,12 @@ def run_distill(cfg: DictConfig) -> dict:
             result["report"] = {k: v for k, v in rep.items() if k != "evaluation"}
             write_report(rep, stage.out_dir, "distill_report")
             print(format_report(rep, "distill report"), flush=True)
+            info["report_md"] = format_report(rep, f"mode report ({bench.name})")
+        write_model_card(final, {**info, "steps": trainer.state.global_step})
+        hub = cfg.get("hub") or {}
+        if hub.get("push") or hub.get("dry_run"):
+            result["hub"] = push_folder(final, hub.repo_id, private=hub.get("private", True),
+                                        revision=hub.get("revision"), dry_run=bool(hub.get("dry_run")),
+                                        commit_message="Upload Thinkless warm-up model")
         print(f"data: {stats.summary()}  train {train_s:.0f}s", flush=True)
     return finish_stage(stage, result, "distill")

@@ -45,9 +45,9 @@ logger = logging.getLogger(__name__)
 RERUN_MODES = ("auto", "resume", "fresh")
 RECORD = "run_config.json"
 # Keys that may change across a resume without changing what the run computes (naming, output, console, tracking,
-# Hub export, the after-training report, the official-mapping documentation block).
+# Hub export, the after-training report, the official-mapping documentation block, a recipe's declared batch).
 EXCLUDED_KEYS = ("run_name", "output_dir", "quiet", "threads", "rerun", "wandb", "hub", "report", "official",
-                 "progress", "plots")
+                 "progress", "plots", "recipe_batch")
 # Inside a trainer's ``args``: logging, checkpoint cadence and retention, console and dataloader workers.
 EXCLUDED_ARGS = ("logging_steps", "logging_first_step", "logging_strategy", "logging_dir", "logging_nan_inf_filter",
                  "log_level", "log_completions", "num_completions_to_print", "save_steps", "save_strategy",
