@@ -11,8 +11,11 @@ tracking settings, which may change across a resume) in ``<output_dir>/run_confi
 the final ``model/``. A rerun into a folder with state (``rerun=auto``, the default): the same configuration resumes
 from the last checkpoint; a different one stops before any work, listing the differing keys; a finished run is not
 extended (same configuration: nothing to do). ``rerun=resume`` resumes an unfinished run under the new
-configuration (recorded as ``resumed_with_changes`` in the result and the model card); ``rerun=fresh`` moves the
-old state to ``<output_dir>/replaced-<time>/`` and starts from step 0.
+configuration (recorded as ``resumed_with_changes`` in the result and the model card; the run's optimizer settings
+replace the checkpoint's, ``NOT_ON_RESUME`` keys are refused); ``rerun=fresh`` moves the old state to
+``<output_dir>/replaced-<time>/`` and starts from step 0. The record covers the content of the local model and data
+the stage starts from (``INPUT_KEYS``), so a re-distilled model is a changed configuration downstream. A run never
+exceeds ``max_steps``, however it was interrupted.
 
 Quiet console (``quiet=true``, the default): a run prints its own compact lines (one per logged step, the reports,
 the result), our warnings and every library error, nothing else. Our INFO lines, library warnings (``FutureWarning``s,
