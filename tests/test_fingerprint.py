@@ -25,3 +25,20 @@ def test_check_meta_records_then_refuses_a_mismatch(tmp_path):
         check_meta(meta, {"T": 1.0}, what="x", data_exists=True, hint="h")
     with pytest.raises(ValueError, match="no record"):
         check_meta(tmp_path / "other.json", {"T": 0.6}, what="x", data_exists=True, hint="h")
+
+
+def test_content_id_sees_new_weights_of_the_same_shapes_and_edited_data(tmp_path):
+    from thinkless.fingerprint import content_id
+
+    from .helpers import save_tiny
+
+    model = save_tiny(tmp_path / "m")
+    first = content_id(model)
+    assert first == content_id(str(model)) and content_id("org/hub-model") is None
+    save_tiny(model, seed=1)  # other weights, identical config, tokenizer and safetensors header
+    assert content_id(model) != first
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"a": 1}\n')
+    before = content_id(data)
+    data.write_text('{"a": 2}\n')
+    assert content_id(data) != before

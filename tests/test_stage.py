@@ -8,10 +8,12 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from .helpers import ROOT, run_train_cli
+from .test_trainer import make_trainer, tiny  # noqa: F401  (the fixture)
 
 OVERRIDES = ["rl.args.max_steps=6", "rl.args.save_steps=2", "rl.args.per_device_train_batch_size=16",
              "rl.args.num_generations=4", "rl.args.max_completion_length=40", "report.enabled=false",
@@ -224,3 +226,257 @@ def test_adaptthink_resumes_exactly(distilled, tmp_path):
     assert steps(metrics) == [1, 2, 3, 4, 5, 6]
     assert [r["modes/think_ratio"] for r in lines(metrics)] == [0.5] * 6
     same_weights(ref, out)
+
+
+# ------------------------------------------------------------------ resume honours the run (issue 38)
+
+def _stop_at(step):
+    """A callback that ends training after ``step`` (its checkpoint is saved first): a kill after that save."""
+    from transformers import TrainerCallback
+
+    class Stop(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step >= step:
+                control.should_training_stop = True
+
+    return Stop()
+
+
+def _lrs(trainer, after=0):
+    return {r["step"]: r["learning_rate"] for r in trainer.state.log_history if "learning_rate" in r
+            and r["step"] > after}
+
+
+def test_resume_applies_the_run_configs_learning_rate_and_optimizer_settings(tiny, tmp_path, capsys):
+    """rerun=resume with a changed learning rate and weight decay: the restored optimizer and schedule take the run
+    config's values (printed), the schedule's position stays the checkpoint's."""
+    from thinkless.stage import train
+
+    common = dict(max_steps=4, save_strategy="steps", save_steps=2, lr_scheduler_type="linear")
+    first = make_trainer(tiny, tmp_path, learning_rate=1.0, **common)
+    first.add_callback(_stop_at(2))
+    train(first)
+    assert first.state.global_step == 2 and (tmp_path / "checkpoint-2" / "trainer_state.json").is_file()
+    assert _lrs(first) == {1: 1.0, 2: 0.75}
+    second = make_trainer(tiny, tmp_path, learning_rate=0.5, weight_decay=0.1, **common)
+    train(second)
+    # linear decay over 4 steps from the new base, at the checkpoint's position: 0.5 x (1 - 2/4), 0.5 x (1 - 3/4)
+    assert _lrs(second, after=2) == pytest.approx({3: 0.25, 4: 0.125})
+    out = capsys.readouterr().out
+    assert "resuming from" in out and "checkpoint-2" in out
+    assert "learning_rate (the schedule's base) 1.0 -> 0.5" in out and "weight_decay 0.0 -> 0.1" in out
+    assert {g["weight_decay"] for g in second.optimizer.param_groups} <= {0.0, 0.1}
+    assert 0.1 in {g["weight_decay"] for g in second.optimizer.param_groups}
+
+
+def test_a_run_never_exceeds_max_steps_after_a_kill_past_its_last_checkpoint(tiny, tmp_path, capsys):
+    """Killed after its final checkpoint (in the report or the final save): the rerun takes no step."""
+    from thinkless.monitor import MetricsLogCallback
+    from thinkless.stage import train
+
+    first = make_trainer(tiny, tmp_path / "checkpoints", max_steps=3, save_strategy="steps", save_steps=2)
+    first.add_callback(MetricsLogCallback(tmp_path, ("loss",)))
+    train(first)
+    assert first.state.global_step == 3 and (tmp_path / "checkpoints" / "checkpoint-3").is_dir()
+    again = make_trainer(tiny, tmp_path / "checkpoints", max_steps=3, save_strategy="steps", save_steps=2)
+    again.add_callback(MetricsLogCallback(tmp_path, ("loss",)))
+    train(again)
+    assert again.state.global_step == 3 and not (tmp_path / "checkpoints" / "checkpoint-4").exists()
+    assert "already holds all 3 steps" in capsys.readouterr().out
+    recs = [json.loads(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs if "loss" in r and "train_runtime" not in r] == [1, 2, 3]
+    assert sum("train_runtime" in r for r in recs) == 1  # the summary of the last attempt only
+
+
+def test_rerun_refuses_what_a_resume_cannot_honour(tmp_path):
+    """rerun=resume refuses, before any work, a changed optimizer or scheduler class and a max_steps below the
+    checkpoint's step; the learning rate is no longer among the refused keys (a resume applies it)."""
+    from thinkless.checks import ConfigError
+    from thinkless.stage import NOT_ON_RESUME, decide_rerun, run_config
+
+    def decide(out, cfg):
+        return decide_rerun(cfg, "train", out, run_config(cfg, "train"))
+
+    _state(a := tmp_path / "a", ckpt=4)
+    assert "learning_rate" not in NOT_ON_RESUME
+    assert decide(a, cfg_(rerun="resume", learning_rate=5e-4)) == ["rl.args.learning_rate: 0.001 -> 0.0005"]
+    for key, value in (("optim", "sgd"), ("lr_scheduler_type", "cosine")):
+        with pytest.raises(ConfigError, match=rf"rl.args.{key} cannot change on resume"):
+            decide(a, cfg_(rerun="resume", **{key: value}))
+    with pytest.raises(ConfigError, match=r"rl.args.max_steps=3 is below the 4 steps"):
+        decide(a, cfg_(rerun="resume", max_steps=3))
+
+
+def test_a_start_that_trained_nothing_is_replaced_by_a_corrected_rerun(tmp_path, capsys):
+    """A start that failed before its first step (no checkpoint, no step logged) does not block a rerun under
+    another configuration: its files move aside and the new one starts fresh. One that trained steps still stops."""
+    from thinkless.checks import ConfigError
+    from thinkless.stage import decide_rerun, run_config
+
+    def decide(out, cfg):
+        return decide_rerun(cfg, "train", out, run_config(cfg, "train"))
+
+    failed = tmp_path / "failed"
+    failed.mkdir()
+    (failed / "run_config.json").write_text(json.dumps(run_config(cfg_(), "train")))
+    (failed / "metrics.jsonl").write_text('{"step": 0, "eval_loss": 1.0}\n')  # eval_on_start, then a crash
+    assert decide(failed, cfg_(0.5)) == []
+    assert "trained nothing" in capsys.readouterr().out
+    moved = list(failed.glob("replaced-*"))
+    assert len(moved) == 1 and (moved[0] / "run_config.json").is_file() and not (failed / "run_config.json").exists()
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    (trained / "run_config.json").write_text(json.dumps(run_config(cfg_(), "train")))
+    (trained / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n{"step": 2, "lo')  # torn by the kill
+    with pytest.raises(ConfigError, match="would mix the two"):
+        decide(trained, cfg_(0.5))
+
+
+def test_a_rewritten_base_model_or_data_file_is_seen_downstream(tmp_path):
+    """The fingerprint covers what a stage starts from: the distilled model saved again by a rerun of distill.py
+    (or other weights under the same path), or an edited data file, stops the train rerun that would otherwise have
+    had nothing to do, naming the input and the stage to rerun."""
+    from omegaconf import OmegaConf
+
+    from thinkless.checks import ConfigError
+    from thinkless.stage import RECORD, Stage, StageFinished, decide_rerun, finish_stage, run_config
+
+    from .helpers import save_tiny
+
+    distill = tmp_path / "distill"
+    data = tmp_path / "math.jsonl"
+    data.write_text('{"problem": "1+1", "answer": "2"}\n')
+
+    def distil():  # what distill.py leaves: model/ and, at its end, the record with its saved_at stamp
+        save_tiny(distill / "model")
+        (distill / RECORD).write_text(json.dumps({"stage": "distill", "fingerprint": "x", "config": {}}))
+        finish_stage(Stage(OmegaConf.create({"seed": 0}), "distill", distill, True), {}, "distill")
+
+    def cfg():
+        return OmegaConf.create({"model": {"path": str(distill / "model")}, "rl_data": {"name": str(data)},
+                                 "rl": {"args": {"learning_rate": 1e-3}}, "seed": 0, "rerun": "auto"})
+
+    def decide(out):
+        return decide_rerun(cfg(), "train", out, run_config(cfg(), "train"))
+
+    distil()
+    out = tmp_path / "train"
+    (out / "model").mkdir(parents=True)
+    (out / "model" / RECORD).write_text(json.dumps(run_config(cfg(), "train")))
+    (out / "train_result.json").write_text("{}")
+    with pytest.raises(StageFinished):
+        decide(out)
+    assert run_config(cfg(), "train")["fingerprint"] == run_config(cfg(), "train")["fingerprint"]
+    distil()  # distill.py ... rerun=fresh: the same path, a new save
+    with pytest.raises(ConfigError, match=r"(?s)content of model.path \(.*distill/model\) changed.*"
+                                          r"model.path .* was rewritten.*Rerun this stage \(rerun=fresh\)"):
+        decide(out)
+    (out / "model" / RECORD).write_text(json.dumps(run_config(cfg(), "train")))
+    save_tiny(distill / "model", seed=1)  # other weights of the same shapes, no stage record changed
+    with pytest.raises(ConfigError, match=r"content of model.path"):
+        decide(out)
+    (out / "model" / RECORD).write_text(json.dumps(run_config(cfg(), "train")))
+    data.write_text('{"problem": "1+1", "answer": "3"}\n')  # the data file edited in place
+    with pytest.raises(ConfigError, match=r"content of rl_data.name"):
+        decide(out)
+    old = run_config(cfg(), "train")  # a record from before inputs were recorded: compared by its config only
+    old.pop("inputs")
+    (out / "model" / RECORD).write_text(json.dumps(old))
+    with pytest.raises(StageFinished):
+        decide(out)
+
+
+# every key of the stage configs that may change across a resume without changing what is computed (docs/reruns.md)
+MAY_CHANGE = {"run_name", "output_dir", "quiet", "threads", "rerun", "wandb", "hub", "report", "official",
+              "progress", "plots"}
+MAY_CHANGE_ARGS = {"logging_steps", "logging_first_step", "logging_strategy", "logging_dir", "logging_nan_inf_filter",
+                   "log_level", "log_completions", "num_completions_to_print", "save_steps", "save_strategy",
+                   "save_total_limit", "save_only_model", "report_to", "disable_tqdm", "dataloader_num_workers",
+                   "push_to_hub", "hub_model_id", "hub_strategy", "hub_private_repo", "run_name", "output_dir",
+                   "long_short_multiple"}
+
+
+@pytest.mark.parametrize("name,job_type,extra", [("train", "train", []), ("distill", "distill", []),
+                                                 ("train", "train", ["+experiment=degrpo"]),
+                                                 ("distill", "distill", ["+experiment=distill"])])
+def test_every_config_key_counts_unless_it_may_change(name, job_type, extra):
+    """The rerun fingerprint's excluded keys are exactly the documented ones: every other leaf of the real stage
+    configs (learning rate, schedule, objective.*, data, model, seed, ...) changes the fingerprint when changed."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from thinkless.fingerprint import flatten
+    from thinkless.stage import ARGS_KEYS, EXCLUDED_ARGS, EXCLUDED_KEYS, run_config
+
+    assert set(EXCLUDED_KEYS) == MAY_CHANGE and set(EXCLUDED_ARGS) == MAY_CHANGE_ARGS
+    docs = (ROOT / "docs" / "reruns.md").read_text()
+    assert all(f"`{k}`" in docs for k in MAY_CHANGE | MAY_CHANGE_ARGS)
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name=name, overrides=extra)
+    base = run_config(cfg, job_type)["fingerprint"]
+    args = ARGS_KEYS[job_type]
+    leaves = flatten(OmegaConf.to_container(cfg, resolve=False))
+    counted = 0
+    for key, value in leaves.items():
+        if isinstance(value, str) and "${" in value:
+            continue  # an interpolation: the key it reads is perturbed itself
+        top, arg = key.split(".")[0], key[len(args) + 1:].split(".")[0] if key.startswith(args + ".") else None
+        new = cfg.copy()
+        bumped = {"x": 1} if isinstance(value, dict) else value + ["x"] if isinstance(value, list) else [value, "x"]
+        OmegaConf.update(new, key, bumped, force_add=True, merge=False)
+        rec = run_config(new, job_type)
+        if top in MAY_CHANGE or arg in MAY_CHANGE_ARGS:  # left out (it may still reach a key that counts, e.g.
+            assert key not in flatten(rec["config"]), key  # run_name in the default model.path)
+        else:
+            assert rec["fingerprint"] != base, key
+            counted += 1
+    assert counted > 20
+    for key in (f"{args}.learning_rate", f"{args}.max_steps", f"{args}.lr_scheduler_type", "seed"):
+        assert key in leaves
+    if job_type == "train":
+        assert any(k.startswith("objective.") for k in leaves) and "objective.alpha" in leaves
+
+
+def test_resume_reads_a_metrics_log_with_a_torn_last_line(tmp_path, caplog):
+    """What kill -9 leaves in metrics.jsonl: the torn last line is dropped with a warning naming the file (and the
+    resume trims the file to whole lines); a bad line elsewhere is an error naming the file and the line."""
+    import logging
+
+    from transformers import TrainerControl, TrainerState
+
+    from thinkless.monitor import MetricsLogCallback, read_metrics
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1, "loss": 0.5}\n{"step": 2, "loss": 0.4}\n{"step": 3, "lo')
+    with caplog.at_level(logging.WARNING, logger="thinkless.monitor"):
+        assert read_metrics(path) == [{"step": 1, "loss": 0.5}, {"step": 2, "loss": 0.4}]
+    assert str(path) in caplog.text and "torn" in caplog.text
+    state = TrainerState()
+    state.global_step = 2
+    MetricsLogCallback(tmp_path).on_train_begin(None, state, TrainerControl())
+    assert path.read_text() == '{"step": 1, "loss": 0.5}\n{"step": 2, "loss": 0.4}\n'
+    path.write_text('{"step": 1, "loss": 0.5}\n{"step": 2, "lo\n{"step": 3, "loss": 0.4}\n')
+    with pytest.raises(ValueError, match=rf"{path}:2: not a JSON log line"):
+        read_metrics(path)
+
+
+def test_train_rerun_sees_a_redistilled_model(tmp_path):
+    """distill.py, train.py, then distill.py ... rerun=fresh (new data) into the same folder: the train rerun with
+    the same run name stops naming model.path and the stage to rerun, instead of "nothing to do" with the old
+    policy; rerun=fresh then trains from the new student."""
+    from .helpers import run_distill_cli
+
+    distill, out = tmp_path / "distill", tmp_path / "train"
+    small = ["training.args.max_steps=4", "data.num_problems=200", "report.enabled=false"]
+    run_distill_cli(distill, *small)
+    train = ["rl.args.max_steps=2", "rl.args.per_device_train_batch_size=8", "rl.args.num_generations=4",
+             "rl.args.max_completion_length=16", "report.enabled=false", "rl_data.validation=null"]
+    run_train_cli(out, distill / "model", *train)
+    run_distill_cli(distill, *small, "data.seed=1", "rerun=fresh")  # new data, the same model folder
+    bad = run_train_cli(out, distill / "model", *train, check=False)
+    assert bad.returncode == 1 and "nothing to do" not in bad.stdout, bad.stdout
+    for text in ("finished train run", "content of model.path", "was rewritten since this run was made",
+                 "Rerun this stage (rerun=fresh)"):
+        assert text in bad.stderr, text
+    again = run_train_cli(out, distill / "model", *train, "rerun=fresh")
+    assert "RL done: 2 steps" in again.stdout

@@ -7,6 +7,8 @@ the main process a complete model for its reports.
 
 from __future__ import annotations
 
+import json
+import struct
 from pathlib import Path
 
 from .modeling import set_generation_defaults
@@ -45,3 +47,54 @@ def save_final_model(trainer, tokenizer, out_dir: str | Path):
     model = AutoModelForCausalLM.from_pretrained(out, dtype=unwrapped.dtype)
     set_generation_defaults(model, tokenizer)
     return out, model.to(trainer.accelerator.device).eval()
+
+
+def incomplete_save(folder: str | Path) -> str | None:
+    """Why ``folder`` looks like a stage's final model whose save was interrupted, or None.
+
+    ``save_model`` writes the config and the weights, then the tokenizer; the stage writes its result JSON last. A
+    ``model/`` folder without tokenizer files inside a run folder that has a configuration record but no result is
+    such a save."""
+    folder = Path(folder)
+    run = folder.parent
+    try:
+        stage = json.loads((run / "run_config.json").read_text()).get("stage")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if folder.name != "model" or not stage or (run / f"{stage}_result.json").exists():
+        return None
+    return (f"{folder} is the final model of an unfinished {stage} run ({run} has no {stage}_result.json): its save "
+            f"was interrupted before the tokenizer was written. Rerun that stage ({stage}.py output_dir={run}): it "
+            "finishes from its last checkpoint")
+
+
+def check_safetensors(folder: str | Path) -> None:
+    """Every ``*.safetensors`` file of ``folder`` holds the bytes its header promises, and every shard its index
+    names exists: a truncated file (an interrupted save or copy) is named here, before any loading."""
+    folder = Path(folder)
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = set(json.loads(index.read_text()).get("weight_map", {}).values())
+        except ValueError as e:
+            raise ValueError(f"{index}: not valid JSON ({e}): an interrupted save or copy") from None
+        missing = sorted(s for s in shards if not (folder / s).is_file())
+        if missing:
+            raise FileNotFoundError(f"{index} names shards that are missing: {', '.join(missing)} (an interrupted "
+                                    "save or copy): save or copy the model again")
+    for f in sorted(folder.glob("*.safetensors")):
+        size = f.stat().st_size
+        with f.open("rb") as fh:
+            head = fh.read(8)
+            n = struct.unpack("<Q", head)[0] if len(head) == 8 else None
+            try:
+                header = json.loads(fh.read(n)) if n is not None and 8 + n <= size else None
+            except ValueError:
+                header = None
+        if header is None:
+            raise ValueError(f"{f}: not a readable safetensors file ({size} bytes, its header is cut or corrupt): "
+                             "a truncated file from an interrupted save or copy; save or copy the model again")
+        need = 8 + n + max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+        if size < need:
+            raise ValueError(f"{f}: truncated safetensors file ({size} of the {need} bytes its header promises): an "
+                             "interrupted save or copy; save or copy the model again")

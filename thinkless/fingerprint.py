@@ -9,11 +9,60 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import struct
 from pathlib import Path
 
 
 def fingerprint(d: dict) -> str:
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def content_id(path: str | Path) -> str | None:
+    """What a local input holds, as a short hash (None: not a local path, e.g. a Hub id, which its name identifies).
+
+    A model folder (``config.json``): its small files in full (config, generation config, tokenizer, chat template,
+    the saving stage's ``run_config.json`` with its ``saved_at`` stamp) and each weight file's size, safetensors
+    header and 64 KiB at 16 evenly spaced places (training moves every weight, so new weights differ there): about a
+    megabyte read per file at any model size; a folder that a stage saved again also has a new stamp. Any other file
+    or folder (data): every byte."""
+    p = Path(os.path.expanduser(str(path)))
+    if not p.exists():
+        return None
+    h = hashlib.sha1()
+    if p.is_dir() and (p / "config.json").is_file():
+        for f in sorted(q for q in p.iterdir() if q.is_file()):
+            h.update(f.name.encode() + b"\0")
+            if f.suffix in (".safetensors", ".bin", ".pt", ".pth", ".gguf"):
+                h.update(_sampled(f))
+            elif f.stat().st_size <= 100_000_000:
+                h.update(f.read_bytes())
+        return h.hexdigest()[:12]
+    for f in sorted(q for q in ([p] if p.is_file() else p.rglob("*")) if q.is_file()):
+        h.update(str(f.relative_to(p) if f != p else f.name).encode() + b"\0")
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:12]
+
+
+def _sampled(f: Path, blocks: int = 16, block: int = 1 << 16) -> bytes:
+    """A weight file's size, safetensors header (if any) and ``blocks`` evenly spaced blocks of its bytes."""
+    size = f.stat().st_size
+    out = [str(size).encode()]
+    with f.open("rb") as fh:
+        if f.suffix == ".safetensors":
+            head = fh.read(8)
+            n = struct.unpack("<Q", head)[0] if len(head) == 8 else 0
+            out.append(head + fh.read(min(n, 100_000_000)))
+        if size <= blocks * block:
+            fh.seek(0)
+            out.append(fh.read())
+        else:
+            for i in range(blocks):
+                fh.seek((size - block) * i // (blocks - 1))
+                out.append(fh.read(block))
+    return b"".join(out)
 
 
 def flatten(d, prefix: str = "") -> dict:

@@ -39,10 +39,15 @@ def check_model_path(path: str | None, *, what: str = "model.path", tokenizer: b
     if p.is_dir():
         if not (p / "config.json").exists():
             raise FileNotFoundError(f"{what}={path!r} is a folder but has no config.json: not a model folder")
+        from .checkpoints import check_safetensors, incomplete_save
+
         if tokenizer and not any((p / f).exists() for f in TOKENIZER_FILES):
+            if incomplete_save(p):
+                raise FileNotFoundError(f"{what}={path!r}: {incomplete_save(p)}")
             raise FileNotFoundError(f"{what}={path!r} has no tokenizer files ({' / '.join(TOKENIZER_FILES[:2])}): "
                                     "save the tokenizer with the model, or name a tokenizer folder (model.tokenizer / "
                                     "tokenizer=)")
+        check_safetensors(p)
         return
     if not looks_like_hub_id(path):
         raise FileNotFoundError(f"{what}={path!r} does not exist (expected a model folder or a Hub id 'org/name')")

@@ -12,6 +12,7 @@ step, and (RL) draws the curves once, at the end of training. Main process only.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -20,6 +21,8 @@ import torch
 from transformers import TrainerCallback
 
 from .evaluation.metrics import LONG_SHORT_MULTIPLE, long_short_share, mode_usage
+
+logger = logging.getLogger(__name__)
 
 
 def mode_metrics(mode: torch.Tensor, correct: torch.Tensor, reward: torch.Tensor, tokens: torch.Tensor,
@@ -85,9 +88,10 @@ class MetricsLogCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         if not state.is_world_process_zero or not self.path.exists():
             return
-        keep = [ln for ln in self.path.read_text().splitlines()
-                if ln.strip() and json.loads(ln).get("step", 0) <= state.global_step]
-        self.path.write_text("".join(ln + "\n" for ln in keep))
+        # the previous attempt's end-of-training summary (``train_runtime``) is logged again at this one's end
+        keep = [r for r in read_metrics(self.path)
+                if r.get("step", 0) <= state.global_step and "train_runtime" not in r]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in keep))
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
@@ -114,7 +118,28 @@ class MetricsLogCallback(TrainerCallback):
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    return [json.loads(ln) for ln in Path(path).read_text().splitlines() if ln.strip()]
+    """The log lines of a ``metrics.jsonl``. A torn last line (what a kill mid-write leaves) is dropped with a
+    warning naming the file; a bad line elsewhere is an error naming the file and the line."""
+    path = Path(path)
+    lines = path.read_text(errors="replace").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    out = []
+    for i, ln in enumerate(lines, 1):
+        if not ln.strip():
+            continue
+        try:
+            rec = json.loads(ln)
+        except json.JSONDecodeError as e:
+            if i == len(lines):
+                logger.warning("%s: its last line is torn (an interrupted write: %s), dropped", path, e.msg)
+                break
+            raise ValueError(f"{path}:{i}: not a JSON log line ({e.msg} at column {e.colno}); only the last line "
+                             "may be torn by an interruption: fix or remove that line") from None
+        if not isinstance(rec, dict):
+            raise ValueError(f"{path}:{i}: a JSON {type(rec).__name__}, not a log line object")
+        out.append(rec)
+    return out
 
 
 def plot_curves(metrics_path: str | Path, out_dir: str | Path, title: str = "") -> list[Path]:

@@ -11,8 +11,11 @@ tracking settings, which may change across a resume) in ``<output_dir>/run_confi
 the final ``model/``. A rerun into a folder with state (``rerun=auto``, the default): the same configuration resumes
 from the last checkpoint; a different one stops before any work, listing the differing keys; a finished run is not
 extended (same configuration: nothing to do). ``rerun=resume`` resumes an unfinished run under the new
-configuration (recorded as ``resumed_with_changes`` in the result and the model card); ``rerun=fresh`` moves the
-old state to ``<output_dir>/replaced-<time>/`` and starts from step 0.
+configuration (recorded as ``resumed_with_changes`` in the result and the model card; the run's optimizer settings
+replace the checkpoint's, ``NOT_ON_RESUME`` keys are refused); ``rerun=fresh`` moves the old state to
+``<output_dir>/replaced-<time>/`` and starts from step 0. The record covers the content of the local model and data
+the stage starts from (``INPUT_KEYS``), so a re-distilled model is a changed configuration downstream. A run never
+exceeds ``max_steps``, however it was interrupted.
 
 Quiet console (``quiet=true``, the default): a run prints its own compact lines (one per logged step, the reports,
 the result), our warnings and every library error, nothing else. Our INFO lines, library warnings (``FutureWarning``s,
@@ -30,6 +33,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -37,7 +41,7 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import PrinterCallback, ProgressCallback, TrainerCallback
 
 from . import checks
-from .fingerprint import diff, fingerprint, show
+from .fingerprint import content_id, diff, fingerprint, show
 from .tracking import init_wandb, log_summary, report_to
 
 logger = logging.getLogger(__name__)
@@ -55,6 +59,16 @@ EXCLUDED_ARGS = ("logging_steps", "logging_first_step", "logging_strategy", "log
                  "push_to_hub", "hub_model_id", "hub_strategy", "hub_private_repo", "run_name", "output_dir",
                  "long_short_multiple")
 ARGS_KEYS = {"distill": "training.args", "train": "rl.args"}
+# Inside a trainer's ``args``: keys a resume cannot honour, so ``rerun=resume`` refuses a change to them before the
+# model loads. The checkpoint's optimizer and scheduler states belong to one optimizer class and one scheduler class:
+# loading them into another one is undefined (Adam moments into SGD). Every other optimizer/scheduler setting is
+# applied on resume (``resume_with_run_config``): learning_rate, weight_decay, adam_beta1/2, adam_epsilon replace
+# the restored ones; warmup, lr_scheduler_kwargs and max_steps shape the rebuilt schedule.
+NOT_ON_RESUME = ("optim", "optim_args", "optim_target_modules", "lr_scheduler_type")
+# What a stage starts from, besides its config: local model folders and data files, known by their content
+# (``content_id``), so that a re-distilled model or an edited data file under the same path is seen downstream.
+INPUT_KEYS = {"distill": ("model.path", "model.tokenizer", "data.name", "data.prompts"),
+              "train": ("model.path", "rl_data.name", "rl_data.validation.path")}
 
 
 class StageFinished(Exception):
@@ -111,8 +125,20 @@ def check_config(cfg: DictConfig, job_type: str, config_cls=None) -> None:
         checks.check_trainer_args(config_cls, OmegaConf.select(cfg, key), key)
 
 
+def run_inputs(cfg: DictConfig, job_type: str) -> dict:
+    """``{key: content id}`` of the local files and folders (``INPUT_KEYS``) the stage starts from."""
+    out = {}
+    for key in INPUT_KEYS.get(job_type, ()):
+        value = OmegaConf.select(cfg, key, default=None)
+        cid = content_id(value) if isinstance(value, str) else None
+        if cid is not None:
+            out[key] = cid
+    return out
+
+
 def run_config(cfg: DictConfig, job_type: str) -> dict:
-    """The configuration that shapes a stage's state: the resolved config minus the excluded keys."""
+    """The configuration that shapes a stage's state: the resolved config minus the excluded keys, and the content
+    of what it starts from (``inputs``)."""
     d = OmegaConf.to_container(cfg, resolve=True)
     for k in EXCLUDED_KEYS:
         d.pop(k, None)
@@ -120,7 +146,24 @@ def run_config(cfg: DictConfig, job_type: str) -> dict:
         head, tail = ARGS_KEYS[job_type].split(".")
         if isinstance((d.get(head) or {}).get(tail), dict):
             d[head][tail] = {k: v for k, v in d[head][tail].items() if k not in EXCLUDED_ARGS}
-    return {"stage": job_type, "fingerprint": fingerprint(d), "config": d}
+    inputs = run_inputs(cfg, job_type)
+    # without local inputs the fingerprint is the config's alone, as before inputs were recorded
+    fp = fingerprint({"config": d, "inputs": inputs}) if inputs else fingerprint(d)
+    return {"stage": job_type, "fingerprint": fp, "config": d, "inputs": inputs}
+
+
+def input_changes(old: dict, record: dict) -> list[str]:
+    """``["content of model.path (<path>) changed: <id> -> <id>", ...]``; none for a record from before inputs
+    were recorded (its inputs are unknown)."""
+    if "inputs" not in old:
+        return []
+    a, b = old["inputs"], record.get("inputs", {})
+    was, now = (OmegaConf.create(r.get("config", {})) for r in (old, record))
+    where = {k: OmegaConf.select(now, k, default=None) for k in a | b}
+    # another path is a config change, listed as such; the same path with other content is what is listed here
+    return [f"content of {k} ({where[k]}) changed: {a.get(k, '(none)')} -> {b.get(k, '(none)')}"
+            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and OmegaConf.select(was, k, default=None)
+            == where[k]]
 
 
 def complete_checkpoints(folder: Path) -> list[Path]:
@@ -130,6 +173,30 @@ def complete_checkpoints(folder: Path) -> list[Path]:
     if not Path(folder).is_dir():
         return []
     return [Path(c) for c in sort_checkpoints(str(folder)) if (Path(c) / "trainer_state.json").is_file()]
+
+
+def checkpoint_step(ckpt: Path) -> int:
+    return int(Path(ckpt).name.rsplit("-", 1)[-1])
+
+
+def trained_nothing(out_dir: Path) -> bool:
+    """No checkpoint and no training step logged: the previous start failed before its first step."""
+    from .monitor import read_metrics
+
+    path = Path(out_dir) / "metrics.jsonl"
+    return not complete_checkpoints(Path(out_dir) / "checkpoints") and \
+        not (path.exists() and any(r.get("step", 0) > 0 for r in read_metrics(path)))
+
+
+def move_aside(out_dir: Path, job_type: str, why: str) -> Path:
+    """The previous run's files to ``<out_dir>/replaced-<time>/`` (nothing deleted; logs and Hydra's folder stay)."""
+    dest = out_dir / f"replaced-{time.strftime('%Y%m%d-%H%M%S')}"
+    dest.mkdir()
+    for p in sorted(out_dir.iterdir()):
+        if p != dest and not p.name.startswith(("replaced-", ".hydra")) and p.suffix != ".log":
+            shutil.move(str(p), str(dest / p.name))
+    print(f"{why}: the previous {job_type} run's files moved to {dest}; starting from step 0", flush=True)
+    return dest
 
 
 def _read_record(path: Path) -> dict | None:
@@ -153,13 +220,7 @@ def decide_rerun(cfg: DictConfig, job_type: str, out_dir: Path, record: dict, *,
         return []
     if mode == "fresh":
         if is_main:
-            dest = out_dir / f"replaced-{time.strftime('%Y%m%d-%H%M%S')}"
-            dest.mkdir()
-            for p in sorted(out_dir.iterdir()):
-                if p != dest and not p.name.startswith(("replaced-", ".hydra")) and p.suffix != ".log":
-                    shutil.move(str(p), str(dest / p.name))
-            print(f"rerun=fresh: the previous {job_type} run's files moved to {dest}; starting from step 0",
-                  flush=True)
+            move_aside(out_dir, job_type, "rerun=fresh")
         return []
     if finished:
         old = _read_record(out_dir / "model" / RECORD) or (_read_record(ckpts[-1] / RECORD) if ckpts else None) \
@@ -169,20 +230,45 @@ def decide_rerun(cfg: DictConfig, job_type: str, out_dir: Path, record: dict, *,
         old = (_read_record(ckpts[-1] / RECORD) if ckpts else None) or _read_record(out_dir / RECORD)
         where = f"{out_dir} holds an unfinished {job_type} run ({ckpts[-1].name if ckpts else 'no checkpoint'})"
     changes = ["(no recorded configuration: the run predates run_config.json)"] if old is None else \
-        diff(old.get("config", {}), record["config"])
+        diff(old.get("config", {}), record["config"]) + input_changes(old, record)
     fresh = (f"  rerun=fresh   start again from step 0 (the old files move to {out_dir}/replaced-<time>/)\n"
              f"  or another output_dir (e.g. run_name=<new name>)")
+    # what the stage starts from was rewritten (an upstream stage rerun, a data file edited): say which stage to rerun
+    upstream = "".join(f"\n{c.split(' changed:')[0].removeprefix('content of ')} was rewritten since this run was "
+                       f"made (an upstream stage rerun, or the file edited): this {job_type} run was made from the "
+                       f"old one. Rerun this stage (rerun=fresh) to {'train' if job_type == 'train' else 'distil'} "
+                       "from it." for c in changes if c.startswith("content of "))
     if finished:
         if not changes and mode == "auto":
             raise StageFinished(f"{where} with this configuration: nothing to do.\nTo run it again:\n{fresh}")
         why = "with a different configuration:" + show(changes) if changes else "."
-        raise checks.ConfigError(f"{where} {why}\nA finished run is not resumed into extra steps "
+        raise checks.ConfigError(f"{where} {why}{upstream}\nA finished run is not resumed into extra steps "
                                  f"(rerun={mode}). Choose:\n{fresh}")
+    if changes and not ckpts and trained_nothing(out_dir):  # nothing to mix: a start that failed before any step
+        if is_main:
+            move_aside(out_dir, job_type, f"the previous {job_type} start trained nothing (no checkpoint, no step "
+                                          "logged), so the new configuration starts fresh")
+        return []
     if changes and mode == "auto":
         raise checks.ConfigError(
-            f"{where} made with a different configuration:{show(changes)}\nResuming would mix the two. Choose:\n"
+            f"{where} made with a different configuration:{show(changes)}{upstream}\nResuming would mix the two. "
+            f"Choose:\n"
             f"  rerun=resume  continue{' from ' + ckpts[-1].name if ckpts else ''} with the new values (recorded "
             f"in the result JSON{' and model card' if job_type == 'train' else ''})\n{fresh}")
+    if ckpts and old is not None:
+        args_key = ARGS_KEYS[job_type]
+        fixed = [c for c in changes if c.split(":")[0] in {f"{args_key}.{k}" for k in NOT_ON_RESUME}]
+        if fixed:
+            raise checks.ConfigError(
+                f"{where}: {', '.join(c.split(':')[0] for c in fixed)} cannot change on resume (the checkpoint's "
+                f"optimizer and scheduler states belong to the old optimizer and scheduler class):{show(fixed)}\n"
+                f"Keep the old value, or:\n{fresh}")
+        max_steps = OmegaConf.select(cfg, f"{args_key}.max_steps", default=-1)
+        if max_steps is not None and 0 < max_steps < checkpoint_step(ckpts[-1]):
+            raise checks.ConfigError(
+                f"{where}: {args_key}.max_steps={max_steps} is below the {checkpoint_step(ckpts[-1])} steps its "
+                f"{ckpts[-1].name} already took; a run never exceeds max_steps. Set {args_key}.max_steps >= "
+                f"{checkpoint_step(ckpts[-1])}, or:\n{fresh}")
     if not ckpts:
         print(f"{out_dir}: the previous {job_type} run left no checkpoint: starting again from step 0", flush=True)
         return []
@@ -251,12 +337,95 @@ def train(trainer) -> float:
     last = str(done[-1]) if done else None
     if last:
         print(f"resuming from {last}", flush=True)
+        resume_with_run_config(trainer)
+        if 0 < trainer.args.max_steps <= checkpoint_step(done[-1]):  # killed after its last save (report, model)
+            print(f"{done[-1].name} already holds all {trainer.args.max_steps} steps (max_steps): nothing left to "
+                  "train, finishing the run from it", flush=True)
+    stop_at_max_steps(trainer)
     if str(getattr(trainer.args.save_strategy, "value", trainer.args.save_strategy)) == "no":
         print("note: save_strategy=no: this run saves no checkpoint, so if it is interrupted a rerun starts again "
               "from step 0", flush=True)
     t0 = time.time()
     trainer.train(resume_from_checkpoint=last)
     return time.time() - t0
+
+
+def stop_at_max_steps(trainer) -> None:
+    """A run never exceeds ``max_steps``: resumed from a checkpoint that already holds them all, transformers would
+    still take one more step (it checks the limit after a step, never before the first); no epoch is started."""
+    run_epoch = trainer._run_epoch
+
+    def guarded(*a, **kw):
+        if 0 < trainer.state.max_steps <= trainer.state.global_step:
+            trainer.control.should_training_stop = True
+            return None
+        return run_epoch(*a, **kw)
+
+    trainer._run_epoch = guarded
+
+
+# The optimizer's per-group settings that come from the run's arguments (a restored optimizer brings back its own).
+GROUP_KEYS = ("initial_lr", "weight_decay", "betas", "eps", "momentum", "dampening", "nesterov")
+
+
+def resume_with_run_config(trainer) -> None:
+    """On resume, the run's configuration wins over the checkpoint's optimizer and scheduler settings.
+
+    Loading the checkpoint's optimizer and scheduler states brings back their hyperparameters too (the learning
+    rate the schedule is based on, weight decay, Adam's betas and epsilon), so a ``rerun=resume`` under a changed
+    ``learning_rate`` would follow the old schedule. The trainer builds a fresh optimizer and scheduler from the run's
+    arguments before it loads the states: their settings are taken then and put back after the load (the moments,
+    step counts and the schedule's position stay the checkpoint's); each change is printed. The schedule's shape
+    (warmup, kind, max_steps) is the rebuilt scheduler's own. Keys this cannot honour: ``NOT_ON_RESUME``."""
+    fresh = {}
+    create_scheduler, load = trainer.create_scheduler, trainer._load_optimizer_and_scheduler
+
+    def snapshot(*a, **kw):
+        out = create_scheduler(*a, **kw)
+        sched = trainer.lr_scheduler
+        fresh["groups"] = [{k: g[k] for k in GROUP_KEYS if k in g} for g in trainer.optimizer.param_groups]
+        fresh["base_lrs"] = list(getattr(sched, "base_lrs", []) or [])
+        return out
+
+    def load_then_apply(checkpoint):
+        load(checkpoint)
+        if checkpoint is None or "groups" not in fresh:
+            return
+        opt, sched = trainer.optimizer, trainer.lr_scheduler
+        if len(opt.param_groups) != len(fresh["groups"]):
+            raise RuntimeError(f"{checkpoint}: its optimizer has {len(opt.param_groups)} parameter groups, this run "
+                               f"builds {len(fresh['groups'])}: not the same optimizer setup; rerun=fresh")
+        applied = {}
+        for g, want in zip(opt.param_groups, fresh["groups"]):
+            for k, v in want.items():
+                if g.get(k) != v:
+                    applied.setdefault(k, (g.get(k), v))
+                    g[k] = v
+        if not hasattr(sched, "base_lrs") or not fresh["base_lrs"]:
+            return _say_applied(checkpoint, applied)
+        old_base = list(sched.base_lrs)
+        sched.base_lrs = list(fresh["base_lrs"])
+        if isinstance(sched, torch.optim.lr_scheduler.LambdaLR):  # the rebuilt schedule's lambdas, at the step
+            lrs = [b * f(sched.last_epoch) for b, f in zip(sched.base_lrs, sched.lr_lambdas)]
+        else:  # another scheduler: its restored position, rescaled to the new base
+            lrs = [g["lr"] * (b / o if o else 1.0) for g, b, o in zip(opt.param_groups, sched.base_lrs, old_base)]
+        for g, lr in zip(opt.param_groups, lrs):
+            g["lr"] = lr
+        sched._last_lr = list(lrs)
+        if old_base != sched.base_lrs:
+            applied.setdefault("initial_lr", (old_base[0], sched.base_lrs[0]))
+        _say_applied(checkpoint, applied)
+
+    trainer.create_scheduler, trainer._load_optimizer_and_scheduler = snapshot, load_then_apply
+
+
+def _say_applied(checkpoint, applied: dict) -> None:
+    if not applied:
+        return
+    names = {"initial_lr": "learning_rate (the schedule's base)"}
+    print(f"resume: the run's configuration replaces {Path(checkpoint).name}'s optimizer settings: " + ", ".join(
+        f"{names.get(k, k)} {a} -> {b}" for k, (a, b) in sorted(applied.items())), flush=True)
+    logger.info("resume from %s: optimizer settings applied from the run config: %s", checkpoint, applied)
 
 
 class RecordConfig(TrainerCallback):
@@ -289,8 +458,9 @@ def finish_stage(stage: Stage, result: dict, name: str, *, path: Path | None = N
     result["warnings"] = warnings
     if rec.get("resumed_with_changes"):
         result["resumed_with_changes"] = rec["resumed_with_changes"]
-    if (stage.out_dir / "model").is_dir() and rec:
-        (stage.out_dir / "model" / RECORD).write_text(json.dumps(rec, indent=2, default=str))
+    if (stage.out_dir / "model").is_dir() and rec:  # saved_at: a later stage tells this save from an earlier one
+        (stage.out_dir / "model" / RECORD).write_text(json.dumps(
+            {**rec, "saved_at": datetime.now(timezone.utc).isoformat()}, indent=2, default=str))
     (path or stage.out_dir / f"{name}_result.json").write_text(json.dumps(result, indent=2, default=str))
     log_summary(stage.run, summary if summary is not None else result, prefix=f"{stage.job_type}/")
     if stage.run is not None:
