@@ -388,7 +388,7 @@ def test_a_rewritten_base_model_or_data_file_is_seen_downstream(tmp_path):
 
 # every key of the stage configs that may change across a resume without changing what is computed (docs/reruns.md)
 MAY_CHANGE = {"run_name", "output_dir", "quiet", "threads", "rerun", "wandb", "hub", "report", "official",
-              "progress", "plots"}
+              "progress", "plots", "recipe_batch"}
 MAY_CHANGE_ARGS = {"logging_steps", "logging_first_step", "logging_strategy", "logging_dir", "logging_nan_inf_filter",
                    "log_level", "log_completions", "num_completions_to_print", "save_steps", "save_strategy",
                    "save_total_limit", "save_only_model", "report_to", "disable_tqdm", "dataloader_num_workers",
