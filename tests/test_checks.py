@@ -131,3 +131,50 @@ def test_synthetic_variant_and_levels_name_the_key(name, override, message):
                     SYNTHETIC_KEYS[name])  # the shipped graded configs pass
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.").replace("(", r"\(")):
         check_synthetic(compose_cfg(name, override.split()), SYNTHETIC_KEYS[name])
+
+
+@pytest.mark.parametrize("name,override,message", [
+    # issue 38, case 7: the whole RL run trained, then the report failed with KeyError 'acc'
+    ("train", "report.benchmark.n_per_level=0", "report.benchmark.n_per_level=0: must be >= 1"),
+    ("distill", "report.benchmark.n_per_level=0", "report.benchmark.n_per_level=0: must be >= 1"),
+    ("train", "rl_data.validation.n_per_level=0", "rl_data.validation.n_per_level=0: must be >= 1"),
+    ("train", "report.batch_size=0", "report.batch_size=0: must be >= 1"),
+    # issue 38, case 6: a finite think bias that overflows float32 (the served reply started with the other mode)
+    ("train", "report.threshold_biases=[0,1e39]", "report.threshold_biases.1=1e+39: must be in [-10000.0, 10000.0]"),
+    ("eval", "+method.adaptive.think_bias=1e39", "method.adaptive.think_bias=1e+39: must be in [-10000.0, 10000.0]"),
+    ("eval", "method.think_threshold.biases=[-2e4]", "method.think_threshold.biases.0=-20000.0: must be in"),
+    ("eval", "+rewards.correct_think=1e39", "rewards.correct_think=1e+39: outside float32's range"),
+    ("eval", "sampling.top_p=1.5", "sampling.top_p=1.5: must be in [0, 1]"),
+    ("eval", "sampling.n=0", "sampling.n=0: must be >= 1"),
+])
+def test_values_that_could_only_fail_later_are_refused_naming_key_and_range(name, override, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.").replace("+", r"\+")):
+        check_numbers(compose_cfg(name, [override]), NUMERIC_KEYS[name])
+
+
+@pytest.mark.parametrize("args,message", [
+    ({"num_generations": 0}, "rl.args.num_generations=0: valid values are >= 2"),
+    ({"learning_rate": -1}, "rl.args.learning_rate=-1: valid values are >= 0"),
+    ({"max_steps": 0}, r"rl.args.max_steps=0: valid values are -1 \(train num_train_epochs\) or an integer >= 1"),
+    ({"learning_rate": 1e39}, "rl.args.learning_rate=1e\\+39: expected a number within float32's range"),
+])
+def test_trainer_args_out_of_range_are_refused(degrpo_config, args, message):
+    with pytest.raises(ConfigError, match=message):
+        check_trainer_args(degrpo_config, args, "rl.args")
+    check_trainer_args(degrpo_config, {"num_generations": 2, "learning_rate": 0, "max_steps": -1}, "rl.args")
+
+
+def test_out_of_range_values_stop_train_py_before_the_model_loads(tmp_path):
+    """The CLI path of the checks above: exit 1 with the key and the range, nothing trained (issue 38, case 7 and
+    the weak cases num_generations=0, learning_rate=-1, max_steps=0)."""
+    from .helpers import save_tiny
+
+    model = save_tiny(tmp_path / "tiny")
+    for i, (override, message) in enumerate([
+            ("report.benchmark.n_per_level=0", "report.benchmark.n_per_level=0: must be >= 1"),
+            ("rl.args.num_generations=0", "rl.args.num_generations=0: valid values are >= 2"),
+            ("rl.args.max_steps=0", "rl.args.max_steps=0: valid values are -1")]):
+        out = tmp_path / f"t{i}"
+        proc = run_train_cli(out, model, override, check=False)
+        assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert not (out / "checkpoints").exists() and not (out / "train_result.json").exists()
