@@ -134,3 +134,29 @@ def test_the_vllm_processor_biases_the_first_generated_position_only(tiny_tokeni
     for o in outs:
         o.append(ids.think)  # one token generated
     assert proc.apply(torch.zeros(3, V)).abs().sum() == 0  # later positions: untouched
+
+
+def test_the_documented_serving_commands_are_the_checked_ones():
+    """docs/serving.md and README's "Serving in five lines" start the server with the request-checking middleware
+    (without it, misspelt keys and contradictory requests got 200), as the vLLM server test does; both flags name
+    objects that exist (vLLM imports them by these paths)."""
+    import importlib
+    import re
+
+    from .conftest import ROOT
+
+    server_test = (ROOT / "tests" / "test_vllm_think_bias.py").read_text()
+    flags = {"--logits-processors": "thinkless.vllm_think_bias:ThinkBias",
+             "--middleware": "thinkless.serving.check_request"}
+    for page in ("docs/serving.md", "README.md", "examples/openai_client.py"):
+        text = (ROOT / page).read_text()
+        commands = [c for c in re.findall(r"^\s*(vllm serve .*?)(?<!\\)\n", text.replace("\\\n", " "), flags=re.M)]
+        assert commands, page
+        for cmd in commands:
+            for flag, value in flags.items():
+                assert f"{flag} {value}" in " ".join(cmd.split()), (page, cmd)
+    for flag, value in flags.items():
+        assert f'"{flag}", "{value}"' in server_test  # the command the slow test serves with
+        module, _, name = value.replace(":", ".").rpartition(".")
+        if "vllm" not in module or importlib.util.find_spec("vllm"):
+            assert callable(getattr(importlib.import_module(module), name))
