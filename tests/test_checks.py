@@ -178,3 +178,51 @@ def test_out_of_range_values_stop_train_py_before_the_model_loads(tmp_path):
         proc = run_train_cli(out, model, override, check=False)
         assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
         assert not (out / "checkpoints").exists() and not (out / "train_result.json").exists()
+
+
+def test_ctrl_c_prints_one_line_saying_how_to_resume_and_exits_130(tmp_path):
+    """A Ctrl-C in distill.py (a real SIGINT, mid-training after a checkpoint) printed a 55-line trace; now one line
+    naming the last complete checkpoint, exit code 130, and the rerun resumes from it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .helpers import ROOT, free_port
+
+    out = tmp_path / "d"
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline",
+           "MASTER_PORT": str(free_port())}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "distill.py"), f"output_dir={out}", "training.args.max_steps=5000",
+                             "training.args.save_strategy=steps", "+training.args.save_steps=2",
+                             "training.args.disable_tqdm=true", "report.enabled=false",
+                             "data.num_problems=2000"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while not (out / "checkpoints" / "checkpoint-2" / "trainer_state.json").is_file():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert len(lines) == 1 and lines[0].startswith("Interrupted: its last complete checkpoint is ") and \
+        "checkpoint-" in lines[0] and "the same command resumes from there" in lines[0], err
+
+
+def test_an_interruption_before_any_checkpoint_says_so(tmp_path, capsys):
+    from thinkless.stage import run_cli as stage_cli
+
+    def interrupted(cfg):
+        raise KeyboardInterrupt
+
+    cfg = OmegaConf.create({"output_dir": str(tmp_path)})
+    with pytest.raises(SystemExit) as e:
+        stage_cli(interrupted, cfg)
+    assert e.value.code == 130
+    assert capsys.readouterr().err.strip() == (f"Interrupted: no checkpoint was saved yet: the same command starts "
+                                               f"again from step 0 (its log: {tmp_path})")
+    (tmp_path / "generations").mkdir()
+    with pytest.raises(SystemExit):
+        stage_cli(interrupted, cfg)
+    assert "the finished generations are kept in" in capsys.readouterr().err
