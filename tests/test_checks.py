@@ -67,11 +67,13 @@ def test_declared_numeric_keys_name_the_key(override, message):
     ("objective.rewards.correct_think=abc", "objective.rewards.correct_think='abc': a finite number is expected"),
     ("objective.reward_schedule=[{after_step:1.5,correct_think:0.8}]", "objective.reward_schedule[0] needs "
                                                                        "after_step: a non-negative integer"),
+    ("objective.alpha=1e39", "objective.alpha=1e+39: a number within float32's range"),
+    ("objective.rewards.correct_think=-1e39", "objective.rewards.correct_think=-1e+39: a number within float32's"),
 ])
 def test_objective_knobs_name_the_key(override, message):
     from thinkless.rl import objective_from
 
-    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace(".", r"\.")):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace(".", r"\.").replace("+", r"\+")):
         objective_from(compose_cfg("train", [override]))
 
 
