@@ -386,9 +386,9 @@ def _responses(layout: str, row: dict, fields: dict) -> tuple[str | None, list[t
     return None, [(mode, *target_or_reason(mode, output), fields.get("output"))]
 
 
-def _example(problem, field: str | None, text) -> str:
+def _example(problem, field: str | None, text, what: str = "problem") -> str:
     shown = repr(text) if len(repr(text)) <= 160 else repr(text)[:157] + "..."
-    return f"problem {str(problem)[:80]!r}: {field or 'response'} = {shown}"
+    return f"{what} {str(problem)[:80]!r}: {field or 'response'} = {shown}"
 
 
 def sft_batch(batch: dict, *, layout: str, fields: dict, tokenizer, instruction: str | None, system: str | None,
@@ -437,7 +437,7 @@ def sft_batch(batch: dict, *, layout: str, fields: dict, tokenizer, instruction:
         if out["drop"][j] is None and max_length is not None and len(p) + len(c) > max_length:
             out["drop"][j] = "too_long"
             out["example"][j] = f"{len(p) + len(c)} tokens > max_length {max_length}: " + _example(
-                out["prompt"][j][-80:], "completion", out["completion"][j])
+                out["prompt"][j][-80:], "completion", out["completion"][j], what="prompt ending")
     return out
 
 
