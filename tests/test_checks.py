@@ -195,7 +195,8 @@ def test_ctrl_c_prints_one_line_saying_how_to_resume_and_exits_130(tmp_path):
     out = tmp_path / "d"
     env = {**__import__("os").environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline",
            "MASTER_PORT": str(free_port())}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "distill.py"), f"output_dir={out}", "training.args.max_steps=5000",
+    proc = subprocess.Popen([sys.executable, str(ROOT / "distill.py"), f"output_dir={out}",
+                             "training.args.max_steps=5000",
                              "training.args.save_strategy=steps", "+training.args.save_steps=2",
                              "training.args.disable_tqdm=true", "report.enabled=false",
                              "data.num_problems=2000"], cwd=ROOT, env=env, stdout=subprocess.PIPE,

@@ -34,9 +34,9 @@ SFT rows (``sft_table``). Three row layouts become prompt/completion rows, one p
 
 The prompt is rendered by ``thinkless.format.render_prompt``; the completion is the response in the Thinkless
 format (``think_target`` / ``short_target``) plus the EOS. A row longer than ``max_length`` tokens is dropped
-(``too_long``, a bad row of its role), never truncated: truncation would cut the EOS and teach the model never to stop. The rows are built
-with ``datasets.map`` (Arrow-backed, ``num_proc`` workers), so a million-row warm-up set is never held in Python
-lists.
+(``too_long``, a bad row of its role), never truncated: truncation would cut the EOS and teach the model never to
+stop. The rows are built with ``datasets.map`` (Arrow-backed, ``num_proc`` workers), so a million-row warm-up set
+is never held in Python lists.
 """
 
 from __future__ import annotations
@@ -337,7 +337,8 @@ REASON_HINTS = {
     "short_has_think_tags": "a short response holds no <think> / </think> (is data.fields.short a long response?)",
     "short_no_answer": "a short response needs text after <short>",
     "short_no_conclusion": "the short row is the conclusion of the long response, which has none (see its reasons)",
-    "too_long": "rows longer than training.args.max_length tokens are dropped, never cut: raise it, or shorten the data",
+    "too_long": "rows longer than training.args.max_length tokens are dropped, never cut: raise it or shorten the "
+                "data",
 }
 
 
