@@ -67,11 +67,13 @@ def test_declared_numeric_keys_name_the_key(override, message):
     ("objective.rewards.correct_think=abc", "objective.rewards.correct_think='abc': a finite number is expected"),
     ("objective.reward_schedule=[{after_step:1.5,correct_think:0.8}]", "objective.reward_schedule[0] needs "
                                                                        "after_step: a non-negative integer"),
+    ("objective.alpha=1e39", "objective.alpha=1e+39: a number within float32's range"),
+    ("objective.rewards.correct_think=-1e39", "objective.rewards.correct_think=-1e+39: a number within float32's"),
 ])
 def test_objective_knobs_name_the_key(override, message):
     from thinkless.rl import objective_from
 
-    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace(".", r"\.")):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace(".", r"\.").replace("+", r"\+")):
         objective_from(compose_cfg("train", [override]))
 
 
@@ -131,3 +133,99 @@ def test_synthetic_variant_and_levels_name_the_key(name, override, message):
                     SYNTHETIC_KEYS[name])  # the shipped graded configs pass
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.").replace("(", r"\(")):
         check_synthetic(compose_cfg(name, override.split()), SYNTHETIC_KEYS[name])
+
+
+@pytest.mark.parametrize("name,override,message", [
+    # issue 38, case 7: the whole RL run trained, then the report failed with KeyError 'acc'
+    ("train", "report.benchmark.n_per_level=0", "report.benchmark.n_per_level=0: must be >= 1"),
+    ("distill", "report.benchmark.n_per_level=0", "report.benchmark.n_per_level=0: must be >= 1"),
+    ("train", "rl_data.validation.n_per_level=0", "rl_data.validation.n_per_level=0: must be >= 1"),
+    ("train", "report.batch_size=0", "report.batch_size=0: must be >= 1"),
+    # issue 38, case 6: a finite think bias that overflows float32 (the served reply started with the other mode)
+    ("train", "report.threshold_biases=[0,1e39]", "report.threshold_biases.1=1e+39: must be in [-10000.0, 10000.0]"),
+    ("eval", "+method.adaptive.think_bias=1e39", "method.adaptive.think_bias=1e+39: must be in [-10000.0, 10000.0]"),
+    ("eval", "method.think_threshold.biases=[-2e4]", "method.think_threshold.biases.0=-20000.0: must be in"),
+    ("eval", "+rewards.correct_think=1e39", "rewards.correct_think=1e+39: outside float32's range"),
+    ("eval", "sampling.top_p=1.5", "sampling.top_p=1.5: must be in [0, 1]"),
+    ("eval", "sampling.n=0", "sampling.n=0: must be >= 1"),
+])
+def test_values_that_could_only_fail_later_are_refused_naming_key_and_range(name, override, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.").replace("+", r"\+")):
+        check_numbers(compose_cfg(name, [override]), NUMERIC_KEYS[name])
+
+
+@pytest.mark.parametrize("args,message", [
+    ({"num_generations": 0}, "rl.args.num_generations=0: valid values are >= 2"),
+    ({"learning_rate": -1}, "rl.args.learning_rate=-1: valid values are >= 0"),
+    ({"max_steps": 0}, r"rl.args.max_steps=0: valid values are -1 \(train num_train_epochs\) or an integer >= 1"),
+    ({"learning_rate": 1e39}, "rl.args.learning_rate=1e\\+39: expected a number within float32's range"),
+])
+def test_trainer_args_out_of_range_are_refused(degrpo_config, args, message):
+    with pytest.raises(ConfigError, match=message):
+        check_trainer_args(degrpo_config, args, "rl.args")
+    check_trainer_args(degrpo_config, {"num_generations": 2, "learning_rate": 0, "max_steps": -1}, "rl.args")
+
+
+def test_out_of_range_values_stop_train_py_before_the_model_loads(tmp_path):
+    """The CLI path of the checks above: exit 1 with the key and the range, nothing trained (issue 38, case 7 and
+    the weak cases num_generations=0, learning_rate=-1, max_steps=0)."""
+    from .helpers import save_tiny
+
+    model = save_tiny(tmp_path / "tiny")
+    for i, (override, message) in enumerate([
+            ("report.benchmark.n_per_level=0", "report.benchmark.n_per_level=0: must be >= 1"),
+            ("rl.args.num_generations=0", "rl.args.num_generations=0: valid values are >= 2"),
+            ("rl.args.max_steps=0", "rl.args.max_steps=0: valid values are -1")]):
+        out = tmp_path / f"t{i}"
+        proc = run_train_cli(out, model, override, check=False)
+        assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert not (out / "checkpoints").exists() and not (out / "train_result.json").exists()
+
+
+def test_ctrl_c_prints_one_line_saying_how_to_resume_and_exits_130(tmp_path):
+    """A Ctrl-C in distill.py (a real SIGINT, mid-training after a checkpoint) printed a 55-line trace; now one line
+    naming the last complete checkpoint, exit code 130, and the rerun resumes from it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .helpers import ROOT, free_port
+
+    out = tmp_path / "d"
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline",
+           "MASTER_PORT": str(free_port())}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "distill.py"), f"output_dir={out}",
+                             "training.args.max_steps=5000",
+                             "training.args.save_strategy=steps", "+training.args.save_steps=2",
+                             "training.args.disable_tqdm=true", "report.enabled=false",
+                             "data.num_problems=2000"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while not (out / "checkpoints" / "checkpoint-2" / "trainer_state.json").is_file():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert len(lines) == 1 and lines[0].startswith("Interrupted: its last complete checkpoint is ") and \
+        "checkpoint-" in lines[0] and "the same command resumes from there" in lines[0], err
+
+
+def test_an_interruption_before_any_checkpoint_says_so(tmp_path, capsys):
+    from thinkless.stage import run_cli as stage_cli
+
+    def interrupted(cfg):
+        raise KeyboardInterrupt
+
+    cfg = OmegaConf.create({"output_dir": str(tmp_path)})
+    with pytest.raises(SystemExit) as e:
+        stage_cli(interrupted, cfg)
+    assert e.value.code == 130
+    assert capsys.readouterr().err.strip() == (f"Interrupted: no checkpoint was saved yet: the same command starts "
+                                               f"again from step 0 (its log: {tmp_path})")
+    (tmp_path / "generations").mkdir()
+    with pytest.raises(SystemExit):
+        stage_cli(interrupted, cfg)
+    assert "the finished generations are kept in" in capsys.readouterr().err

@@ -26,7 +26,7 @@ def test_paired_rows_filtering_and_counting(tiny_tokenizer):
     ]
     stats = DropStats()
     out = rows_of(sft_table(rows, "paired", FIELDS, tiny_tokenizer, stats, require_answer=True))
-    assert dict(stats) == {"no_answer": 2, "no_problem": 1, "empty_think": 1, "empty_short": 1, "kept": 4}
+    assert dict(stats) == {"no_answer": 2, "no_problem": 1, "think_missing": 1, "short_missing": 1, "kept": 4}
     modes = [(r["prompt"].split("user\n")[1].split("<|im_end|>")[0], r["mode"], r["level"]) for r in out]
     assert modes == [("p1", "think", 2), ("p1", "short", 2), ("p4", "short", -1), ("p5", "think", 5)]
     for r in out:
@@ -57,10 +57,17 @@ def test_instruction_and_system_reach_the_prompt(tiny_tokenizer):
 
 def test_too_long_rows_are_dropped_not_truncated(tiny_tokenizer):
     stats = DropStats()
-    recs = [{"problem": "p", "answer": "1", "long": "<think>" + "x" * 200 + "</think>\\boxed{1}", "short": "\\boxed{1}"}]
+    recs = [{"problem": f"p{i}", "answer": "1", "long": "<think>x</think>\\boxed{1}", "short": "\\boxed{1}"}
+            for i in range(10)]
+    recs[0]["long"] = "<think>" + "x" * 200 + "</think>\\boxed{1}"
     fields = {k: k for k in ("problem", "answer", "long", "short")}
     out = rows_of(sft_table(recs, "paired", fields, tiny_tokenizer, stats, max_length=64))
-    assert [r["mode"] for r in out] == ["short"] and stats["too_long"] == 1
+    assert [r["mode"] for r in out][:2] == ["short", "think"] and len(out) == 19 and stats["too_long"] == 1
+    # a too-long row is a bad row of its role: two of ten think rows is more than the limit, said with the length
+    recs[1]["long"] = recs[0]["long"]
+    with pytest.raises(ValueError, match=r"2 of 10 think rows cannot be trained \(too_long 2\).*tokens > max_length "
+                                         r"64.*training.args.max_length"):
+        sft_table(recs, "paired", fields, tiny_tokenizer, DropStats(), max_length=64)
 
 
 def test_flat_layout_reads_the_mode_from_the_output(tiny_tokenizer, tmp_path):
@@ -72,18 +79,18 @@ def test_flat_layout_reads_the_mode_from_the_output(tiny_tokenizer, tmp_path):
     out = rows_of(sft_table(table, "flat", {"instruction": "instruction", "output": "output"}, tiny_tokenizer, stats))
     assert [r["mode"] for r in out][:4] == ["think", "short", "think", "short"] and len(out) == 4 + 32
     assert out[1]["completion"].startswith("<short>\n")  # the official "<short>\n" kept as written
-    assert stats["no_control_token"] == 1 and stats["no_output"] == 1 and stats["empty_think"] == 1
+    assert stats["no_control_token"] == 1 and stats["no_output"] == 1 and stats["think_unclosed"] == 1
     assert stats["bad_json_line"] == 1 and stats["kept"] == 36
 
 
 def test_conclusion_layout_builds_the_short_row(tiny_tokenizer):
-    rows = [{"instruction": "p1", "output": "<think>\nadd\n</think>\n\nSo \\boxed{4}."},
-            {"instruction": "p2", "output": "<think>never closed"}]
+    rows = [{"instruction": f"p{i}", "output": "<think>\nadd\n</think>\n\nSo \\boxed{4}."} for i in range(10)]
+    rows.append({"instruction": "p2", "output": "<think>never closed"})
     stats = DropStats()
     out = rows_of(sft_table(rows, "conclusion", {"problem": "instruction", "long": "output"}, tiny_tokenizer, stats))
-    assert [r["mode"] for r in out] == ["think", "short"]
+    assert [r["mode"] for r in out][:2] == ["think", "short"] and len(out) == 20
     assert out[1]["completion"] == "<short>\nSo \\boxed{4}." + tiny_tokenizer.eos_token
-    assert stats["empty_think"] == 1 and stats["empty_short"] == 1
+    assert stats["think_unclosed"] == 1 and stats["short_no_conclusion"] == 1
 
 
 def test_a_wrong_field_name_fails_naming_the_keys(tiny_tokenizer):
@@ -223,3 +230,47 @@ def test_json_error_messages_read_cleanly(tmp_path):
     with pytest.raises(ValueError) as e:
         load_rows(str(f))
     assert f"{f}:1: invalid JSON at column 27: Invalid control character;" in str(e.value)
+
+
+def test_a_role_that_loses_its_rows_stops_the_stage_with_counts_and_an_example(tiny_tokenizer):
+    """Issue 38, case 5: paired rows whose long response lacks </think> were all dropped (as "empty_think", though
+    the text was there) and training went on short-only. Now the think role's loss stops it, saying why."""
+    rows = [{"q": f"p{i}", "a": "1", "l": f"<think>step {i}\\boxed{{1}}", "s": "\\boxed{1}"} for i in range(20)]
+    with pytest.raises(ValueError) as e:
+        sft_table(rows, "paired", FIELDS, tiny_tokenizer, DropStats())
+    msg = str(e.value)
+    assert "data.fields.long: 20 of 20 think rows cannot be trained (think_unclosed 20)" in msg
+    assert "problem 'p0': l = '<think>step 0\\\\boxed{1}'" in msg and "</think>" in msg
+    # a few bad rows (at most the limit, 10%) are dropped and counted by what they are
+    for i, (text, reason) in enumerate([("<think>a</think><think>b</think>\\boxed{1}", "think_malformed"),
+                                        ("<think>done</think>   ", "think_no_answer")]):
+        ok = [dict(r, l="<think>t</think>\\boxed{1}") for r in rows]
+        ok[i]["l"] = text
+        stats = DropStats()
+        assert len(sft_table(ok, "paired", FIELDS, tiny_tokenizer, stats)) == 39 and stats[reason] == 1
+    ok = [dict(r, l="<think>t</think>\\boxed{1}") for r in rows]
+    ok[0]["l"], ok[1]["s"], ok[2]["s"] = "<short>\\boxed{1}", "<think>x</think>\\boxed{1}", "<short>  "
+    stats = DropStats()
+    sft_table(ok, "paired", FIELDS, tiny_tokenizer, stats)
+    assert (stats["think_is_short"], stats["short_has_think_tags"], stats["short_no_answer"]) == (1, 1, 1)
+    # missing responses (null: a teacher's unverified answer) are counted, not bad rows: the glance teacher drops
+    # most short answers of hard levels by design
+    half = [dict(r, l="<think>t</think>\\boxed{1}", s=None if i % 2 else r["s"]) for i, r in enumerate(rows)]
+    stats = DropStats()
+    assert len(sft_table(half, "paired", FIELDS, tiny_tokenizer, stats)) == 30 and stats["short_missing"] == 10
+    # ... but a role with no row left at all stops the stage: it would train one mode and exit 0
+    with pytest.raises(ValueError, match=r"data.fields.short: none of the 20 short rows can be trained "
+                                         r"\(short_missing 20\): the stage would train without the short mode"):
+        sft_table([dict(r, s=" ", l="<think>t</think>\\boxed{1}") for r in rows], "paired", FIELDS,
+                  tiny_tokenizer, DropStats())
+    flat = [{"instruction": f"p{i}", "output": "<think>t</think>\\boxed{1}"} for i in range(5)]
+    with pytest.raises(ValueError, match=r"data.fields.output: no row starts with the short mode's control token"):
+        sft_table(flat, "flat", {"instruction": "instruction", "output": "output"}, tiny_tokenizer, DropStats())
+
+
+@pytest.mark.parametrize("suffix,text", [(".jsonl", '{"q": "a"}\n{"q": "b"}\n'), (".json", '[{"q": "a"}, {"q": "b"}]')])
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path, suffix, text):
+    f = tmp_path / f"bom{suffix}"
+    f.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    stats = DropStats()
+    assert [r["q"] for r in load_rows(str(f), stats=stats)] == ["a", "b"] and not stats.get("bad_json_line")

@@ -198,6 +198,28 @@ def test_cli(tiny_model, tmp_path):
     OmegaConf.create(res["config"])  # the saved config is plain data
 
 
+def test_a_never_distilled_model_is_warned_about_in_the_results(tiny_model, tmp_path):
+    """eval.py on a model whose config records no control tokens (a base model, never distilled) said so only in
+    its log; the warning is in results.json and results.md now. A distilled model gets none."""
+    import shutil
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_model, base)
+    config = json.loads((base / "config.json").read_text())
+    del config["thinkless_control_tokens"]
+    (base / "config.json").write_text(json.dumps(config))
+    for model, warned in ((base, True), (tiny_model, False)):
+        out = tmp_path / f"eval-{model.name}"
+        run_cli("eval.py", f"model={model}", "benchmarks=[synthetic]", "limit=2", f"output_dir={out}",
+                "methods=[adaptive]", "progress=false", "plots=false", "calibration=false",
+                "sampling.max_new_tokens=8", timeout=300)
+        res = json.loads((out / "results.json").read_text())
+        assert [w["key"] for w in res["warnings"]] == (["model"] if warned else [])
+        assert ("> warning: model=" in (out / "results.md").read_text()) == warned
+        if warned:
+            assert "not a Thinkless model (never distilled" in res["warnings"][0]["message"]
+
+
 def test_load_generator(tiny_model):
     from thinkless.evaluation.runner import load_generator
 

@@ -90,6 +90,9 @@ def test_think_bias_acts_at_the_first_position_only(tiny_tokenizer):
     up = gen.generate(prompts, SamplingConfig(temperature=0.0, max_new_tokens=2, think_bias=100.0))
     down = gen.generate(prompts, SamplingConfig(temperature=0.0, max_new_tokens=2, think_bias=-100.0))
     assert all(o[0].token_ids[0] == ids.think for o in up) and all(o[0].token_ids[0] != ids.think for o in down)
+    # a bias beyond float32's reach (1e39 is inf in the scores) is refused, as by the server (issue 38, case 6)
+    with pytest.raises(ValueError, match=r"think_bias must be within \[-10000, 10000\], got 1e\+39"):
+        gen.generate(prompts, SamplingConfig(temperature=0.0, max_new_tokens=2, think_bias=1e39))
 
 
 def test_log_odds_move_by_the_bias(tiny_tokenizer):

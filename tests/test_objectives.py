@@ -91,6 +91,9 @@ def test_adaptthink_reward_advantage_and_forcing():
     modes, logps = AdaptThink(nothinking_ratio=0.25).first_tokens(8)
     assert modes == ["short"] * 2 + ["think"] * 6
     assert logps == pytest.approx([math.log(0.25)] * 2 + [math.log(0.75)] * 6)
+    # an odd group (issue 38): the recorded forcing probability is the mix actually run, 2/3 short and 1/3 think
+    modes, logps = obj.first_tokens(3)
+    assert modes == ["short"] * 2 + ["think"] and logps == pytest.approx([math.log(2 / 3)] * 2 + [math.log(1 / 3)])
     assert obj.max_tokens("short") == 4096 and obj.max_tokens("think") is None
     b.problems = ["p"] * 4 + ["unknown"] * 4
     with pytest.raises(KeyError, match="1 problems have no reference accuracy"):

@@ -74,3 +74,89 @@ def test_the_logits_processor_refuses_a_bad_bias_itself():
     for b in (float("nan"), float("inf"), "2", False):
         with pytest.raises(ValueError, match="think_bias must be a"):
             ThinkBias.validate_params(SamplingParams(extra_args={"think_bias": b}))
+
+
+def test_a_bias_beyond_float32s_reach_is_a_400_everywhere(client):
+    """Issue 38, case 6: 1e39 is finite in Python but inf in the float32 logits: the reply started with the other
+    mode. The middleware, the processor's own check and the config (tests/test_checks.py) refuse it."""
+    for b in (1e39, -1e39, 2e4):
+        r = client.post("/v1/chat/completions", json={"messages": [], "vllm_xargs": {"think_bias": b}})
+        assert r.status_code == 400 and "think_bias must be within [-10000, 10000]" in r.json()["error"]["message"]
+    r = post_raw('{"messages": [], "vllm_xargs": {"think_bias": 1e39}}')
+    assert r.status_code == 400 and "within [-10000, 10000]" in r.json()["error"]["message"]
+    assert client.post("/v1/chat/completions", json={"messages": [], "vllm_xargs": {"think_bias": -1e4}}) \
+        .status_code == 200
+    pytest.importorskip("vllm")
+    from vllm import SamplingParams
+
+    from thinkless.vllm_think_bias import ThinkBias
+
+    with pytest.raises(ValueError, match=r"think_bias must be within \[-10000, 10000\], got 1e\+39"):
+        ThinkBias.validate_params(SamplingParams(extra_args={"think_bias": 1e39}))
+
+
+def test_a_misspelt_think_bias_is_a_400(client):
+    for key in ("thinkbias", "think-bias", "reasoning_bias"):
+        r = client.post("/v1/chat/completions", json={"messages": [], "vllm_xargs": {key: 3}})
+        assert r.status_code == 400 and f"unknown vllm_xargs key {key!r}" in r.json()["error"]["message"]
+    assert client.post("/v1/chat/completions", json={"messages": [], "vllm_xargs": {"other_processor": 1}}) \
+        .status_code == 200
+
+
+def test_the_vllm_processor_biases_the_first_generated_position_only(tiny_tokenizer, tmp_path):
+    """The vLLM processor's rule, without a server (the slow server test in test_vllm_think_bias.py notices it
+    too): the bias lands on <think> at a request's first generated position, never later, never after a prefilled
+    mode token, and never on a request without a bias."""
+    pytest.importorskip("vllm")
+    from types import SimpleNamespace
+
+    import torch
+    from vllm import SamplingParams
+    from vllm.v1.sample.logits_processor import BatchUpdate
+
+    from thinkless.tokens import control_token_ids
+    from thinkless.vllm_think_bias import ThinkBias
+
+    tiny_tokenizer.save_pretrained(tmp_path)
+    proc = ThinkBias(SimpleNamespace(model_config=SimpleNamespace(tokenizer=str(tmp_path))), torch.device("cpu"),
+                     False)
+    ids = control_token_ids(tiny_tokenizer)
+    biased = SamplingParams(extra_args={"think_bias": 5.0})
+    prompt = tiny_tokenizer("3 ~ 4", add_special_tokens=False)["input_ids"]
+    outs = [[], [], []]  # the engine's running output lists, shared by reference with the processor
+    proc.update_state(BatchUpdate(batch_size=3, removed=[], moved=[], added=[
+        (0, biased, prompt, outs[0]), (1, biased, prompt + [ids.short], outs[1]),
+        (2, SamplingParams(), prompt, outs[2])]))
+    V = len(tiny_tokenizer)
+    first = proc.apply(torch.zeros(3, V))
+    assert first[0, ids.think] == 5.0 and first[0].abs().sum() == 5.0  # row 0: <think> only, by the bias
+    assert first[1:].abs().sum() == 0  # prefilled mode token (thinking=on|off), and no bias: untouched
+    for o in outs:
+        o.append(ids.think)  # one token generated
+    assert proc.apply(torch.zeros(3, V)).abs().sum() == 0  # later positions: untouched
+
+
+def test_the_documented_serving_commands_are_the_checked_ones():
+    """docs/serving.md and README's "Serving in five lines" start the server with the request-checking middleware
+    (without it, misspelt keys and contradictory requests got 200), as the vLLM server test does; both flags name
+    objects that exist (vLLM imports them by these paths)."""
+    import importlib
+    import re
+
+    from .conftest import ROOT
+
+    server_test = (ROOT / "tests" / "test_vllm_think_bias.py").read_text()
+    flags = {"--logits-processors": "thinkless.vllm_think_bias:ThinkBias",
+             "--middleware": "thinkless.serving.check_request"}
+    for page in ("docs/serving.md", "README.md", "examples/openai_client.py"):
+        text = (ROOT / page).read_text()
+        commands = [c for c in re.findall(r"^\s*(vllm serve .*?)(?<!\\)\n", text.replace("\\\n", " "), flags=re.M)]
+        assert commands, page
+        for cmd in commands:
+            for flag, value in flags.items():
+                assert f"{flag} {value}" in " ".join(cmd.split()), (page, cmd)
+    for flag, value in flags.items():
+        assert f'"{flag}", "{value}"' in server_test  # the command the slow test serves with
+        module, _, name = value.replace(":", ".").rpartition(".")
+        if "vllm" not in module or importlib.util.find_spec("vllm"):
+            assert callable(getattr(importlib.import_module(module), name))

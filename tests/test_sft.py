@@ -54,8 +54,21 @@ def test_paired_file_source_drops_and_counts(tmp_path):
                     "data.fields.long=r1", "data.fields.short=qwen", "training.args.max_steps=2",
                     "training.args.per_device_train_batch_size=4", "report.enabled=false")
     res = json.loads((out / "distill_result.json").read_text())
-    assert res["data"] == {"no_answer": 1, "empty_think": 1, "kept": 17}
+    assert res["data"] == {"no_answer": 1, "think_missing": 1, "kept": 17}
     assert (out / "model" / "config.json").exists()
+    # issue 38, case 5: long responses without </think> lost the think mode and the run exited 0 (short-only)
+    for r in rows:
+        r["r1"] = r["r1"].replace("</think>", "\n")
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "unclosed"
+    proc = run_distill_cli(out, "data=paired", f"data.name={f}", "data.fields.problem=question",
+                           "data.fields.answer=gold", "data.fields.long=r1", "data.fields.short=qwen",
+                           "training.args.max_steps=2", "training.args.per_device_train_batch_size=4",
+                           "report.enabled=false", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "data.fields.long: 8 of 9 think rows cannot be trained (think_unclosed 8, think_missing 1)" in proc.stderr
+    assert "E.g. think_unclosed: problem '0~0..........': r1 = '<think>0~0=0" in proc.stderr
+    assert not (out / "checkpoints").exists() and not (out / "distill_result.json").exists()
 
 
 

@@ -60,7 +60,7 @@ def test_glance_teacher_keeps_short_answers_at_its_solve_rate_and_the_same_probl
     stats = DropStats()
     rows = sft_table(glance[:120], "paired", PAIRED_FIELDS, tiny_tokenizer, stats)
     dropped = sum(r["short"] is None for r in glance[:120])
-    assert stats["empty_short"] == dropped and len(rows) == 240 - dropped  # counted, not silently lost
+    assert stats["short_missing"] == dropped and len(rows) == 240 - dropped  # counted, not silently lost
     for bad in ([1.0] * 5, [1.0, 0.5, 0.2, 0.1, 0.0, 1.5], [1.0, "half", 0, 0, 0, 0], 0.5):
         with pytest.raises(ValueError, match="short_solve_rate"):
             paired_records(6, [1, 2], seed=0, short_solve_rate=bad)

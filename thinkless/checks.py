@@ -5,9 +5,14 @@ Errors (``ConfigError``) name the key and what is valid:
 * ``check_trainer_args``: every key of a stage's ``args`` mapping (``training.args``, ``rl.args``) against the
   fields of the TRL config dataclass it becomes (``SFTConfig``, ``DeGRPOConfig``): an unknown key, or a value whose
   type the field's annotation does not allow where it expects a number or a flag (``learning_rate=abc``,
-  ``max_steps=1.5``, ``bf16=maybe``), or a non-finite number, stops the run before the model is loaded;
+  ``max_steps=1.5``, ``bf16=maybe``), or a non-finite number, or one outside float32's range or the field's valid
+  range (``ARG_MINIMUMS``: ``learning_rate=-1``, ``num_generations=0``; ``max_steps`` is -1 or >= 1), stops the
+  run before the model is loaded;
 * ``check_numbers``: the other keys that hold numbers, declared in ``NUMERIC_KEYS`` per stage (``*`` matches any
-  key or list index), e.g. ``rl_data.num_problems=abc``;
+  key or list index) with their valid range where a value outside it could only fail later, e.g.
+  ``rl_data.num_problems=abc``, ``report.benchmark.n_per_level=0`` (a report over no problems, after training),
+  ``method.adaptive.think_bias=1e39`` (``thinkless.serving.MAX_THINK_BIAS``); a float beyond float32's range is
+  refused everywhere;
 * ``check_number``: one value, for code that validates its own knobs.
 
 Warnings (``warn``): a legal value that is likely a mistake (a negative α) is logged as a warning (console and the
@@ -27,6 +32,8 @@ import types
 import typing
 
 from omegaconf import OmegaConf
+
+from .serving import MAX_THINK_BIAS
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +69,14 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def check_number(value, key: str, *, integer: bool = False, optional: bool = False, minimum: float | None = None):
-    """``value`` as a finite number (an int when ``integer``), or ``ConfigError`` naming ``key``."""
+# The largest float32: a larger finite Python float (1e39) becomes inf in a tensor, then NaN downstream.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def check_number(value, key: str, *, integer: bool = False, optional: bool = False, minimum: float | None = None,
+                 maximum: float | None = None):
+    """``value`` as a finite number (an int when ``integer``; otherwise within float32's range) in
+    ``[minimum, maximum]``, or ``ConfigError`` naming ``key`` and the valid range."""
     if value is None and optional:
         return None
     want = "an integer" if integer else "a number"
@@ -71,19 +84,27 @@ def check_number(value, key: str, *, integer: bool = False, optional: bool = Fal
         raise ConfigError(f"{key}={value!r}: expected {want}{' or null' if optional else ''}")
     if not math.isfinite(value):
         raise ConfigError(f"{key}={value!r}: expected a finite number (not NaN or infinite)")
+    if maximum is not None and (value > maximum or (minimum is not None and value < minimum)):
+        raise ConfigError(f"{key}={value!r}: must be in [{minimum if minimum is not None else '-inf'}, {maximum}]")
     if minimum is not None and value < minimum:
         raise ConfigError(f"{key}={value!r}: must be >= {minimum}")
+    if not integer and abs(value) > FLOAT32_MAX:
+        raise ConfigError(f"{key}={value!r}: outside float32's range (|x| <= {FLOAT32_MAX:.4g}), where it is used")
     return int(value) if integer else value
 
 
-# Keys outside the trainer's ``args`` that hold numbers, per stage. ``(pattern, integer, optional)``.
+# Keys outside the trainer's ``args`` that hold numbers, per stage. ``(pattern, integer, optional)``, optionally
+# followed by ``(minimum, maximum)`` (None: unbounded) where a value outside can only fail later (a report over no
+# problems fails after the whole training run) or overflow float32 (a think bias).
+_POSITIVE = (1, None)
+_BIAS = (-MAX_THINK_BIAS, MAX_THINK_BIAS)
 _COMMON = [("seed", True, False), ("threads", True, True)]
-_REPORT = [("report.free_samples", True, False), ("report.free_temperature", False, False),
-           ("report.max_new_tokens", True, False), ("report.batch_size", True, False),
-           ("report.rewards.*", False, False), ("report.threshold_biases.*", False, False),
+_REPORT = [("report.free_samples", True, False, *_POSITIVE), ("report.free_temperature", False, False),
+           ("report.max_new_tokens", True, False, *_POSITIVE), ("report.batch_size", True, False, *_POSITIVE),
+           ("report.rewards.*", False, False), ("report.threshold_biases.*", False, False, *_BIAS),
            ("report.threshold_think_ratios.*", False, False),
-           ("report.benchmark.n_per_level", True, False), ("report.benchmark.seed", True, False),
-           ("report.benchmark.limit", True, True)]
+           ("report.benchmark.n_per_level", True, False, *_POSITIVE), ("report.benchmark.seed", True, False),
+           ("report.benchmark.limit", True, True, *_POSITIVE)]
 NUMERIC_KEYS = {
     "distill": _COMMON + _REPORT + [("data.num_problems", True, False), ("data.seed", True, False),
                                     ("data.limit", True, True), ("data.level_weights.*", False, False),
@@ -95,19 +116,19 @@ NUMERIC_KEYS = {
     "train": _COMMON + _REPORT + [("rl.grading_timeout", False, False), ("rl_data.num_problems", True, False),
                                   ("rl_data.seed", True, False), ("rl_data.limit", True, True),
                                   ("rl_data.max_prompt_tokens", True, True), ("rl_data.level_weights.*", False, False),
-                                  ("rl_data.validation.n_per_level", True, False),
+                                  ("rl_data.validation.n_per_level", True, False, *_POSITIVE),
                                   ("rl_data.validation.limit", True, True)],
-    "eval": _COMMON + [("sampling.temperature", False, False), ("sampling.top_p", False, False),
-                       ("sampling.max_new_tokens", True, False), ("sampling.n", True, False),
-                       ("generation.batch_size", True, False), ("generation.chunk_size", True, True),
+    "eval": _COMMON + [("sampling.temperature", False, False, 0, None), ("sampling.top_p", False, False, 0, 1),
+                       ("sampling.max_new_tokens", True, False, *_POSITIVE), ("sampling.n", True, False, *_POSITIVE),
+                       ("generation.batch_size", True, False, *_POSITIVE), ("generation.chunk_size", True, True),
                        ("generation.vllm.gpu_memory_utilization", False, False),
                        ("generation.vllm.tensor_parallel_size", True, False),
                        ("generation.vllm.max_model_len", True, True), ("grading.timeout", False, False),
                        ("limit", True, True), ("ks.*", True, False), ("rewards.*", False, False),
-                       ("method.*.think_bias", False, True), ("method.*.biases.*", False, False),
+                       ("method.*.think_bias", False, True, *_BIAS), ("method.*.biases.*", False, False, *_BIAS),
                        ("method.*.n", True, True), ("method.*.budget", False, True), ("method.*.num_wait", True, True), ("benchmark.*.limit", True, True),
                        ("benchmark.*.max_new_tokens", True, True), ("benchmark.*.batch_size", True, True),
-                       ("benchmark.*.n_per_level", True, True)],
+                       ("benchmark.*.n_per_level", True, True, *_POSITIVE)],
 }
 
 
@@ -129,13 +150,15 @@ def _select(tree, parts: list[str], prefix: str):
 
 
 def check_numbers(cfg, patterns) -> None:
-    """Every key of ``cfg`` matching a ``(pattern, integer, optional)`` holds a finite number (``ConfigError``)."""
+    """Every key of ``cfg`` matching a ``(pattern, integer, optional[, minimum, maximum])`` holds a finite number
+    in range (``ConfigError``)."""
     tree = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
-    for pattern, integer, optional in patterns:
+    for pattern, integer, optional, *bounds in patterns:
+        lo, hi = bounds or (None, None)
         for key, value in _select(tree, pattern.split("."), ""):
             # a matching subtree (a benchmark's settings) is not a value
             if not isinstance(value, (dict, list)):
-                check_number(value, key, integer=integer, optional=optional)
+                check_number(value, key, integer=integer, optional=optional, minimum=lo, maximum=hi)
 
 
 # Sections that may hold a synthetic task, per stage (``source: synthetic`` or ``type: synthetic``).
@@ -190,9 +213,32 @@ def _value_problem(value, allowed: set) -> str | None:
             return "a finite number"
         if float not in allowed and isinstance(value, float) and not value.is_integer():
             return "an integer"
+        if abs(value) > FLOAT32_MAX:
+            return f"a number within float32's range (|x| <= {FLOAT32_MAX:.4g})"
         return None
     if allowed == {bool} or allowed == {bool, type(None)}:
         return None if isinstance(value, bool) else "true or false"
+    return None
+
+
+# Trainer ``args`` fields whose out-of-range values TRL / torch refuse only after the model is loaded (or never):
+# name -> (minimum, why). ``max_steps`` is apart: -1 (train ``num_train_epochs``) or >= 1 (0 trained one step).
+ARG_MINIMUMS = {"learning_rate": (0, "a learning rate"),
+                "num_generations": (2, "completions per prompt: GRPO compares a group's completions"),
+                "num_generations_eval": (1, "completions per validation prompt"),
+                "per_device_train_batch_size": (1, "rows per device and step"),
+                "gradient_accumulation_steps": (1, "batches per optimizer step"),
+                "max_completion_length": (1, "tokens per completion"), "max_length": (1, "tokens per row")}
+
+
+def _range_problem(name: str, value) -> str | None:
+    if not _is_number(value):
+        return None
+    if name == "max_steps" and value != -1 and value < 1:
+        return "-1 (train num_train_epochs) or an integer >= 1"
+    if name in ARG_MINIMUMS and value < ARG_MINIMUMS[name][0]:
+        lo, what = ARG_MINIMUMS[name]
+        return f">= {lo} ({what})"
     return None
 
 
@@ -213,3 +259,6 @@ def check_trainer_args(config_cls, args_cfg, key: str) -> None:
         want = _value_problem(value, _allowed(hints.get(name, object)))
         if want:
             raise ConfigError(f"{key}.{name}={value!r}: expected {want} ({config_cls.__name__}.{name})")
+        valid = _range_problem(name, value)
+        if valid:
+            raise ConfigError(f"{key}.{name}={value!r}: valid values are {valid}")

@@ -9,11 +9,20 @@ at the end of the run), never silently and never with a bare traceback:
   means the file is not what the config says: then the run stops with an error naming ``file:line`` of the first;
 * a row whose field holds the wrong type (``ROLE_TYPES``: a problem that is a number, an answer that is a dict)
   is a bad row by the same rule, counted as ``bad_type``; a line that is not UTF-8 is a bad line;
-* a JSON file (a list) that does not parse stops the run with an error naming ``file:line:column``;
+* a JSON file (a list) that does not parse stops the run with an error naming ``file:line:column``; a UTF-8
+  byte-order mark at the start of a JSON / JSONL file is skipped;
 * an empty source (a file or split without rows) stops the run with one message naming it;
 * a row without a required field (problem, answer, response) is dropped and counted (``no_problem``,
-  ``no_answer``, ``empty_think``/``empty_short``, ``no_control_token``); when *no* row has the field, the run stops
-  naming the field and the keys the rows do have (a wrong field name, not bad rows).
+  ``no_answer``, ``no_output``, ``no_control_token``); when *no* row has the field, the run stops
+  naming the field and the keys the rows do have (a wrong field name, not bad rows);
+* SFT rows, per role (think / short): a response that is there but cannot be trained is a bad row of its role,
+  counted by what is wrong (``think_unclosed``: no ``</think>``; ``think_is_short``; ``think_malformed``: nested
+  or repeated tags; ``think_no_answer``: nothing after ``</think>``; ``short_has_think_tags``; ``short_no_answer``;
+  ``short_no_conclusion``: the conclusion layout's long response has none; ``too_long``), and a role that loses
+  more than ``MAX_BAD_LINE_FRACTION`` of its rows that way, or keeps none at all, stops the stage before training
+  with the counts per reason and an example (``role_drop_problem``). A missing response (null or blank:
+  ``think_missing`` / ``short_missing``) is counted but is not a bad row: teachers store an unverified response
+  as null, by design.
 
 SFT rows (``sft_table``). Three row layouts become prompt/completion rows, one per trained response:
 
@@ -25,13 +34,14 @@ SFT rows (``sft_table``). Three row layouts become prompt/completion rows, one p
 
 The prompt is rendered by ``thinkless.format.render_prompt``; the completion is the response in the Thinkless
 format (``think_target`` / ``short_target``) plus the EOS. A row longer than ``max_length`` tokens is dropped
-(``too_long``), never truncated: truncation would cut the EOS and teach the model never to stop. The rows are built
-with ``datasets.map`` (Arrow-backed, ``num_proc`` workers), so a million-row warm-up set is never held in Python
-lists.
+(``too_long``, a bad row of its role), never truncated: truncation would cut the EOS and teach the model never to
+stop. The rows are built with ``datasets.map`` (Arrow-backed, ``num_proc`` workers), so a million-row warm-up set
+is never held in Python lists.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import numbers
@@ -41,6 +51,7 @@ from collections import Counter
 from pathlib import Path
 
 from .format import conclusion_of, parse, render_prompt, short_target, think_target
+from .tokens import END_THINK, SHORT, THINK
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +182,8 @@ def _json_lines(path: Path, stats: Counter | None, roles: dict[str, str]) -> lis
     with path.open("rb") as f:
         for i, raw in enumerate(f, 1):
             loc = f"{path}:{i}"
+            if i == 1:
+                raw = raw.removeprefix(codecs.BOM_UTF8)  # editors on Windows save UTF-8 with a byte-order mark
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
@@ -192,7 +205,7 @@ def _json_lines(path: Path, stats: Counter | None, roles: dict[str, str]) -> lis
 
 
 def _read_text(path: Path) -> str:
-    data = path.read_bytes()
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -208,7 +221,7 @@ def _read_local(path: Path, stats: Counter | None, roles: dict[str, str] | None 
         raise ValueError(f"unsupported data file {str(path)!r}: use one of {sorted(LOCAL_SUFFIXES)}")
     if path.suffix in (".json", ".jsonl"):
         with path.open("rb") as f:
-            head = f.read(4096).lstrip()
+            head = f.read(4096).removeprefix(codecs.BOM_UTF8).lstrip()
         if not head.startswith(b"["):
             return _json_lines(path, stats, roles)
         text = _read_text(path)
@@ -311,21 +324,72 @@ def records_from_rows(rows, fields: dict, stats: DropStats, *, require_answer: b
 # ------------------------------------------------------------------ SFT rows
 
 
-def _responses(layout: str, row: dict, fields: dict) -> tuple[str | None, list[tuple[str, str | None]]]:
-    """(drop reason or None, [(mode, target or None)]) for one input row."""
+# Why one response cannot be an SFT row of its mode (the role); each reason names the role and what is wrong.
+# ``<role>_missing``: there is no response (null or blank; teachers and the synthetic glance teacher store an
+# unverified response as null, by design): counted, not a bad row. Every other reason is text that is there but
+# cannot be trained: a bad row, under the role's limit (``role_drop_problem``).
+MISSING = {"think": "think_missing", "short": "short_missing"}
+REASON_HINTS = {
+    "think_unclosed": "a long response must close its reasoning: <think>REASONING</think>ANSWER (a truncated trace?)",
+    "think_is_short": "the long field holds <short> responses (are data.fields.long and data.fields.short swapped?)",
+    "think_malformed": "a long response has one <think>, one </think> and no <short>",
+    "think_no_answer": "a long response needs an answer after </think>",
+    "short_has_think_tags": "a short response holds no <think> / </think> (is data.fields.short a long response?)",
+    "short_no_answer": "a short response needs text after <short>",
+    "short_no_conclusion": "the short row is the conclusion of the long response, which has none (see its reasons)",
+    "too_long": "rows longer than training.args.max_length tokens are dropped, never cut: raise it or shorten the "
+                "data",
+}
+
+
+def target_or_reason(role: str, text) -> tuple[str | None, str | None]:
+    """(the SFT target of a ``role`` (think / short) response, None), or (None, the drop reason)."""
+    if not _present(text) or not isinstance(text, str):
+        return None, MISSING[role]
+    if role == "think":
+        target = think_target(text)
+        if target is not None:
+            return target, None
+        s = text.strip()
+        if s.startswith(SHORT):
+            return None, "think_is_short"
+        if END_THINK not in s:
+            return None, "think_unclosed"
+        well = parse(s if s.startswith(THINK) else THINK + "\n" + s).well_formed
+        return None, "think_no_answer" if well else "think_malformed"
+    target = short_target(text)
+    if target is not None:
+        return target, None
+    s = text.strip()
+    return None, "short_no_answer" if parse(s if s.startswith(SHORT) else SHORT + s).well_formed \
+        else "short_has_think_tags"
+
+
+def _responses(layout: str, row: dict, fields: dict) -> tuple[str | None, list[tuple[str, str | None, str | None,
+                                                                                        str | None]]]:
+    """(row drop reason or None, [(mode, target or None, drop reason or None, the source field)]) for one row."""
     if layout == "paired":
-        return None, [("think", think_target(get_field(row, fields.get("long")))),
-                      ("short", short_target(get_field(row, fields.get("short"))))]
+        return None, [(m, *target_or_reason(m, get_field(row, fields.get(k))), fields.get(k))
+                      for m, k in (("think", "long"), ("short", "short"))]
     if layout == "conclusion":
         long = get_field(row, fields.get("long"))
-        return None, [("think", think_target(long)), ("short", conclusion_of(long))]
+        target, why = target_or_reason("think", long)
+        short = conclusion_of(long) if target is not None else None
+        short_why = None if short is not None else MISSING["short"] if why == MISSING["think"] else \
+            "short_no_conclusion"
+        return None, [("think", target, why, fields.get("long")), ("short", short, short_why, fields.get("long"))]
     output = get_field(row, fields.get("output"))
     if not _present(output):
         return "no_output", []
     mode = parse(output).mode
     if mode is None:
         return "no_control_token", []
-    return None, [(mode, think_target(output) if mode == "think" else short_target(output))]
+    return None, [(mode, *target_or_reason(mode, output), fields.get("output"))]
+
+
+def _example(problem, field: str | None, text, what: str = "problem") -> str:
+    shown = repr(text) if len(repr(text)) <= 160 else repr(text)[:157] + "..."
+    return f"{what} {str(problem)[:80]!r}: {field or 'response'} = {shown}"
 
 
 def sft_batch(batch: dict, *, layout: str, fields: dict, tokenizer, instruction: str | None, system: str | None,
@@ -333,11 +397,11 @@ def sft_batch(batch: dict, *, layout: str, fields: dict, tokenizer, instruction:
     """``datasets.map`` function (batched): input rows -> SFT rows, one ``drop`` reason (or None) per output row."""
     keys = list(batch)
     n = len(batch[keys[0]]) if keys else 0
-    out = {"prompt": [], "completion": [], "mode": [], "level": [], "answer": [], "drop": []}
+    out = {"prompt": [], "completion": [], "mode": [], "level": [], "answer": [], "drop": [], "example": []}
 
-    def emit(prompt="", completion="", mode=None, level=-1, answer="", drop=None):
-        for k, v in zip(("prompt", "completion", "mode", "level", "answer", "drop"),
-                        (prompt, completion, mode, level, answer, drop)):
+    def emit(prompt="", completion="", mode=None, level=-1, answer="", drop=None, example=None):
+        for k, v in zip(("prompt", "completion", "mode", "level", "answer", "drop", "example"),
+                        (prompt, completion, mode, level, answer, drop, example)):
             out[k].append(v)
 
     eos = tokenizer.eos_token
@@ -357,9 +421,9 @@ def sft_batch(batch: dict, *, layout: str, fields: dict, tokenizer, instruction:
             continue
         level = parse_level(get_field(row, fields.get("level")))
         prompt = render_prompt(tokenizer, problem, instruction=instruction, system=system)
-        for mode, target in responses:
+        for mode, target, why, field in responses:
             if target is None:
-                emit(mode=mode, drop=f"empty_{mode}")
+                emit(mode=mode, drop=why, example=_example(problem, field, get_field(row, field)))
             else:
                 emit(prompt, target + eos, mode, level, "" if answer is None else str(answer))
     # Tokenized here, prompt and completion apart and without special tokens, exactly as the model meets them at
@@ -373,7 +437,44 @@ def sft_batch(batch: dict, *, layout: str, fields: dict, tokenizer, instruction:
         out["completion_mask"].append([0] * len(p) + [1] * len(c))
         if out["drop"][j] is None and max_length is not None and len(p) + len(c) > max_length:
             out["drop"][j] = "too_long"
+            out["example"][j] = f"{len(p) + len(c)} tokens > max_length {max_length}: " + _example(
+                out["prompt"][j][-80:], "completion", out["completion"][j], what="prompt ending")
     return out
+
+
+def role_drop_problem(modes, drops, examples, wanted=("think", "short"), layout: str = "paired",
+                      limit: float = MAX_BAD_LINE_FRACTION) -> str | None:
+    """Why the SFT rows cannot train (None when they can): a role (think / short) whose present responses are
+    dropped for more than ``limit`` of its rows (the bad-row limit of every source, ``MAX_BAD_LINE_FRACTION``), or
+    that keeps no row at all (the stage would train one mode and exit 0). ``modes``, ``drops``, ``examples``: per
+    SFT row, its role, drop reason (None: kept) and a description of the response."""
+    per = {m: Counter() for m in wanted}
+    first: dict[tuple[str, str], str] = {}
+    for m, d, e in zip(modes, drops, examples):
+        if m in per:
+            per[m][d or "kept"] += 1
+            if d and (m, d) not in first:
+                first[m, d] = e
+    field = {"paired": {"think": "data.fields.long", "short": "data.fields.short"},
+             "conclusion": {"think": "data.fields.long", "short": "data.fields.long"}}.get(layout, {})
+    for m, c in per.items():
+        total = sum(c.values())
+        bad = {r: n for r, n in c.most_common() if r not in ("kept", MISSING[m])}
+        counts = ", ".join(f"{r} {n}" for r, n in c.most_common() if r != "kept")
+        key = field.get(m, "data.fields.output")
+        if sum(bad.values()) > limit * total:
+            top = next(iter(bad))
+            return (f"{key}: {sum(bad.values())} of {total} {m} rows cannot be trained ({counts}), more than the "
+                    f"{limit:.0%} a data source may lose: training on the rest would skew or drop the {m} mode. "
+                    f"E.g. {top}: {first[m, top]}. {REASON_HINTS.get(top, '')}".rstrip())
+        if total and not c["kept"]:
+            top = next(r for r, _ in c.most_common())
+            return (f"{key}: none of the {total} {m} rows can be trained ({counts}): the stage would train without "
+                    f"the {m} mode. E.g. {top}: {first[m, top]}")
+        if not total and layout == "flat":
+            return (f"{key}: no row starts with the {m} mode's control token: the stage would train without the "
+                    f"{m} mode")
+    return None
 
 
 def sft_table(table, layout: str, fields: dict, tokenizer, stats: DropStats, *, instruction: str | None = None,
@@ -401,12 +502,16 @@ def sft_table(table, layout: str, fields: dict, tokenizer, stats: DropStats, *, 
                      desc="SFT rows", fn_kwargs=dict(layout=layout, fields=fields, tokenizer=tokenizer,
                                                      instruction=instruction, system=system,
                                                      require_answer=require_answer, max_length=max_length))
-    drops = Counter(rows["drop"])
+    drop_col = rows["drop"]
+    drops = Counter(drop_col)
     unwanted = [m for m in ("think", "short") if m not in modes]
     for reason, count in drops.items():
         if reason is not None:
             stats[reason] += count
+    why = role_drop_problem(rows["mode"], drop_col, rows["example"], wanted=modes, layout=layout)
+    if why:  # before training: a stage that lost (most of) a mode must not train in silence
+        raise ValueError(why)
     keep = rows.filter(lambda d, m: d is None and m not in unwanted, input_columns=["drop", "mode"],
                        num_proc=num_proc, desc="SFT rows: drop")
     stats["kept"] += len(keep)
-    return keep.remove_columns("drop")
+    return keep.remove_columns(["drop", "example"])

@@ -8,7 +8,8 @@
   (a bias on every position, like the OpenAI API's ``logit_bias``, makes a large ``b`` write ``<think>`` again and
   again). ``ThinkBiasProcessor`` does it for HF ``generate``; ``vllm_think_bias.ThinkBias`` for vLLM, offline
   (``SamplingParams(extra_args={"think_bias": b})``) and served (``vllm serve ... --logits-processors
-  thinkless.vllm_think_bias:ThinkBias``, per request ``extra_body={"vllm_xargs": {"think_bias": b}}``).
+  thinkless.vllm_think_bias:ThinkBias --middleware thinkless.serving.check_request``, per request
+  ``extra_body={"vllm_xargs": {"think_bias": b}}``). A bias is a number within ``±thinkless.serving.MAX_THINK_BIAS``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ class ThinkBiasProcessor:
     """HF logits processor: ``scores[:, <think>] += bias`` at the first generated position of the batch."""
 
     def __init__(self, tokenizer, bias: float, prompt_length: int):
+        from .serving import bias_problem
+
+        why = bias_problem(bias)  # the served rule: 1e39 would be inf in the float32 scores, then NaN
+        if why:
+            raise ValueError(why)
         self.think_id = control_token_ids(tokenizer).think
         self.bias, self.prompt_length = float(bias), prompt_length
 

@@ -45,8 +45,12 @@ class RewardValues:
 
 
 def _number(v, key: str) -> float:
+    from .checks import FLOAT32_MAX
+
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         raise ValueError(f"{key}={v!r}: a finite number is expected")
+    if abs(v) > FLOAT32_MAX:  # rewards become float32 tensors: 1e39 would be inf there
+        raise ValueError(f"{key}={v!r}: a number within float32's range (|x| <= {FLOAT32_MAX:.4g}) is expected")
     return float(v)
 
 

@@ -4,12 +4,13 @@
 thinkless.serving.check_request`` (``trl vllm-serve`` forwards both flags). The middleware reads the JSON body of
 ``/v1/chat/completions`` and ``/v1/completions`` and rejects, before the engine sees them:
 
-* a ``think_bias`` (``vllm_xargs``) that is not a finite number (NaN acted as +inf; a string or a bool is not a bias);
+* a ``think_bias`` (``vllm_xargs``) that is not a number within ``±MAX_THINK_BIAS`` (NaN acted as +inf; 1e39 is
+  finite in Python but overflows float32, the logits' type, to inf; a string or a bool is not a bias);
 * ``chat_template_kwargs.thinking`` other than auto / on / off, and ``thinking=on|off`` together with a
   ``think_bias``: the mode is already prefilled, so the bias would land on the token after it (``<short>`` then a
   full ``<think>`` trace);
 * unknown ``chat_template_kwargs`` keys that look like ours (``enable_thinking``, ``think``, ``think_bias``, ...):
-  the template would ignore them silently.
+  the template would ignore them silently; likewise ``vllm_xargs`` keys that look like a misspelt ``think_bias``.
 
 ``ThinkBias.validate_params`` applies the bias rule too (a server started without the middleware still rejects a
 bad bias), and the processor never biases a position after a prefilled mode token.
@@ -22,6 +23,9 @@ import math
 
 THINKING = ("auto", "on", "off")
 TEMPLATE_KEYS = ("thinking",)
+# The largest |think bias|: ±100 already decides every prompt (logits differ by tens); the bound keeps the biased
+# logit, also divided by a small temperature, finite in float32 (a bias of 1e39 became inf there, then NaN).
+MAX_THINK_BIAS = 1e4
 
 
 def bias_problem(bias) -> str | None:
@@ -32,6 +36,8 @@ def bias_problem(bias) -> str | None:
         return f"think_bias must be a number, got {bias!r}"
     if not math.isfinite(bias):
         return f"think_bias must be a finite number, got {bias!r}"
+    if abs(bias) > MAX_THINK_BIAS:
+        return f"think_bias must be within [-{MAX_THINK_BIAS:g}, {MAX_THINK_BIAS:g}], got {bias!r}"
     return None
 
 
@@ -47,6 +53,9 @@ def request_problem(body: dict) -> str | None:
     why = bias_problem(bias)
     if why:
         return why
+    for k in xargs if isinstance(xargs, dict) else ():
+        if k != "think_bias" and _looks_like_ours(str(k)):  # a misspelt bias would be ignored: the model's own mode
+            return f"unknown vllm_xargs key {k!r}: a Thinkless server takes vllm_xargs.think_bias"
     kw = body.get("chat_template_kwargs") or {}
     if not isinstance(kw, dict):
         return f"chat_template_kwargs must be an object, got {kw!r}"

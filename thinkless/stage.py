@@ -471,16 +471,35 @@ def finish_stage(stage: Stage, result: dict, name: str, *, path: Path | None = N
     return result
 
 
+def interrupted(cfg: DictConfig) -> str:
+    """One line for an interrupted run (Ctrl-C): where it stands and how to go on."""
+    out = Path(cfg.output_dir)
+    ckpts = complete_checkpoints(out / "checkpoints")
+    if ckpts:
+        where = f"its last complete checkpoint is {ckpts[-1]}: the same command resumes from there"
+    elif (out / "generations").is_dir():
+        where = f"the finished generations are kept in {out / 'generations'}: the same command resumes from them"
+    else:
+        where = "no checkpoint was saved yet: the same command starts again from step 0"
+    return f"Interrupted: {where} (its log: {out})"
+
+
 def run_cli(fn, cfg: DictConfig):
     """An entry point's body: ``fn(cfg)``, with errors as a few lines naming the problem instead of a traceback.
 
     The full traceback goes to the run's log file (Hydra's ``<output_dir>/<job>.log``); ``HYDRA_FULL_ERROR=1``
-    raises it as it is. A finished run with the same configuration exits 0 saying so."""
+    raises it as it is. A finished run with the same configuration exits 0 saying so; an interrupted one (Ctrl-C)
+    prints one line saying where it stands and how to resume, and exits 130."""
     try:
         return fn(cfg)
     except StageFinished as e:
         print(str(e), flush=True)
         return None
+    except KeyboardInterrupt:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(interrupted(cfg), file=sys.stderr, flush=True)  # one line, not a 55-line trace
+        sys.exit(130)  # the shell's code for SIGINT
     except Exception as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise

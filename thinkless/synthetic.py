@@ -188,7 +188,7 @@ def paired_records(n: int, levels, seed: int, weights=None, short_solve_rate=Non
 
     ``short_solve_rate`` (one rate per level 1..MAX_LEVEL, or None: always) is how often the short teacher gets a
     level right at a glance. Its other answers fail verification and are dropped, as ``data=teacher`` drops a real
-    teacher's (``short`` is None: the SFT rows count them as ``empty_short``), so hard problems keep fewer short rows.
+    teacher's (``short`` is None: the SFT rows count them as ``short_missing``), so hard problems keep fewer short rows.
     ``variant="graded"``: the short teacher answers from the memo; its wrong answers are dropped the same way.
     """
     if short_solve_rate is not None:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 from ..generation import SamplingConfig, completion_from_ids
 from ..grading import GRADING_POLICIES
+from ..serving import bias_problem
 from ..tokens import END_THINK, THINK
 
 METHOD_TYPES = ("prefill", "mode_sampled", "budget_forcing", "parallel", "threshold")
@@ -105,6 +106,10 @@ def method_from_cfg(name: str, cfg) -> Method:
         raise ValueError(f"method.{name}.mode_temperature={m.mode_temperature!r} must be > 0 (the mode is sampled)")
     if m.type == "threshold" and (not m.biases or not all(isinstance(b, (int, float)) for b in m.biases)):
         raise ValueError(f"method.{name}.biases={list(m.biases)!r}: a list of think biases (numbers), e.g. [-4, 0, 4]")
+    for key, b in [("think_bias", m.think_bias), *((f"biases[{i}]", b) for i, b in enumerate(m.biases))]:
+        why = bias_problem(b)  # the serving rule: a bias beyond float32's reach turns the logit into inf, then NaN
+        if why:
+            raise ValueError(f"method.{name}.{key}={b!r}: {why}")
     if m.think_bias and m.type not in ("prefill", "mode_sampled"):
         raise ValueError(f"method.{name}.think_bias applies to prefill methods (type {m.type!r})")
     if m.type == "parallel":

@@ -315,7 +315,9 @@ def load_generator(cfg: DictConfig):
         from ..modeling import prepare_control_tokens
 
         tok = AutoTokenizer.from_pretrained(cfg.get("tokenizer") or model_path)
-        prepare_control_tokens(tok, AutoConfig.from_pretrained(model_path), what=model_path)
+        config = AutoConfig.from_pretrained(model_path)
+        prepare_control_tokens(tok, config, what=model_path)
+        warn_if_not_thinkless(model_path, config)
         v = cfg.generation.get("vllm") or {}
         gen = make_generator("vllm", tokenizer=tok, model_path=model_path, **dict(v))
         return gen, tok
@@ -324,9 +326,22 @@ def load_generator(cfg: DictConfig):
     from ..modeling import load_checkpoint
 
     model, tok = load_checkpoint(model_path, dtype=cfg.get("dtype", "auto"), tokenizer=cfg.get("tokenizer"))
+    warn_if_not_thinkless(model_path, model.config)
     if torch.cuda.is_available():
         model = model.to("cuda")
     return make_generator("hf", model=model, tokenizer=tok, batch_size=int(cfg.generation.batch_size)), tok
+
+
+def warn_if_not_thinkless(model_path: str, config) -> None:
+    """A model that was never distilled (its config records no control tokens: ``modeling.CONTROL_TOKENS_KEY``)
+    writes no mode token: a config warning, so it reaches ``results.json`` / ``results.md``, not only the log."""
+    from ..checks import warn
+    from ..modeling import CONTROL_TOKENS_KEY
+
+    if not getattr(config, CONTROL_TOKENS_KEY, None):
+        warn("model", model_path, "not a Thinkless model (never distilled: its config records no control tokens, "
+             "which were added for this run with untrained embeddings): its responses start with neither <think> nor "
+             "<short>, so 'auto' modes, think ratios and the calibration say nothing about a learned choice")
 
 
 def run_eval(cfg: DictConfig, *, generator=None, tokenizer=None) -> dict:
@@ -381,7 +396,10 @@ def run_eval(cfg: DictConfig, *, generator=None, tokenizer=None) -> dict:
                              if v > grade_stats_before.get(k, 0)}}  # this run's timeouts / parse errors / too long
     results["config"] = OmegaConf.to_container(cfg, resolve=True)
     table = format_tables(results)
-    (out_dir / "results.md").write_text(table + "\n")
+    from ..checks import collected_warnings
+
+    shown = "".join(f"> warning: {w['key']}={w['value']!r}: {w['message']}\n\n" for w in collected_warnings())
+    (out_dir / "results.md").write_text(shown + table + "\n")
     print(table, flush=True)
     plots = []
     if cfg.get("plots", True):

@@ -11,7 +11,8 @@ Their code, formula by formula (no-think is ``<short>`` here, thinking is ``<thi
   ``round(G·nothinking_ratio)`` rows of a group start with no-think, the rest with thinking; the no-think rows are
   cut at ``nothinking_max_tokens`` (forced token included).
 * the loss (``adapt_think_core_algos.py:89-105``, on with ``adjust_old_logprobs=True`` as their script sets): the
-  old log-probability of the first token replaced by that of the forcing, log(ratio) or log(1−ratio); one
+  old log-probability of the first token replaced by that of the forcing, log(ratio) or log(1−ratio) (with
+  ratio the share of the group actually forced, ``round(G·ratio)/G``: theirs where ``G·ratio`` is whole); one
   length-normalised ratio per sequence ``exp(mean_t(log π − log π_old'))`` over all tokens, the forced one
   included; PPO clip; mean over sequences.
 """
@@ -66,8 +67,11 @@ class AdaptThink(Objective):
 
     def first_tokens(self, G: int):
         n_short = round(G * self.nothinking_ratio)
-        lp_short = math.log(self.nothinking_ratio) if self.nothinking_ratio > 0 else -1e9
-        lp_think = math.log(1 - self.nothinking_ratio) if self.nothinking_ratio < 1 else -1e9
+        # the forcing's probability is the share actually forced: their G·ratio is whole (16 · 0.5); an odd group
+        # (G=3: 2 of 3 short) recorded log(1/2) for a 2/3 : 1/3 mix, so the ratio π/π_old was off by a constant
+        share = n_short / G
+        lp_short = math.log(share) if share > 0 else -1e9
+        lp_think = math.log(1 - share) if share < 1 else -1e9
         return (["short"] * n_short + ["think"] * (G - n_short),
                 [lp_short] * n_short + [lp_think] * (G - n_short))
 

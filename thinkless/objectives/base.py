@@ -26,6 +26,7 @@ from typing import ClassVar
 
 import torch
 
+from ..checks import FLOAT32_MAX
 from ..reward import RewardValues
 
 LOSSES = ("decoupled", "sequence", "trl")
@@ -95,6 +96,9 @@ class Objective:
             if f.type in ("float", float):
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                     raise ValueError(f"{key}={v!r}: a finite number is expected")
+                if abs(v) > FLOAT32_MAX:  # its rewards and losses are float32 tensors: 1e39 would be inf there
+                    raise ValueError(f"{key}={v!r}: a number within float32's range (|x| <= {FLOAT32_MAX:.4g}) is "
+                                     "expected")
                 setattr(self, f.name, float(v))
             elif f.type in ("int", int):
                 if isinstance(v, bool) or not isinstance(v, int):
