@@ -1,7 +1,7 @@
 """GPU benchmark: a Qwen2.5-1.5B-shaped random-weight model (config from a local folder), one DeGRPO step
 at G=8 with long completions, and HF generate throughput at batch 64/256.
 
-    python bench/gpu_step.py --config ../shared/tokenizers/Qwen2.5-1.5B-Instruct [--max-len 2048 --prompts 8]
+    python bench/gpu_step.py --config tests/fixtures/tokenizers/Qwen2.5-1.5B-Instruct [--max-len 2048 --prompts 8]
 
 Random weights rarely emit EOS, so completions run to --max-len: the step processes prompts x G x max-len
 tokens, which is what makes the numbers comparable. Reports step time and its split, generated and trained

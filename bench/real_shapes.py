@@ -2,7 +2,7 @@
 
     python bench/real_shapes.py [--model qwen|r1|both] [--layers 28]
 
-Random weights, real configs and tokenizers (``../shared/tokenizers``), the control tokens added, 2 MATH prompts,
+Random weights, real configs and tokenizers (``tests/fixtures/tokenizers``), the control tokens added, 2 MATH prompts,
 G=2, completions of at most 8 tokens, fp32 + SGD (see tests/test_real_shapes.py, whose case this runs with all its
 checks; the suite runs it at 2 layers). Prints the step time, build + step time and peak RSS. On 2 CPU cores the
 full-depth step takes minutes and ~14 GB of memory.

@@ -3,7 +3,7 @@
 # Outputs land in runs/${RUN_NAME:-demo}/. Extra arguments are Hydra overrides passed to both stages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --demo   # the package alone: the demo runs HF generation, not vLLM
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 run=${RUN_NAME:-demo}
 start=$(date +%s)

@@ -8,17 +8,10 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-TOKENIZERS = SHARED / "tokenizers"
-DATA = SHARED / "data"
-R1 = TOKENIZERS / "DeepSeek-R1-Distill-Qwen-1.5B"
-QWEN = TOKENIZERS / "Qwen2.5-1.5B-Instruct"
+# the real tokenizers and math sets live in the repository (tests/fixtures/README.md: sources, licences, subsets)
+from .fixtures.build import DATA, QWEN, R1, TOKENIZERS, assemble_r1_tokenizer  # noqa: E402
 
-
-def pytest_configure(config):
-    # ../shared is part of CI's checkout layout; a missing one is a broken environment, not a reason to skip.
-    if not SHARED.is_dir():
-        raise pytest.UsageError(f"{SHARED} not found: tests need the shared/ folder beside the checkout")
+assemble_r1_tokenizer()  # R1's tokenizer.json is kept as parts; checked byte for byte against the real file
 
 
 @pytest.fixture(scope="session")

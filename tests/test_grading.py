@@ -147,7 +147,7 @@ def test_thread_isolation_fallback_and_concurrency():
     assert results == [c[2] for c in cases]
 
 
-# ------------------------------------------------------------------ every gold answer in ../shared/data
+# ------------------------------------------------------------------ every gold answer in tests/fixtures/data
 
 FILES = {  # file -> (answer field, loader)
     "gsm8k_test.jsonl": "answer",

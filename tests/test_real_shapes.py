@@ -1,7 +1,7 @@
 """Real shapes: one DeGRPO step of Qwen2.5-1.5B- and DeepSeek-R1-Distill-Qwen-1.5B-shaped models on CPU.
 
 Random weights, but everything else is real: the configs (hidden 1536, 12/2 heads, 151936-row embeddings,
-tied for Qwen2.5 and untied for R1-Distill), the real tokenizers and chat templates from ``../shared/tokenizers``,
+tied for Qwen2.5 and untied for R1-Distill), the real tokenizers and chat templates from ``tests/fixtures/tokenizers``,
 ``thinkless.add_control_tokens(tok, model)`` (new ids in Qwen's padding rows, R1's existing ``<think>``
 reused, R1's ``<think>`` prefill removed, pad != EOS), and TRL generation + ``DeGRPOTrainer._compute_loss`` +
 backward + optimizer step, with 2 prompts from the MATH train set, G=2, completions of at most 8 tokens.
@@ -24,11 +24,9 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-TOKENIZERS = REPO.parent / "shared" / "tokenizers"
-QWEN = TOKENIZERS / "Qwen2.5-1.5B-Instruct"
-R1 = TOKENIZERS / "DeepSeek-R1-Distill-Qwen-1.5B"
-MATH_TRAIN = REPO.parent / "shared" / "data" / "math_train.json"
+from .conftest import DATA, QWEN, R1
+
+MATH_TRAIN = DATA / "math_train.json"  # its first 50 rows are the full file's (tests/fixtures/README.md)
 
 INSTRUCTION = "{problem}\nPlease reason step by step, and put your final answer within \\boxed{{}}."
 

@@ -7,4 +7,4 @@ from .tokens import CONTROL_TOKENS, END_THINK, SHORT, THINK, add_control_tokens,
 
 __all__ = ["add_control_tokens", "control_token_ids", "degrpo_loss", "grade", "thinkless_reward",
            "CONTROL_TOKENS", "THINK", "END_THINK", "SHORT"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"
