@@ -3,7 +3,7 @@
 A benchmark config (``conf/benchmark/*.yaml``) says where the rows come from and which fields to read:
 
 * ``path``: a local JSON (list) / JSONL / parquet / CSV file; wins over everything else;
-* ``file``: the file name inside the run's ``data_dir`` (``data_dir=../shared/data`` makes every benchmark load its
+* ``file``: the file name inside the run's ``data_dir`` (``data_dir=DIR`` makes every benchmark load its
   local copy);
 * ``name`` / ``subset`` / ``split``: a Hugging Face Hub dataset, used when neither of the above applies;
 * ``problem_field``, ``answer_field``, ``level_field``: column names (dotted for nested dicts); ``answer_field`` may
