@@ -56,7 +56,8 @@ def test_a_step_moves_the_mode_decision_where_ada_grpo_pays(tiny_trainer_parts, 
 
 
 def test_ada_grpo_reward_range_and_group_standardisation():
-    """The 0/1 accuracy (the rarity scaling decays to 1); its advantage standardises each group whatever rl.args says."""
+    """The 0/1 accuracy (the rarity scaling decays to 1); its advantage standardises each group, whatever rl.args
+    says."""
     obj = from_train_config("ada_grpo")  # T = rl.args.max_steps
     assert obj.total_steps > 0 and obj.reward_range() == pytest.approx(1.0)
     assert obj.standardises_groups(SimpleNamespace(scale_rewards="group"))
