@@ -6,7 +6,7 @@ rate and sampling); only the objective's own knobs differ, at its authors' defau
 Every run is judged by the same yardstick: the pipeline report (``thinkless.report``) per memo grade, with reward
 1 / 1−γ / −1 at the gym's γ, against the oracle router computed from the distilled model's forced accuracies.
 
-    python bench/gym.py                 # 5 objectives x 3 seeds -> runs/gym/gym_results.{md,json}, gym.png
+    python bench/gym.py                 # every objective x 3 seeds -> runs/gym/gym_results.{md,json}, gym.png
     python bench/gym.py --sweep         # DeGRPO at γ 0.1 .. 0.9 x 3 seeds -> sweep_results.{md,json}, sweep.png
     python bench/gym.py --quick         # 1 seed, a few steps, a small report, 2 runs at once: the test suite's
 
@@ -30,7 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-OBJECTIVES = ("thinkless", "grpo", "adaptthink", "length_penalty", "ada_grpo")
+from thinkless.objectives import OBJECTIVES as REGISTRY  # noqa: E402
+
+OBJECTIVES = tuple(REGISTRY)  # every registered objective (thinkless/objectives/), by name
 GAMMAS = (0.1, 0.3, 0.5, 0.7, 0.9)
 GAMMA = 0.5  # the gym's yardstick: conf/objective/thinkless.yaml's correct_think = 1 − γ
 TASK = ["rl_data=graded", "benchmark@report.benchmark=graded"]
@@ -432,7 +434,7 @@ def main(argv=None) -> None:
     p.add_argument("--quick", action="store_true", help="1 seed, a few steps, a small report (the test suite's)")
     p.add_argument("--sweep", action="store_true", help="DeGRPO at γ 0.1 .. 0.9 instead of the objectives")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2; --quick: 0)")
-    p.add_argument("--objectives", nargs="+", choices=OBJECTIVES, help="objectives (default: all five)")
+    p.add_argument("--objectives", nargs="+", choices=OBJECTIVES, help="objectives (default: all)")
     p.add_argument("--steps", type=int, help="RL steps per run (default 100; --quick: 3)")
     p.add_argument("--gammas", type=float, nargs="+", default=list(GAMMAS), help="γ values of --sweep")
     p.add_argument("--jobs", type=int, help="runs at once (default 1: comparable wall times; --quick: 2)")

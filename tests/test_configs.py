@@ -172,9 +172,11 @@ def test_degrpo_experiment_structure():
     assert g.objective.reward_schedule == t.objective.reward_schedule and g.output_dir.endswith("train_grpo")
     demo_grpo = compose_cfg("train", ["+experiment=grpo"])
     assert demo_grpo.objective.name == "grpo" and demo_grpo.output_dir.endswith("train_grpo")
-    for name in ("thinkless", "grpo", "adaptthink", "length_penalty", "ada_grpo"):  # objective=NAME: its own folder
+    from thinkless.objectives import OBJECTIVES
+
+    for name in OBJECTIVES:  # objective=NAME: its own folder (the default objective's: train, as it always was)
         c = compose_cfg("train", [f"objective={name}"])
-        assert c.objective.name == name and c.output_dir.endswith("/train" if name == "thinkless" else f"train_{name}")
+        assert c.objective.name == name and c.output_dir.endswith("/train" if name == "thinkless" else f"/train_{name}")
         assert c.rl.args == compose_cfg("train", []).rl.args  # equal terms: one rl config for every objective
 
 

@@ -354,7 +354,8 @@ def test_a_rewritten_base_model_or_data_file_is_seen_downstream(tmp_path):
 
     def cfg():
         return OmegaConf.create({"model": {"path": str(distill / "model")}, "rl_data": {"name": str(data)},
-                                 "rl": {"args": {"learning_rate": 1e-3}}, "seed": 0, "rerun": "auto"})
+                                 "rl": {"args": {"learning_rate": 1e-3}}, "objective": {"name": "thinkless"},
+                                 "seed": 0, "rerun": "auto"})
 
     def decide(out):
         return decide_rerun(cfg(), "train", out, run_config(cfg(), "train"))
@@ -384,11 +385,15 @@ def test_a_rewritten_base_model_or_data_file_is_seen_downstream(tmp_path):
     (out / "model" / RECORD).write_text(json.dumps(old))
     with pytest.raises(StageFinished):
         decide(out)
+    old["config"]["objective"]["run_dir"] = "train"  # ... and from before 0.2.0: its objective.run_dir was no knob
+    (out / "model" / RECORD).write_text(json.dumps(old))
+    with pytest.raises(StageFinished):
+        decide(out)
 
 
 # every key of the stage configs that may change across a resume without changing what is computed (docs/reruns.md)
 MAY_CHANGE = {"run_name", "output_dir", "quiet", "threads", "rerun", "wandb", "hub", "report", "official",
-              "progress", "plots", "recipe_batch"}
+              "progress", "plots", "recipe_batch", "run_dirs"}
 MAY_CHANGE_ARGS = {"logging_steps", "logging_first_step", "logging_strategy", "logging_dir", "logging_nan_inf_filter",
                    "log_level", "log_completions", "num_completions_to_print", "save_steps", "save_strategy",
                    "save_total_limit", "save_only_model", "report_to", "disable_tqdm", "dataloader_num_workers",

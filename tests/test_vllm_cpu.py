@@ -59,7 +59,7 @@ def test_degrpo_with_colocated_vllm_follows_the_policy(distilled, tmp_path, unsy
     """Rollouts from vLLM, weights synced every step: the sampler-vs-trainer log-prob gap stays at numerical noise
     while the policy moves; without the sync (the control run, sequence-level masking) it grows with every step.
     The per-mode importance-sampling metrics come from real vLLM log-probs. (Column 0's own ratio under
-    sequence-level correction is tests/test_objectives.py's, on a fixed batch.)"""
+    sequence-level correction is tests/objectives/test_adaptthink.py's, on a fixed batch.)"""
     is_mode = "token_truncate"  # the shipped configs' mode
     # a token budget, priced on vLLM's rollout lengths
     budget = ["rl.budget.tokens=12", "rl.budget.step_size=0.5", "rl.budget.proportional=1.0"]

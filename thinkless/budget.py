@@ -174,6 +174,14 @@ def measured_on(probe: int) -> str:
             "the generation batch's sampled rollouts")
 
 
+def priceable() -> list[str]:
+    """The registered objectives ``rl.budget`` can price: those that sample the mode (never force the first token;
+    ``Objective.first_tokens``), by name — the budget bench's choices and the error text read this."""
+    from .objectives import OBJECTIVES, Objective
+
+    return [n for n, cls in OBJECTIVES.items() if cls.first_tokens is Objective.first_tokens]
+
+
 def make_budget(cfg, *, objective, max_steps: int, max_completion_length: int | None = None,
                 steps_per_update: float = 1.0) -> Budget | None:
     """The run's budget from ``rl.budget`` (None when neither target is set); every bad value fails naming its key,
@@ -213,7 +221,7 @@ def make_budget(cfg, *, objective, max_steps: int, max_completion_length: int | 
     if objective.first_tokens(2) is not None:
         raise ValueError(f"rl.budget with objective={objective.name}: it forces the mode of every rollout, so a "
                          "batch never shows the policy's own think ratio or length to price; use an objective that "
-                         "samples the mode (thinkless, grpo, length_penalty, ada_grpo)")
+                         f"samples the mode ({', '.join(priceable())})")
     R = objective.reward_range()
     updates = max_steps / steps_per_update if max_steps and max_steps > 0 else 0  # one per generation batch
     step = d.get("step_size", AUTO)

@@ -49,9 +49,13 @@ logger = logging.getLogger(__name__)
 RERUN_MODES = ("auto", "resume", "fresh")
 RECORD = "run_config.json"
 # Keys that may change across a resume without changing what the run computes (naming, output, console, tracking,
-# Hub export, the after-training report, the official-mapping documentation block, a recipe's declared batch).
+# Hub export, the after-training report, the official-mapping documentation block, a recipe's declared batch, the
+# objectives' output folder names).
 EXCLUDED_KEYS = ("run_name", "output_dir", "quiet", "threads", "rerun", "wandb", "hub", "report", "official",
-                 "progress", "plots", "recipe_batch")
+                 "progress", "plots", "recipe_batch", "run_dirs")
+# Recorded keys that no longer exist and never shaped a run: ignored in an old record (objective.run_dir named the
+# output folder until 0.2.0, where conf/train.yaml's run_dirs took over).
+LEGACY_KEYS = ("objective.run_dir",)
 # Inside a trainer's ``args``: logging, checkpoint cadence and retention, console and dataloader workers.
 EXCLUDED_ARGS = ("logging_steps", "logging_first_step", "logging_strategy", "logging_dir", "logging_nan_inf_filter",
                  "log_level", "log_completions", "num_completions_to_print", "save_steps", "save_strategy",
@@ -199,6 +203,18 @@ def move_aside(out_dir: Path, job_type: str, why: str) -> Path:
     return dest
 
 
+def _without_legacy(config: dict) -> dict:
+    config = json.loads(json.dumps(config))
+    for key in LEGACY_KEYS:
+        *parents, leaf = key.split(".")
+        node = config
+        for p in parents:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return config
+
+
 def _read_record(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text()) if path.is_file() else None
@@ -230,7 +246,7 @@ def decide_rerun(cfg: DictConfig, job_type: str, out_dir: Path, record: dict, *,
         old = (_read_record(ckpts[-1] / RECORD) if ckpts else None) or _read_record(out_dir / RECORD)
         where = f"{out_dir} holds an unfinished {job_type} run ({ckpts[-1].name if ckpts else 'no checkpoint'})"
     changes = ["(no recorded configuration: the run predates run_config.json)"] if old is None else \
-        diff(old.get("config", {}), record["config"]) + input_changes(old, record)
+        diff(_without_legacy(old.get("config", {})), record["config"]) + input_changes(old, record)
     fresh = (f"  rerun=fresh   start again from step 0 (the old files move to {out_dir}/replaced-<time>/)\n"
              f"  or another output_dir (e.g. run_name=<new name>)")
     # what the stage starts from was rewritten (an upstream stage rerun, a data file edited): say which stage to rerun

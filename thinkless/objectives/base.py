@@ -30,7 +30,7 @@ from ..checks import FLOAT32_MAX
 from ..reward import RewardValues
 
 LOSSES = ("decoupled", "sequence", "trl")
-OBJECTIVES: dict[str, type] = {}
+OBJECTIVES: dict[str, type] = {}  # name -> class, by name (@register): the one list of objectives
 
 # The columns of a generation batch every objective sees (one row per completion).
 COLUMNS = ("correct", "mode", "graded_mode", "length", "truncated", "level", "forced", "group")
@@ -193,16 +193,18 @@ def register(cls):
     if cls.loss not in LOSSES:
         raise ValueError(f"{cls.__name__}.loss={cls.loss!r}: valid choices are {LOSSES}")
     OBJECTIVES[cls.name] = cls
+    for name in sorted(OBJECTIVES):  # by name, whatever the import order: the order every list of them shows
+        OBJECTIVES[name] = OBJECTIVES.pop(name)
     return cls
 
 
 def make_objective(cfg) -> Objective:
-    """The objective of a config mapping ``{name: NAME, <knob>: value, ...}`` (``conf/objective/NAME.yaml``)."""
+    """The objective of a config mapping ``{name: NAME, <knob>: value, ...}`` (``conf/objective/NAME.yaml``): every
+    key but ``name`` is a knob (where a run writes is train.yaml's ``output_dir``, from ``objective.name``)."""
     from omegaconf import OmegaConf
 
     d = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg or {})
     name = d.pop("name", None)
-    d.pop("run_dir", None)  # where train.py writes this objective's runs, not a knob
     if name not in OBJECTIVES:
         raise ValueError(f"objective={name!r}: valid choices are {sorted(OBJECTIVES)}")
     cls = OBJECTIVES[name]
