@@ -40,48 +40,21 @@ UPLOAD_IGNORE = ("optimizer.pt", "scheduler.pt", "rng_state*.pth", "global_step*
                  "zero_to_fp32.py", "zero_to_torch.py", "training_args.bin", "*.upload_plan.json", ".*", "*/.*")
 
 
-# The papers a card cites: Thinkless (the control tokens, the warm-up, DeGRPO) always, and the objective's own.
-CITATIONS = {
-    "thinkless": """@article{fang2025thinkless,
+# The paper every card cites (the control tokens, the warm-up, DeGRPO); an objective's own paper is its ``citation``.
+THINKLESS_CITATION = """@article{fang2025thinkless,
   title   = {Thinkless: LLM Learns When to Think},
   author  = {Fang, Gongfan and Ma, Xinyin and Wang, Xinchao},
   journal = {arXiv preprint arXiv:2505.13379},
   year    = {2025}
-}""",
-    "grpo": """@article{shao2024deepseekmath,
-  title   = {DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open Language Models},
-  author  = {Shao, Zhihong and Wang, Peiyi and Zhu, Qihao and Xu, Runxin and Song, Junxiao and Bi, Xiao and
-             Zhang, Haowei and Zhang, Mingchuan and Li, Y. K. and Wu, Y. and Guo, Daya},
-  journal = {arXiv preprint arXiv:2402.03300},
-  year    = {2024}
-}""",
-    "adaptthink": """@article{zhang2025adaptthink,
-  title   = {AdaptThink: Reasoning Models Can Learn When to Think},
-  author  = {Zhang, Jiajie and Lin, Nianyi and Hou, Lei and Feng, Ling and Li, Juanzi},
-  journal = {arXiv preprint arXiv:2505.13417},
-  year    = {2025}
-}""",
-    "length_penalty": """@article{arora2025training,
-  title   = {Training Language Models to Reason Efficiently},
-  author  = {Arora, Daman and Zanette, Andrea},
-  journal = {arXiv preprint arXiv:2502.04463},
-  year    = {2025}
-}""",
-    "ada_grpo": """@article{wu2025arm,
-  title   = {ARM: Adaptive Reasoning Model},
-  author  = {Wu, Siye and Xie, Jian and Zhang, Yikai and Chen, Aili and Zhang, Kai and Su, Yu and Xiao, Yanghua},
-  journal = {arXiv preprint arXiv:2505.20258},
-  year    = {2025}
-}""",
-}
-# Hub tags per objective (``objective.name`` of thinkless.objectives' registry); DeGRPO is Thinkless's own.
-OBJECTIVE_TAGS = {"thinkless": ["thinkless", "degrpo"]}
+}"""
 CARD_FILE = "README.md"
 
 
 def objective_tags(name: str) -> list[str]:
-    """The Hub tags of the objective registered as ``name`` (``length_penalty`` -> ``length-penalty``)."""
-    return OBJECTIVE_TAGS.get(name, [name.replace("_", "-")])
+    """The Hub tags of the objective registered as ``name`` (its ``Objective.tags()``)."""
+    from .objectives import OBJECTIVES
+
+    return list(OBJECTIVES[name].tags()) if name in OBJECTIVES else [name.replace("_", "-")]
 
 
 def card_metadata(folder: str | Path) -> dict:
@@ -175,8 +148,10 @@ def card_front_matter(info: dict, tags: list[str]) -> list[str]:
 
 
 def citation_lines(objective: str | None) -> list[str]:
-    keys = ["thinkless"] + ([objective] if objective in CITATIONS and objective != "thinkless" else [])
-    return ["", "## Citation", "", "```bibtex", "\n\n".join(CITATIONS[k] for k in keys), "```"]
+    from .objectives import OBJECTIVES
+
+    own = OBJECTIVES[objective].citation if objective in OBJECTIVES else ""
+    return ["", "## Citation", "", "```bibtex", "\n\n".join(c for c in (THINKLESS_CITATION, own) if c), "```"]
 
 
 def warmup_card(info: dict) -> str:

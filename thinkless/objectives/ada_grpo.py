@@ -25,6 +25,12 @@ from .base import Objective, Rollouts, register
 @dataclass
 class AdaGRPO(Objective):
     name = "ada_grpo"
+    citation = """@article{wu2025arm,
+  title   = {ARM: Adaptive Reasoning Model},
+  author  = {Wu, Siye and Xie, Jian and Zhang, Yikai and Chen, Aili and Zhang, Kai and Su, Yu and Xiao, Yanghua},
+  journal = {arXiv preprint arXiv:2505.20258},
+  year    = {2025}
+}"""
     loss = "trl"
 
     total_steps: int = 0  # T; 0: rl.args.max_steps (set by conf/objective/ada_grpo.yaml)

@@ -39,6 +39,12 @@ OVERALL = "__OVERALL__"
 @dataclass
 class AdaptThink(Objective):
     name = "adaptthink"
+    citation = """@article{zhang2025adaptthink,
+  title   = {AdaptThink: Reasoning Models Can Learn When to Think},
+  author  = {Zhang, Jiajie and Lin, Nianyi and Hou, Lei and Feng, Ling and Li, Juanzi},
+  journal = {arXiv preprint arXiv:2505.13417},
+  year    = {2025}
+}"""
     loss = "sequence"
     needs_problems = True
 

@@ -88,6 +88,12 @@ class Objective:
     name: ClassVar[str] = ""
     loss: ClassVar[str] = "trl"
     needs_problems: ClassVar[bool] = False  # gather each row's problem text for ``rewards_for``
+    citation: ClassVar[str] = ""  # BibTeX of the paper it implements (the model card cites it beside Thinkless)
+    hub_tags: ClassVar[tuple[str, ...]] = ()  # the model card's tags; none: the name, hyphenated
+
+    @classmethod
+    def tags(cls) -> tuple[str, ...]:
+        return cls.hub_tags or (cls.name.replace("_", "-"),)
 
     def __post_init__(self):
         for f in fields(self):

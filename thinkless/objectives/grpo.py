@@ -17,6 +17,13 @@ from .thinkless import ThinklessRewards
 @dataclass
 class CoupledGRPO(ThinklessRewards):
     name = "grpo"
+    citation = """@article{shao2024deepseekmath,
+  title   = {DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open Language Models},
+  author  = {Shao, Zhihong and Wang, Peiyi and Zhu, Qihao and Xu, Runxin and Song, Junxiao and Bi, Xiao and
+             Zhang, Haowei and Zhang, Mingchuan and Li, Y. K. and Wu, Y. and Guo, Daya},
+  journal = {arXiv preprint arXiv:2402.03300},
+  year    = {2024}
+}"""
     loss = "trl"
 
     loss_type: str = "dapo"

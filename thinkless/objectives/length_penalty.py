@@ -28,6 +28,12 @@ from .base import Objective, Rollouts, register
 @dataclass
 class LengthPenalty(Objective):
     name = "length_penalty"
+    citation = """@article{arora2025training,
+  title   = {Training Language Models to Reason Efficiently},
+  author  = {Arora, Daman and Zanette, Andrea},
+  journal = {arXiv preprint arXiv:2502.04463},
+  year    = {2025}
+}"""
     loss = "trl"
 
     alpha: float = 0.1

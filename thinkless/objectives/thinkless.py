@@ -71,6 +71,7 @@ class ThinklessRewards(Objective):
 @dataclass
 class Thinkless(ThinklessRewards):
     name = "thinkless"
+    hub_tags = ("thinkless", "degrpo")  # DeGRPO is the Thinkless paper's own (its citation: every card's)
     loss = "decoupled"
 
     alpha: float = 1e-3  # thinkless_alpha in the official script; the CPU demo sets 1.0 (conf/objective)
