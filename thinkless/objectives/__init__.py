@@ -5,6 +5,7 @@ config in ``conf/objective/``, its tests in ``tests/test_objectives.py``, and a 
 """
 
 from . import ada_grpo, adaptthink, grpo, length_penalty, thinkless  # noqa: F401 (registers them)
+from . import thinkprune  # noqa: F401
 from .base import COLUMNS, OBJECTIVES, Objective, Rollouts, make_objective, register
 
 __all__ = ["COLUMNS", "OBJECTIVES", "Objective", "Rollouts", "make_objective", "register"]

@@ -121,6 +121,11 @@ class Objective:
         """A tighter length limit for completions forced to ``mode`` (forced token included); None: none."""
         return None
 
+    def length_cap(self, step: int) -> int | None:
+        """A length limit for every training rollout generated once ``step`` optimizer steps are done (ThinkPrune's
+        cap, tightened by rounds): completions are cut there as if generation stopped; None: none."""
+        return None
+
     def reward_range(self) -> float:
         """Largest minus smallest reward a rollout can get (``rl.budget`` prices its cost in these units)."""
         raise NotImplementedError(f"objective={self.name} does not declare its reward range (Objective.reward_range), "
