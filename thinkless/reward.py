@@ -76,10 +76,12 @@ class ScheduleEntry:
     reset_optimizer: bool = False
 
 
-def reward_schedule(entries, *, key: str = "objective.reward_schedule") -> tuple[ScheduleEntry, ...]:
-    """Validated, sorted schedule from ``[{after_step: 300, correct_think: 0.8, reset_reference: true}, ...]``."""
+def reward_schedule(entries, *, key: str = "objective.reward_schedule",
+                    keys: tuple[str, ...] = REWARD_KEYS) -> tuple[ScheduleEntry, ...]:
+    """Validated, sorted schedule from ``[{after_step: 300, correct_think: 0.8, reset_reference: true}, ...]``;
+    ``keys``: the numbers an entry may set (ThinkPrune's schedule sets ``cap``)."""
     out = []
-    valid = [*REWARD_KEYS, *RESET_KEYS]
+    valid = [*keys, *RESET_KEYS]
     for i, e in enumerate(entries or []):
         e = dict(e)
         if "after_step" not in e or isinstance(e["after_step"], bool) or not isinstance(e["after_step"], int) \

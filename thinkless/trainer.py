@@ -12,6 +12,8 @@ Like TRL's own GMPO trainer it overrides the loss, ``_compute_loss``, and a few 
 * ``_generate_single_turn`` forces the first token of some rows when the objective asks (AdaptThink): the control
   token is appended to those prompts, generation continues from it (HF, vLLM colocated or served), and the token is
   put back at the head of the completion with the forcing's log-probability as its sampling log-probability.
+  Training rollouts are also cut at the objective's ``length_cap(step)`` (ThinkPrune's cap of the current round),
+  as if generation had stopped there: a cut completion ends without EOS, so it counts as truncated.
 
 Generation (HF or vLLM), the frozen reference model, old log-probs, DeepSpeed/DDP, evaluation and checkpointing are
 inherited. The loss is the objective's aggregation (``Objective.loss``): ``trl`` is TRL's own (``loss_type``);
@@ -126,12 +128,17 @@ class DeGRPOTrainer(GRPOTrainer):
     # ------------------------------------------------------------------ rollouts: forced first tokens
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
-        plan = self.objective.first_tokens(num_generations) \
-            if self.model.training and not self._custom_rewards else None
+        rollout = self.model.training and not self._custom_rewards
+        plan = self.objective.first_tokens(num_generations) if rollout else None
+        limit = (self.objective.length_cap(self.state.global_step) if rollout else None) or math.inf
         if plan is None:
             self._forced = None
-            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
-                                                 has_tool_images)
+            completion_ids, logprobs = super()._generate_single_turn(prompt_ids, images, multimodal_fields,
+                                                                     num_generations, has_tool_images)
+            if limit < self.max_completion_length:  # cut as if generation stopped there (ThinkPrune's cap)
+                completion_ids = [list(c)[:limit] for c in completion_ids]
+                logprobs = None if logprobs is None else [list(lp)[:limit] for lp in logprobs]
+            return completion_ids, logprobs
         modes, logps = plan
         ids = {"think": self._control_ids.think, "short": self._control_ids.short}
         offset = self.accelerator.process_index * len(prompt_ids)  # groups are consecutive in the global batch
@@ -142,7 +149,7 @@ class DeGRPOTrainer(GRPOTrainer):
                                                                  images, multimodal_fields, 1, has_tool_images)
         out_ids, out_lps = [], []
         for i, (t, c) in enumerate(zip(head, completion_ids)):
-            cap = min(self.max_completion_length, self.objective.max_tokens(modes[pos[i]]) or math.inf)
+            cap = min(self.max_completion_length, self.objective.max_tokens(modes[pos[i]]) or math.inf, limit)
             out_ids.append(([t] + list(c))[:cap])
             if logprobs is not None:
                 out_lps.append(([logps[pos[i]]] + list(logprobs[i]))[:cap])

@@ -94,7 +94,8 @@ def test_trl_loss_objectives_use_trls_own_loss(tiny_trainer_parts, tmp_path, nam
     from trl import GRPOTrainer
 
     objective = from_train_config(name)
-    tr = trainer_for(tiny_trainer_parts, tmp_path, objective)
+    # room for every objective's demo-config length cap (ThinkPrune's first round: 28 tokens)
+    tr = trainer_for(tiny_trainer_parts, tmp_path, objective, max_completion_length=64)
     assert tr.loss_type == objective.loss_type
     inputs, _ = fixed_batch(T=5)
     ours = tr._compute_loss(tr.model, inputs)

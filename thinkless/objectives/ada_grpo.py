@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import Objective, Rollouts, register
+from .base import Objective, Rollouts, register, verl_grpo_advantages
 
 
 @register
@@ -59,13 +59,7 @@ class AdaGRPO(Objective):
         return 1.0  # the 0/1 accuracy; the rarity scaling (up to G/F early on) decays to 1 by the run's end
 
     def advantages(self, rewards: torch.Tensor, batch: Rollouts) -> torch.Tensor:
-        r = rewards.view(-1, batch.G)
-        mean = torch.nanmean(r, 1, keepdim=True)
-        valid = ~torch.isnan(r)
-        n = valid.sum(1, keepdim=True)
-        var = (torch.nan_to_num(r - mean) ** 2).sum(1, keepdim=True) / (n - 1).clamp(min=1)
-        a = (r - mean) / (var.sqrt() + 1e-6)
-        return torch.nan_to_num(a, nan=0.0).flatten()
+        return verl_grpo_advantages(rewards, batch)
 
     def trl_overrides(self) -> dict:
         return {"loss_type": self.loss_type}

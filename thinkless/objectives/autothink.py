@@ -30,8 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .ada_grpo import AdaGRPO
-from .base import Objective, Rollouts, register
+from .base import Objective, Rollouts, register, verl_grpo_advantages
 
 # RewardConfig (reward_types.py:15-22): correct / wrong per mode; a format error gets 0 whatever the mode
 BASE = {"think": (1.0, 0.0), "short": (2.0, -1.0)}
@@ -114,7 +113,8 @@ class AutoThink(Objective):
 
     # ------------------------------------------------------------------ advantage and loss
 
-    advantages = AdaGRPO.advantages  # verl's grpo estimator, the same code as ARM's: (r − mean)/(std + 1e-6)
+    def advantages(self, rewards: torch.Tensor, batch: Rollouts) -> torch.Tensor:
+        return verl_grpo_advantages(rewards, batch)  # verl's grpo estimator: (r − mean)/(std + 1e-6)
 
     def standardises_groups(self, args) -> bool:
         return True  # divided by the group's std, whatever rl.args says

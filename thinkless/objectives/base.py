@@ -131,6 +131,11 @@ class Objective:
         """A tighter length limit for completions forced to ``mode`` (forced token included); None: none."""
         return None
 
+    def length_cap(self, step: int) -> int | None:
+        """A length limit for every training rollout generated once ``step`` optimizer steps are done (ThinkPrune's
+        cap, tightened by rounds): completions are cut there as if generation stopped; None: none."""
+        return None
+
     def reward_range(self) -> float:
         """Largest minus smallest reward a rollout can get (``rl.budget`` prices its cost in these units)."""
         raise NotImplementedError(f"objective={self.name} does not declare its reward range (Objective.reward_range), "
@@ -190,6 +195,19 @@ def _plain(v):
     if isinstance(v, (list, tuple)):
         return [_plain(x) for x in v]
     return v
+
+
+def verl_grpo_advantages(rewards: torch.Tensor, batch: Rollouts) -> torch.Tensor:
+    """verl's ``grpo`` estimator (``verl/trainer/ppo/core_algos.py``): ``(r − mean)/(std + 1e-6)`` per group with the
+    unbiased std (TRL's own uses 1e-4); NaN rewards (ungradable gold) get no advantage. ARM, AutoThink and ThinkPrune
+    all run it."""
+    r = rewards.view(-1, batch.G)
+    mean = torch.nanmean(r, 1, keepdim=True)
+    valid = ~torch.isnan(r)
+    n = valid.sum(1, keepdim=True)
+    var = (torch.nan_to_num(r - mean) ** 2).sum(1, keepdim=True) / (n - 1).clamp(min=1)
+    a = (r - mean) / (var.sqrt() + 1e-6)
+    return torch.nan_to_num(a, nan=0.0).flatten()
 
 
 def register(cls):
