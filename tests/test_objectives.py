@@ -27,7 +27,7 @@ def batch(correct, mode, length=None, truncated=None, forced=None, G=4, step=0, 
 # ---------------------------------------------------------------- registry and config errors
 
 def test_registry_and_config_errors():
-    assert sorted(OBJECTIVES) == ["ada_grpo", "adaptthink", "grpo", "length_penalty", "thinkless"]
+    assert sorted(OBJECTIVES) == ["ada_grpo", "adaptthink", "grpo", "l1", "length_penalty", "thinkless"]
     with pytest.raises(ValueError, match="valid choices are .*adaptthink"):
         make_objective({"name": "adathink"})
     with pytest.raises(ValueError, match=r"unknown keys \['objective.alhpa'\]"):
