@@ -5,7 +5,12 @@ run that moves the mode where the target pays, and train.py objective=l1 end to 
 import copy
 import json
 import math
+import os
 import random
+import shutil
+import subprocess
+import sys
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -352,3 +357,72 @@ def test_eval_at_requested_budgets_on_the_tiny_model(tmp_path):
         assert a["within_budget"] == pytest.approx(sum(n <= b for n in lengths) / 6)
     saved = json.loads((out / "results.json").read_text())
     assert saved["benchmarks"]["synthetic"]["methods"]["token_budgets@24"]["token_budget"]["requested"] == 24
+
+
+# ---------------------------------------------------------------- served: a real vLLM server (CPU build)
+
+@pytest.mark.slow
+def test_a_served_l1_policy_takes_a_token_budget(distilled, tmp_path):
+    """`trl vllm-serve` with the middleware on a policy whose template takes budgets (what train.py objective=l1
+    saves): chat_template_kwargs.token_budget reaches the prompt (the prompt grows by exactly the training sentence),
+    and bad budgets are a 400 before the engine sees them."""
+    pytest.importorskip("vllm")  # THINKLESS_NO_VLLM=1 installs (docs/stack.md)
+    import requests
+
+    from ..conftest import ROOT
+    from ..helpers import free_port
+
+    model = tmp_path / "model"
+    shutil.copytree(distilled / "model", model)
+    tok = AutoTokenizer.from_pretrained(model)
+    L1().prepare(SimpleNamespace(tokenizer=tok))
+    tok.save_pretrained(model)
+    port = free_port()
+    log = tmp_path / "server.log"
+    trl = os.path.join(os.path.dirname(sys.executable), "trl")
+    cmd = [trl, "vllm-serve", "--model", str(model), "--host", "127.0.0.1", "--port", str(port), "--dtype",
+           "float32", "--enforce_eager", "--max_model_len", "256", "--gpu_memory_utilization", "0.1",
+           "--served-model-name", "l1", "--middleware", "thinkless.serving.check_request"]
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT,
+                                env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            assert proc.poll() is None, log.read_text()[-4000:]
+            try:
+                if requests.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(1)
+        else:
+            raise AssertionError(f"server not healthy after 300 s:\n{log.read_text()[-4000:]}")
+        q = "7 ~ 3 ~ 6 . . . . . . . ."
+
+        def ask(**kw):
+            return requests.post(url + "/v1/chat/completions", timeout=120, json={
+                "model": "l1", "messages": [{"role": "user", "content": q}], "temperature": 0, "max_tokens": 4,
+                **({"chat_template_kwargs": kw} if kw else {})})
+
+        n = lambda text: len(tok(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+        plain = ask()
+        assert plain.status_code == 200, plain.text
+        for budget in (6, 20, 4000):
+            r = ask(token_budget=budget)
+            assert r.status_code == 200, r.text
+            grown = r.json()["usage"]["prompt_tokens"] - plain.json()["usage"]["prompt_tokens"]
+            assert grown == n(render_prompt(tok, q, suffix=budget_suffix(budget))) - n(render_prompt(tok, q)) > 0
+        for bad in (-1, 0, 2.5, "20", 10 ** 9):
+            r = ask(token_budget=bad)
+            assert r.status_code == 400 and "token_budget must be an integer" in r.json()["error"]["message"], r.text
+        r = ask(max_tokens_budget=20)
+        assert r.status_code == 400 and "token_budget" in r.json()["error"]["message"]
+        assert requests.get(url + "/health", timeout=5).status_code == 200
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
