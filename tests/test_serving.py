@@ -160,3 +160,26 @@ def test_the_documented_serving_commands_are_the_checked_ones():
         module, _, name = value.replace(":", ".").rpartition(".")
         if "vllm" not in module or importlib.util.find_spec("vllm"):
             assert callable(getattr(importlib.import_module(module), name))
+
+
+@pytest.mark.parametrize("budget,message", [
+    (-512, "token_budget must be an integer in [1, 1000000], got -512"),
+    (0, "token_budget must be an integer in [1, 1000000], got 0"),
+    (512.5, "got 512.5"), (512.0, "got 512.0"), ("512", "got '512'"), (True, "got True"),
+    (10 ** 12, "got 1000000000000")])
+def test_a_bad_token_budget_is_a_400(client, budget, message):
+    """An L1 policy's per-request budget (chat_template_kwargs.token_budget, objective=l1): negative, zero,
+    non-integer or absurdly large is refused before the engine renders "Think for N tokens."."""
+    r = client.post("/v1/chat/completions", json={"messages": [], "chat_template_kwargs": {"token_budget": budget}})
+    assert r.status_code == 400 and message in r.json()["error"]["message"]
+    assert client.get("/health").status_code == 200
+
+
+def test_token_budgets_that_pass_and_misspelt_budget_keys(client):
+    for kw in ({"token_budget": 1}, {"token_budget": 512}, {"token_budget": 1_000_000}, {"token_budget": None},
+               {"token_budget": 64, "thinking": "auto"}):
+        assert client.post("/v1/chat/completions", json={"messages": [], "chat_template_kwargs": kw}).status_code == 200
+    for key in ("max_tokens_budget", "budget", "thinking_budget"):  # the template would ignore them silently
+        r = client.post("/v1/chat/completions", json={"messages": [], "chat_template_kwargs": {key: 512}})
+        assert r.status_code == 400 and f"unknown chat_template_kwargs key '{key}'" in r.json()["error"]["message"]
+        assert "token_budget" in r.json()["error"]["message"]

@@ -124,15 +124,17 @@ def user_turn(problem: str, instruction: str | None = None) -> str:
     return instruction.replace("{problem}", problem)
 
 
-def messages(problem: str, *, instruction: str | None = None, system: str | None = None) -> list[dict]:
-    """Chat messages for one problem (what TRL's GRPOTrainer takes as a conversational prompt)."""
+def messages(problem: str, *, instruction: str | None = None, system: str | None = None,
+             suffix: str = "") -> list[dict]:
+    """Chat messages for one problem (what TRL's GRPOTrainer takes as a conversational prompt); ``suffix`` is
+    appended to the user turn (an objective's per-prompt extra, ``Objective.prompt_extra``: L1's target length)."""
     return ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": user_turn(problem, instruction)}]
+        {"role": "user", "content": user_turn(problem, instruction) + suffix}]
 
 
 def render_prompt(tokenizer, problem: str, *, instruction: str | None = None, system: str | None = None,
-                  prefill: str = "", **template_kwargs) -> str:
+                  prefill: str = "", suffix: str = "", **template_kwargs) -> str:
     """The model input for one problem: chat template, generation prompt (no mode chosen), then ``prefill``."""
-    text = tokenizer.apply_chat_template(messages(problem, instruction=instruction, system=system),
+    text = tokenizer.apply_chat_template(messages(problem, instruction=instruction, system=system, suffix=suffix),
                                          add_generation_prompt=True, tokenize=False, **template_kwargs)
     return text + prefill

@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,11 +35,15 @@ RL_SOURCES = ("synthetic", "math")
 
 
 def rl_prompts(data_cfg, stats: DropStats, *, instruction: str | None = None, system: str | None = None,
-               validation: bool = False, tokenizer=None) -> list[dict]:
+               validation: bool = False, tokenizer=None, objective: Objective | None = None,
+               seed: int = 0) -> list[dict]:
     """RL rows ``{prompt: [messages], answer, task, level, group}`` (``group``: the problem's class, -1 none); ungradable gold answers are dropped and counted, and so
     are prompts longer than ``data_cfg.max_prompt_tokens`` (rendered with ``tokenizer``'s chat template).
 
     ``validation``: read ``data_cfg.validation`` (a benchmark config) instead of the training source.
+    ``objective``: its ``prompt_extra`` (if any) is drawn once per row, from a stream of ``seed`` (one for training,
+    another for validation), its text appended to the user turn (measured by ``max_prompt_tokens`` too) and its
+    number kept in the row's ``target`` column.
     """
     if validation:
         bench = load_benchmark("validation", data_cfg.validation, data_dir=data_cfg.get("data_dir"))
@@ -61,18 +66,23 @@ def rl_prompts(data_cfg, stats: DropStats, *, instruction: str | None = None, sy
     limit = data_cfg.get("max_prompt_tokens")
     if limit and tokenizer is None:
         raise ValueError("rl_data.max_prompt_tokens needs the tokenizer to measure prompts")
+    rng = random.Random(f"{seed}/{'validation' if validation else 'train'}")  # the extras' own streams
     for r in recs:
         if not gold_is_gradable(r["answer"], exact=is_exact(r["task"])):
             stats["unparseable_gold"] += 1
             continue
-        if limit and len(tokenizer(render_prompt(tokenizer, r["problem"], instruction=instruction, system=system),
-                                   add_special_tokens=False)["input_ids"]) > limit:
+        extra = objective.prompt_extra(rng) if objective is not None else None
+        suffix = extra[1] if extra else ""
+        if limit and len(tokenizer(render_prompt(tokenizer, r["problem"], instruction=instruction, system=system,
+                                                 suffix=suffix), add_special_tokens=False)["input_ids"]) > limit:
             stats["prompt_too_long"] += 1
             continue
-        out.append({"prompt": messages(r["problem"], instruction=instruction, system=system), "problem": r["problem"],
+        out.append({"prompt": messages(r["problem"], instruction=instruction, system=system, suffix=suffix),
+                    "problem": r["problem"],
                     "answer": str(r["answer"]) if not isinstance(r["answer"], list) else r["answer"],
                     "task": r["task"], "level": parse_level(r.get("level")),
-                    "group": -1 if r.get("group") is None else int(r["group"])})
+                    "group": -1 if r.get("group") is None else int(r["group"]),
+                    **({"target": float(extra[0])} if extra else {})})
     stats["kept"] += len(out)
     return out
 
@@ -285,7 +295,8 @@ def run_train(cfg: DictConfig) -> dict:
     from .trainer import DeGRPOConfig, DeGRPOTrainer  # after start_stage: TRL imports vLLM, which logs at import
     model, tok = load_checkpoint(cfg.model.path, dtype=cfg.model.get("dtype", "auto"))
     stats = DropStats()
-    rows = rl_prompts(cfg.rl_data, stats, instruction=cfg.prompt.instruction, system=cfg.prompt.system, tokenizer=tok)
+    rows = rl_prompts(cfg.rl_data, stats, instruction=cfg.prompt.instruction, system=cfg.prompt.system, tokenizer=tok,
+                      objective=objective, seed=cfg.seed)
     logger.info("RL prompts: %s", stats.summary())
     if not rows:
         raise RuntimeError(f"no RL prompts left after filtering: {stats.summary()}")
@@ -295,7 +306,7 @@ def run_train(cfg: DictConfig) -> dict:
     else:
         val_stats = DropStats()
         val_rows = rl_prompts(cfg.rl_data, val_stats, instruction=cfg.prompt.instruction, system=cfg.prompt.system,
-                              validation=True, tokenizer=tok)
+                              validation=True, tokenizer=tok, objective=objective, seed=cfg.seed)
         logger.info("validation prompts: %s", val_stats.summary())
     args = trainer_args(DeGRPOConfig, cfg.rl.args, stage, grading_timeout=float(cfg.rl.get("grading_timeout", 5.0)),
                         **objective.trl_overrides(), **no_val)

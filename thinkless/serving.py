@@ -10,7 +10,10 @@ thinkless.serving.check_request`` (``trl vllm-serve`` forwards both flags). The 
   ``think_bias``: the mode is already prefilled, so the bias would land on the token after it (``<short>`` then a
   full ``<think>`` trace);
 * unknown ``chat_template_kwargs`` keys that look like ours (``enable_thinking``, ``think``, ``think_bias``, ...):
-  the template would ignore them silently; likewise ``vllm_xargs`` keys that look like a misspelt ``think_bias``.
+  the template would ignore them silently; likewise ``vllm_xargs`` keys that look like a misspelt ``think_bias``;
+* ``chat_template_kwargs.token_budget`` (an L1 policy's per-request token budget, ``objective=l1``: its template
+  renders "Think for N tokens." into the user turn as in training) that is not an integer in
+  ``[1, MAX_TOKEN_BUDGET]``; misspelt budget keys (``max_tokens_budget``, ``budget``, ...) as unknown keys.
 
 ``ThinkBias.validate_params`` applies the bias rule too (a server started without the middleware still rejects a
 bad bias), and the processor never biases a position after a prefilled mode token.
@@ -22,10 +25,13 @@ import json
 import math
 
 THINKING = ("auto", "on", "off")
-TEMPLATE_KEYS = ("thinking",)
+TEMPLATE_KEYS = ("thinking", "token_budget")
 # The largest |think bias|: ±100 already decides every prompt (logits differ by tens); the bound keeps the biased
 # logit, also divided by a small temperature, finite in float32 (a bias of 1e39 became inf there, then NaN).
 MAX_THINK_BIAS = 1e4
+# The largest token budget a request may ask an L1 policy for: beyond any context window we serve (Qwen2.5: 131072);
+# "Think for 10000000000 tokens." is out of every training distribution and a typo, not a budget.
+MAX_TOKEN_BUDGET = 1_000_000
 
 
 def bias_problem(bias) -> str | None:
@@ -41,9 +47,18 @@ def bias_problem(bias) -> str | None:
     return None
 
 
+def token_budget_problem(budget) -> str | None:
+    """Why ``budget`` cannot be a token budget (``chat_template_kwargs.token_budget``; None when it can)."""
+    if budget is None:
+        return None
+    if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget <= MAX_TOKEN_BUDGET:
+        return f"token_budget must be an integer in [1, {MAX_TOKEN_BUDGET}], got {budget!r}"
+    return None
+
+
 def _looks_like_ours(key: str) -> bool:
     k = key.lower().replace("-", "_")
-    return "think" in k or "reason" in k or k in ("mode", "short")
+    return "think" in k or "reason" in k or "budget" in k or k in ("mode", "short")
 
 
 def request_problem(body: dict) -> str | None:
@@ -61,9 +76,13 @@ def request_problem(body: dict) -> str | None:
         return f"chat_template_kwargs must be an object, got {kw!r}"
     for k in kw:
         if k not in TEMPLATE_KEYS and _looks_like_ours(str(k)):
-            hint = " (the think threshold goes in vllm_xargs.think_bias)" if "bias" in str(k) else ""
+            hint = " (the think threshold goes in vllm_xargs.think_bias)" if "bias" in str(k) else \
+                " (an L1 policy's token budget is token_budget)" if "budget" in str(k).lower() else ""
             return (f"unknown chat_template_kwargs key {k!r}: a Thinkless model takes thinking = auto | on | off"
                     f"{hint}")
+    why = token_budget_problem(kw.get("token_budget"))
+    if why:
+        return why
     thinking = kw.get("thinking")
     if thinking is not None and thinking not in THINKING:
         return f"chat_template_kwargs.thinking must be auto, on or off, got {thinking!r}"

@@ -243,13 +243,14 @@ class DeGRPOTrainer(GRPOTrainer):
         local = []
         for x, c, v, f in zip(inputs, completion_ids_list, verdicts, forced):
             first = c[0] if len(c) else None
-            lv, gr = x.get("level"), x.get("group")
+            lv, gr, tg = x.get("level"), x.get("group"), x.get("target")
             local.append([math.nan if v is None else float(v.correct),
                           1.0 if first == ids.think else 0.0 if first == ids.short else -1.0,
                           MODE_CODE.get(v.mode, -1.0) if v is not None else -1.0,
                           float(len(c)), float(not len(c) or c[-1] not in stop),
                           float(lv) if lv is not None and lv >= 0 else -1.0, f,
-                          float(gr) if gr is not None and gr >= 0 else -1.0])
+                          float(gr) if gr is not None and gr >= 0 else -1.0,
+                          math.nan if tg is None else float(tg)])  # the prompt's extra (Objective.prompt_extra)
         rows = self.accelerator.gather(torch.tensor(local, dtype=torch.float32, device=self.accelerator.device)).cpu()
         problems = None
         if grade and self.objective.needs_problems:

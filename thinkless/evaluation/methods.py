@@ -18,6 +18,10 @@ Every method is a config (``conf/method/*.yaml``) with a ``type``:
   adaptive run whose ``<think>`` logit gets ``+b`` at the first generated position, reported as method
   ``<name>@<b>``; together they trace one model's accuracy-vs-tokens curve. ``think_bias`` on any prefill method
   sets one bias.
+* ``token_budgets``: an L1 policy (``objective=l1``) asked for a token budget: for every N in ``budgets`` an
+  adaptive run whose prompt renders ``token_budget=N`` through the model's chat template (the sentence it was
+  trained on, "Think for N tokens."), reported as method ``<name>@<N>`` with its budget adherence (requested vs
+  actual tokens, ``metrics.budget_adherence``). ``token_budget`` on any prefill method sets one budget.
 * ``parallel``: ``n`` samples of the ``base`` method per problem, one answer selected by ``selection``:
   ``majority`` (vote over normalized answers), ``confidence`` (highest self-certainty) or ``verifier`` (an oracle
   that accepts the problem if any sample is right: pass@n).
@@ -38,7 +42,7 @@ from ..grading import GRADING_POLICIES
 from ..serving import bias_problem
 from ..tokens import END_THINK, THINK
 
-METHOD_TYPES = ("prefill", "mode_sampled", "budget_forcing", "parallel", "threshold")
+METHOD_TYPES = ("prefill", "mode_sampled", "budget_forcing", "parallel", "threshold", "token_budgets")
 SELECTIONS = ("majority", "confidence", "verifier")
 MODES = ("auto", "think", "short")
 NOTHINKING_PREFILL = f"{THINK}\nOkay, I think I have finished thinking.\n{END_THINK}\n\n"
@@ -57,6 +61,8 @@ class Method:
     mode_temperature: float = 1.0
     think_bias: float = 0.0
     biases: tuple = ()
+    token_budget: int = 0  # an L1 policy's requested budget, rendered by its chat template (0: none)
+    budgets: tuple = ()
     base: str | None = None
     n: int | None = None
     selection: str | None = None
@@ -69,12 +75,13 @@ class Method:
 
     def generation_fields(self) -> dict:
         """What determines the generated text (the fingerprint of its generations file)."""
+        budget = {"token_budget": self.token_budget} if self.token_budget else {}
         if self.type == "prefill":
             return {"type": "prefill", "prefill": self.prefill, **({"think_bias": self.think_bias}
-                                                                    if self.think_bias else {})}
+                                                                    if self.think_bias else {}), **budget}
         if self.type == "mode_sampled":
             return {"type": "mode_sampled", "mode_temperature": self.mode_temperature,
-                    **({"think_bias": self.think_bias} if self.think_bias else {})}
+                    **({"think_bias": self.think_bias} if self.think_bias else {}), **budget}
         if self.type == "budget_forcing":
             return {"type": "budget_forcing", "prefill": self.prefill, "budget": self.budget,
                     "num_wait": self.num_wait, "wait": self.wait, "answer_prefix": self.answer_prefix}
@@ -85,14 +92,17 @@ _FIELDS = set(Method.__dataclass_fields__) - {"name"}
 
 
 def method_from_cfg(name: str, cfg) -> Method:
+    from ..serving import token_budget_problem
+
     d = dict(cfg or {})
     unknown = set(d) - _FIELDS
     if unknown:
         raise ValueError(f"method {name!r}: unknown keys {sorted(unknown)}; valid keys are {sorted(_FIELDS)}")
     if d.get("type") == "budget_forcing" and d.get("prefill") is None:
         d["prefill"] = THINK  # budget forcing thinks first
-    if "biases" in d:
-        d["biases"] = tuple(d["biases"] or ())
+    for k in ("biases", "budgets"):
+        if k in d:
+            d[k] = tuple(d[k] or ())
     m = Method(name=name, **{k: v for k, v in d.items() if v is not None or k in ("base", "n", "selection", "grading")})
     if m.type not in METHOD_TYPES:
         raise ValueError(f"method.{name}.type={m.type!r}: valid choices are {METHOD_TYPES}")
@@ -112,6 +122,15 @@ def method_from_cfg(name: str, cfg) -> Method:
             raise ValueError(f"method.{name}.{key}={b!r}: {why}")
     if m.think_bias and m.type not in ("prefill", "mode_sampled"):
         raise ValueError(f"method.{name}.think_bias applies to prefill methods (type {m.type!r})")
+    if m.type == "token_budgets" and not m.budgets:
+        raise ValueError(f"method.{name}.budgets=[]: a list of token budgets (integers), e.g. [512, 1024, 2048]")
+    for key, b in [*((f"budgets[{i}]", b) for i, b in enumerate(m.budgets)),
+                   *([("token_budget", m.token_budget)] if m.token_budget != 0 else [])]:
+        why = token_budget_problem(b)  # the serving rule: what a server would refuse is refused here too
+        if why:
+            raise ValueError(f"method.{name}.{key}={b!r}: {why}")
+    if m.token_budget and m.type not in ("prefill", "mode_sampled"):
+        raise ValueError(f"method.{name}.token_budget applies to prefill methods (type {m.type!r})")
     if m.type == "parallel":
         if m.selection not in SELECTIONS:
             raise ValueError(f"method.{name}.selection={m.selection!r}: valid choices are {SELECTIONS}")
@@ -135,6 +154,13 @@ def threshold_children(m: Method) -> dict[str, Method]:
                                        description=f"think bias {b:+g} ({m.name})") for b in m.biases}
 
 
+def budget_children(m: Method) -> dict[str, Method]:
+    """A ``token_budgets`` method as one adaptive prefill method per requested budget, named ``<name>@<N>``."""
+    return {f"{m.name}@{b}": Method(name=f"{m.name}@{b}", type="prefill", prefill=m.prefill, mode="auto",
+                                    token_budget=int(b), n=m.n, grading=m.grading,
+                                    description=f"token budget {b} ({m.name})") for b in m.budgets}
+
+
 def resolve_methods(names, method_cfgs) -> dict[str, Method]:
     """The requested methods (a threshold sweep expanded into one method per bias), validated; unknown names list
     the valid ones."""
@@ -148,13 +174,14 @@ def resolve_methods(names, method_cfgs) -> dict[str, Method]:
             raise ValueError(f"unknown method {n!r}: valid choices are {valid} (add one as "
                              f"+method.{n}={{type: prefill, prefill: ...}})")
         m = method_from_cfg(n, method_cfgs[n])
-        out.update(threshold_children(m) if m.type == "threshold" else {n: m})
+        out.update(threshold_children(m) if m.type == "threshold" else
+                   budget_children(m) if m.type == "token_budgets" else {n: m})
     for m in list(out.values()):
         if m.is_parallel:
             if m.base not in method_cfgs:
                 raise ValueError(f"method.{m.name}.base={m.base!r} is not a method: valid choices are {valid}")
             base = method_from_cfg(m.base, method_cfgs[m.base])
-            if base.is_parallel or base.type == "threshold":
+            if base.is_parallel or base.type in ("threshold", "token_budgets"):
                 raise ValueError(f"method.{m.name}.base={m.base!r} is itself {base.type}; use a single-sample method")
     return out
 

@@ -172,6 +172,26 @@ def _mode_usage(modes, correct, tokens, reward) -> dict:
     return {RESULT_NAMES.get(k, k): v for k, v in usage.items()}
 
 
+# ------------------------------------------------------------------ token budgets (an L1 policy, objective=l1)
+
+
+def budget_adherence(problems: list[dict], budget: int) -> dict:
+    """How an L1 policy honoured a requested token budget ``budget`` over every sample of ``problems`` (graded, as
+    ``summarize`` takes them). A sample's length counts its EOS, as the objective's L does in training (and the
+    authors' ``valid_response_length``): the eval's ``tokens`` + 1 for a sample that ended by itself.
+    ``relative_error`` is the paper's mean error ``(E[n] − N)/N``; ``within_budget``: the share with n ≤ N (what an
+    L1-Max policy promises)."""
+    lengths = [s.tokens + int(s.finished) for p in problems for s in p["samples"]]
+    if not lengths:
+        return {"requested": budget, "n": 0}
+    mean = sum(lengths) / len(lengths)
+    return {"requested": budget, "n": len(lengths), "mean_tokens": mean,
+            "mean_abs_error": sum(abs(n - budget) for n in lengths) / len(lengths),
+            "relative_error": (mean - budget) / budget,
+            "within_budget": sum(n <= budget for n in lengths) / len(lengths),
+            "max_tokens": max(lengths)}
+
+
 # ------------------------------------------------------------------ summaries
 
 

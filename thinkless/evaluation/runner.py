@@ -29,7 +29,7 @@ from ..grading import GRADE_STATS, GRADING_POLICIES, Grader, is_exact
 from ..reward import reward_values
 from .benchmarks import BenchmarkData, load_benchmark
 from .methods import Method, base_method, resolve_methods, sample
-from .metrics import LONG_SHORT_MULTIPLE, Graded, summarize
+from .metrics import LONG_SHORT_MULTIPLE, Graded, budget_adherence, summarize
 from .tables import format_tables
 
 logger = logging.getLogger(__name__)
@@ -169,7 +169,9 @@ def generate_all(generator, tokenizer, bench: BenchmarkData, method: Method, n: 
     done = 0
     try:
         for c, probs in chunks.items():
-            prompts = [render_prompt(tokenizer, p.problem, instruction=instruction, system=system) for p in probs]
+            prompts = [render_prompt(tokenizer, p.problem, instruction=instruction, system=system,
+                                     **({"token_budget": method.token_budget} if method.token_budget else {}))
+                       for p in probs]
             sc = SamplingConfig(**{**asdict(sampling), "n": n, "seed": sampling.seed * 100_003 + c,
                                    "self_certainty": self_certainty})
             t0 = time.perf_counter()
@@ -240,6 +242,8 @@ def evaluate(generator, tokenizer, benches: dict[str, BenchmarkData], method_nam
                 "methods": {}}
         for mname, m in methods.items():
             base = base_method(m, method_cfgs)
+            if base.token_budget:
+                check_token_budget(tokenizer, base)
             n = m.n if m.is_parallel else (m.n or bsampling.n)
             meta = {"benchmark": bname, "source": bench.source, "model": model, "system": system,
                     "instruction": instruction, "method": base.generation_fields(), "n": n,
@@ -262,6 +266,8 @@ def evaluate(generator, tokenizer, benches: dict[str, BenchmarkData], method_nam
             probs = graded_problems(bench, stores[key], base.mode, grader)
             metrics = summarize(probs, parallel=m.is_parallel, selection=m.selection, ks=ks, grader=grader,
                                 rewards=rewards, long_short_multiple=long_short_multiple)
+            if base.token_budget:
+                metrics["token_budget"] = budget_adherence(probs, base.token_budget)
             metrics["grading"] = policy
             metrics["generations"] = str(stores[key].path)
             bres["methods"][mname] = metrics
@@ -270,6 +276,16 @@ def evaluate(generator, tokenizer, benches: dict[str, BenchmarkData], method_nam
                                                       instruction=instruction, system=system, rewards=rewards)
         results["benchmarks"][bname] = bres
     return results
+
+
+def check_token_budget(tokenizer, method: Method) -> None:
+    """A requested token budget must reach the prompt: the model's chat template renders ``token_budget`` (a policy
+    trained with ``objective=l1`` has it, ``objectives.l1.budget_template``); any other template would drop it
+    silently and the run would measure the model without a budget."""
+    q = "1 + 1"
+    if render_prompt(tokenizer, q, token_budget=method.token_budget) == render_prompt(tokenizer, q):
+        raise ValueError(f"method {method.name!r}: token_budget={method.token_budget} but the model's chat template "
+                         "does not render a token budget (only a policy trained with objective=l1 takes one)")
 
 
 def calibrate_benchmark(generator, tokenizer, bench: BenchmarkData, results: dict, methods: dict, *,

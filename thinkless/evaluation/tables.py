@@ -87,6 +87,24 @@ def calibration_table(cal: dict) -> list[str]:
     return lines
 
 
+def budget_table(methods: dict) -> list[str]:
+    """Requested vs actual tokens of the methods run at a token budget (``metrics.budget_adherence``)."""
+    rows = [(name, r) for name, r in methods.items() if r.get("token_budget")]
+    if not rows:
+        return []
+    lines = ["| method | requested | mean tokens | mean abs error | relative error | within budget | max tokens | acc |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, r in rows:
+        b = r["token_budget"]
+        lines.append(f"| {name} | {b['requested']} | {fmt(b.get('mean_tokens'), '{:.1f}')} | "
+                     f"{fmt(b.get('mean_abs_error'), '{:.1f}')} | {fmt(b.get('relative_error'), '{:+.1%}')} | "
+                     f"{fmt(b.get('within_budget'), '{:.1%}')} | {fmt(b.get('max_tokens'), '{}')} | "
+                     f"{fmt(r.get('acc'), '{:.3f}')} |")
+    lines += ["", "tokens here count the EOS, as the L1 objective's length does in training; relative error: "
+                  "(mean − requested)/requested"]
+    return lines
+
+
 def format_tables(results: dict) -> str:
     out = [f"## Evaluation of `{results.get('model')}`", ""]
     for bname, b in results["benchmarks"].items():
@@ -99,6 +117,9 @@ def format_tables(results: dict) -> str:
         lv = level_table(b["methods"])
         if lv:
             out += ["", f"#### {bname} by level", ""] + lv
+        bt = budget_table(b["methods"])
+        if bt:
+            out += ["", f"#### {bname}: token budget adherence", ""] + bt
         if b.get("calibration"):
             out += ["", f"#### {bname}: calibration of the mode decision", ""] + calibration_table(b["calibration"])
         out.append("")

@@ -10,7 +10,11 @@ An objective owns what makes a method different and nothing else:
   ``loss_type`` as configured);
 * ``first_tokens(G)`` — optionally, a rollout intervention: the control token each position of a group is forced
   to start with, and the behaviour probability of that forcing (AdaptThink's importance sampling);
-* ``prepare(ctx)`` — optionally, a per-prompt pre-pass before training (AdaptThink's reference accuracy).
+* ``prepare(ctx)`` — optionally, a per-prompt pre-pass before training (AdaptThink's reference accuracy);
+* ``prompt_extra(rng)`` — optionally, a per-prompt extra rendered into the prompt (L1's target length): drawn once
+  per RL prompt when ``thinkless.rl.rl_prompts`` builds the rows, its text appended to the user turn and its number
+  kept in the row's ``target`` column, which every completion of that prompt carries to ``rewards_for``
+  (``Rollouts.target``).
 
 Everything else (generation on HF or vLLM, DeepSpeed, resume, validation, monitoring, export) is the trainer's
 (``thinkless.trainer``). Knobs are dataclass fields: ``make_objective`` checks each against its type before any
@@ -33,7 +37,7 @@ LOSSES = ("decoupled", "sequence", "trl")
 OBJECTIVES: dict[str, type] = {}  # name -> class, by name (@register): the one list of objectives
 
 # The columns of a generation batch every objective sees (one row per completion).
-COLUMNS = ("correct", "mode", "graded_mode", "length", "truncated", "level", "forced", "group")
+COLUMNS = ("correct", "mode", "graded_mode", "length", "truncated", "level", "forced", "group", "target")
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Rollouts:
     EOS. ``forced``: the mode an objective forced the first token to (1 think, 0 short), -1 sampled freely.
     ``problems``: each row's problem text (only gathered for objectives that look prompts up). ``group``: the
     problem's class where its task has classes beyond levels (``thinkless.synthetic.GradedProblem.group``).
+    ``target``: the number ``Objective.prompt_extra`` drew for the row's prompt (L1: the target length), NaN none.
     """
 
     correct: torch.Tensor
@@ -60,11 +65,14 @@ class Rollouts:
     step: int = 0
     problems: list[str] | None = None
     group: torch.Tensor | None = None  # the problem's class (the graded task's grade index, 1..6); -1 or None: none
+    target: torch.Tensor | None = None  # the prompt's extra number (Objective.prompt_extra); NaN or None: none
 
     def __post_init__(self):
         n = self.correct.numel()
         if self.group is None:
             self.group = torch.full_like(self.correct, -1.0)
+        if self.target is None:
+            self.target = torch.full_like(self.correct, math.nan)
         if self.G < 1 or n % self.G:
             raise ValueError(f"a generation batch of {n} rows does not split into groups of G={self.G}")
 
@@ -157,6 +165,12 @@ class Objective:
 
     def prepare(self, ctx) -> None:
         """A pre-pass before training (``ctx``: ``thinkless.rl.PrepareContext``)."""
+
+    def prompt_extra(self, rng) -> tuple[float, str] | None:
+        """A per-prompt extra rendered into the prompt: for one RL prompt (training or validation), drawn once with
+        ``rng`` (a ``random.Random`` seeded by the run's seed), the number its rows carry in ``Rollouts.target`` and
+        the text appended to its user turn (``thinkless.format.messages``' ``suffix``); None: none (the default)."""
+        return None
 
     def trl_overrides(self) -> dict:
         """DeGRPOConfig fields this objective fixes (its aggregation); setting one in rl.args too is an error."""
