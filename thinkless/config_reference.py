@@ -222,14 +222,19 @@ def render(conf: Path = CONF) -> str:
     return "\n".join(out).rstrip() + "\n\n" + END + "\n"
 
 
-def page(current: str, conf: Path = CONF) -> str:
-    """``current`` with its generated block replaced (appended when it has none)."""
-    block = render(conf)
-    if BEGIN in current and END in current:
-        head, rest = current.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
+def replace_block(current: str, block: str, begin: str = BEGIN, end: str = END) -> str:
+    """``current`` with its generated block (``begin`` .. ``end``) replaced by ``block``, appended when it has none:
+    a docs page keeps its hand-written text around the part a generator owns."""
+    if begin in current and end in current:
+        head, rest = current.split(begin, 1)
+        tail = rest.split(end, 1)[1]
         return head + block + (tail[1:] if tail.startswith("\n") else tail)
     return current.rstrip() + "\n\n" + block
+
+
+def page(current: str, conf: Path = CONF) -> str:
+    """``current`` with its generated block replaced (appended when it has none)."""
+    return replace_block(current, render(conf))
 
 
 def main(argv=None) -> int:

@@ -55,12 +55,9 @@ def render(conf: Path = CONF) -> str:
 
 def page(current: str, conf: Path = CONF) -> str:
     """``current`` with its generated block replaced (appended when it has none)."""
-    block = render(conf)
-    if BEGIN in current and END in current:
-        head, rest = current.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1]
-        return head + block + (tail[1:] if tail.startswith("\n") else tail)
-    return current.rstrip() + "\n\n" + block
+    from ..config_reference import replace_block
+
+    return replace_block(current, render(conf), BEGIN, END)
 
 
 def main(argv=None) -> int:
