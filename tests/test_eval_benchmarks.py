@@ -95,13 +95,14 @@ ROWS = [  # answers: a string, a number, a GSM8K solution, a list of accepted an
 @pytest.mark.parametrize("suffix", [".json", ".jsonl"])
 def test_custom_file_with_configurable_fields(tmp_path, suffix):
     f = tmp_path / f"mine{suffix}"
-    write_rows(f, ROWS)
+    # 30 good rows more: the 3 bad ones stay under the bad-row limit (10%), dropped and counted
+    write_rows(f, ROWS + [{"q": f"{i} + 1?", "a": str(i + 1), "meta": {"difficulty": 1}} for i in range(30)])
     cfg = eval_cfg(f"benchmark.custom.path={f}", "benchmark.custom.problem_field=q", "benchmark.custom.answer_field=a",
                    "benchmark.custom.level_field=meta.difficulty")
     b = load_benchmark("custom", cfg.benchmark.custom)
     assert [p.problem for p in b.problems][:2] == ["What is 2+3?", "Twelve minus two?"]
-    assert len(b.problems) == 4 and dict(b.dropped) == {"no_answer": 2, "no_problem": 1}
-    assert [p.level for p in b.problems] == [2, 1, 3, 4]
+    assert len(b.problems) == 34 and dict(b.dropped) == {"no_answer": 2, "no_problem": 1}
+    assert [p.level for p in b.problems][:4] == [2, 1, 3, 4]
     golds = [p.answer for p in b.problems]
     assert lenient("\\boxed{5}", golds[0]) and lenient("\\boxed{10}", golds[1]) and lenient("\\boxed{1166}", golds[2])
     assert lenient("\\boxed{-2,2}", golds[3]) and not lenient("\\boxed{2}", golds[3])
@@ -114,9 +115,10 @@ def test_parquet_files_with_number_and_list_answers(tmp_path):
     b = load_benchmark("custom", cfg.benchmark.custom)
     assert [(p.answer, p.level) for p in b.problems] == [(2, 1), (4, 2)] and lenient("\\boxed{4}", b.problems[1].answer)
     f = tmp_path / "lists.parquet"
-    write_rows(f, [{"problem": "x^2=1?", "answer": ["1,-1", "-1,1"]}, {"problem": "none", "answer": []}])
+    write_rows(f, [{"problem": "x^2=1?", "answer": ["1,-1", "-1,1"]}, {"problem": "none", "answer": []}]
+               + [{"problem": f"{i}+1?", "answer": [str(i + 1)]} for i in range(10)])  # 1 bad of 12: under 10%
     b = load_benchmark("custom", eval_cfg(f"benchmark.custom.path={f}").benchmark.custom)
-    assert len(b.problems) == 1 and dict(b.dropped) == {"no_answer": 1}
+    assert len(b.problems) == 11 and dict(b.dropped) == {"no_answer": 1}
     assert lenient("\\boxed{-1,1}", b.problems[0].answer) and not lenient("\\boxed{1}", b.problems[0].answer)
 
 
@@ -179,8 +181,9 @@ def test_paper_defaults():
     assert cfg.benchmark.synthetic.instruction == "{problem}" and cfg.benchmark.synthetic.max_new_tokens == 48
     assert cfg.output_dir == "runs/demo/eval" and cfg.model_path == "runs/demo/train/model"
     assert cfg.wandb.group == "demo" and cfg.wandb.enabled is False
-    assert set(cfg.methods) == set(cfg.method) and set(cfg.benchmark) >= {"gsm8k", "math500", "aime24",
-                                                                          "minerva_algebra", "synthetic"}
+    # every method by default but token_budgets, which needs an L1 policy (a template that renders the budget)
+    assert set(cfg.method) - set(cfg.methods) == {"token_budgets"} and set(cfg.methods) <= set(cfg.method)
+    assert set(cfg.benchmark) >= {"gsm8k", "math500", "aime24", "minerva_algebra", "synthetic"}
 
 
 def test_graded_benchmark_has_classes_within_every_level():
@@ -194,3 +197,16 @@ def test_graded_benchmark_has_classes_within_every_level():
                for p in b.problems[:60])
     with pytest.raises(ValueError, match="variant='fancy': valid choices"):
         load_benchmark("graded", eval_cfg("benchmark.graded.variant=fancy").benchmark.graded)
+
+
+def test_a_benchmark_losing_more_than_a_tenth_of_its_rows_stops(tmp_path):
+    """The bad-row limit of every source (issue 38): rows without an answer beyond 10% mean a wrong answer_field."""
+    f = tmp_path / "b.jsonl"
+    rows = [{"question": f"{i} + 1", "answer": str(i + 1)} for i in range(9)] + [{"question": "x", "answer": ""}] * 2
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = eval_cfg(f"benchmark.gsm8k.path={f}")
+    with pytest.raises(ValueError, match=r"benchmark 'gsm8k' .*: 2 of 11 rows cannot be used \(no_answer 2\), more "
+                                         r"than the 10%.*benchmark.gsm8k.problem_field / answer_field"):
+        load_benchmark("gsm8k", cfg.benchmark.gsm8k)
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows[:10]))  # 1 of 10: counted, not a stop
+    assert len(load_benchmark("gsm8k", cfg.benchmark.gsm8k).problems) == 9

@@ -82,6 +82,13 @@ def test_math_prompts_with_unparseable_gold_are_skipped_and_counted(tmp_path):
     out = rl_prompts(cfg, stats)
     assert len(out) == 18 and stats["no_answer"] == 1 and stats["unparseable_gold"] == 1 and stats["kept"] == 18
     assert out[0]["prompt"][0]["role"] == "user" and out[0]["task"] == "math"
+    # the bad-row limit (issue 38: every stage's drop rule is the same): 3 of 19 golds unreadable (> 10%) stop the
+    # stage with the counts and an example, before any work
+    rows[7]["answer"] = rows[9]["answer"] = "\\boxed{}"
+    f.write_text(json.dumps(rows))
+    with pytest.raises(ValueError, match=r"rl_data: 3 of 19 rows cannot be used \(unparseable_gold 3\), more than "
+                                         r"the 10%.*E.g. answer '\\\\boxed\{\}'.*rl_data.fields.answer"):
+        rl_prompts(cfg, DropStats())
     assert [r["level"] for r in out[:3]] == [3, int(rows[1]["difficulty"]), int(rows[3]["difficulty"])]
 
 

@@ -442,6 +442,18 @@ def sft_batch(batch: dict, *, layout: str, fields: dict, tokenizer, instruction:
     return out
 
 
+def check_drop_share(what: str, kept: int, dropped: dict, example: str = "", hint: str = "",
+                     limit: float = MAX_BAD_LINE_FRACTION) -> None:
+    """The bad-row limit of every source, for rows that load but cannot be used (RL prompts whose gold the grader
+    cannot read, benchmark rows without a problem or an answer): more than ``limit`` of them stops the stage, with the
+    counts and an example, before any work (``role_drop_problem`` is the same rule per SFT role)."""
+    n = sum(dropped.values())
+    if kept + n and n > limit * (kept + n):
+        counts = ", ".join(f"{k} {v}" for k, v in dropped.items() if v)
+        raise ValueError(f"{what}: {n} of {kept + n} rows cannot be used ({counts}), more than the {limit:.0%} a "
+                         f"data source may lose{f'. E.g. {example}' if example else ''}{f'. {hint}' if hint else ''}")
+
+
 def role_drop_problem(modes, drops, examples, wanted=("think", "short"), layout: str = "paired",
                       limit: float = MAX_BAD_LINE_FRACTION) -> str | None:
     """Why the SFT rows cannot train (None when they can): a role (think / short) whose present responses are

@@ -17,7 +17,7 @@ from . import synthetic
 from .checkpoints import save_final_model
 from .budget import Budget, make_budget
 from .checks import ConfigError, warn
-from .data import DropStats, load_rows, parse_level, records_from_rows
+from .data import DropStats, check_drop_share, load_rows, parse_level, records_from_rows
 from .evaluation.benchmarks import load_benchmark
 from .format import messages, render_prompt
 from .grading import gold_is_gradable, is_exact
@@ -67,9 +67,16 @@ def rl_prompts(data_cfg, stats: DropStats, *, instruction: str | None = None, sy
     if limit and tokenizer is None:
         raise ValueError("rl_data.max_prompt_tokens needs the tokenizer to measure prompts")
     rng = random.Random(f"{seed}/{'validation' if validation else 'train'}")  # the extras' own streams
-    for r in recs:
-        if not gold_is_gradable(r["answer"], exact=is_exact(r["task"])):
-            stats["unparseable_gold"] += 1
+    gradable = [gold_is_gradable(r["answer"], exact=is_exact(r["task"])) for r in recs]
+    ungradable = [r for r, ok in zip(recs, gradable) if not ok]
+    stats["unparseable_gold"] += len(ungradable)
+    # the bad-row limit: golds the grader cannot read get no reward; many mean a wrong rl_data.fields.answer
+    check_drop_share("rl_data" if not validation else "rl_data.validation", len(recs) - len(ungradable),
+                     {"unparseable_gold": len(ungradable)},
+                     example=f"answer {ungradable[0]['answer']!r} of {ungradable[0]['problem'][:80]!r}" if ungradable
+                     else "", hint="Is rl_data.fields.answer the gold answer's field?")
+    for r, ok in zip(recs, gradable):
+        if not ok:
             continue
         extra = objective.prompt_extra(rng) if objective is not None else None
         suffix = extra[1] if extra else ""

@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data import get_field, load_rows, parse_level
+from ..data import check_drop_share, get_field, load_rows, parse_level
 from ..grading import extract_boxed
 
 BENCHMARK_TYPES = ("file", "synthetic")
@@ -161,5 +161,8 @@ def load_benchmark(name: str, bcfg, *, data_dir: str | None = None, limit: int |
         raise ValueError(f"benchmark {name!r} ({where}) has no usable rows: dropped {dict(dropped)}; check "
                          f"benchmark.{name}.problem_field / answer_field (rows have keys "
                          f"{sorted(rows[0]) if rows else []})")
+    check_drop_share(f"benchmark {name!r} ({where})", len(problems),
+                     {k: dropped[k] for k in ("no_problem", "no_answer")},
+                     hint=f"check benchmark.{name}.problem_field / answer_field")
     return BenchmarkData(name, problems, where if kind == "local" else f"hub:{where}",
                          task=task_of(bcfg, False), dropped=dropped)
