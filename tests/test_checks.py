@@ -148,6 +148,11 @@ def test_synthetic_variant_and_levels_name_the_key(name, override, message):
     ("eval", "+rewards.correct_think=1e39", "rewards.correct_think=1e+39: outside float32's range"),
     ("eval", "sampling.top_p=1.5", "sampling.top_p=1.5: must be in [0, 1]"),
     ("eval", "sampling.n=0", "sampling.n=0: must be >= 1"),
+    # the hostile audit: a zero timeout graded every math-verify answer wrong in silence; limit=0 evaluated nothing
+    ("train", "rl.grading_timeout=0", "rl.grading_timeout=0: must be >= 0.1"),
+    ("eval", "grading.timeout=-1", "grading.timeout=-1: must be >= 0.1"),
+    ("eval", "limit=0", "limit=0: must be >= 1"),
+    ("eval", "ks=[0,1]", "ks.0=0: must be >= 1"),
 ])
 def test_values_that_could_only_fail_later_are_refused_naming_key_and_range(name, override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.").replace("+", r"\+")):
@@ -159,6 +164,11 @@ def test_values_that_could_only_fail_later_are_refused_naming_key_and_range(name
     ({"learning_rate": -1}, "rl.args.learning_rate=-1: valid values are >= 0"),
     ({"max_steps": 0}, r"rl.args.max_steps=0: valid values are -1 \(train num_train_epochs\) or an integer >= 1"),
     ({"learning_rate": 1e39}, "rl.args.learning_rate=1e\\+39: expected a number within float32's range"),
+    # the hostile audit: refused after the model loaded (temperature) or accepted in silence
+    ({"temperature": 0}, r"rl.args.temperature=0: valid values are in \(0, inf\] \(the rollouts' sampling"),
+    ({"top_p": 2}, r"rl.args.top_p=2: valid values are in \(0, 1\]"),
+    ({"epsilon": -0.2}, r"rl.args.epsilon=-0.2: valid values are in \(0, inf\]"),
+    ({"beta": -1}, r"rl.args.beta=-1: valid values are >= 0 \(the KL penalty's weight"),
 ])
 def test_trainer_args_out_of_range_are_refused(degrpo_config, args, message):
     with pytest.raises(ConfigError, match=message):

@@ -288,6 +288,48 @@ def test_a_run_never_exceeds_max_steps_after_a_kill_past_its_last_checkpoint(tin
     assert sum("train_runtime" in r for r in recs) == 1  # the summary of the last attempt only
 
 
+def test_a_checkpoint_without_its_optimizer_state_is_not_resumed_in_silence(tiny, tmp_path):
+    """The hostile audit: a checkpoint whose optimizer.pt was lost resumed with a fresh optimizer, said "resuming",
+    exited 0 and ended on other weights. Now the resume stops, naming the file and the two ways on."""
+    from thinkless.checks import ConfigError
+    from thinkless.stage import train
+
+    first = make_trainer(tiny, tmp_path, max_steps=4, save_strategy="steps", save_steps=2)
+    first.add_callback(_stop_at(2))
+    train(first)
+    (tmp_path / "checkpoint-2" / "optimizer.pt").unlink()
+    with pytest.raises(ConfigError, match=r"checkpoint-2 lacks optimizer.pt: resuming from it would restart the "
+                                          r"optimizer in silence.*Delete that folder.*rerun=fresh"):
+        train(make_trainer(tiny, tmp_path, max_steps=4, save_strategy="steps", save_steps=2))
+
+
+def test_a_second_run_into_a_busy_folder_is_refused(tmp_path):
+    """The hostile audit: two train.py runs into one folder both trained and exited 0, their metrics interleaved.
+    The folder's lock (held by another process here) stops the second before any work, naming the holder."""
+    import subprocess
+    import sys
+
+    from thinkless.checks import ConfigError
+    from thinkless.stage import LOCK, lock_output, move_aside
+
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a+'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); f.write('train, pid 4242'); f.flush(); "
+                               "print('held', flush=True); time.sleep(60)", str(tmp_path / LOCK)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ConfigError, match=r"is in use by another run \(train, pid 4242\).*another output_dir"):
+            lock_output(tmp_path, "train")
+    finally:
+        holder.kill()
+        holder.wait()
+    lock_output(tmp_path, "train")  # free once the holder is gone (however it ended); again in-process: a no-op
+    lock_output(tmp_path, "train")
+    (tmp_path / "metrics.jsonl").write_text("{}\n")
+    dest = move_aside(tmp_path, "train", "rerun=fresh")  # the lock stays with the folder, not the old files
+    assert (tmp_path / LOCK).is_file() and not (dest / LOCK).exists() and (dest / "metrics.jsonl").is_file()
+
+
 def test_rerun_refuses_what_a_resume_cannot_honour(tmp_path):
     """rerun=resume refuses, before any work, a changed optimizer or scheduler class and a max_steps below the
     checkpoint's step; the learning rate is no longer among the refused keys (a resume applies it)."""

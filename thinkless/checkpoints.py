@@ -98,3 +98,17 @@ def check_safetensors(folder: str | Path) -> None:
         if size < need:
             raise ValueError(f"{f}: truncated safetensors file ({size} of the {need} bytes its header promises): an "
                              "interrupted save or copy; save or copy the model again")
+
+
+def missing_training_state(ckpt: str | Path) -> list[str]:
+    """What a checkpoint lacks of the state an exact resume restores: the optimizer (``optimizer.pt``, or DeepSpeed's
+    ``global_step*/`` shards) and the scheduler (``scheduler.pt``). transformers resumes without them in silence,
+    with a fresh optimizer, so a deleted or unsaved file would change the run without a word."""
+    ckpt = Path(ckpt)
+    missing = []
+    if not (ckpt / "optimizer.pt").is_file() and not any(ckpt.glob("global_step*")):
+        missing.append("optimizer.pt")
+    if not (ckpt / "scheduler.pt").is_file() and not any(ckpt.glob("global_step*")):
+        missing.append("scheduler.pt")
+    return missing
+

@@ -99,6 +99,8 @@ def check_number(value, key: str, *, integer: bool = False, optional: bool = Fal
 _POSITIVE = (1, None)
 _BIAS = (-MAX_THINK_BIAS, MAX_THINK_BIAS)
 _COMMON = [("seed", True, False), ("threads", True, True)]
+# seconds per math-verify check: below this every answer that needs it times out and is graded wrong, in silence
+_TIMEOUT = (0.1, None)
 _REPORT = [("report.free_samples", True, False, *_POSITIVE), ("report.free_temperature", False, False),
            ("report.max_new_tokens", True, False, *_POSITIVE), ("report.batch_size", True, False, *_POSITIVE),
            ("report.rewards.*", False, False), ("report.threshold_biases.*", False, False, *_BIAS),
@@ -113,7 +115,7 @@ NUMERIC_KEYS = {
                                     ("data.*_teacher.top_p", False, False),
                                     ("data.*_teacher.max_new_tokens", True, False), ("data.*_teacher.n", True, False)],
     # objective.* knobs are checked by the objective itself (thinkless.objectives.base), naming the key
-    "train": _COMMON + _REPORT + [("rl.grading_timeout", False, False), ("rl_data.num_problems", True, False),
+    "train": _COMMON + _REPORT + [("rl.grading_timeout", False, False, *_TIMEOUT), ("rl_data.num_problems", True, False),
                                   ("rl_data.seed", True, False), ("rl_data.limit", True, True),
                                   ("rl_data.max_prompt_tokens", True, True), ("rl_data.level_weights.*", False, False),
                                   ("rl_data.validation.n_per_level", True, False, *_POSITIVE),
@@ -123,8 +125,8 @@ NUMERIC_KEYS = {
                        ("generation.batch_size", True, False, *_POSITIVE), ("generation.chunk_size", True, True),
                        ("generation.vllm.gpu_memory_utilization", False, False),
                        ("generation.vllm.tensor_parallel_size", True, False),
-                       ("generation.vllm.max_model_len", True, True), ("grading.timeout", False, False),
-                       ("limit", True, True), ("ks.*", True, False), ("rewards.*", False, False),
+                       ("generation.vllm.max_model_len", True, True), ("grading.timeout", False, False, *_TIMEOUT),
+                       ("limit", True, True, *_POSITIVE), ("ks.*", True, False, *_POSITIVE), ("rewards.*", False, False),
                        ("method.*.think_bias", False, True, *_BIAS), ("method.*.biases.*", False, False, *_BIAS),
                        ("method.*.n", True, True), ("method.*.budget", False, True), ("method.*.num_wait", True, True), ("benchmark.*.limit", True, True),
                        ("benchmark.*.max_new_tokens", True, True), ("benchmark.*.batch_size", True, True),
@@ -231,11 +233,25 @@ ARG_MINIMUMS = {"learning_rate": (0, "a learning rate"),
                 "max_completion_length": (1, "tokens per completion"), "max_length": (1, "tokens per row")}
 
 
+# Sampling and loss knobs whose bad values the libraries accept in silence or refuse only after the model loads:
+# (exclusive lower bound, inclusive upper bound, what).
+ARG_OPEN_RANGES = {"temperature": (0, None, "the rollouts' sampling temperature (0 divides by zero)"),
+                   "top_p": (0, 1, "the rollouts' nucleus (above 1 it silently means 1)"),
+                   "epsilon": (0, None, "the PPO clip's lower range"),
+                   "epsilon_high": (0, None, "the PPO clip's upper range")}
+
+
 def _range_problem(name: str, value) -> str | None:
     if not _is_number(value):
         return None
     if name == "max_steps" and value != -1 and value < 1:
         return "-1 (train num_train_epochs) or an integer >= 1"
+    if name == "beta" and value < 0:
+        return ">= 0 (the KL penalty's weight; a negative one pays the policy to leave the reference)"
+    if name in ARG_OPEN_RANGES:
+        lo, hi, what = ARG_OPEN_RANGES[name]
+        if value <= lo or (hi is not None and value > hi):
+            return f"in ({lo}, {hi if hi is not None else 'inf'}] ({what})"
     if name in ARG_MINIMUMS and value < ARG_MINIMUMS[name][0]:
         lo, what = ARG_MINIMUMS[name]
         return f">= {lo} ({what})"

@@ -192,12 +192,41 @@ def trained_nothing(out_dir: Path) -> bool:
         not (path.exists() and any(r.get("step", 0) > 0 for r in read_metrics(path)))
 
 
+LOCK = ".thinkless.lock"
+_LOCKS: dict[str, object] = {}  # held open for the process's life: the kernel drops a flock however its process ends
+
+
+def lock_output(out_dir: Path, job_type: str) -> None:
+    """One run at a time per output folder: a second run into it (a double submit, two shells) would interleave its
+    logs and checkpoints with the first's and both would exit 0. ``ConfigError`` naming the holder, before any work."""
+    import fcntl
+
+    path = (Path(out_dir) / LOCK).resolve()
+    if str(path) in _LOCKS:  # this process holds it already (a stage run twice in one process, as tests do)
+        return
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise checks.ConfigError(
+            f"{out_dir} is in use by another run ({holder}): two runs into one folder would interleave their logs "
+            f"and checkpoints. Wait for it to end, or choose another output_dir (e.g. run_name=<new name>).") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{job_type}, pid {os.getpid()}")
+    f.flush()
+    _LOCKS[str(path)] = f
+
+
 def move_aside(out_dir: Path, job_type: str, why: str) -> Path:
     """The previous run's files to ``<out_dir>/replaced-<time>/`` (nothing deleted; logs and Hydra's folder stay)."""
     dest = out_dir / f"replaced-{time.strftime('%Y%m%d-%H%M%S')}"
     dest.mkdir()
     for p in sorted(out_dir.iterdir()):
-        if p != dest and not p.name.startswith(("replaced-", ".hydra")) and p.suffix != ".log":
+        if p != dest and not p.name.startswith(("replaced-", ".hydra", LOCK)) and p.suffix != ".log":
             shutil.move(str(p), str(dest / p.name))
     print(f"{why}: the previous {job_type} run's files moved to {dest}; starting from step 0", flush=True)
     return dest
@@ -308,6 +337,8 @@ def start_stage(cfg: DictConfig, job_type: str, *, config_cls=None) -> Stage:
         config_cls = getattr(importlib.import_module(module), name)
     check_config(cfg, job_type, config_cls)
     is_main = int(os.environ.get("RANK", "0")) == 0
+    if is_main:
+        lock_output(out_dir, job_type)
     record = run_config(cfg, job_type)
     changes = decide_rerun(cfg, job_type, out_dir, record, is_main=is_main) if job_type in ARGS_KEYS else []
     history = changes and [{"changes": changes}]
@@ -352,6 +383,13 @@ def train(trainer) -> float:
     done = complete_checkpoints(Path(trainer.args.output_dir))
     last = str(done[-1]) if done else None
     if last:
+        from .checkpoints import missing_training_state
+
+        missing = [] if trainer.args.save_only_model else missing_training_state(done[-1])
+        if missing:
+            raise checks.ConfigError(
+                f"{last} lacks {' and '.join(missing)}: resuming from it would restart the optimizer in silence and "
+                f"end on other weights. Delete that folder to resume from the checkpoint before it, or rerun=fresh.")
         print(f"resuming from {last}", flush=True)
         resume_with_run_config(trainer)
         if 0 < trainer.args.max_steps <= checkpoint_step(done[-1]):  # killed after its last save (report, model)
