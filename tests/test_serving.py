@@ -183,3 +183,14 @@ def test_token_budgets_that_pass_and_misspelt_budget_keys(client):
         r = client.post("/v1/chat/completions", json={"messages": [], "chat_template_kwargs": {key: 512}})
         assert r.status_code == 400 and f"unknown chat_template_kwargs key '{key}'" in r.json()["error"]["message"]
         assert "token_budget" in r.json()["error"]["message"]
+
+
+def test_our_keys_at_the_top_level_are_a_400(client):
+    """The hostile audit: extra_body={"think_bias": 3} puts the key at the body's top level, which vLLM ignores (a
+    200 with the model's own mode); the reply says where each key goes."""
+    for key, value, where in (("think_bias", 3, "vllm_xargs.think_bias"), ("thinking", "off",
+                                                                           "chat_template_kwargs.thinking"),
+                              ("token_budget", 64, "chat_template_kwargs.token_budget")):
+        r = client.post("/v1/chat/completions", json={"messages": [], key: value})
+        assert r.status_code == 400 and f"{key} at the top level of the request is ignored by vLLM: send it as " \
+            f"{where}" in r.json()["error"]["message"]

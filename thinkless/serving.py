@@ -61,8 +61,16 @@ def _looks_like_ours(key: str) -> bool:
     return "think" in k or "reason" in k or "budget" in k or k in ("mode", "short")
 
 
+# Our keys sent at the request's top level (the OpenAI client's extra_body={"think_bias": 3}): vLLM ignores them.
+MISPLACED = {"think_bias": "vllm_xargs.think_bias", "thinking": "chat_template_kwargs.thinking",
+             "token_budget": "chat_template_kwargs.token_budget"}
+
+
 def request_problem(body: dict) -> str | None:
     """Why an OpenAI-API request body cannot be honoured by a Thinkless server (None when it can)."""
+    for k, where in MISPLACED.items():
+        if k in body:
+            return f"{k} at the top level of the request is ignored by vLLM: send it as {where}"
     xargs = body.get("vllm_xargs") or {}
     bias = xargs.get("think_bias") if isinstance(xargs, dict) else None
     why = bias_problem(bias)
