@@ -5,12 +5,8 @@ run that moves the mode where the target pays, and train.py objective=l1 end to 
 import copy
 import json
 import math
-import os
 import random
 import shutil
-import subprocess
-import sys
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -27,7 +23,7 @@ from thinkless.objectives.l1 import L1, budget_suffix, budget_template
 from thinkless.rl import rl_prompts
 
 from ..conftest import QWEN, R1
-from ..helpers import run_train_cli
+from ..helpers import run_train_cli, vllm_serve
 from .helpers import p_short_around_training, scripted_trainer, step_problems
 
 
@@ -330,36 +326,13 @@ def test_a_served_l1_policy_takes_a_token_budget(distilled, tmp_path):
     pytest.importorskip("vllm")  # THINKLESS_NO_VLLM=1 installs (docs/stack.md)
     import requests
 
-    from ..conftest import ROOT
-    from ..helpers import free_port
-
     model = tmp_path / "model"
     shutil.copytree(distilled / "model", model)
     tok = AutoTokenizer.from_pretrained(model)
     L1().prepare(SimpleNamespace(tokenizer=tok))
     tok.save_pretrained(model)
-    port = free_port()
-    log = tmp_path / "server.log"
-    trl = os.path.join(os.path.dirname(sys.executable), "trl")
-    cmd = [trl, "vllm-serve", "--model", str(model), "--host", "127.0.0.1", "--port", str(port), "--dtype",
-           "float32", "--enforce_eager", "--max_model_len", "256", "--gpu_memory_utilization", "0.1",
-           "--served-model-name", "l1", "--middleware", "thinkless.serving.check_request"]
-    with open(log, "w") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT,
-                                env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            assert proc.poll() is None, log.read_text()[-4000:]
-            try:
-                if requests.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(1)
-        else:
-            raise AssertionError(f"server not healthy after 300 s:\n{log.read_text()[-4000:]}")
+    with vllm_serve(model, tmp_path / "server.log", "--served-model-name", "l1", "--middleware",
+                    "thinkless.serving.check_request", timeout=300) as url:
         q = "7 ~ 3 ~ 6 . . . . . . . ."
 
         def ask(**kw):
@@ -381,9 +354,3 @@ def test_a_served_l1_policy_takes_a_token_budget(distilled, tmp_path):
         r = ask(max_tokens_budget=20)
         assert r.status_code == 400 and "token_budget" in r.json()["error"]["message"]
         assert requests.get(url + "/health", timeout=5).status_code == 200
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
