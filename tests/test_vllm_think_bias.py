@@ -5,66 +5,28 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
 from .conftest import ROOT
+from .helpers import vllm_serve
 
 pytestmark = pytest.mark.slow
 
-VLLM_ENV = {"OMP_NUM_THREADS": "1"}  # the in-process CPU engine and the trainer share 2 cores
-
 
 # ------------------------------------------------------------------ server mode: trl vllm-serve and its client
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(distilled, tmp_path_factory):
     """`trl vllm-serve` on the tiny policy, on CPU, with the think-bias logits processor (one server for the TRL
     client and the OpenAI-client tests of thinking on demand)."""
-    port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    trl = os.path.join(os.path.dirname(sys.executable), "trl")
-    cmd = [trl, "vllm-serve", "--model", str(distilled / "model"), "--host", "127.0.0.1", "--port", str(port),
-           "--dtype", "float32", "--enforce_eager", "--max_model_len", "256", "--gpu_memory_utilization", "0.1",
-           "--logits-processors", "thinkless.vllm_think_bias:ThinkBias", "--served-model-name", "thinkless-demo",
-           "--middleware", "thinkless.serving.check_request"]
-    env = {**os.environ, **VLLM_ENV, "PYTHONPATH": str(ROOT)}
-    with open(log, "w") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        import requests
-
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"trl vllm-serve exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
-            try:
-                if requests.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(1)
-        else:
-            raise RuntimeError(f"trl vllm-serve not healthy after 240 s:\n{log.read_text()[-4000:]}")
-        yield {"url": url, "port": port, "model": "thinkless-demo", "path": distilled / "model"}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with vllm_serve(distilled / "model", log, "--logits-processors", "thinkless.vllm_think_bias:ThinkBias",
+                    "--served-model-name", "thinkless-demo", "--middleware", "thinkless.serving.check_request") as url:
+        yield {"url": url, "port": int(url.rsplit(":", 1)[1]), "model": "thinkless-demo", "path": distilled / "model"}
 
 
 def test_trl_client_talks_to_the_server(server):

@@ -1,5 +1,6 @@
-"""What every objective's tests share: a generation batch by hand, the trainer's loss on a fixed batch, two SGD steps
-of the real trainer on scripted completions, and an objective as train.py builds it from its config."""
+"""What every objective's tests share: a generation batch by hand, the trainer's loss on a fixed batch, the real
+trainer on scripted completions (two SGD steps, p(<short>) before and after), and an objective as train.py builds it
+from its config."""
 
 import copy
 
@@ -75,62 +76,88 @@ def step_problems():
     return synthetic.make_problems(8, [2], seed=3)
 
 
-def two_sgd_steps(parts, tmp_path, monkeypatch, objective):
-    """Two SGD steps of the real trainer (rewards from the objective on graded completions, its advantages, its
-    loss) on scripted completions, per group: correct short, correct think ×2, wrong think; a first token the
-    objective forces is continued correctly in its mode. Returns p(<short>) at the mode position before and after,
-    and the first step's logged metrics."""
+def scripted_trainer(parts, tmp_path, monkeypatch, objective, script, rows=None, steps=2, **args):
+    """The real trainer (its grading, the objective's rewards and advantages, TRL's loss), ``steps`` SGD steps, on
+    step_problems() with completions from ``script(problem, j, prompt_ids)`` (j: the position in the group,
+    prompt_ids ending in a control token where the objective forced the mode). ``rows``: the dataset (default: one
+    row per problem); ``args``: DeGRPOConfig fields over the defaults. One builder: every objective's trainer-level
+    tests run the same trainer, seeds and data order."""
     from datasets import Dataset
     from trl import GRPOTrainer
 
-    from thinkless import synthetic
-    from thinkless.format import render_prompt
     from thinkless.trainer import DeGRPOConfig, DeGRPOTrainer
 
     model, tok = parts
     problems = step_problems()
-    texts = {p.prompt: p for p in problems}
-    ids = {"<short>": tok.convert_tokens_to_ids("<short>"), "<think>": tok.convert_tokens_to_ids("<think>")}
 
     def scripted(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         out = []
         offset = self.accelerator.process_index * len(prompt_ids)
         for i, p_ids in enumerate(prompt_ids):
             text = tok.decode(p_ids)
-            p = next(v for k, v in texts.items() if k in text)
-            if p_ids[-1] in ids.values():  # forced by the objective: continue the forced mode, correctly
-                body = (synthetic.short_teacher(p) if p_ids[-1] == ids["<short>"] else synthetic.long_teacher(p))
-                body = body.split(">", 1)[1]
-            else:
-                j = (offset + i) % num_generations
-                wrong = str((int(p.answer) + 1) % 10)
-                body = [synthetic.short_teacher(p), synthetic.long_teacher(p), synthetic.long_teacher(p),
-                        "<think>%s\n</think>\\boxed{%s}" % (p.digits[0], wrong)][j]
+            p = next(q for q in problems if q.prompt in text)
+            body = script(p, (offset + i) % num_generations, p_ids)
             out.append(tok.encode(body, add_special_tokens=False) + [tok.eos_token_id])
         return out, None
 
     monkeypatch.setattr(GRPOTrainer, "_generate_single_turn", scripted)
-    ds = Dataset.from_list([{"prompt": [{"role": "user", "content": p.prompt}], "problem": p.prompt,
-                             "answer": p.answer, "task": "synthetic", "level": p.level} for p in problems])
-    args = dict(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=16, num_generations=4,
-                use_cpu=True, bf16=False, report_to=[], save_strategy="no", beta=0.0, max_completion_length=24,
-                learning_rate=0.5, optim="sgd", max_grad_norm=0.0, seed=0, shuffle_dataset=False, logging_steps=1,
-                disable_tqdm=True)
-    args.update(objective.trl_overrides())
-    tr = DeGRPOTrainer(model=copy.deepcopy(model), args=DeGRPOConfig(**args), objective=objective, train_dataset=ds,
-                       processing_class=tok)
-    prompts = [render_prompt(tok, p.prompt) for p in problems]
+    if rows is None:
+        rows = [{"prompt": [{"role": "user", "content": p.prompt}], "problem": p.prompt, "answer": p.answer,
+                 "task": "synthetic", "level": p.level} for p in problems]
+    cfg = dict(output_dir=str(tmp_path), max_steps=steps, per_device_train_batch_size=16, num_generations=4,
+               use_cpu=True, bf16=False, report_to=[], save_strategy="no", beta=0.0, max_completion_length=24,
+               learning_rate=0.5, optim="sgd", max_grad_norm=0.0, seed=0, shuffle_dataset=False, logging_steps=1,
+               disable_tqdm=True)
+    cfg.update(args)
+    cfg.update(objective.trl_overrides())
+    return DeGRPOTrainer(model=copy.deepcopy(model), args=DeGRPOConfig(**cfg), objective=objective,
+                         train_dataset=Dataset.from_list(rows), processing_class=tok)
+
+
+def p_short_around_training(tr, tok, prompts):
+    """Trains ``tr``; returns p(<short>) at the mode position (after each rendered prompt; the mean over ``prompts``)
+    before and after, and the logged step rows."""
+    short_id = tok.convert_tokens_to_ids("<short>")
 
     def p_short():
         enc = tok(prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
         with torch.no_grad():
             logits = tr.model(**enc).logits[:, -1]
-        return torch.softmax(logits, -1)[:, ids["<short>"]].mean().item()
+        return torch.softmax(logits, -1)[:, short_id].mean().item()
 
     before = p_short()
     tr.train()
     after = p_short()
-    logs = [h for h in tr.state.log_history if "modes/think_ratio" in h]
+    return before, after, [h for h in tr.state.log_history if "modes/think_ratio" in h]
+
+
+def sampled_script(tok):
+    """The script per group: correct short, correct think ×2, wrong think; a first token the objective forces is
+    continued correctly in its mode."""
+    from thinkless import synthetic
+
+    ids = {"<short>": tok.convert_tokens_to_ids("<short>"), "<think>": tok.convert_tokens_to_ids("<think>")}
+
+    def script(p, j, p_ids):
+        if p_ids[-1] in ids.values():  # forced by the objective: continue the forced mode, correctly
+            body = (synthetic.short_teacher(p) if p_ids[-1] == ids["<short>"] else synthetic.long_teacher(p))
+            return body.split(">", 1)[1]
+        wrong = str((int(p.answer) + 1) % 10)
+        return [synthetic.short_teacher(p), synthetic.long_teacher(p), synthetic.long_teacher(p),
+                "<think>%s\n</think>\\boxed{%s}" % (p.digits[0], wrong)][j]
+
+    return script
+
+
+def two_sgd_steps(parts, tmp_path, monkeypatch, objective):
+    """Two SGD steps of the real trainer (rewards from the objective on graded completions, its advantages, its
+    loss) on the sampled script. Returns p(<short>) at the mode position before and after, and the first step's
+    logged metrics."""
+    from thinkless.format import render_prompt
+
+    model, tok = parts
+    tr = scripted_trainer(parts, tmp_path, monkeypatch, objective, sampled_script(tok))
+    before, after, logs = p_short_around_training(tr, tok, [render_prompt(tok, p.prompt) for p in step_problems()])
     return before, after, logs[0]
 
 

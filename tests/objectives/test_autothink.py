@@ -3,7 +3,6 @@
 advantage, its configs (objective=autothink, the three +experiment stages key by key), a trainer step that moves the
 mode and the length where it pays, and train.py end to end."""
 
-import copy
 import json
 import math
 
@@ -14,6 +13,7 @@ from thinkless.objectives import OBJECTIVES, Rollouts, make_objective
 from thinkless.objectives.autothink import AutoThink
 
 from ..helpers import run_train_cli
+from .helpers import scripted_trainer, step_problems
 
 NAN = float("nan")
 
@@ -142,52 +142,6 @@ def test_stage_experiments_match_their_scripts_key_by_key(stage):
 
 # ---------------------------------------------------------------- the trainer: a step moves the policy where it pays
 
-@pytest.fixture(scope="module")
-def tiny_parts():
-    from thinkless.synthetic import build_tiny_model, build_tiny_tokenizer
-    from thinkless.tokens import add_control_tokens
-
-    tok = build_tiny_tokenizer()
-    add_control_tokens(tok)
-    model = build_tiny_model(len(tok), hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
-                             intermediate_size=64, seed=0, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    return model, tok
-
-
-def scripted_trainer(parts, tmp_path, monkeypatch, objective, script):
-    """The real trainer (its grading, the objective's rewards and advantages, TRL's loss) with completions from
-    ``script(problem, j)``, j the position in the group; two SGD steps."""
-    from datasets import Dataset
-    from trl import GRPOTrainer
-
-    from thinkless import synthetic
-    from thinkless.trainer import DeGRPOConfig, DeGRPOTrainer
-
-    model, tok = parts
-    problems = synthetic.make_problems(8, [2], seed=3)
-
-    def scripted(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
-        offset = self.accelerator.process_index * len(prompt_ids)
-        out = []
-        for i, p_ids in enumerate(prompt_ids):
-            text = tok.decode(p_ids)
-            p = next(q for q in problems if q.prompt in text)
-            out.append(tok.encode(script(p, (offset + i) % num_generations), add_special_tokens=False)
-                       + [tok.eos_token_id])
-        return out, None
-
-    monkeypatch.setattr(GRPOTrainer, "_generate_single_turn", scripted)
-    ds = Dataset.from_list([{"prompt": [{"role": "user", "content": p.prompt}], "problem": p.prompt,
-                             "answer": p.answer, "task": "synthetic", "level": p.level} for p in problems])
-    args = dict(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=16, num_generations=4,
-                use_cpu=True, bf16=False, report_to=[], save_strategy="no", beta=0.0, max_completion_length=24,
-                learning_rate=0.5, optim="sgd", max_grad_norm=0.0, seed=0, shuffle_dataset=False, logging_steps=1,
-                disable_tqdm=True, **objective.trl_overrides())
-    tr = DeGRPOTrainer(model=copy.deepcopy(model), args=DeGRPOConfig(**args), objective=objective, train_dataset=ds,
-                       processing_class=tok)
-    return tr, problems
-
-
 def logp(tr, tok, problems, completion):
     """Mean over problems of log π(completion(p) | prompt(p)), summed over the completion's tokens."""
     from thinkless.format import render_prompt
@@ -203,11 +157,11 @@ def logp(tr, tok, problems, completion):
     return total / len(problems)
 
 
-def test_the_loss_is_trls_dapo(tiny_parts, tmp_path, monkeypatch):
+def test_the_loss_is_trls_dapo(tiny_trainer_parts, tmp_path, monkeypatch):
     """verl's token mean over the batch (core_algos.py:216-217) is TRL's dapo: the trainer computes TRL's own loss."""
     from trl import GRPOTrainer
 
-    tr, _ = scripted_trainer(tiny_parts, tmp_path, monkeypatch, AutoThink(), lambda p, j: "")
+    tr = scripted_trainer(tiny_trainer_parts, tmp_path, monkeypatch, AutoThink(), lambda p, j, _: "")
     assert tr.loss_type == "dapo"
     g = torch.Generator().manual_seed(0)
     mask = torch.ones(8, 5, dtype=torch.long)
@@ -221,18 +175,19 @@ def test_the_loss_is_trls_dapo(tiny_parts, tmp_path, monkeypatch):
         pytest.approx(GRPOTrainer._compute_loss(tr, tr.model, inputs).item(), rel=1e-6)
 
 
-def test_a_step_moves_the_mode_to_the_mode_that_pays(tiny_parts, tmp_path, monkeypatch):
+def test_a_step_moves_the_mode_to_the_mode_that_pays(tiny_trainer_parts, tmp_path, monkeypatch):
     """Per group: correct short, correct think ×3 (stage 1's knobs). Think share 3/4 > 0.5, f = 0.5: the rewards are
     2, 0.5, 0.5, 0.5: the short answer pays more, and its likelihood rises. (With the modes' base rewards swapped,
     every row would get 1: no signal, no change.)"""
     from thinkless import synthetic
 
-    model, tok = tiny_parts
+    model, tok = tiny_trainer_parts
+    problems = step_problems()
 
-    def script(p, j):
+    def script(p, j, _):
         return synthetic.short_teacher(p) if j == 0 else synthetic.long_teacher(p)
 
-    tr, problems = scripted_trainer(tiny_parts, tmp_path, monkeypatch, AutoThink(), script)
+    tr = scripted_trainer(tiny_trainer_parts, tmp_path, monkeypatch, AutoThink(), script)
     before = logp(tr, tok, problems, synthetic.short_teacher)
     tr.train()
     after = logp(tr, tok, problems, synthetic.short_teacher)
@@ -242,22 +197,24 @@ def test_a_step_moves_the_mode_to_the_mode_that_pays(tiny_parts, tmp_path, monke
     assert after > before, (before, after)
 
 
-def test_a_stage3_step_moves_the_length_to_the_shorter_correct_trace(tiny_parts, tmp_path, monkeypatch):
+def test_a_stage3_step_moves_the_length_to_the_shorter_correct_trace(tiny_trainer_parts, tmp_path,
+                                                                      monkeypatch):
     """Per group, all thinking and correct: the full trace ×2 and a trace of one step ×2 (shorter). Stage 3's shaping
     (α = 1 here, to see it in two steps; balance off) pays the shorter correct ones more (z < 0: e^{−αz} − 1 > 0), so
     the short trace's likelihood rises relative to the long one's. Without the shaping every reward is 1: no signal."""
     from thinkless import synthetic
 
-    model, tok = tiny_parts
+    model, tok = tiny_trainer_parts
+    problems = step_problems()
 
     def brief(p):  # a correct think response with one reasoning line
         return "<think>%s\n</think>\\boxed{%s}" % (p.digits[0], p.answer)
 
-    def script(p, j):
+    def script(p, j, _):
         return [synthetic.long_teacher(p), brief(p), synthetic.long_teacher(p), brief(p)][j]
 
-    tr, problems = scripted_trainer(tiny_parts, tmp_path, monkeypatch,
-                                    AutoThink(batch_balance_rate=1.0, reward_alpha=1.0, reward_beta=1.0), script)
+    tr = scripted_trainer(tiny_trainer_parts, tmp_path, monkeypatch,
+                          AutoThink(batch_balance_rate=1.0, reward_alpha=1.0, reward_beta=1.0), script)
     assert len(tok.encode(brief(problems[0]))) < len(tok.encode(synthetic.long_teacher(problems[0])))
     gap = lambda: logp(tr, tok, problems, brief) - logp(tr, tok, problems, synthetic.long_teacher)  # noqa: E731
     before = gap()

@@ -5,12 +5,8 @@ run that moves the mode where the target pays, and train.py objective=l1 end to 
 import copy
 import json
 import math
-import os
 import random
 import shutil
-import subprocess
-import sys
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -27,7 +23,8 @@ from thinkless.objectives.l1 import L1, budget_suffix, budget_template
 from thinkless.rl import rl_prompts
 
 from ..conftest import QWEN, R1
-from ..helpers import run_train_cli
+from ..helpers import run_train_cli, vllm_serve
+from .helpers import p_short_around_training, scripted_trainer, step_problems
 
 
 def rollouts(correct, length, target, G=4):
@@ -173,72 +170,32 @@ def test_the_experiments_match_their_scripts_key_by_key():
 
 # ---------------------------------------------------------------- the trainer moves the policy where the target pays
 
-@pytest.fixture(scope="module")
-def tiny_parts():
-    from thinkless.synthetic import build_tiny_model, build_tiny_tokenizer
-    from thinkless.tokens import add_control_tokens
-
-    tok = build_tiny_tokenizer()
-    add_control_tokens(tok)
-    model = build_tiny_model(len(tok), hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
-                             intermediate_size=64, seed=0, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    return model, tok
-
-
 @pytest.mark.parametrize("target", [7, 30])
-def test_two_steps_move_the_mode_towards_the_target_length(tiny_parts, tmp_path, monkeypatch, target):
+def test_two_steps_move_the_mode_towards_the_target_length(tiny_trainer_parts, tmp_path, monkeypatch, target):
     """Two SGD steps of the real trainer (targets in the rows, rewards from the gathered target column, verl's
     advantage, TRL's loss) on scripted completions per group, all correct: short (7 tokens) ×2, think (18) ×2. A
     target of 7 pays the short answers (1 against 1 − 11α), a target of 30 the thinking ones (1 − 12α against
     1 − 23α): p(<short>) at the mode position rises for the first and falls for the second."""
-    from datasets import Dataset
-    from trl import GRPOTrainer
-
-    from thinkless.trainer import DeGRPOConfig, DeGRPOTrainer
-
-    model, tok = tiny_parts
-    problems = synthetic.make_problems(8, [2], seed=3)
-    ids = {"<short>": tok.convert_tokens_to_ids("<short>"), "<think>": tok.convert_tokens_to_ids("<think>")}
+    model, tok = tiny_trainer_parts
+    problems = step_problems()
     seen_targets = []
 
-    def scripted(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
-        out = []
-        for i, p_ids in enumerate(prompt_ids):
-            text = tok.decode(p_ids)
-            p = next(q for q in problems if q.prompt in text)
-            assert budget_suffix(target) in text  # the sentence reached the model's input
-            j = (self.accelerator.process_index * len(prompt_ids) + i) % num_generations
-            body = [synthetic.short_teacher(p), synthetic.long_teacher(p), synthetic.long_teacher(p),
-                    synthetic.short_teacher(p)][j]
-            out.append(tok.encode(body, add_special_tokens=False) + [tok.eos_token_id])
-        return out, None
+    def script(p, j, p_ids):
+        assert budget_suffix(target) in tok.decode(p_ids)  # the sentence reached the model's input
+        return [synthetic.short_teacher(p), synthetic.long_teacher(p), synthetic.long_teacher(p),
+                synthetic.short_teacher(p)][j]
 
-    monkeypatch.setattr(GRPOTrainer, "_generate_single_turn", scripted)
     objective = L1(alpha=0.0256, min_target=target, max_target=target)
     original = objective.rewards_for
     objective.rewards_for = lambda b: (seen_targets.append(b.target.clone()), original(b))[1]
     rows = rl_prompts(OmegaConf.create({"source": "synthetic", "num_problems": 8, "levels": [2], "seed": 3}),
                       DropStats(), objective=objective, seed=0)
     assert [r["problem"] for r in rows] == [p.prompt for p in problems]
-    args = dict(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=16, num_generations=4,
-                use_cpu=True, bf16=False, report_to=[], save_strategy="no", beta=0.0, max_completion_length=32,
-                learning_rate=0.5, optim="sgd", max_grad_norm=0.0, seed=0, shuffle_dataset=False, logging_steps=1,
-                disable_tqdm=True, **objective.trl_overrides())
-    tr = DeGRPOTrainer(model=copy.deepcopy(model), args=DeGRPOConfig(**args), objective=objective,
-                       train_dataset=Dataset.from_list(rows), processing_class=tok)
-    prompts = [render_prompt(tok, r["problem"], suffix=budget_suffix(r["target"])) for r in rows]
-
-    def p_short():
-        enc = tok(prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
-        with torch.no_grad():
-            logits = tr.model(**enc).logits[:, -1]
-        return torch.softmax(logits, -1)[:, ids["<short>"]].mean().item()
-
-    before = p_short()
-    tr.train()
-    after = p_short()
+    tr = scripted_trainer(tiny_trainer_parts, tmp_path, monkeypatch, objective, script, rows=rows,
+                          max_completion_length=32)
+    before, after, logs = p_short_around_training(
+        tr, tok, [render_prompt(tok, r["problem"], suffix=budget_suffix(r["target"])) for r in rows])
     assert seen_targets and all(t.tolist() == [float(target)] * 16 for t in seen_targets)  # the gathered column
-    logs = [h for h in tr.state.log_history if "modes/think_ratio" in h]
     assert (logs[0]["modes/len_short"], logs[0]["modes/len_think"], logs[0]["modes/accuracy"]) == (7, 18, 1.0)
     # the reward the objective paid, by hand: (2 x 1 + 2 x (1 − 11α))/4 for 7; (2 x (1 − 23α) + 2 x (1 − 12α))/4 for 30
     want = (2 + 2 * (1 - 11 * 0.0256)) / 4 if target == 7 else (2 * (1 - 23 * 0.0256) + 2 * (1 - 12 * 0.0256)) / 4
@@ -369,36 +326,13 @@ def test_a_served_l1_policy_takes_a_token_budget(distilled, tmp_path):
     pytest.importorskip("vllm")  # THINKLESS_NO_VLLM=1 installs (docs/stack.md)
     import requests
 
-    from ..conftest import ROOT
-    from ..helpers import free_port
-
     model = tmp_path / "model"
     shutil.copytree(distilled / "model", model)
     tok = AutoTokenizer.from_pretrained(model)
     L1().prepare(SimpleNamespace(tokenizer=tok))
     tok.save_pretrained(model)
-    port = free_port()
-    log = tmp_path / "server.log"
-    trl = os.path.join(os.path.dirname(sys.executable), "trl")
-    cmd = [trl, "vllm-serve", "--model", str(model), "--host", "127.0.0.1", "--port", str(port), "--dtype",
-           "float32", "--enforce_eager", "--max_model_len", "256", "--gpu_memory_utilization", "0.1",
-           "--served-model-name", "l1", "--middleware", "thinkless.serving.check_request"]
-    with open(log, "w") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT,
-                                env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            assert proc.poll() is None, log.read_text()[-4000:]
-            try:
-                if requests.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(1)
-        else:
-            raise AssertionError(f"server not healthy after 300 s:\n{log.read_text()[-4000:]}")
+    with vllm_serve(model, tmp_path / "server.log", "--served-model-name", "l1", "--middleware",
+                    "thinkless.serving.check_request", timeout=300) as url:
         q = "7 ~ 3 ~ 6 . . . . . . . ."
 
         def ask(**kw):
@@ -420,9 +354,3 @@ def test_a_served_l1_policy_takes_a_token_budget(distilled, tmp_path):
         r = ask(max_tokens_budget=20)
         assert r.status_code == 400 and "token_budget" in r.json()["error"]["message"]
         assert requests.get(url + "/health", timeout=5).status_code == 200
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()

@@ -3,7 +3,6 @@ reward and verl's GRPO advantage on hand-computed batches, the cap schedule of r
 (the demo's and +experiment=thinkprune's, key by key) and bad knobs, the trainer cutting rollouts at the round's cap
 and moving the mode decision to where a correct answer fits under it, and a short train.py run."""
 
-import copy
 import json
 import math
 
@@ -15,6 +14,7 @@ from thinkless.objectives.thinkprune import ThinkPrune
 
 from ..helpers import run_train_cli
 from ..test_configs import check_mapping, compose_cfg
+from .helpers import p_short_around_training, sampled_script, scripted_trainer, step_problems
 
 NAN = float("nan")
 
@@ -119,74 +119,24 @@ def test_configs_compose_and_bad_knobs_are_refused():
 
 # ---------------------------------------------------------------- the trainer: the cut, and where it pays
 
-@pytest.fixture(scope="module")
-def tiny_parts():
-    from thinkless.synthetic import build_tiny_model, build_tiny_tokenizer
-    from thinkless.tokens import add_control_tokens
-
-    tok = build_tiny_tokenizer()
-    add_control_tokens(tok)
-    model = build_tiny_model(len(tok), hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
-                             intermediate_size=64, seed=0, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    return model, tok
-
-
 def scripted_run(parts, tmp_path, monkeypatch, objective, steps=2):
-    """``steps`` SGD steps of the real trainer on level-2 fold problems with scripted completions per group: correct
+    """``steps`` SGD steps of the real trainer on level-2 fold problems with the sampled script per group: correct
     short (7 tokens with EOS), correct think x2 (18), wrong think (10). Returns the trainer, p(<short>) at the mode
     position before and after, and the logged rows."""
-    from datasets import Dataset
-    from trl import GRPOTrainer
-
-    from thinkless import synthetic
     from thinkless.format import render_prompt
-    from thinkless.trainer import DeGRPOConfig, DeGRPOTrainer
 
     model, tok = parts
-    problems = synthetic.make_problems(8, [2], seed=3)
-    short_id = tok.convert_tokens_to_ids("<short>")
-
-    def scripted(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
-        out = []
-        offset = self.accelerator.process_index * len(prompt_ids)
-        for i, p_ids in enumerate(prompt_ids):
-            text = tok.decode(p_ids)
-            p = next(q for q in problems if q.prompt in text)
-            wrong = str((int(p.answer) + 1) % 10)
-            body = [synthetic.short_teacher(p), synthetic.long_teacher(p), synthetic.long_teacher(p),
-                    "<think>%s\n</think>\\boxed{%s}" % (p.digits[0], wrong)][(offset + i) % num_generations]
-            out.append(tok.encode(body, add_special_tokens=False) + [tok.eos_token_id])
-        return out, None
-
-    monkeypatch.setattr(GRPOTrainer, "_generate_single_turn", scripted)
-    ds = Dataset.from_list([{"prompt": [{"role": "user", "content": p.prompt}], "problem": p.prompt,
-                             "answer": p.answer, "task": "synthetic", "level": p.level} for p in problems])
-    args = dict(output_dir=str(tmp_path), max_steps=steps, per_device_train_batch_size=16, num_generations=4,
-                use_cpu=True, bf16=False, report_to=[], save_strategy="no", beta=0.0, max_completion_length=24,
-                learning_rate=0.5, optim="sgd", max_grad_norm=0.0, seed=0, shuffle_dataset=False, logging_steps=1,
-                disable_tqdm=True, **objective.trl_overrides())
-    tr = DeGRPOTrainer(model=copy.deepcopy(model), args=DeGRPOConfig(**args), objective=objective, train_dataset=ds,
-                       processing_class=tok)
-    prompts = [render_prompt(tok, p.prompt) for p in problems]
-
-    def p_short():
-        enc = tok(prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
-        with torch.no_grad():
-            logits = tr.model(**enc).logits[:, -1]
-        return torch.softmax(logits, -1)[:, short_id].mean().item()
-
-    before = p_short()
-    tr.train()
-    return tr, before, p_short(), [h for h in tr.state.log_history if "modes/think_ratio" in h]
+    tr = scripted_trainer(parts, tmp_path, monkeypatch, objective, sampled_script(tok), steps=steps)
+    return (tr, *p_short_around_training(tr, tok, [render_prompt(tok, p.prompt) for p in step_problems()]))
 
 
-def test_trainer_cuts_rollouts_at_the_round_cap_and_short_pays(tiny_parts, tmp_path, monkeypatch):
+def test_trainer_cuts_rollouts_at_the_round_cap_and_short_pays(tiny_trainer_parts, tmp_path, monkeypatch):
     """Round 1 (cap 12): the 18-token correct think traces are cut at 12 tokens, lose their answer and grade 0, so
     only the short answer pays and p(<short>) rises; round 2 (cap 6, from step 1): every rollout is cut, the 7-token
     short answer loses only its EOS and, as their grader reads the cut text, still grades correct. The cut is the
     trainer's (the logged lengths), not only the reward's."""
     obj = ThinkPrune(cap=12, cap_schedule=[{"after_step": 1, "cap": 6}])
-    tr, before, after, logs = scripted_run(tiny_parts, tmp_path, monkeypatch, obj)
+    tr, before, after, logs = scripted_run(tiny_trainer_parts, tmp_path, monkeypatch, obj)
     assert [h["thinkprune/cap"] for h in logs] == [12.0, 6.0]
     assert [h["completions/max_length"] for h in logs] == [12.0, 6.0]  # cut by the trainer at each round's cap
     first, second = logs
@@ -198,13 +148,14 @@ def test_trainer_cuts_rollouts_at_the_round_cap_and_short_pays(tiny_parts, tmp_p
     assert after > before, (before, after)
 
 
-def test_without_the_cut_thinking_pays_as_much_as_short(tiny_parts, tmp_path, monkeypatch):
+def test_without_the_cut_thinking_pays_as_much_as_short(tiny_trainer_parts, tmp_path, monkeypatch):
     """The control: a cap above every scripted length cuts nothing: correct think traces pay 1 like the short answer,
     and the step moves p(<short>) less than under the cap of the test above."""
-    tr, before, after, logs = scripted_run(tiny_parts, tmp_path, monkeypatch, ThinkPrune(cap=24), steps=1)
+    tr, before, after, logs = scripted_run(tiny_trainer_parts, tmp_path, monkeypatch, ThinkPrune(cap=24), steps=1)
     assert logs[0]["completions/max_length"] == 18.0 and logs[0]["completions/clipped_ratio"] == 0.0
     assert logs[0]["modes/acc_think"] == pytest.approx(2 / 3) and logs[0]["reward"] == 0.75
-    _, before_c, after_c, _ = scripted_run(tiny_parts, tmp_path / "capped", monkeypatch, ThinkPrune(cap=12), steps=1)
+    _, before_c, after_c, _ = scripted_run(tiny_trainer_parts, tmp_path / "capped", monkeypatch, ThinkPrune(cap=12),
+                                           steps=1)
     assert after_c - before_c > after - before
 
 
