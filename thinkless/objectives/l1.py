@@ -80,6 +80,12 @@ def budget_template(template: str | None, variant: str) -> str | None:
 @dataclass
 class L1(Objective):
     name = "l1"
+    citation = """@article{aggarwal2025l1,
+  title   = {L1: Controlling How Long A Reasoning Model Thinks With Reinforcement Learning},
+  author  = {Aggarwal, Pranjal and Welleck, Sean},
+  journal = {arXiv preprint arXiv:2503.04697},
+  year    = {2025}
+}"""
     loss = "trl"
 
     variant: str = "exact"  # exact: L1-Exact (run_l1_exact.sh); max: L1-Max (run_l1_max.sh, half maximum prompts)

@@ -33,6 +33,13 @@ from .base import Objective, Rollouts, register, verl_grpo_advantages
 @dataclass
 class ThinkPrune(Objective):
     name = "thinkprune"
+    citation = """@article{hou2025thinkprune,
+  title   = {ThinkPrune: Pruning Long Chain-of-Thought of LLMs via Reinforcement Learning},
+  author  = {Hou, Bairu and Zhang, Yang and Ji, Jiabao and Liu, Yujian and Qian, Kaizhi and Andreas, Jacob and
+             Chang, Shiyu},
+  journal = {arXiv preprint arXiv:2504.01296},
+  year    = {2025}
+}"""
     loss = "trl"
 
     cap: int = 4000  # LENGTH of the first round (multi_node_run_4k.sh:46); the CPU demo scales it (conf/objective)
