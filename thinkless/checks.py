@@ -99,9 +99,11 @@ def check_number(value, key: str, *, integer: bool = False, optional: bool = Fal
 _POSITIVE = (1, None)
 _BIAS = (-MAX_THINK_BIAS, MAX_THINK_BIAS)
 _COMMON = [("seed", True, False), ("threads", True, True)]
+# a sampling temperature (0 divides by zero: the report failed after the whole RL run)
+_TEMPERATURE = (1e-3, None)
 # seconds per math-verify check: below this every answer that needs it times out and is graded wrong, in silence
 _TIMEOUT = (0.1, None)
-_REPORT = [("report.free_samples", True, False, *_POSITIVE), ("report.free_temperature", False, False),
+_REPORT = [("report.free_samples", True, False, *_POSITIVE), ("report.free_temperature", False, False, *_TEMPERATURE),
            ("report.max_new_tokens", True, False, *_POSITIVE), ("report.batch_size", True, False, *_POSITIVE),
            ("report.rewards.*", False, False), ("report.threshold_biases.*", False, False, *_BIAS),
            ("report.threshold_think_ratios.*", False, False),
