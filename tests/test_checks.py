@@ -151,6 +151,7 @@ def test_synthetic_variant_and_levels_name_the_key(name, override, message):
     # the hostile audit: a zero timeout graded every math-verify answer wrong in silence; limit=0 evaluated nothing
     ("train", "rl.grading_timeout=0", "rl.grading_timeout=0: must be >= 0.1"),
     ("train", "report.free_temperature=0", "report.free_temperature=0: must be >= 0.001"),
+    ("train", "threads=0", "threads=0: must be >= 1"),
     ("eval", "grading.timeout=-1", "grading.timeout=-1: must be >= 0.1"),
     ("eval", "limit=0", "limit=0: must be >= 1"),
     ("eval", "ks=[0,1]", "ks.0=0: must be >= 1"),

@@ -98,7 +98,7 @@ def check_number(value, key: str, *, integer: bool = False, optional: bool = Fal
 # problems fails after the whole training run) or overflow float32 (a think bias).
 _POSITIVE = (1, None)
 _BIAS = (-MAX_THINK_BIAS, MAX_THINK_BIAS)
-_COMMON = [("seed", True, False), ("threads", True, True)]
+_COMMON = [("seed", True, False), ("threads", True, True, *_POSITIVE)]  # threads=0 meant torch's default, silently
 # a sampling temperature (0 divides by zero: the report failed after the whole RL run)
 _TEMPERATURE = (1e-3, None)
 # seconds per math-verify check: below this every answer that needs it times out and is graded wrong, in silence
