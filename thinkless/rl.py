@@ -69,7 +69,8 @@ def rl_prompts(data_cfg, stats: DropStats, *, instruction: str | None = None, sy
     rng = random.Random(f"{seed}/{'validation' if validation else 'train'}")  # the extras' own streams
     gradable = [gold_is_gradable(r["answer"], exact=is_exact(r["task"])) for r in recs]
     ungradable = [r for r, ok in zip(recs, gradable) if not ok]
-    stats["unparseable_gold"] += len(ungradable)
+    if ungradable:
+        stats["unparseable_gold"] += len(ungradable)
     # the bad-row limit: golds the grader cannot read get no reward; many mean a wrong rl_data.fields.answer
     check_drop_share("rl_data" if not validation else "rl_data.validation", len(recs) - len(ungradable),
                      {"unparseable_gold": len(ungradable)},
