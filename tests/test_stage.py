@@ -297,6 +297,12 @@ def test_a_checkpoint_without_its_optimizer_state_is_not_resumed_in_silence(tiny
     first = make_trainer(tiny, tmp_path, max_steps=4, save_strategy="steps", save_steps=2)
     first.add_callback(_stop_at(2))
     train(first)
+    weights = tmp_path / "checkpoint-2" / "model.safetensors"
+    intact = weights.read_bytes()
+    weights.write_bytes(intact[: len(intact) // 2])  # a kill or a full disk during a copy of the checkpoint
+    with pytest.raises(ValueError, match=r"checkpoint-2/model.safetensors: truncated safetensors file"):
+        train(make_trainer(tiny, tmp_path, max_steps=4, save_strategy="steps", save_steps=2))
+    weights.write_bytes(intact)
     (tmp_path / "checkpoint-2" / "optimizer.pt").unlink()
     with pytest.raises(ConfigError, match=r"checkpoint-2 lacks optimizer.pt: resuming from it would restart the "
                                           r"optimizer in silence.*Delete that folder.*rerun=fresh"):

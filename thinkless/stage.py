@@ -383,8 +383,9 @@ def train(trainer) -> float:
     done = complete_checkpoints(Path(trainer.args.output_dir))
     last = str(done[-1]) if done else None
     if last:
-        from .checkpoints import missing_training_state
+        from .checkpoints import check_safetensors, missing_training_state
 
+        check_safetensors(done[-1])  # a truncated weight file is named here, not in a bare safetensors error
         missing = [] if trainer.args.save_only_model else missing_training_state(done[-1])
         if missing:
             raise checks.ConfigError(
