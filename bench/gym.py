@@ -205,10 +205,11 @@ def stock_grpo_step_times(out: Path, model: Path, plan: Plan) -> list[float]:
 
 
 def spread(xs) -> tuple[float, float]:
-    xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
-    if not xs:
-        return float("nan"), float("nan")
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+    """(mean, sample sd) of the finite values, NaN when none: thinkless.evaluation.seeds.spread as a pair."""
+    from thinkless.evaluation.seeds import spread as seed_spread
+
+    s = seed_spread(list(xs))
+    return (float("nan"), float("nan")) if s["n"] == 0 else (s["mean"], s["sd"])
 
 
 def fmt(xs, spec="{:.3f}") -> str:
