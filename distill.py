@@ -6,8 +6,8 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="distill")
 def main(cfg: DictConfig) -> None:
-    from thinkless.stage import run_cli
-    from thinkless.sft import run_distill
+    from thinkless.runs.stage import run_cli
+    from thinkless.training.sft import run_distill
 
     run_cli(run_distill, cfg)
 

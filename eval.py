@@ -18,7 +18,7 @@ def rewrite_model_override(argv: list[str]) -> list[str]:
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
     from thinkless.evaluation.runner import run_eval
-    from thinkless.stage import run_cli
+    from thinkless.runs.stage import run_cli
 
     run_cli(run_eval, cfg)
 

@@ -6,8 +6,8 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
-    from thinkless.stage import run_cli
-    from thinkless.rl import run_train, skip_unused_vllm_import
+    from thinkless.runs.stage import run_cli
+    from thinkless.training.rl import run_train, skip_unused_vllm_import
 
     skip_unused_vllm_import(cfg)
     run_cli(run_train, cfg)

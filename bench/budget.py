@@ -35,15 +35,15 @@ sys.path.insert(0, str(ROOT))
 
 from bench.gym import (Plan, class_name, command_line, distill, fmt, log, machine_line, run_all,  # noqa: E402
                        write_results)
-from thinkless.budget import priceable  # noqa: E402
+from thinkless.training.budget import priceable  # noqa: E402
 
 OBJECTIVES = ("thinkless", "length_penalty", "grpo")  # the default selection: docs/budget.md's published runs
 TARGETS = (0.2, 0.4, 0.6)
-SHARED = ["rl.args.scale_rewards=none"]  # the price keeps its scale (thinkless/budget.py); the official recipe's
+SHARED = ["rl.args.scale_rewards=none"]  # the price keeps its scale (thinkless/training/budget.py); the official recipe's
 
 
 def budget_series(run_dir: Path) -> dict:
-    from thinkless.monitor import read_metrics
+    from thinkless.reporting.monitor import read_metrics
 
     lines = [r for r in read_metrics(run_dir / "metrics.jsonl") if "budget/multiplier" in r]
     return {"step": [r["step"] for r in lines], "multiplier": [r["budget/multiplier"] for r in lines],
@@ -53,7 +53,7 @@ def budget_series(run_dir: Path) -> dict:
 def final_integral(card: dict, series: dict) -> float:
     """λ_I, the multiplier's dual-ascent part at the end (λ less its proportional term on the last batches' noise),
     replayed from the logged batch costs (exactly: the update is deterministic and the series is the logged one)."""
-    from thinkless.budget import SMOOTHING, Budget
+    from thinkless.training.budget import SMOOTHING, Budget
 
     b = Budget(cost=card["cost"], target=card["target"], step_size=card["step_size"], bound=card["bound"],
                at_most=card["at_most"], proportional=card.get("proportional", 0.0), multiplier=series["multiplier"][0],
@@ -71,7 +71,7 @@ def stale_run(out: Path, label: str, seed: int, k: float, eta: float, probe: int
     res = out / "runs" / f"{label}-s{seed}" / "train_result.json"
     if not res.is_file():
         return
-    from thinkless.budget import SMOOTHING, smoothing_for
+    from thinkless.training.budget import SMOOTHING, smoothing_for
 
     card = json.loads(res.read_text())["budget"]
     # no proportional key: plain dual ascent's version; no probe key: the batch's think ratio; no smoothing key: every
@@ -86,7 +86,7 @@ def stale_run(out: Path, label: str, seed: int, k: float, eta: float, probe: int
 
 def class_gains(run_dir: Path) -> dict:
     """Per class: what thinking buys on the distilled model (forced think − forced short accuracy)."""
-    from thinkless.report import rows_of
+    from thinkless.reporting.report import rows_of
 
     _, rows = rows_of(json.loads((run_dir / "report_before_rl.json").read_text()))
     return {k: r["think_acc"] - r["short_acc"] for k, r in rows.items()}
@@ -157,7 +157,7 @@ def main(argv=None) -> None:
     plan.steps = a.steps or plan.steps
     plan.jobs = a.jobs or plan.jobs
     targets = a.targets or ([0.4] if a.quick else list(TARGETS))
-    from thinkless.budget import PROBE, STEP_FACTOR, measured_on
+    from thinkless.training.budget import PROBE, STEP_FACTOR, measured_on
     from thinkless.objectives import make_objective
 
     gains, expected, suffix, described = {}, {}, "", []

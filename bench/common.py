@@ -66,7 +66,7 @@ def tiny_rl_setup(tmp: Path, *, hidden=128, layers=2, n_prompts=64, seed=0):
     """A tiny Qwen2 policy saved to ``tmp`` (so a frozen reference can be loaded) and a fold-task dataset."""
     from datasets import Dataset
 
-    from thinkless.synthetic import build_tiny_model, build_tiny_tokenizer, make_problems
+    from thinkless.tasks.synthetic import build_tiny_model, build_tiny_tokenizer, make_problems
     from thinkless.tokens import add_control_tokens
 
     tok = build_tiny_tokenizer()

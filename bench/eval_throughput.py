@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import machine, median  # noqa: E402
 from thinkless.generation import HFGenerator, SamplingConfig  # noqa: E402
-from thinkless.synthetic import make_problems  # noqa: E402
+from thinkless.tasks.synthetic import make_problems  # noqa: E402
 from thinkless.format import render_prompt  # noqa: E402
 
 
@@ -33,7 +33,7 @@ def main():
 
         model, tok = load_checkpoint(a.model)
     else:
-        from thinkless.synthetic import build_tiny_model, build_tiny_tokenizer
+        from thinkless.tasks.synthetic import build_tiny_model, build_tiny_tokenizer
         from thinkless.tokens import add_control_tokens
 
         tok = build_tiny_tokenizer()

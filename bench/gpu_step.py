@@ -51,7 +51,7 @@ def main():
     from bench.common import Timers
     from thinkless.objectives.thinkless import Thinkless
     from thinkless.tokens import add_control_tokens
-    from thinkless.trainer import DeGRPOConfig, DeGRPOTrainer
+    from thinkless.training.trainer import DeGRPOConfig, DeGRPOTrainer
 
     cfg = AutoConfig.from_pretrained(a.config)
     tok = AutoTokenizer.from_pretrained(a.config)

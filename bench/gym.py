@@ -3,7 +3,7 @@
 One distillation of the graded task (``data=graded``) is shared by every run. Each objective x seed then runs the
 same RL stage (``conf/rl/degrpo_cpu.yaml``: the same start, prompts, rollouts per step, optimizer steps, learning
 rate and sampling); only the objective's own knobs differ, at its authors' defaults (``conf/objective/NAME.yaml``).
-Every run is judged by the same yardstick: the pipeline report (``thinkless.report``) per memo grade, with reward
+Every run is judged by the same yardstick: the pipeline report (``thinkless.reporting.report``) per memo grade, with reward
 1 / 1−γ / −1 at the gym's γ, against the oracle router computed from the distilled model's forced accuracies.
 
     python bench/gym.py                 # every objective x 3 seeds -> runs/gym/gym_results.{md,json}, gym.png
@@ -132,7 +132,7 @@ def run_all(plan: Plan, calls: list[tuple]) -> list[dict]:
 
 def summarize_run(d: Path) -> dict:
     """A finished run's numbers, read from what train.py wrote (the pipeline report, metrics.jsonl)."""
-    from thinkless.monitor import read_metrics
+    from thinkless.reporting.monitor import read_metrics
 
     res = json.loads((d / "train_result.json").read_text())
     rep = res["report"]
@@ -167,14 +167,14 @@ def stock_grpo_step_times(out: Path, model: Path, plan: Plan) -> list[float]:
         "import json, sys, dataclasses, torch\n"
         "from hydra import compose, initialize_config_dir\n"
         "from omegaconf import OmegaConf\n"
-        "from thinkless.rl import rl_prompts, skip_unused_vllm_import\n"
+        "from thinkless.training.rl import rl_prompts, skip_unused_vllm_import\n"
         "out, model, steps, seed, ov = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5:]\n"
         "with initialize_config_dir(config_dir=CONF, version_base=None):\n"
         "    cfg = compose('train', overrides=ov)\n"
         "skip_unused_vllm_import(cfg)  # as train.py does: the same start for both\n"
         "from datasets import Dataset\n"
         "from trl import GRPOConfig, GRPOTrainer\n"
-        "from thinkless.data import DropStats\n"
+        "from thinkless.tasks.data import DropStats\n"
         "from thinkless.modeling import load_checkpoint\n"
         "from thinkless.reward import ThinklessReward\n"
         "torch.manual_seed(seed)\n"
@@ -221,7 +221,7 @@ def oracle_point(run_dir: Path, gamma: float) -> dict:
     """The oracle router on the distilled model (a run's ``report_before_rl.json``: the same benchmark and greedy
     forced modes every run is judged on): per class the better forced mode at ``gamma``; its accuracy and tokens."""
     from thinkless.oracle import oracle_choice
-    from thinkless.report import rows_of
+    from thinkless.reporting.report import rows_of
     from thinkless.reward import RewardValues
 
     rep = json.loads((Path(run_dir) / "report_before_rl.json").read_text())
@@ -241,7 +241,7 @@ def oracle_point(run_dir: Path, gamma: float) -> dict:
 
 
 def class_name(k: str) -> str:
-    from thinkless.report import unit_label
+    from thinkless.reporting.report import unit_label
 
     return unit_label("class", k)
 

@@ -25,7 +25,7 @@ def coupling(model_dir: str, per_level: int, seed: int) -> tuple[dict, dict]:
     """``({level: mean p(think)}, {level: cos(grad at level 1, grad at level)})``."""
     import torch
 
-    from thinkless import synthetic
+    from thinkless.tasks import synthetic
     from thinkless.format import render_prompt
     from thinkless.modeling import load_checkpoint
     from thinkless.tokens import control_token_ids
@@ -54,7 +54,7 @@ def main() -> None:
     ap.add_argument("--per-level", type=int, default=64, help="prompts per level")
     ap.add_argument("--seed", type=int, default=7, help="problem stream (distillation draws with data.seed 0, RL with rl_data.seed 1)")
     a = ap.parse_args()
-    from thinkless.synthetic import MAX_LEVEL
+    from thinkless.tasks.synthetic import MAX_LEVEL
 
     levels = range(1, MAX_LEVEL + 1)  # the levels coupling() measures
     print(f"machine: {machine()}\n")

@@ -69,12 +69,12 @@ def main() -> None:
     import transformers
     import trl
 
-    import thinkless.report as report
-    import thinkless.sft as sft
+    import thinkless.reporting.report as report
+    import thinkless.training.sft as sft
     from thinkless import checkpoints
-    from thinkless.rl import run_train
-    from thinkless.sft import run_distill
-    from thinkless.trainer import DeGRPOTrainer
+    from thinkless.training.rl import run_train
+    from thinkless.training.sft import run_distill
+    from thinkless.training.trainer import DeGRPOTrainer
 
     timers = Timers()
     collator = trl.trainer.sft_trainer.DataCollatorForLanguageModeling
@@ -94,7 +94,7 @@ def main() -> None:
     for mod, name, label in [(sft, "sft_rows", "data"), (report, "mode_report", "reports"),
                              (checkpoints, "save_final_model", "final save")]:
         setattr(mod, name, timed(timers, getattr(mod, name), label))
-    import thinkless.rl as rl
+    import thinkless.training.rl as rl
 
     rl.mode_report, rl.save_final_model = report.mode_report, checkpoints.save_final_model
     sft.mode_report, sft.save_final_model = report.mode_report, checkpoints.save_final_model

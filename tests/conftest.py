@@ -16,7 +16,7 @@ assemble_r1_tokenizer()  # R1's tokenizer.json is kept as parts; checked byte fo
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
-    from thinkless.synthetic import build_tiny_tokenizer
+    from thinkless.tasks.synthetic import build_tiny_tokenizer
     from thinkless.tokens import add_control_tokens
 
     tok = build_tiny_tokenizer()

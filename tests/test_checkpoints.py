@@ -8,7 +8,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from thinkless.checkpoints import is_zero3, save_final_model
 from thinkless.tokens import control_token_ids
 
-from .test_trainer import make_trainer, tiny  # noqa: F401  (the fixture)
+from .training.test_trainer import make_trainer, tiny  # noqa: F401  (the fixture)
 
 
 def test_final_model_is_a_plain_hf_folder_with_generation_defaults(tiny, tmp_path):  # noqa: F811

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from thinkless import checks
+from thinkless.runs import checks
 from thinkless.modeling import looks_like_hub_id
-from thinkless.rl import check_global_batch
+from thinkless.training.rl import check_global_batch
 
 from .conftest import ROOT
 from .test_configs import compose_cfg

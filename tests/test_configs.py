@@ -80,7 +80,7 @@ def _k3_is_low_var_kl() -> str:
     """verl's low_var_kl is k3 = exp(ref - logp) - (ref - logp) - 1 (clamped to [-10, 10]); ours must equal it."""
     import torch
 
-    from thinkless.loss import k3_kl
+    from thinkless.training.losses import k3_kl
 
     ref, logp = torch.tensor([-1.0, -2.0, -0.5]), torch.tensor([-1.5, -1.0, -0.5])
     d = ref - logp

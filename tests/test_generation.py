@@ -9,7 +9,7 @@ import torch
 
 from thinkless.generation import (HFGenerator, SamplingConfig, SelfCertaintyProcessor, _trim, gpu_visible,
                                   make_generator, resolve_backend, vllm_available)
-from thinkless.synthetic import build_tiny_model
+from thinkless.tasks.synthetic import build_tiny_model
 
 
 def test_self_certainty_processor_is_kl_from_uniform():
@@ -36,7 +36,7 @@ def test_self_certainty_processor_is_kl_from_uniform():
 
 def test_hf_generator_self_certainty_matches_a_forward_pass(tiny_tokenizer):
     from thinkless.generation import HFGenerator
-    from thinkless.synthetic import build_tiny_model
+    from thinkless.tasks.synthetic import build_tiny_model
 
     tok = tiny_tokenizer
     model = build_tiny_model(len(tok), seed=3, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id).eval()

@@ -1,12 +1,12 @@
 """train.py states the global batch it will roll out, and says how to restore a recipe's declared one
-(``recipe_batch``) when the process count changes it, before the model loads (thinkless.rl.check_global_batch)."""
+(``recipe_batch``) when the process count changes it, before the model loads (thinkless.training.rl.check_global_batch)."""
 
 import re
 
 import pytest
 
-from thinkless import checks
-from thinkless.rl import check_global_batch, global_batch
+from thinkless.runs import checks
+from thinkless.training.rl import check_global_batch, global_batch
 
 from .test_configs import compose_cfg
 
@@ -78,7 +78,7 @@ def test_a_bad_recipe_batch_names_the_key(bad):
 
 def test_train_states_the_batch_before_the_model_loads(tmp_path, monkeypatch, capsys):
     """run_train: the statement and the warning come before load_checkpoint is ever called."""
-    from thinkless import rl
+    from thinkless.training import rl
 
     model = tmp_path / "model"
     model.mkdir()
@@ -101,8 +101,8 @@ def test_train_states_the_batch_before_the_model_loads(tmp_path, monkeypatch, ca
 
 
 def test_the_declared_batch_does_not_shape_the_run_state():
-    """recipe_batch documents an intent: changing it is no configuration change for a rerun (thinkless.stage)."""
-    from thinkless.stage import run_config
+    """recipe_batch documents an intent: changing it is no configuration change for a rerun (thinkless.runs.stage)."""
+    from thinkless.runs.stage import run_config
 
     a = run_config(compose_cfg("train", ["+experiment=degrpo"]), "train")
     b = run_config(compose_cfg("train", ["+experiment=degrpo", "recipe_batch.processes=4"]), "train")

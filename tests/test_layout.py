@@ -1,27 +1,32 @@
-"""Tests mirror modules: every module of thinkless/ has a test file of its name (evaluation/x: test_eval_x; the
-objectives: tests/objectives/test_NAME.py, the registry's own modules tests/objectives/test_base.py)."""
+"""Tests mirror modules: ``thinkless/FOLDER/NAME.py`` has ``tests/FOLDER/test_NAME.py`` (a folder's ``__init__`` and
+``__main__``: its ``test_base.py`` where it has one); the package's top-level modules have ``tests/test_NAME.py``."""
 
 from .conftest import ROOT
 
-COVERED_ELSEWHERE = {"_verify_worker": "test_grading", "__init__": "test_grading"}
+COVERED_ELSEWHERE = {"thinkless/_verify_worker.py": "tests/test_grading.py",
+                     "thinkless/__init__.py": "tests/test_grading.py",
+                     "thinkless/vllm_think_bias.py": "tests/serving/test_requests.py"}  # the public path's alias
 
 
 def test_every_module_has_a_test_file():
-    tests = {p.stem for p in (ROOT / "tests").glob("test_*.py")}
-    objective_tests = {p.stem for p in (ROOT / "tests" / "objectives").glob("test_*.py")}
     missing = []
     for p in sorted((ROOT / "thinkless").rglob("*.py")):
-        prefix = "eval_" if p.parent.name == "evaluation" else ""
-        if p.stem in COVERED_ELSEWHERE and p.parent.name == "thinkless":
-            assert COVERED_ELSEWHERE[p.stem] in tests
+        rel = p.relative_to(ROOT).as_posix()
+        if rel in COVERED_ELSEWHERE:
+            assert (ROOT / COVERED_ELSEWHERE[rel]).is_file(), rel
             continue
-        if p.parent.name == "objectives":  # one test file per objective; the registry's modules: test_base
-            stem = "base" if p.stem in ("__init__", "__main__") else p.stem
-            if f"test_{stem}" not in objective_tests:
-                missing.append(str(p.relative_to(ROOT)))
+        folder = p.parent.relative_to(ROOT / "thinkless")
+        tests = ROOT / "tests" / folder
+        if p.stem in ("__init__", "__main__"):
+            if folder.parts and not (tests / "test_base.py").is_file() and p.stem == "__main__":
+                missing.append(rel)
             continue
-        if p.stem == "__init__":
-            continue
-        if f"test_{prefix}{p.stem}" not in tests:
-            missing.append(str(p.relative_to(ROOT)))
+        if not (tests / f"test_{p.stem}.py").is_file():
+            missing.append(rel)
     assert not missing, f"modules without a test file of their name: {missing}"
+
+
+def test_every_test_folder_mirrors_a_package_folder():
+    for d in (ROOT / "tests").iterdir():
+        if d.is_dir() and any(d.glob("test_*.py")):
+            assert (ROOT / "thinkless" / d.name).is_dir(), f"tests/{d.name}/ mirrors no thinkless/{d.name}/"

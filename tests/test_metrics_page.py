@@ -1,5 +1,5 @@
 """docs/metrics.md has a line for every key the project logs: the keys written by our code (read from its source and
-from its metric functions), the keys of real runs (the warm-up fixture here; tests/test_rl.py checks its training
+from its metric functions), the keys of real runs (the warm-up fixture here; tests/training/test_rl.py checks its training
 runs' metrics.jsonl with ``undocumented``), and eval.py's W&B summary fields."""
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def test_every_metric_our_code_names_has_a_line():
 
 def test_every_mode_metric_has_a_line():
     """The real ``mode_metrics`` on a batch with both modes, an invalid first token, levels and classes."""
-    from thinkless.monitor import mode_metrics
+    from thinkless.reporting.monitor import mode_metrics
 
     G = 4
     mode = torch.tensor([1, 0, 1, -1, 0, 0, 1, 1.0])

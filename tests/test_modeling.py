@@ -41,7 +41,7 @@ def test_trained_checkpoint_with_missing_or_moved_control_tokens_is_an_error(tmp
     import pytest
 
     from thinkless.modeling import load_checkpoint
-    from thinkless.synthetic import build_tiny_tokenizer
+    from thinkless.tasks.synthetic import build_tiny_tokenizer
     from thinkless.tokens import AddedToken
 
     from .helpers import save_tiny

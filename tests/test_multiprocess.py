@@ -66,13 +66,13 @@ TRAIN_ARGS = [
 ]
 
 # Installed in the children through PYTHONPATH when THINKLESS_FAKE_GENERATION=1: patches
-# DeGRPOTrainer._generate_single_turn the moment thinkless.trainer is imported.
+# DeGRPOTrainer._generate_single_turn the moment thinkless.training.trainer is imported.
 SITECUSTOMIZE = textwrap.dedent('''
     import importlib.abc, importlib.machinery, os, sys
 
     def _patch(cls):
         import re
-        from thinkless import synthetic
+        from thinkless.tasks import synthetic
 
         real = cls._generate_single_turn
 
@@ -98,7 +98,7 @@ SITECUSTOMIZE = textwrap.dedent('''
 
     class _Hook(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path, target=None):
-            if name != "thinkless.trainer":
+            if name != "thinkless.training.trainer":
                 return None
             sys.meta_path.remove(self)
             spec = importlib.machinery.PathFinder.find_spec(name, path)

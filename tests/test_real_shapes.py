@@ -75,7 +75,7 @@ def degrpo_step(model, tok, out_dir: Path) -> tuple[dict, float, dict]:
 
     from thinkless.objectives.thinkless import Thinkless
     from thinkless.reward import ThinklessReward
-    from thinkless.trainer import DeGRPOConfig, DeGRPOTrainer
+    from thinkless.training.trainer import DeGRPOConfig, DeGRPOTrainer
 
     rows = sorted(json.loads(MATH_TRAIN.read_text())[:50], key=lambda r: len(r["problem"]))[:2]
     ds = Dataset.from_list([{"prompt": [{"role": "user", "content": INSTRUCTION.format(problem=r["problem"])}],

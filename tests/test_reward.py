@@ -112,7 +112,7 @@ def test_reward_imports_no_monitoring_or_training():
     import subprocess
     import sys
 
-    code = ("import sys, thinkless.reward; bad = [m for m in sys.modules if m.startswith(('thinkless.monitor', "
-            "'thinkless.trainer', 'thinkless.rl', 'thinkless.stage', 'trl'))]; print(bad); sys.exit(bool(bad))")
+    code = ("import sys, thinkless.reward; bad = [m for m in sys.modules if m.startswith(('thinkless.reporting.monitor', "
+            "'thinkless.training.trainer', 'thinkless.training.rl', 'thinkless.runs.stage', 'trl'))]; print(bad); sys.exit(bool(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -1,7 +1,7 @@
 """Thinkless: teach a language model when to think (arXiv 2505.13379)."""
 
 from .grading import grade
-from .loss import degrpo_loss
+from .training.losses import degrpo_loss
 from .reward import thinkless_reward
 from .tokens import CONTROL_TOKENS, END_THINK, SHORT, THINK, add_control_tokens, control_token_ids
 

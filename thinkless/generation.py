@@ -25,7 +25,7 @@ class SamplingConfig:
     seed: int = 0
     stop: list[str] = field(default_factory=list)
     self_certainty: bool = False  # also score each completion's self-certainty (HF backend; see below)
-    think_bias: float = 0.0  # added to the <think> logit at the first generated position (thinkless.mode_control)
+    think_bias: float = 0.0  # added to the <think> logit at the first generated position (thinkless.serving.mode_control)
 
 
 @dataclass
@@ -143,7 +143,7 @@ class HFGenerator:
                     sc = SelfCertaintyProcessor()
                     processors.append(sc)
                 if cfg.think_bias:
-                    from .mode_control import ThinkBiasProcessor
+                    from .serving.mode_control import ThinkBiasProcessor
 
                     processors.append(ThinkBiasProcessor(tok, cfg.think_bias, enc["input_ids"].shape[1]))
                 if processors:
@@ -190,7 +190,7 @@ class VLLMGenerator:
             os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from vllm import LLM
 
-        from .mode_control import vllm_logits_processors
+        from .serving.mode_control import vllm_logits_processors
 
         kw = {}
         if kv_cache_memory_bytes or cpu:

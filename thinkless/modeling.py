@@ -72,7 +72,7 @@ def load_student(model_cfg, *, seed: int = 0):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if model_cfg.get("path") is None:
-        from .synthetic import build_tiny_model, build_tiny_tokenizer
+        from .tasks.synthetic import build_tiny_model, build_tiny_tokenizer
 
         tok = build_tiny_tokenizer()
         add_control_tokens(tok)

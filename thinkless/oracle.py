@@ -1,6 +1,6 @@
 """The oracle router: what a mode is worth at a given accuracy, and the best fixed mode.
 
-The one owner of this arithmetic: the pipeline report's oracle router (``thinkless.report.pipeline_table``) and the
+The one owner of this arithmetic: the pipeline report's oracle router (``thinkless.reporting.report.pipeline_table``) and the
 calibration's best mode and oracle threshold (``thinkless.evaluation.calibration``) both read it from here.
 """
 

@@ -45,7 +45,7 @@ class RewardValues:
 
 
 def _number(v, key: str) -> float:
-    from .checks import FLOAT32_MAX
+    from .runs.checks import FLOAT32_MAX
 
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         raise ValueError(f"{key}={v!r}: a finite number is expected")

@@ -5,7 +5,7 @@ import pytest
 def tiny_trainer_parts():
     """A tiny Qwen2 model and tokenizer with the control tokens (shared by a module's trainer tests; each trainer
     gets a copy of the model)."""
-    from thinkless.synthetic import build_tiny_model, build_tiny_tokenizer
+    from thinkless.tasks.synthetic import build_tiny_model, build_tiny_tokenizer
     from thinkless.tokens import add_control_tokens
 
     tok = build_tiny_tokenizer()

@@ -30,7 +30,7 @@ def from_train_config(name: str, *overrides: str):
 def trainer_for(parts, tmp_path, objective, **kw):
     from datasets import Dataset
 
-    from thinkless.trainer import DeGRPOConfig, DeGRPOTrainer
+    from thinkless.training.trainer import DeGRPOConfig, DeGRPOTrainer
 
     model, tok = parts
     args = dict(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=8, num_generations=4,
@@ -71,7 +71,7 @@ def fixed_batch(B=8, T=5, adv=None, seed=0, lengths=None):
 
 def step_problems():
     """The 8 problems the scripted steps train on."""
-    from thinkless import synthetic
+    from thinkless.tasks import synthetic
 
     return synthetic.make_problems(8, [2], seed=3)
 
@@ -85,7 +85,7 @@ def scripted_trainer(parts, tmp_path, monkeypatch, objective, script, rows=None,
     from datasets import Dataset
     from trl import GRPOTrainer
 
-    from thinkless.trainer import DeGRPOConfig, DeGRPOTrainer
+    from thinkless.training.trainer import DeGRPOConfig, DeGRPOTrainer
 
     model, tok = parts
     problems = step_problems()
@@ -134,7 +134,7 @@ def p_short_around_training(tr, tok, prompts):
 def sampled_script(tok):
     """The script per group: correct short, correct think ×2, wrong think; a first token the objective forces is
     continued correctly in its mode."""
-    from thinkless import synthetic
+    from thinkless.tasks import synthetic
 
     ids = {"<short>": tok.convert_tokens_to_ids("<short>"), "<think>": tok.convert_tokens_to_ids("<think>")}
 

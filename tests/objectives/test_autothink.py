@@ -179,7 +179,7 @@ def test_a_step_moves_the_mode_to_the_mode_that_pays(tiny_trainer_parts, tmp_pat
     """Per group: correct short, correct think ×3 (stage 1's knobs). Think share 3/4 > 0.5, f = 0.5: the rewards are
     2, 0.5, 0.5, 0.5: the short answer pays more, and its likelihood rises. (With the modes' base rewards swapped,
     every row would get 1: no signal, no change.)"""
-    from thinkless import synthetic
+    from thinkless.tasks import synthetic
 
     model, tok = tiny_trainer_parts
     problems = step_problems()
@@ -202,7 +202,7 @@ def test_a_stage3_step_moves_the_length_to_the_shorter_correct_trace(tiny_traine
     """Per group, all thinking and correct: the full trace ×2 and a trace of one step ×2 (shorter). Stage 3's shaping
     (α = 1 here, to see it in two steps; balance off) pays the shorter correct ones more (z < 0: e^{−αz} − 1 > 0), so
     the short trace's likelihood rises relative to the long one's. Without the shaping every reward is 1: no signal."""
-    from thinkless import synthetic
+    from thinkless.tasks import synthetic
 
     model, tok = tiny_trainer_parts
     problems = step_problems()

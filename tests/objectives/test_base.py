@@ -137,7 +137,7 @@ class ThrowawayForcing(Throwaway):
 PROBE = '''
 import json, sys
 from hydra import compose, initialize_config_dir
-from thinkless.budget import make_budget, priceable
+from thinkless.training.budget import make_budget, priceable
 from thinkless.objectives import make_objective
 
 with initialize_config_dir(config_dir=sys.argv[1], version_base="1.3"):
@@ -194,7 +194,7 @@ def test_a_throwaway_objective_in_a_temp_folder_reaches_every_list(tmp_path):
 SELECTIONS = {
     "bench/budget.py": "the budget bench's default, the runs docs/budget.md publishes",
     "tests/test_docs.py": "the rows docs/results/gym_results.md holds (a superset check: a result file's)",
-    "tests/test_hub.py": "the trained policies whose cards issue 39 names (AdaptThink's and the length penalty's)",
+    "tests/reporting/test_hub.py": "the trained policies whose cards issue 39 names (AdaptThink's and the length penalty's)",
 }
 SKIP_DIRS = {"runs", "results", "node_modules", "wandb", "outputs", "__pycache__"}
 

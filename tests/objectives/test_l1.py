@@ -15,12 +15,12 @@ from omegaconf import OmegaConf
 from transformers import AutoTokenizer
 
 import thinkless
-from thinkless import synthetic
-from thinkless.data import DropStats
+from thinkless.tasks import synthetic
+from thinkless.tasks.data import DropStats
 from thinkless.format import render_prompt
 from thinkless.objectives import OBJECTIVES, Rollouts, make_objective
 from thinkless.objectives.l1 import L1, budget_suffix, budget_template
-from thinkless.rl import rl_prompts
+from thinkless.training.rl import rl_prompts
 
 from ..conftest import QWEN, R1
 from ..helpers import run_train_cli, vllm_serve
@@ -239,7 +239,7 @@ def test_budget_adherence_by_hand_from_a_scripted_policy(tiny_tokenizer, tmp_pat
     import re
 
     from thinkless.evaluation.runner import run_eval
-    from thinkless.synthetic import parse_prompt
+    from thinkless.tasks.synthetic import parse_prompt
 
     from ..helpers import ScriptedGenerator
 

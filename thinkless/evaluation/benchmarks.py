@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data import check_drop_share, get_field, load_rows, parse_level
+from ..tasks.data import check_drop_share, get_field, load_rows, parse_level
 from ..grading import extract_boxed
 
 BENCHMARK_TYPES = ("file", "synthetic")
@@ -40,7 +40,7 @@ class Problem:
     index: int
     problem: str
     answer: object  # str, number or list of accepted answers
-    level: int | None = None  # thinkless.data.parse_level ("Level 3" -> 3); None: none, or not a level
+    level: int | None = None  # thinkless.tasks.data.parse_level ("Level 3" -> 3); None: none, or not a level
     group: int | None = None  # the problem's class where its task has classes (the graded task's grade, 1..6)
 
 
@@ -121,7 +121,7 @@ def synthetic_benchmark(name: str, levels, n_per_level: int, seed: int, *, limit
                         task: str = "synthetic", variant: str = "fold") -> BenchmarkData:
     """A synthetic task (``variant``: fold or graded) as a benchmark: ``n_per_level`` problems per level (round
     robin), from stream ``seed``."""
-    from .. import synthetic
+    from ..tasks import synthetic
 
     probs = synthetic.make_problems(n_per_level * len(levels), list(levels), seed=seed, variant=variant)
     problems = [Problem(problem_uid(i, p.prompt), i, p.prompt, p.answer, p.level, p.group)
@@ -140,7 +140,7 @@ def load_benchmark(name: str, bcfg, *, data_dir: str | None = None, limit: int |
     lim = bcfg.get("limit") if bcfg.get("limit") is not None else limit
     dropped: Counter = Counter()
     if btype == "synthetic":
-        from .. import synthetic
+        from ..tasks import synthetic
 
         variant = bcfg.get("variant", "fold")
         if variant not in synthetic.VARIANTS:

@@ -8,7 +8,7 @@ position of the adaptive prompt, are read from its distribution (one forward pas
   buys there; a calibrated router thinks where the gain is large;
 * the best fixed mode under the reward values (``thinkless.oracle``, as the pipeline report's oracle router).
 
-The *oracle threshold* is the single think bias ``b*`` (``thinkless.mode_control``) that maximises the expected
+The *oracle threshold* is the single think bias ``b*`` (``thinkless.serving.mode_control``) that maximises the expected
 reward ``E[r](b) = mean_i σ(z_i + b)·E_think(L_i) + (1 − σ(z_i + b))·E_short(L_i)``, with ``E_mode(L)`` from the
 forced accuracies of level ``L`` (``thinkless.oracle.mode_reward``). It *exists* when the best bias is interior (not
 "always think" / "always short" at the ends of the search range); then ``E[r](b*)`` is the most one model's router

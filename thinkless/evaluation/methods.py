@@ -14,7 +14,7 @@ Every method is a config (``conf/method/*.yaml``) with a ``type``:
 * ``mode_sampled``: the control token is *sampled* at ``mode_temperature`` (the model's own choice, drawn from its
   full mode distribution), then the response is continued with the shared sampling settings (greedy in the reports,
   so accuracy differs from the forced modes only through the mode choice).
-* ``threshold``: the think threshold swept (``thinkless.mode_control``): for every bias ``b`` in ``biases`` an
+* ``threshold``: the think threshold swept (``thinkless.serving.mode_control``): for every bias ``b`` in ``biases`` an
   adaptive run whose ``<think>`` logit gets ``+b`` at the first generated position, reported as method
   ``<name>@<b>``; together they trace one model's accuracy-vs-tokens curve. ``think_bias`` on any prefill method
   sets one bias.
@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 from ..generation import SamplingConfig, completion_from_ids
 from ..grading import GRADING_POLICIES
-from ..serving import bias_problem
+from ..serving.requests import bias_problem
 from ..tokens import END_THINK, THINK
 
 METHOD_TYPES = ("prefill", "mode_sampled", "budget_forcing", "parallel", "threshold", "token_budgets")
@@ -92,7 +92,7 @@ _FIELDS = set(Method.__dataclass_fields__) - {"name"}
 
 
 def method_from_cfg(name: str, cfg) -> Method:
-    from ..serving import token_budget_problem
+    from ..serving.requests import token_budget_problem
 
     d = dict(cfg or {})
     unknown = set(d) - _FIELDS
@@ -363,7 +363,7 @@ def sample_heads(generator, prompts: list[str], cfg: SamplingConfig, memo: dict 
     import torch
     from transformers import TemperatureLogitsWarper, TopPLogitsWarper
 
-    from ..mode_control import ThinkBiasProcessor
+    from ..serving.mode_control import ThinkBiasProcessor
 
     if not hasattr(generator, "first_logits") or cfg.self_certainty:
         return generator.generate(prompts, cfg)

@@ -17,7 +17,7 @@ Definitions (n = samples per problem, c = correct samples):
 * ``wall_s`` and ``tokens_per_s``: generation wall time and sampled tokens per second.
 
 The mode-usage statistics (think ratio, invalid mode, reward, tokens, per-mode tokens and accuracy) are computed by
-``mode_usage``, the same function behind the RL trainer's ``modes/*`` curves (``thinkless.monitor.mode_metrics``);
+``mode_usage``, the same function behind the RL trainer's ``modes/*`` curves (``thinkless.reporting.monitor.mode_metrics``);
 three keep their evaluation names here (``RESULT_NAMES``).
 """
 

@@ -1,7 +1,7 @@
 """``eval.py`` and every other evaluation (the distill and pipeline reports): benchmarks x methods, resumable.
 
 ``evaluate`` is the one code path that generates, grades and tabulates; ``run_eval`` is its Hydra front end and
-``thinkless.report`` calls it with the report's methods.
+``thinkless.reporting.report`` calls it with the report's methods.
 
 Generations go to ``<output_dir>/generations/<benchmark>/<method>_n<N>_<fingerprint>.jsonl``, one line per problem,
 appended (and fsynced) as each chunk of problems finishes. The fingerprint hashes everything that determines the
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..fingerprint import check_meta, fingerprint
+from ..runs.fingerprint import check_meta, fingerprint
 from ..format import render_prompt
 from ..generation import HFGenerator, SamplingConfig
 from ..grading import GRADE_STATS, GRADING_POLICIES, Grader, is_exact
@@ -351,7 +351,7 @@ def load_generator(cfg: DictConfig):
 def warn_if_not_thinkless(model_path: str, config) -> None:
     """A model that was never distilled (its config records no control tokens: ``modeling.CONTROL_TOKENS_KEY``)
     writes no mode token: a config warning, so it reaches ``results.json`` / ``results.md``, not only the log."""
-    from ..checks import warn
+    from ..runs.checks import warn
     from ..modeling import CONTROL_TOKENS_KEY
 
     if not getattr(config, CONTROL_TOKENS_KEY, None):
@@ -363,10 +363,10 @@ def warn_if_not_thinkless(model_path: str, config) -> None:
 def run_eval(cfg: DictConfig, *, generator=None, tokenizer=None) -> dict:
     """Run the configured evaluation; ``generator``/``tokenizer`` replace the model (tests, notebooks).
 
-    On the stage runner (``thinkless.stage``): output folder, config checks, quiet console, threads, wandb, the
+    On the stage runner (``thinkless.runs.stage``): output folder, config checks, quiet console, threads, wandb, the
     result (``results.json``, with the config fingerprint and warnings). Rerunning resumes every generation file
     whose recorded settings match (``GenerationStore``); changed settings write new files, never mixed ones."""
-    from ..stage import finish_stage, start_stage
+    from ..runs.stage import finish_stage, start_stage
 
     grade_stats_before = dict(GRADE_STATS)
     names = validate_benchmarks(cfg)
@@ -412,7 +412,7 @@ def run_eval(cfg: DictConfig, *, generator=None, tokenizer=None) -> dict:
                              if v > grade_stats_before.get(k, 0)}}  # this run's timeouts / parse errors / too long
     results["config"] = OmegaConf.to_container(cfg, resolve=True)
     table = format_tables(results)
-    from ..checks import collected_warnings
+    from ..runs.checks import collected_warnings
 
     shown = "".join(f"> warning: {w['key']}={w['value']!r}: {w['message']}\n\n" for w in collected_warnings())
     (out_dir / "results.md").write_text(shown + table + "\n")

@@ -31,7 +31,7 @@ def _rel(path: Path) -> str:
 def render(conf: Path = CONF) -> str:
     from hydra import compose, initialize_config_dir
 
-    from ..config_reference import _text, parse
+    from ..runs.config_reference import _text, parse
 
     configs: dict[str, list] = {}
     for f in sorted((conf / "objective").glob("*.yaml")):
@@ -55,7 +55,7 @@ def render(conf: Path = CONF) -> str:
 
 def page(current: str, conf: Path = CONF) -> str:
     """``current`` with its generated block replaced (appended when it has none)."""
-    from ..config_reference import replace_block
+    from ..runs.config_reference import replace_block
 
     return replace_block(current, render(conf), BEGIN, END)
 

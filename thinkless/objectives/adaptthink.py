@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from ..fingerprint import diff, show
+from ..runs.fingerprint import diff, show
 from .base import Objective, Rollouts, register
 
 logger = logging.getLogger(__name__)

@@ -12,12 +12,12 @@ An objective owns what makes a method different and nothing else:
   to start with, and the behaviour probability of that forcing (AdaptThink's importance sampling);
 * ``prepare(ctx)`` — optionally, a per-prompt pre-pass before training (AdaptThink's reference accuracy);
 * ``prompt_extra(rng)`` — optionally, a per-prompt extra rendered into the prompt (L1's target length): drawn once
-  per RL prompt when ``thinkless.rl.rl_prompts`` builds the rows, its text appended to the user turn and its number
+  per RL prompt when ``thinkless.training.rl.rl_prompts`` builds the rows, its text appended to the user turn and its number
   kept in the row's ``target`` column, which every completion of that prompt carries to ``rewards_for``
   (``Rollouts.target``).
 
 Everything else (generation on HF or vLLM, DeepSpeed, resume, validation, monitoring, export) is the trainer's
-(``thinkless.trainer``). Knobs are dataclass fields: ``make_objective`` checks each against its type before any
+(``thinkless.training.trainer``). Knobs are dataclass fields: ``make_objective`` checks each against its type before any
 work, naming the key ``objective.<knob>``.
 """
 
@@ -30,7 +30,7 @@ from typing import ClassVar
 
 import torch
 
-from ..checks import FLOAT32_MAX
+from ..runs.checks import FLOAT32_MAX
 from ..reward import RewardValues
 
 LOSSES = ("decoupled", "sequence", "trl")
@@ -50,7 +50,7 @@ class Rollouts:
     ``length``: completion tokens (EOS included). ``truncated``: 1 when the completion hit the length limit without
     EOS. ``forced``: the mode an objective forced the first token to (1 think, 0 short), -1 sampled freely.
     ``problems``: each row's problem text (only gathered for objectives that look prompts up). ``group``: the
-    problem's class where its task has classes beyond levels (``thinkless.synthetic.GradedProblem.group``).
+    problem's class where its task has classes beyond levels (``thinkless.tasks.synthetic.GradedProblem.group``).
     ``target``: the number ``Objective.prompt_extra`` drew for the row's prompt (L1: the target length), NaN none.
     """
 
@@ -164,7 +164,7 @@ class Objective:
         return ()
 
     def prepare(self, ctx) -> None:
-        """A pre-pass before training (``ctx``: ``thinkless.rl.PrepareContext``)."""
+        """A pre-pass before training (``ctx``: ``thinkless.training.rl.PrepareContext``)."""
 
     def prompt_extra(self, rng) -> tuple[float, str] | None:
         """A per-prompt extra rendered into the prompt: for one RL prompt (training or validation), drawn once with
@@ -177,7 +177,7 @@ class Objective:
         return {}
 
     def warn_if_odd(self, warn) -> None:
-        """Knob values that are legal but likely a mistake: ``warn(key, value, message)`` (``thinkless.checks.warn``:
+        """Knob values that are legal but likely a mistake: ``warn(key, value, message)`` (``thinkless.runs.checks.warn``:
         the run's log, result JSON and wandb summary)."""
 
     def check_args(self, args) -> None:

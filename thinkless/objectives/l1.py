@@ -18,7 +18,7 @@ Their code, formula by formula (docs/objectives.md has the full table):
 * advantage: verl's GRPO, ``(r − mean)/(std + 1e-6)`` per group (``algorithm.adv_estimator=grpo``), ``base.verl_grpo_advantages``; loss: verl's token mean (TRL ``dapo``).
 
 A trained policy keeps its budget sentence in its chat template (``budget_template``, added by ``prepare``): served,
-``chat_template_kwargs={"token_budget": N}`` renders exactly the training sentence (``thinkless.serving`` checks N).
+``chat_template_kwargs={"token_budget": N}`` renders exactly the training sentence (``thinkless.serving.requests`` checks N).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..serving import MAX_TOKEN_BUDGET
+from ..serving.requests import MAX_TOKEN_BUDGET
 from .base import Objective, Rollouts, register, verl_grpo_advantages
 
 VARIANTS = ("exact", "max")
@@ -128,7 +128,7 @@ class L1(Objective):
         n = batch.target
         if torch.isnan(n).any():
             raise ValueError("objective=l1: rows without a target length (Rollouts.target is NaN); build the prompts "
-                             "with thinkless.rl.rl_prompts(..., objective=...), which draws and renders one per prompt")
+                             "with thinkless.training.rl.rl_prompts(..., objective=...), which draws and renders one per prompt")
         c, L = torch.nan_to_num(batch.correct), batch.length.float()
         exact = c - self.alpha * (n - L).abs()  # math_reward.py:96-100 (delta_score − 1) + correctness (:191)
         at_most = c * ((self.max_alpha * (n.abs() - L)).clamp(-1, 1) + 1) / 2  # :107-116, × correctness (:186)

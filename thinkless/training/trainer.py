@@ -1,0 +1,504 @@
+"""``DeGRPOTrainer``: TRL's ``GRPOTrainer`` driven by an adaptive-thinking objective (``thinkless.objectives``).
+
+Like TRL's own GMPO trainer it overrides the loss, ``_compute_loss``, and a few steps around it, each calling TRL's:
+
+* ``_calculate_rewards`` grades every completion once (the strict grader), gathers the verdicts, modes and lengths
+  of the whole generation batch across processes, and asks the objective for the rewards (group shaping sees
+  whole groups even when a group spans processes); mode-usage statistics come from the same verdicts, so they are
+  right under every objective. Explicit ``reward_funcs`` replace the objective's reward (TRL computes them; accuracy
+  is then unknown and not logged).
+* ``_generate_and_score_completions`` replaces TRL's group advantages by the objective's own estimator, if it has
+  one, and passes on what a forced first token needs in the loss.
+* ``_generate_single_turn`` forces the first token of some rows when the objective asks (AdaptThink): the control
+  token is appended to those prompts, generation continues from it (HF, vLLM colocated or served), and the token is
+  put back at the head of the completion with the forcing's log-probability as its sampling log-probability.
+  Training rollouts are also cut at the objective's ``length_cap(step)`` (ThinkPrune's cap of the current round),
+  as if generation had stopped there: a cut completion ends without EOS, so it counts as truncated.
+
+Generation (HF or vLLM), the frozen reference model, old log-probs, DeepSpeed/DDP, evaluation and checkpointing are
+inherited. The loss is the objective's aggregation (``Objective.loss``): ``trl`` is TRL's own (``loss_type``);
+``decoupled`` (DeGRPO) and ``sequence`` (AdaptThink) aggregate TRL's per-token clipped surrogate (token- or
+sequence-level importance ratio, optional ``delta`` two-sided clip, off-policy mask, vLLM importance-sampling
+correction) plus β·KL. Three control-token safeguards of the decoupled loss:
+
+* ``mask_truncated_completions`` zeroes truncated rows; their control token keeps its loss, because "this
+  prompt's thinking ran out of budget" is exactly what the mode decision must learn.
+* ``top_entropy_quantile < 1`` never drops column 0.
+* with a *sequence*-level importance ratio (``importance_sampling_level``, or vLLM's sequence correction), column 0
+  keeps its own token ratio, not the whole sequence's.
+
+Entropy bonus (``entropy_coef``, the official recipe's 0.001): ``loss -= entropy_coef · H`` with H the mean
+entropy over *all* completion tokens, the control token counted as one token among them (weight 1/Σ|o|) — the
+official verl code's ``masked_mean(entropy, response_mask)`` and TRL's definition. It is deliberately not decoupled:
+a bonus of weight ~1 on the mode token would push the mode decision towards 50/50.
+
+Resets (``objective.resets()``, from ``reward_schedule`` entries with ``reset_reference``/``reset_optimizer``): once
+``after_step`` optimizer steps are done (``on_step_end``, before that step's checkpoint is written) the KL reference
+takes the policy's weights (TRL's ``SyncRefModelCallback.sync_target_model`` with mixing weight 1) and the
+optimizer's moments and step counts are zeroed in place (AdamW's fresh state, kept in its saved structure). This is
+the authors' second phase, a new verl run from the switch checkpoint: weights only, so a fresh AdamW state and a
+reference built from that checkpoint. The LR schedule continues (constant in the recipe, so the same). Exact across
+a resume: the zeroed moments are in the optimizer state of later checkpoints, and every checkpoint written after a
+reference reset also holds the reference's weights (``ref_model.safetensors``, loaded back by
+``_load_optimizer_and_scheduler``, which runs on every resume, DeepSpeed or not).
+
+Normalization follows TRL's scopes: ``response_norm="sequence"`` like loss_type ``grpo`` (micro-batch means
+divided by the accumulation steps); ``"token"`` like ``dapo`` (global token counts of the generation batch),
+so updates do not depend on how a batch is split across devices and accumulation steps.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import torch
+from accelerate.utils import gather_object
+from transformers import TrainerCallback
+from trl import GRPOConfig, GRPOTrainer
+from trl.trainer.callbacks import SyncRefModelCallback
+
+from .budget import Budget
+from .losses import clipped_surrogate, coupled_sequence_loss, degrpo_loss, importance_sampling_stats, k3_kl
+from ..reporting.monitor import mode_metrics
+from ..objectives import Objective, Rollouts
+from ..objectives.thinkless import Thinkless
+from ..reward import grade_completions
+from ..tokens import control_token_ids
+
+CLIP_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+REF_WEIGHTS = "ref_model.safetensors"  # in checkpoints written after a reference reset
+RESETTABLE_OPTIMS = ("adamw_torch", "adamw_torch_fused", "sgd")
+FRESH_ZERO = {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer"}  # Adam(W)/SGD: fresh = 0
+MODE_CODE = {"think": 1.0, "short": 0.0}
+
+
+@dataclass
+class DeGRPOConfig(GRPOConfig):
+    grading_timeout: float = field(default=5.0, metadata={"help": "Seconds per math-verify answer check."})
+    long_short_multiple: float = field(default=3.0, metadata={
+        "help": "modes/long_short_share counts short responses longer than this multiple of their group's median "
+                "short length (short-mode hacking)."})
+
+
+class DeGRPOTrainer(GRPOTrainer):
+    """``DeGRPOTrainer(model, args=..., objective=..., train_dataset=..., processing_class=...)``.
+
+    ``objective``: a ``thinkless.objectives.Objective`` (default: Thinkless's DeGRPO with its default knobs).
+    ``reward_funcs``: leave unset; the objective grades and rewards. Given, they replace its reward (tests, research).
+    """
+
+    _tag_names = ["trl", "grpo", "degrpo", "thinkless"]
+
+    def __init__(self, model, reward_funcs=None, args: DeGRPOConfig | None = None, *, objective: Objective | None = None,
+                 budget: Budget | None = None, **kwargs):
+        self.objective = objective if objective is not None else Thinkless()
+        self.budget = budget
+        if budget is not None and reward_funcs is not None:
+            raise ValueError("rl.budget prices the objective's reward; it cannot shape explicit reward_funcs")
+        self._custom_rewards = reward_funcs is not None
+        if args is not None:
+            self.objective.check_args(args)
+        self._forced = None  # this process's forced rows of the current generation batch
+        self._rollouts = None  # the gathered batch and rewards of the current generation batch
+        super().__init__(model=model, reward_funcs=reward_funcs if self._custom_rewards else [_RewardName(self.objective)],
+                         args=args, **kwargs)
+        self._resets = tuple(self.objective.resets())
+        if any(ref for _, ref, _ in self._resets) and self.ref_model is None:
+            raise ValueError("objective.reward_schedule: reset_reference needs a reference model, i.e. rl.args.beta "
+                             f"> 0 and no PEFT adapter (rl.args.beta={self.beta}); drop reset_reference or set beta")
+        ds = self.accelerator.state.deepspeed_plugin
+        if any(ref for _, ref, _ in self._resets) and ds is not None and ds.zero_stage == 3:
+            raise ValueError("objective.reward_schedule: reset_reference is not supported under DeepSpeed ZeRO-3 "
+                             "(the reference's weights are checkpointed unsharded); use ZeRO-2 "
+                             "(accelerate/zero2.yaml, the recipe's) or drop reset_reference")
+        optim = str(getattr(self.args.optim, "value", self.args.optim))
+        if any(opt for _, _, opt in self._resets) and optim not in RESETTABLE_OPTIMS:
+            raise ValueError(f"objective.reward_schedule: reset_optimizer with rl.args.optim={optim!r}: valid choices "
+                             f"are {list(RESETTABLE_OPTIMS)} (optimizers whose fresh state is all zeros)")
+        if self._resets:
+            self.add_callback(_ResetCallback(self))
+
+    @cached_property
+    def _control_ids(self):
+        return control_token_ids(self.processing_class)
+
+    # ------------------------------------------------------------------ rollouts: forced first tokens
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        rollout = self.model.training and not self._custom_rewards
+        plan = self.objective.first_tokens(num_generations) if rollout else None
+        limit = (self.objective.length_cap(self.state.global_step) if rollout else None) or math.inf
+        if plan is None:
+            self._forced = None
+            completion_ids, logprobs = super()._generate_single_turn(prompt_ids, images, multimodal_fields,
+                                                                     num_generations, has_tool_images)
+            if limit < self.max_completion_length:  # cut as if generation stopped there (ThinkPrune's cap)
+                completion_ids = [list(c)[:limit] for c in completion_ids]
+                logprobs = None if logprobs is None else [list(lp)[:limit] for lp in logprobs]
+            return completion_ids, logprobs
+        modes, logps = plan
+        ids = {"think": self._control_ids.think, "short": self._control_ids.short}
+        offset = self.accelerator.process_index * len(prompt_ids)  # groups are consecutive in the global batch
+        pos = [(offset + i) % num_generations for i in range(len(prompt_ids))]
+        head = [ids[modes[p]] for p in pos]
+        # num_generations=1: every row is its own prompt now (vLLM's server mode would otherwise dedupe groups)
+        completion_ids, logprobs = super()._generate_single_turn([list(p) + [t] for p, t in zip(prompt_ids, head)],
+                                                                 images, multimodal_fields, 1, has_tool_images)
+        out_ids, out_lps = [], []
+        for i, (t, c) in enumerate(zip(head, completion_ids)):
+            cap = min(self.max_completion_length, self.objective.max_tokens(modes[pos[i]]) or math.inf, limit)
+            out_ids.append(([t] + list(c))[:cap])
+            if logprobs is not None:
+                out_lps.append(([logps[pos[i]]] + list(logprobs[i]))[:cap])
+        self._forced = (torch.tensor([MODE_CODE[modes[p]] for p in pos]), torch.tensor([logps[p] for p in pos]))
+        return out_ids, (out_lps if logprobs is not None else None)
+
+    # ------------------------------------------------------------------ rewards (the objective's) and mode usage
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        mode_key = "train" if self.model.training else "eval"
+        G = self.num_generations if mode_key == "train" else self.num_generations_eval
+        if self._custom_rewards:
+            rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+            batch = self._gather_rollouts(inputs, completions, completion_ids_list, G, grade=False)
+            self._log_mode_usage(batch, rewards_per_func.nansum(1).float().cpu(), mode_key)
+            return rewards_per_func
+        batch = self._gather_rollouts(inputs, completions, completion_ids_list, G, grade=True)
+        rewards = self.objective.rewards_for(batch).float()
+        m = self._metrics[mode_key]
+        priced = self._priced(batch, rewards, m) if self.budget is not None and mode_key == "train" else rewards
+        self._rollouts = (batch, priced)
+        m["rewards/ungradable_gold_frac"].append(torch.isnan(batch.correct).float().mean().item())
+        for k, v in self.objective.step_metrics(batch.step).items():
+            m[k].append(v)
+        self._log_mode_usage(batch, rewards, mode_key)  # the objective's reward, unpriced
+        return priced.unsqueeze(1).to(self.accelerator.device)
+
+    def _priced(self, batch: Rollouts, rewards: torch.Tensor, metrics) -> torch.Tensor:
+        """``rl.budget``: the rewards minus the multiplier times each rollout's cost, then one multiplier update on
+        the measured cost — the probe's (``_probe_think_ratio``) or the batch's (``thinkless.training.budget``). Every rank holds
+        the same gathered batch and the same probe sums, so the same λ."""
+        b = self.budget
+        free = batch.forced < 0
+        if b.probe:
+            t0 = time.perf_counter()
+            measured = self._probe_think_ratio()
+            metrics["budget/probe_seconds"].append(time.perf_counter() - t0)  # its share of step_time, per run
+        else:
+            measured = b.measure(batch.mode, batch.length, free)
+        priced = b.shape(rewards, batch.mode, batch.length)
+        metrics["budget/multiplier"].append(b.multiplier)  # the price this batch paid
+        metrics["budget/cost"].append(measured)
+        metrics["budget/target"].append(b.target)
+        b.update(measured)
+        if b.unreachable() and self.accelerator.is_main_process:
+            from ..runs.checks import warn
+
+            warn(f"rl.budget.{b.cost}", b.target, f"unreachable so far: the multiplier's dual-ascent part has sat at "
+                 f"its bound ({b.integral:+g}, the objective's reward range) for {b.patience} updates and the batch cost "
+                 f"is still {measured:.3g} at step {self.state.global_step}; no price moves this policy to the target "
+                 "on this data")
+        return priced
+
+    @cached_property
+    def _probe_ids(self) -> list[list[int]]:
+        """``rl.budget.probe`` prompts of the training set, drawn once (by the run's seed, so a resume draws the same),
+        tokenized as the rollouts' prompts are."""
+        n = len(self.train_dataset)
+        idx = torch.randperm(n, generator=torch.Generator().manual_seed(self.args.seed))[:self.budget.probe].tolist()
+        return self._tokenize_prompts([self.train_dataset[i]["prompt"] for i in idx])[0]
+
+    def _probe_think_ratio(self) -> float:
+        """The policy's expected think ratio on the probe: the mean over its prompts of the probability that the
+        rollouts' sampling settings draw ``<think>`` first. A fixed set and no sampling, so the price answers the policy
+        and not the batch's prompt mix. Every rank forwards the same number of prompts (ZeRO-3 gathers weights
+        collectively), its share of the probe, then the sums are gathered: every rank holds the same cost."""
+        from ..generation import HFGenerator
+        from ..serving.mode_control import sampled_token_prob
+
+        ids, W, r = self._probe_ids, self.accelerator.num_processes, self.accelerator.process_index
+        rows = [r + W * k for k in range(-(-len(ids) // W))]
+        model = self.accelerator.unwrap_model(self.model)
+        gen = HFGenerator(model, self._tokenizer, batch_size=self.args.per_device_train_batch_size)
+        p = sampled_token_prob(gen.first_logits([ids[i % len(ids)] for i in rows]), self._control_ids.think,
+                               self.temperature, self.top_p, self.top_k, self.min_p)
+        keep = torch.tensor([float(i < len(ids)) for i in rows])  # the last round's wrap-around rows count 0
+        total = self.accelerator.gather(torch.stack([(p * keep).sum(), keep.sum()]).to(self.accelerator.device))
+        total = total.view(-1, 2).sum(0)
+        return (total[0] / total[1]).item()
+
+    def _gather_rollouts(self, inputs, completions, completion_ids_list, G: int, *, grade: bool) -> Rollouts:
+        """The generation batch of every process as the grader sees it (``objectives.base.COLUMNS``)."""
+        ids = self._control_ids
+        stop = {*self.eos_token_ids, self._tokenizer.pad_token_id}
+        if grade:
+            verdicts = grade_completions(completions, [x["answer"] for x in inputs], [x.get("task") for x in inputs],
+                                         timeout=self.args.grading_timeout)
+        else:
+            verdicts = [None] * len(inputs)
+        forced = self._forced[0].tolist() if self._forced is not None else [-1.0] * len(inputs)
+        local = []
+        for x, c, v, f in zip(inputs, completion_ids_list, verdicts, forced):
+            first = c[0] if len(c) else None
+            lv, gr, tg = x.get("level"), x.get("group"), x.get("target")
+            local.append([math.nan if v is None else float(v.correct),
+                          1.0 if first == ids.think else 0.0 if first == ids.short else -1.0,
+                          MODE_CODE.get(v.mode, -1.0) if v is not None else -1.0,
+                          float(len(c)), float(not len(c) or c[-1] not in stop),
+                          float(lv) if lv is not None and lv >= 0 else -1.0, f,
+                          float(gr) if gr is not None and gr >= 0 else -1.0,
+                          math.nan if tg is None else float(tg)])  # the prompt's extra (Objective.prompt_extra)
+        rows = self.accelerator.gather(torch.tensor(local, dtype=torch.float32, device=self.accelerator.device)).cpu()
+        problems = None
+        if grade and self.objective.needs_problems:
+            problems = gather_object([x.get("problem", _last_user_turn(x["prompt"])) for x in inputs])
+        return Rollouts.from_rows(rows, G, step=self.state.global_step, problems=problems)
+
+    def _log_mode_usage(self, batch: Rollouts, reward: torch.Tensor, mode_key: str) -> None:
+        """Think ratio, accuracy, reward and length per mode, per level and per group: global on every rank."""
+        for k, v in mode_metrics(batch.mode, batch.correct, reward.cpu(), batch.length, batch.level, batch.G,
+                                 self.args.long_short_multiple, group=batch.group).items():
+            self._metrics[mode_key][k].append(v)
+
+    # ------------------------------------------------------------------ resets of the schedule (module docstring)
+
+    def _reference_was_reset(self, step: int) -> bool:
+        return any(ref and 0 < after <= step for after, ref, _ in self._resets)
+
+    def _reset(self, reference: bool, optimizer: bool) -> None:
+        if reference:
+            SyncRefModelCallback.sync_target_model(self.accelerator.unwrap_model(self.model),
+                                                   self.accelerator.unwrap_model(self.ref_model), 1.0)
+        if optimizer:
+            opt = self.optimizer
+            while hasattr(opt, "optimizer"):  # accelerate's / DeepSpeed's wrappers: the torch optimizer inside
+                opt = opt.optimizer
+            # zeroed in place, not cleared: a fresh AdamW's moments and step, in the structure checkpoints expect
+            for state in opt.state.values():
+                for k, v in state.items():
+                    if k not in FRESH_ZERO:  # e.g. an 8-bit optimizer's quantization maps: zero is not fresh there
+                        raise ValueError(f"objective.reward_schedule reset_optimizer: optimizer state {k!r} of "
+                                         f"{type(opt).__name__} has no known fresh value; valid for states of "
+                                         f"{sorted(FRESH_ZERO)} (rl.args.optim: adamw_torch, the recipe's)")
+                    if torch.is_tensor(v):
+                        v.zero_()
+                    else:
+                        state[k] = 0
+            for group in opt.param_groups:  # DeepSpeed's FusedAdam counts steps per group
+                if "step" in group:
+                    group["step"] = 0
+
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        """Beside the optimizer (so before ``trainer_state.json``, the mark of a complete checkpoint): the budget's
+        multiplier and, after a reference reset, the reference's weights."""
+        super()._save_optimizer_and_scheduler(output_dir)
+        if not self.accelerator.is_main_process:
+            return
+        import os
+
+        if self.budget is not None:  # the multiplier the next step prices with
+            self.budget.save(output_dir)
+        if self._reference_was_reset(self.state.global_step):  # the reference no longer comes from model.path
+            from safetensors.torch import save_model
+
+            save_model(self.accelerator.unwrap_model(self.ref_model), os.path.join(output_dir, REF_WEIGHTS))
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is not None and self.budget is not None:
+            self.budget.load(checkpoint)
+        if checkpoint is None or not self._reference_was_reset(self.state.global_step):
+            return
+        import os
+
+        from safetensors.torch import load_model
+
+        path = os.path.join(checkpoint, REF_WEIGHTS)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: the reference was reset before step {self.state.global_step} "
+                                    "(objective.reward_schedule reset_reference) but this checkpoint lacks its weights")
+        load_model(self.accelerator.unwrap_model(self.ref_model), path, device=str(self.accelerator.device))
+
+    # ------------------------------------------------------------------ the objective's advantages
+
+    def _generate_and_score_completions(self, inputs):
+        self._rollouts = None
+        out = super()._generate_and_score_completions(inputs)
+        n = len(inputs)
+        local = slice(self.accelerator.process_index * n, (self.accelerator.process_index + 1) * n)
+        if self._rollouts is not None:
+            batch, rewards = self._rollouts
+            adv = self.objective.advantages(rewards, batch)
+            if adv is not None:
+                out["advantages"] = torch.nan_to_num(adv[local], nan=0.0).to(out["advantages"])
+        if self._forced is not None and self.model.training:
+            device = out["completion_ids"].device
+            out["first_token_old_logp"] = self._forced[1].to(device)
+            ratio = out.get("importance_sampling_ratio")
+            if ratio is not None and ratio.shape[1] > 1:  # token-level: the forced token was sampled by the forcing
+                ratio = ratio.clone()
+                ratio[:, 0] = 1.0
+                out["importance_sampling_ratio"] = ratio
+        return out
+
+    # ------------------------------------------------------------------ the loss (the objective's aggregation)
+
+    def _compute_loss(self, model, inputs):
+        kind = self.objective.loss
+        if kind == "trl":
+            return super()._compute_loss(model, inputs)
+        decoupled = kind == "decoupled"
+
+        prompt_ids, prompt_mask = inputs["prompt_ids"], inputs["prompt_mask"]
+        completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
+        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+        attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
+        mask = completion_mask if "tool_mask" not in inputs else completion_mask * inputs["tool_mask"]
+        if decoupled:  # every row has a generated first token; truncation masking must not hide it (docstring)
+            mask = mask.clone()
+            mask[:, 0] = 1
+
+        per_token_logps, entropies, _ = self._get_per_token_logps_and_entropies(
+            model, input_ids, attention_mask, completion_ids.size(1), compute_entropy=True,
+            **{k: inputs.get(k) for k in ("pixel_values", "image_grid_thw", "num_images", "pixel_attention_mask",
+                                          "image_sizes", "token_type_ids", "mm_token_type_ids")
+               if inputs.get(k) is not None},
+        )
+        advantages = inputs["advantages"]
+        if advantages.dim() == 1:
+            advantages = advantages.unsqueeze(1)
+        old = inputs.get("old_per_token_logps")
+        old = per_token_logps.detach() if old is None else old
+        forced = inputs.get("first_token_old_logp")
+        if forced is not None:  # AdaptThink: the forced first token's old log-prob is the forcing's
+            old = old.clone()
+            rows = ~torch.isnan(forced)
+            old[rows, 0] = forced[rows].to(old.dtype)
+        log_ratio = per_token_logps - old
+        if not decoupled:  # one length-normalised ratio per sequence, the first token included (AdaptThink's)
+            seq = (log_ratio * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp(min=1)
+            log_ratio = seq.expand_as(log_ratio)
+        elif self.importance_sampling_level == "sequence":
+            # column 0 keeps its own token ratio; the response shares the sequence ratio of its tokens
+            resp_mask = mask[:, 1:]
+            seq = (log_ratio[:, 1:] * resp_mask).sum(-1, keepdim=True) / resp_mask.sum(-1, keepdim=True).clamp(min=1)
+            log_ratio = torch.cat([log_ratio[:, :1], seq.expand_as(log_ratio[:, 1:])], dim=1)
+        per_token_loss, coef_1 = clipped_surrogate(log_ratio, advantages, self.epsilon_low, self.epsilon_high,
+                                                   self.args.delta)
+
+        if self.off_policy_mask_threshold is not None:
+            sampling = inputs.get("sampling_per_token_logps", old)
+            per_token_loss = per_token_loss * self.get_off_policy_mask(
+                advantages, per_token_logps, sampling, mask, self.off_policy_mask_threshold)
+        effective_mask = mask
+        if self.top_entropy_quantile < 1.0:
+            entropy_mask = self.get_high_entropy_mask(entropies, mask, 1 - self.top_entropy_quantile)
+            entropy_mask[:, 0] = 1
+            per_token_loss = per_token_loss * entropy_mask
+            effective_mask = mask * entropy_mask
+        if self.use_vllm and self.vllm_importance_sampling_correction:
+            ratio = inputs["importance_sampling_ratio"]
+            if decoupled and ratio.shape[1] == 1 and "sampling_per_token_logps" in inputs:
+                col0 = torch.exp(torch.nan_to_num(old[:, :1] - inputs["sampling_per_token_logps"][:, :1]))
+                lo, hi = self.vllm_importance_sampling_clip_min, self.vllm_importance_sampling_clip_max
+                col0 = col0.clamp(min=lo if lo is not None else 0.0, max=hi if hi is not None else math.inf)
+                ratio = torch.cat([col0, ratio.expand(-1, per_token_loss.shape[1] - 1)], dim=1)
+            per_token_loss = per_token_loss * ratio
+        if self.beta != 0.0:
+            per_token_kl = k3_kl(inputs["ref_per_token_logps"], per_token_logps)
+            if self.args.use_bias_correction_kl:
+                per_token_kl = per_token_kl * coef_1
+            per_token_loss = per_token_loss + self.beta * per_token_kl
+
+        mode = "train" if self.model.training else "eval"
+        accum = self.current_gradient_accumulation_steps if mode == "train" else 1.0
+        alpha, norm = getattr(self.objective, "alpha", None), getattr(self.objective, "response_norm", None)
+        if not decoupled:  # TRL "grpo" scope: mean over the micro-batch's sequences / accumulation steps
+            loss = coupled_sequence_loss(per_token_loss, mask) / accum
+        elif norm == "sequence":  # TRL "grpo" scope: micro-batch means / accumulation steps
+            loss = degrpo_loss(per_token_loss, mask, alpha, "sequence") / accum
+        else:  # TRL "dapo" scope: share of the generation batch's global counts
+            scale = self.accelerator.num_processes
+            if mode == "train":
+                scale = scale / (self.current_gradient_accumulation_steps / self.args.steps_per_generation)
+            n_rows = float(self.args.generation_batch_size if mode == "train" else
+                           per_token_loss.shape[0] * self.accelerator.num_processes)
+            n_resp = (inputs["num_items_in_batch"] - n_rows).clamp(min=1.0)
+            loss = degrpo_loss(per_token_loss, mask, alpha, "token",
+                               control_denominator=n_rows / scale, response_denominator=n_resp / scale)
+        if self.entropy_coef != 0.0:  # see the module docstring: all completion tokens, TRL's/official scope
+            entropy = (entropies * effective_mask).sum() / effective_mask.sum().clamp(min=1.0)
+            loss = loss - self.entropy_coef * entropy / accum
+
+        m = self._metrics[mode]
+        m["loss/control"].append(self._global_mean(per_token_loss[:, :1].detach(), mask[:, :1]))
+        m["loss/response"].append(self._global_mean(per_token_loss[:, 1:].detach(), mask[:, 1:]))
+        if self.beta != 0.0:
+            m["kl"].append(self._global_mean(per_token_kl, mask))
+        m["entropy"].append(self._global_mean(entropies, mask))
+        low = (coef_1 < 1 - self.epsilon_low) & (advantages < 0)
+        high = (coef_1 > 1 + self.epsilon_high) & (advantages > 0)
+        m["clip_ratio/low_mean"].append(self._global_mean(low.float(), mask))
+        m["clip_ratio/high_mean"].append(self._global_mean(high.float(), mask))
+        m["clip_ratio/region_mean"].append(self._global_mean((low | high).float(), mask))
+        if self.use_vllm and self.vllm_importance_sampling_correction and "sampling_per_token_logps" in inputs:
+            self._log_importance_sampling(old, inputs["sampling_per_token_logps"], completion_ids, mask, m)
+        return loss
+
+    # ------------------------------------------------------------------ monitoring helpers
+
+    def _global_mean(self, x: torch.Tensor, mask: torch.Tensor) -> float:
+        x = x.expand_as(mask) if x.shape != mask.shape else x
+        totals = self.accelerator.reduce(torch.stack([(x * mask).sum(), mask.sum().float()]), reduction="sum")
+        return (totals[0] / totals[1].clamp(min=1.0)).item()
+
+    def _log_importance_sampling(self, trainer_logps, sampling_logps, completion_ids, mask, metrics) -> None:
+        """What the vLLM importance-sampling correction did to think and to short samples (global counts)."""
+        ids = self._control_ids
+        modes = {"think": completion_ids[:, 0] == ids.think, "short": completion_ids[:, 0] == ids.short}
+        counts = importance_sampling_stats(trainer_logps, sampling_logps, mask, modes,
+                                           self.vllm_importance_sampling_mode,
+                                           self.vllm_importance_sampling_clip_min,
+                                           self.vllm_importance_sampling_clip_max)
+        keys = sorted(counts)
+        totals = self.accelerator.reduce(torch.tensor([counts[k] for k in keys], dtype=torch.float64,
+                                                      device=mask.device), reduction="sum").tolist()
+        totals = dict(zip(keys, totals))
+        verb = "masked" if self.vllm_importance_sampling_mode.endswith("mask") else "truncated"
+        for mode_name in modes:
+            for unit in ("samples", "tokens"):
+                n = totals[f"{mode_name}/{unit}"]
+                if n > 0:
+                    metrics[f"sampling/is_{verb}_{unit}_{mode_name}"].append(
+                        totals[f"{mode_name}/affected_{unit}"] / n)
+
+
+class _ResetCallback(TrainerCallback):
+    """The schedule's resets at the end of their optimizer step, before that step's checkpoint is written."""
+
+    def __init__(self, trainer: DeGRPOTrainer):
+        self.trainer = trainer
+
+    def on_step_end(self, args, state, control, **kwargs):
+        for after, reference, optimizer in self.trainer._resets:
+            if after > 0 and state.global_step == after:  # at step 0 both are already fresh
+                self.trainer._reset(reference, optimizer)
+
+
+class _RewardName:
+    """What TRL holds as the reward function while the objective rewards: TRL names its metrics after it
+    (``rewards/<objective>/mean``) and never calls it (``DeGRPOTrainer._calculate_rewards`` does the work)."""
+
+    def __init__(self, objective: Objective):
+        self.__name__ = objective.name
+        self.objective = objective
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError("the objective's rewards are computed by DeGRPOTrainer on the gathered batch")
+
+
+def _last_user_turn(prompt) -> str:
+    return prompt if isinstance(prompt, str) else prompt[-1]["content"]
