@@ -8,8 +8,9 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ROOT = Path(__file__).resolve().parents[1]
-# the real tokenizers and math sets live in the repository (tests/fixtures/README.md: sources, licences, subsets)
-from .fixtures.build import DATA, QWEN, R1, TOKENIZERS, assemble_r1_tokenizer  # noqa: E402
+# the real tokenizers and math sets live in the repository (tests/fixtures/README.md: sources, licences, subsets);
+# the tests import DATA, QWEN, R1 and TOKENIZERS from here
+from .fixtures.build import DATA, QWEN, R1, TOKENIZERS, assemble_r1_tokenizer  # noqa: E402, F401
 
 assemble_r1_tokenizer()  # R1's tokenizer.json is kept as parts; checked byte for byte against the real file
 

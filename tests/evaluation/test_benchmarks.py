@@ -12,13 +12,13 @@ from thinkless.evaluation.benchmarks import load_benchmark
 from thinkless.evaluation.methods import resolve_methods
 from thinkless.evaluation.runner import validate_benchmarks
 from thinkless.grading import grade, normalize_gold
+from thinkless.tasks.synthetic import parse_prompt
+
+from ..conftest import DATA, ROOT
 
 
 def lenient(response, gold):
     return grade(response, gold, policy="lenient")
-from thinkless.tasks.synthetic import parse_prompt
-
-from ..conftest import DATA, ROOT
 
 
 def eval_cfg(*overrides):

@@ -247,7 +247,7 @@ def _lrs(trainer, after=0):
             and r["step"] > after}
 
 
-def test_resume_applies_the_run_configs_learning_rate_and_optimizer_settings(tiny, tmp_path, capsys):
+def test_resume_applies_the_run_configs_learning_rate_and_optimizer_settings(tiny, tmp_path, capsys):  # noqa: F811
     """rerun=resume with a changed learning rate and weight decay: the restored optimizer and schedule take the run
     config's values (printed), the schedule's position stays the checkpoint's."""
     from thinkless.runs.stage import train
@@ -269,7 +269,7 @@ def test_resume_applies_the_run_configs_learning_rate_and_optimizer_settings(tin
     assert 0.1 in {g["weight_decay"] for g in second.optimizer.param_groups}
 
 
-def test_a_run_never_exceeds_max_steps_after_a_kill_past_its_last_checkpoint(tiny, tmp_path, capsys):
+def test_a_run_never_exceeds_max_steps_after_a_kill_past_its_last_checkpoint(tiny, tmp_path, capsys):  # noqa: F811
     """Killed after its final checkpoint (in the report or the final save): the rerun takes no step."""
     from thinkless.reporting.monitor import MetricsLogCallback
     from thinkless.runs.stage import train
@@ -288,7 +288,7 @@ def test_a_run_never_exceeds_max_steps_after_a_kill_past_its_last_checkpoint(tin
     assert sum("train_runtime" in r for r in recs) == 1  # the summary of the last attempt only
 
 
-def test_a_checkpoint_without_its_optimizer_state_is_not_resumed_in_silence(tiny, tmp_path):
+def test_a_checkpoint_without_its_optimizer_state_is_not_resumed_in_silence(tiny, tmp_path):  # noqa: F811
     """The hostile audit: a checkpoint whose optimizer.pt was lost resumed with a fresh optimizer, said "resuming",
     exited 0 and ended on other weights. Now the resume stops, naming the file and the two ways on."""
     from thinkless.runs.checks import ConfigError
