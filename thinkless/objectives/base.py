@@ -82,9 +82,6 @@ class Rollouts:
         cols = rows.float().unbind(1)
         return cls(**dict(zip(COLUMNS, cols)), G=G, step=step, problems=problems)
 
-    def rows(self) -> torch.Tensor:
-        return torch.stack([getattr(self, c).float() for c in COLUMNS], 1)
-
     def grouped(self, x: torch.Tensor) -> torch.Tensor:
         return x.view(-1, self.G)
 
@@ -253,7 +250,3 @@ def make_objective(cfg) -> Objective:
                          f"{['objective.' + k for k in valid]}")
     return cls(**d)
 
-
-def group_mean(x: torch.Tensor, G: int) -> torch.Tensor:
-    """Mean of each group of ``G`` rows ignoring NaN, repeated per row."""
-    return torch.nanmean(x.view(-1, G), 1).repeat_interleave(G)

@@ -26,9 +26,6 @@ from ..oracle import oracle_choice
 from ..reward import RewardValues
 from ..tokens import SHORT, THINK
 
-COLUMNS = ("n", "think_acc", "think_tokens", "short_acc", "short_tokens", "free_think_ratio", "free_acc",
-           "free_reward", "free_tokens", "free_valid_mode")
-
 
 def report_methods(free_samples: int, free_temperature: float, biases=()) -> dict:
     """The report's method configs (``thinkless.evaluation.methods``); ``biases``: the think-threshold curve, the
