@@ -1,50 +1,11 @@
 """Training to a budget (``rl.budget``): a target think ratio or mean response length instead of a hand-tuned γ.
 
-The run solves ``max E[objective's reward]`` subject to ``E[cost] = target`` (or ``≤ target`` with ``at_most``) by
-Lagrangian relaxation. Every generation batch:
-
-* the cost of each rollout: ``think_ratio`` — 1 if its first token is ``<think>`` else 0 (the ``modes/think_ratio``
-  of the monitor); ``tokens`` — its length divided by the target (a relative cost, so the multiplier is in reward
-  units for both kinds);
-* the objective's rewards are shaped, ``r − λ · cost``, before its own advantage estimator sees them;
-* the policy's cost ``ĉ`` is measured: for ``think_ratio``, by default on a *probe* — ``probe`` training prompts
-  drawn once, the mean over them of the probability that the rollouts' sampling settings draw ``<think>`` first (one
-  forward pass over the prompts, no generation). The batch's own think ratio is an unbiased reading too, but a noisy
-  one: 16 prompts over the graded task's six classes move it by 0.05-0.10 from batch to batch, and the last batches'
-  prompt mix set where a run ended (measured: each seed's prompt order moved its final think ratio the same way under
-  every objective). A fixed probe has neither sampling nor prompt-mix noise, only a fixed class-mix error of its own
-  (about 0.016 sd for 512 prompts at a 0.4 target on the graded task: the classes' spread of think ratios over
-  √512). ``probe: 0`` reads the batch (its freely sampled rows); a
-  ``tokens`` budget always does (a length needs the response);
-* the multiplier is set from the measured cost by a PI controller on the constraint's violation
-  ``e = ĉ − c*`` (c* the target, both relative for ``tokens``): dual ascent on the integral,
-  ``λ_I ← λ_I + η·e``, plus a proportional term on its recent value, ``λ = λ_I + K·ē``. Read on the batch, ``ē`` is
-  an exponential average over about four batches (``SMOOTHING``: the batch's sampling noise would otherwise be
-  priced); read on the probe, ``ē = e``: the probe has no sampling noise to average, and an average is a lag of
-  about three batches in a loop that the optimizer's own lag already leaves little phase margin. Both
-  are kept ``≥ 0`` under ``at_most`` (a cap never pays for more thinking than the objective wants) and within
-  ``± reward range`` (at ``|λ| = R`` the cost alone outweighs any reward difference, so a larger price says nothing
-  more). ``K = 0`` is plain dual ascent (gradient ascent on the Lagrangian's dual).
-
-Under ``objective=thinkless`` thinking pays ``1 − γ − λ`` when right (``−1 − λ`` when wrong): the multiplier is
-an adaptive γ, ``γ_eff = γ + λ``, found by the run instead of by hand.
-
-Why a proportional term, and the defaults. The policy does not relax to a cost set by the price: its control-token
-logits *integrate* the price (each step moves them by the advantage difference it pays), behind the optimizer's own
-lag (Adam's momentum: about ``1 / (1 − β1)`` = 10 steps), so the cost follows ``dc/dt ≈ −b·(λ − λ*)``, some
-steps late. Plain dual ascent on top is a second integrator: an oscillation that the lag does not damp (measured on
-the graded task: a period of about 120 steps, ±0.1 in think ratio, the run ending wherever its phase is). With the
-proportional term the loop is ``ë + b·K·ė + b·η·e = 0``: the gains place its poles. The plant's gain is taken as
-``b = 1 / (R·τ)`` — the cost crosses its whole range in ``τ`` steps when the price is off by the reward range — with
-``τ = U / 10`` (``U`` the run's dual updates: one per generation batch, ``max_steps`` unless a batch spans several
-optimizer steps). Asking the loop for the time constant ``1 / (b·K) = τ`` gives ``K = R``
-(``rl.budget.proportional: auto``), and the damping ``ζ = 1/√2`` gives ``η = (b·K)² / (4ζ²·b) = R / (2τ) = 5·R / U``
-(``rl.budget.step_size: auto``). The same for every target, scaled by the run's length and the objective's reward
-range; ``proportional: 0`` is plain dual ascent. (``ζ = 1`` — SIMC's rule for an integrating process, ``η = R/(4τ)``
-— was measured too: it follows a drifting ``λ*`` less closely; docs/budget.md.)
-
-The multiplier is part of the run's state: saved in every checkpoint (``budget.json``) and restored on resume, so a
-resumed run prices exactly as the uninterrupted one.
+A Lagrange multiplier λ prices each rollout's cost (``think_ratio``: 1 if its first token is ``<think>``;
+``tokens``: its length over the target) out of the objective's rewards, ``r − λ·cost``, and after every generation
+batch a PI controller moves λ on the violation ``ĉ − c*``, the policy's cost ``ĉ`` read on a fixed probe of training
+prompts (a think ratio's default) or on the batch. Under ``objective=thinkless`` λ is an adaptive γ. λ is run state:
+saved in every checkpoint (``budget.json``) and restored on resume, so a resumed run prices as the uninterrupted one.
+How it works, why a proportional term, the ``auto`` gains' derivation and the measurements: docs/budget.md.
 """
 
 from __future__ import annotations
@@ -64,7 +25,7 @@ STATE_FILE = "budget.json"  # in every checkpoint of a run with a budget
 AUTO = "auto"
 RESPONSE_FLOOR = 2  # the shortest complete response: the control token and EOS
 SMOOTHING = 0.75  # the proportional term's average on the batch's reading: the past's weight (about four batches)
-STEP_FACTOR = 5.0  # step_size: auto = STEP_FACTOR x R / U (damping 1/√2; the module doc)
+STEP_FACTOR = 5.0  # step_size: auto = STEP_FACTOR x R / U (damping 1/√2; docs/budget.md, Gains)
 PROBE = 512  # probe: auto for a think ratio (its class-mix error: about 0.016 sd on the graded task at 0.4)
 
 
