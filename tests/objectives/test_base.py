@@ -259,3 +259,28 @@ def test_the_objectives_table_is_what_the_generator_writes():
     current = gen.PAGE.read_text()
     assert gen.BEGIN in current and gen.END in current
     assert gen.page(current) == current, "docs/objectives.md is stale: run python -m thinkless.objectives"
+
+
+def objective_hooks() -> set[str]:
+    """Every public name the base class defines (methods, properties and class attributes) plus ``__name__``."""
+    return {n for n in vars(Objective) if not n.startswith("_")} | {"__name__"}
+
+
+def test_every_hook_is_listed_in_the_module_doc_and_the_guide():
+    """The objectives' interface is documented in full, by purpose: every hook of ``Objective`` has its line in
+    base.py's module docstring and its row in docs/objectives.md's "What an objective owns" table, and neither lists
+    a hook the class does not have (a hook added, renamed or removed updates both)."""
+    import re
+
+    from thinkless.objectives import base
+
+    hooks = objective_hooks()
+    assert {"rewards_for", "advantages", "loss", "first_tokens", "resets", "label", "__name__"} <= hooks
+    doc = set(re.findall(r"``(\w+)", base.__doc__))
+    page = (ROOT / "docs" / "objectives.md").read_text()
+    section = page.split("## What an objective owns", 1)[1].split("**Adding an objective**", 1)[0]
+    rows = {m for line in section.splitlines() if line.startswith("| `")
+            for m in re.findall(r"`(\w+)", line.split(" | ", 1)[0])}
+    assert hooks - doc == set(), f"hooks missing from base.py's module docstring: {sorted(hooks - doc)}"
+    assert hooks - rows == set(), f"hooks missing from docs/objectives.md's table: {sorted(hooks - rows)}"
+    assert rows - hooks == set(), f"docs/objectives.md's table lists what Objective lacks: {sorted(rows - hooks)}"

@@ -1,24 +1,39 @@
 """What an adaptive-thinking objective is, and the one registry that names them (``objective=NAME``).
 
-An objective owns what makes a method different and nothing else:
+An objective owns what makes a method different and nothing else; everything else (generation on HF or vLLM,
+DeepSpeed, resume, validation, monitoring, export) is the trainer's (``thinkless.training.trainer``). Its hooks, by
+purpose (docs/objectives.md, "What an objective owns", has the same list; only ``rewards_for`` has no default):
 
-* ``rewards_for(batch)`` — its reward shaping, computed on the *gathered* generation batch (groups of ``G``
-  consecutive rows, possibly spanning processes) from the grader's verdicts, never from another reward;
-* ``advantages(rewards, batch)`` — its advantage estimator, or ``None`` for TRL's group-relative one;
-* ``loss`` — its aggregation: ``"decoupled"`` (DeGRPO: the control token its own α-weighted term),
-  ``"sequence"`` (a sequence-level ratio over all tokens, mean over sequences) or ``"trl"`` (TRL's own loss,
-  ``loss_type`` as configured);
-* ``first_tokens(G)`` — optionally, a rollout intervention: the control token each position of a group is forced
-  to start with, and the behaviour probability of that forcing (AdaptThink's importance sampling);
-* ``prepare(ctx)`` — optionally, a per-prompt pre-pass before training (AdaptThink's reference accuracy);
-* ``prompt_extra(rng)`` — optionally, a per-prompt extra rendered into the prompt (L1's target length): drawn once
-  per RL prompt when ``thinkless.training.rl.rl_prompts`` builds the rows, its text appended to the user turn and its number
-  kept in the row's ``target`` column, which every completion of that prompt carries to ``rewards_for``
-  (``Rollouts.target``).
-
-Everything else (generation on HF or vLLM, DeepSpeed, resume, validation, monitoring, export) is the trainer's
-(``thinkless.training.trainer``). Knobs are dataclass fields: ``make_objective`` checks each against its type before any
-work, naming the key ``objective.<knob>``.
+identity and knobs
+  ``name`` — ``objective=NAME`` (``@register`` enters it in ``OBJECTIVES``); dataclass fields are its knobs, each
+  checked against its type before any work (``make_objective``), errors naming ``objective.<knob>``
+rewards
+  ``rewards_for(batch)`` — its rewards, on the *gathered* generation batch (``Rollouts``: groups of ``G`` consecutive
+  rows, possibly spanning processes) from the grader's verdicts, never from another reward
+  ``needs_problems`` — gather each row's problem text into ``batch.problems`` for ``rewards_for``
+  ``reward_range()`` — largest minus smallest reward: the units ``rl.budget`` prices in (required by it)
+advantages
+  ``advantages(rewards, batch)`` — its advantage estimator; ``None``: TRL's group-relative one
+  ``standardises_groups(args)`` — whether a group's rewards are divided by their std (``rl.budget`` warns)
+loss
+  ``loss`` — the aggregation: ``"decoupled"`` (DeGRPO), ``"sequence"`` (AdaptThink) or ``"trl"`` (TRL's own)
+  ``trl_overrides()`` — the ``DeGRPOConfig`` fields it fixes (e.g. ``loss_type``); set in ``rl.args`` too: an error
+rollouts and prompting
+  ``first_tokens(G)`` — force each group position's control token, with the forcing's behaviour log-probability
+  ``max_tokens(mode)`` — a tighter length limit for completions forced to ``mode``
+  ``length_cap(step)`` — a length limit for every rollout generated at that step (ThinkPrune's cap)
+  ``prompt_extra(rng)`` — a per-prompt extra (L1's target length): its text appended to the user turn when
+  ``thinkless.training.rl.rl_prompts`` builds the rows, its number carried to ``rewards_for`` as ``Rollouts.target``
+  ``prepare(ctx)`` — a pre-pass over the run's prompts before training (AdaptThink's reference accuracy)
+schedule and resets
+  ``resets()`` — ``(after_step, reset_reference, reset_optimizer)``: what the trainer resets, and when
+checks
+  ``check_args(args)`` — refuse trainer arguments it cannot honour; ``warn_if_odd(warn)`` — legal but odd knobs
+reporting and the model card
+  ``step_metrics(step)`` — extra per-step metrics; ``label()`` — its name in titles and reports; ``knobs()`` — its
+  knobs as the card and result JSON print them; ``yardstick()`` — the reward the pipeline report's oracle uses;
+  ``citation`` — its paper's BibTeX; ``hub_tags`` / ``tags()`` — the card's tags; ``__name__`` — TRL's name for it
+  as a reward function
 """
 
 from __future__ import annotations
