@@ -1,4 +1,5 @@
-"""Stage 2: DeGRPO. `python train.py` runs the CPU demo from distill.py's output; see conf/train.yaml."""
+"""Stage 2: RL with any registered objective (`objective=NAME`; DeGRPO, `thinkless`, by default). `python train.py`
+runs the CPU demo from distill.py's output; see conf/train.yaml."""
 
 import hydra
 from omegaconf import DictConfig

@@ -18,7 +18,7 @@ def project_field(name: str) -> str:
 
 def test_one_version_everywhere():
     citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
-    newest = re.search(r"^## (\S+)", (ROOT / "CHANGELOG.md").read_text(), re.M).group(1)
+    newest = re.search(r"^## (?!Unreleased)(\S+)", (ROOT / "CHANGELOG.md").read_text(), re.M).group(1)  # released
     assert project_field("version") == f'"{thinkless.__version__}"'
     assert thinkless.__version__ == str(citation["version"]) == newest
 

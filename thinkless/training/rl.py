@@ -1,4 +1,5 @@
-"""Stage 2, DeGRPO: RL that teaches the distilled student *when* to think (``train.py`` is its entry point)."""
+"""Stage 2, RL: teaches the distilled student *when* to think with any registered objective (``objective=NAME``;
+DeGRPO, ``thinkless``, by default). ``train.py`` is its entry point."""
 
 from __future__ import annotations
 
