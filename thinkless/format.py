@@ -1,25 +1,11 @@
 """The Thinkless response format and prompt rendering: the one parser and the one prompt renderer.
 
-A *response* is what the model writes after the generation prompt. It is one of
-
-    short:  <short>ANSWER
-    think:  <think>REASONING</think>ANSWER
-
-``parse`` is the only code that reads this format (reward, reports, evaluation, SFT data, teachers all call it).
-It returns the mode, the reasoning, the *answer part* (the text an answer is read from) and whether the response
-is *well formed*:
-
-* a short response contains no other control token after ``<short>``;
-* a think response has exactly one ``<think>`` (its first token), exactly one ``</think>`` and no ``<short>``.
-
-The answer part is defined for any text, also malformed or foreign ones: the text after the last ``</think>``;
-``None`` when a ``<think>`` was never closed (the response ran out of tokens while thinking); for text without
-control tokens (a baseline model), the whole text. How strictly a grader uses it is the grading policy's business
-(``thinkless.grading``): the strict policy reads answers from well-formed responses only.
-
-``render_prompt`` is the only code that turns a problem into model input: the chat template (with an optional
-system prompt) around the user turn ``instruction`` (a template containing ``{problem}``, replaced literally, so
-``\\boxed{}`` needs no escaping), ending where the model must write its control token, plus an optional prefill.
+A response is ``<short>ANSWER`` or ``<think>REASONING</think>ANSWER``. ``parse`` is the only code that reads it (the
+reward, reports, evaluation, SFT data and teachers all call it): the mode, the reasoning, the *answer part* (the text
+after the last ``</think>``; ``None`` when thinking never closed; all of a text without control tokens) and whether
+the response is well formed; how strictly that is used is the grading policy's business (``thinkless.grading``).
+``render_prompt`` is the only code that turns a problem into model input: the chat template around the user turn,
+ending where the model writes its control token. Both in detail: docs/pipeline.md, "Prompts, response format, grading".
 """
 
 from __future__ import annotations

@@ -1,25 +1,12 @@
 """Answer extraction and grading: one grader, two named policies, safe in threads and processes.
 
-Policies (``GRADING_POLICIES``) say where an answer is read from; ``Grader(policy)`` applies one everywhere it grades
-(the reward, the reports, evaluation, teacher verification):
-
-* ``strict`` (the default, and the reward's): the last ``\\boxed{}`` of the answer part of a *well-formed* Thinkless
-  response (``thinkless.format.parse``); a malformed response, or one without a box, has no answer.
-* ``lenient``: the last ``\\boxed{}`` after the last ``</think>`` (format not checked), else the last plain number;
-  for baselines that do not box their answer or do not use the control tokens. Only where a config asks for it.
-
-The extracted answer is checked against the gold by exact comparison after a light normalization (leading zeros,
-thousands separators, ``\\dfrac``, spacing, ``\\left``/``\\right``, ``\\text{}``, ``$``), then with math-verify
-(symbolic and numeric equivalence, tuples, intervals, sets); ``exact=True`` (the synthetic task) compares strings.
-Which applies is a problem's *task* (``TASKS``; RL rows and benchmarks carry it), mapped to ``exact`` by ``is_exact``.
-
-Timeouts. math-verify's own timeout uses SIGALRM (main thread only), and a pathological answer such as
-``9^{9^{9^{9}}}`` makes sympy run big-integer C code that holds the GIL, so a watchdog *thread* cannot even regain
-control. We therefore run math-verify in a small worker *subprocess* (started lazily, one per process, restarted
-after a timeout): a check that exceeds ``timeout`` seconds kills the worker and counts as wrong. Where a worker
-cannot be started, we fall back to a watchdog thread (abandoned on timeout). Every pathological outcome is counted
-in ``GRADE_STATS``: ``timeout``, ``parse_error`` (math-verify raised), ``too_long`` (answers over
-``MAX_ANSWER_CHARS`` are not parsed at all). Works inside TRL reward workers, thread pools and DataLoader processes.
+``Grader(policy)`` (``GRADING_POLICIES``: ``strict``, the default and the reward's, reads the last ``\\boxed{}`` of a
+well-formed Thinkless response's answer part; ``lenient`` the last box or number after the last ``</think>``) is
+what the reward, the reports, evaluation and teacher verification all grade with. An answer is compared with the gold
+exactly after a light normalization, then with math-verify, or exactly only where the problem's task says so
+(``TASKS``, ``is_exact``). math-verify runs in a killable worker subprocess (a watchdog thread where none can start),
+because a pathological answer can hold the GIL past any timeout; every timeout, parse error and over-long answer is
+counted in ``GRADE_STATS``. Details: docs/evaluation.md, "Grading".
 """
 
 from __future__ import annotations

@@ -1,36 +1,10 @@
 """Inference methods: how the prompt is built and how the N samples of a problem are produced.
 
-Every method is a config (``conf/method/*.yaml``) with a ``type``:
-
-* ``prefill``: the chat prompt (generation prompt, no mode) plus a fixed ``prefill`` string the model continues.
-  *adaptive* (``prefill: ""``: the model picks ``<think>`` or ``<short>``), *forced_think* (``<think>``),
-  *forced_short* (``<short>``), *nothinking* (an already-closed thinking box,
-  ``<think>\\nOkay, I think I have finished thinking.\\n</think>\\n\\n``, Ma et al. 2025).
-* ``budget_forcing`` (s1, Muennighoff et al. 2025): think after ``prefill`` (``<think>``) for at most ``budget``
-  tokens (an int, or a fraction of the benchmark's max_new_tokens). If thinking ends early and ``num_wait`` > 0,
-  the end of thinking is replaced by ``wait`` ("Wait") and thinking goes on, up to ``num_wait`` times. If the
-  budget runs out, ``</think>`` + ``answer_prefix`` ("\\n\\nFinal Answer:") is appended. Then the model answers
-  with what is left of max_new_tokens (the whole response, injected text included, stays within it).
-* ``mode_sampled``: the control token is *sampled* at ``mode_temperature`` (the model's own choice, drawn from its
-  full mode distribution), then the response is continued with the shared sampling settings (greedy in the reports,
-  so accuracy differs from the forced modes only through the mode choice).
-* ``threshold``: the think threshold swept (``thinkless.serving.mode_control``): for every bias ``b`` in ``biases`` an
-  adaptive run whose ``<think>`` logit gets ``+b`` at the first generated position, reported as method
-  ``<name>@<b>``; together they trace one model's accuracy-vs-tokens curve. ``think_bias`` on any prefill method
-  sets one bias.
-* ``token_budgets``: an L1 policy (``objective=l1``) asked for a token budget: for every N in ``budgets`` an
-  adaptive run whose prompt renders ``token_budget=N`` through the model's chat template (the sentence it was
-  trained on, "Think for N tokens."), reported as method ``<name>@<N>`` with its budget adherence (requested vs
-  actual tokens, ``metrics.budget_adherence``). ``token_budget`` on any prefill method sets one budget.
-* ``parallel``: ``n`` samples of the ``base`` method per problem, one answer selected by ``selection``:
-  ``majority`` (vote over normalized answers), ``confidence`` (highest self-certainty) or ``verifier`` (an oracle
-  that accepts the problem if any sample is right: pass@n).
-
-``mode`` says how a sample's mode is counted: ``auto`` reads the leading control token of the response
-(``thinkless.format.parse``), ``think``/``short`` fix it (nothinking counts as ``short``: its thinking box is empty).
-``n`` (optional, any type) is the number of samples per problem (default: ``sampling.n``; for ``parallel`` the
-number of alternatives). ``grading`` (optional) names the grading policy for this method (default: the run's
-``grading.policy``; ``lenient`` for baselines that do not box their answers).
+Every method is a config (``conf/method/*.yaml``) with a ``type``: ``prefill`` (a fixed string after the chat
+prompt: adaptive, forced modes, NoThinking), ``budget_forcing`` (s1), ``mode_sampled`` (the control token sampled),
+``threshold`` (a think-bias sweep), ``token_budgets`` (an L1 policy asked for budgets) and ``parallel`` (``n``
+samples of a base method, one answer selected). What each does, its keys (``mode``, ``n``, ``grading``, ...) and
+how its mode is counted: docs/evaluation.md, "Methods".
 """
 
 from __future__ import annotations
