@@ -1,24 +1,10 @@
 """Scoring: pass@k, majority vote, confidence selection, and the per benchmark x method summary.
 
-Definitions (n = samples per problem, c = correct samples):
-
-* ``pass@1``: mean over problems of c/n (the mean accuracy of one sample);
-* ``pass@k``: the unbiased estimator 1 - C(n-c, k) / C(n, k) (Chen et al., 2021), averaged over problems;
-* ``maj@k``: accuracy of the majority answer among the first k samples (answers normalized, equivalent answers
-  merged with math-verify; ties go to the answer seen first);
-* ``conf@k``: accuracy of the sample with the highest self-certainty among the first k;
-* ``think_ratio``: fraction of samples in think mode; ``acc_think`` / ``acc_short``: accuracy among them;
-  ``invalid_mode_ratio``: fraction without a leading control token;
-* ``reward``: the mean Thinkless reward of the samples (when reward values are given);
-* ``tokens``: mean *response* tokens per sample (the prompt is not counted; the official Thinkless scripts count
-  it too), overall and per mode (``tokens_think``, ``tokens_short``);
-* ``cost_tokens``: tokens spent per answer: ``tokens`` for single-sample methods, the sum over the n samples for
-  parallel scaling; ``latency_tokens``: the longest of the samples run in parallel for one answer (a latency proxy);
-* ``wall_s`` and ``tokens_per_s``: generation wall time and sampled tokens per second.
-
-The mode-usage statistics (think ratio, invalid mode, reward, tokens, per-mode tokens and accuracy) are computed by
-``mode_usage``, the same function behind the RL trainer's ``modes/*`` curves (``thinkless.reporting.monitor.mode_metrics``);
-three keep their evaluation names here (``RESULT_NAMES``).
+Each metric's definition (``pass@k`` is Chen et al.'s unbiased estimator; ``tokens`` counts response tokens only):
+docs/evaluation.md, "Metrics". The mode-usage statistics (think ratio, invalid mode, reward, tokens and accuracy per
+mode) come from ``mode_usage``, the same function behind the RL trainer's ``modes/*`` curves
+(``thinkless.reporting.monitor.mode_metrics``), so evaluation and training count alike; the lengths and the invalid
+mode keep their evaluation names here (``RESULT_NAMES``: ``tokens_*``, ``invalid_mode_ratio``).
 """
 
 from __future__ import annotations
