@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv with thinkless and its pinned stack.
-#   bash scripts/setup.sh          everything (what scripts/test.sh runs): the package, the dev tools (pytest) and
+#   bash scripts/setup.sh          everything (what scripts/test.sh runs): the package, the dev tools (pytest, ruff) and
 #                                  vLLM's CPU build (the tests run a real vLLM engine on CPU; serving on a CPU)
 #   bash scripts/setup.sh --demo   the package alone: what scripts/demo.sh needs (HF generation, no vLLM)
 # Idempotent and incremental: each part (package, dev tools, vLLM) has its own stamp in .venv and is installed only
