@@ -2,21 +2,11 @@
 
 ``vllm serve <model> --logits-processors thinkless.vllm_think_bias:ThinkBias --middleware
 thinkless.serving.check_request`` (``trl vllm-serve`` forwards both flags). The middleware reads the JSON body of
-``/v1/chat/completions`` and ``/v1/completions`` and rejects, before the engine sees them:
-
-* a ``think_bias`` (``vllm_xargs``) that is not a number within ``±MAX_THINK_BIAS`` (NaN acted as +inf; 1e39 is
-  finite in Python but overflows float32, the logits' type, to inf; a string or a bool is not a bias);
-* ``chat_template_kwargs.thinking`` other than auto / on / off, and ``thinking=on|off`` together with a
-  ``think_bias``: the mode is already prefilled, so the bias would land on the token after it (``<short>`` then a
-  full ``<think>`` trace);
-* unknown ``chat_template_kwargs`` keys that look like ours (``enable_thinking``, ``think``, ``think_bias``, ...):
-  the template would ignore them silently; likewise ``vllm_xargs`` keys that look like a misspelt ``think_bias``;
-* ``chat_template_kwargs.token_budget`` (an L1 policy's per-request token budget, ``objective=l1``: its template
-  renders "Think for N tokens." into the user turn as in training) that is not an integer in
-  ``[1, MAX_TOKEN_BUDGET]``; misspelt budget keys (``max_tokens_budget``, ``budget``, ...) as unknown keys.
-
-``ThinkBias.validate_params`` applies the bias rule too (a server started without the middleware still rejects a
-bad bias), and the processor never biases a position after a prefilled mode token.
+``/v1/chat/completions`` and ``/v1/completions`` and rejects, before the engine sees them, what would otherwise be
+ignored or misapplied in silence: a ``think_bias`` outside ``±MAX_THINK_BIAS`` (or not a number), a ``thinking``
+other than auto/on/off or together with a bias, a ``token_budget`` outside ``[1, MAX_TOKEN_BUDGET]``, and keys that
+look like a misspelling of ours. ``ThinkBias.validate_params`` applies the bias rule too, for a server started
+without the middleware. Each rule and why: docs/serving.md.
 """
 
 from __future__ import annotations
