@@ -1,21 +1,11 @@
 """Weights & Biases wiring shared by distill, train and eval.
 
-One experiment's stages share ``wandb.group`` (default: the run name) and differ by ``job_type``
-(``distill`` / ``train`` / ``eval``), so distill → train → eval of one experiment sit together in the UI; the
-run's display name defaults to ``<group>-<job_type>``. Project, entity, tags and name come from the ``wandb``
-config group (``conf/wandb/default.yaml``); the API key only from the environment (``WANDB_API_KEY`` or
-``wandb login``), never from a config.
-
-* ``wandb.enabled=false`` (the default) disables everything: wandb is not imported, no run and no ``wandb/``
-  folder is created, and the trainers get ``report_to=[]``.
-* ``wandb.mode=offline`` logs to ``<output_dir>/wandb/offline-run-*`` for a later ``wandb sync``.
-* A requeued Slurm job continues the same run: ``slurm/common.sh`` exports ``WANDB_RUN_ID`` (stable over
-  requeues) and ``WANDB_RESUME=allow``, which ``wandb.init`` reads from the environment.
-
-Only the main process (``RANK`` 0) starts a run; transformers' ``WandbCallback`` (``report_to=["wandb"]``) then
-logs every trainer log line into it, prefixed ``train/`` and stepped by ``train/global_step``. The mode-usage
-curves (``train/modes/*``, logged by ``thinkless.reporting.monitor``) are defined against that step with
-``define_metric``, so they line up with the trainer step whatever else is logged in between.
+One experiment's stages share ``wandb.group`` (the run name) and differ by ``job_type``, so they sit together in the
+UI; settings come from the ``wandb`` config group, the API key only from the environment. ``wandb.enabled=false``
+(the default) imports nothing and creates nothing. Only the main process starts a run; transformers'
+``WandbCallback`` logs every trainer line into it, and the mode-usage curves are defined against
+``train/global_step`` so they line up with the trainer step. Usage (offline runs, requeued jobs): docs/cluster.md,
+"Weights & Biases".
 """
 
 from __future__ import annotations
