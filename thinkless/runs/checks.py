@@ -1,23 +1,11 @@
 """Config checks that run before any work, and warnings for values that are legal but almost certainly a mistake.
 
-Errors (``ConfigError``) name the key and what is valid:
-
-* ``check_trainer_args``: every key of a stage's ``args`` mapping (``training.args``, ``rl.args``) against the
-  fields of the TRL config dataclass it becomes (``SFTConfig``, ``DeGRPOConfig``): an unknown key, or a value whose
-  type the field's annotation does not allow where it expects a number or a flag (``learning_rate=abc``,
-  ``max_steps=1.5``, ``bf16=maybe``), or a non-finite number, or one outside float32's range or the field's valid
-  range (``ARG_MINIMUMS``: ``learning_rate=-1``, ``num_generations=0``; ``max_steps`` is -1 or >= 1), stops the
-  run before the model is loaded;
-* ``check_numbers``: the other keys that hold numbers, declared in ``NUMERIC_KEYS`` per stage (``*`` matches any
-  key or list index) with their valid range where a value outside it could only fail later, e.g.
-  ``rl_data.num_problems=abc``, ``report.benchmark.n_per_level=0`` (a report over no problems, after training),
-  ``method.adaptive.think_bias=1e39`` (``thinkless.serving.requests.MAX_THINK_BIAS``); a float beyond float32's range is
-  refused everywhere;
-* ``check_number``: one value, for code that validates its own knobs.
-
-Warnings (``warn``): a legal value that is likely a mistake (a negative α) is logged as a warning (console and the
-run's log) and collected; the stage runner writes the collected warnings into the stage's result JSON and the wandb
-summary (``thinkless.runs.stage.finish_stage``), so a run that finished still shows them.
+Errors (``ConfigError``) name the key and what is valid: ``check_trainer_args`` checks a stage's ``args`` against the
+TRL config dataclass it becomes (unknown keys, types, ``ARG_MINIMUMS`` ranges), ``check_numbers`` the other numeric
+keys (``NUMERIC_KEYS``, per stage), ``check_number`` one value for code that checks its own knobs; a float beyond
+float32's range is refused everywhere. Why before any work: a bad value TRL or torch would refuse only later (after
+the model loads, or after training, in the report) or never. Warnings (``warn``) are logged and collected into the
+stage's result JSON and wandb summary, so a finished run still shows them. What is checked: docs/configuration.md.
 """
 
 from __future__ import annotations
