@@ -33,8 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.gym import (Plan, class_name, command_line, distill, fmt, log, machine_line, run_all,  # noqa: E402
-                       write_results)
+from bench.common import (Plan, class_name, command_line, distill, fmt, log, machine, run_all,  # noqa: E402
+                          write_results)
 from thinkless.training.budget import priceable  # noqa: E402
 
 OBJECTIVES = ("thinkless", "length_penalty", "grpo")  # the default selection: docs/budget.md's published runs
@@ -240,12 +240,12 @@ def main(argv=None) -> None:
             f"tokens: "
             f"the final policy's free choice on the report benchmark. The think-bias columns: the unconstrained run of "
             f"the same objective and seed, moved to the target by the bias that gives it in expectation (its own "
-            f"log-odds on the benchmark), measured in the same report. Machine: {machine_line()}. Command: "
+            f"log-odds on the benchmark), measured in the same report. Machine: {machine()}. Command: "
             f"`{command_line('bench/budget.py')}`.\n\n{head}\n" + "\n".join(rows) +
             f"\n\n## Where the thinking goes: think ratio per class (the oracle's allocation at the target in "
             f"brackets)\n\n{per_class}\n")
     picture(runs, summary, plan.objectives, targets, out / f"budget{suffix}.png")
-    data = {"machine": machine_line(), "plan": asdict(plan), "targets": targets, "gain": gain, "summary": summary,
+    data = {"plan": asdict(plan), "targets": targets, "gain": gain, "summary": summary,
             "runs": runs}
     write_results(out, f"budget_results{suffix}", text, data)
     print(text, flush=True)

@@ -1,17 +1,29 @@
-"""Shared helpers for the benchmarks: a tiny RL setup, timers, medians, machine description."""
+"""The bench library: what several benchmarks share, so that no bench imports another bench's script.
+
+* the machine and in-process timing: ``cpu_name``, ``machine``, ``median``, ``Timers``, ``tiny_rl_setup``;
+* the gym's runs (bench/gym.py, bench/budget.py): the run plan (``Plan``), a script run with its log
+  (``run_script``), the shared distillation (``distill``), one RL run and many (``train_run``, ``run_all``) and a
+  finished run's numbers (``summarize_run``);
+* results: ``spread``/``fmt`` (mean ± sd over seeds), ``class_name``, ``command_line``, ``write_results``.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+TASK = ["rl_data=graded", "benchmark@report.benchmark=graded"]  # the gym's task: every gym and budget run's
 
 
 def cpu_name() -> str:
@@ -79,3 +91,158 @@ def tiny_rl_setup(tmp: Path, *, hidden=128, layers=2, n_prompts=64, seed=0):
                              "task": "synthetic", "level": p.level}
                             for p in make_problems(n_prompts, [1, 2, 3, 4, 5, 6], seed=seed)])
     return tok, ds
+
+
+# ------------------------------------------------------------------ the gym's runs
+
+
+def registered_objectives() -> list[str]:
+    """Every registered objective (thinkless/objectives/), by name: a plan's default."""
+    from thinkless.objectives import OBJECTIVES
+
+    return list(OBJECTIVES)
+
+
+@dataclass
+class Plan:
+    """What every run shares. ``--quick`` shrinks it to seconds; the defaults are the published leaderboard."""
+
+    seeds: list = field(default_factory=lambda: [0, 1, 2])
+    objectives: list = field(default_factory=registered_objectives)
+    steps: int = 100                 # conf/rl/degrpo_cpu.yaml runs 260; 100 fit 15 runs in 45 minutes (docs/gym.md)
+    timing_steps: int = 20           # step-time ratio: the first N steps of a run vs stock TRL GRPO's first N
+    jobs: int = 1                    # runs at once; 1 keeps wall times and step-time ratios comparable
+    tag: str = ""                    # --train overrides, in run labels and folders
+    distill: list = field(default_factory=list)  # extra distill.py overrides
+    train: list = field(default_factory=list)    # extra train.py overrides (every run alike)
+
+    @classmethod
+    def quick(cls) -> "Plan":
+        small = ["report.benchmark.n_per_level=6", "report.free_samples=1"]
+        return cls(seeds=[0], steps=3, timing_steps=2, jobs=2,
+                   distill=["training.args.max_steps=20", "data.num_problems=200", *small],
+                   train=["rl.args.per_device_train_batch_size=16", "rl.args.num_generations=4",
+                          "rl.args.save_steps=100", "rl_data.validation=null", "report.threshold_biases=[-4,0,4]",
+                          *small])
+
+
+def log(msg: str) -> None:
+    sys.stdout.write(f"[gym {time.strftime('%H:%M:%S')}] {msg}\n")  # one write: runs at once do not interleave
+    sys.stdout.flush()
+
+
+def run_script(script: str, overrides: list[str], logfile: Path) -> float:
+    """``python <script> overrides...`` with its output in ``logfile``; wall seconds. Fails naming the log."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false",
+           "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "WANDB_MODE": os.environ.get("WANDB_MODE",
+                                                                                                "offline")}
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with logfile.open("w") as f:
+        rc = subprocess.run([sys.executable, str(ROOT / script), *overrides], cwd=ROOT, env=env, stdout=f,
+                            stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        tail = logfile.read_text()[-3000:]
+        raise RuntimeError(f"{script} {' '.join(overrides)} failed ({rc}); its output: {logfile}\n{tail}")
+    return time.perf_counter() - t0
+
+
+def distill(out: Path, plan: Plan) -> Path:
+    """The one distillation every run starts from (skipped when its model is there)."""
+    d = out / "distill"
+    if not (d / "distill_result.json").is_file():
+        log("distilling the graded task (shared by every run)")
+        s = run_script("distill.py", ["data=graded", "benchmark@report.benchmark=graded", f"output_dir={d}",
+                                      "run_name=gym", "training.args.disable_tqdm=true", *plan.distill],
+                       out / "logs" / "distill.log")
+        log(f"distilled in {s:.0f}s")
+    return d / "model"
+
+
+def train_run(out: Path, model: Path, label: str, overrides: list[str], seed: int, plan: Plan) -> dict:
+    """One RL run (skipped when finished); its row of the results."""
+    d = out / "runs" / f"{label}-s{seed}"
+    done = d / "gym_run.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    log(f"training {label} seed {seed}")
+    wall = run_script("train.py", [*overrides, *TASK, f"model.path={model}", f"output_dir={d}", "run_name=gym",
+                                   f"seed={seed}", f"rl.args.max_steps={plan.steps}", *plan.train],
+                      out / "logs" / f"{label}-s{seed}.log")
+    row = {"label": label, "seed": seed, "overrides": overrides, "dir": str(d.relative_to(out)), "wall_s": round(wall, 1),
+           **summarize_run(d)}
+    done.write_text(json.dumps(row, indent=2))
+    log(f"{label} seed {seed}: E[r] {row['reward']:.3f} (oracle {row['oracle_reward']:.3f}), acc {row['acc']:.3f}, "
+        f"think {row['think_ratio']:.2f}, {row['tokens']:.1f} tokens, {wall:.0f}s")
+    return row
+
+
+def run_all(plan: Plan, calls: list[tuple]) -> list[dict]:
+    """``train_run(*call)`` for every call, ``plan.jobs`` at a time (their rows in the calls' order)."""
+    if plan.jobs <= 1:
+        return [train_run(*c) for c in calls]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(plan.jobs) as pool:  # each run is its own process: threads only wait
+        return list(pool.map(lambda c: train_run(*c), calls))
+
+
+def summarize_run(d: Path) -> dict:
+    """A finished run's numbers, read from what train.py wrote (the pipeline report, metrics.jsonl)."""
+    from thinkless.reporting.monitor import read_metrics
+
+    res = json.loads((d / "train_result.json").read_text())
+    rep = res["report"]
+    after = json.loads((d / "report_after_rl.json").read_text())
+    rows = after.get("per_group") or after["per_level"]
+    n = sum(r["n"] for r in rows.values())
+    mean = lambda k: sum(r[k] * r["n"] for r in rows.values()) / n  # noqa: E731
+    cfg = json.loads((d / "run_config.json").read_text())["config"]
+    per_step = cfg["rl"]["args"]["per_device_train_batch_size"] * cfg["rl"]["args"].get("gradient_accumulation_steps",
+                                                                                        1)
+    lines = [r for r in read_metrics(d / "metrics.jsonl") if "completions/mean_length" in r]
+    return {"reward": rep["reward_rl"], "oracle_reward": rep["reward_oracle"], "acc": rep["overall_acc_rl"],
+            "forced_think_acc": rep["overall_acc_forced_think"], "tokens": mean("free_tokens"),
+            "think_ratio": mean("free_think_ratio"),
+            "classes": {k: {"think_ratio": v["think_ratio"], "oracle": v["oracle"], "acc": v["acc"],
+                            "reward": v["reward"]} for k, v in rep["levels"].items()},
+            "targets": rep.get("targets", {}),
+            "rollout_tokens": int(sum(r["completions/mean_length"] * per_step for r in lines)),
+            "step_times": [r["step_time"] for r in lines if "step_time" in r],
+            "train_s": res.get("train_seconds"), "threshold": rep.get("threshold", [])}
+
+
+# ------------------------------------------------------------------ results
+
+
+def spread(xs) -> tuple[float, float]:
+    """(mean, sample sd) of the finite values, NaN when none: thinkless.evaluation.seeds.spread as a pair."""
+    from thinkless.evaluation.seeds import spread as seed_spread
+
+    s = seed_spread(list(xs))
+    return (float("nan"), float("nan")) if s["n"] == 0 else (s["mean"], s["sd"])
+
+
+def fmt(xs, spec="{:.3f}") -> str:
+    m, s = spread(xs)
+    return spec.format(m) + (f" ± {spec.replace('+', '').format(s)}" if len(xs) > 1 else "")
+
+
+def class_name(k: str) -> str:
+    from thinkless.reporting.report import unit_label
+
+    return unit_label("class", k)
+
+
+def command_line(script: str) -> str:
+    """How this invocation of ``script`` was called (the results name it), with the thread setting if the
+    environment set one."""
+    env = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if os.environ.get("OMP_NUM_THREADS") else ""
+    return f"{env}python {script} {' '.join(sys.argv[1:])}".rstrip()
+
+
+def write_results(out: Path, name: str, text: str, data: dict) -> None:
+    """``out/name.md`` (``text``) and ``out/name.json`` (``data`` after the machine it was measured on)."""
+    (out / f"{name}.md").write_text(text)
+    (out / f"{name}.json").write_text(json.dumps({"machine": machine(), **data}, indent=2))
+    log(f"wrote {out / (name + '.md')} and {name}.json")

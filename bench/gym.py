@@ -19,79 +19,22 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
-import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import (TASK, Plan, class_name, command_line, distill, fmt, log, machine, run_all,  # noqa: E402
+                          run_script, spread, write_results)
 from thinkless.objectives import OBJECTIVES as REGISTRY  # noqa: E402
 
 OBJECTIVES = tuple(REGISTRY)  # every registered objective (thinkless/objectives/), by name
 GAMMAS = (0.1, 0.3, 0.5, 0.7, 0.9)
 GAMMA = 0.5  # the gym's yardstick: conf/objective/thinkless.yaml's correct_think = 1 − γ
-TASK = ["rl_data=graded", "benchmark@report.benchmark=graded"]
-
-
-@dataclass
-class Plan:
-    """What every run shares. ``--quick`` shrinks it to seconds; the defaults are the published leaderboard."""
-
-    seeds: list = field(default_factory=lambda: [0, 1, 2])
-    objectives: list = field(default_factory=lambda: list(OBJECTIVES))
-    steps: int = 100                 # conf/rl/degrpo_cpu.yaml runs 260; 100 fit 15 runs in 45 minutes (docs/gym.md)
-    timing_steps: int = 20           # step-time ratio: the first N steps of a run vs stock TRL GRPO's first N
-    jobs: int = 1                    # runs at once; 1 keeps wall times and step-time ratios comparable
-    tag: str = ""                    # --train overrides, in run labels and folders
-    distill: list = field(default_factory=list)  # extra distill.py overrides
-    train: list = field(default_factory=list)    # extra train.py overrides (every run alike)
-
-    @classmethod
-    def quick(cls) -> "Plan":
-        small = ["report.benchmark.n_per_level=6", "report.free_samples=1"]
-        return cls(seeds=[0], steps=3, timing_steps=2, jobs=2,
-                   distill=["training.args.max_steps=20", "data.num_problems=200", *small],
-                   train=["rl.args.per_device_train_batch_size=16", "rl.args.num_generations=4",
-                          "rl.args.save_steps=100", "rl_data.validation=null", "report.threshold_biases=[-4,0,4]",
-                          *small])
-
-
-def log(msg: str) -> None:
-    sys.stdout.write(f"[gym {time.strftime('%H:%M:%S')}] {msg}\n")  # one write: runs at once do not interleave
-    sys.stdout.flush()
-
-
-def run_script(script: str, overrides: list[str], logfile: Path) -> float:
-    """``python <script> overrides...`` with its output in ``logfile``; wall seconds. Fails naming the log."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false",
-           "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "WANDB_MODE": os.environ.get("WANDB_MODE",
-                                                                                                "offline")}
-    logfile.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    with logfile.open("w") as f:
-        rc = subprocess.run([sys.executable, str(ROOT / script), *overrides], cwd=ROOT, env=env, stdout=f,
-                            stderr=subprocess.STDOUT).returncode
-    if rc != 0:
-        tail = logfile.read_text()[-3000:]
-        raise RuntimeError(f"{script} {' '.join(overrides)} failed ({rc}); its output: {logfile}\n{tail}")
-    return time.perf_counter() - t0
-
-
-def distill(out: Path, plan: Plan) -> Path:
-    """The one distillation every run starts from (skipped when its model is there)."""
-    d = out / "distill"
-    if not (d / "distill_result.json").is_file():
-        log("distilling the graded task (shared by every run)")
-        s = run_script("distill.py", ["data=graded", "benchmark@report.benchmark=graded", f"output_dir={d}",
-                                      "run_name=gym", "training.args.disable_tqdm=true", *plan.distill],
-                       out / "logs" / "distill.log")
-        log(f"distilled in {s:.0f}s")
-    return d / "model"
 
 
 def objective_overrides(name: str, plan: Plan, quick: bool) -> list[str]:
@@ -102,119 +45,21 @@ def objective_overrides(name: str, plan: Plan, quick: bool) -> list[str]:
     return out
 
 
-def train_run(out: Path, model: Path, label: str, overrides: list[str], seed: int, plan: Plan) -> dict:
-    """One RL run (skipped when finished); its row of the results."""
-    d = out / "runs" / f"{label}-s{seed}"
-    done = d / "gym_run.json"
-    if done.is_file():
-        return json.loads(done.read_text())
-    log(f"training {label} seed {seed}")
-    wall = run_script("train.py", [*overrides, *TASK, f"model.path={model}", f"output_dir={d}", "run_name=gym",
-                                   f"seed={seed}", f"rl.args.max_steps={plan.steps}", *plan.train],
-                      out / "logs" / f"{label}-s{seed}.log")
-    row = {"label": label, "seed": seed, "overrides": overrides, "dir": str(d.relative_to(out)), "wall_s": round(wall, 1),
-           **summarize_run(d)}
-    done.write_text(json.dumps(row, indent=2))
-    log(f"{label} seed {seed}: E[r] {row['reward']:.3f} (oracle {row['oracle_reward']:.3f}), acc {row['acc']:.3f}, "
-        f"think {row['think_ratio']:.2f}, {row['tokens']:.1f} tokens, {wall:.0f}s")
-    return row
-
-
-def run_all(plan: Plan, calls: list[tuple]) -> list[dict]:
-    """``train_run(*call)`` for every call, ``plan.jobs`` at a time (their rows in the calls' order)."""
-    if plan.jobs <= 1:
-        return [train_run(*c) for c in calls]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(plan.jobs) as pool:  # each run is its own process: threads only wait
-        return list(pool.map(lambda c: train_run(*c), calls))
-
-
-def summarize_run(d: Path) -> dict:
-    """A finished run's numbers, read from what train.py wrote (the pipeline report, metrics.jsonl)."""
-    from thinkless.reporting.monitor import read_metrics
-
-    res = json.loads((d / "train_result.json").read_text())
-    rep = res["report"]
-    after = json.loads((d / "report_after_rl.json").read_text())
-    rows = after.get("per_group") or after["per_level"]
-    n = sum(r["n"] for r in rows.values())
-    mean = lambda k: sum(r[k] * r["n"] for r in rows.values()) / n  # noqa: E731
-    cfg = json.loads((d / "run_config.json").read_text())["config"]
-    per_step = cfg["rl"]["args"]["per_device_train_batch_size"] * cfg["rl"]["args"].get("gradient_accumulation_steps",
-                                                                                        1)
-    lines = [r for r in read_metrics(d / "metrics.jsonl") if "completions/mean_length" in r]
-    return {"reward": rep["reward_rl"], "oracle_reward": rep["reward_oracle"], "acc": rep["overall_acc_rl"],
-            "forced_think_acc": rep["overall_acc_forced_think"], "tokens": mean("free_tokens"),
-            "think_ratio": mean("free_think_ratio"),
-            "classes": {k: {"think_ratio": v["think_ratio"], "oracle": v["oracle"], "acc": v["acc"],
-                            "reward": v["reward"]} for k, v in rep["levels"].items()},
-            "targets": rep.get("targets", {}),
-            "rollout_tokens": int(sum(r["completions/mean_length"] * per_step for r in lines)),
-            "step_times": [r["step_time"] for r in lines if "step_time" in r],
-            "train_s": res.get("train_seconds"), "threshold": rep.get("threshold", [])}
-
-
 def stock_grpo_step_times(out: Path, model: Path, plan: Plan) -> list[float]:
     """Step times of stock ``trl.GRPOTrainer`` (Thinkless's reward as a plain reward function) on the same start,
-    prompts and ``rl.args``, for ``plan.timing_steps`` steps: the denominator of every run's step-time ratio."""
+    prompts and ``rl.args``, for ``plan.timing_steps`` steps (bench/stock_grpo.py, its own process): the
+    denominator of every run's step-time ratio."""
     path = out / "stock_grpo.json"
     if path.is_file():
         return json.loads(path.read_text())["step_times"]
     log(f"timing stock TRL GRPO ({plan.timing_steps} steps)")
-    script = (
-        f"CONF = {str(ROOT / 'conf')!r}\n"
-        "import json, sys, dataclasses, torch\n"
-        "from hydra import compose, initialize_config_dir\n"
-        "from omegaconf import OmegaConf\n"
-        "from thinkless.training.rl import rl_prompts, skip_unused_vllm_import\n"
-        "out, model, steps, seed, ov = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5:]\n"
-        "with initialize_config_dir(config_dir=CONF, version_base=None):\n"
-        "    cfg = compose('train', overrides=ov)\n"
-        "skip_unused_vllm_import(cfg)  # as train.py does: the same start for both\n"
-        "from datasets import Dataset\n"
-        "from trl import GRPOConfig, GRPOTrainer\n"
-        "from thinkless.tasks.data import DropStats\n"
-        "from thinkless.modeling import load_checkpoint\n"
-        "from thinkless.reward import ThinklessReward\n"
-        "torch.manual_seed(seed)\n"
-        "m, tok = load_checkpoint(model)\n"
-        "rows = rl_prompts(cfg.rl_data, DropStats(), instruction=cfg.prompt.instruction, system=cfg.prompt.system)\n"
-        "names = {f.name for f in dataclasses.fields(GRPOConfig)}\n"
-        "a = {k: v for k, v in OmegaConf.to_container(cfg.rl.args, resolve=True).items() if k in names}\n"
-        "a.update(output_dir=out + '/stock_grpo', max_steps=steps, save_strategy='no', eval_strategy='no',\n"
-        "         eval_on_start=False, report_to=[], seed=seed, use_cpu=not torch.cuda.is_available(), bf16=False,\n"
-        "         use_vllm=False)\n"
-        "tr = GRPOTrainer(model=m, reward_funcs=[ThinklessReward()], args=GRPOConfig(**a),\n"
-        "                 train_dataset=Dataset.from_list(rows), processing_class=tok)\n"
-        "tr.train()\n"
-        "times = [r['step_time'] for r in tr.state.log_history if 'step_time' in r]\n"
-        "json.dump({'step_times': times}, open(out + '/stock_grpo.json', 'w'))\n")
-    (out / "logs").mkdir(parents=True, exist_ok=True)
     ov = [*TASK, f"model.path={model}", *[o for o in plan.train if o.startswith(("rl.args.", "rl_data."))]]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    with (out / "logs" / "stock_grpo.log").open("w") as f:
-        rc = subprocess.run([sys.executable, "-c", script, str(out), str(model), str(plan.timing_steps), "0", *ov],
-                            cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
-    if rc != 0:
-        raise RuntimeError(f"stock TRL GRPO timing failed; see {out / 'logs' / 'stock_grpo.log'}")
+    run_script("bench/stock_grpo.py", [str(out), str(model), str(plan.timing_steps), "0", *ov],
+               out / "logs" / "stock_grpo.log")
     return json.loads(path.read_text())["step_times"]
 
 
 # ------------------------------------------------------------------ tables and pictures
-
-
-def spread(xs) -> tuple[float, float]:
-    """(mean, sample sd) of the finite values, NaN when none: thinkless.evaluation.seeds.spread as a pair."""
-    from thinkless.evaluation.seeds import spread as seed_spread
-
-    s = seed_spread(list(xs))
-    return (float("nan"), float("nan")) if s["n"] == 0 else (s["mean"], s["sd"])
-
-
-def fmt(xs, spec="{:.3f}") -> str:
-    m, s = spread(xs)
-    return spec.format(m) + (f" ± {spec.replace('+', '').format(s)}" if len(xs) > 1 else "")
 
 
 def oracle_point(run_dir: Path, gamma: float) -> dict:
@@ -238,12 +83,6 @@ def oracle_point(run_dir: Path, gamma: float) -> dict:
         rew += e * r["n"] / n
     return {"acc": acc, "tokens": tok, "reward": rew, "think_ratio": sum(
         rows[k]["n"] for k, c in classes.items() if c["mode"] == "think") / n, "classes": classes}
-
-
-def class_name(k: str) -> str:
-    from thinkless.reporting.report import unit_label
-
-    return unit_label("class", k)
 
 
 def leaderboard(runs: list[dict], oracle: dict, base_step: float) -> tuple[str, dict]:
@@ -316,24 +155,6 @@ def picture(runs: list[dict], oracle: dict, path: Path, title: str, curve_label:
     plt.close(fig)
 
 
-def write_results(out: Path, name: str, text: str, data: dict) -> None:
-    (out / f"{name}.md").write_text(text)
-    (out / f"{name}.json").write_text(json.dumps(data, indent=2))
-    log(f"wrote {out / (name + '.md')} and {name}.json")
-
-
-def command_line(script: str = "bench/gym.py") -> str:
-    """How this invocation was called (the results name it), with the thread setting if the environment set one."""
-    env = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if os.environ.get("OMP_NUM_THREADS") else ""
-    return f"{env}python {script} {' '.join(sys.argv[1:])}".rstrip()
-
-
-def machine_line() -> str:
-    from bench.common import machine
-
-    return machine()
-
-
 def gym(out: Path, plan: Plan, quick: bool) -> dict:
     model = distill(out, plan)
     base = stock_grpo_step_times(out, model, plan)
@@ -343,12 +164,12 @@ def gym(out: Path, plan: Plan, quick: bool) -> dict:
     board, summary = leaderboard(runs, oracle, base)
     text = (f"# Gym results\n\nGraded task, {len(plan.seeds)} seed(s) x {len(plan.objectives)} objectives, "
             f"{plan.steps} RL steps each from one distillation; yardstick: reward 1 / {1 - GAMMA:g} / -1 "
-            f"(γ = {GAMMA}). Machine: {machine_line()}. Command: `{command_line()}`.\n\n## Leaderboard (mean ± sd over seeds)\n\n{board}\n\n"
+            f"(γ = {GAMMA}). Machine: {machine()}. Command: `{command_line('bench/gym.py')}`.\n\n## Leaderboard (mean ± sd over seeds)\n\n{board}\n\n"
             f"## Routing: think ratio per class (oracle: the better forced mode of the distilled model)\n\n"
             f"{routing_table(runs, oracle)}\n\n## Every run\n\n{run_table(runs)}\n")
     picture(runs, oracle, out / f"gym{plan.tag}.png", f"graded task: {plan.steps} steps, γ = {GAMMA}{plan.tag}",
             curve_label="thinkless" + plan.tag)
-    data = {"machine": machine_line(), "plan": asdict(plan), "quick": quick, "gamma": GAMMA, "oracle": oracle,
+    data = {"plan": asdict(plan), "quick": quick, "gamma": GAMMA, "oracle": oracle,
             "stock_grpo_step_times": base, "summary": summary, "runs": runs}
     write_results(out, "gym_results" + plan.tag, text, data)
     print(text, flush=True)
@@ -390,10 +211,10 @@ def sweep(out: Path, plan: Plan, quick: bool, gammas=GAMMAS) -> dict:
     lines.append(f"\nCells: the learned think ratio (mean over seeds), the oracle's mode at that γ, ✓ where the learned "
                  f"side of 0.5 is the oracle's ({agree} of {len(gammas) * len(classes)}).")
     text = (f"# γ sweep\n\nDeGRPO on the graded task at γ ∈ {list(gammas)}, {len(plan.seeds)} seed(s), {plan.steps} "
-            f"steps{', with ' + ' '.join(plan.train) if plan.tag else ''}. Machine: {machine_line()}. "
-            f"Command: `{command_line()}`.\n\n" + "\n".join(lines) + "\n")
+            f"steps{', with ' + ' '.join(plan.train) if plan.tag else ''}. Machine: {machine()}. "
+            f"Command: `{command_line('bench/gym.py')}`.\n\n" + "\n".join(lines) + "\n")
     sweep_picture(runs, per, gammas, out / f"sweep{plan.tag}.png")
-    data = {"machine": machine_line(), "plan": asdict(plan), "per_gamma": per, "runs": runs}
+    data = {"plan": asdict(plan), "per_gamma": per, "runs": runs}
     write_results(out, "sweep_results" + plan.tag, text, data)
     print(text, flush=True)
     return data

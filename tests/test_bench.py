@@ -66,6 +66,60 @@ def test_mode_coupling_measures_a_level_blind_model(tmp_path):
     assert all(-1e-9 <= d <= 2.0 for d in one_minus_cos)  # float64: rounding stays far below the 1e-5 digits printed
 
 
+LIBRARY = {"common"}  # bench/common.py: what the benches share (the gym's runs, results, the machine, timers)
+
+
+def bench_imports(source: str) -> set[str]:
+    """The ``bench`` modules ``source`` imports, by name, in any spelling (absolute or relative, module or names)."""
+    import ast
+
+    got = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            got |= {a.name.split(".")[1] for a in node.names if a.name.startswith("bench.")}
+        elif isinstance(node, ast.ImportFrom):
+            mod = node.module or ""
+            if (node.level, mod) in ((0, "bench"), (1, "")):  # from bench import x / from . import x
+                got |= {a.name for a in node.names}
+            elif node.level == 0 and mod.startswith("bench."):
+                got.add(mod.split(".")[1])
+            elif node.level == 1:
+                got.add(mod.split(".")[0])
+    return got
+
+
+def test_no_bench_imports_another_bench_only_the_library():
+    """A bench script is a command, not a library: what two benches share lives in bench/common.py, so changing one
+    bench's tables or flags cannot break another (bench/budget.py once imported nine of bench/gym.py's names)."""
+    for line, name in [("from bench.budget import main", "budget"), ("import bench.pipeline as p", "pipeline"),
+                       ("from bench import budget", "budget"), ("from .budget import fmt", "budget"),
+                       ("from . import budget", "budget"), ("from bench.common import log", "common"),
+                       ("import benchmarks", None)]:
+        assert bench_imports(line) == ({name} if name else set()), line  # every spelling is read
+    files = sorted((ROOT / "bench").glob("*.py"))
+    assert {p.stem for p in files} >= {"gym", "budget", "stock_grpo", "degrpo_overhead", *LIBRARY}
+    found = {p.name: bench_imports(p.read_text()) - LIBRARY for p in files}
+    assert not any(found.values()), {k: v for k, v in found.items() if v}
+
+
+def test_stock_grpo_times_trl_on_the_configs_prompts_and_args(tmp_path):
+    """bench/stock_grpo.py (the gym's step-time denominator): stock TRL GRPOTrainer from a model on train.py's
+    config, one logged step time per step in stock_grpo.json, nothing saved."""
+    import ast
+    import json
+
+    model = save_tiny(tmp_path / "tiny")
+    out = bench("bench/stock_grpo.py", tmp_path, model, 2, 0, "rl_data=graded", "rl_data.num_problems=32",
+                "rl.args.per_device_train_batch_size=4", "rl.args.num_generations=2", "rl.args.max_completion_length=6")
+    times = json.loads((tmp_path / "stock_grpo.json").read_text())["step_times"]
+    steps = [ast.literal_eval(ln) for ln in out.splitlines() if ln.startswith("{'loss'")]  # TRL's printed logs
+    assert times == pytest.approx([float(s["step_time"]) for s in steps], rel=1e-3)  # printed to 4 digits
+    assert len(times) == 2 and all(t > 0 for t in times)
+    # the overrides reached the trainer: 2 of the 32 prompts per step (4 completions, G = 2), at most 6 tokens each
+    assert [s["epoch"] for s in steps] == ["0.0625", "0.125"] and steps[-1]["completions/max_length"] == "6"
+    assert not list((tmp_path / "stock_grpo").glob("checkpoint-*"))  # save_strategy=no: timing only
+
+
 def test_gym_quick_runs_every_objective_and_a_rerun_skips_them(tmp_path):
     """bench/gym.py --quick: one distillation, each objective on it, the results and the picture; a rerun reads
     the finished runs back instead of training again."""
