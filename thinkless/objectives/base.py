@@ -5,9 +5,11 @@ An objective owns what makes a method different and nothing else:
 * ``rewards_for(batch)`` — its reward shaping, computed on the *gathered* generation batch (groups of ``G``
   consecutive rows, possibly spanning processes) from the grader's verdicts, never from another reward;
 * ``advantages(rewards, batch)`` — its advantage estimator, or ``None`` for TRL's group-relative one;
-* ``loss`` — its aggregation: ``"decoupled"`` (DeGRPO: the control token its own α-weighted term),
-  ``"sequence"`` (a sequence-level ratio over all tokens, mean over sequences) or ``"trl"`` (TRL's own loss,
-  ``loss_type`` as configured);
+* ``loss`` — its loss shape, by name (``thinkless.training.losses.LOSS_SHAPES``): ``"decoupled"`` (DeGRPO: the
+  control token its own α-weighted term), ``"sequence"`` (a sequence-level ratio over all tokens, mean over
+  sequences) or ``"trl"`` (TRL's own loss, ``loss_type`` as configured); ``loss_kwargs()`` — the objective's own
+  knobs the shape takes as keyword arguments (Thinkless: ``alpha``, ``response_norm``); the trainer calls
+  ``loss_shape(objective.loss)(inputs, **objective.loss_kwargs())``;
 * ``first_tokens(G)`` — optionally, a rollout intervention: the control token each position of a group is forced
   to start with, and the behaviour probability of that forcing (AdaptThink's importance sampling);
 * ``prepare(ctx)`` — optionally, a per-prompt pre-pass before training (AdaptThink's reference accuracy);
@@ -32,8 +34,7 @@ import torch
 
 from ..runs.checks import FLOAT32_MAX
 from ..reward import RewardValues
-
-LOSSES = ("decoupled", "sequence", "trl")
+from ..training.losses import LOSS_SHAPES
 OBJECTIVES: dict[str, type] = {}  # name -> class, by name (@register): the one list of objectives
 
 # The columns of a generation batch every objective sees (one row per completion).
@@ -172,8 +173,13 @@ class Objective:
         the text appended to its user turn (``thinkless.format.messages``' ``suffix``); None: none (the default)."""
         return None
 
+    def loss_kwargs(self) -> dict:
+        """The knobs its loss shape (``loss``) takes as keyword arguments, e.g. ``{"alpha": ..., "response_norm": ...}``
+        for the decoupled shape; none by default (the shape's settings are the trainer's)."""
+        return {}
+
     def trl_overrides(self) -> dict:
-        """DeGRPOConfig fields this objective fixes (its aggregation); setting one in rl.args too is an error."""
+        """AdaptiveGRPOConfig fields this objective fixes (its aggregation); setting one in rl.args too is an error."""
         return {}
 
     def warn_if_odd(self, warn) -> None:
@@ -228,8 +234,8 @@ def register(cls):
     """Class decorator: make ``cls`` selectable as ``objective=<cls.name>``."""
     if not cls.name or cls.name in OBJECTIVES:
         raise ValueError(f"objective name {cls.name!r} is empty or taken")
-    if cls.loss not in LOSSES:
-        raise ValueError(f"{cls.__name__}.loss={cls.loss!r}: valid choices are {LOSSES}")
+    if cls.loss not in LOSS_SHAPES:
+        raise ValueError(f"{cls.__name__}.loss={cls.loss!r}: valid choices are {sorted(LOSS_SHAPES)}")
     OBJECTIVES[cls.name] = cls
     for name in sorted(OBJECTIVES):  # by name, whatever the import order: the order every list of them shows
         OBJECTIVES[name] = OBJECTIVES.pop(name)

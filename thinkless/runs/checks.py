@@ -3,8 +3,8 @@
 Errors (``ConfigError``) name the key and what is valid:
 
 * ``check_trainer_args``: every key of a stage's ``args`` mapping (``training.args``, ``rl.args``) against the
-  fields of the TRL config dataclass it becomes (``SFTConfig``, ``DeGRPOConfig``): an unknown key, or a value whose
-  type the field's annotation does not allow where it expects a number or a flag (``learning_rate=abc``,
+  fields of the TRL config dataclass it becomes (``SFTConfig``, ``AdaptiveGRPOConfig``): an unknown key, or a value
+  whose type the field's annotation does not allow where it expects a number or a flag (``learning_rate=abc``,
   ``max_steps=1.5``, ``bf16=maybe``), or a non-finite number, or one outside float32's range or the field's valid
   range (``ARG_MINIMUMS``: ``learning_rate=-1``, ``num_generations=0``; ``max_steps`` is -1 or >= 1), stops the
   run before the model is loaded;
