@@ -16,7 +16,8 @@ trainer it overrides a few steps, each calling TRL's:
 * the objective's resets (a new KL reference, a fresh optimizer state) at their step, kept across a resume; the
   budget's price (``rl.budget``) on the rewards.
 
-How each piece works and why: docs/pipeline.md ("The RL trainer") and docs/objectives.md.
+How each piece works and why: docs/pipeline.md ("Stage 2") and docs/objectives.md ("The loss shapes"; the resets:
+docs/reproducing.md, "The second RL phase").
 """
 
 from __future__ import annotations
