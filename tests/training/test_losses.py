@@ -141,11 +141,10 @@ def shape_inputs(forced=None, **kw):
 
     logps = torch.tensor([[0.0, math.log(1.5), math.log(0.5)], [math.log(1.1), 0.0, 0.0]], requires_grad=True)
     mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
-    args = dict(forward=lambda: (logps, torch.ones(2, 3)), advantages=torch.tensor([1.0, -1.0]), mask=mask,
-                old_logps=torch.zeros(2, 3), num_items_in_batch=mask.sum(), generation_batch_size=2,
-                first_token_old_logp=forced)
-    args.update(kw)
-    return LossInputs(**args)
+    args = {"forward": lambda: (logps, torch.ones(2, 3)), "advantages": torch.tensor([1.0, -1.0]), "mask": mask,
+            "old_logps": torch.zeros(2, 3), "num_items_in_batch": mask.sum(), "generation_batch_size": 2,
+            "first_token_old_logp": forced}
+    return LossInputs(**{**args, **kw})
 
 
 def test_shape_lookup_names_the_valid_shapes():

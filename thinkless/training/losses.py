@@ -31,9 +31,9 @@ docs/objectives.md ("The loss shapes").
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable
 
 import torch
 
