@@ -1,4 +1,4 @@
-"""DeGRPO overhead and step anatomy: DeGRPOTrainer vs stock TRL GRPOTrainer (loss_type grpo and dapo).
+"""DeGRPO overhead and step anatomy: AdaptiveGRPOTrainer vs stock TRL GRPOTrainer (loss_type grpo and dapo).
 
 Same tiny model, data, seed and sampling for every variant; each variant runs `--steps` optimizer steps,
 `--repeats` times, interleaved; the first step of each run is discarded (warm-up). Prints median step time,
@@ -25,7 +25,7 @@ from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 from bench.common import Timers, machine, median, tiny_rl_setup  # noqa: E402
 from thinkless.objectives.thinkless import Thinkless  # noqa: E402
 from thinkless.reward import ThinklessReward  # noqa: E402
-from thinkless.training.trainer import DeGRPOConfig, DeGRPOTrainer  # noqa: E402
+from thinkless.training.trainer import AdaptiveGRPOConfig, AdaptiveGRPOTrainer  # noqa: E402
 
 
 class StepClock(TrainerCallback):
@@ -48,7 +48,7 @@ def run_variant(name, path, tok, ds, a):
     reward = ThinklessReward()  # 1 / 0.5 / -1 / -1, the stock trainers' reward function
     clock, timers = StepClock(), Timers()
     if name == "degrpo":  # the objective grades and rewards (the same values) and adds the mode statistics
-        tr = DeGRPOTrainer(model=model, args=DeGRPOConfig(**common), objective=Thinkless(alpha=1e-3),
+        tr = AdaptiveGRPOTrainer(model=model, args=AdaptiveGRPOConfig(**common), objective=Thinkless(alpha=1e-3),
                            train_dataset=ds, processing_class=tok, callbacks=[clock])
     else:
         tr = GRPOTrainer(model=model, reward_funcs=[reward], args=GRPOConfig(**common, loss_type=name),
@@ -115,7 +115,8 @@ def main():
         st = median([r["step"] for r in res[v]])
         gt = median([r["gen_tokens"] for r in res[v]])
         tt = median([r["train_tokens"] for r in res[v]])
-        label = {"grpo": "TRL GRPOTrainer (grpo)", "dapo": "TRL GRPOTrainer (dapo)", "degrpo": "DeGRPOTrainer"}[v]
+        label = {"grpo": "TRL GRPOTrainer (grpo)", "dapo": "TRL GRPOTrainer (dapo)",
+                 "degrpo": "AdaptiveGRPOTrainer (DeGRPO)"}[v]
         print(f"| {label} | {st:.3f} | {st / base:.3f} | {gt / (st * devices):.0f} | {tt / (st * devices):.0f} |")
     print("\nstep anatomy (median seconds per step):\n")
     keys = list(res["degrpo"][0]["anatomy"])

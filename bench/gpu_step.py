@@ -51,7 +51,7 @@ def main():
     from bench.common import Timers
     from thinkless.objectives.thinkless import Thinkless
     from thinkless.tokens import add_control_tokens
-    from thinkless.training.trainer import DeGRPOConfig, DeGRPOTrainer
+    from thinkless.training.trainer import AdaptiveGRPOConfig, AdaptiveGRPOTrainer
 
     cfg = AutoConfig.from_pretrained(a.config)
     tok = AutoTokenizer.from_pretrained(a.config)
@@ -68,11 +68,11 @@ def main():
         model = AutoModelForCausalLM.from_pretrained(tmp, dtype=dtype).to(a.device)
         ds = Dataset.from_list([{"prompt": [{"role": "user", "content": f"What is {i} + {i}?"}], "answer": str(2 * i)}
                                 for i in range(a.prompts * 4)])
-        args = DeGRPOConfig(output_dir=f"{tmp}/out", max_steps=2, per_device_train_batch_size=a.prompts * a.gens,
+        args = AdaptiveGRPOConfig(output_dir=f"{tmp}/out", max_steps=2, per_device_train_batch_size=a.prompts * a.gens,
                             num_generations=a.gens, max_completion_length=a.max_len, bf16=gpu, use_cpu=not gpu, report_to=[],
                             gradient_checkpointing=True, learning_rate=1e-6, beta=1e-3, logging_steps=1,
                             save_strategy="no", disable_tqdm=True)
-        tr = DeGRPOTrainer(model=model, args=args, objective=Thinkless(alpha=1e-3), train_dataset=ds,
+        tr = AdaptiveGRPOTrainer(model=model, args=args, objective=Thinkless(alpha=1e-3), train_dataset=ds,
                            processing_class=tok)
         tr.remove_callback(PrinterCallback)  # the raw log dicts: this script prints its own numbers
         timers = Timers()

@@ -74,20 +74,20 @@ def main() -> None:
     from thinkless import checkpoints
     from thinkless.training.rl import run_train
     from thinkless.training.sft import run_distill
-    from thinkless.training.trainer import DeGRPOTrainer
+    from thinkless.training.trainer import AdaptiveGRPOTrainer
 
     timers = Timers()
     collator = trl.trainer.sft_trainer.DataCollatorForLanguageModeling
     for cls, name, label in [
         (collator, "__call__", "collation + padding"),
         (trl.SFTTrainer, "compute_loss", "forward + loss"),
-        (DeGRPOTrainer, "_compute_loss", "forward + loss"),
+        (AdaptiveGRPOTrainer, "_compute_loss", "forward + loss"),
         (accelerate.Accelerator, "backward", "backward"),
         (torch.optim.AdamW, "step", "optimizer"),
         (transformers.Trainer, "log", "metrics + logging"),
         (transformers.Trainer, "_save_checkpoint", "checkpoint writes"),
         (trl.GRPOTrainer, "_generate", "generation"),
-        (DeGRPOTrainer, "_calculate_rewards", "rewards + mode statistics"),
+        (AdaptiveGRPOTrainer, "_calculate_rewards", "rewards + mode statistics"),
         (transformers.Trainer, "evaluate", "validation"),
     ]:
         wrap_class(timers, cls, name, label)

@@ -66,7 +66,7 @@ TRAIN_ARGS = [
 ]
 
 # Installed in the children through PYTHONPATH when THINKLESS_FAKE_GENERATION=1: patches
-# DeGRPOTrainer._generate_single_turn the moment thinkless.training.trainer is imported.
+# AdaptiveGRPOTrainer._generate_single_turn the moment thinkless.training.trainer is imported.
 SITECUSTOMIZE = textwrap.dedent('''
     import importlib.abc, importlib.machinery, os, sys
 
@@ -106,7 +106,7 @@ SITECUSTOMIZE = textwrap.dedent('''
 
             def exec_module(module):
                 load(module)
-                _patch(module.DeGRPOTrainer)
+                _patch(module.AdaptiveGRPOTrainer)
 
             spec.loader.exec_module = exec_module
             return spec

@@ -3,7 +3,7 @@
 Random weights, but everything else is real: the configs (hidden 1536, 12/2 heads, 151936-row embeddings,
 tied for Qwen2.5 and untied for R1-Distill), the real tokenizers and chat templates from ``tests/fixtures/tokenizers``,
 ``thinkless.add_control_tokens(tok, model)`` (new ids in Qwen's padding rows, R1's existing ``<think>``
-reused, R1's ``<think>`` prefill removed, pad != EOS), and TRL generation + ``DeGRPOTrainer._compute_loss`` +
+reused, R1's ``<think>`` prefill removed, pad != EOS), and TRL generation + ``AdaptiveGRPOTrainer._compute_loss`` +
 backward + optimizer step, with 2 prompts from the MATH train set, G=2, completions of at most 8 tokens.
 
 The tests truncate the model to 2 decoder layers (every shape except the depth; ~30-60 s each on 2 CPU cores). The
@@ -75,7 +75,7 @@ def degrpo_step(model, tok, out_dir: Path) -> tuple[dict, float, dict]:
 
     from thinkless.objectives.thinkless import Thinkless
     from thinkless.reward import ThinklessReward
-    from thinkless.training.trainer import DeGRPOConfig, DeGRPOTrainer
+    from thinkless.training.trainer import AdaptiveGRPOConfig, AdaptiveGRPOTrainer
 
     rows = sorted(json.loads(MATH_TRAIN.read_text())[:50], key=lambda r: len(r["problem"]))[:2]
     ds = Dataset.from_list([{"prompt": [{"role": "user", "content": INSTRUCTION.format(problem=r["problem"])}],
@@ -87,12 +87,12 @@ def degrpo_step(model, tok, out_dir: Path) -> tuple[dict, float, dict]:
         # step a no-op. This adds +1 to every second sample of each group, so the step has a real gradient.
         return [float(i % 2) for i in range(len(completions))]
 
-    args = DeGRPOConfig(output_dir=str(out_dir), max_steps=1, per_device_train_batch_size=4, num_generations=2,
+    args = AdaptiveGRPOConfig(output_dir=str(out_dir), max_steps=1, per_device_train_batch_size=4, num_generations=2,
                         max_completion_length=8, learning_rate=1e-2, optim="sgd", beta=0.0, use_cpu=True,
                         bf16=False, fp16=False, report_to=[], save_strategy="no", logging_steps=1, disable_tqdm=True,
                         temperature=1.0, dataloader_num_workers=0, seed=0)
-    trainer = DeGRPOTrainer(model=model, reward_funcs=[thinkless_reward, alternating], args=args, train_dataset=ds,
-                            processing_class=tok, objective=Thinkless(alpha=1e-3))
+    trainer = AdaptiveGRPOTrainer(model=model, reward_funcs=[thinkless_reward, alternating], args=args,
+                                  train_dataset=ds, processing_class=tok, objective=Thinkless(alpha=1e-3))
     watch = {"embed": model.get_input_embeddings().weight, "attn": model.model.layers[0].self_attn.q_proj.weight}
     before = {k: v.detach().clone() for k, v in watch.items()}
     t0 = time.time()

@@ -70,7 +70,7 @@ RESET_KEYS = ("reset_reference", "reset_optimizer")
 class ScheduleEntry:
     after_step: int  # applies once this many optimizer steps are done (TRL's trainer_state.global_step)
     values: dict
-    # done by the trainer once after_step optimizer steps are done (``DeGRPOTrainer``): the second phase as the
+    # done by the trainer once after_step optimizer steps are done (``AdaptiveGRPOTrainer``): the second phase as the
     # authors ran it, a new run from the switch checkpoint (a fresh AdamW state, the KL reference = that policy)
     reset_reference: bool = False
     reset_optimizer: bool = False

@@ -24,6 +24,9 @@ THINK = "<think>"
 END_THINK = "</think>"
 SHORT = "<short>"
 CONTROL_TOKENS = (THINK, END_THINK, SHORT)
+# A mode as a number, wherever modes are tensors (rollouts, the monitor, evaluation): 1 think, 0 short; -1 (absent
+# here) neither control token.
+MODE_CODES = {"think": 1.0, "short": 0.0}
 
 # Fallback pad tokens, tried in order, for tokenizers whose pad is their EOS (R1-Distill): a model trained with
 # pad == eos has its EOS masked out of the loss and never learns to stop (open-r1's "model never stops" bug).

@@ -30,7 +30,7 @@ def from_train_config(name: str, *overrides: str):
 def trainer_for(parts, tmp_path, objective, **kw):
     from datasets import Dataset
 
-    from thinkless.training.trainer import DeGRPOConfig, DeGRPOTrainer
+    from thinkless.training.trainer import AdaptiveGRPOConfig, AdaptiveGRPOTrainer
 
     model, tok = parts
     args = dict(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=8, num_generations=4,
@@ -38,8 +38,8 @@ def trainer_for(parts, tmp_path, objective, **kw):
     args.update(objective.trl_overrides())
     args.update(kw)
     ds = Dataset.from_list([{"prompt": [{"role": "user", "content": "1 ~ 2"}], "answer": "3"}] * 8)
-    tr = DeGRPOTrainer(model=copy.deepcopy(model), args=DeGRPOConfig(**args), objective=objective, train_dataset=ds,
-                       processing_class=tok)  # a copy: TRL and the tests must not touch the shared model
+    tr = AdaptiveGRPOTrainer(model=copy.deepcopy(model), args=AdaptiveGRPOConfig(**args), objective=objective,
+                             train_dataset=ds, processing_class=tok)  # a copy: TRL and tests leave the model alone
     tr.model.train()
     tr.current_gradient_accumulation_steps = 1  # set by Trainer.train() for each step
     return tr
@@ -80,12 +80,12 @@ def scripted_trainer(parts, tmp_path, monkeypatch, objective, script, rows=None,
     """The real trainer (its grading, the objective's rewards and advantages, TRL's loss), ``steps`` SGD steps, on
     step_problems() with completions from ``script(problem, j, prompt_ids)`` (j: the position in the group,
     prompt_ids ending in a control token where the objective forced the mode). ``rows``: the dataset (default: one
-    row per problem); ``args``: DeGRPOConfig fields over the defaults. One builder: every objective's trainer-level
-    tests run the same trainer, seeds and data order."""
+    row per problem); ``args``: AdaptiveGRPOConfig fields over the defaults. One builder: every objective's
+    trainer-level tests run the same trainer, seeds and data order."""
     from datasets import Dataset
     from trl import GRPOTrainer
 
-    from thinkless.training.trainer import DeGRPOConfig, DeGRPOTrainer
+    from thinkless.training.trainer import AdaptiveGRPOConfig, AdaptiveGRPOTrainer
 
     model, tok = parts
     problems = step_problems()
@@ -110,8 +110,8 @@ def scripted_trainer(parts, tmp_path, monkeypatch, objective, script, rows=None,
                disable_tqdm=True)
     cfg.update(args)
     cfg.update(objective.trl_overrides())
-    return DeGRPOTrainer(model=copy.deepcopy(model), args=DeGRPOConfig(**cfg), objective=objective,
-                         train_dataset=Dataset.from_list(rows), processing_class=tok)
+    return AdaptiveGRPOTrainer(model=copy.deepcopy(model), args=AdaptiveGRPOConfig(**cfg), objective=objective,
+                               train_dataset=Dataset.from_list(rows), processing_class=tok)
 
 
 def p_short_around_training(tr, tok, prompts):

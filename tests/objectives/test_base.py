@@ -71,9 +71,22 @@ def test_registry_and_loader_errors(scratch):
         name = "bad_loss"
         loss = "tokenwise"
 
-    with pytest.raises(ValueError, match="BadLoss.loss='tokenwise': valid choices are"):
+    with pytest.raises(ValueError, match=r"BadLoss.loss='tokenwise': valid choices are \['decoupled', 'sequence', "
+                                         r"'trl'\]"):  # the loss shapes' registry (thinkless.training.losses)
         register(BadLoss)
     assert "bad_loss" not in OBJECTIVES
+
+
+@pytest.mark.parametrize("name", list(OBJECTIVES))
+def test_every_objectives_loss_knobs_fit_its_shape(name):
+    """The trainer calls ``loss_shape(objective.loss)(inputs, **objective.loss_kwargs())``: every objective's knobs
+    are exactly the keyword arguments its shape takes (none missing, none unknown)."""
+    import inspect
+
+    from thinkless.training.losses import loss_shape
+
+    objective = from_train_config(name)
+    inspect.signature(loss_shape(objective.loss)).bind(None, **objective.loss_kwargs())
 
 
 @pytest.mark.parametrize("option", options("objective"))

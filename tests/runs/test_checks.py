@@ -14,15 +14,15 @@ from ..test_configs import compose_cfg
 
 @pytest.fixture(scope="module")
 def degrpo_config():
-    from thinkless.training.trainer import DeGRPOConfig
+    from thinkless.training.trainer import AdaptiveGRPOConfig
 
-    return DeGRPOConfig
+    return AdaptiveGRPOConfig
 
 
 @pytest.mark.parametrize("value,expected", [("abc", "expected a number"), (float("nan"), "finite"),
                                             (float("inf"), "finite"), (True, "expected a number")])
 def test_trainer_args_numbers_are_checked_against_the_trl_field_types(degrpo_config, value, expected):
-    with pytest.raises(ConfigError, match=rf"rl.args.learning_rate=.*{expected}.*DeGRPOConfig.learning_rate"):
+    with pytest.raises(ConfigError, match=rf"rl.args.learning_rate=.*{expected}.*AdaptiveGRPOConfig.learning_rate"):
         check_trainer_args(degrpo_config, {"learning_rate": value}, "rl.args")
 
 
@@ -31,7 +31,7 @@ def test_trainer_args_other_field_kinds(degrpo_config):
         check_trainer_args(degrpo_config, {"max_steps": 1.5}, "rl.args")
     with pytest.raises(ConfigError, match=r"rl.args.gradient_checkpointing='maybe': expected true or false"):
         check_trainer_args(degrpo_config, {"gradient_checkpointing": "maybe"}, "rl.args")
-    with pytest.raises(ConfigError, match=r"rl.args.learning_rat: not a field of DeGRPOConfig; did you mean "
+    with pytest.raises(ConfigError, match=r"rl.args.learning_rat: not a field of AdaptiveGRPOConfig; did you mean "
                                           r"learning_rate"):
         check_trainer_args(degrpo_config, {"learning_rat": 1e-3}, "rl.args")
     # legal values pass: strategies as text, None where the field allows it, ints in float fields

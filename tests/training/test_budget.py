@@ -146,6 +146,43 @@ def test_the_multiplier_stops_at_the_reward_range_and_says_when_the_target_is_ou
     assert b.saturated_steps == 0
 
 
+def test_the_probe_reads_the_policys_think_probability(monkeypatch):
+    """The probe's cost: the mean over its prompts of p(<think> first) under the rollouts' sampling settings, the
+    model forwarded directly here; the prompts drawn once by the seed; shared by ranks, each forwarding the same
+    number of prompts (a wrap-around row weighs 0), the sums gathered: every rank reads the whole probe's mean."""
+    from thinkless import generation
+    from thinkless.tasks.synthetic import build_tiny_model, build_tiny_tokenizer
+    from thinkless.tokens import add_control_tokens, control_token_ids
+    from thinkless.training.budget import probe_rows, probe_think_ratio
+
+    tok = build_tiny_tokenizer()
+    add_control_tokens(tok)
+    model = build_tiny_model(len(tok), hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
+                             intermediate_size=64, seed=0, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    with torch.no_grad():  # a policy with a real preference: <think> first more often than at random
+        model.lm_head.weight[control_token_ids(tok).think] += 0.5
+    prompts = [tok.encode(t, add_special_tokens=False) for t in ("1 + 2", "3 ~ 4 ~ 5", "6", "7 + 8 + 9")]
+    think = control_token_ids(tok).think
+    with torch.no_grad():
+        p = [torch.softmax(model(torch.tensor([ids])).logits[0, -1] / 0.7, -1)[think].item() for ids in prompts]
+    made = []
+    real = generation.make_generator
+    monkeypatch.setattr(generation, "make_generator", lambda *a, **k: made.append(a) or real(*a, **k))
+    got = probe_think_ratio(model, tok, prompts, think, temperature=0.7, batch_size=2)
+    assert made == [("hf",)]  # the one backend selector builds its generator
+    assert got == pytest.approx(sum(p) / 4, rel=1e-5)
+    # three prompts on two ranks: rank 0 forwards 0 and 2, rank 1 forwards 1 and a zero-weight repeat of 0
+    sums = []
+    for rank in (0, 1):
+        probe_think_ratio(model, tok, prompts[:3], think, temperature=0.7, rank=rank, world=2,
+                          gather=lambda x: sums.append(x) or x)
+    assert sums[0][1].item() == 2 and sums[1][1].item() == 1
+    assert (sums[0][0] + sums[1][0]).item() / 3 == pytest.approx(sum(p[:3]) / 3, rel=1e-5)
+    # the probe's prompts: drawn once by the seed, the same on a resume
+    assert probe_rows(100, 5, seed=3) == probe_rows(100, 5, seed=3) != probe_rows(100, 5, seed=4)
+    assert len(set(probe_rows(100, 5, seed=3))) == 5 and sorted(probe_rows(3, 512, seed=0)) == [0, 1, 2]
+
+
 def test_the_multiplier_is_saved_and_restored(tmp_path):
     b = Budget(cost="think_ratio", target=0.3, step_size=0.05, bound=2.0, proportional=4.0,
                multiplier=0.1234567890123, saturated_steps=3)

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -128,3 +130,83 @@ def test_importance_sampling_stats_per_mode_long_vs_short():
     # NaN sampler log-probs (vLLM could not score a token) count as no gap, like TRL
     sampler[0, 0] = float("nan")
     assert importance_sampling_stats(trainer, sampler, mask, modes, "token_mask", None, 2.0)["think/tokens"] == n * T
+
+
+# ---------------------------------------------------------------- the registered loss shapes, by hand
+
+def shape_inputs(forced=None, **kw):
+    """Two rows, three completion tokens (row 1 without its last): log π − log π_old = [[0, ln 1.5, ln 0.5],
+    [ln 1.1, 0, 0]], advantages [1, −1], ε = 0.2, one process, no accumulation."""
+    from thinkless.training.losses import LossInputs
+
+    logps = torch.tensor([[0.0, math.log(1.5), math.log(0.5)], [math.log(1.1), 0.0, 0.0]], requires_grad=True)
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    args = {"forward": lambda: (logps, torch.ones(2, 3)), "advantages": torch.tensor([1.0, -1.0]), "mask": mask,
+            "old_logps": torch.zeros(2, 3), "num_items_in_batch": mask.sum(), "generation_batch_size": 2,
+            "first_token_old_logp": forced}
+    return LossInputs(**{**args, **kw})
+
+
+def test_shape_lookup_names_the_valid_shapes():
+    from thinkless.training.losses import LOSS_SHAPES, loss_shape, register_loss
+
+    assert sorted(LOSS_SHAPES) == ["decoupled", "sequence", "trl"]
+    with pytest.raises(ValueError, match=r"loss shape 'bogus': valid choices are \['decoupled', 'sequence', 'trl'\]"):
+        loss_shape("bogus")
+    with pytest.raises(ValueError, match="'decoupled' is empty or taken"):
+        register_loss("decoupled")(lambda inputs: None)
+
+
+def test_decoupled_shape_by_hand():
+    """Per-token surrogate −min(r·A, clip(r)·A): row 0 (A = 1) r = [1, 1.5, 0.5] -> [−1, −1.2, −0.5]; row 1 (A = −1)
+    r = [1.1, 1, ·] -> [1.1, 1, ·]. C = (−1 + 1.1) / 2 = 0.05. token: R = (−1.2 − 0.5 + 1) / 3 (the generation
+    batch's 5 tokens minus its 2 control tokens); sequence: R = mean(−0.85, 1) = 0.075."""
+    from thinkless.training.losses import loss_shape
+
+    decoupled = loss_shape("decoupled")
+    out = decoupled(shape_inputs(), alpha=0.5, response_norm="token")
+    assert out.loss.item() == pytest.approx(0.5 * 0.05 + (-1.2 - 0.5 + 1.0) / 3, abs=1e-6)
+    assert decoupled(shape_inputs(), alpha=0.5, response_norm="sequence").loss.item() == \
+        pytest.approx(0.5 * 0.05 + 0.075, abs=1e-6)
+    # what the trainer logs: the control term's mean, and one token of five clipped high (r = 1.5 > 1.2, A > 0)
+    values, mask = out.stats["loss/control"]
+    assert ((values * mask).sum() / mask.sum()).item() == pytest.approx(0.05, abs=1e-6)
+    values, mask = out.stats["clip_ratio/high_mean"]
+    assert (values.expand_as(mask) * mask).sum().item() == 1.0 and mask.sum().item() == 5
+    # truncation masking never hides the control token: a row without a valid column 0 still pays its term
+    masked = shape_inputs(mask=torch.tensor([[0, 1, 1], [1, 1, 0]]))
+    assert decoupled(masked, alpha=0.5, response_norm="sequence").loss.item() == pytest.approx(0.1, abs=1e-6)
+    # β·KL (k3, with π_ref = π_old here): log π_ref − log π = −log r per token, k3 = r⁻¹ + log r − 1
+    kl = shape_inputs(beta=0.1, ref_logps=torch.zeros(2, 3))
+    k3 = [[0.0, 1 / 1.5 + math.log(1.5) - 1, 1 / 0.5 + math.log(0.5) - 1], [1 / 1.1 + math.log(1.1) - 1, 0.0, 0.0]]
+    want = 0.5 * (0.05 + 0.1 * (k3[0][0] + k3[1][0]) / 2) + 0.075 + 0.1 * ((k3[0][1] + k3[0][2]) / 2 + k3[1][1]) / 2
+    assert decoupled(kl, alpha=0.5, response_norm="sequence").loss.item() == pytest.approx(want, abs=1e-6)
+
+
+def test_sequence_shape_by_hand():
+    """AdaptThink: one ratio per sequence, exp of the mean log-ratio over its tokens: row 0 r = 0.75^(1/3) (inside
+    the clip, A = 1: −r); row 1, whose first token was forced with log-prob log 0.5, r = (1.1 / 0.5)^(1/2) = 1.483
+    (A = −1: −min(−1.483, −1.2) = 1.483). The loss: the mean over the two sequences."""
+    from thinkless.training.losses import loss_shape
+
+    forced = torch.tensor([float("nan"), math.log(0.5)])
+    out = loss_shape("sequence")(shape_inputs(forced=forced))
+    assert out.loss.item() == pytest.approx((-(0.75 ** (1 / 3)) + 2.2 ** 0.5) / 2, abs=1e-6)
+    assert out.old_logps[1, 0].item() == pytest.approx(math.log(0.5)) and out.old_logps[0, 0].item() == 0.0
+    # unforced, row 1's ratio is 1.1^(1/2) (inside the clip)
+    assert loss_shape("sequence")(shape_inputs()).loss.item() == \
+        pytest.approx((-(0.75 ** (1 / 3)) + 1.1 ** 0.5) / 2, abs=1e-6)
+    # the entropy bonus: −coef · the mean entropy over all completion tokens (1 here), divided by the accumulation
+    bonus = loss_shape("sequence")(shape_inputs(entropy_coef=0.5, accumulation_steps=2))
+    assert bonus.loss.item() == pytest.approx(((-(0.75 ** (1 / 3)) + 1.1 ** 0.5) / 2 - 0.5) / 2, abs=1e-6)
+
+
+def test_trl_shape_is_trls_own_loss_without_a_second_forward():
+    from thinkless.training.losses import LossInputs, loss_shape
+
+    def forward():
+        raise AssertionError("TRL's shape forwards the policy itself")
+
+    out = loss_shape("trl")(LossInputs(forward=forward, advantages=torch.zeros(2), mask=torch.ones(2, 3),
+                                       trl_loss=lambda: torch.tensor(3.0)))
+    assert out.loss.item() == 3.0 and out.stats == {} and out.old_logps is None

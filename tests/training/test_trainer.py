@@ -1,4 +1,4 @@
-"""DeGRPOTrainer: one real step, normalization invariance, the loss and its gradient as the trainer computes them,
+"""AdaptiveGRPOTrainer: one real step, normalization invariance, the loss and its gradient as the trainer computes them,
 the control-token safeguards, and bad-input behaviour."""
 
 import hashlib
@@ -11,7 +11,7 @@ from thinkless.objectives.grpo import CoupledGRPO
 from thinkless.objectives.thinkless import Thinkless
 from thinkless.tasks.synthetic import build_tiny_model, build_tiny_tokenizer, make_problems
 from thinkless.tokens import add_control_tokens
-from thinkless.training.trainer import DeGRPOConfig, DeGRPOTrainer
+from thinkless.training.trainer import AdaptiveGRPOConfig, AdaptiveGRPOTrainer
 
 
 def hashed_reward(prompts, completions, **kw):
@@ -57,8 +57,8 @@ def make_trainer(tiny, tmp_path, reward=hashed_reward, objective=None, **kw):
                 max_grad_norm=0.0)  # no clipping: it would hide a wrong loss scale
     args.update(objective.trl_overrides())
     args.update(kw)
-    return DeGRPOTrainer(model=copy.deepcopy(model), reward_funcs=None if reward is None else [reward],
-                         args=DeGRPOConfig(**args), objective=objective, train_dataset=ds, processing_class=tok)
+    return AdaptiveGRPOTrainer(model=copy.deepcopy(model), reward_funcs=None if reward is None else [reward],
+                         args=AdaptiveGRPOConfig(**args), objective=objective, train_dataset=ds, processing_class=tok)
 
 
 def params(trainer):
@@ -157,13 +157,16 @@ def test_config_validation():
     with pytest.raises(ValueError, match="objective.response_norm"):
         Thinkless(response_norm="bogus")
     with pytest.raises(ValueError, match="loss_type"):
-        Thinkless().check_args(DeGRPOConfig(loss_type="sapo", **args))
+        Thinkless().check_args(AdaptiveGRPOConfig(loss_type="sapo", **args))
     with pytest.raises(ValueError, match="use_adaptive_entropy"):
-        Thinkless().check_args(DeGRPOConfig(use_adaptive_entropy=True, **args))
+        Thinkless().check_args(AdaptiveGRPOConfig(use_adaptive_entropy=True, **args))
     with pytest.raises(ValueError, match="mask_truncated_completions"):
-        Thinkless(response_norm="token").check_args(DeGRPOConfig(mask_truncated_completions=True, **args))
+        Thinkless(response_norm="token").check_args(AdaptiveGRPOConfig(mask_truncated_completions=True, **args))
     with pytest.raises(ValueError, match="objective.alpha"):
         Thinkless(alpha="abc")
+    # the trainer names no objective of its own: the caller passes one (make_objective, as train.py does)
+    with pytest.raises(TypeError, match="a thinkless.objectives.Objective is expected"):
+        AdaptiveGRPOTrainer(model=None, objective=None)
 
 
 def test_schedule_resets_reference_and_optimizer_at_their_step(tiny, tmp_path):

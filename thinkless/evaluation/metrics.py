@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ..grading import Grader, canonical_answer
+from ..tokens import MODE_CODES  # else -1: no control token
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -147,7 +148,6 @@ def long_short_share(mode: torch.Tensor, tokens: torch.Tensor, groups: torch.Ten
 # the results' (and tables', README's) names for three of mode_usage's keys (those are the trainer's wandb names)
 RESULT_NAMES = {"len_think": "tokens_think", "len_short": "tokens_short", "invalid_format": "invalid_mode_ratio",
                 **{f"len_{m}_{q}": f"tokens_{m}_{q}" for m in ("think", "short") for q in ("p90", "max")}}
-MODE_CODES = {"think": 1.0, "short": 0.0}  # else -1: no control token
 
 
 def _mode_usage(modes, correct, tokens, reward) -> dict:

@@ -16,8 +16,10 @@ advantages
   ``advantages(rewards, batch)`` — its advantage estimator; ``None``: TRL's group-relative one
   ``standardises_groups(args)`` — whether a group's rewards are divided by their std (``rl.budget`` warns)
 loss
-  ``loss`` — the aggregation: ``"decoupled"`` (DeGRPO), ``"sequence"`` (AdaptThink) or ``"trl"`` (TRL's own)
-  ``trl_overrides()`` — the ``DeGRPOConfig`` fields it fixes (e.g. ``loss_type``); set in ``rl.args`` too: an error
+  ``loss`` — the name of its loss shape (``thinkless.training.losses``): ``"decoupled"`` (DeGRPO), ``"sequence"``
+  (AdaptThink) or ``"trl"`` (TRL's own)
+  ``loss_kwargs()`` — its own knobs its loss shape takes as keyword arguments (Thinkless: ``alpha``, ``response_norm``)
+  ``trl_overrides()`` — the ``AdaptiveGRPOConfig`` fields it fixes (e.g. ``loss_type``); set in ``rl.args`` too: an error
 rollouts and prompting
   ``first_tokens(G)`` — force each group position's control token, with the forcing's behaviour log-probability
   ``max_tokens(mode)`` — a tighter length limit for completions forced to ``mode``
@@ -47,8 +49,8 @@ import torch
 
 from ..runs.checks import FLOAT32_MAX
 from ..reward import RewardValues
+from ..training.losses import LOSS_SHAPES
 
-LOSSES = ("decoupled", "sequence", "trl")
 OBJECTIVES: dict[str, type] = {}  # name -> class, by name (@register): the one list of objectives
 
 # The columns of a generation batch every objective sees (one row per completion).
@@ -184,8 +186,13 @@ class Objective:
         the text appended to its user turn (``thinkless.format.messages``' ``suffix``); None: none (the default)."""
         return None
 
+    def loss_kwargs(self) -> dict:
+        """The knobs its loss shape (``loss``) takes as keyword arguments, e.g. ``{"alpha": ..., "response_norm": ...}``
+        for the decoupled shape; none by default (the shape's settings are the trainer's)."""
+        return {}
+
     def trl_overrides(self) -> dict:
-        """DeGRPOConfig fields this objective fixes (its aggregation); setting one in rl.args too is an error."""
+        """AdaptiveGRPOConfig fields this objective fixes (its aggregation); setting one in rl.args too is an error."""
         return {}
 
     def warn_if_odd(self, warn) -> None:
@@ -240,8 +247,8 @@ def register(cls):
     """Class decorator: make ``cls`` selectable as ``objective=<cls.name>``."""
     if not cls.name or cls.name in OBJECTIVES:
         raise ValueError(f"objective name {cls.name!r} is empty or taken")
-    if cls.loss not in LOSSES:
-        raise ValueError(f"{cls.__name__}.loss={cls.loss!r}: valid choices are {LOSSES}")
+    if cls.loss not in LOSS_SHAPES:
+        raise ValueError(f"{cls.__name__}.loss={cls.loss!r}: valid choices are {sorted(LOSS_SHAPES)}")
     OBJECTIVES[cls.name] = cls
     for name in sorted(OBJECTIVES):  # by name, whatever the import order: the order every list of them shows
         OBJECTIVES[name] = OBJECTIVES.pop(name)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..training.losses import RESPONSE_NORMS
+from ..training.losses import CLIP_LOSS_TYPES, RESPONSE_NORMS
 from ..reward import RESET_KEYS, REWARD_KEYS, RewardValues, ThinklessReward, reward_schedule, reward_values
 from .base import Objective, Rollouts, register
 
@@ -87,9 +87,10 @@ class Thinkless(ThinklessRewards):
             warn("objective.alpha", self.alpha, "negative: the control-token term then trains the mode token away "
                  "from the mode that earned more reward (α > 0; the paper uses 1e-3)")
 
-    def check_args(self, args) -> None:
-        from ..training.trainer import CLIP_LOSS_TYPES
+    def loss_kwargs(self) -> dict:
+        return {"alpha": self.alpha, "response_norm": self.response_norm}
 
+    def check_args(self, args) -> None:
         if args.loss_type not in CLIP_LOSS_TYPES:
             raise ValueError(f"rl.args.loss_type={args.loss_type!r} with objective=thinkless: DeGRPO aggregates "
                              f"TRL's clipped surrogate; valid choices are {CLIP_LOSS_TYPES}")

@@ -1,7 +1,7 @@
 """Mode-usage monitoring for RL: the statistics, and the per-step JSONL log, console line and PNG curves.
 
-``mode_metrics`` is pure: the trainer (``DeGRPOTrainer._log_mode_usage``) feeds it the global batch it already holds
-(first completion token against the control-token ids, correctness read from the reward, lengths, levels) and logs
+``mode_metrics`` is pure: the trainer (``AdaptiveGRPOTrainer._log_mode_usage``) feeds it the global batch it already
+holds (first completion token against the control-token ids, correctness read from the reward, lengths, levels) and logs
 the result through TRL's metrics, so it reaches stdout, wandb and ``metrics.jsonl`` like every trainer metric.
 In-training validation logs the same keys with TRL's ``eval_`` prefix.
 

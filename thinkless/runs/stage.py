@@ -358,7 +358,7 @@ def start_stage(cfg: DictConfig, job_type: str, *, config_cls=None) -> Stage:
 
 
 def trainer_args(config_cls, args_cfg, stage: Stage, **extra):
-    """``config_cls`` (TRL's SFTConfig / DeGRPOConfig) from a stage's ``args`` mapping (any of its fields);
+    """``config_cls`` (TRL's SFTConfig / AdaptiveGRPOConfig) from a stage's ``args`` mapping (any of its fields);
     ``extra`` wins over ``args``."""
     kw = {**OmegaConf.to_container(args_cfg, resolve=True), **extra}
     if not torch.cuda.is_available():  # TRL defaults to bf16, which raises on a CPU

@@ -124,6 +124,35 @@ class Budget:
         return d
 
 
+def probe_rows(n_prompts: int, probe: int, seed: int) -> list[int]:
+    """The ``probe`` training prompts (indices of ``n_prompts``) the think ratio is read on: drawn once by the run's
+    seed, so a resume draws the same."""
+    return torch.randperm(n_prompts, generator=torch.Generator().manual_seed(seed))[:probe].tolist()
+
+
+def probe_think_ratio(model, tokenizer, prompt_ids: list[list[int]], think_id: int, *, temperature: float = 1.0,
+                      top_p: float = 1.0, top_k: int | None = None, min_p: float | None = None, batch_size: int = 64,
+                      rank: int = 0, world: int = 1, gather=None) -> float:
+    """The policy's expected think ratio on the probe: the mean over its prompts (token ids, tokenized as the
+    rollouts' are) of the probability that the rollouts' sampling settings draw ``<think>`` first. A fixed set and
+    no sampling, so the price answers the policy and not the batch's prompt mix. Each of ``world`` processes
+    forwards the same number of prompts (ZeRO-3 gathers weights collectively), its share (``rank``), and ``gather``
+    (the trainer's ``accelerator.gather``) collects the sums: every rank holds the same cost."""
+    from ..generation import make_generator
+    from ..serving.mode_control import sampled_token_prob
+
+    rows = [rank + world * k for k in range(-(-len(prompt_ids) // world))]
+    gen = make_generator("hf", model=model, tokenizer=tokenizer, batch_size=batch_size)  # the policy in memory
+    p = sampled_token_prob(gen.first_logits([prompt_ids[i % len(prompt_ids)] for i in rows]), think_id,
+                           temperature, top_p, top_k, min_p)
+    keep = torch.tensor([float(i < len(prompt_ids)) for i in rows])  # the last round's wrap-around rows count 0
+    total = torch.stack([(p * keep).sum(), keep.sum()])
+    if gather is not None:
+        total = gather(total)
+    total = total.view(-1, 2).sum(0)
+    return (total[0] / total[1]).item()
+
+
 def smoothing_for(probe: int) -> float:
     """ē's weight on the past for a cost read on ``probe`` prompts: the batch's reading is noisy, a probe's is not."""
     return 0.0 if probe else SMOOTHING

@@ -298,10 +298,10 @@ def run_train(cfg: DictConfig) -> dict:
     for i, r in enumerate(cfg.report.get("threshold_think_ratios") or []):
         if isinstance(r, (int, float)) and not 0 <= r <= 1:
             raise ValueError(f"report.threshold_think_ratios[{i}]={r}: a think ratio in [0, 1] is expected")
-    stage = start_stage(cfg, "train", config_cls="thinkless.training.trainer:DeGRPOConfig")
+    stage = start_stage(cfg, "train", config_cls="thinkless.training.trainer:AdaptiveGRPOConfig")
     check_global_batch(cfg, is_main=stage.is_main)  # after start_stage (it resets warnings), before the model loads
     objective.warn_if_odd(warn)
-    from .trainer import DeGRPOConfig, DeGRPOTrainer  # after start_stage: TRL imports vLLM, which logs at import
+    from .trainer import AdaptiveGRPOConfig, AdaptiveGRPOTrainer  # after start_stage: TRL imports vLLM (it logs)
     model, tok = load_checkpoint(cfg.model.path, dtype=cfg.model.get("dtype", "auto"))
     stats = DropStats()
     rows = rl_prompts(cfg.rl_data, stats, instruction=cfg.prompt.instruction, system=cfg.prompt.system, tokenizer=tok,
@@ -317,8 +317,9 @@ def run_train(cfg: DictConfig) -> dict:
         val_rows = rl_prompts(cfg.rl_data, val_stats, instruction=cfg.prompt.instruction, system=cfg.prompt.system,
                               validation=True, tokenizer=tok, objective=objective, seed=cfg.seed)
         logger.info("validation prompts: %s", val_stats.summary())
-    args = trainer_args(DeGRPOConfig, cfg.rl.args, stage, grading_timeout=float(cfg.rl.get("grading_timeout", 5.0)),
-                        **objective.trl_overrides(), **no_val)
+    args = trainer_args(AdaptiveGRPOConfig, cfg.rl.args, stage,
+                        grading_timeout=float(cfg.rl.get("grading_timeout", 5.0)), **objective.trl_overrides(),
+                        **no_val)
     if budget is not None and objective.standardises_groups(args):
         warn("rl.args.scale_rewards", args.scale_rewards, f"with rl.budget ({budget.describe()}) and objective="
              f"{objective.name}: each group's rewards are divided by their std, so the price moves a group's "
@@ -331,7 +332,7 @@ def run_train(cfg: DictConfig) -> dict:
                  *hub_callbacks(cfg.get("hub"), info)]
     if args.use_vllm:
         check_vllm(args)
-    trainer = DeGRPOTrainer(model=model, args=args, objective=objective, budget=budget,
+    trainer = AdaptiveGRPOTrainer(model=model, args=args, objective=objective, budget=budget,
                             train_dataset=Dataset.from_list(rows),
                             eval_dataset=Dataset.from_list(val_rows) if val_rows else None, processing_class=tok,
                             callbacks=callbacks)

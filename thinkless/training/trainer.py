@@ -1,50 +1,23 @@
-"""``DeGRPOTrainer``: TRL's ``GRPOTrainer`` driven by an adaptive-thinking objective (``thinkless.objectives``).
+"""``AdaptiveGRPOTrainer``: TRL's ``GRPOTrainer`` driven by an adaptive-thinking objective (``thinkless.objectives``).
 
-Like TRL's own GMPO trainer it overrides the loss, ``_compute_loss``, and a few steps around it, each calling TRL's:
+Every objective (``objective=NAME``) trains on this one trainer: the objective says what differs (reward, advantage,
+loss shape, rollout interventions), the trainer does the rest with TRL's machinery — generation (HF or vLLM), the
+frozen reference model, old log-probs, DeepSpeed/DDP, evaluation and checkpointing are inherited. Like TRL's own GMPO
+trainer it overrides a few steps, each calling TRL's:
 
-* ``_calculate_rewards`` grades every completion once (the strict grader), gathers the verdicts, modes and lengths
-  of the whole generation batch across processes, and asks the objective for the rewards (group shaping sees
-  whole groups even when a group spans processes); mode-usage statistics come from the same verdicts, so they are
-  right under every objective. Explicit ``reward_funcs`` replace the objective's reward (TRL computes them; accuracy
-  is then unknown and not logged).
-* ``_generate_and_score_completions`` replaces TRL's group advantages by the objective's own estimator, if it has
-  one, and passes on what a forced first token needs in the loss.
-* ``_generate_single_turn`` forces the first token of some rows when the objective asks (AdaptThink): the control
-  token is appended to those prompts, generation continues from it (HF, vLLM colocated or served), and the token is
-  put back at the head of the completion with the forcing's log-probability as its sampling log-probability.
-  Training rollouts are also cut at the objective's ``length_cap(step)`` (ThinkPrune's cap of the current round),
-  as if generation had stopped there: a cut completion ends without EOS, so it counts as truncated.
+* ``_calculate_rewards`` grades every completion once and asks the objective for the rewards on the gathered
+  generation batch (group shaping sees whole groups even when a group spans processes); the mode-usage statistics
+  come from the same verdicts. Explicit ``reward_funcs`` replace the objective's reward (tests, research).
+* ``_generate_and_score_completions`` replaces TRL's group advantages by the objective's estimator, if it has one.
+* ``_generate_single_turn`` forces the first token of some rows when the objective asks (AdaptThink) and cuts
+  training rollouts at the objective's ``length_cap(step)`` (ThinkPrune).
+* ``_compute_loss`` only dispatches: the objective's loss shape (``thinkless.training.losses``, by
+  ``Objective.loss``) with the objective's knobs (``Objective.loss_kwargs``); the trainer logs what it returns.
+* the objective's resets (a new KL reference, a fresh optimizer state) at their step, kept across a resume; the
+  budget's price (``rl.budget``) on the rewards.
 
-Generation (HF or vLLM), the frozen reference model, old log-probs, DeepSpeed/DDP, evaluation and checkpointing are
-inherited. The loss is the objective's aggregation (``Objective.loss``): ``trl`` is TRL's own (``loss_type``);
-``decoupled`` (DeGRPO) and ``sequence`` (AdaptThink) aggregate TRL's per-token clipped surrogate (token- or
-sequence-level importance ratio, optional ``delta`` two-sided clip, off-policy mask, vLLM importance-sampling
-correction) plus β·KL. Three control-token safeguards of the decoupled loss:
-
-* ``mask_truncated_completions`` zeroes truncated rows; their control token keeps its loss, because "this
-  prompt's thinking ran out of budget" is exactly what the mode decision must learn.
-* ``top_entropy_quantile < 1`` never drops column 0.
-* with a *sequence*-level importance ratio (``importance_sampling_level``, or vLLM's sequence correction), column 0
-  keeps its own token ratio, not the whole sequence's.
-
-Entropy bonus (``entropy_coef``, the official recipe's 0.001): ``loss -= entropy_coef · H`` with H the mean
-entropy over *all* completion tokens, the control token counted as one token among them (weight 1/Σ|o|) — the
-official verl code's ``masked_mean(entropy, response_mask)`` and TRL's definition. It is deliberately not decoupled:
-a bonus of weight ~1 on the mode token would push the mode decision towards 50/50.
-
-Resets (``objective.resets()``, from ``reward_schedule`` entries with ``reset_reference``/``reset_optimizer``): once
-``after_step`` optimizer steps are done (``on_step_end``, before that step's checkpoint is written) the KL reference
-takes the policy's weights (TRL's ``SyncRefModelCallback.sync_target_model`` with mixing weight 1) and the
-optimizer's moments and step counts are zeroed in place (AdamW's fresh state, kept in its saved structure). This is
-the authors' second phase, a new verl run from the switch checkpoint: weights only, so a fresh AdamW state and a
-reference built from that checkpoint. The LR schedule continues (constant in the recipe, so the same). Exact across
-a resume: the zeroed moments are in the optimizer state of later checkpoints, and every checkpoint written after a
-reference reset also holds the reference's weights (``ref_model.safetensors``, loaded back by
-``_load_optimizer_and_scheduler``, which runs on every resume, DeepSpeed or not).
-
-Normalization follows TRL's scopes: ``response_norm="sequence"`` like loss_type ``grpo`` (micro-batch means
-divided by the accumulation steps); ``"token"`` like ``dapo`` (global token counts of the generation batch),
-so updates do not depend on how a batch is split across devices and accumulation steps.
+How each piece works and why: docs/pipeline.md ("Stage 2") and docs/objectives.md ("The loss shapes"; the resets:
+docs/reproducing.md, "The second RL phase").
 """
 
 from __future__ import annotations
@@ -60,41 +33,41 @@ from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.callbacks import SyncRefModelCallback
 
-from .budget import Budget
-from .losses import clipped_surrogate, coupled_sequence_loss, degrpo_loss, importance_sampling_stats, k3_kl
+from .budget import Budget, probe_rows, probe_think_ratio
+from .losses import LossInputs, importance_sampling_stats, loss_shape
 from ..reporting.monitor import mode_metrics
 from ..objectives import Objective, Rollouts
-from ..objectives.thinkless import Thinkless
 from ..reward import grade_completions
-from ..tokens import control_token_ids
+from ..tokens import MODE_CODES, control_token_ids
 
-CLIP_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
 REF_WEIGHTS = "ref_model.safetensors"  # in checkpoints written after a reference reset
 RESETTABLE_OPTIMS = ("adamw_torch", "adamw_torch_fused", "sgd")
 FRESH_ZERO = {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer"}  # Adam(W)/SGD: fresh = 0
-MODE_CODE = {"think": 1.0, "short": 0.0}
 
 
 @dataclass
-class DeGRPOConfig(GRPOConfig):
+class AdaptiveGRPOConfig(GRPOConfig):
     grading_timeout: float = field(default=5.0, metadata={"help": "Seconds per math-verify answer check."})
     long_short_multiple: float = field(default=3.0, metadata={
         "help": "modes/long_short_share counts short responses longer than this multiple of their group's median "
                 "short length (short-mode hacking)."})
 
 
-class DeGRPOTrainer(GRPOTrainer):
-    """``DeGRPOTrainer(model, args=..., objective=..., train_dataset=..., processing_class=...)``.
+class AdaptiveGRPOTrainer(GRPOTrainer):
+    """``AdaptiveGRPOTrainer(model, args=..., objective=..., train_dataset=..., processing_class=...)``.
 
-    ``objective``: a ``thinkless.objectives.Objective`` (default: Thinkless's DeGRPO with its default knobs).
+    ``objective``: a ``thinkless.objectives.Objective`` (required; e.g. ``make_objective({"name": "thinkless"})``).
     ``reward_funcs``: leave unset; the objective grades and rewards. Given, they replace its reward (tests, research).
     """
 
     _tag_names = ["trl", "grpo", "degrpo", "thinkless"]
 
-    def __init__(self, model, reward_funcs=None, args: DeGRPOConfig | None = None, *, objective: Objective | None = None,
+    def __init__(self, model, reward_funcs=None, args: AdaptiveGRPOConfig | None = None, *, objective: Objective,
                  budget: Budget | None = None, **kwargs):
-        self.objective = objective if objective is not None else Thinkless()
+        if not isinstance(objective, Objective):
+            raise TypeError(f"objective={objective!r}: a thinkless.objectives.Objective is expected (e.g. "
+                            "make_objective({'name': 'thinkless'}))")
+        self.objective = objective
         self.budget = budget
         if budget is not None and reward_funcs is not None:
             raise ValueError("rl.budget prices the objective's reward; it cannot shape explicit reward_funcs")
@@ -153,7 +126,7 @@ class DeGRPOTrainer(GRPOTrainer):
             out_ids.append(([t] + list(c))[:cap])
             if logprobs is not None:
                 out_lps.append(([logps[pos[i]]] + list(logprobs[i]))[:cap])
-        self._forced = (torch.tensor([MODE_CODE[modes[p]] for p in pos]), torch.tensor([logps[p] for p in pos]))
+        self._forced = (torch.tensor([MODE_CODES[modes[p]] for p in pos]), torch.tensor([logps[p] for p in pos]))
         return out_ids, (out_lps if logprobs is not None else None)
 
     # ------------------------------------------------------------------ rewards (the objective's) and mode usage
@@ -179,7 +152,7 @@ class DeGRPOTrainer(GRPOTrainer):
 
     def _priced(self, batch: Rollouts, rewards: torch.Tensor, metrics) -> torch.Tensor:
         """``rl.budget``: the rewards minus the multiplier times each rollout's cost, then one multiplier update on
-        the measured cost — the probe's (``_probe_think_ratio``) or the batch's (``thinkless.training.budget``). Every rank holds
+        the measured cost — the probe's (``budget.probe_think_ratio``) or the batch's (``Budget.measure``). Every rank holds
         the same gathered batch and the same probe sums, so the same λ."""
         b = self.budget
         free = batch.forced < 0
@@ -205,30 +178,18 @@ class DeGRPOTrainer(GRPOTrainer):
 
     @cached_property
     def _probe_ids(self) -> list[list[int]]:
-        """``rl.budget.probe`` prompts of the training set, drawn once (by the run's seed, so a resume draws the same),
-        tokenized as the rollouts' prompts are."""
-        n = len(self.train_dataset)
-        idx = torch.randperm(n, generator=torch.Generator().manual_seed(self.args.seed))[:self.budget.probe].tolist()
+        """``rl.budget.probe`` prompts of the training set (``budget.probe_rows``), tokenized as the rollouts' are."""
+        idx = probe_rows(len(self.train_dataset), self.budget.probe, self.args.seed)
         return self._tokenize_prompts([self.train_dataset[i]["prompt"] for i in idx])[0]
 
     def _probe_think_ratio(self) -> float:
-        """The policy's expected think ratio on the probe: the mean over its prompts of the probability that the
-        rollouts' sampling settings draw ``<think>`` first. A fixed set and no sampling, so the price answers the policy
-        and not the batch's prompt mix. Every rank forwards the same number of prompts (ZeRO-3 gathers weights
-        collectively), its share of the probe, then the sums are gathered: every rank holds the same cost."""
-        from ..generation import HFGenerator
-        from ..serving.mode_control import sampled_token_prob
-
-        ids, W, r = self._probe_ids, self.accelerator.num_processes, self.accelerator.process_index
-        rows = [r + W * k for k in range(-(-len(ids) // W))]
-        model = self.accelerator.unwrap_model(self.model)
-        gen = HFGenerator(model, self._tokenizer, batch_size=self.args.per_device_train_batch_size)
-        p = sampled_token_prob(gen.first_logits([ids[i % len(ids)] for i in rows]), self._control_ids.think,
-                               self.temperature, self.top_p, self.top_k, self.min_p)
-        keep = torch.tensor([float(i < len(ids)) for i in rows])  # the last round's wrap-around rows count 0
-        total = self.accelerator.gather(torch.stack([(p * keep).sum(), keep.sum()]).to(self.accelerator.device))
-        total = total.view(-1, 2).sum(0)
-        return (total[0] / total[1]).item()
+        """The budget's probe (``budget.probe_think_ratio``) on the policy, with the rollouts' sampling settings."""
+        acc = self.accelerator
+        return probe_think_ratio(acc.unwrap_model(self.model), self._tokenizer, self._probe_ids,
+                                 self._control_ids.think, temperature=self.temperature, top_p=self.top_p,
+                                 top_k=self.top_k, min_p=self.min_p,
+                                 batch_size=self.args.per_device_train_batch_size, rank=acc.process_index,
+                                 world=acc.num_processes, gather=lambda x: acc.gather(x.to(acc.device)))
 
     def _gather_rollouts(self, inputs, completions, completion_ids_list, G: int, *, grade: bool) -> Rollouts:
         """The generation batch of every process as the grader sees it (``objectives.base.COLUMNS``)."""
@@ -246,7 +207,7 @@ class DeGRPOTrainer(GRPOTrainer):
             lv, gr, tg = x.get("level"), x.get("group"), x.get("target")
             local.append([math.nan if v is None else float(v.correct),
                           1.0 if first == ids.think else 0.0 if first == ids.short else -1.0,
-                          MODE_CODE.get(v.mode, -1.0) if v is not None else -1.0,
+                          MODE_CODES.get(v.mode, -1.0) if v is not None else -1.0,
                           float(len(c)), float(not len(c) or c[-1] not in stop),
                           float(lv) if lv is not None and lv >= 0 else -1.0, f,
                           float(gr) if gr is not None and gr >= 0 else -1.0,
@@ -344,109 +305,53 @@ class DeGRPOTrainer(GRPOTrainer):
                 out["importance_sampling_ratio"] = ratio
         return out
 
-    # ------------------------------------------------------------------ the loss (the objective's aggregation)
+    # ------------------------------------------------------------------ the loss: the objective's shape
 
     def _compute_loss(self, model, inputs):
-        kind = self.objective.loss
-        if kind == "trl":
-            return super()._compute_loss(model, inputs)
-        decoupled = kind == "decoupled"
+        out = loss_shape(self.objective.loss)(self._loss_inputs(model, inputs), **self.objective.loss_kwargs())
+        m = self._metrics["train" if self.model.training else "eval"]
+        for key, (values, mask) in out.stats.items():
+            m[key].append(self._global_mean(values, mask))
+        sampling = inputs.get("sampling_per_token_logps")
+        if out.old_logps is not None and sampling is not None and self.use_vllm and \
+                self.vllm_importance_sampling_correction:
+            self._log_importance_sampling(out.old_logps, sampling, inputs["completion_ids"], out.mask, m)
+        return out.loss
 
+    def _loss_inputs(self, model, inputs) -> LossInputs:
+        """The micro-batch and this trainer's settings as every loss shape takes them (``losses.LossInputs``)."""
         prompt_ids, prompt_mask = inputs["prompt_ids"], inputs["prompt_mask"]
         completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
-        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
-        attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
-        mask = completion_mask if "tool_mask" not in inputs else completion_mask * inputs["tool_mask"]
-        if decoupled:  # every row has a generated first token; truncation masking must not hide it (docstring)
-            mask = mask.clone()
-            mask[:, 0] = 1
 
-        per_token_logps, entropies, _ = self._get_per_token_logps_and_entropies(
-            model, input_ids, attention_mask, completion_ids.size(1), compute_entropy=True,
-            **{k: inputs.get(k) for k in ("pixel_values", "image_grid_thw", "num_images", "pixel_attention_mask",
-                                          "image_sizes", "token_type_ids", "mm_token_type_ids")
-               if inputs.get(k) is not None},
-        )
-        advantages = inputs["advantages"]
-        if advantages.dim() == 1:
-            advantages = advantages.unsqueeze(1)
-        old = inputs.get("old_per_token_logps")
-        old = per_token_logps.detach() if old is None else old
-        forced = inputs.get("first_token_old_logp")
-        if forced is not None:  # AdaptThink: the forced first token's old log-prob is the forcing's
-            old = old.clone()
-            rows = ~torch.isnan(forced)
-            old[rows, 0] = forced[rows].to(old.dtype)
-        log_ratio = per_token_logps - old
-        if not decoupled:  # one length-normalised ratio per sequence, the first token included (AdaptThink's)
-            seq = (log_ratio * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp(min=1)
-            log_ratio = seq.expand_as(log_ratio)
-        elif self.importance_sampling_level == "sequence":
-            # column 0 keeps its own token ratio; the response shares the sequence ratio of its tokens
-            resp_mask = mask[:, 1:]
-            seq = (log_ratio[:, 1:] * resp_mask).sum(-1, keepdim=True) / resp_mask.sum(-1, keepdim=True).clamp(min=1)
-            log_ratio = torch.cat([log_ratio[:, :1], seq.expand_as(log_ratio[:, 1:])], dim=1)
-        per_token_loss, coef_1 = clipped_surrogate(log_ratio, advantages, self.epsilon_low, self.epsilon_high,
-                                                   self.args.delta)
+        def forward():
+            per_token_logps, entropies, _ = self._get_per_token_logps_and_entropies(
+                model, torch.cat([prompt_ids, completion_ids], dim=1),
+                torch.cat([prompt_mask, completion_mask], dim=1), completion_ids.size(1), compute_entropy=True,
+                **{k: inputs.get(k) for k in ("pixel_values", "image_grid_thw", "num_images", "pixel_attention_mask",
+                                              "image_sizes", "token_type_ids", "mm_token_type_ids")
+                   if inputs.get(k) is not None},
+            )
+            return per_token_logps, entropies
 
-        if self.off_policy_mask_threshold is not None:
-            sampling = inputs.get("sampling_per_token_logps", old)
-            per_token_loss = per_token_loss * self.get_off_policy_mask(
-                advantages, per_token_logps, sampling, mask, self.off_policy_mask_threshold)
-        effective_mask = mask
-        if self.top_entropy_quantile < 1.0:
-            entropy_mask = self.get_high_entropy_mask(entropies, mask, 1 - self.top_entropy_quantile)
-            entropy_mask[:, 0] = 1
-            per_token_loss = per_token_loss * entropy_mask
-            effective_mask = mask * entropy_mask
-        if self.use_vllm and self.vllm_importance_sampling_correction:
-            ratio = inputs["importance_sampling_ratio"]
-            if decoupled and ratio.shape[1] == 1 and "sampling_per_token_logps" in inputs:
-                col0 = torch.exp(torch.nan_to_num(old[:, :1] - inputs["sampling_per_token_logps"][:, :1]))
-                lo, hi = self.vllm_importance_sampling_clip_min, self.vllm_importance_sampling_clip_max
-                col0 = col0.clamp(min=lo if lo is not None else 0.0, max=hi if hi is not None else math.inf)
-                ratio = torch.cat([col0, ratio.expand(-1, per_token_loss.shape[1] - 1)], dim=1)
-            per_token_loss = per_token_loss * ratio
-        if self.beta != 0.0:
-            per_token_kl = k3_kl(inputs["ref_per_token_logps"], per_token_logps)
-            if self.args.use_bias_correction_kl:
-                per_token_kl = per_token_kl * coef_1
-            per_token_loss = per_token_loss + self.beta * per_token_kl
-
-        mode = "train" if self.model.training else "eval"
-        accum = self.current_gradient_accumulation_steps if mode == "train" else 1.0
-        alpha, norm = getattr(self.objective, "alpha", None), getattr(self.objective, "response_norm", None)
-        if not decoupled:  # TRL "grpo" scope: mean over the micro-batch's sequences / accumulation steps
-            loss = coupled_sequence_loss(per_token_loss, mask) / accum
-        elif norm == "sequence":  # TRL "grpo" scope: micro-batch means / accumulation steps
-            loss = degrpo_loss(per_token_loss, mask, alpha, "sequence") / accum
-        else:  # TRL "dapo" scope: share of the generation batch's global counts
-            scale = self.accelerator.num_processes
-            if mode == "train":
-                scale = scale / (self.current_gradient_accumulation_steps / self.args.steps_per_generation)
-            n_rows = float(self.args.generation_batch_size if mode == "train" else
-                           per_token_loss.shape[0] * self.accelerator.num_processes)
-            n_resp = (inputs["num_items_in_batch"] - n_rows).clamp(min=1.0)
-            loss = degrpo_loss(per_token_loss, mask, alpha, "token",
-                               control_denominator=n_rows / scale, response_denominator=n_resp / scale)
-        if self.entropy_coef != 0.0:  # see the module docstring: all completion tokens, TRL's/official scope
-            entropy = (entropies * effective_mask).sum() / effective_mask.sum().clamp(min=1.0)
-            loss = loss - self.entropy_coef * entropy / accum
-
-        m = self._metrics[mode]
-        m["loss/control"].append(self._global_mean(per_token_loss[:, :1].detach(), mask[:, :1]))
-        m["loss/response"].append(self._global_mean(per_token_loss[:, 1:].detach(), mask[:, 1:]))
-        if self.beta != 0.0:
-            m["kl"].append(self._global_mean(per_token_kl, mask))
-        m["entropy"].append(self._global_mean(entropies, mask))
-        low = (coef_1 < 1 - self.epsilon_low) & (advantages < 0)
-        high = (coef_1 > 1 + self.epsilon_high) & (advantages > 0)
-        m["clip_ratio/low_mean"].append(self._global_mean(low.float(), mask))
-        m["clip_ratio/high_mean"].append(self._global_mean(high.float(), mask))
-        m["clip_ratio/region_mean"].append(self._global_mean((low | high).float(), mask))
-        if self.use_vllm and self.vllm_importance_sampling_correction and "sampling_per_token_logps" in inputs:
-            self._log_importance_sampling(old, inputs["sampling_per_token_logps"], completion_ids, mask, m)
-        return loss
+        training = self.model.training
+        correct = self.use_vllm and self.vllm_importance_sampling_correction
+        return LossInputs(
+            forward=forward, trl_loss=lambda: super(AdaptiveGRPOTrainer, self)._compute_loss(model, inputs),
+            advantages=inputs["advantages"],
+            mask=completion_mask if "tool_mask" not in inputs else completion_mask * inputs["tool_mask"],
+            num_items_in_batch=inputs.get("num_items_in_batch"), old_logps=inputs.get("old_per_token_logps"),
+            ref_logps=inputs.get("ref_per_token_logps"), sampling_logps=inputs.get("sampling_per_token_logps"),
+            is_ratio=inputs["importance_sampling_ratio"] if correct else None,
+            first_token_old_logp=inputs.get("first_token_old_logp"), high_entropy_mask=self.get_high_entropy_mask,
+            epsilon_low=self.epsilon_low, epsilon_high=self.epsilon_high, delta=self.args.delta, beta=self.beta,
+            kl_bias_correction=self.args.use_bias_correction_kl,
+            importance_sampling_level=self.importance_sampling_level,
+            off_policy_mask_threshold=self.off_policy_mask_threshold, top_entropy_quantile=self.top_entropy_quantile,
+            entropy_coef=self.entropy_coef, is_clip_min=self.vllm_importance_sampling_clip_min,
+            is_clip_max=self.vllm_importance_sampling_clip_max, training=training,
+            accumulation_steps=self.current_gradient_accumulation_steps if training else 1.0,
+            steps_per_generation=self.args.steps_per_generation,
+            generation_batch_size=self.args.generation_batch_size, num_processes=self.accelerator.num_processes)
 
     # ------------------------------------------------------------------ monitoring helpers
 
@@ -479,7 +384,7 @@ class DeGRPOTrainer(GRPOTrainer):
 class _ResetCallback(TrainerCallback):
     """The schedule's resets at the end of their optimizer step, before that step's checkpoint is written."""
 
-    def __init__(self, trainer: DeGRPOTrainer):
+    def __init__(self, trainer: AdaptiveGRPOTrainer):
         self.trainer = trainer
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -490,14 +395,14 @@ class _ResetCallback(TrainerCallback):
 
 class _RewardName:
     """What TRL holds as the reward function while the objective rewards: TRL names its metrics after it
-    (``rewards/<objective>/mean``) and never calls it (``DeGRPOTrainer._calculate_rewards`` does the work)."""
+    (``rewards/<objective>/mean``) and never calls it (``AdaptiveGRPOTrainer._calculate_rewards`` does the work)."""
 
     def __init__(self, objective: Objective):
         self.__name__ = objective.name
         self.objective = objective
 
     def __call__(self, *args, **kwargs):
-        raise RuntimeError("the objective's rewards are computed by DeGRPOTrainer on the gathered batch")
+        raise RuntimeError("the objective's rewards are computed by AdaptiveGRPOTrainer on the gathered batch")
 
 
 def _last_user_turn(prompt) -> str:
