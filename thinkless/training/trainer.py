@@ -65,7 +65,7 @@ from .losses import clipped_surrogate, coupled_sequence_loss, degrpo_loss, impor
 from ..reporting.monitor import mode_metrics
 from ..objectives import Objective, Rollouts
 from ..objectives.thinkless import Thinkless
-from ..reward import grade_completions
+from ..grading import grade_completions
 from ..tokens import control_token_ids
 
 CLIP_LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
