@@ -160,4 +160,3 @@ class ThinklessReward:
     def __call__(self, prompts, completions, answer, task=None, trainer_state=None, **kwargs):
         values = self.values_at(trainer_state.global_step if trainer_state is not None else 0)
         return [None if v is None else values.of(v.mode, v.correct) for v in self.verdicts(completions, answer, task)]
-

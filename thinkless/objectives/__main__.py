@@ -52,7 +52,7 @@ def render(conf: Path = CONF) -> str:
                          f"[test_{name}.py](../tests/objectives/test_{name}.py)", f"`{folder}`"])
     table = markdown_table(["objective", "what", "module", "configs", "tests",
                             "`python train.py objective=NAME` writes to"], rows)
-    return "\n".join([BEGIN, "", table]) + "\n\n" + END + "\n"
+    return f"{BEGIN}\n\n{table}\n\n{END}\n"
 
 
 def page(current: str, conf: Path = CONF) -> str:
