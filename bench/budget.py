@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import (Plan, class_name, command_line, distill, fmt, log, machine, run_all,  # noqa: E402
                           write_results)
 from thinkless.training.budget import priceable  # noqa: E402
+from thinkless.reporting.tables import markdown_row, markdown_rule  # noqa: E402
 
 OBJECTIVES = ("thinkless", "length_penalty", "grpo")  # the default selection: docs/budget.md's published runs
 TARGETS = (0.2, 0.4, 0.6)
@@ -222,15 +223,15 @@ def main(argv=None) -> None:
                  "bias": [m["bias"] for m in moved], "bias_think_ratio": [m["think_ratio"] for m in moved],
                  "bias_acc": [m["acc"] for m in moved], "bias_tokens": [m["tokens"] for m in moved]}
             summary[f"{name}@{t:g}"] = s
-            rows.append(f"| {name} | {t:g} | {fmt(s['achieved'], '{:.2f}')} | {sum(hit)}/{len(hit)} | "
-                        f"{fmt(s['acc'])} | {fmt(s['tokens'], '{:.1f}')} | {fmt(s['multiplier'], '{:+.3f}')} | "
-                        f"{fmt(s['integral'], '{:+.3f}')} | "
-                        f"{fmt(s['overlap'], '{:.2f}')} | {fmt(s['rank_corr'], '{:.2f}')} | "
-                        f"{fmt(s['bias_think_ratio'], '{:.2f}')} | {fmt(s['bias_acc'])} | "
-                        f"{fmt(s['bias_tokens'], '{:.1f}')} | {_winner(s)} |")
-    head = ("| objective | target think ratio | achieved | within ±0.05 | accuracy | tokens | final λ | its "
-            "dual-ascent part λ_I | overlap with the oracle's allocation | rank corr. with the accuracy gain | "
-            "unconstrained + think bias: think ratio | its accuracy | its tokens | more accurate |\n|" + "---|" * 14)
+            rows.append(markdown_row([
+                name, f"{t:g}", fmt(s["achieved"], "{:.2f}"), f"{sum(hit)}/{len(hit)}", fmt(s["acc"]),
+                fmt(s["tokens"], "{:.1f}"), fmt(s["multiplier"], "{:+.3f}"), fmt(s["integral"], "{:+.3f}"),
+                fmt(s["overlap"], "{:.2f}"), fmt(s["rank_corr"], "{:.2f}"), fmt(s["bias_think_ratio"], "{:.2f}"),
+                fmt(s["bias_acc"]), fmt(s["bias_tokens"], "{:.1f}"), _winner(s)]))
+    head = markdown_row(["objective", "target think ratio", "achieved", "within ±0.05", "accuracy", "tokens", "final λ",
+                         "its dual-ascent part λ_I", "overlap with the oracle's allocation",
+                         "rank corr. with the accuracy gain", "unconstrained + think bias: think ratio", "its accuracy",
+                         "its tokens", "more accurate"]) + "\n" + markdown_rule(14)
     per_class = class_rows(runs, plan.objectives, targets, gain)
     text = (f"# Training to a budget\n\nGraded task (the gym's distillation), {len(plan.seeds)} seed(s), {plan.steps} "
             f"RL steps per run, every run with {' '.join(SHARED)}; the multiplier's gains: "
@@ -260,8 +261,8 @@ def _winner(s: dict) -> str:
 
 def class_rows(runs, objectives, targets, gain) -> str:
     keys = list(gain)
-    lines = ["| class (gain from thinking) | " + " | ".join(f"{o} @ {t:g}" for o in objectives for t in targets) + " |",
-             "|---|" + "---|" * (len(objectives) * len(targets))]
+    lines = [markdown_row(["class (gain from thinking)", *(f"{o} @ {t:g}" for o in objectives for t in targets)]),
+             markdown_rule(1 + len(objectives) * len(targets))]
     for k in keys:
         cells = []
         for o in objectives:
@@ -269,7 +270,7 @@ def class_rows(runs, objectives, targets, gain) -> str:
                 rs = [r for r in runs if r["objective"] == o and r["target"] == t]
                 cells.append(f"{fmt([r['classes'][k]['think_ratio'] for r in rs], '{:.2f}')} "
                              f"({oracle_allocation(gain, t)[k]:.2f})")
-        lines.append(f"| {class_name(k)} ({gain[k]:+.2f}) | " + " | ".join(cells) + " |")
+        lines.append(markdown_row([f"{class_name(k)} ({gain[k]:+.2f})", *cells]))
     return "\n".join(lines)
 
 

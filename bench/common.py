@@ -189,14 +189,14 @@ def run_all(plan: Plan, calls: list[tuple]) -> list[dict]:
 
 def summarize_run(d: Path) -> dict:
     """A finished run's numbers, read from what train.py wrote (the pipeline report, metrics.jsonl)."""
+    from thinkless.oracle import mean_over_problems
     from thinkless.reporting.monitor import read_metrics
 
     res = json.loads((d / "train_result.json").read_text())
     rep = res["report"]
     after = json.loads((d / "report_after_rl.json").read_text())
     rows = after.get("per_group") or after["per_level"]
-    n = sum(r["n"] for r in rows.values())
-    mean = lambda k: sum(r[k] * r["n"] for r in rows.values()) / n  # noqa: E731
+    mean = lambda k: mean_over_problems([r[k] for r in rows.values()], [r["n"] for r in rows.values()])  # noqa: E731
     cfg = json.loads((d / "run_config.json").read_text())["config"]
     per_step = cfg["rl"]["args"]["per_device_train_batch_size"] * cfg["rl"]["args"].get("gradient_accumulation_steps",
                                                                                         1)

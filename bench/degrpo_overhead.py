@@ -24,6 +24,7 @@ from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 
 from bench.common import Timers, machine, median, tiny_rl_setup  # noqa: E402
 from thinkless.objectives.thinkless import Thinkless  # noqa: E402
+from thinkless.reporting.tables import markdown_row, markdown_rule  # noqa: E402
 from thinkless.reward import ThinklessReward  # noqa: E402
 from thinkless.training.trainer import AdaptiveGRPOConfig, AdaptiveGRPOTrainer  # noqa: E402
 
@@ -109,22 +110,22 @@ def main():
     print(f"setup: tiny Qwen2 (2x128), {a.batch} completions/step (G={a.gens}), max {a.max_len} new tokens, "
           f"{a.steps} steps x {a.repeats} repeats, first step of each run dropped, medians\n")
     base = median([r["step"] for r in res["grpo"]])
-    print("| trainer | median step (s) | ratio to TRL grpo | generated tok/s | trained tok/s |")
-    print("|---|---|---|---|---|")
+    print(markdown_row(["trainer", "median step (s)", "ratio to TRL grpo", "generated tok/s", "trained tok/s"]))
+    print(markdown_rule(5))
     for v in variants:
         st = median([r["step"] for r in res[v]])
         gt = median([r["gen_tokens"] for r in res[v]])
         tt = median([r["train_tokens"] for r in res[v]])
-        label = {"grpo": "TRL GRPOTrainer (grpo)", "dapo": "TRL GRPOTrainer (dapo)",
-                 "degrpo": "AdaptiveGRPOTrainer (DeGRPO)"}[v]
-        print(f"| {label} | {st:.3f} | {st / base:.3f} | {gt / (st * devices):.0f} | {tt / (st * devices):.0f} |")
+        label = {"grpo": "TRL GRPOTrainer (grpo)", "dapo": "TRL GRPOTrainer (dapo)", "degrpo": "AdaptiveGRPOTrainer (DeGRPO)"}[v]
+        print(markdown_row([label, f"{st:.3f}", f"{st / base:.3f}", f"{gt / (st * devices):.0f}",
+                            f"{tt / (st * devices):.0f}"]))
     print("\nstep anatomy (median seconds per step):\n")
     keys = list(res["degrpo"][0]["anatomy"])
-    print("| trainer | " + " | ".join(keys) + " |")
-    print("|---|" + "---|" * len(keys))
+    print(markdown_row(["trainer", *keys]))
+    print(markdown_rule(1 + len(keys)))
     for v in variants:
         vals = [median([r["anatomy"][k] for r in res[v]]) for k in keys]
-        print(f"| {v} | " + " | ".join(f"{x:.3f}" for x in vals) + " |")
+        print(markdown_row([v, *(f"{x:.3f}" for x in vals)]))
     ratio = median([r["step"] for r in res["degrpo"]]) / base
     print(f"\nDeGRPO overhead vs TRL grpo: {ratio:.3f} (target <= 1.05: {'met' if ratio <= 1.05 else 'NOT met'})")
 

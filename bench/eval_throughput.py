@@ -18,6 +18,7 @@ from bench.common import machine, median  # noqa: E402
 from thinkless.generation import HFGenerator, SamplingConfig  # noqa: E402
 from thinkless.tasks.synthetic import make_problems  # noqa: E402
 from thinkless.format import render_prompt  # noqa: E402
+from thinkless.reporting.tables import markdown_row, markdown_table  # noqa: E402
 
 
 def main():
@@ -54,12 +55,11 @@ def main():
     print(f"machine: {machine()}")
     print(f"model: {a.model or 'random tiny Qwen2'}; {a.problems} problems, max {a.max_new} new tokens, "
           f"T=0.6, median of {a.repeats}\n")
-    print("| mode | wall (s) | generated tokens | tokens/s | speed-up |")
-    print("|---|---|---|---|---|")
+    print(markdown_table(["mode", "wall (s)", "generated tokens", "tokens/s", "speed-up"]))
     base = res["one at a time"][1] / res["one at a time"][0]
     for name, (t, n) in res.items():
-        print(f"| {name} (batch {a.batch if name == 'batched' else 1}) | {t:.2f} | {n} | {n / t:.0f} | "
-              f"{(n / t) / base:.1f}x |")
+        print(markdown_row([f"{name} (batch {a.batch if name == 'batched' else 1})", f"{t:.2f}", n, f"{n / t:.0f}",
+                            f"{(n / t) / base:.1f}x"]))
 
 
 if __name__ == "__main__":

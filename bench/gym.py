@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import (TASK, Plan, class_name, command_line, distill, fmt, log, machine, run_all,  # noqa: E402
                           run_script, spread, write_results)
 from thinkless.objectives import OBJECTIVES as REGISTRY  # noqa: E402
+from thinkless.reporting.tables import markdown_row, markdown_rule  # noqa: E402
 
 OBJECTIVES = tuple(REGISTRY)  # every registered objective (thinkless/objectives/), by name
 GAMMAS = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -65,24 +66,22 @@ def stock_grpo_step_times(out: Path, model: Path, plan: Plan) -> list[float]:
 def oracle_point(run_dir: Path, gamma: float) -> dict:
     """The oracle router on the distilled model (a run's ``report_before_rl.json``: the same benchmark and greedy
     forced modes every run is judged on): per class the better forced mode at ``gamma``; its accuracy and tokens."""
-    from thinkless.oracle import oracle_choice
+    from thinkless.oracle import mean_over_problems, oracle_choice
     from thinkless.reporting.report import rows_of
     from thinkless.reward import RewardValues
 
     rep = json.loads((Path(run_dir) / "report_before_rl.json").read_text())
     _, rows = rows_of(rep)
     values = RewardValues(correct_think=1.0 - gamma)
-    n = sum(r["n"] for r in rows.values())
-    acc = tok = rew = 0.0
     classes = {}
     for k, r in rows.items():
         mode, e = oracle_choice(r["short_acc"], r["think_acc"], values)
         classes[k] = {"mode": mode, "reward": e, "short_acc": r["short_acc"], "think_acc": r["think_acc"]}
-        acc += r[f"{mode}_acc"] * r["n"] / n
-        tok += r[f"{mode}_tokens"] * r["n"] / n
-        rew += e * r["n"] / n
-    return {"acc": acc, "tokens": tok, "reward": rew, "think_ratio": sum(
-        rows[k]["n"] for k, c in classes.items() if c["mode"] == "think") / n, "classes": classes}
+    n = [r["n"] for r in rows.values()]
+    chosen = lambda x: mean_over_problems([r[f"{classes[k]['mode']}_{x}"] for k, r in rows.items()], n)  # noqa: E731
+    return {"acc": chosen("acc"), "tokens": chosen("tokens"), "reward": mean_over_problems(
+        [c["reward"] for c in classes.values()], n), "think_ratio": mean_over_problems(
+        [float(c["mode"] == "think") for c in classes.values()], n), "classes": classes}
 
 
 def leaderboard(runs: list[dict], oracle: dict, base_step: float) -> tuple[str, dict]:
@@ -90,43 +89,45 @@ def leaderboard(runs: list[dict], oracle: dict, base_step: float) -> tuple[str, 
     for r in runs:
         by.setdefault(r["label"], []).append(r)
     summary = {}
-    lines = ["| objective | seeds | E[r] | gap to oracle | accuracy | response tokens | think ratio | "
-             "rollout tokens (training) | wall time (s) | step time vs stock TRL GRPO |", "|" + "---|" * 10]
+    lines = [markdown_row(["objective", "seeds", "E[r]", "gap to oracle", "accuracy", "response tokens", "think ratio",
+                           "rollout tokens (training)", "wall time (s)", "step time vs stock TRL GRPO"]),
+             markdown_rule(10)]
     for label, rs in by.items():
         ratio = [statistics.median(r["step_times"][:len(base_step)]) / statistics.median(base_step)
                  if r["step_times"] else None for r in rs] if base_step else [None]
         summary[label] = {k: spread([r[k] for r in rs]) for k in ("reward", "acc", "tokens", "think_ratio",
                                                                   "rollout_tokens", "wall_s")}
         summary[label]["step_ratio"] = spread(ratio)
-        lines.append(f"| {label} | {len(rs)} | {fmt([r['reward'] for r in rs])} | "
-                     f"{fmt([r['reward'] - oracle['reward'] for r in rs], '{:+.3f}')} | {fmt([r['acc'] for r in rs])} | "
-                     f"{fmt([r['tokens'] for r in rs], '{:.1f}')} | {fmt([r['think_ratio'] for r in rs], '{:.2f}')} | "
-                     f"{fmt([r['rollout_tokens'] / 1e6 for r in rs], '{:.2f}')} M | "
-                     f"{fmt([r['wall_s'] for r in rs], '{:.0f}')} | {fmt(ratio, '{:.2f}')} |")
-    lines.append(f"| *oracle router* | | {oracle['reward']:.3f} | 0 | {oracle['acc']:.3f} | {oracle['tokens']:.1f} | "
-                 f"{oracle['think_ratio']:.2f} | | | |")
+        lines.append(markdown_row([
+            label, len(rs), fmt([r["reward"] for r in rs]),
+            fmt([r["reward"] - oracle["reward"] for r in rs], "{:+.3f}"), fmt([r["acc"] for r in rs]),
+            fmt([r["tokens"] for r in rs], "{:.1f}"), fmt([r["think_ratio"] for r in rs], "{:.2f}"),
+            fmt([r["rollout_tokens"] / 1e6 for r in rs], "{:.2f}") + " M",
+            fmt([r["wall_s"] for r in rs], "{:.0f}"), fmt(ratio, "{:.2f}")]))
+    lines.append(markdown_row(["*oracle router*", None, f"{oracle['reward']:.3f}", 0, f"{oracle['acc']:.3f}",
+                               f"{oracle['tokens']:.1f}", f"{oracle['think_ratio']:.2f}", None, None, None]))
     return "\n".join(lines), summary
 
 
 def routing_table(runs: list[dict], oracle: dict) -> str:
     labels = list(dict.fromkeys(r["label"] for r in runs))
-    lines = ["| class (memo right) | forced short acc | forced think acc | oracle | " + " | ".join(labels) + " |",
-             "|" + "---|" * (4 + len(labels))]
+    lines = [markdown_row(["class (memo right)", "forced short acc", "forced think acc", "oracle", *labels]),
+             markdown_rule(4 + len(labels))]
     for k, c in oracle["classes"].items():
         cells = [fmt([r["classes"][k]["think_ratio"] for r in runs if r["label"] == lb], "{:.2f}") for lb in labels]
-        lines.append(f"| {class_name(k)} | {c['short_acc']:.2f} | {c['think_acc']:.2f} | {c['mode']} | "
-                     + " | ".join(cells) + " |")
+        lines.append(markdown_row([class_name(k), f"{c['short_acc']:.2f}", f"{c['think_acc']:.2f}", c["mode"], *cells]))
     return "\n".join(lines)
 
 
 def run_table(runs: list[dict]) -> str:
-    lines = ["| run | E[r] | vs oracle | accuracy | tokens | think ratio | rollout tokens | wall (s) | targets met |",
-             "|" + "---|" * 9]
+    lines = [markdown_row(["run", "E[r]", "vs oracle", "accuracy", "tokens", "think ratio", "rollout tokens",
+                           "wall (s)", "targets met"]), markdown_rule(9)]
     for r in runs:
         met = sum(bool(v) for v in r["targets"].values())
-        lines.append(f"| {r['label']} s{r['seed']} | {r['reward']:.3f} | {r['reward'] - r['oracle_reward']:+.3f} | "
-                     f"{r['acc']:.3f} | {r['tokens']:.1f} | {r['think_ratio']:.2f} | {r['rollout_tokens']:,} | "
-                     f"{r['wall_s']:.0f} | {met}/{len(r['targets'])} |")
+        lines.append(markdown_row([f"{r['label']} s{r['seed']}", f"{r['reward']:.3f}",
+                                   f"{r['reward'] - r['oracle_reward']:+.3f}", f"{r['acc']:.3f}", f"{r['tokens']:.1f}",
+                                   f"{r['think_ratio']:.2f}", f"{r['rollout_tokens']:,}", f"{r['wall_s']:.0f}",
+                                   f"{met}/{len(r['targets'])}"]))
     return "\n".join(lines)
 
 
@@ -198,15 +199,15 @@ def sweep(out: Path, plan: Plan, quick: bool, gammas=GAMMAS) -> dict:
             per[str(g)][k] = {"oracle": c["mode"], "think_ratio": spread(tr),
                               "agrees": (spread(tr)[0] >= 0.5) == (c["mode"] == "think")}
     classes = list(per[str(gammas[0])]["oracle"]["classes"])
-    lines = ["| class | " + " | ".join(f"γ = {g:g}" for g in gammas) + " |", "|---|" + "---|" * len(gammas)]
+    lines = [markdown_row(["class", *(f"γ = {g:g}" for g in gammas)]), markdown_rule(1 + len(gammas))]
     for k in classes:
         cells = [f"{per[str(g)][k]['think_ratio'][0]:.2f} ({per[str(g)][k]['oracle']}) "
                  f"{'✓' if per[str(g)][k]['agrees'] else '✗'}" for g in gammas]
-        lines.append(f"| {class_name(k)} | " + " | ".join(cells) + " |")
-    lines.append("| E[r] (oracle) | " + " | ".join(f"{per[str(g)]['reward'][0]:.3f} ({per[str(g)]['oracle']['reward']:.3f})"
-                                            for g in gammas) + " |")
-    lines.append("| accuracy / tokens | " + " | ".join(f"{per[str(g)]['acc'][0]:.3f} / {per[str(g)]['tokens'][0]:.1f}"
-                                                  for g in gammas) + " |")
+        lines.append(markdown_row([class_name(k), *cells]))
+    lines.append(markdown_row(["E[r] (oracle)", *(
+        f"{per[str(g)]['reward'][0]:.3f} ({per[str(g)]['oracle']['reward']:.3f})" for g in gammas)]))
+    lines.append(markdown_row(["accuracy / tokens", *(f"{per[str(g)]['acc'][0]:.3f} / {per[str(g)]['tokens'][0]:.1f}"
+                                                      for g in gammas)]))
     agree = sum(per[str(g)][k]["agrees"] for g in gammas for k in classes)
     lines.append(f"\nCells: the learned think ratio (mean over seeds), the oracle's mode at that γ, ✓ where the learned "
                  f"side of 0.5 is the oracle's ({agree} of {len(gammas) * len(classes)}).")

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import machine  # noqa: E402
+from thinkless.reporting.tables import markdown_row, markdown_table  # noqa: E402
 
 
 def coupling(model_dir: str, per_level: int, seed: int) -> tuple[dict, dict]:
@@ -58,13 +59,11 @@ def main() -> None:
 
     levels = range(1, MAX_LEVEL + 1)  # the levels coupling() measures
     print(f"machine: {machine()}\n")
-    print("| model | " + " | ".join(f"p(think) L{lv}" for lv in levels) + " | "
-          + " | ".join(f"1 − cos L1·L{lv}" for lv in levels[1:]) + " |")
-    print("|---" * (1 + 2 * len(levels) - 1) + "|")
+    print(markdown_table(["model", *(f"p(think) L{lv}" for lv in levels),
+                          *(f"1 − cos L1·L{lv}" for lv in levels[1:])]))
     for m in a.models:
         p, cos = coupling(m, a.per_level, a.seed)
-        print(f"| {m} | " + " | ".join(f"{p[lv]:.2f}" for lv in levels) + " | "
-              + " | ".join(f"{1 - cos[lv]:.1e}" for lv in levels[1:]) + " |")
+        print(markdown_row([m, *(f"{p[lv]:.2f}" for lv in levels), *(f"{1 - cos[lv]:.1e}" for lv in levels[1:])]))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import machine  # noqa: E402
+from thinkless.reporting.tables import markdown_row, markdown_table  # noqa: E402
 
 
 def stage(cmd):
@@ -42,14 +43,13 @@ def main():
     if (ROOT / "eval.py").exists():
         stages.append(("eval (synthetic)", ["eval.py", f"run_name={run}", "benchmarks=[synthetic]"]))
     print(f"machine: {machine()}\n")
-    print("| stage | wall (s) | peak RSS so far (MiB) |")
-    print("|---|---|---|")
+    print(markdown_table(["stage", "wall (s)", "peak RSS so far (MiB)"]))
     total = 0.0
     for name, cmd in stages:
         wall, peak = stage(cmd)
         total += wall
-        print(f"| {name} | {wall:.0f} | {peak:.0f} |", flush=True)
-    print(f"| total | {total:.0f} | |")
+        print(markdown_row([name, f"{wall:.0f}", f"{peak:.0f}"]), flush=True)
+    print(markdown_row(["total", f"{total:.0f}", None]))
     print(f"\ntarget <= 600 s: {'met' if total <= 600 else 'NOT met'}")
 
 

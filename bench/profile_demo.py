@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import Timers, machine  # noqa: E402
+from thinkless.reporting.tables import markdown_row, markdown_table  # noqa: E402
 
 
 OUTER = {"validation", "reports", "data", "final save"}  # timed as a whole: what runs inside is not counted twice
@@ -126,17 +127,17 @@ def main() -> None:
     print(f"machine: {machine()}")
     for stage, steps, n_full, wall, per_step, once, other in rows:
         print(f"\n### {stage}: {steps} steps in {wall:.1f} s (the demo runs {n_full})\n")
-        print("| phase | per step (ms) | share of the step | demo total (s) |")
-        print("|---|---|---|---|")
+        print(markdown_table(["phase", "per step (ms)", "share of the step", "demo total (s)"]))
         step_total = sum(per_step.values()) / steps
         for k, v in sorted(per_step.items(), key=lambda kv: -kv[1]):
-            print(f"| {k} | {1000 * v / steps:.1f} | {v / steps / step_total:.0%} | {v / steps * n_full:.1f} |")
-        print(f"| **all per-step phases** | {1000 * step_total:.1f} | 100% | {step_total * n_full:.1f} |")
-        print("\n| one-time | s |")
-        print("|---|---|")
+            print(markdown_row([k, f"{1000 * v / steps:.1f}", f"{v / steps / step_total:.0%}",
+                                f"{v / steps * n_full:.1f}"]))
+        print(markdown_row(["**all per-step phases**", f"{1000 * step_total:.1f}", "100%",
+                            f"{step_total * n_full:.1f}"]))
+        print("\n" + markdown_table(["one-time", "s"]))
         for k, v in sorted(once.items(), key=lambda kv: -kv[1]):
-            print(f"| {k} | {v:.2f} |")
-        print(f"| other (trainer set-up, model load, imports inside the stage) | {other:.2f} |")
+            print(markdown_row([k, f"{v:.2f}"]))
+        print(markdown_row(["other (trainer set-up, model load, imports inside the stage)", f"{other:.2f}"]))
         print(f"\nextrapolated {stage} stage at the demo's {n_full} steps: "
               f"{step_total * n_full + sum(once.values()) + other:.0f} s")
 

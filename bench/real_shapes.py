@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import machine  # noqa: E402
 from tests.test_real_shapes import QWEN, R1, run_case  # noqa: E402  (the case, with its checks)
+from thinkless.reporting.tables import markdown_row, markdown_table  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -30,14 +31,13 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     cases = {"qwen": (QWEN, (), True), "r1": (R1, ("<think>", "</think>"), False)}
     print(f"machine: {machine()}\n")
-    print("| model | layers | DeGRPO step (s) | peak RSS so far (GiB) |")
-    print("|---|---|---|---|")
+    print(markdown_table(["model", "layers", "DeGRPO step (s)", "peak RSS so far (GiB)"]))
     for name in (["qwen", "r1"] if a.model == "both" else [a.model]):
         folder, reused, tied = cases[name]
         with tempfile.TemporaryDirectory() as tmp:
             step = run_case(folder, a.layers, reused=reused, tmp_path=Path(tmp), expect_tied=tied)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        print(f"| {folder.name} | {a.layers} | {step:.1f} | {peak:.1f} |", flush=True)
+        print(markdown_row([folder.name, a.layers, f"{step:.1f}", f"{peak:.1f}"]), flush=True)
 
 
 if __name__ == "__main__":

@@ -169,6 +169,29 @@ def test_gym_quick_runs_every_objective_and_a_rerun_skips_them(tmp_path):
     assert (out / "budget.png").stat().st_size > 0
 
 
+def test_gym_oracle_point_weights_classes_by_their_problems(tmp_path):
+    """The gym's oracle router over the report's classes (thinkless.oracle.mean_over_problems): class 1 (100
+    problems, short pays at γ = 0.5: reward 1.0, accuracy 1.0, 6 tokens) and class 6 (300 problems, think: reward
+    0.9·0.5 − 0.1 = 0.35, accuracy 0.9, 25 tokens) give E[r] (100 + 105)/400, accuracy (100 + 270)/400, tokens
+    (600 + 7500)/400, think ratio 300/400."""
+    import json
+
+    sys.path.insert(0, str(ROOT))
+    from bench.gym import oracle_point
+
+    def cls(n, short_acc, think_acc):
+        return {"n": n, "short_acc": short_acc, "think_acc": think_acc, "short_tokens": 6.0, "think_tokens": 25.0}
+
+    (tmp_path / "report_before_rl.json").write_text(json.dumps({"per_group": {"1": cls(100, 1.0, 1.0),
+                                                                              "6": cls(300, 0.2, 0.9)}}))
+    o = oracle_point(tmp_path, 0.5)
+    assert [o["classes"][k]["mode"] for k in ("1", "6")] == ["short", "think"]
+    assert o["classes"]["6"]["reward"] == pytest.approx(0.9 * 0.5 - 0.1)
+    assert o["reward"] == pytest.approx((100 * 1.0 + 300 * 0.35) / 400)
+    assert o["acc"] == pytest.approx((100 * 1.0 + 300 * 0.9) / 400)
+    assert o["tokens"] == pytest.approx((100 * 6.0 + 300 * 25.0) / 400) and o["think_ratio"] == 0.75
+
+
 def test_budget_bench_refuses_a_cached_run_trained_otherwise(tmp_path):
     # runs are reused by label: one trained with other gains or another cost reading must not enter the table
     import json

@@ -96,6 +96,22 @@ def test_verdict_and_policy_errors():
         Grader("loose")
 
 
+def test_grade_completions_of_an_rl_batch():
+    """The strict grader over a batch as the reward function and the trainer get it: text or conversational
+    completions, the task choosing exact match or math-verify, None where the gold cannot be graded."""
+    from thinkless.grading import grade_completions
+
+    completions = ["<short>\\boxed{03}", [{"role": "assistant", "content": "<think>x</think>\\boxed{03}"}],
+                   "<short>\\boxed{3}", "<short>\\boxed{3}", "\\boxed{3}"]
+    v = grade_completions(completions, ["3", "3", "", 3, "3"], ["synthetic", "math", "math", None, "math"])
+    assert (v[0].correct, v[0].mode) == (False, "short")  # synthetic: "03" is not "3"
+    assert (v[1].correct, v[1].mode, v[1].answer) == (True, "think", "03")  # math-verify accepts it
+    assert v[2] is None  # no gold to grade against: no verdict (TRL then gives no advantage)
+    assert v[3].correct and v[3].well_formed
+    assert (v[4].correct, v[4].mode) == (False, None)  # no control token: strict grading reads no answer
+    assert [x.correct for x in grade_completions(["<short>\\boxed{03}"], ["3"])] == [True]  # no task column: math
+
+
 def test_exported_from_package_root():
     assert thinkless.grade is grade
 

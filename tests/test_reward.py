@@ -51,6 +51,20 @@ def test_reward_values_and_validation():
         RewardValues(correct_think=-2.0)
 
 
+def test_expected_reward_of_a_mode_at_an_accuracy():
+    """What a mode is worth at accuracy p, from the same table as one response's reward: p·r_correct + (1−p)·r_wrong."""
+    v = RewardValues(correct_short=1.0, correct_think=0.8, wrong_short=-2.0, wrong_think=-1.0)
+    assert v.expected("short", 0.75) == pytest.approx(0.75 * 1.0 + 0.25 * -2.0)
+    assert v.expected("think", 0.5) == pytest.approx(0.5 * 0.8 - 0.5)
+    assert v.expected("think", 1.0) == 0.8 and v.expected("short", 0.0) == -2.0
+    for mode in ("short", "think"):
+        assert v.expected(mode, 1.0) == v.of(mode, True) and v.expected(mode, 0.0) == v.of(mode, False)
+    with pytest.raises(ValueError, match="valid choices"):
+        v.expected("auto", 0.5)
+    with pytest.raises(ValueError, match="valid choices"):
+        v.expected(None, 0.5)
+
+
 def test_schedule_applies_after_its_step_and_is_validated():
     f = ThinklessReward(RewardValues(), reward_schedule([{"after_step": 300, "correct_think": 0.8}]))
     assert f.values_at(0).correct_think == 0.5 and f.values_at(299).correct_think == 0.5

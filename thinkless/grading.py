@@ -338,6 +338,19 @@ def grade(response: str, gold, *, policy: str = "strict", exact: bool = False, t
     return Grader(policy, exact=exact, timeout=timeout).grade(response, gold).correct
 
 
+def grade_completions(completions, answer, task=None, *, timeout: float = 5.0) -> list[Verdict | None]:
+    """The strict grader's verdict on each RL completion (text or conversational) against its gold answer; None where
+    the gold cannot be graded. ``task[i]``: the problem's task (``is_exact``: exact match, else math-verify). What
+    the reward function and the trainer's rollout columns read."""
+    graders = {ex: Grader("strict", exact=ex, timeout=timeout) for ex in (False, True)}
+    out = []
+    for i, (text, gold) in enumerate(zip(completions, answer)):
+        text = text if isinstance(text, str) else text[-1]["content"]  # conversational completions
+        exact = task is not None and is_exact(task[i])
+        out.append(graders[exact].grade(text, gold) if normalize_gold(gold) else None)
+    return out
+
+
 def gold_is_gradable(gold, *, exact: bool = False) -> bool:
     """Can ``gold`` be graded at all? RL prompts failing this are dropped (and counted), never rewarded -1."""
     golds = normalize_gold(gold)

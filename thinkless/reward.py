@@ -8,6 +8,10 @@ or a malformed one, is wrong; its mode for the reward is its leading control tok
 ``ThinklessReward`` is the TRL reward function: stateless (no back-reference to a trainer, no global counters); the
 values in effect at a step come from the schedule and TRL's ``trainer_state``, so a resumed run uses exactly the
 values the uninterrupted run would.
+
+``RewardValues`` is the one owner of the table: what one graded response earns (``of``) and what a mode is worth at
+an accuracy (``expected``); the objectives, the oracle router and the evaluation read it from there. Grading a
+completion is ``thinkless.grading``'s (``grade_completions``).
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from .grading import Grader, Verdict, is_exact, normalize_gold
+from .format import MODES
+from .grading import Grader, Verdict, grade_completions
 
 REWARD_KEYS = ("correct_short", "correct_think", "wrong_short", "wrong_think")
 
@@ -38,10 +43,18 @@ class RewardValues:
         return self.correct_short - self.correct_think
 
     def of(self, mode: str | None, correct: bool) -> float:
+        """The reward of one graded response: its mode (leading control token) and whether its answer is right.
+        Without a control token (``None``) it is paid as a wrong think response, whatever its answer."""
         if mode == "short":
             return self.correct_short if correct else self.wrong_short
         return self.correct_think if correct and mode == "think" else self.wrong_think
 
+    def expected(self, mode: str, acc: float) -> float:
+        """What answering in ``mode`` is worth at accuracy ``acc``: ``acc·r_correct + (1−acc)·r_wrong`` (the oracle
+        router's and the calibration's arithmetic, ``thinkless.oracle``)."""
+        if mode not in MODES:
+            raise ValueError(f"mode {mode!r}: valid choices are {MODES}")
+        return acc * self.of(mode, True) + (1 - acc) * self.of(mode, False)
 
 
 def _number(v, key: str) -> float:
@@ -147,15 +160,3 @@ class ThinklessReward:
     def __call__(self, prompts, completions, answer, task=None, trainer_state=None, **kwargs):
         values = self.values_at(trainer_state.global_step if trainer_state is not None else 0)
         return [None if v is None else values.of(v.mode, v.correct) for v in self.verdicts(completions, answer, task)]
-
-
-def grade_completions(completions, answer, task=None, *, timeout: float = 5.0) -> list[Verdict | None]:
-    """The strict grader's verdict on each completion (text or conversational) against its gold answer; None where
-    the gold cannot be graded. ``task[i] == "synthetic"``: exact match, else math-verify."""
-    graders = {ex: Grader("strict", exact=ex, timeout=timeout) for ex in (False, True)}
-    out = []
-    for i, (text, gold) in enumerate(zip(completions, answer)):
-        text = text if isinstance(text, str) else text[-1]["content"]  # conversational completions
-        exact = task is not None and is_exact(task[i])
-        out.append(graders[exact].grade(text, gold) if normalize_gold(gold) else None)
-    return out

@@ -25,6 +25,21 @@ def test_thinkless_reward_from_verdicts_and_schedule():
     assert obj.yardstick().correct_think == pytest.approx(0.8) and obj.advantages(r, b) is None
 
 
+def test_thinkless_reward_reads_all_four_values_of_the_table():
+    """Four distinct values: each (mode, correct) cell of the batch gets its own, as RewardValues.of says; no control
+    token or a malformed response (graded mode -1) is paid wrong_think, even when its answer is right."""
+    from thinkless.reward import RewardValues
+
+    values = {"correct_short": 2.0, "correct_think": 0.5, "wrong_short": -3.0, "wrong_think": -1.0}
+    obj = Thinkless(rewards=values)
+    correct, mode = [1, 0, 1, 0, 1, 0], [0, 0, 1, 1, -1, -1]
+    r = obj.rewards_for(batch(correct, mode, G=3))
+    assert r.tolist() == [2.0, -3.0, 0.5, -1.0, -1.0, -1.0]
+    table = RewardValues(**values)
+    names = {0: "short", 1: "think", -1: None}
+    assert r.tolist() == [table.of(names[m], bool(c)) for c, m in zip(correct, mode)]
+
+
 def test_thinkless_knobs_are_checked():
     with pytest.raises(ValueError, match="objective.rewards.correct_think='x'"):
         Thinkless(rewards={"correct_think": "x"})

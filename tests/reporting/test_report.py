@@ -25,6 +25,24 @@ def test_pipeline_table_targets():
     assert not t["accuracy_within_2_points_of_forced_think"]
 
 
+def test_pipeline_table_weights_levels_by_their_problems():
+    """The "all" row and the overall numbers are expectations over the benchmark's problems
+    (thinkless.oracle.mean_over_problems): 100 problems of level 1 (short pays: 1.0) and 300 of level 2 (think: 0.5)
+    make the oracle's E[r] (100·1.0 + 300·0.5)/400 = 0.625, not the levels' plain mean 0.75."""
+    def lv(short_acc, n, ratio, acc, reward):
+        return {**level(1.0, short_acc, ratio, acc, reward), "n": n}
+
+    before = {"per_level": {"1": lv(1.0, 100, 0.5, 0.9, 0.6), "2": lv(0.2, 300, 0.5, 0.6, 0.0)}}
+    after = {"per_level": {"1": lv(1.0, 100, 0.02, 0.96, 0.9), "2": lv(0.2, 300, 0.97, 1.0, 0.5)}}
+    text, s = pipeline_table(before, after, G05)
+    assert s["reward_oracle"] == pytest.approx(0.625)
+    assert s["reward_rl"] == pytest.approx((100 * 0.9 + 300 * 0.5) / 400)  # 0.6
+    assert s["overall_acc_rl"] == pytest.approx((100 * 0.96 + 300 * 1.0) / 400)  # 0.99
+    assert s["overall_acc_forced_think"] == 1.0
+    assert text.split("\n")[-1] == "| all | 1.00 | | | 0.625 | | | | 0.99 | 0.600 | yes |"
+    assert s["targets"]["reward_within_0.05_of_oracle"]  # |0.6 − 0.625| ≤ 0.05; unweighted it was |0.7 − 0.75|
+
+
 def test_format_report():
     rep = {"per_level": {"1": level(1.0, 0.9, 0.5, 0.9, 0.6)}, "forced_temperature": 0.0, "free_samples": 4,
            "free_temperature": 1.0}

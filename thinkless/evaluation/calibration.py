@@ -10,16 +10,16 @@ position of the adaptive prompt, are read from its distribution (one forward pas
 
 The *oracle threshold* is the single think bias ``b*`` (``thinkless.serving.mode_control``) that maximises the expected
 reward ``E[r](b) = mean_i σ(z_i + b)·E_think(L_i) + (1 − σ(z_i + b))·E_short(L_i)``, with ``E_mode(L)`` from the
-forced accuracies of level ``L`` (``thinkless.oracle.mode_reward``). It *exists* when the best bias is interior (not
-"always think" / "always short" at the ends of the search range); then ``E[r](b*)`` is the most one model's router
-can earn by moving its threshold.
+forced accuracies of level ``L`` (``thinkless.reward.RewardValues.expected``). It *exists* when the best bias is
+interior (not "always think" / "always short" at the ends of the search range); then ``E[r](b*)`` is the most one
+model's router can earn by moving its threshold.
 """
 
 from __future__ import annotations
 
 import math
 
-from ..oracle import mode_reward, oracle_choice
+from ..oracle import oracle_choice
 
 BIAS_RANGE = (-20.0, 20.0)
 
@@ -50,8 +50,8 @@ def calibrate(z: list[float], levels: list, forced: dict | None, rewards) -> dic
             row.update(acc_think=at, acc_short=ast, acc_gain=at - ast, best_mode=oracle_choice(ast, at, rewards)[0])
         out["per_level"][str(lv)] = row
     if forced and all(lv in forced for lv in lv_keys):
-        e_think = {lv: mode_reward("think", a, rewards) for lv, (a, _) in forced.items()}
-        e_short = {lv: mode_reward("short", s, rewards) for lv, (_, s) in forced.items()}
+        e_think = {lv: rewards.expected("think", a) for lv, (a, _) in forced.items()}
+        e_short = {lv: rewards.expected("short", s) for lv, (_, s) in forced.items()}
         lo, hi = BIAS_RANGE
         grid = [lo + 0.1 * i for i in range(int(round((hi - lo) / 0.1)) + 1)]
         scores = [expected_reward(z, levels, e_think, e_short, b) for b in grid]

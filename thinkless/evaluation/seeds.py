@@ -19,6 +19,7 @@ import math
 import statistics
 from pathlib import Path
 
+from ..reporting.tables import markdown_table
 from .metrics import fmt
 
 # (column, results.json key, format): what the table reports per benchmark x method, each as mean ± sd over seeds
@@ -110,15 +111,16 @@ def aggregate(runs: list[dict]) -> dict:
 
 def table(agg: dict) -> str:
     cols = ["benchmark", "method", "seeds", *(c for c, _, _ in METRICS)]
-    lines = [f"### `{agg['model']}` over seeds {', '.join(map(str, agg['seeds']))} (mean ± sd)", "",
-             "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    rows = []
     for b, rb in agg["benchmarks"].items():
         for m, stats in rb["methods"].items():
             cells = [b, m, str(max(s["n"] for s in stats.values()))]
             for _, key, spec in METRICS:
                 s = stats[key]
                 cells.append("-" if s["mean"] is None else f"{fmt(s['mean'], spec)} ± {fmt(s['sd'], spec)}")
-            lines.append("| " + " | ".join(cells) + " |")
+            rows.append(cells)
+    lines = [f"### `{agg['model']}` over seeds {', '.join(map(str, agg['seeds']))} (mean ± sd)", "",
+             markdown_table(cols, rows)]
     limits = ", ".join(f"{b}: {rb['max_new_tokens']}" for b, rb in agg["benchmarks"].items())
     lines += ["", "acc: pass@1 of each seed (the mean over its samples); think ratio: share of samples in think mode; "
               f"tokens: mean response tokens per sample; truncated: share of samples cut at max_new_tokens ({limits}); "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..reporting.tables import markdown_table
 from .metrics import fmt
 
 COLUMNS = [
@@ -33,11 +34,8 @@ NOTES = ("grading: the policy answers were read with (strict: the last \\boxed{}
 
 
 def method_table(methods: dict) -> list[str]:
-    lines = ["| " + " | ".join(c for c, _, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for name, r in methods.items():
-        cells = [name] + [fmt(r.get(key), spec) for _, key, spec in COLUMNS[1:]]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+    rows = [[name] + [fmt(r.get(key), spec) for _, key, spec in COLUMNS[1:]] for name, r in methods.items()]
+    return markdown_table([c for c, _, _ in COLUMNS], rows).split("\n")
 
 
 def level_table(methods: dict) -> list[str]:
@@ -49,7 +47,7 @@ def level_table(methods: dict) -> list[str]:
                 levels.append(lv)
     if not levels:
         return []
-    lines = ["| method | " + " | ".join(f"L{lv}" for lv in levels) + " |", "|---|" + "---|" * len(levels)]
+    rows = []
     for name, r in methods.items():
         pl = r.get("per_level", {})
         cells = []
@@ -57,7 +55,8 @@ def level_table(methods: dict) -> list[str]:
             x = pl.get(lv)
             cells.append("-" if x is None else " / ".join(
                 (fmt(x["acc"], "{:.2f}"), fmt(x["think_ratio"], "{:.0%}"), fmt(x["tokens"], "{:.0f}"))))
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        rows.append([name, *cells])
+    lines = markdown_table(["method", *(f"L{lv}" for lv in levels)], rows).split("\n")
     n = {lv: next((r["per_level"][lv]["n_problems"] for r in methods.values() if lv in r.get("per_level", {})), 0)
          for lv in levels}
     lines.append("")
@@ -67,12 +66,11 @@ def level_table(methods: dict) -> list[str]:
 
 
 def calibration_table(cal: dict) -> list[str]:
-    lines = ["| level | n | P(think) | forced think acc | forced short acc | acc gain | best mode |",
-             "|---|---|---|---|---|---|---|"]
-    for lv, r in cal["per_level"].items():
-        lines.append(f"| {lv} | {r['n']} | {fmt(r['p_think'], '{:.2f}')} | {fmt(r.get('acc_think'), '{:.2f}')} | "
-                     f"{fmt(r.get('acc_short'), '{:.2f}')} | {fmt(r.get('acc_gain'), '{:+.2f}')} | "
-                     f"{r.get('best_mode', '-')} |")
+    rows = [[lv, r["n"], fmt(r["p_think"], "{:.2f}"), fmt(r.get("acc_think"), "{:.2f}"),
+             fmt(r.get("acc_short"), "{:.2f}"), fmt(r.get("acc_gain"), "{:+.2f}"), r.get("best_mode", "-")]
+            for lv, r in cal["per_level"].items()]
+    lines = markdown_table(["level", "n", "P(think)", "forced think acc", "forced short acc", "acc gain", "best mode"],
+                           rows).split("\n")
     th = cal.get("oracle_threshold")
     if th:
         lines.append("")
@@ -92,14 +90,14 @@ def budget_table(methods: dict) -> list[str]:
     rows = [(name, r) for name, r in methods.items() if r.get("token_budget")]
     if not rows:
         return []
-    lines = ["| method | requested | mean tokens | mean abs error | relative error | within budget | max tokens | acc |",
-             "|---|---|---|---|---|---|---|---|"]
+    cells = []
     for name, r in rows:
         b = r["token_budget"]
-        lines.append(f"| {name} | {b['requested']} | {fmt(b.get('mean_tokens'), '{:.1f}')} | "
-                     f"{fmt(b.get('mean_abs_error'), '{:.1f}')} | {fmt(b.get('relative_error'), '{:+.1%}')} | "
-                     f"{fmt(b.get('within_budget'), '{:.1%}')} | {fmt(b.get('max_tokens'), '{}')} | "
-                     f"{fmt(r.get('acc'), '{:.3f}')} |")
+        cells.append([name, b["requested"], fmt(b.get("mean_tokens"), "{:.1f}"), fmt(b.get("mean_abs_error"), "{:.1f}"),
+                      fmt(b.get("relative_error"), "{:+.1%}"), fmt(b.get("within_budget"), "{:.1%}"),
+                      fmt(b.get("max_tokens"), "{}"), fmt(r.get("acc"), "{:.3f}")])
+    lines = markdown_table(["method", "requested", "mean tokens", "mean abs error", "relative error", "within budget",
+                            "max tokens", "acc"], cells).split("\n")
     lines += ["", "tokens here count the EOS, as the L1 objective's length does in training; relative error: "
                   "(mean − requested)/requested"]
     return lines

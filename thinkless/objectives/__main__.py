@@ -14,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..reporting.tables import markdown_table
 from . import OBJECTIVES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,18 +40,19 @@ def render(conf: Path = CONF) -> str:
         name = next((k for k in parsed.keys if k.path == "name"), None)
         if name is not None:
             configs.setdefault(name.default, []).append((f, name.comment))
-    out = [BEGIN, "", "| objective | what | module | configs | tests | `python train.py objective=NAME` writes to |",
-           "|---|---|---|---|---|---|"]
+    rows = []
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
         for name, cls in OBJECTIVES.items():
             files = sorted(configs.get(name, []), key=lambda fc: fc[0].stem != name)  # its own yaml first
             what = files[0][1] if files else ""
             folder = compose(config_name="train", overrides=[f"objective={name}", "run_name=demo"]).output_dir
             module = _rel(sys.modules[cls.__module__].__file__)
-            out.append(f"| `{name}` | {_text(what)} | [{module}](../{module}) | "
-                       + ", ".join(f"[{f.name}](../{_rel(f)})" for f, _ in files)
-                       + f" | [test_{name}.py](../tests/objectives/test_{name}.py) | `{folder}` |")
-    return "\n".join(out) + "\n\n" + END + "\n"
+            rows.append([f"`{name}`", _text(what), f"[{module}](../{module})",
+                         ", ".join(f"[{f.name}](../{_rel(f)})" for f, _ in files),
+                         f"[test_{name}.py](../tests/objectives/test_{name}.py)", f"`{folder}`"])
+    table = markdown_table(["objective", "what", "module", "configs", "tests",
+                            "`python train.py objective=NAME` writes to"], rows)
+    return f"{BEGIN}\n\n{table}\n\n{END}\n"
 
 
 def page(current: str, conf: Path = CONF) -> str:

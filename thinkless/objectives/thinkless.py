@@ -37,10 +37,10 @@ class ThinklessRewards(Objective):
         v = self.rewards_at(batch.step)
         short, think = batch.graded_mode == 0, batch.graded_mode == 1
         ok = batch.correct == 1
-        r = torch.full_like(batch.correct, v.wrong_think)  # also: no control token, malformed
-        r[short] = v.wrong_short
-        r[short & ok] = v.correct_short
-        r[think & ok] = v.correct_think
+        r = torch.full_like(batch.correct, v.of(None, False))  # no control token, malformed: paid by the table too
+        for mode, m in (("short", short), ("think", think)):
+            r[m] = v.of(mode, False)
+            r[m & ok] = v.of(mode, True)
         r[torch.isnan(batch.correct)] = float("nan")
         return r
 

@@ -31,6 +31,7 @@ from transformers import TrainerCallback
 
 from ..training.budget import measured_on
 from ..runs.stage import RECORD
+from .tables import markdown_table
 
 logger = logging.getLogger(__name__)
 
@@ -168,11 +169,10 @@ def warmup_card(info: dict) -> str:
         "",
         "## Training",
         "",
-        "| | |",
-        "|---|---|",
-        f"| base model | {'`' + info['base_model'] + '`' if info.get('base_model') else info.get('base', 'unknown')} |",
-        f"| SFT data | {info.get('data', 'unknown')} |",
-        f"| steps | {info.get('steps')} |",
+        markdown_table([None, None], [
+            ["base model", f"`{info['base_model']}`" if info.get("base_model") else str(info.get("base", "unknown"))],
+            ["SFT data", str(info.get("data", "unknown"))],
+            ["steps", str(info.get("steps"))]]),
     ]
     if info.get("report_md"):  # distill.py's mode report of this model (thinkless.reporting.report.format_report)
         lines += ["", info["report_md"].strip()]
@@ -202,31 +202,28 @@ def model_card(info: dict) -> str:
         "",
         "## Training",
         "",
-        "| | |",
-        "|---|---|",
-        f"| base model | {base} |",
-        f"| RL data | {info.get('data', 'unknown')} |",
-        f"| loss | {info.get('loss', 'DeGRPO')} |",
     ]
+    training = [["base model", base], ["RL data", info.get("data", "unknown")], ["loss", info.get("loss", "DeGRPO")]]
     if objective:
-        lines.append(f"| objective | `{objective.pop('name', 'unknown')}` |")
-        lines += [f"| objective.{k} | {v} |" for k, v in objective.items()]
-    lines.append(f"| steps | {info.get('steps')} |")
+        training.append(["objective", f"`{objective.pop('name', 'unknown')}`"])
+        training += [[f"objective.{k}", v] for k, v in objective.items()]
+    training.append(["steps", info.get("steps")])
     budget = info.get("budget")
     if budget:
         cost = budget.get("final_cost")
-        lines += [f"| budget | {budget['cost']} {'at most' if budget.get('at_most') else '='} {budget['target']:g} "
-                  f"(rl.budget; gains: integral {budget['step_size']:.4g}, proportional "
-                  f"{budget.get('proportional', 0.0):.4g}) |",
-                  f"| budget: final multiplier λ | {budget['final_multiplier']:+.4f} |",
-                  f"| budget: last measured cost | {'n/a' if cost is None else f'{cost:.3f}'} ("
-                  f"{measured_on(budget.get('probe', 0))}) |"]  # no probe key: written before it, the batch
+        training += [["budget", f"{budget['cost']} {'at most' if budget.get('at_most') else '='} {budget['target']:g} "
+                      f"(rl.budget; gains: integral {budget['step_size']:.4g}, proportional "
+                      f"{budget.get('proportional', 0.0):.4g})"],
+                     ["budget: final multiplier λ", f"{budget['final_multiplier']:+.4f}"],
+                     ["budget: last measured cost", f"{'n/a' if cost is None else f'{cost:.3f}'} ("
+                      f"{measured_on(budget.get('probe', 0))})"]]  # no probe key: written before it, the batch
+    lines.append(markdown_table([None, None], [[k, str(v)] for k, v in training]))
     for i, r in enumerate(info.get("resumed_with_changes") or []):
         lines += ["", f"**Resumed with a changed configuration** (rerun=resume, {i + 1}): the weights come from a run "
                   "whose settings changed mid-run:", ""] + [f"- `{c}`" for c in r.get("changes", [])]
     if usage:
-        lines += ["", "## Final mode usage (last training step)", "", "| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {v:.3f} |" for k, v in usage.items() if isinstance(v, (int, float))]
+        lines += ["", "## Final mode usage (last training step)", "", markdown_table(
+            ["metric", "value"], [[k, f"{v:.3f}"] for k, v in usage.items() if isinstance(v, (int, float))])]
     if ev:
         lines += ["", "## Evaluation", "", "```json", json.dumps(ev, indent=2), "```"]
     lines += ["", "## Use", "", "```python",
@@ -251,8 +248,9 @@ def model_card(info: dict) -> str:
         lines += ["", "### Measured threshold curve", "",
                   f"On {info.get('threshold_benchmark', 'the report benchmark')}: the mode token sampled with the "
                   "bias, the response greedy.", "",
-                  "| think bias | accuracy | think ratio | response tokens |", "|---|---|---|---|"]
-        lines += [f"| {c['bias']:+g} | {c['acc']:.3f} | {c['think_ratio']:.2f} | {c['tokens']:.1f} |" for c in curve]
+                  markdown_table(["think bias", "accuracy", "think ratio", "response tokens"],
+                                 [[f"{c['bias']:+g}", f"{c['acc']:.3f}", f"{c['think_ratio']:.2f}",
+                                   f"{c['tokens']:.1f}"] for c in curve])]
     lines += citation_lines(name)
     lines.append("")
     return "\n".join(lines)

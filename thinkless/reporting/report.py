@@ -22,9 +22,10 @@ from pathlib import Path
 from ..evaluation.benchmarks import BenchmarkData
 from ..format import render_prompt
 from ..generation import SamplingConfig
-from ..oracle import oracle_choice
+from ..oracle import mean_over_problems, oracle_choice
 from ..reward import RewardValues
 from ..tokens import SHORT, THINK
+from .tables import markdown_table
 
 
 def report_methods(free_samples: int, free_temperature: float, biases=()) -> dict:
@@ -107,11 +108,11 @@ def format_report(report: dict, title: str = "mode report") -> str:
     unit, rows = rows_of(report)
     cols = [(unit, "{}"), ("n", "{}"), ("think_acc", "{:.2f}"), ("think_tokens", "{:.1f}"), ("short_acc", "{:.2f}"),
             ("short_tokens", "{:.1f}"), ("free_think_ratio", "{:.2f}"), ("free_acc", "{:.2f}")]
-    head = "| " + " | ".join(c for c, _ in cols) + " |"
-    lines = [f"### {title}", "", head, "|" + "---|" * len(cols)]
+    cells = []
     for lv, r in rows.items():
         vals = [unit_label(unit, lv)] + [r.get(c) for c, _ in cols[1:]]
-        lines.append("| " + " | ".join("-" if v is None else f.format(v) for v, (_, f) in zip(vals, cols)) + " |")
+        cells.append(["-" if v is None else f.format(v) for v, (_, f) in zip(vals, cols)])
+    lines = [f"### {title}", "", markdown_table([c for c, _ in cols], cells)]
     lines.append("")
     lines.append(f"forced modes: greedy; free choice: the mode token sampled ({report['free_samples']} samples/problem, "
                  f"temperature {report['free_temperature']}), the rest greedy; tokens = response tokens incl. the "
@@ -121,10 +122,9 @@ def format_report(report: dict, title: str = "mode report") -> str:
 
 
 def threshold_table(curve: list[dict]) -> str:
-    lines = ["| think bias | accuracy | think ratio | response tokens | mean reward |", "|---|---|---|---|---|"]
-    lines += [f"| {c['bias']:+g} | {c['acc']:.3f} | {c['think_ratio']:.2f} | {c['tokens']:.1f} | {c['reward']:.3f} |"
-              for c in curve]
-    return "\n".join(lines)
+    return markdown_table(["think bias", "accuracy", "think ratio", "response tokens", "mean reward"],
+                          [[f"{c['bias']:+g}", f"{c['acc']:.3f}", f"{c['think_ratio']:.2f}", f"{c['tokens']:.1f}",
+                            f"{c['reward']:.3f}"] for c in curve])
 
 
 def write_report(report: dict, out_dir: str | Path, name: str = "report") -> Path:
@@ -140,14 +140,15 @@ def write_report(report: dict, out_dir: str | Path, name: str = "report") -> Pat
 
 def pipeline_table(before: dict, after: dict, rewards: RewardValues) -> tuple[str, dict]:
     """Per level (per class on a task with classes): forced accuracies (after distill), oracle router, free choice
-    after distill and after RL."""
+    after distill and after RL; the "all" row and the summary's overall numbers weight each level by its problems."""
     unit, rows = rows_of(before)
     after_rows = rows_of(after)[1]
     summary = {"levels": {}, "unit": unit}
-    head = (f"| {unit} | forced think acc | forced short acc | oracle mode | oracle E[r] | think ratio distill | "
-            "think ratio RL | acc distill | acc RL | E[r] RL | matches oracle |")
-    lines = [head, "|" + "---|" * 11]
+    head = [unit, "forced think acc", "forced short acc", "oracle mode", "oracle E[r]", "think ratio distill",
+            "think ratio RL", "acc distill", "acc RL", "E[r] RL", "matches oracle"]
+    cells = []
     tot = {"rl_acc": [], "think_acc": [], "rl_r": [], "oracle_r": []}
+    counts = []  # problems per level: the weights of the "all" row (thinkless.oracle.mean_over_problems)
     for lv, b in rows.items():
         a = after_rows.get(lv)
         if a is None:
@@ -160,12 +161,12 @@ def pipeline_table(before: dict, after: dict, rewards: RewardValues) -> tuple[st
         for k, v in (("rl_acc", a["free_acc"]), ("think_acc", b["think_acc"]), ("rl_r", a["free_reward"]),
                      ("oracle_r", e_or)):
             tot[k].append(v)
-        lines.append(f"| {unit_label(unit, lv)} | {b['think_acc']:.2f} | {b['short_acc']:.2f} | {mode} | {e_or:.3f} | "
-                     f"{b['free_think_ratio']:.2f} | {tr:.2f} | {b['free_acc']:.2f} | {a['free_acc']:.2f} | "
-                     f"{a['free_reward']:.3f} | {'yes' if ok else 'NO'} |")
-    n = len(tot["rl_acc"])
-    if n:
-        mean = {k: sum(v) / n for k, v in tot.items()}
+        counts.append(b["n"])
+        cells.append([unit_label(unit, lv), f"{b['think_acc']:.2f}", f"{b['short_acc']:.2f}", mode, f"{e_or:.3f}",
+                      f"{b['free_think_ratio']:.2f}", f"{tr:.2f}", f"{b['free_acc']:.2f}", f"{a['free_acc']:.2f}",
+                      f"{a['free_reward']:.3f}", "yes" if ok else "NO"])
+    if counts:
+        mean = {k: mean_over_problems(v, counts) for k, v in tot.items()}
         summary.update({"overall_acc_rl": mean["rl_acc"], "overall_acc_forced_think": mean["think_acc"],
                         "reward_rl": mean["rl_r"], "reward_oracle": mean["oracle_r"],
                         "all_levels_match_oracle": all(v["matches_oracle"] for v in summary["levels"].values())})
@@ -174,6 +175,7 @@ def pipeline_table(before: dict, after: dict, rewards: RewardValues) -> tuple[st
             "reward_within_0.05_of_oracle": abs(mean["rl_r"] - mean["oracle_r"]) <= 0.05,
             "accuracy_within_2_points_of_forced_think": mean["think_acc"] - mean["rl_acc"] <= 0.02,
         }
-        lines.append(f"| all | {mean['think_acc']:.2f} | | | {mean['oracle_r']:.3f} | | | | {mean['rl_acc']:.2f} | "
-                     f"{mean['rl_r']:.3f} | {'yes' if summary['all_levels_match_oracle'] else 'NO'} |")
-    return "\n".join(lines), summary
+        cells.append(["all", f"{mean['think_acc']:.2f}", None, None, f"{mean['oracle_r']:.3f}", None, None, None,
+                      f"{mean['rl_acc']:.2f}", f"{mean['rl_r']:.3f}",
+                      "yes" if summary["all_levels_match_oracle"] else "NO"])
+    return markdown_table(head, cells), summary

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import yaml
 
+from ..reporting.tables import markdown_table
+
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
 PAGE = ROOT / "docs" / "configuration.md"
@@ -164,9 +166,9 @@ def _code(s: str) -> str:
 def _table(f: ConfigFile, prefix: str = "") -> list[str]:
     if not f.keys:
         return ["(no keys of its own)", ""]
-    out = ["| key | default | what |", "|---|---|---|"]
-    out += [f"| {_code(prefix + k.path)} | {_code(k.default)} | {_text(k.comment)} |" for k in f.keys]
-    return out + [""]
+    table = markdown_table(["key", "default", "what"],
+                           [[_code(prefix + k.path), _code(k.default), _text(k.comment)] for k in f.keys])
+    return [table, ""]
 
 
 def mounts(files: list[ConfigFile], conf: Path = CONF) -> dict[str, dict[str, list[str]]]:

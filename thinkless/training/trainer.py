@@ -37,7 +37,7 @@ from .budget import Budget, probe_rows, probe_think_ratio
 from .losses import LossInputs, importance_sampling_stats, loss_shape
 from ..reporting.monitor import mode_metrics
 from ..objectives import Objective, Rollouts
-from ..reward import grade_completions
+from ..grading import grade_completions
 from ..tokens import MODE_CODES, control_token_ids
 
 REF_WEIGHTS = "ref_model.safetensors"  # in checkpoints written after a reference reset
