@@ -9,10 +9,10 @@ __all__ = ["BenchmarkData", "Method", "NOTHINKING_PREFILL", "Problem", "confiden
            "summarize", "synthetic_benchmark"]
 
 
-def run_eval(cfg, **kw):
+def run_eval(cfg, stage, **kw):
     from .runner import run_eval as _run
 
-    return _run(cfg, **kw)
+    return _run(cfg, stage, **kw)
 
 
 def evaluate(*args, **kw):

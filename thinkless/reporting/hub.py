@@ -29,8 +29,8 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from ..checkpoints import RECORD
 from ..training.budget import measured_on
-from ..runs.stage import RECORD
 
 logger = logging.getLogger(__name__)
 
