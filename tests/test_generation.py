@@ -95,6 +95,8 @@ def test_one_backend_choice_for_every_caller(tiny_tokenizer, monkeypatch):
     gen = make_generator("hf", model=build_tiny_model(len(tiny_tokenizer)), tokenizer=tiny_tokenizer, batch_size=3)
     assert isinstance(gen, HFGenerator) and backend_of(gen) == "hf" and gen.batch_size == 3
     assert backend_of(ScriptedGenerator(tiny_tokenizer, lambda p, i: "")) is None
+    with pytest.raises(ValueError, match=r"^data.backend='tpu': valid choices"):  # the teachers' key, named
+        make_generator("tpu", tokenizer=tiny_tokenizer, model_path="m", key="data.backend")
     monkeypatch.setattr(generation, "vllm_available", lambda: False)
     assert resolve_backend("auto", model_path="m") == "hf"
     with pytest.raises(RuntimeError, match=r"^generation.backend=vllm but vLLM is not installed: .*; or use "

@@ -288,10 +288,11 @@ def backend_of(generator) -> str | None:
 
 
 def make_generator(backend: str, *, model=None, tokenizer=None, model_path: str | None = None,
-                   batch_size: int = 64, **vllm_kwargs):
+                   batch_size: int = 64, key: str = "generation.backend", **vllm_kwargs):
     """A generator on the backend ``resolve_backend`` picks: every caller's way to one (a model in memory is HF's:
-    ``make_generator("hf", model=..., tokenizer=...)``). HF loads ``model_path`` unless ``model`` is given."""
-    if resolve_backend(backend, model_path=model_path) == "vllm":
+    ``make_generator("hf", model=..., tokenizer=...)``). HF loads ``model_path`` unless ``model`` is given; ``key``:
+    the config key that chose ``backend``, for the messages."""
+    if resolve_backend(backend, model_path=model_path, key=key) == "vllm":
         return VLLMGenerator(model_path, tokenizer, **vllm_kwargs)
     if model is None:
         from transformers import AutoModelForCausalLM

@@ -398,7 +398,7 @@ def run_eval(cfg: DictConfig, stage, *, generator=None, tokenizer=None) -> dict:
     print(table, flush=True)
     plots = []
     if cfg.get("plots", True):
-        from .plots import make_plots
+        from .plots import make_plots  # matplotlib: imported only when plots are made
 
         plots = make_plots(results, out_dir / "plots")
     results["plots"] = [str(p) for p in plots]

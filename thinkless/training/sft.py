@@ -38,7 +38,7 @@ def teacher_records(data_cfg, stats: DropStats, *, out_dir, progress: bool = Tru
         check_model_path(t.model, what=f"data.{role}.model")
         tok = AutoTokenizer.from_pretrained(t.model)
         gens[role] = make_generator(data_cfg.get("backend", "auto"), tokenizer=tok, model_path=t.model,
-                                    batch_size=data_cfg.get("batch_size", 64))
+                                    batch_size=data_cfg.get("batch_size", 64), key="data.backend")
 
     def sampling(t):
         return SamplingConfig(temperature=t.temperature, top_p=t.top_p, max_new_tokens=t.max_new_tokens,
