@@ -70,12 +70,13 @@ def main() -> None:
     import transformers
     import trl
 
+    import thinkless.reporting.publish as publish
     import thinkless.reporting.report as report
     import thinkless.training.sft as sft
+    from distill import distill_stage
     from thinkless import checkpoints
-    from thinkless.training.rl import run_train
-    from thinkless.training.sft import run_distill
     from thinkless.training.trainer import AdaptiveGRPOTrainer
+    from train import train_stage
 
     timers = Timers()
     collator = trl.trainer.sft_trainer.DataCollatorForLanguageModeling
@@ -97,17 +98,17 @@ def main() -> None:
         setattr(mod, name, timed(timers, getattr(mod, name), label))
     import thinkless.training.rl as rl
 
-    rl.mode_report, rl.save_final_model = report.mode_report, checkpoints.save_final_model
-    sft.mode_report, sft.save_final_model = report.mode_report, checkpoints.save_final_model
+    publish.mode_report = report.mode_report  # the reports are the publish step's
+    rl.save_final_model = sft.save_final_model = checkpoints.save_final_model
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         full = {"distill": compose("distill", []).training.args.max_steps, "train": compose("train", []).rl.args.max_steps}
         for stage, steps, run, overrides in [
-            ("distill", a.distill_steps, run_distill, [f"training.args.max_steps={a.distill_steps}",
+            ("distill", a.distill_steps, distill_stage, [f"training.args.max_steps={a.distill_steps}",
                                                         "training.args.disable_tqdm=true", f"output_dir={tmp}/distill",
                                                         *a.distill]),
-            ("train", a.rl_steps, run_train, [f"rl.args.max_steps={a.rl_steps}", f"model.path={tmp}/distill/model",
+            ("train", a.rl_steps, train_stage, [f"rl.args.max_steps={a.rl_steps}", f"model.path={tmp}/distill/model",
                                                f"output_dir={tmp}/train", f"rl.args.eval_steps={max(1, a.rl_steps // 2)}",
                                                *a.train]),
         ]:

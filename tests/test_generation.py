@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from thinkless.generation import (HFGenerator, SamplingConfig, SelfCertaintyProcessor, _trim, gpu_visible,
+from thinkless.generation import (HFGenerator, SamplingConfig, SelfCertaintyProcessor, _trim, backend_of, gpu_visible,
                                   make_generator, resolve_backend, vllm_available)
 from thinkless.tasks.synthetic import build_tiny_model
 
@@ -79,3 +79,29 @@ def test_trim_and_backend_choices(tiny_tokenizer):
     assert resolve_backend("auto", model_path="m") == ("vllm" if vllm_available() and gpu_visible() else "hf")
     if vllm_available():
         assert resolve_backend("vllm") == "vllm"  # also vLLM's CPU build
+
+
+def test_one_backend_choice_for_every_caller(tiny_tokenizer, monkeypatch):
+    """resolve_backend is the one place that decides HF or vLLM and says vLLM is missing, for eval's and the
+    teachers' generation.backend and for train.py's rl.args.use_vllm; callers ask a generator its backend."""
+    from types import SimpleNamespace
+
+    from thinkless import generation
+    from thinkless.tasks.synthetic import build_tiny_model
+    from thinkless.training.rl import check_vllm
+
+    from .helpers import ScriptedGenerator
+
+    gen = make_generator("hf", model=build_tiny_model(len(tiny_tokenizer)), tokenizer=tiny_tokenizer, batch_size=3)
+    assert isinstance(gen, HFGenerator) and backend_of(gen) == "hf" and gen.batch_size == 3
+    assert backend_of(ScriptedGenerator(tiny_tokenizer, lambda p, i: "")) is None
+    with pytest.raises(ValueError, match=r"^data.backend='tpu': valid choices"):  # the teachers' key, named
+        make_generator("tpu", tokenizer=tiny_tokenizer, model_path="m", key="data.backend")
+    monkeypatch.setattr(generation, "vllm_available", lambda: False)
+    assert resolve_backend("auto", model_path="m") == "hf"
+    with pytest.raises(RuntimeError, match=r"^generation.backend=vllm but vLLM is not installed: .*; or use "
+                                           r"generation.backend=hf$"):
+        resolve_backend("vllm")
+    with pytest.raises(RuntimeError, match=r"^rl.args.use_vllm=true but vLLM is not installed: pip install "
+                                           r"'thinkless\[vllm\]'.*; or rl.args.use_vllm=false$"):
+        check_vllm(SimpleNamespace(vllm_mode="colocate", vllm_enable_sleep_mode=False))

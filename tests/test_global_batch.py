@@ -77,8 +77,9 @@ def test_a_bad_recipe_batch_names_the_key(bad):
 
 
 def test_train_states_the_batch_before_the_model_loads(tmp_path, monkeypatch, capsys):
-    """run_train: the statement and the warning come before load_checkpoint is ever called."""
+    """The train stage: the statement and the warning come before load_checkpoint is ever called."""
     from thinkless.training import rl
+    from train import train_stage
 
     model = tmp_path / "model"
     model.mkdir()
@@ -95,7 +96,7 @@ def test_train_states_the_batch_before_the_model_loads(tmp_path, monkeypatch, ca
                                 "rl.args.use_vllm=false", "quiet=false"])
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     with pytest.raises(RuntimeError, match="would load here"):
-        rl.run_train(cfg)
+        train_stage(cfg)
     assert [w["key"] for w in seen[0]].count("recipe_batch") == 1
     assert "16 prompts x 8 generations per rollout" in capsys.readouterr().out
 

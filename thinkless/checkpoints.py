@@ -13,6 +13,10 @@ from pathlib import Path
 
 from .modeling import set_generation_defaults
 
+# The configuration record a stage writes into its output folder, copies into every checkpoint and the final model/
+# (thinkless.runs.stage; docs/reruns.md): what shaped those weights, and the mark of a folder this project wrote.
+RECORD = "run_config.json"
+
 
 def is_zero3(trainer) -> bool:
     if not getattr(trainer, "is_deepspeed_enabled", False):
@@ -58,7 +62,7 @@ def incomplete_save(folder: str | Path) -> str | None:
     folder = Path(folder)
     run = folder.parent
     try:
-        stage = json.loads((run / "run_config.json").read_text()).get("stage")
+        stage = json.loads((run / RECORD).read_text()).get("stage")
     except (OSError, ValueError, AttributeError):
         return None
     if folder.name != "model" or not stage or (run / f"{stage}_result.json").exists():
@@ -112,3 +116,16 @@ def missing_training_state(ckpt: str | Path) -> list[str]:
         missing.append("scheduler.pt")
     return missing
 
+
+
+def complete_checkpoints(folder: str | Path) -> list[Path]:
+    """Checkpoints of ``folder``, oldest first, that finished saving (``trainer_state.json`` is written last)."""
+    from transformers.trainer_utils import sort_checkpoints  # transformers' import is heavy: only when asked
+
+    if not Path(folder).is_dir():
+        return []
+    return [Path(c) for c in sort_checkpoints(str(folder)) if (Path(c) / "trainer_state.json").is_file()]
+
+
+def checkpoint_step(ckpt: str | Path) -> int:
+    return int(Path(ckpt).name.rsplit("-", 1)[-1])

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from dataclasses import dataclass, field
 
 import torch
+
+from .serving.mode_control import ThinkBiasProcessor, vllm_logits_processors
+from .tokens import control_token_ids
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +86,8 @@ def gpu_visible() -> bool:
 class HFGenerator:
     """Left-padded batched ``model.generate``; ``batch_size`` counts sequences (prompts × n)."""
 
+    backend = "hf"  # what resolve_backend named it: callers ask this, not the class
+
     def __init__(self, model, tokenizer, batch_size: int = 64):
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
         self.eos_ids = _eos_ids(model, tokenizer)
@@ -115,8 +121,6 @@ class HFGenerator:
 
     def mode_log_odds(self, prompts: list[str]) -> list[float]:
         """``log p(<think>) − log p(<short>)`` at the first generated position of each prompt (one forward pass)."""
-        from .tokens import control_token_ids
-
         ids = control_token_ids(self.tokenizer)
         logp = torch.log_softmax(self.first_logits(prompts), dim=-1)
         return (logp[:, ids.think] - logp[:, ids.short]).tolist()
@@ -143,8 +147,6 @@ class HFGenerator:
                     sc = SelfCertaintyProcessor()
                     processors.append(sc)
                 if cfg.think_bias:
-                    from .serving.mode_control import ThinkBiasProcessor
-
                     processors.append(ThinkBiasProcessor(tok, cfg.think_bias, enc["input_ids"].shape[1]))
                 if processors:
                     from transformers import LogitsProcessorList
@@ -180,17 +182,15 @@ class VLLMGenerator:
     (``VLLM_ENABLE_V1_MULTIPROCESSING=0``: it starts in ~2 s and needs no ``__main__`` guard), in eager mode, with an
     explicit KV-cache size (``kv_cache_memory_bytes``, default 1 GiB) instead of a fraction of the device memory."""
 
+    backend = "vllm"
+
     def __init__(self, model_path: str, tokenizer, *, dtype: str = "auto", gpu_memory_utilization: float = 0.9,
                  tensor_parallel_size: int = 1, max_model_len: int | None = None,
                  kv_cache_memory_bytes: int | None = None, enforce_eager: bool | None = None, seed: int = 0):
-        import os
-
         cpu = not gpu_visible()
         if cpu:
             os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-        from vllm import LLM
-
-        from .serving.mode_control import vllm_logits_processors
+        from vllm import LLM  # vLLM is optional and heavy: imported only to run it
 
         kw = {}
         if kv_cache_memory_bytes or cpu:
@@ -217,8 +217,6 @@ class VLLMGenerator:
         outside them is given the 20th log-prob as an upper bound)."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
-
-        from .tokens import control_token_ids
 
         ids = control_token_ids(self.tokenizer)
         params = SamplingParams(n=1, temperature=1.0, max_tokens=1, logprobs=20)  # no seed: see generate()
@@ -267,23 +265,34 @@ class VLLMGenerator:
 BACKENDS = ("auto", "vllm", "hf")
 
 
-def resolve_backend(backend: str, *, model_path: str | None = None) -> str:
-    """The backend that runs, ``"vllm"`` or ``"hf"``: ``auto`` is vLLM when installed, a GPU is visible and there is
-    a checkpoint path for it to load, else HF; ``vllm`` also runs vLLM's CPU build and fails when vLLM is missing."""
+def resolve_backend(backend: str, *, model_path: str | None = None, key: str = "generation.backend",
+                    asked: str | None = None, instead: str | None = None) -> str:
+    """The one choice between vLLM and HF generate: ``"vllm"`` or ``"hf"``. ``auto`` is vLLM when installed, a GPU
+    is visible and there is a checkpoint path for it to load, else HF; ``vllm`` also runs vLLM's CPU build and fails
+    when vLLM is missing. The messages name the setting that asked (``key``, or ``asked`` as written, e.g.
+    ``rl.args.use_vllm=true``) and the way back to HF (``instead``)."""
     if backend not in BACKENDS:
-        raise ValueError(f"generation.backend={backend!r}: valid choices are {BACKENDS}")
+        raise ValueError(f"{key}={backend!r}: valid choices are {BACKENDS}")
     if backend == "vllm" or (backend == "auto" and vllm_available() and gpu_visible() and model_path is not None):
         if not vllm_available():
-            raise RuntimeError("generation.backend=vllm but vLLM is not installed: pip install 'thinkless[vllm]' "
-                               "(GPU), or bash scripts/setup.sh (its CPU build); or use generation.backend=hf")
+            raise RuntimeError(f"{asked or key + '=vllm'} but vLLM is not installed: pip install 'thinkless[vllm]' "
+                               f"(GPU), or bash scripts/setup.sh (its CPU build); or {instead or 'use ' + key + '=hf'}")
         return "vllm"
     return "hf"
 
 
+def backend_of(generator) -> str | None:
+    """``"hf"`` or ``"vllm"`` for this module's generators, None for another object that generates (a test's
+    scripted generator): what callers ask instead of the class."""
+    return getattr(generator, "backend", None)
+
+
 def make_generator(backend: str, *, model=None, tokenizer=None, model_path: str | None = None,
-                   batch_size: int = 64, **vllm_kwargs):
-    """A generator for ``backend`` (``resolve_backend``); HF loads ``model_path`` unless ``model`` is given."""
-    if resolve_backend(backend, model_path=model_path) == "vllm":
+                   batch_size: int = 64, key: str = "generation.backend", **vllm_kwargs):
+    """A generator on the backend ``resolve_backend`` picks: every caller's way to one (a model in memory is HF's:
+    ``make_generator("hf", model=..., tokenizer=...)``). HF loads ``model_path`` unless ``model`` is given; ``key``:
+    the config key that chose ``backend``, for the messages."""
+    if resolve_backend(backend, model_path=model_path, key=key) == "vllm":
         return VLLMGenerator(model_path, tokenizer, **vllm_kwargs)
     if model is None:
         from transformers import AutoModelForCausalLM

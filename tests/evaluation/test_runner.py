@@ -10,7 +10,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from thinkless.evaluation.runner import GenerationStore, run_eval
+from eval import eval_stage
+from thinkless.evaluation.runner import GenerationStore
 from thinkless.tasks.synthetic import make_problems, parse_prompt
 
 from ..conftest import DATA, ROOT
@@ -43,7 +44,7 @@ def test_tiny_model_on_every_benchmark_and_method(tiny_model, tmp_path):
                    f"benchmarks=[synthetic,{','.join(REAL)}]", "sampling.max_new_tokens=8",
                    "benchmark.synthetic.max_new_tokens=24", "method.budget_forcing.budget=4", "progress=false",
                    "method.think_threshold.biases=[-8,0,8]", *parallel_n(3))
-    res = run_eval(cfg)
+    res = eval_stage(cfg)
 
     saved = json.loads((out / "results.json").read_text())
     assert set(saved["benchmarks"]) == {"synthetic", *REAL}
@@ -116,7 +117,7 @@ def test_exact_metrics_from_a_scripted_model(tiny_tokenizer, tmp_path):
                    "methods=[adaptive,forced_think,forced_short,parallel_majority,parallel_confidence,"
                    "parallel_verifier]",
                    *parallel_n(3))
-    res = run_eval(cfg, generator=oracle(tiny_tokenizer), tokenizer=tiny_tokenizer)
+    res = eval_stage(cfg, generator=oracle(tiny_tokenizer), tokenizer=tiny_tokenizer)
     m = res["benchmarks"]["synthetic"]["methods"]
     n_tok = lambda s: len(tiny_tokenizer(s, add_special_tokens=False)["input_ids"])  # noqa: E731
     ad = m["adaptive"]
@@ -144,14 +145,14 @@ def test_resume_after_an_interruption(tiny_tokenizer, tmp_path):
     interrupted = oracle(tiny_tokenizer)
     interrupted.fail_after = 8  # killed during the third chunk of 4 problems
     with pytest.raises(KeyboardInterrupt):
-        run_eval(eval_cfg(*overrides), generator=interrupted, tokenizer=tiny_tokenizer)
+        eval_stage(eval_cfg(*overrides), generator=interrupted, tokenizer=tiny_tokenizer)
     files = list((tmp_path / "generations" / "synthetic").glob("adaptive_n1_*.jsonl"))
     assert len(files) == 1
     done = [json.loads(x)["uid"] for x in files[0].read_text().splitlines()]
     assert len(done) == 8
 
     resumed = oracle(tiny_tokenizer)
-    res = run_eval(eval_cfg(*overrides), generator=resumed, tokenizer=tiny_tokenizer)
+    res = eval_stage(eval_cfg(*overrides), generator=resumed, tokenizer=tiny_tokenizer)
     asked = [re.search(r"user\n(.*?)<\|im_end\|>", p).group(1) for prompts, _ in resumed.calls for p in prompts]
     rows = [json.loads(x) for x in files[0].read_text().splitlines()]
     assert [r["index"] for r in rows] == list(range(12))  # finished problems kept, the rest appended
@@ -165,17 +166,17 @@ def test_resume_after_an_interruption(tiny_tokenizer, tmp_path):
     store = GenerationStore(files[0])
     assert len(store.rows) == 11 and store.repaired == 1
     again = oracle(tiny_tokenizer)
-    res = run_eval(eval_cfg(*overrides), generator=again, tokenizer=tiny_tokenizer)
+    res = eval_stage(eval_cfg(*overrides), generator=again, tokenizer=tiny_tokenizer)
     assert sum(len(p) for p, _ in again.calls) == 1
     assert all(json.loads(x) for x in files[0].read_text().splitlines())
     assert res["benchmarks"]["synthetic"]["methods"]["adaptive"]["n_problems"] == 12
 
     # everything on disk: nothing is generated; a changed sampling setting starts a new file
     idle = oracle(tiny_tokenizer)
-    run_eval(eval_cfg(*overrides), generator=idle, tokenizer=tiny_tokenizer)
+    eval_stage(eval_cfg(*overrides), generator=idle, tokenizer=tiny_tokenizer)
     assert idle.calls == []
     other = oracle(tiny_tokenizer)
-    run_eval(eval_cfg(*overrides, "sampling.temperature=1.0"), generator=other, tokenizer=tiny_tokenizer)
+    eval_stage(eval_cfg(*overrides, "sampling.temperature=1.0"), generator=other, tokenizer=tiny_tokenizer)
     assert sum(len(p) for p, _ in other.calls) == 12
     assert len(list((tmp_path / "generations" / "synthetic").glob("adaptive_n1_*.jsonl"))) == 2
 
@@ -248,12 +249,12 @@ def test_generation_files_never_mix_settings(tmp_path):
 
 def test_eval_runs_on_the_stage_runner(tmp_path, tiny_tokenizer):
     out = tmp_path / "e"
-    res = run_eval(eval_cfg(f"output_dir={out}", "benchmarks=[synthetic]", "methods=[adaptive]", "limit=4",
+    res = eval_stage(eval_cfg(f"output_dir={out}", "benchmarks=[synthetic]", "methods=[adaptive]", "limit=4",
                             "plots=false", "calibration=false"), generator=oracle(tiny_tokenizer),
                    tokenizer=tiny_tokenizer)
     saved = json.loads((out / "results.json").read_text())
     assert saved["config_fingerprint"] == res["config_fingerprint"] and saved["warnings"] == []
     assert json.loads((out / "run_config.json").read_text())["stage"] == "eval"
     with pytest.raises(ValueError, match="sampling.temperature='hot': expected a number"):
-        run_eval(eval_cfg(f"output_dir={out}", "sampling.temperature=hot"), generator=oracle(tiny_tokenizer),
+        eval_stage(eval_cfg(f"output_dir={out}", "sampling.temperature=hot"), generator=oracle(tiny_tokenizer),
                  tokenizer=tiny_tokenizer)

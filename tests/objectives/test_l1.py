@@ -238,7 +238,7 @@ def test_budget_adherence_by_hand_from_a_scripted_policy(tiny_tokenizer, tmp_pat
     budgets a server would refuse, are errors naming the method."""
     import re
 
-    from thinkless.evaluation.runner import run_eval
+    from eval import eval_stage
     from thinkless.tasks.synthetic import parse_prompt
 
     from ..helpers import ScriptedGenerator
@@ -255,7 +255,7 @@ def test_budget_adherence_by_hand_from_a_scripted_policy(tiny_tokenizer, tmp_pat
 
     cfg = eval_cfg(f"output_dir={tmp_path}", "benchmark.synthetic.n_per_level=1", "progress=false", "plots=false",
                    "calibration=false", "methods=[token_budgets]", "method.token_budgets.budgets=[6,40]")
-    res = run_eval(cfg, generator=ScriptedGenerator(tok, script), tokenizer=tok)
+    res = eval_stage(cfg, generator=ScriptedGenerator(tok, script), tokenizer=tok)
     m = res["benchmarks"]["synthetic"]["methods"]
     assert list(m) == ["token_budgets@6", "token_budgets@40"]
     width = len(make_problem_width())
@@ -274,11 +274,11 @@ def test_budget_adherence_by_hand_from_a_scripted_policy(tiny_tokenizer, tmp_pat
     assert "token budget adherence" in md and "| token_budgets@6 | 6 | 7.0 | 1.0 | +16.7% | 0.0% | 7 |" in md
 
     with pytest.raises(ValueError, match="does not render a token budget"):  # a model not trained with L1
-        run_eval(cfg, generator=ScriptedGenerator(tiny_tokenizer, script), tokenizer=tiny_tokenizer)
+        eval_stage(cfg, generator=ScriptedGenerator(tiny_tokenizer, script), tokenizer=tiny_tokenizer)
     for bad, why in (("[0]", r"budgets\[0\]=0: token_budget must be an integer in \[1, 1000000\]"),
                      ("[64,2.5]", r"budgets\[1\]=2.5"), ("[]", r"budgets=\[\]")):
         with pytest.raises(ValueError, match=r"method.token_budgets." + why):
-            run_eval(eval_cfg(f"output_dir={tmp_path}/bad", "progress=false", "methods=[token_budgets]",
+            eval_stage(eval_cfg(f"output_dir={tmp_path}/bad", "progress=false", "methods=[token_budgets]",
                               f"method.token_budgets.budgets={bad}"), generator=ScriptedGenerator(tok, script),
                      tokenizer=tok)
 
@@ -290,7 +290,7 @@ def make_problem_width() -> str:
 def test_eval_at_requested_budgets_on_the_tiny_model(tmp_path):
     """eval.py on a real (random) tiny checkpoint whose template takes budgets: one run per budget, the adherence
     computed from what was generated (the generations files), the prompts carrying the sentence."""
-    from thinkless.evaluation.runner import run_eval
+    from eval import eval_stage
 
     from ..helpers import save_tiny
 
@@ -299,7 +299,7 @@ def test_eval_at_requested_budgets_on_the_tiny_model(tmp_path):
     L1(variant="max").prepare(SimpleNamespace(tokenizer=tok))
     tok.save_pretrained(model)
     out = tmp_path / "eval"
-    res = run_eval(eval_cfg(f"model_path={model}", f"output_dir={out}", "benchmark.synthetic.n_per_level=1",
+    res = eval_stage(eval_cfg(f"model_path={model}", f"output_dir={out}", "benchmark.synthetic.n_per_level=1",
                             "progress=false", "plots=false", "calibration=false", "threads=1",
                             "methods=[token_budgets]", "method.token_budgets.budgets=[6,24]",
                             "benchmark.synthetic.max_new_tokens=16"))

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from thinkless.runs.fingerprint import check_meta, diff, fingerprint, flatten, show
+from thinkless.runs.fingerprint import check_meta, diff, fingerprint, flatten, model_stamp, show
 
 
 def test_flatten_diff_and_fingerprint():
@@ -42,3 +42,19 @@ def test_content_id_sees_new_weights_of_the_same_shapes_and_edited_data(tmp_path
     before = content_id(data)
     data.write_text('{"a": 2}\n')
     assert content_id(data) != before
+
+
+def test_model_stamp_names_a_folder_by_its_files_and_a_hub_id_by_name(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"12345")
+    (model / "tokenizer.json").write_text("{}")  # not the weights: a re-saved tokenizer is the same model
+    stamp = model_stamp(model)
+    assert stamp["path"] == str(model.resolve())
+    assert [f[:2] for f in stamp["files"]] == [["model.safetensors", 5], ["config.json", 2]]
+    (model / "tokenizer.json").write_text('{"x": 1}')
+    assert model_stamp(model) == stamp
+    (model / "model.safetensors").write_bytes(b"123456")  # other weights: another stamp
+    assert model_stamp(str(model)) != stamp
+    assert model_stamp("org/name") == {"hub": "org/name"}

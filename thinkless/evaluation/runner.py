@@ -1,7 +1,7 @@
 """``eval.py`` and every other evaluation (the distill and pipeline reports): benchmarks x methods, resumable.
 
-``evaluate`` is the one code path that generates, grades and tabulates; ``run_eval`` is its Hydra front end and
-``thinkless.reporting.report`` calls it with the report's methods.
+``evaluate`` is the one code path that generates, grades and tabulates; ``run_eval`` is ``eval.py``'s work inside
+the stage that entry point runs, and ``thinkless.reporting.report`` calls ``evaluate`` with the report's methods.
 
 Generations go to ``<output_dir>/generations/<benchmark>/<method>_n<N>_<fingerprint>.jsonl``, one line per problem,
 appended (and fsynced) as each chunk of problems finishes. The fingerprint hashes everything that determines the
@@ -22,12 +22,18 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..runs.fingerprint import check_meta, fingerprint
+import torch
+
+from ..runs.checks import collected_warnings, warn
+from ..runs.fingerprint import check_meta, fingerprint, model_stamp
 from ..format import render_prompt
-from ..generation import HFGenerator, SamplingConfig
+from ..generation import SamplingConfig, backend_of, make_generator, resolve_backend
 from ..grading import GRADE_STATS, GRADING_POLICIES, Grader, is_exact
-from ..reward import reward_values
+from ..modeling import CONTROL_TOKENS_KEY, check_model_path, load_checkpoint, prepare_control_tokens
+from ..reward import RewardValues, reward_values
+from ..tokens import SHORT, THINK
 from .benchmarks import BenchmarkData, load_benchmark
+from .calibration import calibrate
 from .methods import Method, base_method, resolve_methods, sample
 from .metrics import LONG_SHORT_MULTIPLE, Graded, budget_adherence, summarize
 from .tables import format_tables
@@ -77,16 +83,6 @@ class GenerationStore:
             os.fsync(f.fileno())
         for r in rows:
             self.rows[r["uid"]] = r
-
-
-def model_stamp(model: str) -> dict:
-    """Identifies the weights: a local folder by its files' sizes and mtimes, a Hub id by name."""
-    p = Path(os.path.expanduser(str(model)))
-    if p.is_dir():
-        files = sorted(p.glob("*.safetensors")) + sorted(p.glob("*.bin")) + [p / "config.json"]
-        return {"path": str(p.resolve()),
-                "files": [[f.name, f.stat().st_size, int(f.stat().st_mtime)] for f in files if f.exists()]}
-    return {"hub": str(model)}
 
 
 # ------------------------------------------------------------------ settings
@@ -219,7 +215,7 @@ def evaluate(generator, tokenizer, benches: dict[str, BenchmarkData], method_nam
         raise ValueError(f"grading.policy={grading!r}: valid choices are {GRADING_POLICIES}")
     methods = resolve_methods(method_names, method_cfgs)
     out_dir = Path(out_dir)
-    is_hf = isinstance(generator, HFGenerator)
+    is_hf = backend_of(generator) == "hf"
     results: dict = {"benchmarks": {}}
     for bname, bench in benches.items():
         st = dict((settings or {}).get(bname) or {})
@@ -292,10 +288,6 @@ def calibrate_benchmark(generator, tokenizer, bench: BenchmarkData, results: dic
                         instruction, system, rewards) -> dict:
     """P(think) per level from the adaptive prompt's first-token distribution, beside what thinking buys (the
     run's forced-think and forced-short accuracies, when it has them), and the oracle threshold."""
-    from ..reward import RewardValues
-    from ..tokens import SHORT, THINK
-    from .calibration import calibrate
-
     prompts = [render_prompt(tokenizer, p.problem, instruction=instruction, system=system) for p in bench.problems]
     z = generator.mode_log_odds(prompts)
     forced = {}
@@ -318,17 +310,13 @@ def calibrate_benchmark(generator, tokenizer, bench: BenchmarkData, results: dic
 
 
 def load_generator(cfg: DictConfig):
-    """(generator, tokenizer) of ``model_path`` on the backend ``generation.resolve_backend`` picks."""
-    from ..generation import make_generator, resolve_backend
-    from ..modeling import check_model_path
-
+    """(generator, tokenizer) of ``model_path`` on the backend ``generation.resolve_backend`` picks (the tokenizer
+    and the control-token check differ: vLLM loads the weights itself, HF through ``modeling.load_checkpoint``)."""
     model_path = str(cfg.model_path)
     backend = resolve_backend(cfg.generation.backend, model_path=model_path)
     check_model_path(model_path, what="model", tokenizer=not cfg.get("tokenizer"))
     if backend == "vllm":
-        from transformers import AutoConfig, AutoTokenizer
-
-        from ..modeling import prepare_control_tokens
+        from transformers import AutoConfig, AutoTokenizer  # transformers' import is slow: only on this path
 
         tok = AutoTokenizer.from_pretrained(cfg.get("tokenizer") or model_path)
         config = AutoConfig.from_pretrained(model_path)
@@ -337,10 +325,6 @@ def load_generator(cfg: DictConfig):
         v = cfg.generation.get("vllm") or {}
         gen = make_generator("vllm", tokenizer=tok, model_path=model_path, **dict(v))
         return gen, tok
-    import torch
-
-    from ..modeling import load_checkpoint
-
     model, tok = load_checkpoint(model_path, dtype=cfg.get("dtype", "auto"), tokenizer=cfg.get("tokenizer"))
     warn_if_not_thinkless(model_path, model.config)
     if torch.cuda.is_available():
@@ -351,27 +335,26 @@ def load_generator(cfg: DictConfig):
 def warn_if_not_thinkless(model_path: str, config) -> None:
     """A model that was never distilled (its config records no control tokens: ``modeling.CONTROL_TOKENS_KEY``)
     writes no mode token: a config warning, so it reaches ``results.json`` / ``results.md``, not only the log."""
-    from ..runs.checks import warn
-    from ..modeling import CONTROL_TOKENS_KEY
-
     if not getattr(config, CONTROL_TOKENS_KEY, None):
         warn("model", model_path, "not a Thinkless model (never distilled: its config records no control tokens, "
              "which were added for this run with untrained embeddings): its responses start with neither <think> nor "
              "<short>, so 'auto' modes, think ratios and the calibration say nothing about a learned choice")
 
 
-def run_eval(cfg: DictConfig, *, generator=None, tokenizer=None) -> dict:
-    """Run the configured evaluation; ``generator``/``tokenizer`` replace the model (tests, notebooks).
+def check_eval(cfg: DictConfig) -> None:
+    """What ``eval.py`` checks before the stage starts (before loading anything): benchmark and method names."""
+    validate_benchmarks(cfg)
+    resolve_methods(cfg.methods, cfg.method)
 
-    On the stage runner (``thinkless.runs.stage``): output folder, config checks, quiet console, threads, wandb, the
-    result (``results.json``, with the config fingerprint and warnings). Rerunning resumes every generation file
-    whose recorded settings match (``GenerationStore``); changed settings write new files, never mixed ones."""
-    from ..runs.stage import finish_stage, start_stage
 
+def run_eval(cfg: DictConfig, stage, *, generator=None, tokenizer=None) -> dict:
+    """Run the configured evaluation inside the stage ``eval.py`` started (``stage``: its output folder and wandb
+    run); ``generator``/``tokenizer`` replace the model (tests, notebooks). Writes ``results.md`` and the plots and
+    returns the results; ``eval.py`` records them (``results.json``, with the config fingerprint and warnings) and
+    then calls ``say_done``. Rerunning resumes every generation file whose recorded settings match
+    (``GenerationStore``); changed settings write new files, never mixed ones."""
     grade_stats_before = dict(GRADE_STATS)
     names = validate_benchmarks(cfg)
-    resolve_methods(cfg.methods, cfg.method)  # fail on a bad method name before loading anything
-    stage = start_stage(cfg, "eval")
     out_dir = stage.out_dir
 
     benches = {n: load_benchmark(n, cfg.benchmark[n], data_dir=cfg.get("data_dir"), limit=cfg.get("limit"))
@@ -382,13 +365,11 @@ def run_eval(cfg: DictConfig, *, generator=None, tokenizer=None) -> dict:
 
     if generator is None:
         generator, tokenizer = load_generator(cfg)
-    is_hf = isinstance(generator, HFGenerator)
+    is_hf = backend_of(generator) == "hf"
     if cfg.get("threads") is None and is_hf and generator.model.device.type == "cpu":
-        import torch
-
         if sum(p.numel() for p in generator.model.parameters()) < SMALL_MODEL_PARAMS:
             torch.set_num_threads(1)  # a tiny model on a CPU: thread overhead dominates (measured ~8x slower)
-    is_vllm = generator.__class__.__name__ == "VLLMGenerator"
+    is_vllm = backend_of(generator) == "vllm"
     want_sc = bool(cfg.generation.get("self_certainty", True)) and not is_vllm
     methods = resolve_methods(cfg.methods, cfg.method)
     confidence = [m.name for m in methods.values() if m.is_parallel and m.selection == "confidence"]
@@ -412,14 +393,12 @@ def run_eval(cfg: DictConfig, *, generator=None, tokenizer=None) -> dict:
                              if v > grade_stats_before.get(k, 0)}}  # this run's timeouts / parse errors / too long
     results["config"] = OmegaConf.to_container(cfg, resolve=True)
     table = format_tables(results)
-    from ..runs.checks import collected_warnings
-
     shown = "".join(f"> warning: {w['key']}={w['value']!r}: {w['message']}\n\n" for w in collected_warnings())
     (out_dir / "results.md").write_text(shown + table + "\n")
     print(table, flush=True)
     plots = []
     if cfg.get("plots", True):
-        from .plots import make_plots
+        from .plots import make_plots  # matplotlib: imported only when plots are made
 
         plots = make_plots(results, out_dir / "plots")
     results["plots"] = [str(p) for p in plots]
@@ -430,12 +409,21 @@ def run_eval(cfg: DictConfig, *, generator=None, tokenizer=None) -> dict:
             stage.run.log({f"eval/plots/{Path(p).stem}": wandb.Image(str(p)) for p in plots})
         except Exception as e:  # plots are a nicety
             logger.warning("could not log plots to wandb: %s", e)
-    summary = {b: {m: {k: v for k, v in r.items() if not isinstance(v, (dict, list))}
-                   for m, r in br["methods"].items()} for b, br in results["benchmarks"].items()}
-    finish_stage(stage, results, "eval", path=out_dir / "results.json", summary=summary)
+    return results
+
+
+def tracked_summary(results: dict) -> dict:
+    """The scalar metrics per benchmark and method: what the tracker's run summary gets of ``results``."""
+    return {b: {m: {k: v for k, v in r.items() if not isinstance(v, (dict, list))}
+                for m, r in br["methods"].items()} for b, br in results["benchmarks"].items()}
+
+
+def say_done(results: dict, out_dir: Path) -> None:
+    """The evaluation's last console lines, once ``results.json`` is written: where the results are, and the
+    answers grading could not judge (counted as wrong)."""
+    plots = results["plots"]
     print(f"results -> {out_dir / 'results.json'}, {out_dir / 'results.md'}"
           + (f", {len(plots)} plots in {out_dir / 'plots'}" if plots else ""), flush=True)
     counts = {k: v for k, v in results["grading"].items() if k != "policy"}
     if counts:
         logger.warning("grading: %s (counted as wrong)", counts)
-    return results

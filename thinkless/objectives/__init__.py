@@ -19,10 +19,10 @@ for _d in filter(None, os.environ.get("THINKLESS_OBJECTIVES", "").split(os.paths
                          f"{os.pathsep!r})")
     __path__.append(os.path.abspath(_d))  # noqa: F821
 
-from .base import COLUMNS, OBJECTIVES, Objective, Rollouts, make_objective, register  # noqa: E402
+from .base import COLUMNS, OBJECTIVES, Objective, PrepareContext, Rollouts, make_objective, register  # noqa: E402
 
 for _m in sorted(m.name for m in pkgutil.iter_modules(__path__)):
     if not _m.startswith("_") and _m != "base":
         importlib.import_module(f"{__name__}.{_m}")  # registers its objectives (@register)
 
-__all__ = ["COLUMNS", "OBJECTIVES", "Objective", "Rollouts", "make_objective", "register"]
+__all__ = ["COLUMNS", "OBJECTIVES", "Objective", "PrepareContext", "Rollouts", "make_objective", "register"]

@@ -41,16 +41,19 @@ reporting and the model card
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
 import torch
 
+from ..format import render_prompt
 from ..runs.checks import FLOAT32_MAX
 from ..reward import RewardValues
 from ..training.losses import LOSS_SHAPES
 
+logger = logging.getLogger(__name__)
 OBJECTIVES: dict[str, type] = {}  # name -> class, by name (@register): the one list of objectives
 
 # The columns of a generation batch every objective sees (one row per completion).
@@ -101,6 +104,30 @@ class Rollouts:
 
     def grouped(self, x: torch.Tensor) -> torch.Tensor:
         return x.view(-1, self.G)
+
+
+
+@dataclass
+class PrepareContext:
+    """What an objective's pre-pass (``Objective.prepare``) may use: the training rows, the starting model as a
+    generator, the prompt renderer, and the run's log."""
+
+    rows: list[dict]
+    generator: object
+    tokenizer: object
+    model_stamp: dict
+    max_completion_length: int
+    seed: int
+    instruction: str | None = None
+    system: str | None = None
+
+    def render(self, problem: str, prefill: str = "") -> str:
+        return render_prompt(self.tokenizer, problem, instruction=self.instruction, system=self.system,
+                             prefill=prefill)
+
+    def log(self, msg: str) -> None:
+        logger.info(msg)
+        print(msg, flush=True)
 
 
 @dataclass
@@ -178,7 +205,7 @@ class Objective:
         return ()
 
     def prepare(self, ctx) -> None:
-        """A pre-pass before training (``ctx``: ``thinkless.training.rl.PrepareContext``)."""
+        """A pre-pass before training (``ctx``: ``PrepareContext``)."""
 
     def prompt_extra(self, rng) -> tuple[float, str] | None:
         """A per-prompt extra rendered into the prompt: for one RL prompt (training or validation), drawn once with

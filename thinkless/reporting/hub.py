@@ -29,8 +29,10 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from ..checkpoints import RECORD
+from ..modeling import looks_like_hub_id
+from ..objectives import OBJECTIVES
 from ..training.budget import measured_on
-from ..runs.stage import RECORD
 from .tables import markdown_table
 
 logger = logging.getLogger(__name__)
@@ -53,8 +55,6 @@ CARD_FILE = "README.md"
 
 def objective_tags(name: str) -> list[str]:
     """The Hub tags of the objective registered as ``name`` (its ``Objective.tags()``)."""
-    from ..objectives import OBJECTIVES
-
     return list(OBJECTIVES[name].tags()) if name in OBJECTIVES else [name.replace("_", "-")]
 
 
@@ -86,8 +86,6 @@ def base_model_id(model_path, explicit: str | None = None) -> str | None:
     """The Hub id the run's weights come from, never a local path: ``hub.base_model`` if set; ``model_path`` itself
     when it is a Hub id; for a folder one of our stages wrote, the repo it was pushed to, else its card's own
     ``base_model``; None when unknown (a model built from scratch, a folder none of our stages wrote)."""
-    from ..modeling import looks_like_hub_id
-
     if explicit:
         return str(explicit)  # checked by check_hub
     if model_path is None:
@@ -103,8 +101,6 @@ def base_model_id(model_path, explicit: str | None = None) -> str | None:
 
 def hub_datasets(*names) -> list[str]:
     """The names among ``names`` that are Hub dataset ids (local files and None left out), in order, once each."""
-    from ..modeling import looks_like_hub_id
-
     out = []
     for n in names:
         if isinstance(n, str) and looks_like_hub_id(n) and not n.endswith((".json", ".jsonl", ".parquet", ".csv")) \
@@ -115,8 +111,6 @@ def hub_datasets(*names) -> list[str]:
 
 def check_hub(hub_cfg) -> None:
     """The ``hub`` group's values, checked before any work (train.py and distill.py)."""
-    from ..modeling import looks_like_hub_id
-
     hub = hub_cfg or {}
     base = hub.get("base_model")
     if base is not None and not (isinstance(base, str) and looks_like_hub_id(base)):
@@ -149,8 +143,6 @@ def card_front_matter(info: dict, tags: list[str]) -> list[str]:
 
 
 def citation_lines(objective: str | None) -> list[str]:
-    from ..objectives import OBJECTIVES
-
     own = OBJECTIVES[objective].citation if objective in OBJECTIVES else ""
     return ["", "## Citation", "", "```bibtex", "\n\n".join(c for c in (THINKLESS_CITATION, own) if c), "```"]
 

@@ -2,7 +2,8 @@
 
 One owner for "is this state from the same configuration?": the stage runner records the run's configuration with
 every checkpoint (``thinkless.runs.stage``), evaluation and teacher generation record theirs beside each resumable file
-(``check_meta``); a mismatch stops before any work, listing the differing keys.
+(``check_meta``); a mismatch stops before any work, listing the differing keys. ``model_stamp`` names the model a
+piece of state was made with.
 """
 
 from __future__ import annotations
@@ -106,3 +107,14 @@ def check_meta(meta_path: Path, meta: dict, *, what: str, data_exists: bool, hin
                          f"resuming it could mix two configurations.\n{hint}")
     meta_path.parent.mkdir(parents=True, exist_ok=True)
     meta_path.write_text(json.dumps(json.loads(json.dumps(meta, default=str)), indent=2))
+
+
+def model_stamp(model) -> dict:
+    """Which model this is, cheaply: a local folder by its weight files' and config's sizes and mtimes, a Hub id by
+    name (what evaluations, reports and pre-pass caches record of the model they ran)."""
+    p = Path(os.path.expanduser(str(model)))
+    if p.is_dir():
+        files = sorted(p.glob("*.safetensors")) + sorted(p.glob("*.bin")) + [p / "config.json"]
+        return {"path": str(p.resolve()),
+                "files": [[f.name, f.stat().st_size, int(f.stat().st_mtime)] for f in files if f.exists()]}
+    return {"hub": str(model)}

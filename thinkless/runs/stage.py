@@ -1,9 +1,11 @@
-"""What every stage (distill, train, eval) does around its work: one owner.
+"""What every stage (distill, train, eval) does around its work: one owner, driven by the entry points only.
 
-Output folder, config checks before any work (``thinkless.runs.checks``), the rerun decision, seed, threads, rank, quiet
-console, wandb, trainer arguments (with the CPU precision fallback), resume from the last checkpoint, timing, the
-result JSON (with the run's config warnings and fingerprint), the end of the wandb run, and clean error messages
-(``run_cli``).
+``distill.py``, ``train.py`` and ``eval.py`` run a stage: ``start_stage`` (output folder, config checks before any work
+(``thinkless.runs.checks``), the rerun decision, seed, threads, rank, quiet console, wandb), then the library's work
+on the ``Stage`` it returns (``sft.run_distill``, ``rl.run_train``, ``evaluation.runner.run_eval``, and the publish
+step), then ``finish_stage`` (timing, the result JSON with the run's config warnings and fingerprint, the end of the
+wandb run), all inside ``run_cli`` (clean error messages). The library never imports this module: the trainer's own
+run (arguments with the CPU precision fallback, resume from the last checkpoint) is ``thinkless.training.loop``.
 
 Reruns (docs/reruns.md). A stage records the configuration that shapes its state (``run_config``: the resolved
 config minus ``EXCLUDED_KEYS`` and, inside the trainer's ``args``, ``EXCLUDED_ARGS``: logging, output, report and
@@ -25,6 +27,8 @@ transformers/TRL/datasets notices) and every full trainer log dict still go to t
 
 from __future__ import annotations
 
+import fcntl
+import importlib
 import json
 import logging
 import os
@@ -38,16 +42,16 @@ from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from transformers import PrinterCallback, ProgressCallback, TrainerCallback
 
 from . import checks
 from .fingerprint import content_id, diff, fingerprint, show
-from ..reporting.tracking import init_wandb, log_summary, report_to
+from ..checkpoints import RECORD, checkpoint_step, complete_checkpoints
+from ..reporting.monitor import read_metrics
+from ..reporting.tracking import init_wandb, log_summary
 
 logger = logging.getLogger(__name__)
 
 RERUN_MODES = ("auto", "resume", "fresh")
-RECORD = "run_config.json"
 # Keys that may change across a resume without changing what the run computes (naming, output, console, tracking,
 # Hub export, the after-training report, the official-mapping documentation block, a recipe's declared batch, the
 # objectives' output folder names).
@@ -170,23 +174,8 @@ def input_changes(old: dict, record: dict) -> list[str]:
             == where[k]]
 
 
-def complete_checkpoints(folder: Path) -> list[Path]:
-    """Checkpoints of ``folder``, oldest first, that finished saving (``trainer_state.json`` is written last)."""
-    from transformers.trainer_utils import sort_checkpoints
-
-    if not Path(folder).is_dir():
-        return []
-    return [Path(c) for c in sort_checkpoints(str(folder)) if (Path(c) / "trainer_state.json").is_file()]
-
-
-def checkpoint_step(ckpt: Path) -> int:
-    return int(Path(ckpt).name.rsplit("-", 1)[-1])
-
-
 def trained_nothing(out_dir: Path) -> bool:
     """No checkpoint and no training step logged: the previous start failed before its first step."""
-    from ..reporting.monitor import read_metrics
-
     path = Path(out_dir) / "metrics.jsonl"
     return not complete_checkpoints(Path(out_dir) / "checkpoints") and \
         not (path.exists() and any(r.get("step", 0) > 0 for r in read_metrics(path)))
@@ -199,8 +188,6 @@ _LOCKS: dict[str, object] = {}  # held open for the process's life: the kernel d
 def lock_output(out_dir: Path, job_type: str) -> None:
     """One run at a time per output folder: a second run into it (a double submit, two shells) would interleave its
     logs and checkpoints with the first's and both would exit 0. ``ConfigError`` naming the holder, before any work."""
-    import fcntl
-
     path = (Path(out_dir) / LOCK).resolve()
     if str(path) in _LOCKS:  # this process holds it already (a stage run twice in one process, as tests do)
         return
@@ -331,8 +318,6 @@ def start_stage(cfg: DictConfig, job_type: str, *, config_cls=None) -> Stage:
     if cfg.get("quiet", True):
         quiet_console()
     if isinstance(config_cls, str):
-        import importlib
-
         module, name = config_cls.split(":")
         config_cls = getattr(importlib.import_module(module), name)
     check_config(cfg, job_type, config_cls)
@@ -355,149 +340,6 @@ def start_stage(cfg: DictConfig, job_type: str, *, config_cls=None) -> Stage:
     run = init_wandb(cfg.get("wandb"), job_type=job_type, config=OmegaConf.to_container(cfg, resolve=True),
                      run_dir=str(out_dir)) if is_main else None
     return Stage(cfg, job_type, out_dir, is_main, run, record=record, changes=history if is_main else changes)
-
-
-def trainer_args(config_cls, args_cfg, stage: Stage, **extra):
-    """``config_cls`` (TRL's SFTConfig / AdaptiveGRPOConfig) from a stage's ``args`` mapping (any of its fields);
-    ``extra`` wins over ``args``."""
-    kw = {**OmegaConf.to_container(args_cfg, resolve=True), **extra}
-    if not torch.cuda.is_available():  # TRL defaults to bf16, which raises on a CPU
-        kw["bf16"], kw["fp16"] = False, False
-        kw.setdefault("use_cpu", True)
-    kw.setdefault("report_to", report_to(stage.cfg.get("wandb")))
-    kw.setdefault("seed", stage.cfg.seed)
-    return config_cls(output_dir=str(stage.out_dir / "checkpoints"), **kw)
-
-
-def train(trainer) -> float:
-    """``trainer.train()``, resumed from the last complete checkpoint of its output folder; seconds taken.
-
-    The rerun decision (``start_stage``) has already refused a checkpoint of another configuration."""
-    # The raw log dicts go to metrics.jsonl (MetricsLogCallback), not to the console; a progress bar stays.
-    trainer.remove_callback(PrinterCallback)
-    if trainer.pop_callback(ProgressCallback) is not None:
-        trainer.add_callback(BarOnly)
-    trainer.add_callback(RecordConfig)
-    # newest *complete* checkpoint: a kill during a save leaves a folder without trainer_state.json (written last),
-    # which transformers' get_last_checkpoint would pick and then fail to load
-    done = complete_checkpoints(Path(trainer.args.output_dir))
-    last = str(done[-1]) if done else None
-    if last:
-        from ..checkpoints import check_safetensors, missing_training_state
-
-        check_safetensors(done[-1])  # a truncated weight file is named here, not in a bare safetensors error
-        missing = [] if trainer.args.save_only_model else missing_training_state(done[-1])
-        if missing:
-            raise checks.ConfigError(
-                f"{last} lacks {' and '.join(missing)}: resuming from it would restart the optimizer in silence and "
-                f"end on other weights. Delete that folder to resume from the checkpoint before it, or rerun=fresh.")
-        print(f"resuming from {last}", flush=True)
-        resume_with_run_config(trainer)
-        if 0 < trainer.args.max_steps <= checkpoint_step(done[-1]):  # killed after its last save (report, model)
-            print(f"{done[-1].name} already holds all {trainer.args.max_steps} steps (max_steps): nothing left to "
-                  "train, finishing the run from it", flush=True)
-    stop_at_max_steps(trainer)
-    if str(getattr(trainer.args.save_strategy, "value", trainer.args.save_strategy)) == "no":
-        print("note: save_strategy=no: this run saves no checkpoint, so if it is interrupted a rerun starts again "
-              "from step 0", flush=True)
-    t0 = time.time()
-    trainer.train(resume_from_checkpoint=last)
-    return time.time() - t0
-
-
-def stop_at_max_steps(trainer) -> None:
-    """A run never exceeds ``max_steps``: resumed from a checkpoint that already holds them all, transformers would
-    still take one more step (it checks the limit after a step, never before the first); no epoch is started."""
-    run_epoch = trainer._run_epoch
-
-    def guarded(*a, **kw):
-        if 0 < trainer.state.max_steps <= trainer.state.global_step:
-            trainer.control.should_training_stop = True
-            return None
-        return run_epoch(*a, **kw)
-
-    trainer._run_epoch = guarded
-
-
-# The optimizer's per-group settings that come from the run's arguments (a restored optimizer brings back its own).
-GROUP_KEYS = ("initial_lr", "weight_decay", "betas", "eps", "momentum", "dampening", "nesterov")
-
-
-def resume_with_run_config(trainer) -> None:
-    """On resume, the run's configuration wins over the checkpoint's optimizer and scheduler settings.
-
-    Loading the checkpoint's optimizer and scheduler states brings back their hyperparameters too (the learning
-    rate the schedule is based on, weight decay, Adam's betas and epsilon), so a ``rerun=resume`` under a changed
-    ``learning_rate`` would follow the old schedule. The trainer builds a fresh optimizer and scheduler from the run's
-    arguments before it loads the states: their settings are taken then and put back after the load (the moments,
-    step counts and the schedule's position stay the checkpoint's); each change is printed. The schedule's shape
-    (warmup, kind, max_steps) is the rebuilt scheduler's own. Keys this cannot honour: ``NOT_ON_RESUME``."""
-    fresh = {}
-    create_scheduler, load = trainer.create_scheduler, trainer._load_optimizer_and_scheduler
-
-    def snapshot(*a, **kw):
-        out = create_scheduler(*a, **kw)
-        sched = trainer.lr_scheduler
-        fresh["groups"] = [{k: g[k] for k in GROUP_KEYS if k in g} for g in trainer.optimizer.param_groups]
-        fresh["base_lrs"] = list(getattr(sched, "base_lrs", []) or [])
-        return out
-
-    def load_then_apply(checkpoint):
-        load(checkpoint)
-        if checkpoint is None or "groups" not in fresh:
-            return
-        opt, sched = trainer.optimizer, trainer.lr_scheduler
-        if len(opt.param_groups) != len(fresh["groups"]):
-            raise RuntimeError(f"{checkpoint}: its optimizer has {len(opt.param_groups)} parameter groups, this run "
-                               f"builds {len(fresh['groups'])}: not the same optimizer setup; rerun=fresh")
-        applied = {}
-        for g, want in zip(opt.param_groups, fresh["groups"]):
-            for k, v in want.items():
-                if g.get(k) != v:
-                    applied.setdefault(k, (g.get(k), v))
-                    g[k] = v
-        if not hasattr(sched, "base_lrs") or not fresh["base_lrs"]:
-            return _say_applied(checkpoint, applied)
-        old_base = list(sched.base_lrs)
-        sched.base_lrs = list(fresh["base_lrs"])
-        if isinstance(sched, torch.optim.lr_scheduler.LambdaLR):  # the rebuilt schedule's lambdas, at the step
-            lrs = [b * f(sched.last_epoch) for b, f in zip(sched.base_lrs, sched.lr_lambdas)]
-        else:  # another scheduler: its restored position, rescaled to the new base
-            lrs = [g["lr"] * (b / o if o else 1.0) for g, b, o in zip(opt.param_groups, sched.base_lrs, old_base)]
-        for g, lr in zip(opt.param_groups, lrs):
-            g["lr"] = lr
-        sched._last_lr = list(lrs)
-        if old_base != sched.base_lrs:
-            applied.setdefault("initial_lr", (old_base[0], sched.base_lrs[0]))
-        _say_applied(checkpoint, applied)
-
-    trainer.create_scheduler, trainer._load_optimizer_and_scheduler = snapshot, load_then_apply
-
-
-def _say_applied(checkpoint, applied: dict) -> None:
-    if not applied:
-        return
-    names = {"initial_lr": "learning_rate (the schedule's base)"}
-    print(f"resume: the run's configuration replaces {Path(checkpoint).name}'s optimizer settings: " + ", ".join(
-        f"{names.get(k, k)} {a} -> {b}" for k, (a, b) in sorted(applied.items())), flush=True)
-    logger.info("resume from %s: optimizer settings applied from the run config: %s", checkpoint, applied)
-
-
-class RecordConfig(TrainerCallback):
-    """Each checkpoint carries the configuration that shaped it (``<output_dir>/run_config.json`` of this run)."""
-
-    def on_save(self, args, state, control, **kwargs):
-        src = Path(args.output_dir).parent / RECORD
-        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if state.is_world_process_zero and src.is_file() and ckpt.is_dir():
-            shutil.copy(src, ckpt / RECORD)
-
-
-class BarOnly(ProgressCallback):
-    """transformers' progress bar without its ``tqdm.write`` of every log dict."""
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        pass
 
 
 def finish_stage(stage: Stage, result: dict, name: str, *, path: Path | None = None,

