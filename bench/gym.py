@@ -241,9 +241,9 @@ def oracle_point(run_dir: Path, gamma: float) -> dict:
 
 
 def class_name(k: str) -> str:
-    from thinkless.reporting.report import unit_label
+    from thinkless.tasks.base import get_task
 
-    return unit_label("class", k)
+    return get_task("graded").split_name(k)  # the gym's task (TASK)
 
 
 def leaderboard(runs: list[dict], oracle: dict, base_step: float) -> tuple[str, dict]:

@@ -11,7 +11,8 @@ Policies (``GRADING_POLICIES``) say where an answer is read from; ``Grader(polic
 The extracted answer is checked against the gold by exact comparison after a light normalization (leading zeros,
 thousands separators, ``\\dfrac``, spacing, ``\\left``/``\\right``, ``\\text{}``, ``$``), then with math-verify
 (symbolic and numeric equivalence, tuples, intervals, sets); ``exact=True`` (the synthetic task) compares strings.
-Which applies is a problem's *task* (``TASKS``; RL rows and benchmarks carry it), mapped to ``exact`` by ``is_exact``.
+Which applies is a problem's grading kind (``TASKS``; a task's ``thinkless.tasks.base.Task.grading`` names it, RL rows
+and benchmarks carry it as ``task``), mapped to ``exact`` by ``is_exact``.
 
 Timeouts. math-verify's own timeout uses SIGALRM (main thread only), and a pathological answer such as
 ``9^{9^{9^{9}}}`` makes sympy run big-integer C code that holds the GIL, so a watchdog *thread* cannot even regain
@@ -294,7 +295,7 @@ class Verdict:
     well_formed: bool
 
 
-TASKS = ("math", "synthetic")  # a problem's task: how its answer is compared with the gold
+TASKS = ("math", "synthetic")  # grading kinds: how an answer is compared with the gold (a Task says which it needs)
 
 
 def is_exact(task: str | None) -> bool:

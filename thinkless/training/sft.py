@@ -7,9 +7,10 @@ from collections import Counter
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..tasks import synthetic
 from ..checkpoints import save_final_model
+from ..tasks.base import get_task
 from ..tasks.data import LAYOUTS, DropStats, load_rows, load_table, records_from_rows, sft_table
+from ..tasks.synthetic import paired_records
 from ..evaluation.benchmarks import load_benchmark
 from ..generation import SamplingConfig, make_generator
 from ..reporting.hub import base_model_id, check_hub, hub_callbacks, hub_datasets, push_folder, write_model_card
@@ -64,8 +65,9 @@ def sft_rows(cfg: DictConfig, tok, stats: DropStats, *, out_dir):
     if d.source not in SOURCES:
         raise ValueError(f"data.source={d.source!r}: valid choices are {SOURCES}")
     if d.source == "synthetic":
-        table = synthetic.paired_records(d.num_problems, list(d.levels), d.seed, d.get("level_weights"),
-                                         d.get("short_solve_rate"), d.get("variant", "fold"))
+        table = paired_records(d.num_problems, list(d.levels), d.seed, d.get("level_weights"),
+                               d.get("short_solve_rate"), get_task(d.get("variant", "fold"), key="data.variant",
+                                                                   generated=True).name)
         layout, fields = "paired", PAIRED_FIELDS
     elif d.source == "teacher":
         table, layout, fields = teacher_records(d, stats, out_dir=out_dir), "paired", PAIRED_FIELDS
@@ -83,7 +85,7 @@ def card_info(cfg: DictConfig) -> dict:
     hub, d = cfg.get("hub") or {}, cfg.data
     base = base_model_id(cfg.model.get("path"), hub.get("base_model"))
     if d.source == "synthetic":
-        data = f"the built-in synthetic {d.get('variant', 'fold')} task (thinkless.tasks.synthetic; not a Hub dataset)"
+        data = get_task(d.get("variant", "fold"), key="data.variant", generated=True).describe()
         names = []
     else:
         names = hub_datasets(d.get("prompts") if d.source == "teacher" else d.get("name"))
@@ -137,9 +139,9 @@ def run_distill(cfg: DictConfig) -> dict:
                               instruction=rc.benchmark.get("instruction") or cfg.prompt.instruction,
                               system=cfg.prompt.system, model=model_stamp(final))
             result["report"] = {k: v for k, v in rep.items() if k != "evaluation"}
-            write_report(rep, stage.out_dir, "distill_report")
-            print(format_report(rep, "distill report"), flush=True)
-            info["report_md"] = format_report(rep, f"mode report ({bench.name})")
+            write_report(rep, stage.out_dir, "distill_report", bench.kind)
+            print(format_report(rep, "distill report", bench.kind), flush=True)
+            info["report_md"] = format_report(rep, f"mode report ({bench.name})", bench.kind)
         write_model_card(final, {**info, "steps": trainer.state.global_step})
         hub = cfg.get("hub") or {}
         if hub.get("push") or hub.get("dry_run"):
