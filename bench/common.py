@@ -229,9 +229,9 @@ def fmt(xs, spec="{:.3f}") -> str:
 
 
 def class_name(k: str) -> str:
-    from thinkless.reporting.report import unit_label
+    from thinkless.tasks.base import get_task
 
-    return unit_label("class", k)
+    return get_task("graded").split_name(k)  # the gym's task (TASK)
 
 
 def command_line(script: str) -> str:

@@ -82,7 +82,7 @@ def test_every_mode_metric_has_a_line():
     mode = torch.tensor([1, 0, 1, -1, 0, 0, 1, 1.0])
     out = mode_metrics(mode, correct=torch.tensor([1, 1, 0, 0, 1, 1, 1, 1.0]), reward=torch.rand(8),
                        tokens=torch.tensor([20, 5, 30, 4, 40, 6, 22, 25.0]), level=torch.tensor([1.0] * 4 + [2.0] * 4),
-                       G=G, group=torch.tensor([3.0] * 4 + [5.0] * 4))
+                       G=G, problem_class=torch.tensor([3.0] * 4 + [5.0] * 4))
     assert {"modes/think_ratio_L2", "modes/acc_C5", "modes/len_short_p90", "modes/groups_all_wrong"} <= set(out)
     assert not undocumented(out), undocumented(out)
 
@@ -109,7 +109,7 @@ def test_every_eval_summary_field_has_a_line():
         return Graded(correct, "1" if correct else "2", mode, tokens, tokens, tokens < 30, 0.5)
 
     probs = [{"level": 1, "samples": [g(True, "short", 5), g(False, "think", 40)], "seconds": 1.0},
-             {"level": 2, "group": 3, "samples": [g(True, "think", 20), g(True, "short", 6)], "seconds": 2.0}]
+             {"level": 2, "problem_class": 3, "samples": [g(True, "think", 20), g(True, "short", 6)], "seconds": 2.0}]
     keys = set()
     for parallel in (False, True):
         s = summarize(probs, parallel=parallel, selection="majority" if parallel else None,

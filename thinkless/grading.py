@@ -4,7 +4,7 @@
 well-formed Thinkless response's answer part; ``lenient`` the last box or number after the last ``</think>``) is
 what the reward, the reports, evaluation and teacher verification all grade with. An answer is compared with the gold
 exactly after a light normalization, then with math-verify, or exactly only where the problem's task says so
-(``TASKS``, ``is_exact``). math-verify runs in a killable worker subprocess (a watchdog thread where none can start),
+(``TASKS``, ``is_exact``; a task's ``thinkless.tasks.base.Task.grading`` names it). math-verify runs in a killable worker subprocess (a watchdog thread where none can start),
 because a pathological answer can hold the GIL past any timeout; every timeout, parse error and over-long answer is
 counted in ``GRADE_STATS``. Details: docs/evaluation.md, "Grading".
 """
@@ -281,7 +281,7 @@ class Verdict:
     well_formed: bool
 
 
-TASKS = ("math", "synthetic")  # a problem's task: how its answer is compared with the gold
+TASKS = ("math", "synthetic")  # grading kinds: how an answer is compared with the gold (a Task says which it needs)
 
 
 def is_exact(task: str | None) -> bool:

@@ -191,9 +191,9 @@ def test_graded_benchmark_has_classes_within_every_level():
 
     b = load_benchmark("graded", eval_cfg().benchmark.graded)
     assert len(b.problems) == 600 and b.task == "synthetic"
-    assert {g: sum(p.group == g for p in b.problems) for g in range(1, 7)} == {g: 100 for g in range(1, 7)}
-    assert {(p.group, p.level) for p in b.problems} == {(g, lv) for g in range(1, len(GRADES) + 1) for lv in range(2, 7)}
-    assert all(parse_prompt(p.problem).answer == p.answer and parse_prompt(p.problem).group == p.group
+    assert {g: sum(p.problem_class == g for p in b.problems) for g in range(1, 7)} == {g: 100 for g in range(1, 7)}
+    assert {(p.problem_class, p.level) for p in b.problems} == {(g, lv) for g in range(1, len(GRADES) + 1) for lv in range(2, 7)}
+    assert all(parse_prompt(p.problem).answer == p.answer and parse_prompt(p.problem).problem_class == p.problem_class
                for p in b.problems[:60])
     with pytest.raises(ValueError, match="variant='fancy': valid choices"):
         load_benchmark("graded", eval_cfg("benchmark.graded.variant=fancy").benchmark.graded)

@@ -120,7 +120,7 @@ def test_summarize_parallel_selection(selection, acc):
 
 def test_summarize_groups_by_class_where_problems_have_one():
     probs = fixed_problems()
-    probs[0]["group"], probs[1]["group"] = 3, 3
+    probs[0]["problem_class"], probs[1]["problem_class"] = 3, 3
     s = summarize(probs, parallel=False, grader=Grader(exact=True))
     assert list(s["per_group"]) == ["3"] and s["per_group"]["3"]["acc"] == pytest.approx(s["acc"])
     assert "per_group" not in summarize(fixed_problems(), parallel=False, grader=Grader(exact=True))

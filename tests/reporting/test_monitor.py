@@ -109,7 +109,7 @@ def test_evaluation_reports_the_same_statistics():
 def test_mode_metrics_per_class_beside_per_level():
     t = lambda xs: torch.tensor(xs, dtype=torch.float32)  # noqa: E731
     m = mode_metrics(t([0, 1, 1, 1]), t([1, 1, 0, 1]), t([1, .5, -1, .5]), t([2, 6, 6, 6]), t([2, 2, 5, 5]), 2,
-                     group=t([1, 1, 6, -1]))
+                     problem_class=t([1, 1, 6, -1]))
     assert m["modes/think_ratio_C1"] == 0.5 and m["modes/think_ratio_C6"] == 1.0 and "modes/think_ratio_C-1" not in m
     assert m["modes/acc_C1"] == 1.0 and m["modes/acc_C6"] == 0.0
     assert m["modes/think_ratio_L2"] == 0.5 and m["modes/think_ratio_L5"] == 1.0

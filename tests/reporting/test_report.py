@@ -1,6 +1,7 @@
 import pytest
 
 from thinkless.reporting.report import format_report, pipeline_table
+from thinkless.tasks.base import get_task
 from thinkless.reward import RewardValues
 
 G05 = RewardValues(correct_think=0.5)
@@ -81,10 +82,13 @@ def test_pipeline_table_per_class_on_a_task_with_classes():
     """The graded task's report rows are its classes, named by grade; the oracle and targets per class."""
     before = {"per_group": {"1": level(1.0, 1.0, 0.5, 1.0, 0.5), "3": level(1.0, 0.8, 0.5, 0.9, 0.4)}}
     after = {"per_group": {"1": level(1.0, 1.0, 0.02, 1.0, 1.0), "3": level(1.0, 0.8, 0.95, 1.0, 0.5)}}
-    text, s = pipeline_table(before, after, RewardValues(correct_think=0.5))
+    text, s = pipeline_table(before, after, RewardValues(correct_think=0.5), get_task("graded"))
     assert s["unit"] == "class" and s["levels"]["1"]["oracle"] == "short"
     assert s["levels"]["3"]["oracle"] == "short"  # 0.8 > 0.75: short pays at γ = 0.5
     assert not s["levels"]["3"]["matches_oracle"]
     assert text.startswith("| class |") and "| A (100%) |" in text and "| C (80%) |" in text
+    # a report read back from its file, no task at hand: still its classes (its keys say so), by their keys
+    bare = pipeline_table(before, after, RewardValues(correct_think=0.5))[0]
+    assert bare.startswith("| class |") and "| 3 | 1.00 | 0.80 |" in bare
     _, s = pipeline_table(before, after, RewardValues(correct_think=0.9))  # γ = 0.1: 0.8 < 0.95, think pays
     assert s["levels"]["3"]["oracle"] == "think" and s["levels"]["3"]["matches_oracle"]

@@ -2,23 +2,10 @@ import pytest
 
 from thinkless.format import render_prompt, short_target, think_target
 from thinkless.reward import thinkless_reward
-from thinkless.tasks.synthetic import (MAX_LEVEL, FoldProblem, fold, long_teacher, make_problems, paired_records,
-                                 parse_prompt, short_teacher)
+from thinkless.tasks.synthetic import (MAX_LEVEL, FoldProblem, long_teacher, make_problems, paired_records,
+                                       parse_prompt, short_teacher)
 
 from ..conftest import TOKENIZERS
-
-
-def test_fold_rule():
-    assert fold(3, 4) == 7 and fold(4, 5) == 9
-    assert fold(5, 5) == 9 and fold(9, 9) == 1 and fold(6, 7) == 6
-    assert all(0 <= fold(a, b) <= 9 for a in range(10) for b in range(10))
-
-
-def test_example_from_the_issue():
-    p = FoldProblem((0, 4, 8, 7))
-    assert p.level == 3 and p.answer == "5"
-    assert long_teacher(p) == "<think>0~4=4~8=7~7=5\n</think>\\boxed{5}"
-    assert short_teacher(p) == "<short>\\boxed{5}"
 
 
 def test_prompts_have_fixed_width_and_round_trip():
@@ -97,53 +84,3 @@ def test_parse_rejects_garbage():
     for bad in ["", "1+2", "1 ~ 2", "a ~ b . . . . . . . . . .", "1 ~ 2 ~ 3 ~ 4 ~ 5 ~ 6 ~ 7 ~ 8"]:
         with pytest.raises(ValueError):
             parse_prompt(bad)
-
-
-# ---------------------------------------------------------------- the graded task
-
-
-def test_graded_memo_is_right_at_its_grade_rate_and_the_glance_is_right_exactly_when_it_is():
-    from thinkless.tasks.synthetic import GRADES, GradedProblem
-
-    probs = make_problems(6000, [2, 3, 4, 5, 6], seed=5, variant="graded")
-    assert all(isinstance(p, GradedProblem) for p in probs)
-    for grade, q in GRADES.items():
-        ps = [p for p in probs if p.grade == grade]
-        right = [p.memo == p.partials()[-2] for p in ps]
-        assert [p.glance == p.answer for p in ps] == right  # a wrong memo never folds to the answer by chance
-        assert abs(sum(right) / len(ps) - q) < 0.045, grade
-    # the class is in the text, not in the length or the level: every grade at every level, one prompt width
-    assert {(p.grade, p.level) for p in probs} == {(g, lv) for g in GRADES for lv in range(2, 7)}
-    assert {len(p.prompt) for p in probs} == {4 * MAX_LEVEL + 1 + 10}
-    # the chains are the fold task's for the same seed: only the memo is new
-    assert [p.digits for p in probs[:50]] == [p.digits for p in make_problems(50, [2, 3, 4, 5, 6], seed=5)]
-
-
-def test_graded_example_by_hand():
-    from thinkless.tasks.synthetic import GradedProblem, group_name
-
-    p = GradedProblem((0, 4, 8, 7), "C", 3)  # 0~4=4, 4~8=7 (the true memo), 7~7=5; memo 3 says 3~7=9
-    assert p.prompt == "0 ~ 4 ~ 8 ~ 7 . . . . . . | C 3 ~ 7" and p.level == 3 and p.group == 3
-    assert p.answer == "5" and p.glance == "9" and group_name(p.group) == "C (80%)"
-    assert long_teacher(p) == "<think>0~4=4~8=7~7=5\n</think>\\boxed{5}"  # the trace ignores the memo
-    assert short_teacher(p) == "<short>\\boxed{9}"
-    assert parse_prompt(p.prompt) == p and parse_prompt(FoldProblem((0, 4)).prompt) == FoldProblem((0, 4))
-    for bad in ["0 ~ 4 ~ 8 ~ 7 . . . . . . | Q 3 ~ 7", "0 ~ 4 ~ 8 ~ 7 . . . . . . | C 3 ~ 6",
-                "0 ~ 4 ~ 8 ~ 7 . . . . . . | C x ~ 7"]:
-        with pytest.raises(ValueError):
-            parse_prompt(bad)
-
-
-def test_graded_records_keep_the_short_answer_only_where_the_memo_is_right():
-    recs = paired_records(600, [2, 3, 4, 5, 6], seed=2, variant="graded")
-    probs = make_problems(600, [2, 3, 4, 5, 6], seed=2, variant="graded")
-    for r, p in zip(recs, probs):
-        assert r["group"] == p.group and r["level"] == p.level and r["problem"] == p.prompt
-        assert (r["short"] is not None) == (p.glance == p.answer)
-        assert thinkless_reward(r["long"], r["answer"], 0.5, exact=True) == 0.5
-        if r["short"] is not None:
-            assert thinkless_reward(r["short"], r["answer"], 0.5, exact=True) == 1.0
-    with pytest.raises(ValueError, match="two folds"):
-        make_problems(5, [1, 2], seed=0, variant="graded")
-    with pytest.raises(ValueError, match="valid choices"):
-        make_problems(5, [2], seed=0, variant="folded")

@@ -10,12 +10,15 @@ A benchmark config (``conf/benchmark/*.yaml``) says where the rows come from and
   be a list, the first non-empty one wins; an answer containing ``\\boxed{}`` (a worked solution) is reduced to its
   last boxed expression, and GSM8K's ``#### N`` is handled by the grader;
 * ``limit``: the first N rows only.
-* ``exact``: true grades by exact match of the boxed answer (the synthetic task's grading, its default): mapped once
-  to ``BenchmarkData.task`` (``task_of``), graded through ``thinkless.grading.is_exact``.
+* ``exact``: true grades by exact match of the boxed answer, false with math-verify (default: the task's own,
+  ``Task.exact``): mapped once to ``BenchmarkData.task`` (``Task.grading``), graded through
+  ``thinkless.grading.is_exact``.
 
-``type: synthetic`` generates the fold task instead (``levels``, ``n_per_level``, ``seed``; ``variant: graded`` the
-graded task, whose problems carry their class in ``group``); answers are graded
-exactly. Rows without a problem or an answer are dropped and counted (``BenchmarkData.dropped``).
+``type: synthetic`` generates a task instead (``variant``: its name in ``thinkless.tasks.base.TASKS``, fold by
+default; ``levels``, ``n_per_level``, ``seed``); the graded task's problems carry their class in ``problem_class``.
+A file's rows are the math sets' task (``thinkless.tasks.math_sets``). Which task a benchmark holds is
+``BenchmarkData.task_name`` (its levels or classes, their names: ``Task.split``). Rows without a problem or an answer
+are dropped and counted (``BenchmarkData.dropped``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..tasks.base import Task, get_task
 from ..tasks.data import check_drop_share, get_field, load_rows, parse_level
 from ..grading import extract_boxed
 
@@ -41,7 +45,7 @@ class Problem:
     problem: str
     answer: object  # str, number or list of accepted answers
     level: int | None = None  # thinkless.tasks.data.parse_level ("Level 3" -> 3); None: none, or not a level
-    group: int | None = None  # the problem's class where its task has classes (the graded task's grade, 1..6)
+    problem_class: int | None = None  # the problem's class where its task has classes (graded: the grade, 1..6)
 
 
 @dataclass
@@ -49,18 +53,18 @@ class BenchmarkData:
     name: str
     problems: list[Problem]
     source: str  # what was loaded: a path, "hub:<name>", or "synthetic"
-    task: str = "math"  # how answers are graded (thinkless.grading.TASKS, is_exact)
+    task: str = "math"  # how answers are graded (thinkless.grading.TASKS, is_exact; Task.grading)
     dropped: Counter = field(default_factory=Counter)
+    task_name: str = "math"  # the task its problems belong to (thinkless.tasks.base.TASKS)
+
+    @property
+    def kind(self) -> Task:
+        """Its task: how its statistics are split (by level or by class) and how each is named."""
+        return get_task(self.task_name)
 
     @property
     def has_levels(self) -> bool:
         return any(p.level is not None for p in self.problems)
-
-
-def task_of(bcfg, default_exact: bool) -> str:
-    """The task named by a benchmark config's ``exact: true|false`` (exact match is the synthetic task's grading):
-    read once here, graded through ``thinkless.grading.is_exact``."""
-    return "synthetic" if bcfg.get("exact", default_exact) else "math"
 
 
 def problem_uid(index: int, text: str) -> str:
@@ -118,15 +122,15 @@ def rows_to_problems(rows: list[dict], bcfg, dropped: Counter) -> list[Problem]:
 
 
 def synthetic_benchmark(name: str, levels, n_per_level: int, seed: int, *, limit: int | None = None,
-                        task: str = "synthetic", variant: str = "fold") -> BenchmarkData:
-    """A synthetic task (``variant``: fold or graded) as a benchmark: ``n_per_level`` problems per level (round
-    robin), from stream ``seed``."""
-    from ..tasks import synthetic
-
-    probs = synthetic.make_problems(n_per_level * len(levels), list(levels), seed=seed, variant=variant)
-    problems = [Problem(problem_uid(i, p.prompt), i, p.prompt, p.answer, p.level, p.group)
-                for i, p in enumerate(probs)]
-    return BenchmarkData(name, problems[:limit] if limit is not None else problems, "synthetic", task=task)
+                        exact: bool | None = None, variant: str = "fold") -> BenchmarkData:
+    """A generated task (``variant``: its name) as a benchmark: ``n_per_level`` problems per level (round robin),
+    from stream ``seed``; ``exact`` None: graded as the task says."""
+    task = get_task(variant, key=f"benchmark.{name}.variant", generated=True)
+    probs = task.make_problems(n_per_level * len(levels), list(levels), seed)
+    problems = [Problem(problem_uid(i, task.prompt(p)), i, task.prompt(p), task.gold(p), task.level(p),
+                        task.problem_class(p)) for i, p in enumerate(probs)]
+    return BenchmarkData(name, problems[:limit] if limit is not None else problems, "synthetic",
+                         task=task.grading(exact), task_name=task.name)
 
 
 def load_benchmark(name: str, bcfg, *, data_dir: str | None = None, limit: int | None = None) -> BenchmarkData:
@@ -140,14 +144,10 @@ def load_benchmark(name: str, bcfg, *, data_dir: str | None = None, limit: int |
     lim = bcfg.get("limit") if bcfg.get("limit") is not None else limit
     dropped: Counter = Counter()
     if btype == "synthetic":
-        from ..tasks import synthetic
-
-        variant = bcfg.get("variant", "fold")
-        if variant not in synthetic.VARIANTS:
-            raise ValueError(f"benchmark.{name}.variant={variant!r}: valid choices are {synthetic.VARIANTS}")
-        levels = list(bcfg.get("levels") or range(synthetic.LOWEST_LEVEL[variant], synthetic.MAX_LEVEL + 1))
-        return synthetic_benchmark(name, levels, int(bcfg.get("n_per_level", 100)), int(bcfg.get("seed", 20_000)),
-                                   limit=lim, task=task_of(bcfg, True), variant=variant)
+        task = get_task(bcfg.get("variant", "fold"), key=f"benchmark.{name}.variant", generated=True)
+        return synthetic_benchmark(name, list(bcfg.get("levels") or task.levels()), int(bcfg.get("n_per_level", 100)),
+                                   int(bcfg.get("seed", 20_000)), limit=lim, exact=bcfg.get("exact"),
+                                   variant=task.name)
     kind, where = resolve_source(name, bcfg, data_dir)
     fields = {"problem": bcfg.get("problem_field", "problem"), "answer": bcfg.get("answer_field", "answer"),
               "level": bcfg.get("level_field")}
@@ -165,4 +165,4 @@ def load_benchmark(name: str, bcfg, *, data_dir: str | None = None, limit: int |
                      {k: dropped[k] for k in ("no_problem", "no_answer")},
                      hint=f"check benchmark.{name}.problem_field / answer_field")
     return BenchmarkData(name, problems, where if kind == "local" else f"hub:{where}",
-                         task=task_of(bcfg, False), dropped=dropped)
+                         task=get_task("math").grading(bcfg.get("exact")), dropped=dropped)

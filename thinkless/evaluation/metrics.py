@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ..grading import Grader, canonical_answer
+from ..tasks.base import SPLITS
 from ..tokens import MODE_CODES  # else -1: no control token
 
 
@@ -188,8 +189,9 @@ def _mean(xs):
 
 def summarize(problems: list[dict], *, parallel: bool, selection: str | None = None, ks=None,
               grader: Grader | None = None, rewards=None, long_short_multiple: float = LONG_SHORT_MULTIPLE) -> dict:
-    """Metrics of one benchmark x method. ``problems``: ``{"level", "group"?, "samples": [Graded], "seconds"}`` dicts
-    (``group``: the problem's class where the task has classes: ``per_group`` beside ``per_level``).
+    """Metrics of one benchmark x method. ``problems``: ``{"level", "problem_class"?, "samples": [Graded], "seconds"}``
+    dicts (``problem_class``: the problem's class where the task has classes: ``per_group`` beside ``per_level``,
+    the result files' key of classes, ``thinkless.tasks.base.SPLITS``).
 
     ``parallel``: the samples of a problem are alternatives for one answer (cost = their sum, latency = their max)
     and ``acc`` is the accuracy of ``selection``; otherwise each sample is an answer and ``acc`` = pass@1.
@@ -204,7 +206,7 @@ def summarize(problems: list[dict], *, parallel: bool, selection: str | None = N
         s = p["samples"][:n]
         c = sum(x.correct for x in s)
         answers = [x.answer for x in s]
-        r = {"level": p.get("level"), "group": p.get("group"), "pass@1": c / n}
+        r = {"level": p.get("level"), "problem_class": p.get("problem_class"), "pass@1": c / n}
         for k in ks:
             r[f"pass@{k}"] = pass_at_k(n, c, k)
             mi = majority_vote(answers[:k], grader.equivalent)
@@ -234,12 +236,13 @@ def summarize(problems: list[dict], *, parallel: bool, selection: str | None = N
     out["ks"] = ks
     out["selection"] = selection if parallel else None
     levels = sorted({r["level"] for r in rows if r["level"] is not None}, key=lambda v: (isinstance(v, str), v))
-    if levels:
-        out["per_level"] = {str(lv): _aggregate([r for r in rows if r["level"] == lv], ks, brief=True)
-                            for lv in levels}
-    groups = sorted({r["group"] for r in rows if r["group"] is not None})
-    if groups:
-        out["per_group"] = {str(g): _aggregate([r for r in rows if r["group"] == g], ks, brief=True) for g in groups}
+    if levels:  # the split keys' one owner: thinkless.tasks.base.SPLITS ("per_level", "per_group")
+        out[SPLITS["level"].report_key] = {str(lv): _aggregate([r for r in rows if r["level"] == lv], ks, brief=True)
+                                           for lv in levels}
+    classes = sorted({r["problem_class"] for r in rows if r["problem_class"] is not None})
+    if classes:
+        out[SPLITS["class"].report_key] = {str(c): _aggregate([r for r in rows if r["problem_class"] == c], ks,
+                                                              brief=True) for c in classes}
     return out
 
 

@@ -196,7 +196,7 @@ def graded_problems(bench: BenchmarkData, store: GenerationStore, mode: str, gra
             v = grader.grade(s["response"], p.answer)
             samples.append(Graded(v.correct, v.answer, v.mode if mode == "auto" else mode, s["tokens"],
                                   s["gen_tokens"], s["finished"], s.get("self_certainty")))
-        out.append({"level": p.level, "group": p.group, "samples": samples, "seconds": row.get("seconds", 0.0)})
+        out.append({"level": p.level, "problem_class": p.problem_class, "samples": samples, "seconds": row.get("seconds", 0.0)})
     return out
 
 

@@ -57,7 +57,7 @@ logger = logging.getLogger(__name__)
 OBJECTIVES: dict[str, type] = {}  # name -> class, by name (@register): the one list of objectives
 
 # The columns of a generation batch every objective sees (one row per completion).
-COLUMNS = ("correct", "mode", "graded_mode", "length", "truncated", "level", "forced", "group", "target")
+COLUMNS = ("correct", "mode", "graded_mode", "length", "truncated", "level", "forced", "problem_class", "target")
 
 
 @dataclass
@@ -69,8 +69,9 @@ class Rollouts:
     the mode the strict grader parsed from the text (same codes; -1 also for a malformed response's missing tag).
     ``length``: completion tokens (EOS included). ``truncated``: 1 when the completion hit the length limit without
     EOS. ``forced``: the mode an objective forced the first token to (1 think, 0 short), -1 sampled freely.
-    ``problems``: each row's problem text (only gathered for objectives that look prompts up). ``group``: the
-    problem's class where its task has classes beyond levels (``thinkless.tasks.synthetic.GradedProblem.group``).
+    ``problems``: each row's problem text (only gathered for objectives that look prompts up). ``problem_class``: the
+    problem's class where its task has classes beyond levels (``thinkless.tasks.base.Task.problem_class``; not a
+    GRPO group: those are ``G`` consecutive rows, ``grouped``).
     ``target``: the number ``Objective.prompt_extra`` drew for the row's prompt (L1: the target length), NaN none.
     """
 
@@ -84,13 +85,13 @@ class Rollouts:
     G: int
     step: int = 0
     problems: list[str] | None = None
-    group: torch.Tensor | None = None  # the problem's class (the graded task's grade index, 1..6); -1 or None: none
+    problem_class: torch.Tensor | None = None  # the problem's class (graded: the grade index, 1..6); -1/None: none
     target: torch.Tensor | None = None  # the prompt's extra number (Objective.prompt_extra); NaN or None: none
 
     def __post_init__(self):
         n = self.correct.numel()
-        if self.group is None:
-            self.group = torch.full_like(self.correct, -1.0)
+        if self.problem_class is None:
+            self.problem_class = torch.full_like(self.correct, -1.0)
         if self.target is None:
             self.target = torch.full_like(self.correct, math.nan)
         if self.G < 1 or n % self.G:

@@ -21,19 +21,21 @@ import torch
 from transformers import TrainerCallback
 
 from ..evaluation.metrics import LONG_SHORT_MULTIPLE, long_short_share, mode_usage
+from ..tasks.base import SPLITS, split_metrics, split_of
 
 logger = logging.getLogger(__name__)
 
 
 def mode_metrics(mode: torch.Tensor, correct: torch.Tensor, reward: torch.Tensor, tokens: torch.Tensor,
                  level: torch.Tensor, G: int, long_short_multiple: float = LONG_SHORT_MULTIPLE,
-                 group: torch.Tensor | None = None) -> dict[str, float]:
+                 problem_class: torch.Tensor | None = None) -> dict[str, float]:
     """Statistics of one generation batch (1-D tensors, groups of ``G`` consecutive rows): ``modes/<key>`` of
-    ``evaluation.metrics.mode_usage`` (the one computation, shared with evaluation), per level and per group.
+    ``evaluation.metrics.mode_usage`` (the one computation, shared with evaluation), per level and per class.
 
     ``mode``: 1 think, 0 short, -1 no control token. ``correct``: 1/0, NaN where the gold could not be graded (the
     row is left out) or correctness is unknown (a custom reward: accuracy keys are then absent). ``level`` < 0: none.
-    ``group``: the problem's class (the graded task's grade), logged as ``modes/think_ratio_C<g>``; < 0 or None: none.
+    ``problem_class``: the problem's class (the graded task's grade), logged as ``modes/think_ratio_C<c>``
+    (the letter: ``thinkless.tasks.base.SPLITS``); < 0 or None: none.
     ``modes/long_short_share``: short responses over ``long_short_multiple`` x their group's median short length
     (``evaluation.metrics.long_short_share``: short-mode hacking).
     """
@@ -42,12 +44,12 @@ def mode_metrics(mode: torch.Tensor, correct: torch.Tensor, reward: torch.Tensor
     groups = torch.arange(reward.numel()) // G
     if valid.sum() == 0:
         return out
-    group = torch.full_like(level, -1.0) if group is None else group
-    mode, correct, reward, tokens, level, group = (t[valid].float() for t in (mode, correct, reward, tokens, level,
-                                                                              group))
+    klass = torch.full_like(level, -1.0) if problem_class is None else problem_class
+    mode, correct, reward, tokens, level, klass = (t[valid].float() for t in (mode, correct, reward, tokens, level,
+                                                                              klass))
     known = not torch.isnan(correct).any()
     out.update({f"modes/{k}": v for k, v in mode_usage(mode, correct if known else None, tokens, reward).items()})
-    for tag, key in (("L", level), ("C", group)):
+    for tag, key in ((SPLITS["level"].metric_tag, level), (SPLITS["class"].metric_tag, klass)):
         for lv in sorted(set(key.tolist())):
             if lv >= 0:
                 m = key == lv
@@ -105,10 +107,9 @@ class MetricsLogCallback(TrainerCallback):
         parts = [f"{k.split('/')[-1]}={rec[prefix + k]:.3g}" for k in self.keys if prefix + k in rec]
         if not parts:
             return
-        by = "C" if any(k.startswith(f"{prefix}modes/think_ratio_C") for k in rec) else "L"  # classes, if any
-        levels = sorted((k for k in rec if k.startswith(f"{prefix}modes/think_ratio_{by}")),
-                        key=lambda k: int(k.rsplit(f"_{by}", 1)[1]))
-        lv = " ".join(f"{by}{k.rsplit(f'_{by}', 1)[1]}={rec[k]:.2f}" for k in levels)
+        split = split_of(k.removeprefix(prefix) for k in rec)  # classes, if the task has them
+        per = split_metrics(rec, unit=split.unit, prefix=prefix)
+        lv = " ".join(f"{split.metric_tag}{i}={rec[k]:.2f}" for i, k in per.items())
         tag = f"eval @ step {state.global_step}" if prefix else f"step {state.global_step}"
         print(f"[{tag}] " + " ".join(parts) + (f" | think {lv}" if lv else ""), flush=True)
 
@@ -161,9 +162,9 @@ def plot_curves(metrics_path: str | Path, out_dir: str | Path, title: str = "") 
                 series[k].append((r["step"], v))
     out = []
     fig, ax = plt.subplots(figsize=(7, 4))
-    tag = "C" if any(k.startswith("modes/think_ratio_C") for k in series) else "L"  # classes, if the task has them
-    for k in sorted((k for k in series if k.startswith(f"modes/think_ratio_{tag}")), key=lambda k: int(k[19:])):
-        ax.plot(*zip(*series[k]), label=k[18:], lw=1)
+    split = split_of(series)  # classes, if the task has them
+    for i, k in split_metrics(series, unit=split.unit).items():
+        ax.plot(*zip(*series[k]), label=f"{split.metric_tag}{i}", lw=1)
     if "modes/think_ratio" in series:
         ax.plot(*zip(*series["modes/think_ratio"]), label="all", color="black", lw=2)
     if "eval_modes/think_ratio" in series:

@@ -39,9 +39,9 @@ def publish_distill(cfg: DictConfig, stage, trained) -> dict:
                           instruction=rc.benchmark.get("instruction") or cfg.prompt.instruction,
                           system=cfg.prompt.system, model=model_stamp(final))
         result["report"] = {k: v for k, v in rep.items() if k != "evaluation"}
-        write_report(rep, stage.out_dir, "distill_report")
-        print(format_report(rep, "distill report"), flush=True)
-        info["report_md"] = format_report(rep, f"mode report ({bench.name})")
+        write_report(rep, stage.out_dir, "distill_report", bench.kind)
+        print(format_report(rep, "distill report", bench.kind), flush=True)
+        info["report_md"] = format_report(rep, f"mode report ({bench.name})", bench.kind)
     write_model_card(final, {**info, "steps": trained.steps})
     push(cfg, final, result, commit_message="Upload Thinkless warm-up model")
     print(f"data: {trained.stats.summary()}  train {trained.train_seconds:.0f}s", flush=True)
@@ -98,9 +98,9 @@ def pipeline_report(cfg: DictConfig, model, tok, stage, objective) -> dict:
     base_model, base_tok = load_checkpoint(cfg.model.path)
     before = mode_report(make_generator("hf", model=base_model, tokenizer=base_tok, batch_size=rc.batch_size),
                          base_tok, bench, out_dir / "report" / "before_rl", model=model_stamp(cfg.model.path), **kw)
-    write_report(before, out_dir, "report_before_rl")
-    write_report(after, out_dir, "report_after_rl")
-    table, summary = pipeline_table(before, after, values)
+    write_report(before, out_dir, "report_before_rl", bench.kind)
+    write_report(after, out_dir, "report_after_rl", bench.kind)
+    table, summary = pipeline_table(before, after, values, bench.kind)
     text = (f"### Thinkless pipeline report ({objective.label()}, {bench.name}: {len(bench.problems)} problems; free "
             f"choice: mode token sampled {rc.free_samples}x at T={rc.free_temperature}, answers greedy like the "
             f"forced modes; rewards {values.__dict__})\n\n{table}\n")

@@ -1,5 +1,5 @@
 """Mode report: what a checkpoint can do in each mode and what it chooses, per difficulty level (per class on a task
-with classes: the graded task's grades); the pipeline table.
+with classes: the graded task's grades; the task's ``Task.split`` says which, and names each); the pipeline table.
 
 The report is an evaluation (``thinkless.evaluation.evaluate``: one code path generates, grades and tabulates) with
 three methods on one benchmark:
@@ -24,6 +24,7 @@ from ..format import render_prompt
 from ..generation import SamplingConfig
 from ..oracle import mean_over_problems, oracle_choice
 from ..reward import RewardValues
+from ..tasks.base import Task, split_of
 from ..tokens import SHORT, THINK
 from .tables import markdown_table
 
@@ -64,7 +65,7 @@ def mode_report(generator, tokenizer, bench: BenchmarkData, out_dir: str | Path,
                    out_dir=out_dir, settings={bench.name: {"instruction": instruction}}, system=system,
                    grading="strict", model=model, rewards=rewards, progress=progress)
     by = res["benchmarks"][bench.name]["methods"]
-    key = "per_group" if by["forced_think"].get("per_group") else "per_level"  # classes, where the task has them
+    key = bench.kind.split.report_key  # its levels or its classes
     levels = list(by["forced_think"].get(key) or {}) or ["all"]
 
     def at(method, lv):
@@ -90,27 +91,25 @@ def mode_report(generator, tokenizer, bench: BenchmarkData, out_dir: str | Path,
             "grading": "strict", "rewards": rewards.__dict__, "evaluation": res}
 
 
-def rows_of(report: dict) -> tuple[str, dict]:
-    """The report's unit and its rows: ``("class", per_group)`` on a task with classes, else ``("level", ...)``."""
-    return ("class", report["per_group"]) if "per_group" in report else ("level", report["per_level"])
+def rows_of(report: dict, task: Task | None = None) -> tuple[str, dict]:
+    """The report's unit (``"level"`` or ``"class"``) and its rows: ``task``'s split, else the one its keys hold
+    (``thinkless.tasks.base.split_of``: a report read back from its file)."""
+    split = task.split if task is not None else split_of(report)
+    return split.unit, report[split.report_key]
 
 
-def unit_label(unit: str, key: str) -> str:
-    """How a table names a row: a level as is, a class by its grade (``"B (90%)"``)."""
-    if unit == "class" and key.isdigit():
-        from ..tasks.synthetic import group_name
-
-        return group_name(int(key))
-    return key
+def row_name(task: Task | None, key: str) -> str:
+    """How a table names a row: ``task``'s name for it (a class by its name, ``"B (90%)"``), else the key."""
+    return task.split_name(key) if task is not None else str(key)
 
 
-def format_report(report: dict, title: str = "mode report") -> str:
-    unit, rows = rows_of(report)
+def format_report(report: dict, title: str = "mode report", task: Task | None = None) -> str:
+    unit, rows = rows_of(report, task)
     cols = [(unit, "{}"), ("n", "{}"), ("think_acc", "{:.2f}"), ("think_tokens", "{:.1f}"), ("short_acc", "{:.2f}"),
             ("short_tokens", "{:.1f}"), ("free_think_ratio", "{:.2f}"), ("free_acc", "{:.2f}")]
     cells = []
     for lv, r in rows.items():
-        vals = [unit_label(unit, lv)] + [r.get(c) for c, _ in cols[1:]]
+        vals = [row_name(task, lv)] + [r.get(c) for c, _ in cols[1:]]
         cells.append(["-" if v is None else f.format(v) for v, (_, f) in zip(vals, cols)])
     lines = [f"### {title}", "", markdown_table([c for c, _ in cols], cells)]
     lines.append("")
@@ -127,10 +126,10 @@ def threshold_table(curve: list[dict]) -> str:
                             f"{c['reward']:.3f}"] for c in curve])
 
 
-def write_report(report: dict, out_dir: str | Path, name: str = "report") -> Path:
+def write_report(report: dict, out_dir: str | Path, name: str = "report", task: Task | None = None) -> Path:
     path = Path(out_dir) / f"{name}.json"
     path.write_text(json.dumps({k: v for k, v in report.items() if k != "evaluation"}, indent=2))
-    md = format_report(report, name)
+    md = format_report(report, name, task)
     if report.get("threshold"):
         md += "\n\n#### think threshold (the free choice with a bias on the <think> logit)\n\n" + \
             threshold_table(report["threshold"])
@@ -138,11 +137,12 @@ def write_report(report: dict, out_dir: str | Path, name: str = "report") -> Pat
     return path
 
 
-def pipeline_table(before: dict, after: dict, rewards: RewardValues) -> tuple[str, dict]:
-    """Per level (per class on a task with classes): forced accuracies (after distill), oracle router, free choice
-    after distill and after RL; the "all" row and the summary's overall numbers weight each level by its problems."""
-    unit, rows = rows_of(before)
-    after_rows = rows_of(after)[1]
+def pipeline_table(before: dict, after: dict, rewards: RewardValues, task: Task | None = None) -> tuple[str, dict]:
+    """Per level (per class on a task with classes, named by ``task``): forced accuracies (after distill), oracle
+    router, free choice after distill and after RL; the "all" row and the summary's overall numbers weight each
+    level by its problems."""
+    unit, rows = rows_of(before, task)
+    after_rows = rows_of(after, task)[1]
     summary = {"levels": {}, "unit": unit}
     head = [unit, "forced think acc", "forced short acc", "oracle mode", "oracle E[r]", "think ratio distill",
             "think ratio RL", "acc distill", "acc RL", "E[r] RL", "matches oracle"]
@@ -162,7 +162,7 @@ def pipeline_table(before: dict, after: dict, rewards: RewardValues) -> tuple[st
                      ("oracle_r", e_or)):
             tot[k].append(v)
         counts.append(b["n"])
-        cells.append([unit_label(unit, lv), f"{b['think_acc']:.2f}", f"{b['short_acc']:.2f}", mode, f"{e_or:.3f}",
+        cells.append([row_name(task, lv), f"{b['think_acc']:.2f}", f"{b['short_acc']:.2f}", mode, f"{e_or:.3f}",
                       f"{b['free_think_ratio']:.2f}", f"{tr:.2f}", f"{b['free_acc']:.2f}", f"{a['free_acc']:.2f}",
                       f"{a['free_reward']:.3f}", "yes" if ok else "NO"])
     if counts:

@@ -159,8 +159,9 @@ SYNTHETIC_KEYS = {"distill": ["data", "report.benchmark"], "train": ["rl_data", 
 
 
 def check_synthetic(cfg, keys) -> None:
-    """A synthetic section's ``variant`` and ``levels`` are valid for each other (``ConfigError`` naming the key)."""
-    from ..tasks.synthetic import LOWEST_LEVEL, MAX_LEVEL, VARIANTS
+    """A synthetic section's ``variant`` (a generated task's name) and ``levels`` are valid for each other
+    (``ConfigError`` naming the key)."""
+    from ..tasks.base import get_task, task_names
 
     tree = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
     for pattern in keys:
@@ -168,13 +169,13 @@ def check_synthetic(cfg, keys) -> None:
             if not isinstance(sec, dict) or "synthetic" not in (sec.get("source"), sec.get("type")):
                 continue
             variant = sec.get("variant", "fold")
-            if variant not in VARIANTS:
-                raise ConfigError(f"{key}.variant={variant!r}: valid choices are {list(VARIANTS)}")
-            low = LOWEST_LEVEL[variant]
+            if variant not in task_names(generated=True):
+                raise ConfigError(f"{key}.variant={variant!r}: valid choices are {task_names(generated=True)}")
+            task = get_task(variant)
             for lv in sec.get("levels") or []:
-                if isinstance(lv, bool) or not isinstance(lv, int) or not low <= lv <= MAX_LEVEL:
-                    raise ConfigError(f"{key}.levels: {lv!r} is not a level of the {variant} task ({low}..{MAX_LEVEL}"
-                                      + (": a memo needs two folds or more)" if variant == "graded" else ")"))
+                if isinstance(lv, bool) or not isinstance(lv, int) or lv not in task.levels():
+                    raise ConfigError(f"{key}.levels: {lv!r} is not a level of the {variant} task "
+                                      f"({task.level_range()}" + (f": {task.level_note})" if task.level_note else ")"))
 
 
 # ------------------------------------------------------------------ trainer args against the TRL dataclass

@@ -14,10 +14,10 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from ..tasks import synthetic
 from ..checkpoints import save_final_model
 from .budget import Budget, make_budget
 from ..runs.checks import ConfigError, warn
+from ..tasks.base import get_task
 from ..tasks.data import DropStats, check_drop_share, load_rows, parse_level, records_from_rows
 from ..evaluation.benchmarks import load_benchmark
 from ..format import messages, render_prompt
@@ -39,7 +39,8 @@ RL_SOURCES = ("synthetic", "math")
 def rl_prompts(data_cfg, stats: DropStats, *, instruction: str | None = None, system: str | None = None,
                validation: bool = False, tokenizer=None, objective: Objective | None = None,
                seed: int = 0) -> list[dict]:
-    """RL rows ``{prompt: [messages], answer, task, level, group}`` (``group``: the problem's class, -1 none); ungradable gold answers are dropped and counted, and so
+    """RL rows ``{prompt: [messages], answer, task, level, problem_class}`` (``problem_class``: -1 none; ``task``: the
+    grading kind, ``Task.grading``); ungradable gold answers are dropped and counted, and so
     are prompts longer than ``data_cfg.max_prompt_tokens`` (rendered with ``tokenizer``'s chat template).
 
     ``validation``: read ``data_cfg.validation`` (a benchmark config) instead of the training source.
@@ -49,19 +50,20 @@ def rl_prompts(data_cfg, stats: DropStats, *, instruction: str | None = None, sy
     """
     if validation:
         bench = load_benchmark("validation", data_cfg.validation, data_dir=data_cfg.get("data_dir"))
-        recs = [{"problem": p.problem, "answer": p.answer, "level": p.level, "group": p.group,
+        recs = [{"problem": p.problem, "answer": p.answer, "level": p.level, "problem_class": p.problem_class,
                  "task": bench.task} for p in bench.problems]
     elif data_cfg.source == "synthetic":
-        probs = synthetic.make_problems(data_cfg.num_problems, list(data_cfg.levels), data_cfg.seed,
-                                        data_cfg.get("level_weights"), data_cfg.get("variant", "fold"))
-        recs = [{"problem": p.prompt, "answer": p.answer, "level": p.level, "group": p.group, "task": "synthetic"}
-                for p in probs]
+        task = get_task(data_cfg.get("variant", "fold"), key="rl_data.variant", generated=True)
+        probs = task.make_problems(data_cfg.num_problems, list(data_cfg.levels), data_cfg.seed,
+                                   data_cfg.get("level_weights"))
+        recs = [{"problem": task.prompt(p), "answer": task.gold(p), "level": task.level(p),
+                 "problem_class": task.problem_class(p), "task": task.grading()} for p in probs]
     elif data_cfg.source == "math":
         rows = load_rows(data_cfg.name, split=data_cfg.get("split", "train"), limit=data_cfg.get("limit"),
                          stats=stats, fields=dict(data_cfg.fields))
         recs = records_from_rows(rows, dict(data_cfg.fields), stats, require_answer=True, what="rl_data.fields")
         for r in recs:
-            r["task"] = "math"
+            r["task"] = get_task("math").grading()
     else:
         raise ValueError(f"rl_data.source={data_cfg.source!r}: valid choices are {RL_SOURCES}")
     out = []
@@ -91,7 +93,7 @@ def rl_prompts(data_cfg, stats: DropStats, *, instruction: str | None = None, sy
                     "problem": r["problem"],
                     "answer": str(r["answer"]) if not isinstance(r["answer"], list) else r["answer"],
                     "task": r["task"], "level": parse_level(r.get("level")),
-                    "group": -1 if r.get("group") is None else int(r["group"]),
+                    "problem_class": -1 if r.get("problem_class") is None else int(r["problem_class"]),
                     **({"target": float(extra[0])} if extra else {})})
     stats["kept"] += len(out)
     return out
@@ -214,7 +216,7 @@ def card_info(cfg: DictConfig, objective: Objective) -> dict:
     hub, d = cfg.get("hub") or {}, cfg.rl_data
     base = base_model_id(cfg.model.path, hub.get("base_model"))
     if d.source == "synthetic":
-        data = f"the built-in synthetic {d.get('variant', 'fold')} task (thinkless.tasks.synthetic; not a Hub dataset)"
+        data = get_task(d.get("variant", "fold"), key="rl_data.variant", generated=True).describe()
     else:
         data = f"`{d.name}`" if hub_datasets(d.name) else "a local file (not a Hub dataset)"
     # the warm-up's own data too: the weights were trained on both

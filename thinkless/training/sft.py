@@ -11,10 +11,11 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import AutoTokenizer
 from trl import SFTConfig, SFTTrainer
 
-from ..tasks import synthetic
 from ..checkpoints import save_final_model
+from ..tasks.base import get_task
 from ..tasks.data import LAYOUTS, DropStats, load_rows, load_table, records_from_rows, sft_table
 from ..tasks.teachers import generate_pairs
+from ..tasks.synthetic import paired_records
 from ..generation import SamplingConfig, make_generator
 from ..reporting.hub import base_model_id, check_hub, hub_callbacks, hub_datasets
 from ..modeling import check_model_path, load_student
@@ -60,8 +61,9 @@ def sft_rows(cfg: DictConfig, tok, stats: DropStats, *, out_dir):
     if d.source not in SOURCES:
         raise ValueError(f"data.source={d.source!r}: valid choices are {SOURCES}")
     if d.source == "synthetic":
-        table = synthetic.paired_records(d.num_problems, list(d.levels), d.seed, d.get("level_weights"),
-                                         d.get("short_solve_rate"), d.get("variant", "fold"))
+        table = paired_records(d.num_problems, list(d.levels), d.seed, d.get("level_weights"),
+                               d.get("short_solve_rate"), get_task(d.get("variant", "fold"), key="data.variant",
+                                                                   generated=True).name)
         layout, fields = "paired", PAIRED_FIELDS
     elif d.source == "teacher":
         table, layout, fields = teacher_records(d, stats, out_dir=out_dir), "paired", PAIRED_FIELDS
@@ -79,7 +81,7 @@ def card_info(cfg: DictConfig) -> dict:
     hub, d = cfg.get("hub") or {}, cfg.data
     base = base_model_id(cfg.model.get("path"), hub.get("base_model"))
     if d.source == "synthetic":
-        data = f"the built-in synthetic {d.get('variant', 'fold')} task (thinkless.tasks.synthetic; not a Hub dataset)"
+        data = get_task(d.get("variant", "fold"), key="data.variant", generated=True).describe()
         names = []
     else:
         names = hub_datasets(d.get("prompts") if d.source == "teacher" else d.get("name"))

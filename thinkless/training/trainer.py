@@ -204,7 +204,7 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
         local = []
         for x, c, v, f in zip(inputs, completion_ids_list, verdicts, forced):
             first = c[0] if len(c) else None
-            lv, gr, tg = x.get("level"), x.get("group"), x.get("target")
+            lv, gr, tg = x.get("level"), x.get("problem_class"), x.get("target")
             local.append([math.nan if v is None else float(v.correct),
                           1.0 if first == ids.think else 0.0 if first == ids.short else -1.0,
                           MODE_CODES.get(v.mode, -1.0) if v is not None else -1.0,
@@ -219,9 +219,9 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
         return Rollouts.from_rows(rows, G, step=self.state.global_step, problems=problems)
 
     def _log_mode_usage(self, batch: Rollouts, reward: torch.Tensor, mode_key: str) -> None:
-        """Think ratio, accuracy, reward and length per mode, per level and per group: global on every rank."""
+        """Think ratio, accuracy, reward and length per mode, per level and per class: global on every rank."""
         for k, v in mode_metrics(batch.mode, batch.correct, reward.cpu(), batch.length, batch.level, batch.G,
-                                 self.args.long_short_multiple, group=batch.group).items():
+                                 self.args.long_short_multiple, problem_class=batch.problem_class).items():
             self._metrics[mode_key][k].append(v)
 
     # ------------------------------------------------------------------ resets of the schedule (module docstring)
