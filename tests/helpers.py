@@ -115,7 +115,7 @@ class ScriptedGenerator:
 
 def save_tiny(out_dir, seed: int = 0, **sizes):
     """A randomly initialised tiny Qwen2 checkpoint (byte-level tokenizer: any text is encodable)."""
-    from thinkless.modeling import set_generation_defaults
+    from thinkless.checkpoints import set_generation_defaults
     from thinkless.tasks.synthetic import build_tiny_model, build_tiny_tokenizer
     from thinkless.tokens import add_control_tokens
 

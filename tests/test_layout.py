@@ -30,3 +30,51 @@ def test_every_test_folder_mirrors_a_package_folder():
     for d in (ROOT / "tests").iterdir():
         if d.is_dir() and any(d.glob("test_*.py")):
             assert (ROOT / "thinkless" / d.name).is_dir(), f"tests/{d.name}/ mirrors no thinkless/{d.name}/"
+
+
+def _imports(path, module):
+    """The project modules ``module`` imports anywhere in its file (module level or inside a function)."""
+    import ast
+
+    pkg = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = pkg.split(".")
+            if node.level:
+                base = base[: len(base) - node.level + 1]
+                name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module or ""
+            out |= {f"{name}.{a.name}" for a in node.names} | {name}
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+    return {m for m in out if m.startswith("thinkless")}
+
+
+def test_no_import_circle():
+    """No module imports, directly or through others, a module that imports it back (lazy imports count too: a
+    function-local import is the same dependency, deferred)."""
+    modules = {}
+    for p in (ROOT / "thinkless").rglob("*.py"):
+        parts = p.relative_to(ROOT).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    graph = {m: {i for i in _imports(p, m) if i in modules and i != m} for m, p in modules.items()}
+    # a package's face re-exports its modules: importing through it is importing them, not a dependency of its own
+    faces = {m for m, p in modules.items() if p.name == "__init__.py"}
+    graph = {m: {i for i in deps if i not in faces} for m, deps in graph.items()}
+    state, circle = {}, []
+
+    def visit(m, path):
+        state[m] = "open"
+        for n in sorted(graph[m]):
+            if state.get(n) == "open":
+                circle.append(path[path.index(n):] + [n])
+            elif n not in state:
+                visit(n, path + [n])
+        state[m] = "done"
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert not circle, f"import circles: {circle}"

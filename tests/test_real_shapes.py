@@ -35,7 +35,7 @@ def build(folder: Path, layers: int | None):
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     from thinkless import add_control_tokens
-    from thinkless.modeling import set_generation_defaults
+    from thinkless.checkpoints import set_generation_defaults
 
     cfg = AutoConfig.from_pretrained(folder)
     if layers is not None:

@@ -1,8 +1,9 @@
 """Checkpoints: the final model as a plain Hugging Face folder, on any number of processes and any ZeRO stage.
 
 ``Trainer.save_model`` does the saving (ZeRO-3 gathering through ``stage3_gather_16bit_weights_on_model_save``, the
-processing class, the generation config); this module only sets the Thinkless generation defaults first and hands
-the main process a complete model for its reports.
+processing class, the generation config); this module sets the Thinkless generation defaults and the control-token
+record first, hands the main process a complete model for its reports, and tells a complete checkpoint folder from an
+interrupted one.
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ import json
 import struct
 from pathlib import Path
 
-from .modeling import set_generation_defaults
+from .tokens import CONTROL_TOKENS
+
+# config.json key recording the control-token ids a Thinkless model was trained with (set_generation_defaults):
+# a checkpoint that has it must be loaded with a tokenizer that has those tokens at those ids.
+CONTROL_TOKENS_KEY = "thinkless_control_tokens"
 
 # The configuration record a stage writes into its output folder, copies into every checkpoint and the final model/
 # (thinkless.runs.stage; docs/reruns.md): what shaped those weights, and the mark of a folder this project wrote.
@@ -24,6 +29,18 @@ def is_zero3(trainer) -> bool:
     from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
 
     return bool(is_deepspeed_zero3_enabled())
+
+
+def set_generation_defaults(model, tokenizer, *, temperature: float = 0.6, top_p: float = 0.95) -> None:
+    """EOS = the assistant-turn terminator the student was trained to emit; pad distinct from it."""
+    gc = model.generation_config
+    gc.eos_token_id = tokenizer.eos_token_id
+    gc.pad_token_id = tokenizer.pad_token_id
+    gc.bos_token_id = tokenizer.bos_token_id
+    gc.do_sample, gc.temperature, gc.top_p = True, temperature, top_p
+    model.config.eos_token_id = tokenizer.eos_token_id
+    model.config.pad_token_id = tokenizer.pad_token_id
+    setattr(model.config, CONTROL_TOKENS_KEY, {t: tokenizer.convert_tokens_to_ids(t) for t in CONTROL_TOKENS})
 
 
 def save_final_model(trainer, tokenizer, out_dir: str | Path):

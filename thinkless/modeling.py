@@ -8,13 +8,11 @@ from pathlib import Path
 
 import torch
 
+from .checkpoints import CONTROL_TOKENS_KEY, check_safetensors, incomplete_save, set_generation_defaults
 from .tokens import CONTROL_TOKENS, add_control_tokens
 
 logger = logging.getLogger(__name__)
 
-# config.json key recording the control-token ids a Thinkless model was trained with (set_generation_defaults):
-# a checkpoint that has it must be loaded with a tokenizer that has those tokens at those ids.
-CONTROL_TOKENS_KEY = "thinkless_control_tokens"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
@@ -39,8 +37,6 @@ def check_model_path(path: str | None, *, what: str = "model.path", tokenizer: b
     if p.is_dir():
         if not (p / "config.json").exists():
             raise FileNotFoundError(f"{what}={path!r} is a folder but has no config.json: not a model folder")
-        from .checkpoints import check_safetensors, incomplete_save
-
         if tokenizer and not any((p / f).exists() for f in TOKENIZER_FILES):
             if incomplete_save(p):
                 raise FileNotFoundError(f"{what}={path!r}: {incomplete_save(p)}")
@@ -90,17 +86,6 @@ def load_student(model_cfg, *, seed: int = 0):
     set_generation_defaults(model, tok)
     return model, tok
 
-
-def set_generation_defaults(model, tokenizer, *, temperature: float = 0.6, top_p: float = 0.95) -> None:
-    """EOS = the assistant-turn terminator the student was trained to emit; pad distinct from it."""
-    gc = model.generation_config
-    gc.eos_token_id = tokenizer.eos_token_id
-    gc.pad_token_id = tokenizer.pad_token_id
-    gc.bos_token_id = tokenizer.bos_token_id
-    gc.do_sample, gc.temperature, gc.top_p = True, temperature, top_p
-    model.config.eos_token_id = tokenizer.eos_token_id
-    model.config.pad_token_id = tokenizer.pad_token_id
-    setattr(model.config, CONTROL_TOKENS_KEY, {t: tokenizer.convert_tokens_to_ids(t) for t in CONTROL_TOKENS})
 
 
 def prepare_control_tokens(tokenizer, config, model=None, *, reuse: dict | None = None, what: str = "model"):

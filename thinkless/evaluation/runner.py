@@ -29,7 +29,8 @@ from ..runs.fingerprint import check_meta, fingerprint, model_stamp
 from ..format import render_prompt
 from ..generation import SamplingConfig, backend_of, make_generator, resolve_backend
 from ..grading import GRADE_STATS, GRADING_POLICIES, Grader, is_exact
-from ..modeling import CONTROL_TOKENS_KEY, check_model_path, load_checkpoint, prepare_control_tokens
+from ..checkpoints import CONTROL_TOKENS_KEY
+from ..modeling import check_model_path, load_checkpoint, prepare_control_tokens
 from ..reward import RewardValues, reward_values
 from ..tokens import SHORT, THINK
 from .benchmarks import BenchmarkData, load_benchmark
@@ -333,7 +334,7 @@ def load_generator(cfg: DictConfig):
 
 
 def warn_if_not_thinkless(model_path: str, config) -> None:
-    """A model that was never distilled (its config records no control tokens: ``modeling.CONTROL_TOKENS_KEY``)
+    """A model that was never distilled (its config records no control tokens: ``checkpoints.CONTROL_TOKENS_KEY``)
     writes no mode token: a config warning, so it reaches ``results.json`` / ``results.md``, not only the log."""
     if not getattr(config, CONTROL_TOKENS_KEY, None):
         warn("model", model_path, "not a Thinkless model (never distilled: its config records no control tokens, "
