@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import (Plan, class_name, command_line, distill, fmt, log, machine, run_all,  # noqa: E402
                           write_results)
 from thinkless.training.budget import priceable  # noqa: E402
-from thinkless.reporting.tables import markdown_row, markdown_rule  # noqa: E402
+from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
 
 OBJECTIVES = ("thinkless", "length_penalty", "grpo")  # the default selection: docs/budget.md's published runs
 TARGETS = (0.2, 0.4, 0.6)

@@ -24,7 +24,7 @@ from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 
 from bench.common import Timers, machine, median, tiny_rl_setup  # noqa: E402
 from thinkless.objectives.thinkless import Thinkless  # noqa: E402
-from thinkless.reporting.tables import markdown_row, markdown_rule  # noqa: E402
+from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
 from thinkless.reward import ThinklessReward  # noqa: E402
 from thinkless.training.trainer import AdaptiveGRPOConfig, AdaptiveGRPOTrainer  # noqa: E402
 

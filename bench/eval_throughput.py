@@ -18,7 +18,7 @@ from bench.common import machine, median  # noqa: E402
 from thinkless.generation import HFGenerator, SamplingConfig  # noqa: E402
 from thinkless.tasks.synthetic import make_problems  # noqa: E402
 from thinkless.format import render_prompt  # noqa: E402
-from thinkless.reporting.tables import markdown_row, markdown_table  # noqa: E402
+from thinkless.reporting.markdown import markdown_row, markdown_table  # noqa: E402
 
 
 def main():

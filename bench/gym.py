@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import (TASK, Plan, class_name, command_line, distill, fmt, log, machine, run_all,  # noqa: E402
                           run_script, spread, write_results)
 from thinkless.objectives import OBJECTIVES as REGISTRY  # noqa: E402
-from thinkless.reporting.tables import markdown_row, markdown_rule  # noqa: E402
+from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
 
 OBJECTIVES = tuple(REGISTRY)  # every registered objective (thinkless/objectives/), by name
 GAMMAS = (0.1, 0.3, 0.5, 0.7, 0.9)

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import machine  # noqa: E402
-from thinkless.reporting.tables import markdown_row, markdown_table  # noqa: E402
+from thinkless.reporting.markdown import markdown_row, markdown_table  # noqa: E402
 
 
 def stage(cmd):

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import Timers, machine  # noqa: E402
-from thinkless.reporting.tables import markdown_row, markdown_table  # noqa: E402
+from thinkless.reporting.markdown import markdown_row, markdown_table  # noqa: E402
 
 
 OUTER = {"validation", "reports", "data", "final save"}  # timed as a whole: what runs inside is not counted twice

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import machine  # noqa: E402
 from tests.test_real_shapes import QWEN, R1, run_case  # noqa: E402  (the case, with its checks)
-from thinkless.reporting.tables import markdown_row, markdown_table  # noqa: E402
+from thinkless.reporting.markdown import markdown_row, markdown_table  # noqa: E402
 
 
 def main(argv=None) -> None:

@@ -19,7 +19,7 @@ import math
 import statistics
 from pathlib import Path
 
-from ..reporting.tables import markdown_table
+from ..reporting.markdown import markdown_table
 from .metrics import fmt
 
 # (column, results.json key, format): what the table reports per benchmark x method, each as mean ± sd over seeds

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..reporting.tables import markdown_table
+from ..reporting.markdown import markdown_table
 from .metrics import fmt
 
 COLUMNS = [

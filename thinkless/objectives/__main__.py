@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..reporting.tables import markdown_table
+from ..reporting.markdown import markdown_table
 from . import OBJECTIVES
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -33,7 +33,7 @@ from ..checkpoints import RECORD
 from ..modeling import looks_like_hub_id
 from ..objectives import OBJECTIVES
 from ..training.budget import measured_on
-from .tables import markdown_table
+from .markdown import markdown_table
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from ..oracle import mean_over_problems, oracle_choice
 from ..reward import RewardValues
 from ..tasks.base import Task, split_of
 from ..tokens import SHORT, THINK
-from .tables import markdown_table
+from .markdown import markdown_table
 
 
 def report_methods(free_samples: int, free_temperature: float, biases=()) -> dict:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from ..reporting.tables import markdown_table
+from ..reporting.markdown import markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"

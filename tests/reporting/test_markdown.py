@@ -1,7 +1,7 @@
-"""The one Markdown table renderer (thinkless/reporting/tables.py): its exact bytes, which the published results and
+"""The one Markdown table renderer (thinkless/reporting/markdown.py): its exact bytes, which the published results and
 the generated docs pages are compared against."""
 
-from thinkless.reporting.tables import markdown_row, markdown_rule, markdown_table
+from thinkless.reporting.markdown import markdown_row, markdown_rule, markdown_table
 
 
 def test_row_cells_and_blanks():
