@@ -10,6 +10,7 @@ import torch
 
 from .checkpoints import CONTROL_TOKENS_KEY, check_safetensors, incomplete_save, set_generation_defaults
 from .tokens import CONTROL_TOKENS, add_control_tokens
+from .tasks.synthetic import build_tiny_model, build_tiny_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +69,6 @@ def load_student(model_cfg, *, seed: int = 0):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if model_cfg.get("path") is None:
-        from .tasks.synthetic import build_tiny_model, build_tiny_tokenizer
-
         tok = build_tiny_tokenizer()
         add_control_tokens(tok)
         model = build_tiny_model(len(tok), seed=seed, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,

@@ -58,7 +58,7 @@ class RewardValues:
 
 
 def _number(v, key: str) -> float:
-    from .runs.checks import FLOAT32_MAX
+    from .runs.checks import FLOAT32_MAX  # reward.py stays light for TRL reward workers: checks loads omegaconf
 
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         raise ValueError(f"{key}={v!r}: a finite number is expected")

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from ..generation import SamplingConfig, completion_from_ids
 from ..grading import GRADING_POLICIES
-from ..serving.requests import bias_problem
+from ..serving.mode_control import ThinkBiasProcessor
+from ..serving.requests import bias_problem, token_budget_problem
 from ..tokens import END_THINK, THINK
 
 METHOD_TYPES = ("prefill", "mode_sampled", "budget_forcing", "parallel", "threshold", "token_budgets")
@@ -66,8 +67,6 @@ _FIELDS = set(Method.__dataclass_fields__) - {"name"}
 
 
 def method_from_cfg(name: str, cfg) -> Method:
-    from ..serving.requests import token_budget_problem
-
     d = dict(cfg or {})
     unknown = set(d) - _FIELDS
     if unknown:
@@ -336,8 +335,6 @@ def sample_heads(generator, prompts: list[str], cfg: SamplingConfig, memo: dict 
     bias, temperature, top-p as in ``generate``); vLLM samples them itself."""
     import torch
     from transformers import TemperatureLogitsWarper, TopPLogitsWarper
-
-    from ..serving.mode_control import ThinkBiasProcessor
 
     if not hasattr(generator, "first_logits") or cfg.self_certainty:
         return generator.generate(prompts, cfg)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..reporting.markdown import markdown_table
 from . import OBJECTIVES
+from ..runs.config_reference import _text, parse, replace_block
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
@@ -31,8 +32,6 @@ def _rel(path: Path) -> str:
 
 def render(conf: Path = CONF) -> str:
     from hydra import compose, initialize_config_dir
-
-    from ..runs.config_reference import _text, parse
 
     configs: dict[str, list] = {}
     for f in sorted((conf / "objective").glob("*.yaml")):
@@ -57,8 +56,6 @@ def render(conf: Path = CONF) -> str:
 
 def page(current: str, conf: Path = CONF) -> str:
     """``current`` with its generated block replaced (appended when it has none)."""
-    from ..runs.config_reference import replace_block
-
     return replace_block(current, render(conf), BEGIN, END)
 
 

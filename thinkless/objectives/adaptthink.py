@@ -29,6 +29,9 @@ import torch
 
 from ..runs.fingerprint import diff, show
 from .base import Objective, Rollouts, register
+from ..generation import SamplingConfig
+from ..grading import Grader, is_exact
+from ..tokens import THINK
 
 logger = logging.getLogger(__name__)
 
@@ -183,10 +186,6 @@ def sample_ref_accuracy(ctx, rows: list[dict], K: int, temperature: float, top_p
                         max_tokens: int) -> dict[str, dict]:
     """K thinking samples of the starting model per problem (``presampling_ref_responses.py``: the prompt ends in
     the thinking prefix) graded by the strict grader; their postprocessed record per problem."""
-    from ..tokens import THINK
-    from ..generation import SamplingConfig
-    from ..grading import Grader, is_exact
-
     graders = {ex: Grader("strict", exact=ex) for ex in (False, True)}
     prompts = [ctx.render(r["problem"], prefill=THINK) for r in rows]
     cfg = SamplingConfig(temperature=temperature, top_p=top_p, max_new_tokens=max_tokens, n=K, seed=ctx.seed)

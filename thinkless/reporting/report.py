@@ -27,6 +27,8 @@ from ..reward import RewardValues
 from ..tasks.base import Task, split_of
 from ..tokens import SHORT, THINK
 from .markdown import markdown_table
+from ..evaluation.runner import evaluate
+from ..serving.mode_control import bias_for_think_ratio
 
 
 def report_methods(free_samples: int, free_temperature: float, biases=()) -> dict:
@@ -50,9 +52,6 @@ def mode_report(generator, tokenizer, bench: BenchmarkData, out_dir: str | Path,
     ``biases``, the think-threshold curve: accuracy, think ratio and response tokens per bias). ``ratios``: think
     ratios the policy is moved to by the bias that gives each in expectation on ``bench``
     (``mode_control.bias_for_think_ratio`` on the policy's own log-odds), added to the curve with their target."""
-    from ..evaluation.runner import evaluate
-    from ..serving.mode_control import bias_for_think_ratio
-
     targets = {}
     if ratios:
         z = generator.mode_log_odds([render_prompt(tokenizer, p.problem, instruction=instruction, system=system)

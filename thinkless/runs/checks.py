@@ -22,6 +22,7 @@ import typing
 from omegaconf import OmegaConf
 
 from ..serving.requests import MAX_THINK_BIAS
+from ..tasks.base import get_task, task_names
 
 logger = logging.getLogger(__name__)
 
@@ -161,8 +162,6 @@ SYNTHETIC_KEYS = {"distill": ["data", "report.benchmark"], "train": ["rl_data", 
 def check_synthetic(cfg, keys) -> None:
     """A synthetic section's ``variant`` (a generated task's name) and ``levels`` are valid for each other
     (``ConfigError`` naming the key)."""
-    from ..tasks.base import get_task, task_names
-
     tree = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
     for pattern in keys:
         for key, sec in _select(tree, pattern.split("."), ""):

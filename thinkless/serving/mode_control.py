@@ -19,14 +19,13 @@ import math
 import torch
 
 from ..tokens import control_token_ids
+from .requests import bias_problem
 
 
 class ThinkBiasProcessor:
     """HF logits processor: ``scores[:, <think>] += bias`` at the first generated position of the batch."""
 
     def __init__(self, tokenizer, bias: float, prompt_length: int):
-        from .requests import bias_problem
-
         why = bias_problem(bias)  # the served rule: 1e39 would be inf in the float32 scores, then NaN
         if why:
             raise ValueError(why)
@@ -42,7 +41,7 @@ class ThinkBiasProcessor:
 
 def vllm_logits_processors() -> list:
     """The logits processors every vLLM engine of ours registers (inert unless a request asks)."""
-    from .vllm_think_bias import ThinkBias
+    from .vllm_think_bias import ThinkBias  # imports vLLM: only where an engine is built
 
     return [ThinkBias]
 

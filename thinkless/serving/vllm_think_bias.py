@@ -12,22 +12,21 @@ import torch
 from vllm.v1.sample.logits_processor import BatchUpdate, LogitsProcessor
 from vllm.v1.sample.logits_processor.builtin import process_dict_updates
 
+from ..tokens import control_token_ids
+from .requests import bias_problem
+
 
 class ThinkBias(LogitsProcessor):
     """``logits[<think>] += think_bias`` at a request's first generated position only."""
 
     @classmethod
     def validate_params(cls, params):
-        from .requests import bias_problem
-
         why = bias_problem((params.extra_args or {}).get("think_bias"))
         if why:  # a 400 for the request; NaN would act as +inf and force thinking
             raise ValueError(why)
 
     def __init__(self, vllm_config, device: torch.device, is_pin_memory: bool):
         from transformers import AutoTokenizer
-
-        from ..tokens import control_token_ids
 
         tok = AutoTokenizer.from_pretrained(vllm_config.model_config.tokenizer)
         try:

@@ -165,7 +165,7 @@ def _discover() -> None:
     """Import every module of ``thinkless.tasks`` (and of the ``THINKLESS_TASKS`` folders) once: they register."""
     if _FOUND["done"]:
         return
-    from .. import tasks as pkg
+    from .. import tasks as pkg  # the package this module is in: its folder is what discovery walks
 
     for d in filter(None, os.environ.get("THINKLESS_TASKS", "").split(os.pathsep)):
         if not os.path.isdir(d):

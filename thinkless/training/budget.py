@@ -18,6 +18,9 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ..runs.checks import check_number
+from ..generation import make_generator
+from ..objectives import OBJECTIVES, Objective
+from ..serving.mode_control import sampled_token_prob
 
 COSTS = ("think_ratio", "tokens")
 KEYS = ("think_ratio", "tokens", "at_most", "step_size", "proportional", "multiplier_init", "probe")
@@ -138,9 +141,6 @@ def probe_think_ratio(model, tokenizer, prompt_ids: list[list[int]], think_id: i
     no sampling, so the price answers the policy and not the batch's prompt mix. Each of ``world`` processes
     forwards the same number of prompts (ZeRO-3 gathers weights collectively), its share (``rank``), and ``gather``
     (the trainer's ``accelerator.gather``) collects the sums: every rank holds the same cost."""
-    from ..generation import make_generator
-    from ..serving.mode_control import sampled_token_prob
-
     rows = [rank + world * k for k in range(-(-len(prompt_ids) // world))]
     gen = make_generator("hf", model=model, tokenizer=tokenizer, batch_size=batch_size)  # the policy in memory
     p = sampled_token_prob(gen.first_logits([prompt_ids[i % len(prompt_ids)] for i in rows]), think_id,
@@ -167,8 +167,6 @@ def measured_on(probe: int) -> str:
 def priceable() -> list[str]:
     """The registered objectives ``rl.budget`` can price: those that sample the mode (never force the first token;
     ``Objective.first_tokens``), by name — the budget bench's choices and the error text read this."""
-    from ..objectives import OBJECTIVES, Objective
-
     return [n for n, cls in OBJECTIVES.items() if cls.first_tokens is Objective.first_tokens]
 
 

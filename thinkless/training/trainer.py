@@ -39,6 +39,7 @@ from ..reporting.monitor import mode_metrics
 from ..objectives import Objective, Rollouts
 from ..grading import grade_completions
 from ..tokens import MODE_CODES, control_token_ids
+from ..runs.checks import warn
 
 REF_WEIGHTS = "ref_model.safetensors"  # in checkpoints written after a reference reset
 RESETTABLE_OPTIMS = ("adamw_torch", "adamw_torch_fused", "sgd")
@@ -168,8 +169,6 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
         metrics["budget/target"].append(b.target)
         b.update(measured)
         if b.unreachable() and self.accelerator.is_main_process:
-            from ..runs.checks import warn
-
             warn(f"rl.budget.{b.cost}", b.target, f"unreachable so far: the multiplier's dual-ascent part has sat at "
                  f"its bound ({b.integral:+g}, the objective's reward range) for {b.patience} updates and the batch cost "
                  f"is still {measured:.3g} at step {self.state.global_step}; no price moves this policy to the target "
