@@ -207,28 +207,21 @@ def test_ctrl_c_prints_one_line_saying_how_to_resume_and_exits_130(tmp_path):
     out = tmp_path / "d"
     env = {**__import__("os").environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline",
            "MASTER_PORT": str(free_port())}
+    # preexec_fn: a Ctrl-C reaches a foreground process; a suite started in the background (`cmd &`, nohup, some CI
+    # runners) hands its children SIGINT ignored, and Python then installs no KeyboardInterrupt handler at all
     proc = subprocess.Popen([sys.executable, str(ROOT / "distill.py"), f"output_dir={out}",
                              "training.args.max_steps=5000",
                              "training.args.save_strategy=steps", "+training.args.save_steps=2",
                              "training.args.disable_tqdm=true", "report.enabled=false",
                              "data.num_problems=2000"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     while not (out / "checkpoints" / "checkpoint-2" / "trainer_state.json").is_file():
         assert proc.poll() is None and time.time() < deadline, proc.communicate()
         time.sleep(0.5)
-    # A user presses Ctrl-C again when the first is lost: in one loaded suite run a SIGINT that landed inside a
-    # library's own handler window (suspected: pyarrow's cancellable reads) was not turned into KeyboardInterrupt.
-    for _ in range(4):
-        proc.send_signal(signal.SIGINT)
-        try:
-            _, err = proc.communicate(timeout=30)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    else:
-        proc.kill()
-        raise AssertionError("distill.py ignored four Ctrl-Cs 30 s apart")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
     lines = [line for line in err.splitlines() if line.strip()]
     assert proc.returncode == 130 and "Traceback" not in err, err
     assert len(lines) == 1 and lines[0].startswith("Interrupted: its last complete checkpoint is ") and \

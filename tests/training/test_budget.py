@@ -150,9 +150,9 @@ def test_the_probe_reads_the_policys_think_probability(monkeypatch):
     """The probe's cost: the mean over its prompts of p(<think> first) under the rollouts' sampling settings, the
     model forwarded directly here; the prompts drawn once by the seed; shared by ranks, each forwarding the same
     number of prompts (a wrap-around row weighs 0), the sums gathered: every rank reads the whole probe's mean."""
-    from thinkless import generation
     from thinkless.tasks.synthetic import build_tiny_model, build_tiny_tokenizer
     from thinkless.tokens import add_control_tokens, control_token_ids
+    from thinkless.training import budget
     from thinkless.training.budget import probe_rows, probe_think_ratio
 
     tok = build_tiny_tokenizer()
@@ -166,8 +166,8 @@ def test_the_probe_reads_the_policys_think_probability(monkeypatch):
     with torch.no_grad():
         p = [torch.softmax(model(torch.tensor([ids])).logits[0, -1] / 0.7, -1)[think].item() for ids in prompts]
     made = []
-    real = generation.make_generator
-    monkeypatch.setattr(generation, "make_generator", lambda *a, **k: made.append(a) or real(*a, **k))
+    real = budget.make_generator  # generation.make_generator, the one backend selector, as the budget imports it
+    monkeypatch.setattr(budget, "make_generator", lambda *a, **k: made.append(a) or real(*a, **k))
     got = probe_think_ratio(model, tok, prompts, think, temperature=0.7, batch_size=2)
     assert made == [("hf",)]  # the one backend selector builds its generator
     assert got == pytest.approx(sum(p) / 4, rel=1e-5)
