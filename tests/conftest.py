@@ -25,6 +25,20 @@ def tiny_tokenizer():
     return tok
 
 
+@pytest.fixture(params=["r1", "qwen", "tiny"])
+def tok(request, tiny_tokenizer):
+    """Each chat template we ship for, control tokens added: the real R1-Distill and Qwen2.5 tokenizers, the tiny one."""
+    from transformers import AutoTokenizer
+
+    from thinkless.tokens import add_control_tokens
+
+    if request.param == "tiny":
+        return tiny_tokenizer
+    t = AutoTokenizer.from_pretrained(R1 if request.param == "r1" else QWEN)
+    add_control_tokens(t)
+    return t
+
+
 @pytest.fixture(scope="session")
 def distilled(tmp_path_factory):
     """A short real distill.py run on the tiny model: its output folder (shared by several test modules)."""

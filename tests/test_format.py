@@ -1,13 +1,9 @@
 """The one parser and the one prompt renderer (thinkless/format.py), on the real tokenizers and the tiny one."""
 
 import pytest
-from transformers import AutoTokenizer
 
-import thinkless
 from thinkless.format import (Parsed, conclusion_of, messages, parse, render_prompt, short_target, think_target,
                               user_turn)
-
-from .conftest import QWEN, R1
 
 PARSE = [
     # text, mode, reasoning, answer, well_formed
@@ -64,15 +60,6 @@ def test_user_turn_and_messages():
         user_turn("x", "no placeholder")
     assert messages("q", system="be brief") == [{"role": "system", "content": "be brief"},
                                                  {"role": "user", "content": "q"}]
-
-
-@pytest.fixture(params=["r1", "qwen", "tiny"])
-def tok(request, tiny_tokenizer):
-    if request.param == "tiny":
-        return tiny_tokenizer
-    t = AutoTokenizer.from_pretrained(R1 if request.param == "r1" else QWEN)
-    thinkless.add_control_tokens(t)
-    return t
 
 
 def test_render_prompt_ends_before_the_mode_token(tok):

@@ -1,4 +1,3 @@
-import pytest
 from transformers import AutoTokenizer
 
 import thinkless
@@ -6,15 +5,6 @@ from thinkless.format import render_prompt
 from thinkless.tokens import CONTROL_TOKENS, fix_chat_template
 
 from .conftest import QWEN, R1
-
-
-@pytest.fixture(params=["r1", "qwen", "tiny"])
-def tok(request, tiny_tokenizer):
-    if request.param == "tiny":
-        return tiny_tokenizer
-    t = AutoTokenizer.from_pretrained(R1 if request.param == "r1" else QWEN)
-    thinkless.add_control_tokens(t)
-    return t
 
 
 def test_each_control_token_is_one_non_special_token(tok):

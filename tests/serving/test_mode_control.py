@@ -13,15 +13,6 @@ from thinkless.tokens import THINKING_SWITCH, control_token_ids, fix_chat_templa
 from ..conftest import QWEN, R1
 
 
-@pytest.fixture(params=["r1", "qwen", "tiny"])
-def tok(request, tiny_tokenizer):
-    if request.param == "tiny":
-        return tiny_tokenizer
-    t = AutoTokenizer.from_pretrained(R1 if request.param == "r1" else QWEN)
-    thinkless.add_control_tokens(t)
-    return t
-
-
 def test_thinking_switch_in_the_chat_template(tok):
     msgs = [{"role": "user", "content": "2+2?"}]
     auto = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
