@@ -260,13 +260,11 @@ def interval(xs) -> dict:
     """Mean, sample sd, n and the 95% interval's half-width over seeds of the finite values of ``xs``: Student t
     with n − 1 degrees of freedom, ``t_0.975,n−1 · sd / √n``. One value has no interval (``ci95`` None); none: every
     number None. What the gym's leaderboard reports and its rank groups compare (docs/gym.md)."""
-    xs = list(xs)
-    m, s = spread(xs)
-    n = sum(1 for x in xs if x is not None and not math.isnan(x))
-    if n == 0:
-        return {"mean": None, "sd": None, "n": 0, "ci95": None}
-    half = t_quantile(0.975, n - 1) * s / math.sqrt(n) if n > 1 else None
-    return {"mean": m, "sd": s, "n": n, "ci95": half}
+    from thinkless.evaluation.seeds import spread as seed_spread
+
+    s = seed_spread(list(xs))
+    n = s["n"]
+    return {**s, "ci95": t_quantile(0.975, n - 1) * s["sd"] / math.sqrt(n) if n > 1 else None}
 
 
 def fmt(xs, spec="{:.3f}", ci: bool = False) -> str:

@@ -145,6 +145,11 @@ def test_gym_quick_runs_every_objective_and_a_rerun_skips_them(tmp_path):
     assert set(res["oracle"]["classes"]) == {str(g) for g in range(1, 7)} and res["stock_grpo_step_times"]
     md = (out / "gym_results.md").read_text()
     assert "| A (100%) |" in md and "| *oracle router* |" in md and (out / "gym.png").stat().st_size > 0
+    # ranked by the gap to the frontier: one seed has no interval, so every row shares rank 1
+    assert res["oracle"]["frontier"][0]["switched"] is None and all("frontier_gap" in r for r in res["runs"])
+    assert all(s["rank_group"] == 1 and s["frontier_gap"]["n"] == 1 and s["frontier_gap"]["ci95"] is None
+               for s in res["summary"].values())
+    assert "| rank group | gap to frontier |" in md and "(1 seed: no interval)" in md and "| vertex |" in md
     assert "## Leaderboard" in text
     again = bench("bench/gym.py", "--quick", "--out", out, "--objectives", "thinkless")
     assert "training thinkless" not in again and "distilling" not in again
