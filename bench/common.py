@@ -4,12 +4,14 @@
 * the gym's runs (bench/gym.py, bench/budget.py): the run plan (``Plan``), a script run with its log
   (``run_script``), the shared distillation (``distill``), one RL run and many (``train_run``, ``run_all``) and a
   finished run's numbers (``summarize_run``);
-* results: ``spread``/``fmt`` (mean ± sd over seeds), ``class_name``, ``command_line``, ``write_results``.
+* results: ``spread``/``fmt`` (mean ± sd over seeds), ``interval`` (a 95% Student t interval over seeds, ``fmt(...,
+  ci=True)``) and ``rank_groups`` (ahead only where intervals separate), ``class_name``, ``command_line``, ``write_results``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import statistics
@@ -223,9 +225,86 @@ def spread(xs) -> tuple[float, float]:
     return (float("nan"), float("nan")) if s["n"] == 0 else (s["mean"], s["sd"])
 
 
-def fmt(xs, spec="{:.3f}") -> str:
+def t_quantile(p: float, dof: int) -> float:
+    """The ``p`` quantile of Student's t with ``dof`` (a positive integer) degrees of freedom, p in (0.5, 1): bisection
+    on its closed-form CDF for integer dof (Abramowitz & Stegun 26.7.3-4); no SciPy in this project.
+    ``t_quantile(0.975, 2)`` = 4.303."""
+    if isinstance(dof, bool) or not isinstance(dof, int) or dof < 1 or not 0.5 < p < 1:
+        raise ValueError(f"t_quantile({p}, {dof}): a probability in (0.5, 1) and a positive integer dof are expected")
+
+    def central(t):  # P(|T| <= t)
+        th = math.atan(t / math.sqrt(dof))
+        c2, term, total = math.cos(th) ** 2, 1.0, 1.0
+        if dof % 2 == 0:  # sin θ (1 + 1/2 cos²θ + 1·3/(2·4) cos⁴θ + ...), dof/2 terms
+            for j in range(1, dof // 2):
+                term *= c2 * (2 * j - 1) / (2 * j)
+                total += term
+            return math.sin(th) * total
+        if dof == 1:
+            return 2 * th / math.pi
+        for j in range(1, (dof - 1) // 2):  # 2/π (θ + sin θ cos θ (1 + 2/3 cos²θ + 2·4/(3·5) cos⁴θ + ...))
+            term *= c2 * (2 * j) / (2 * j + 1)
+            total += term
+        return 2 / math.pi * (th + math.sin(th) * math.cos(th) * total)
+
+    lo, hi = 0.0, 1.0
+    while central(hi) < 2 * p - 1:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if central(mid) < 2 * p - 1 else (lo, mid)
+    return (lo + hi) / 2
+
+
+def interval(xs) -> dict:
+    """Mean, sample sd, n and the 95% interval's half-width over seeds of the finite values of ``xs``: Student t
+    with n − 1 degrees of freedom, ``t_0.975,n−1 · sd / √n``. One value has no interval (``ci95`` None); none: every
+    number None. What the gym's leaderboard reports and its rank groups compare (docs/gym.md)."""
+    from thinkless.evaluation.seeds import spread as seed_spread
+
+    s = seed_spread(list(xs))
+    n = s["n"]
+    return {**s, "ci95": t_quantile(0.975, n - 1) * s["sd"] / math.sqrt(n) if n > 1 else None}
+
+
+def fmt(xs, spec="{:.3f}", ci: bool = False) -> str:
+    """A cell over seeds: mean ± sd, or with ``ci`` mean ± the 95% interval's half-width (``interval``; one seed:
+    the mean and "no interval")."""
+    if ci:
+        s = interval(xs)
+        if s["n"] == 0:
+            return "-"
+        return spec.format(s["mean"]) + (f" ± {spec.replace('+', '').format(s['ci95'])}" if s["n"] > 1
+                                         else " (1 seed: no interval)")
     m, s = spread(xs)
     return spec.format(m) + (f" ± {spec.replace('+', '').format(s)}" if len(xs) > 1 else "")
+
+
+def rank_groups(stats: dict) -> dict:
+    """Rank groups over ``interval`` results ``{label: {"mean", "ci95", ...}}`` (higher is better): the best
+    unranked label leads the next group, and every unranked label whose interval overlaps the leader's joins it;
+    repeat. So a label is "ahead" of another only where their intervals separate. A label without an interval
+    (one seed) overlaps every other (nothing is separated from it); one without a mean comes last, alone.
+    Returns ``{label: group}``, groups from 1."""
+    def bounds(s):
+        h = math.inf if s["ci95"] is None else s["ci95"]
+        return s["mean"] - h, s["mean"] + h
+
+    known = sorted((k for k, s in stats.items() if s["mean"] is not None), key=lambda k: -stats[k]["mean"])
+    out, group = {}, 0
+    for lead in known:
+        if lead in out:
+            continue
+        group += 1
+        lo, hi = bounds(stats[lead])
+        for k in known:
+            if k not in out and bounds(stats[k])[1] >= lo and bounds(stats[k])[0] <= hi:
+                out[k] = group
+    for k in stats:
+        if k not in out:
+            group += 1
+            out[k] = group
+    return out
 
 
 def class_name(k: str) -> str:

@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (TASK, Plan, class_name, command_line, distill, fmt, log, machine, run_all,  # noqa: E402
-                          run_script, spread, write_results)
+from bench.common import (TASK, Plan, class_name, command_line, distill, fmt, interval, log,  # noqa: E402
+                          machine, rank_groups, run_all, run_script, spread, write_results)
 from thinkless.objectives import OBJECTIVES as REGISTRY  # noqa: E402
 from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
 
@@ -65,8 +65,10 @@ def stock_grpo_step_times(out: Path, model: Path, plan: Plan) -> list[float]:
 
 def oracle_point(run_dir: Path, gamma: float) -> dict:
     """The oracle router on the distilled model (a run's ``report_before_rl.json``: the same benchmark and greedy
-    forced modes every run is judged on): per class the better forced mode at ``gamma``; its accuracy and tokens."""
-    from thinkless.oracle import mean_over_problems, oracle_choice
+    forced modes every run is judged on): per class the better forced mode at ``gamma``; its accuracy and tokens.
+    Beside it the same model's accuracy-token frontier (``frontier``: the vertices of
+    ``thinkless.oracle.accuracy_frontier``, whatever γ) and the router's gap to it (``frontier_gap``)."""
+    from thinkless.oracle import accuracy_frontier, frontier_accuracy, mean_over_problems, oracle_choice
     from thinkless.reporting.report import rows_of
     from thinkless.reward import RewardValues
 
@@ -79,33 +81,54 @@ def oracle_point(run_dir: Path, gamma: float) -> dict:
         classes[k] = {"mode": mode, "reward": e, "short_acc": r["short_acc"], "think_acc": r["think_acc"]}
     n = [r["n"] for r in rows.values()]
     chosen = lambda x: mean_over_problems([r[f"{classes[k]['mode']}_{x}"] for k, r in rows.items()], n)  # noqa: E731
+    frontier = accuracy_frontier(rows)
     return {"acc": chosen("acc"), "tokens": chosen("tokens"), "reward": mean_over_problems(
         [c["reward"] for c in classes.values()], n), "think_ratio": mean_over_problems(
-        [float(c["mode"] == "think") for c in classes.values()], n), "classes": classes}
+        [float(c["mode"] == "think") for c in classes.values()], n), "classes": classes, "frontier": frontier,
+        "frontier_gap": chosen("acc") - frontier_accuracy(frontier, chosen("tokens"))}
+
+
+def frontier_gaps(runs: list[dict], frontier: list[dict]) -> list[dict]:
+    """Each run with its ``frontier_gap``: its accuracy minus the frontier's at its own mean response tokens (<= 0 up
+    to noise: how much accuracy its routing leaves on the table at what it spends), the leaderboard's rank."""
+    from thinkless.oracle import frontier_accuracy
+
+    return [{**r, "frontier_gap": r["acc"] - frontier_accuracy(frontier, r["tokens"])} for r in runs]
 
 
 def leaderboard(runs: list[dict], oracle: dict, base_step: float) -> tuple[str, dict]:
+    """The leaderboard: one row per label (runs carry ``frontier_gap``, ``frontier_gaps``), best gap to the frontier
+    first, every cell mean ± the 95% interval over seeds (``bench.common.interval``), a rank group per row
+    (``bench.common.rank_groups`` over the gap: a row is ahead of another only where their intervals separate).
+    The summary keeps every column's interval (mean, sd, n, ci95) and the rank group."""
     by: dict[str, list] = {}
     for r in runs:
         by.setdefault(r["label"], []).append(r)
-    summary = {}
-    lines = [markdown_row(["objective", "seeds", "E[r]", "gap to oracle", "accuracy", "response tokens", "think ratio",
-                           "rollout tokens (training)", "wall time (s)", "step time vs stock TRL GRPO"]),
-             markdown_rule(10)]
+    summary, ratios = {}, {}
     for label, rs in by.items():
-        ratio = [statistics.median(r["step_times"][:len(base_step)]) / statistics.median(base_step)
-                 if r["step_times"] else None for r in rs] if base_step else [None]
-        summary[label] = {k: spread([r[k] for r in rs]) for k in ("reward", "acc", "tokens", "think_ratio",
-                                                                  "rollout_tokens", "wall_s")}
-        summary[label]["step_ratio"] = spread(ratio)
+        ratios[label] = [statistics.median(r["step_times"][:len(base_step)]) / statistics.median(base_step)
+                         if r["step_times"] else None for r in rs] if base_step else [None]
+        summary[label] = {k: interval([r[k] for r in rs]) for k in ("frontier_gap", "reward", "acc", "tokens",
+                                                                     "think_ratio", "rollout_tokens", "wall_s")}
+        summary[label]["step_ratio"] = interval(ratios[label])
+    groups = rank_groups({label: s["frontier_gap"] for label, s in summary.items()})
+    lines = [markdown_row(["objective", "seeds", "rank group", "gap to frontier", "accuracy", "response tokens",
+                           "think ratio", "E[r]", "gap to oracle", "rollout tokens (training)", "wall time (s)",
+                           "step time vs stock TRL GRPO"]), markdown_rule(12)]
+    gap = lambda lb: summary[lb]["frontier_gap"]["mean"]  # noqa: E731
+    for label in sorted(by, key=lambda lb: (groups[lb], -gap(lb) if gap(lb) is not None else math.inf)):
+        rs, ratio = by[label], ratios[label]
+        summary[label]["rank_group"] = groups[label]
         lines.append(markdown_row([
-            label, len(rs), fmt([r["reward"] for r in rs]),
-            fmt([r["reward"] - oracle["reward"] for r in rs], "{:+.3f}"), fmt([r["acc"] for r in rs]),
-            fmt([r["tokens"] for r in rs], "{:.1f}"), fmt([r["think_ratio"] for r in rs], "{:.2f}"),
-            fmt([r["rollout_tokens"] / 1e6 for r in rs], "{:.2f}") + " M",
-            fmt([r["wall_s"] for r in rs], "{:.0f}"), fmt(ratio, "{:.2f}")]))
-    lines.append(markdown_row(["*oracle router*", None, f"{oracle['reward']:.3f}", 0, f"{oracle['acc']:.3f}",
-                               f"{oracle['tokens']:.1f}", f"{oracle['think_ratio']:.2f}", None, None, None]))
+            label, len(rs), groups[label], fmt([r["frontier_gap"] for r in rs], "{:+.3f}", ci=True),
+            fmt([r["acc"] for r in rs], ci=True), fmt([r["tokens"] for r in rs], "{:.1f}", ci=True),
+            fmt([r["think_ratio"] for r in rs], "{:.2f}", ci=True), fmt([r["reward"] for r in rs], ci=True),
+            fmt([r["reward"] - oracle["reward"] for r in rs], "{:+.3f}", ci=True),
+            fmt([r["rollout_tokens"] / 1e6 for r in rs], "{:.2f}", ci=True) + " M",
+            fmt([r["wall_s"] for r in rs], "{:.0f}", ci=True), fmt(ratio, "{:.2f}", ci=True)]))
+    lines.append(markdown_row(["*oracle router*", None, None, f"{oracle['frontier_gap']:+.3f}", f"{oracle['acc']:.3f}",
+                               f"{oracle['tokens']:.1f}", f"{oracle['think_ratio']:.2f}", f"{oracle['reward']:.3f}", 0,
+                               None, None, None]))
     return "\n".join(lines), summary
 
 
@@ -114,17 +137,18 @@ def routing_table(runs: list[dict], oracle: dict) -> str:
     lines = [markdown_row(["class (memo right)", "forced short acc", "forced think acc", "oracle", *labels]),
              markdown_rule(4 + len(labels))]
     for k, c in oracle["classes"].items():
-        cells = [fmt([r["classes"][k]["think_ratio"] for r in runs if r["label"] == lb], "{:.2f}") for lb in labels]
+        cells = [fmt([r["classes"][k]["think_ratio"] for r in runs if r["label"] == lb], "{:.2f}", ci=True)
+                 for lb in labels]
         lines.append(markdown_row([class_name(k), f"{c['short_acc']:.2f}", f"{c['think_acc']:.2f}", c["mode"], *cells]))
     return "\n".join(lines)
 
 
 def run_table(runs: list[dict]) -> str:
-    lines = [markdown_row(["run", "E[r]", "vs oracle", "accuracy", "tokens", "think ratio", "rollout tokens",
-                           "wall (s)", "targets met"]), markdown_rule(9)]
+    lines = [markdown_row(["run", "gap to frontier", "E[r]", "vs oracle", "accuracy", "tokens", "think ratio",
+                           "rollout tokens", "wall (s)", "targets met"]), markdown_rule(10)]
     for r in runs:
         met = sum(bool(v) for v in r["targets"].values())
-        lines.append(markdown_row([f"{r['label']} s{r['seed']}", f"{r['reward']:.3f}",
+        lines.append(markdown_row([f"{r['label']} s{r['seed']}", f"{r['frontier_gap']:+.3f}", f"{r['reward']:.3f}",
                                    f"{r['reward'] - r['oracle_reward']:+.3f}", f"{r['acc']:.3f}", f"{r['tokens']:.1f}",
                                    f"{r['think_ratio']:.2f}", f"{r['rollout_tokens']:,}", f"{r['wall_s']:.0f}",
                                    f"{met}/{len(r['targets'])}"]))
@@ -132,13 +156,15 @@ def run_table(runs: list[dict]) -> str:
 
 
 def picture(runs: list[dict], oracle: dict, path: Path, title: str, curve_label: str = "thinkless") -> None:
-    """Accuracy vs response tokens: every run, the oracle router, DeGRPO's think-threshold curve (seed 0)."""
+    """Accuracy vs response tokens: every run on the accuracy-token frontier (``oracle["frontier"]``, flat past its
+    ends), the oracle router at γ, DeGRPO's think-threshold curve (seed 0)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    frontier_curve(ax, oracle["frontier"], [r["tokens"] for r in runs] + [oracle["tokens"]])
     markers = "osD^vP*X"
     for i, label in enumerate(dict.fromkeys(r["label"] for r in runs)):
         rs = [r for r in runs if r["label"] == label]
@@ -156,17 +182,48 @@ def picture(runs: list[dict], oracle: dict, path: Path, title: str, curve_label:
     plt.close(fig)
 
 
+def frontier_table(frontier: list[dict]) -> str:
+    """The frontier's vertices, cheapest first: the class switched to reach each, its tokens, accuracy, think ratio."""
+    lines = [markdown_row(["vertex", "class switched", "response tokens", "accuracy", "think ratio", "thinking classes"]),
+             markdown_rule(6)]
+    for i, v in enumerate(frontier):
+        think = [class_name(k) for k, m in v["modes"].items() if m == "think"]
+        lines.append(markdown_row([i, "(the cheapest routing)" if v["switched"] is None else
+                                   f"{class_name(v['switched'])} → {v['modes'][v['switched']]}", f"{v['tokens']:.1f}",
+                                   f"{v['acc']:.3f}", f"{v['think_ratio']:.2f}", ", ".join(think) or "none"]))
+    return "\n".join(lines)
+
+
+def frontier_curve(ax, frontier: list[dict], tokens: list[float]) -> None:
+    """The frontier on ``ax``: its vertices joined, and flat out to the ``tokens`` beyond its ends (the accuracy
+    ``frontier_accuracy`` holds a run there to)."""
+    xs, ys = [v["tokens"] for v in frontier], [v["acc"] for v in frontier]
+    finite = [t for t in tokens if not math.isnan(t)]
+    lo, hi = min([xs[0], *finite]), max([xs[-1], *finite])
+    ax.plot([lo, *xs, hi], [ys[0], *ys, ys[-1]], "-", color="black", lw=1, alpha=0.6, zorder=1,
+            label="accuracy-token frontier (per-class routing of the distilled model)")
+    ax.scatter(xs, ys, marker="|", s=60, color="black", alpha=0.6, zorder=1)
+
+
 def gym(out: Path, plan: Plan, quick: bool) -> dict:
     model = distill(out, plan)
     base = stock_grpo_step_times(out, model, plan)
     runs = run_all(plan, [(out, model, name + plan.tag, objective_overrides(name, plan, quick), seed, plan)
                           for seed in plan.seeds for name in plan.objectives])
     oracle = oracle_point(out / runs[0]["dir"], GAMMA)
+    runs = frontier_gaps(runs, oracle["frontier"])
     board, summary = leaderboard(runs, oracle, base)
     text = (f"# Gym results\n\nGraded task, {len(plan.seeds)} seed(s) x {len(plan.objectives)} objectives, "
             f"{plan.steps} RL steps each from one distillation; yardstick: reward 1 / {1 - GAMMA:g} / -1 "
-            f"(γ = {GAMMA}). Machine: {machine()}. Command: `{command_line('bench/gym.py')}`.\n\n## Leaderboard (mean ± sd over seeds)\n\n{board}\n\n"
-            f"## Routing: think ratio per class (oracle: the better forced mode of the distilled model)\n\n"
+            f"(γ = {GAMMA}). Machine: {machine()}. Command: `{command_line('bench/gym.py')}`.\n\n## Leaderboard (mean ± 95% interval over seeds; "
+            f"ranked by the accuracy gap to the frontier at the run's own tokens)\n\n{board}\n\n"
+            f"Gap to frontier: the run's accuracy minus the frontier's at its own response tokens; rank group: the "
+            f"rows whose gap intervals overlap the best row's share rank 1, and so on (one seed has no interval: all "
+            f"share rank 1); docs/gym.md, *The yardsticks*.\n\n"
+            f"## The accuracy-token frontier (per-class routing of the distilled model)\n\n"
+            f"{frontier_table(oracle['frontier'])}\n\n"
+            f"## Routing: think ratio per class, mean ± 95% interval over seeds (oracle: the better forced mode of the "
+            f"distilled model)\n\n"
             f"{routing_table(runs, oracle)}\n\n## Every run\n\n{run_table(runs)}\n")
     picture(runs, oracle, out / f"gym{plan.tag}.png", f"graded task: {plan.steps} steps, γ = {GAMMA}{plan.tag}",
             curve_label="thinkless" + plan.tag)
@@ -239,6 +296,7 @@ def sweep_picture(runs, per, gammas, path: Path) -> None:
     a1.set(xlabel="γ (correct think = 1 − γ)", ylabel="think ratio", ylim=(-0.05, 1.05),
            title="learned (solid) vs oracle (dotted), per memo grade")
     a1.legend(fontsize=7)
+    frontier_curve(a2, per[str(gammas[0])]["oracle"]["frontier"], [per[str(g)]["tokens"][0] for g in gammas])
     a2.plot([per[str(g)]["tokens"][0] for g in gammas], [per[str(g)]["acc"][0] for g in gammas], "o-", label="DeGRPO")
     a2.plot([per[str(g)]["oracle"]["tokens"] for g in gammas], [per[str(g)]["oracle"]["acc"] for g in gammas], "*:",
             color="black", label="oracle router")

@@ -145,6 +145,11 @@ def test_gym_quick_runs_every_objective_and_a_rerun_skips_them(tmp_path):
     assert set(res["oracle"]["classes"]) == {str(g) for g in range(1, 7)} and res["stock_grpo_step_times"]
     md = (out / "gym_results.md").read_text()
     assert "| A (100%) |" in md and "| *oracle router* |" in md and (out / "gym.png").stat().st_size > 0
+    # ranked by the gap to the frontier: one seed has no interval, so every row shares rank 1
+    assert res["oracle"]["frontier"][0]["switched"] is None and all("frontier_gap" in r for r in res["runs"])
+    assert all(s["rank_group"] == 1 and s["frontier_gap"]["n"] == 1 and s["frontier_gap"]["ci95"] is None
+               for s in res["summary"].values())
+    assert "| rank group | gap to frontier |" in md and "(1 seed: no interval)" in md and "| vertex |" in md
     assert "## Leaderboard" in text
     again = bench("bench/gym.py", "--quick", "--out", out, "--objectives", "thinkless")
     assert "training thinkless" not in again and "distilling" not in again
@@ -214,3 +219,89 @@ def test_budget_bench_refuses_a_cached_run_trained_otherwise(tmp_path):
     (run / "train_result.json").write_text(json.dumps({"budget": {"step_size": 0.1}}))  # before the keys existed
     with pytest.raises(SystemExit, match="trained with proportional=0, step_size=0.1, probe=0, smoothing=0.75"):
         stale_run(tmp_path, "thinkless-budget0.4", 0, 2.0, 0.1, 512)
+
+
+def test_interval_is_a_student_t_interval_over_seeds():
+    """bench.common.interval: mean, sd, n and the 95% half-width t_0.975,n−1 · sd / √n; t from tables (4.303 for
+    n = 3); one seed has no interval, and its cell says so."""
+    sys.path.insert(0, str(ROOT))
+    from bench.common import fmt, interval, t_quantile
+
+    for dof, t in ((1, 12.706), (2, 4.303), (3, 3.182), (4, 2.776), (9, 2.262), (30, 2.042)):
+        assert t_quantile(0.975, dof) == pytest.approx(t, abs=5e-4), dof
+    assert t_quantile(0.95, 2) == pytest.approx(2.920, abs=5e-4)
+    s = interval([0.50, 0.53, 0.56, None])  # sd 0.03: half-width 4.303 · 0.03 / √3 = 0.0745
+    assert s["n"] == 3 and s["mean"] == pytest.approx(0.53) and s["sd"] == pytest.approx(0.03)
+    assert s["ci95"] == pytest.approx(4.3027 * 0.03 / 3 ** 0.5, abs=1e-5)
+    assert fmt([0.50, 0.53, 0.56], ci=True) == "0.530 ± 0.075" and fmt([0.50, 0.53, 0.56]) == "0.530 ± 0.030"
+    assert fmt([-0.01, -0.03], "{:+.3f}", ci=True) == f"-0.020 ± {12.7062 * 0.01:.3f}"  # n = 2: sd/√2 = 0.01
+    assert interval([0.4]) == {"mean": 0.4, "sd": 0.0, "n": 1, "ci95": None}
+    assert fmt([0.4], ci=True) == "0.400 (1 seed: no interval)" and fmt([None], ci=True) == "-"
+    with pytest.raises(ValueError):
+        t_quantile(0.975, 0)
+
+
+def test_rank_groups_call_a_row_ahead_only_where_intervals_separate():
+    sys.path.insert(0, str(ROOT))
+    from bench.common import rank_groups
+
+    def s(mean, half):
+        return {"mean": mean, "ci95": half}
+
+    stats = {"a": s(-0.010, 0.020),   # [-0.030, 0.010]: the best
+             "b": s(-0.025, 0.010),   # [-0.035, -0.015]: overlaps a -> 1
+             "e": s(-0.040, 0.006),   # [-0.046, -0.034]: overlaps b, not a -> leads 2 (overlap is not transitive)
+             "c": s(-0.050, 0.010),   # [-0.060, -0.040]: overlaps e -> 2
+             "d": s(-0.080, 0.005),   # separate from all -> 3
+             "x": s(None, None)}      # no runs with a number: last, alone
+    assert rank_groups(stats) == {"a": 1, "b": 1, "e": 2, "c": 2, "d": 3, "x": 4}
+    one = rank_groups({**stats, "one": s(-0.2, None)})  # one seed: no interval, nothing separates it from the best
+    assert one["one"] == 1 and one["d"] == 3
+    assert rank_groups({"p": s(0.0, 0.01), "q": s(-0.02, 0.01)}) == {"p": 1, "q": 1}  # touching: not separate
+
+
+def test_gym_leaderboard_ranks_runs_by_their_gap_to_the_frontier(tmp_path):
+    """bench/gym.py's leaderboard over hand-made runs: the gap is accuracy minus the frontier's at the run's own
+    tokens; rows sorted by it, with rank groups, every cell mean ± 95% interval; the summary keeps mean, sd, n, ci95;
+    the oracle router's row and the frontier's vertices; the picture draws."""
+    import json
+
+    sys.path.insert(0, str(ROOT))
+    from bench.gym import frontier_gaps, leaderboard, oracle_point, picture, routing_table, run_table
+
+    def cls(n, short_acc, think_acc):
+        return {"n": n, "short_acc": short_acc, "think_acc": think_acc, "short_tokens": 5.0, "think_tokens": 25.0}
+
+    # frontier: (5, 0.65) -> class 2 thinks (15, 0.85) -> class 1 thinks (25, 0.90); the oracle at γ = 0.5 thinks on
+    # class 2 only (short pays iff p_short > 0.75): on the frontier, gap 0
+    (tmp_path / "report_before_rl.json").write_text(json.dumps({"per_group": {"1": cls(100, 0.9, 1.0),
+                                                                              "2": cls(100, 0.4, 0.8)}}))
+    oracle = oracle_point(tmp_path, 0.5)
+    assert [(v["tokens"], v["acc"]) for v in oracle["frontier"]] == [
+        (5.0, pytest.approx(0.65)), (15.0, pytest.approx(0.85)), (25.0, pytest.approx(0.9))]
+    assert oracle["frontier_gap"] == pytest.approx(0.0)
+
+    def run(label, seed, acc, tokens):
+        return {"label": label, "seed": seed, "acc": acc, "tokens": tokens, "reward": acc - 0.1, "think_ratio": 0.5,
+                "rollout_tokens": 100_000, "wall_s": 10.0, "step_times": [1.0, 1.2], "oracle_reward": oracle["reward"],
+                "classes": {"1": {"think_ratio": 0.1}, "2": {"think_ratio": 0.9}}, "targets": {}, "threshold": []}
+
+    # frontier at 10 tokens: 0.75; at 20: 0.875. cheap: gaps -0.02, -0.03, -0.01; costly: -0.10, -0.11, -0.09;
+    # mid: -0.015, -0.025, -0.035 (overlaps cheap's interval)
+    runs = [run("costly", s, 0.875 + g, 20.0) for s, g in enumerate((-0.10, -0.11, -0.09))]
+    runs += [run("cheap", s, 0.75 + g, 10.0) for s, g in enumerate((-0.02, -0.03, -0.01))]
+    runs += [run("mid", s, 0.75 + g, 10.0) for s, g in enumerate((-0.015, -0.025, -0.035))]
+    runs = frontier_gaps(runs, oracle["frontier"])
+    assert [r["frontier_gap"] for r in runs[:3]] == [pytest.approx(g) for g in (-0.10, -0.11, -0.09)]
+    board, summary = leaderboard(runs, oracle, [1.0, 1.0])
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in board.splitlines()[2:]]
+    assert [r[0] for r in rows] == ["cheap", "mid", "costly", "*oracle router*"]
+    assert [r[2] for r in rows[:3]] == ["1", "1", "2"]
+    half = 4.3027 * 0.01 / 3 ** 0.5
+    assert rows[0][3] == f"-0.020 ± {half:.3f}" and rows[3][3] == "+0.000"
+    gap = summary["cheap"]["frontier_gap"]
+    assert set(gap) == {"mean", "sd", "n", "ci95"} and gap["n"] == 3 and gap["ci95"] == pytest.approx(half, abs=1e-5)
+    assert summary["costly"]["rank_group"] == 2 and summary["cheap"]["step_ratio"]["mean"] == pytest.approx(1.1)
+    assert "| cheap s0 | -0.020 |" in run_table(runs) and "0.10 ± 0.00" in routing_table(runs, oracle)
+    picture(runs, oracle, tmp_path / "gym.png", "test")
+    assert (tmp_path / "gym.png").stat().st_size > 0
