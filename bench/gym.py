@@ -1,14 +1,18 @@
 """The adaptive-thinking gym: objectives trained on equal terms on the graded task, beside its exact oracle.
 
-One distillation of the graded task (``data=graded``) is shared by every run. Each objective x seed then runs the
-same RL stage (``conf/rl/degrpo_cpu.yaml``: the same start, prompts, rollouts per step, optimizer steps, learning
-rate and sampling); only the objective's own knobs differ, at its authors' defaults (``conf/objective/NAME.yaml``).
+One distillation of the graded task (``data=graded``) is shared by every run. Each objective x arm x seed then runs
+the same RL stage from it. The *shared* arm: ``conf/rl/degrpo_cpu.yaml`` for all (the same prompts, rollouts per
+step, optimizer steps, learning rate and sampling), only the objective's own knobs differ, at its authors' defaults
+(``conf/objective/NAME.yaml``). The *recipe* arm adds ``+recipe=NAME`` (``conf/recipe/NAME.yaml``): the method
+choices its authors made (advantage normalisation, loss, KL, entropy, sampling, G, steps per rollout), at the
+shared arm's scale (docs/gym.md, "The two arms").
 Every run is judged by the same yardstick: the pipeline report (``thinkless.reporting.report``) per memo grade, with reward
 1 / 1−γ / −1 at the gym's γ, against the oracle router computed from the distilled model's forced accuracies.
 
-    python bench/gym.py                 # every objective x 3 seeds -> runs/gym/gym_results.{md,json}, gym.png
+    python bench/gym.py                 # every objective x both arms x 3 seeds -> runs/gym/gym_results.{md,json}
     python bench/gym.py --sweep         # DeGRPO at γ 0.1 .. 0.9 x 3 seeds -> sweep_results.{md,json}, sweep.png
     python bench/gym.py --quick         # 1 seed, a few steps, a small report, 2 runs at once: the test suite's
+    python bench/gym.py --arms shared   # one arm only (--arms recipe: the authors' recipes)
 
 A rerun skips finished runs (``gym_run.json`` in the run's folder) and resumes an interrupted one from its last
 checkpoint (``rerun=auto``). docs/gym.md explains the task, the yardstick and the tables.
@@ -36,11 +40,19 @@ from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E4
 OBJECTIVES = tuple(REGISTRY)  # every registered objective (thinkless/objectives/), by name
 GAMMAS = (0.1, 0.3, 0.5, 0.7, 0.9)
 GAMMA = 0.5  # the gym's yardstick: conf/objective/thinkless.yaml's correct_think = 1 − γ
+ARMS = ("shared", "recipe")  # conf/rl/degrpo_cpu.yaml for all | + each objective's conf/recipe/NAME.yaml
+RECIPE = "+recipe"  # a recipe run's label: NAME+recipe (a folder name Hydra's override grammar accepts)
 
 
-def objective_overrides(name: str, plan: Plan, quick: bool) -> list[str]:
-    """The run's own knobs: the objective's authors' defaults, only shrunk in ``--quick``."""
-    out = [f"objective={name}"]
+def run_label(name: str, arm: str, tag: str = "") -> str:
+    """A run's label (its folder, its row): the objective's name, ``+recipe`` in the recipe arm, the --train tag."""
+    return name + (RECIPE if arm == "recipe" else "") + tag
+
+
+def objective_overrides(name: str, plan: Plan, quick: bool, arm: str = "shared") -> list[str]:
+    """The run's own knobs: the objective's authors' defaults, in the recipe arm also their method choices
+    (``+recipe=NAME``); only shrunk in ``--quick`` (plan.train's shrink overrides come last and win)."""
+    out = [f"objective={name}"] + ([f"+recipe={name}"] if arm == "recipe" else [])
     if quick and name == "adaptthink":
         out.append("objective.ref_samples=2")
     return out
@@ -89,9 +101,9 @@ def leaderboard(runs: list[dict], oracle: dict, base_step: float) -> tuple[str, 
     for r in runs:
         by.setdefault(r["label"], []).append(r)
     summary = {}
-    lines = [markdown_row(["objective", "seeds", "E[r]", "gap to oracle", "accuracy", "response tokens", "think ratio",
+    lines = [markdown_row(["objective", "arm", "seeds", "E[r]", "gap to oracle", "accuracy", "response tokens", "think ratio",
                            "rollout tokens (training)", "wall time (s)", "step time vs stock TRL GRPO"]),
-             markdown_rule(10)]
+             markdown_rule(11)]
     for label, rs in by.items():
         ratio = [statistics.median(r["step_times"][:len(base_step)]) / statistics.median(base_step)
                  if r["step_times"] else None for r in rs] if base_step else [None]
@@ -99,12 +111,12 @@ def leaderboard(runs: list[dict], oracle: dict, base_step: float) -> tuple[str, 
                                                                   "rollout_tokens", "wall_s")}
         summary[label]["step_ratio"] = spread(ratio)
         lines.append(markdown_row([
-            label, len(rs), fmt([r["reward"] for r in rs]),
+            rs[0]["objective"], rs[0]["arm"], len(rs), fmt([r["reward"] for r in rs]),
             fmt([r["reward"] - oracle["reward"] for r in rs], "{:+.3f}"), fmt([r["acc"] for r in rs]),
             fmt([r["tokens"] for r in rs], "{:.1f}"), fmt([r["think_ratio"] for r in rs], "{:.2f}"),
             fmt([r["rollout_tokens"] / 1e6 for r in rs], "{:.2f}") + " M",
             fmt([r["wall_s"] for r in rs], "{:.0f}"), fmt(ratio, "{:.2f}")]))
-    lines.append(markdown_row(["*oracle router*", None, f"{oracle['reward']:.3f}", 0, f"{oracle['acc']:.3f}",
+    lines.append(markdown_row(["*oracle router*", None, None, f"{oracle['reward']:.3f}", 0, f"{oracle['acc']:.3f}",
                                f"{oracle['tokens']:.1f}", f"{oracle['think_ratio']:.2f}", None, None, None]))
     return "\n".join(lines), summary
 
@@ -120,11 +132,11 @@ def routing_table(runs: list[dict], oracle: dict) -> str:
 
 
 def run_table(runs: list[dict]) -> str:
-    lines = [markdown_row(["run", "E[r]", "vs oracle", "accuracy", "tokens", "think ratio", "rollout tokens",
-                           "wall (s)", "targets met"]), markdown_rule(9)]
+    lines = [markdown_row(["objective", "arm", "seed", "E[r]", "vs oracle", "accuracy", "tokens", "think ratio",
+                           "rollout tokens", "wall (s)", "targets met"]), markdown_rule(11)]
     for r in runs:
         met = sum(bool(v) for v in r["targets"].values())
-        lines.append(markdown_row([f"{r['label']} s{r['seed']}", f"{r['reward']:.3f}",
+        lines.append(markdown_row([r["objective"], r["arm"], r["seed"], f"{r['reward']:.3f}",
                                    f"{r['reward'] - r['oracle_reward']:+.3f}", f"{r['acc']:.3f}", f"{r['tokens']:.1f}",
                                    f"{r['think_ratio']:.2f}", f"{r['rollout_tokens']:,}", f"{r['wall_s']:.0f}",
                                    f"{met}/{len(r['targets'])}"]))
@@ -159,11 +171,15 @@ def picture(runs: list[dict], oracle: dict, path: Path, title: str, curve_label:
 def gym(out: Path, plan: Plan, quick: bool) -> dict:
     model = distill(out, plan)
     base = stock_grpo_step_times(out, model, plan)
-    runs = run_all(plan, [(out, model, name + plan.tag, objective_overrides(name, plan, quick), seed, plan)
-                          for seed in plan.seeds for name in plan.objectives])
+    # rows grouped by objective, its arms side by side (dict order of the labels)
+    keys = [(seed, name, arm) for seed in plan.seeds for name in plan.objectives for arm in plan.arms_of(name)]
+    runs = [{**r, "objective": name, "arm": arm} for r, (_, name, arm) in zip(run_all(plan, [
+        (out, model, run_label(name, arm, plan.tag), objective_overrides(name, plan, quick, arm), seed, plan)
+        for seed, name, arm in keys]), keys)]
     oracle = oracle_point(out / runs[0]["dir"], GAMMA)
     board, summary = leaderboard(runs, oracle, base)
-    text = (f"# Gym results\n\nGraded task, {len(plan.seeds)} seed(s) x {len(plan.objectives)} objectives, "
+    text = (f"# Gym results\n\nGraded task, {len(plan.seeds)} seed(s) x {len(plan.objectives)} objectives "
+            f"x arms {' / '.join(plan.arms)}{' (recipe: ' + ', '.join(plan.recipes) + ')' if plan.recipes else ''}, "
             f"{plan.steps} RL steps each from one distillation; yardstick: reward 1 / {1 - GAMMA:g} / -1 "
             f"(γ = {GAMMA}). Machine: {machine()}. Command: `{command_line('bench/gym.py')}`.\n\n## Leaderboard (mean ± sd over seeds)\n\n{board}\n\n"
             f"## Routing: think ratio per class (oracle: the better forced mode of the distilled model)\n\n"
@@ -258,6 +274,9 @@ def main(argv=None) -> None:
     p.add_argument("--sweep", action="store_true", help="DeGRPO at γ 0.1 .. 0.9 instead of the objectives")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2; --quick: 0)")
     p.add_argument("--objectives", nargs="+", choices=OBJECTIVES, help="objectives (default: all)")
+    p.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
+                   help="shared: conf/rl/degrpo_cpu.yaml for all; recipe: + conf/recipe/NAME.yaml (default: both; "
+                        "--quick: the recipe arm of thinkless and ada_grpo only, unless --objectives names others)")
     p.add_argument("--steps", type=int, help="RL steps per run (default 100; --quick: 3)")
     p.add_argument("--gammas", type=float, nargs="+", default=list(GAMMAS), help="γ values of --sweep")
     p.add_argument("--jobs", type=int, help="runs at once (default 1: comparable wall times; --quick: 2)")
@@ -268,7 +287,8 @@ def main(argv=None) -> None:
     if a.seeds:
         plan.seeds = a.seeds
     if a.objectives:
-        plan.objectives = a.objectives
+        plan.objectives, plan.recipes = a.objectives, None  # named objectives run every planned arm
+    plan.arms = a.arms
     if a.steps:
         plan.steps = a.steps
     if a.jobs:
