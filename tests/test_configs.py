@@ -251,6 +251,7 @@ def effective(cfg, tmp_path):
     budget_from(cfg, objective)
     args = AdaptiveGRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False,
                               **OmegaConf.to_container(cfg.rl.args, resolve=True), **objective.trl_overrides())
+    objective.check_args(args)  # what the trainer refuses before any work (AdaptiveGRPOTrainer.__init__)
     return objective, args
 
 
