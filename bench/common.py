@@ -117,11 +117,21 @@ class Plan:
     tag: str = ""                    # --train overrides, in run labels and folders
     distill: list = field(default_factory=list)  # extra distill.py overrides
     train: list = field(default_factory=list)    # extra train.py overrides (every run alike)
+    arms: list = field(default_factory=lambda: ["shared", "recipe"])  # bench/gym.py's arms (docs/gym.md)
+    recipes: list | None = None      # objectives whose recipe arm runs (None: every objective of the plan)
+
+    def arms_of(self, objective: str) -> list[str]:
+        """The arms ``objective`` runs in: ``shared`` always when planned, ``recipe`` where ``recipes`` allows."""
+        return [a for a in self.arms if a != "recipe" or self.recipes is None or objective in self.recipes]
 
     @classmethod
     def quick(cls) -> "Plan":
+        # the shrink overrides are command-line overrides, so they win over a recipe's G and batch (+recipe=NAME);
+        # G 4 divides the 16 completions of a step and any steps_per_generation's rollout batch (16 x k)
         small = ["report.benchmark.n_per_level=6", "report.free_samples=1"]
-        return cls(seeds=[0], steps=3, timing_steps=2, jobs=2,
+        # the recipe arm of two objectives only (KL, entropy, T 0.6, std-free advantages and 2 steps per rollout;
+        # 6 steps per rollout): the plumbing of both arms at +2 runs, not +8
+        return cls(seeds=[0], steps=3, timing_steps=2, jobs=2, recipes=["thinkless", "ada_grpo"],
                    distill=["training.args.max_steps=20", "data.num_problems=200", *small],
                    train=["rl.args.per_device_train_batch_size=16", "rl.args.num_generations=4",
                           "rl.args.save_steps=100", "rl_data.validation=null", "report.threshold_biases=[-4,0,4]",
@@ -199,18 +209,21 @@ def summarize_run(d: Path) -> dict:
     after = json.loads((d / "report_after_rl.json").read_text())
     rows = after.get("per_group") or after["per_level"]
     mean = lambda k: mean_over_problems([r[k] for r in rows.values()], [r["n"] for r in rows.values()])  # noqa: E731
-    cfg = json.loads((d / "run_config.json").read_text())["config"]
-    per_step = cfg["rl"]["args"]["per_device_train_batch_size"] * cfg["rl"]["args"].get("gradient_accumulation_steps",
-                                                                                        1)
-    lines = [r for r in read_metrics(d / "metrics.jsonl") if "completions/mean_length" in r]
+    args = json.loads((d / "run_config.json").read_text())["config"]["rl"]["args"]
+    # completions per rollout batch (TRL's generation_batch_size, one process): the completion metrics are logged once
+    # per rollout, which feeds steps_per_generation optimizer steps (a recipe's k; the shared arm's 1)
+    per_rollout = args.get("generation_batch_size") or args["per_device_train_batch_size"] * (
+        args.get("steps_per_generation") or args.get("gradient_accumulation_steps", 1))
+    records = read_metrics(d / "metrics.jsonl")
+    lines = [r for r in records if "completions/mean_length" in r]
     return {"reward": rep["reward_rl"], "oracle_reward": rep["reward_oracle"], "acc": rep["overall_acc_rl"],
             "forced_think_acc": rep["overall_acc_forced_think"], "tokens": mean("free_tokens"),
             "think_ratio": mean("free_think_ratio"),
             "classes": {k: {"think_ratio": v["think_ratio"], "oracle": v["oracle"], "acc": v["acc"],
                             "reward": v["reward"]} for k, v in rep["levels"].items()},
             "targets": rep.get("targets", {}),
-            "rollout_tokens": int(sum(r["completions/mean_length"] * per_step for r in lines)),
-            "step_times": [r["step_time"] for r in lines if "step_time" in r],
+            "rollout_tokens": int(sum(r["completions/mean_length"] * per_rollout for r in lines)),
+            "step_times": [r["step_time"] for r in records if "step_time" in r],  # every optimizer step's
             "train_s": res.get("train_seconds"), "threshold": rep.get("threshold", [])}
 
 

@@ -1,14 +1,18 @@
 """The adaptive-thinking gym: objectives trained on equal terms on the graded task, beside its exact oracle.
 
-One distillation of the graded task (``data=graded``) is shared by every run. Each objective x seed then runs the
-same RL stage (``conf/rl/degrpo_cpu.yaml``: the same start, prompts, rollouts per step, optimizer steps, learning
-rate and sampling); only the objective's own knobs differ, at its authors' defaults (``conf/objective/NAME.yaml``).
+One distillation of the graded task (``data=graded``) is shared by every run. Each objective x arm x seed then runs
+the same RL stage from it. The *shared* arm: ``conf/rl/degrpo_cpu.yaml`` for all (the same prompts, rollouts per
+step, optimizer steps, learning rate and sampling), only the objective's own knobs differ, at its authors' defaults
+(``conf/objective/NAME.yaml``). The *recipe* arm adds ``+recipe=NAME`` (``conf/recipe/NAME.yaml``): the method
+choices its authors made (advantage normalisation, loss, KL, entropy, sampling, G, steps per rollout), at the
+shared arm's scale (docs/gym.md, "The two arms").
 Every run is judged by the same yardstick: the pipeline report (``thinkless.reporting.report``) per memo grade, with reward
 1 / 1−γ / −1 at the gym's γ, against the oracle router computed from the distilled model's forced accuracies.
 
-    python bench/gym.py                 # every objective x 3 seeds -> runs/gym/gym_results.{md,json}, gym.png
+    python bench/gym.py                 # every objective x both arms x 3 seeds -> runs/gym/gym_results.{md,json}
     python bench/gym.py --sweep         # DeGRPO at γ 0.1 .. 0.9 x 3 seeds -> sweep_results.{md,json}, sweep.png
     python bench/gym.py --quick         # 1 seed, a few steps, a small report, 2 runs at once: the test suite's
+    python bench/gym.py --arms shared   # one arm only (--arms recipe: the authors' recipes)
 
 A rerun skips finished runs (``gym_run.json`` in the run's folder) and resumes an interrupted one from its last
 checkpoint (``rerun=auto``). docs/gym.md explains the task, the yardstick and the tables.
@@ -36,11 +40,19 @@ from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E4
 OBJECTIVES = tuple(REGISTRY)  # every registered objective (thinkless/objectives/), by name
 GAMMAS = (0.1, 0.3, 0.5, 0.7, 0.9)
 GAMMA = 0.5  # the gym's yardstick: conf/objective/thinkless.yaml's correct_think = 1 − γ
+ARMS = ("shared", "recipe")  # conf/rl/degrpo_cpu.yaml for all | + each objective's conf/recipe/NAME.yaml
+RECIPE = "+recipe"  # a recipe run's label: NAME+recipe (a folder name Hydra's override grammar accepts)
 
 
-def objective_overrides(name: str, plan: Plan, quick: bool) -> list[str]:
-    """The run's own knobs: the objective's authors' defaults, only shrunk in ``--quick``."""
-    out = [f"objective={name}"]
+def run_label(name: str, arm: str, tag: str = "") -> str:
+    """A run's label (its folder, its row): the objective's name, ``+recipe`` in the recipe arm, the --train tag."""
+    return name + (RECIPE if arm == "recipe" else "") + tag
+
+
+def objective_overrides(name: str, plan: Plan, quick: bool, arm: str = "shared") -> list[str]:
+    """The run's own knobs: the objective's authors' defaults, in the recipe arm also their method choices
+    (``+recipe=NAME``); only shrunk in ``--quick`` (plan.train's shrink overrides come last and win)."""
+    out = [f"objective={name}"] + ([f"+recipe={name}"] if arm == "recipe" else [])
     if quick and name == "adaptthink":
         out.append("objective.ref_samples=2")
     return out
@@ -112,21 +124,22 @@ def leaderboard(runs: list[dict], oracle: dict, base_step: float) -> tuple[str, 
                                                                      "think_ratio", "rollout_tokens", "wall_s")}
         summary[label]["step_ratio"] = interval(ratios[label])
     groups = rank_groups({label: s["frontier_gap"] for label, s in summary.items()})
-    lines = [markdown_row(["objective", "seeds", "rank group", "gap to frontier", "accuracy", "response tokens",
+    lines = [markdown_row(["objective", "arm", "seeds", "rank group", "gap to frontier", "accuracy", "response tokens",
                            "think ratio", "E[r]", "gap to oracle", "rollout tokens (training)", "wall time (s)",
-                           "step time vs stock TRL GRPO"]), markdown_rule(12)]
+                           "step time vs stock TRL GRPO"]), markdown_rule(13)]
     gap = lambda lb: summary[lb]["frontier_gap"]["mean"]  # noqa: E731
     for label in sorted(by, key=lambda lb: (groups[lb], -gap(lb) if gap(lb) is not None else math.inf)):
         rs, ratio = by[label], ratios[label]
         summary[label]["rank_group"] = groups[label]
         lines.append(markdown_row([
-            label, len(rs), groups[label], fmt([r["frontier_gap"] for r in rs], "{:+.3f}", ci=True),
+            rs[0]["objective"], rs[0]["arm"], len(rs), groups[label],
+            fmt([r["frontier_gap"] for r in rs], "{:+.3f}", ci=True),
             fmt([r["acc"] for r in rs], ci=True), fmt([r["tokens"] for r in rs], "{:.1f}", ci=True),
             fmt([r["think_ratio"] for r in rs], "{:.2f}", ci=True), fmt([r["reward"] for r in rs], ci=True),
             fmt([r["reward"] - oracle["reward"] for r in rs], "{:+.3f}", ci=True),
             fmt([r["rollout_tokens"] / 1e6 for r in rs], "{:.2f}", ci=True) + " M",
             fmt([r["wall_s"] for r in rs], "{:.0f}", ci=True), fmt(ratio, "{:.2f}", ci=True)]))
-    lines.append(markdown_row(["*oracle router*", None, None, f"{oracle['frontier_gap']:+.3f}", f"{oracle['acc']:.3f}",
+    lines.append(markdown_row(["*oracle router*", None, None, None, f"{oracle['frontier_gap']:+.3f}", f"{oracle['acc']:.3f}",
                                f"{oracle['tokens']:.1f}", f"{oracle['think_ratio']:.2f}", f"{oracle['reward']:.3f}", 0,
                                None, None, None]))
     return "\n".join(lines), summary
@@ -144,11 +157,11 @@ def routing_table(runs: list[dict], oracle: dict) -> str:
 
 
 def run_table(runs: list[dict]) -> str:
-    lines = [markdown_row(["run", "gap to frontier", "E[r]", "vs oracle", "accuracy", "tokens", "think ratio",
-                           "rollout tokens", "wall (s)", "targets met"]), markdown_rule(10)]
+    lines = [markdown_row(["objective", "arm", "seed", "gap to frontier", "E[r]", "vs oracle", "accuracy", "tokens",
+                           "think ratio", "rollout tokens", "wall (s)", "targets met"]), markdown_rule(12)]
     for r in runs:
         met = sum(bool(v) for v in r["targets"].values())
-        lines.append(markdown_row([f"{r['label']} s{r['seed']}", f"{r['frontier_gap']:+.3f}", f"{r['reward']:.3f}",
+        lines.append(markdown_row([r["objective"], r["arm"], r["seed"], f"{r['frontier_gap']:+.3f}", f"{r['reward']:.3f}",
                                    f"{r['reward'] - r['oracle_reward']:+.3f}", f"{r['acc']:.3f}", f"{r['tokens']:.1f}",
                                    f"{r['think_ratio']:.2f}", f"{r['rollout_tokens']:,}", f"{r['wall_s']:.0f}",
                                    f"{met}/{len(r['targets'])}"]))
@@ -208,12 +221,16 @@ def frontier_curve(ax, frontier: list[dict], tokens: list[float]) -> None:
 def gym(out: Path, plan: Plan, quick: bool) -> dict:
     model = distill(out, plan)
     base = stock_grpo_step_times(out, model, plan)
-    runs = run_all(plan, [(out, model, name + plan.tag, objective_overrides(name, plan, quick), seed, plan)
-                          for seed in plan.seeds for name in plan.objectives])
+    # rows grouped by objective, its arms side by side (dict order of the labels)
+    keys = [(seed, name, arm) for seed in plan.seeds for name in plan.objectives for arm in plan.arms_of(name)]
+    runs = [{**r, "objective": name, "arm": arm} for r, (_, name, arm) in zip(run_all(plan, [
+        (out, model, run_label(name, arm, plan.tag), objective_overrides(name, plan, quick, arm), seed, plan)
+        for seed, name, arm in keys]), keys)]
     oracle = oracle_point(out / runs[0]["dir"], GAMMA)
     runs = frontier_gaps(runs, oracle["frontier"])
     board, summary = leaderboard(runs, oracle, base)
-    text = (f"# Gym results\n\nGraded task, {len(plan.seeds)} seed(s) x {len(plan.objectives)} objectives, "
+    text = (f"# Gym results\n\nGraded task, {len(plan.seeds)} seed(s) x {len(plan.objectives)} objectives "
+            f"x arms {' / '.join(plan.arms)}{' (recipe: ' + ', '.join(plan.recipes) + ')' if plan.recipes else ''}, "
             f"{plan.steps} RL steps each from one distillation; yardstick: reward 1 / {1 - GAMMA:g} / -1 "
             f"(γ = {GAMMA}). Machine: {machine()}. Command: `{command_line('bench/gym.py')}`.\n\n## Leaderboard (mean ± 95% interval over seeds; "
             f"ranked by the accuracy gap to the frontier at the run's own tokens)\n\n{board}\n\n"
@@ -316,6 +333,9 @@ def main(argv=None) -> None:
     p.add_argument("--sweep", action="store_true", help="DeGRPO at γ 0.1 .. 0.9 instead of the objectives")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2; --quick: 0)")
     p.add_argument("--objectives", nargs="+", choices=OBJECTIVES, help="objectives (default: all)")
+    p.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
+                   help="shared: conf/rl/degrpo_cpu.yaml for all; recipe: + conf/recipe/NAME.yaml (default: both; "
+                        "--quick: the recipe arm of thinkless and ada_grpo only, unless --objectives names others)")
     p.add_argument("--steps", type=int, help="RL steps per run (default 100; --quick: 3)")
     p.add_argument("--gammas", type=float, nargs="+", default=list(GAMMAS), help="γ values of --sweep")
     p.add_argument("--jobs", type=int, help="runs at once (default 1: comparable wall times; --quick: 2)")
@@ -326,7 +346,8 @@ def main(argv=None) -> None:
     if a.seeds:
         plan.seeds = a.seeds
     if a.objectives:
-        plan.objectives = a.objectives
+        plan.objectives, plan.recipes = a.objectives, None  # named objectives run every planned arm
+    plan.arms = a.arms
     if a.steps:
         plan.steps = a.steps
     if a.jobs:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from thinkless.objectives import OBJECTIVES
 
@@ -122,23 +123,43 @@ def test_stock_grpo_times_trl_on_the_configs_prompts_and_args(tmp_path):
 
 
 def test_gym_quick_runs_every_objective_and_a_rerun_skips_them(tmp_path):
-    """bench/gym.py --quick: one distillation, each objective on it, the results and the picture; a rerun reads
-    the finished runs back instead of training again."""
+    """bench/gym.py --quick: one distillation, each objective on it (the shared arm; the recipe arm of the quick
+    plan's two), the results and the picture; a rerun reads the finished runs back instead of training again."""
     import json
+
+    sys.path.insert(0, str(ROOT))
+    from bench.common import Plan
+    from bench.gym import run_label
 
     out = tmp_path / "gym"
     text = bench("bench/gym.py", "--quick", "--out", out)
     res = json.loads((out / "gym_results.json").read_text())
-    assert [r["label"] for r in res["runs"]] == list(OBJECTIVES)  # every registered objective, by name
+    quick = Plan.quick()
+    assert quick.recipes and set(quick.recipes) < set(OBJECTIVES)
+    # every registered objective, by name, its recipe run (NAME+recipe) beside it where the quick plan has one
+    assert [r["label"] for r in res["runs"]] == [run_label(n, a) for n in OBJECTIVES for a in quick.arms_of(n)]
+    assert {r["label"] for r in res["runs"] if r["arm"] == "recipe"} == {n + "+recipe" for n in quick.recipes}
     for r in res["runs"]:
         assert set(r["classes"]) == {str(g) for g in range(1, 7)} and r["rollout_tokens"] > 0 and r["step_times"]
         run = out / r["dir"]
         card = (run / "model" / "README.md").read_text()  # every objective runs train.py end to end on HF rollouts
-        assert f"| objective | `{r['label']}` |" in card, r["label"]
+        assert f"| objective | `{r['objective']}` |" in card, r["label"]
         recs = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
-        recs = [x for x in recs if "modes/think_ratio" in x]
-        assert [x["step"] for x in recs] == [1, 2, 3] and "modes/accuracy" in recs[-1]
+        args = json.loads((run / "run_config.json").read_text())["config"]["rl"]["args"]
+        recs = [x for x in recs if "modes/think_ratio" in x]  # one per rollout batch: steps_per_generation steps
+        assert [x["step"] for x in recs] == list(range(1, 4, args.get("steps_per_generation") or 1))
+        assert "modes/accuracy" in recs[-1] and len(r["step_times"]) == 3  # every optimizer step's time
+        assert r["rollout_tokens"] == pytest.approx(sum(x["completions/mean_length"] for x in recs) * 16 * (
+            args.get("steps_per_generation") or 1), abs=1)  # 16 completions per step (the quick plan's batch)
         assert any(k.startswith("modes/think_ratio_C") for k in recs[-1])  # per class: the grade's index
+        assert (args["num_generations"], args["per_device_train_batch_size"]) == (4, 16)  # the quick shrink wins
+        if r["arm"] == "recipe":  # +recipe=NAME reached the run: the authors' KL, entropy, steps per rollout
+            recipe = yaml.safe_load((ROOT / "conf" / "recipe" / f"{r['objective']}.yaml").read_text())["rl"]["args"]
+            assert {k: args[k] for k in ("beta", "entropy_coef", "temperature", "steps_per_generation")} == {
+                k: recipe[k] for k in ("beta", "entropy_coef", "temperature", "steps_per_generation")}
+            assert recipe["beta"] > 0 and all("kl" in x for x in recs)  # TRL logs the KL only where beta > 0
+        else:
+            assert args["beta"] == 0 and not any("kl" in x for x in recs)
         if r["label"] == "adaptthink":  # half of each group forced to <short>, the reference sampled first
             assert "| objective.delta | 0.05 |" in card and (out / "runs" / "adaptthink_ref.json").is_file()
             assert all(x["modes/think_ratio"] == 0.5 for x in recs)
@@ -150,6 +171,7 @@ def test_gym_quick_runs_every_objective_and_a_rerun_skips_them(tmp_path):
     assert all(s["rank_group"] == 1 and s["frontier_gap"]["n"] == 1 and s["frontier_gap"]["ci95"] is None
                for s in res["summary"].values())
     assert "| rank group | gap to frontier |" in md and "(1 seed: no interval)" in md and "| vertex |" in md
+    assert "| thinkless | shared | 1 | 1 |" in md and "| thinkless | recipe | 1 | 1 |" in md  # the arm in its own column
     assert "## Leaderboard" in text
     again = bench("bench/gym.py", "--quick", "--out", out, "--objectives", "thinkless")
     assert "training thinkless" not in again and "distilling" not in again
@@ -282,7 +304,8 @@ def test_gym_leaderboard_ranks_runs_by_their_gap_to_the_frontier(tmp_path):
     assert oracle["frontier_gap"] == pytest.approx(0.0)
 
     def run(label, seed, acc, tokens):
-        return {"label": label, "seed": seed, "acc": acc, "tokens": tokens, "reward": acc - 0.1, "think_ratio": 0.5,
+        return {"label": label, "objective": label, "arm": "shared", "seed": seed, "acc": acc, "tokens": tokens,
+                "reward": acc - 0.1, "think_ratio": 0.5,
                 "rollout_tokens": 100_000, "wall_s": 10.0, "step_times": [1.0, 1.2], "oracle_reward": oracle["reward"],
                 "classes": {"1": {"think_ratio": 0.1}, "2": {"think_ratio": 0.9}}, "targets": {}, "threshold": []}
 
@@ -296,12 +319,12 @@ def test_gym_leaderboard_ranks_runs_by_their_gap_to_the_frontier(tmp_path):
     board, summary = leaderboard(runs, oracle, [1.0, 1.0])
     rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in board.splitlines()[2:]]
     assert [r[0] for r in rows] == ["cheap", "mid", "costly", "*oracle router*"]
-    assert [r[2] for r in rows[:3]] == ["1", "1", "2"]
+    assert [r[1] for r in rows[:3]] == ["shared"] * 3 and [r[3] for r in rows[:3]] == ["1", "1", "2"]
     half = 4.3027 * 0.01 / 3 ** 0.5
-    assert rows[0][3] == f"-0.020 ± {half:.3f}" and rows[3][3] == "+0.000"
+    assert rows[0][4] == f"-0.020 ± {half:.3f}" and rows[3][4] == "+0.000"
     gap = summary["cheap"]["frontier_gap"]
     assert set(gap) == {"mean", "sd", "n", "ci95"} and gap["n"] == 3 and gap["ci95"] == pytest.approx(half, abs=1e-5)
     assert summary["costly"]["rank_group"] == 2 and summary["cheap"]["step_ratio"]["mean"] == pytest.approx(1.1)
-    assert "| cheap s0 | -0.020 |" in run_table(runs) and "0.10 ± 0.00" in routing_table(runs, oracle)
+    assert "| cheap | shared | 0 | -0.020 |" in run_table(runs) and "0.10 ± 0.00" in routing_table(runs, oracle)
     picture(runs, oracle, tmp_path / "gym.png", "test")
     assert (tmp_path / "gym.png").stat().st_size > 0

@@ -1,8 +1,10 @@
 """Every config in conf/ composes; bad choices fail naming the valid ones."""
 
 import json
+import re
 
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -224,3 +226,58 @@ def test_hub_id_offline_not_cached_fails_clearly(tmp_path):
 def test_bad_source_names_valid_choices(tmp_path):
     proc = run_cli("distill.py", f"output_dir={tmp_path}/d", "data.source=bogus", check=False)
     assert proc.returncode != 0 and "synthetic" in proc.stderr and "teacher" in proc.stderr
+
+
+# ------------------------------------------------------------------ the gym's recipe arm (conf/recipe/, docs/gym.md)
+
+# a source line as the recipe files cite it: path:line (ranges and lists allowed), then @ and a short commit
+CITATION = re.compile(r"[\w./-]+\.(?:sh|py|yaml|md):\d+(?:[-,]\d+)*\b.*@[0-9a-f]{7}\b")
+
+
+def test_every_registered_objective_has_a_recipe_and_every_recipe_an_objective():
+    from thinkless.objectives import OBJECTIVES
+
+    assert options("recipe") == sorted(OBJECTIVES)
+
+
+def effective(cfg, tmp_path):
+    """The run's objective and trainer arguments as train.py builds them (checked as it checks them first)."""
+    from thinkless.runs.checks import check_trainer_args
+    from thinkless.training.rl import budget_from, objective_from
+    from thinkless.training.trainer import AdaptiveGRPOConfig
+
+    check_trainer_args(AdaptiveGRPOConfig, cfg.rl.args, "rl.args")
+    objective = objective_from(cfg)
+    budget_from(cfg, objective)
+    args = AdaptiveGRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False,
+                              **OmegaConf.to_container(cfg.rl.args, resolve=True), **objective.trl_overrides())
+    objective.check_args(args)  # what the trainer refuses before any work (AdaptiveGRPOTrainer.__init__)
+    return objective, args
+
+
+@pytest.mark.parametrize("name", options("recipe"))
+def test_a_recipe_composes_validates_and_every_value_reaches_the_trainer(name, tmp_path):
+    """`objective=NAME +recipe=NAME` composes and passes train.py's checks; each recipe value is what the trainer
+    (an AdaptiveGRPOConfig field) or the objective then holds; each carries its authors' file:line @commit; a value
+    marked "= shared" is the shared arm's (`objective=NAME` alone)."""
+    from thinkless.runs.config_reference import SHARED, parse
+
+    objective, args = effective(compose_cfg("train", [f"objective={name}", f"+recipe={name}"]), tmp_path / "r")
+    shared = compose_cfg("train", [f"objective={name}"])
+    shared_obj, shared_args = effective(shared, tmp_path / "s")
+    values = [k for k in parse(CONF / "recipe" / f"{name}.yaml").keys if k.default]
+    assert {k.path.split(".")[0] for k in values} <= {"rl", "objective"} and values
+    for k in values:
+        assert CITATION.search(k.comment), f"conf/recipe/{name}.yaml:{k.line} {k.path}: no file:line @commit"
+        head, field = k.path.rsplit(".", 1)
+        assert head in ("rl.args", "objective"), k.path  # method choices only: trainer arguments, objective knobs
+        held, theirs = (args, shared_args) if head == "rl.args" else (objective, shared_obj)
+        assert getattr(held, field) == yaml.safe_load(k.default), k.path
+        if k.comment.startswith(SHARED):
+            assert getattr(theirs, field) == getattr(held, field), f"{k.path} is marked {SHARED!r} but differs"
+        elif OmegaConf.select(shared, k.path, default=None) is None:  # unset there: the mark alone tells the docs
+            assert getattr(theirs, field) != getattr(held, field), f"{k.path} is the shared arm's: mark it {SHARED!r}"
+    # scale: 128 completions per optimizer step, prompts per step = 128 / G (the one rule of docs/gym.md)
+    assert args.per_device_train_batch_size == shared_args.per_device_train_batch_size == 128
+    assert (args.learning_rate, args.max_steps, args.max_completion_length) == (
+        shared_args.learning_rate, shared_args.max_steps, shared_args.max_completion_length)

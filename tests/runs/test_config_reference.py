@@ -23,6 +23,20 @@ def test_the_configuration_page_is_what_the_generator_writes():
     assert ref.page(current) == current, "docs/configuration.md is stale: run python -m thinkless.runs.config_reference"
 
 
+def test_the_gym_pages_recipe_tables_are_what_the_generator_writes():
+    """docs/gym.md's "The two arms" tables are conf/recipe/*.yaml's values beside the shared arm's (composed), a bold
+    value where they differ: a recipe file changed without regenerating, or the shared arm moved, fails here."""
+    current = ref.GYM_PAGE.read_text()
+    assert ref.RECIPE_BEGIN in current and ref.RECIPE_END in current
+    block = ref.recipe_tables()
+    assert ref.replace_block(current, block, ref.RECIPE_BEGIN, ref.RECIPE_END) == current, (
+        "docs/gym.md's recipe tables are stale: run python -m thinkless.runs.config_reference")
+    # one table per recipe file; thinkless's KL differs from the shared arm's 0, its top-p is the shared arm's
+    assert block.count("| knob | recipe | shared |") == len(list((ref.CONF / "recipe").glob("*.yaml")))
+    thinkless = block.split("#### `thinkless`")[1].split("####")[0]
+    assert "| `rl.args.beta` | **`0.001`** | `0.0` |" in thinkless and "| `rl.args.top_p` | `1.0` | `1.0` |" in thinkless
+
+
 def test_every_shown_default_is_the_files_value():
     """A scalar or flow default shown on the page parses to the value the file holds (what Hydra composes)."""
     for f in ref.config_files():
