@@ -129,6 +129,11 @@ def covered(page: Path, text: str) -> list[tuple[int, str]]:
     return out
 
 
+def named(block: str) -> list[str]:
+    """The source paths a block's markers name (a marker shown in code is an example, not a marker)."""
+    return [p for m in MARKER.finditer(re.sub(r"(`+).*?\1", "", block, flags=re.S)) for p in m.group(1).split()]
+
+
 def json_numbers(value) -> list[float]:
     """Every number in a JSON document: numeric values and numbers written inside strings."""
     if isinstance(value, bool):
@@ -181,7 +186,7 @@ def unsourced(page: Path, text: str | None = None) -> list[str]:
     bad = []
     for n, block in blocks(text):
         quotes = measurements(block)
-        names = [p for m in MARKER.finditer(block) for p in m.group(1).split()]
+        names = named(block)
         if not names:
             if quotes and n in must:
                 bad.append(f"{rel}:{n}: {', '.join(q.text for q in quotes)} (no <!-- numbers: FILE --> source)")
@@ -210,7 +215,7 @@ def test_the_covered_prose_quotes_measurements_with_sources():
     """The covered pages do quote measurements, and name sources for them (the check above is not vacuous)."""
     for rel in COVERED:
         page = ROOT / rel
-        quoted = [q for _, b in covered(page, page.read_text()) if MARKER.search(b) for q in measurements(b)]
+        quoted = [q for _, b in covered(page, page.read_text()) if named(b) for q in measurements(b)]
         assert len(quoted) >= 10, rel
 
 
@@ -245,7 +250,7 @@ def test_a_wrong_or_unsourced_number_fails(tmp_path, monkeypatch):
     page = tmp_path / "page.md"
     ok = ("Largest 0.047, gap −0.005, 24% of it, +0.026, 27 of 27. <!-- numbers: r.json -->\n\n"
           "Accuracy 0.817, 3/3 within (5 of 6 in all), gap −0.108, 79%, γ = 0.5 `γ = 0.7`. <!-- numbers: t.md -->\n\n"
-          "Steps 100, seeds 0-2, no measurement here.\n")
+          "Steps 100, seeds 0-2, no measurement here; a marker in code is none: `<!-- numbers: gone.md -->`.\n")
     page.write_text(ok)
     assert unsourced(page) == ["page.md:3: 0.5 (not in t.md)"]
     page.write_text(ok.replace("γ = 0.5 ", ""))
@@ -270,7 +275,7 @@ def test_a_planted_drift_in_each_covered_page_fails(rel):
     so does a sourced block without its marker."""
     page = ROOT / rel
     text = page.read_text()
-    sourced = [(b, q) for _, b in covered(page, text) if MARKER.search(b)
+    sourced = [(b, q) for _, b in covered(page, text) if named(b)
                for q in measurements(b) if not q.count and b.count(q.text) == 1]
     assert sourced, f"{rel}: no sourced measurement"
     for block, q in (sourced[0], sourced[-1]):
