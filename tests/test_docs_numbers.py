@@ -13,11 +13,11 @@ tests/test_docs.py):
 * **Found** in a JSON source: some numeric value (or number inside a string value) that rounds to the quoted number
   at the quoted number of decimals (0.0466 is "0.047" or "0.05", never "0.046"), times 100 for a percentage; in any
   other file (the .md tables, a YAML config): the same number verbatim, same decimals (a table's 0.817 does not
-  source a prose "0.82"; a percentage may be its fraction, 79% the table's 0.79). A `+` or unsigned quote needs a non-negative value, a `−` quote a negative one; a count needs its
-  `N of M` or `N/M` verbatim in a text source, or is the total of its tables' `a/b` cells (27 of 27 for nine rows
-  of 3/3), and both integers in a JSON one.
-* In the covered prose (COVERED: whole pages, or a README section) every block with a measurement has a source;
-  elsewhere only the blocks that name sources are checked (the pages not covered yet are listed in the issue).
+  source a prose "0.82"; a percentage may be its fraction, 79% the table's 0.79). A `+` or unsigned quote needs a
+  non-negative value, a `−` quote a negative one. A count needs its `N of M` or `N/M` verbatim in a text source, or
+  is the total of its tables' `a/b` cells (27 of 27 for nine rows of 3/3); in a JSON one, both integers.
+* In the covered prose (COVERED: whole pages, or a page's "## " sections) every block with a measurement has a source;
+  elsewhere only the blocks that name sources are checked (a page joins COVERED once its prose is sourced).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import pytest
 from .conftest import ROOT
 from .test_docs import blank_fences, doc_files
 
-# the prose where every measurement needs a source: a page, or a README section by its "## " heading
+# the prose where every measurement needs a source: a whole page (None), or a page's sections by their "## " headings
 # (docs/gym.md's yardsticks section states a confidence level and a t quantile, no measurement)
 COVERED = {"docs/budget.md": None,
            "docs/gym.md": ("## The graded task", "## Equal terms", "## The yardstick", "## Results", "## The γ sweep"),
@@ -121,9 +121,10 @@ def covered(page: Path, text: str) -> list[tuple[int, str]]:
         return []
     if COVERED[rel] is None:
         return blocks(text)
+    lines = blank_fences(text).split("\n")  # a "## " in a code block is no heading
     out = []
     for n, block in blocks(text):
-        heading = [line for line in text.split("\n")[:n] if line.startswith("## ")]
+        heading = [line for line in lines[:n] if line.startswith("## ")]
         if heading and heading[-1].strip() in COVERED[rel]:
             out.append((n, block))
     return out
