@@ -328,3 +328,44 @@ def test_gym_leaderboard_ranks_runs_by_their_gap_to_the_frontier(tmp_path):
     assert "| cheap | shared | 0 | -0.020 |" in run_table(runs) and "0.10 ± 0.00" in routing_table(runs, oracle)
     picture(runs, oracle, tmp_path / "gym.png", "test")
     assert (tmp_path / "gym.png").stat().st_size > 0
+
+
+def test_demo_bench_reads_the_demo_scripts_times_and_the_step_level_1_leaves_think(tmp_path):
+    """bench/demo.py (the demo's published results across seeds): the wall-time line it parses is the one
+    scripts/demo.sh prints, "level 1 leaves <think>" is the first step whose 10-step mean is below 0.5 (steps that
+    sampled no level-1 prompt and validation lines skipped), and a seed's row and table cells come from its reports."""
+    import json
+    import re
+
+    from bench import demo
+
+    echo = next(ln for ln in (ROOT / "scripts" / "demo.sh").read_text().splitlines() if "demo wall time" in ln)
+    printed = re.sub(r"\$\(\([^)]*\)\)", "17", echo.split('"')[1])  # the shell's arithmetic, evaluated
+    assert demo.WALL.search(printed).groups() == ("17", "17", "17")
+
+    ratios = [0.9] * 5 + [0.3] * 9 + [0.1]
+    metrics = [{"step": i + 1, "modes/think_ratio_L1": v} for i, v in enumerate(ratios)]
+    metrics.insert(3, {"step": 3.5})  # a step without a level-1 prompt
+    metrics.insert(6, {"step": 6, "eval_modes/think_ratio": 0.0, "modes/think_ratio_L1": 0.0})  # validation
+    # means of the last 10: step 10 -> (5*0.9 + 5*0.3)/10 = 0.60, step 11 -> 0.54, step 12 -> 0.48
+    assert demo.leaves_think_at(metrics) == 12
+    assert demo.leaves_think_at([{"step": s, "modes/think_ratio_L1": 0.9} for s in range(50)]) is None
+
+    run = tmp_path / "s3"
+    levels = {f"L{i}": {"oracle": "short" if i == 1 else "think", "think_ratio": 0.02 if i == 1 else 0.99,
+                        "acc": 0.99, "reward": 0.5, "oracle_reward": 0.5, "matches_oracle": True} for i in (1, 2)}
+    for sub, ratio in (("train", None), ("train_grpo", 0.98)):
+        (run / sub).mkdir(parents=True)
+        lv = {k: {**v, "think_ratio": ratio or v["think_ratio"]} for k, v in levels.items()}
+        (run / sub / "pipeline_report.json").write_text(json.dumps({
+            "levels": lv, "reward_rl": 0.5678, "reward_oracle": 0.75, "overall_acc_rl": 0.991,
+            "overall_acc_forced_think": 1.0, "all_levels_match_oracle": ratio is None,
+            "targets": {"a": True, "b": True, "c": ratio is not None}}))
+    (run / "train" / "metrics.jsonl").write_text("\n".join(json.dumps(m) for m in metrics) + "\n")
+    row = demo.summary(tmp_path, 3, {"distill_s": 80, "rl_s": 90, "total_s": 170})
+    assert row["l1_leaves_think_at"] == 12 and row["coupled"]["routes"] is False
+    cells = demo.table([row]).splitlines()[2].split(" | ")
+    assert cells[1:4] == ["0.02 0.99", "12", "0.568 (0.750)"]
+    assert cells[5:] == ["✓ ✓ ✗", "0.98 0.98", "0.568 (collapse)", "80 + 90 = 170 |"]
+    with pytest.raises(SystemExit, match="under"):
+        demo.main(["--out", str(tmp_path)])
