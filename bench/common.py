@@ -26,7 +26,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = ["rl_data=graded", "benchmark@report.benchmark=graded"]  # the gym's task: every gym and budget run's
-# The gym's scale, where it differs from the demo's configs (which are tuned for the fold task's three-minute demo):
+# The gym's scale, pinned here so that tuning the demo's configs (conf/training/sft_cpu.yaml, conf/rl/degrpo_cpu.yaml)
+# cannot move the gym:
 # the graded task's distillation runs 2 epochs (850 steps at 1e-3, conf/data/graded.yaml) and RL at learning rate 2e-4, the
 # published gym and budget runs' (docs/gym.md "Equal terms"); --train / Plan overrides still win (they come later).
 GYM_SCALE = {"distill": ["training.args.max_steps=850", "training.args.learning_rate=1e-3"],
@@ -339,8 +340,20 @@ def command_line(script: str) -> str:
     return f"{env}python {script} {' '.join(sys.argv[1:])}".rstrip()
 
 
+def git_commit() -> str:
+    """HEAD's short commit, ``+dirty`` when tracked files differ from it (the results then describe no commit exactly)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.strip()
+    return (head or "unknown") + ("+dirty" if dirty else "")
+
+
 def write_results(out: Path, name: str, text: str, data: dict) -> None:
-    """``out/name.md`` (``text``) and ``out/name.json`` (``data`` after the machine it was measured on)."""
+    """``out/name.md`` (``text``) and ``out/name.json``: ``data`` after the commit, the machine and the command that
+    measured it (the running script's command line)."""
+    script = Path(sys.argv[0]).resolve()
+    command = command_line(script.relative_to(ROOT).as_posix() if script.is_relative_to(ROOT) else sys.argv[0])
     (out / f"{name}.md").write_text(text)
-    (out / f"{name}.json").write_text(json.dumps({"machine": machine(), **data}, indent=2))
+    (out / f"{name}.json").write_text(json.dumps({"commit": git_commit(), "machine": machine(), "command": command,
+                                                  **data}, indent=2))
     log(f"wrote {out / (name + '.md')} and {name}.json")

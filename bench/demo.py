@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import command_line, log, machine, run_script  # noqa: E402
+from bench.common import command_line, git_commit, log, machine, run_script, write_results  # noqa: E402
 from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
 from thinkless.reporting.monitor import read_metrics  # noqa: E402
 
@@ -38,14 +38,6 @@ PUBLISHED = {"distill_report.md": "distill/distill_report.md", "pipeline_report.
              "grpo_pipeline_report.md": "train_grpo/pipeline_report.md", "grpo_mode_usage.png": "train_grpo/mode_usage.png",
              "eval_results.md": "eval/results.md", "eval_pareto_synthetic.png": "eval/plots/pareto_synthetic.png",
              "eval_calibration_synthetic.png": "eval/plots/calibration_synthetic.png"}
-
-
-def git_commit() -> str:
-    """HEAD's commit, ``+dirty`` when tracked files differ from it (the results then describe no commit exactly)."""
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True).stdout.strip()
-    return (head or "unknown") + ("+dirty" if dirty else "")
 
 
 def leaves_think_at(metrics: list[dict], level: str = "L1") -> int | None:
@@ -63,7 +55,8 @@ def leaves_think_at(metrics: list[dict], level: str = "L1") -> int | None:
 
 
 def demo_run(out: Path, seed: int, extra: list[str]) -> dict:
-    """``bash scripts/demo.sh seed=N`` into ``out/s<N>`` (skipped when its pipeline report is there): its wall times."""
+    """``bash scripts/demo.sh seed=N`` into ``out/s<N>`` (skipped when its pipeline report is there): its wall times and
+    the commit that ran it."""
     d = out / f"s{seed}"
     done = d / "demo_wall.json"
     if done.is_file() and (d / "train" / "pipeline_report.json").is_file():
@@ -81,7 +74,7 @@ def demo_run(out: Path, seed: int, extra: list[str]) -> dict:
     m = WALL.search(text)
     if proc.returncode != 0 or not m:
         raise SystemExit(f"bash scripts/demo.sh seed={seed} failed (exit {proc.returncode}): see {logfile}")
-    wall = dict(zip(("distill_s", "rl_s", "total_s"), map(int, m.groups())))
+    wall = {**dict(zip(("distill_s", "rl_s", "total_s"), map(int, m.groups()))), "commit": git_commit()}
     done.write_text(json.dumps(wall))
     return wall
 
@@ -132,7 +125,7 @@ def table(rows: list[dict]) -> str:
             f"{r['reward']:.3f} ({r['reward_oracle']:.3f})", f"{r['acc']:.3f} ({r['acc_forced_think']:.2f})",
             " ".join("✓" if ok else "✗" for ok in r["targets"].values()),
             " ".join(f"{v:.2f}" for v in c["levels"].values()) if c else None,
-            (f"{c['reward']:.3f} ({'routes' if c['routes'] else 'collapse'})") if c else None,
+            (f"{c['reward']:.3f} ({'routes' if c['routes'] else 'off the oracle'})") if c else None,
             f"{r['distill_s']} + {r['rl_s']} = {r['total_s']}"]))
     return "\n".join(lines)
 
@@ -162,19 +155,18 @@ def main(argv=None) -> None:
     if not a.no_eval:
         eval_run(out, a.seeds[0])
     met = sum(all(r["targets"].values()) for r in rows)
-    collapsed = [r for r in rows if "coupled" in r and not r["coupled"]["routes"]]
+    off = [r for r in rows if "coupled" in r and not r["coupled"]["routes"]]
     commit = git_commit()
     text = (f"# The demo across seeds\n\n`bash scripts/demo.sh seed=N` (distill -> DeGRPO -> report) and the "
             f"coupled-loss ablation from the same start, seeds {a.seeds}. Commit {commit}. Machine: {machine()}. "
             f"Command: `{command_line('bench/demo.py')}`.\n\n{table(rows)}\n\n"
             f"DeGRPO meets all three targets on {met} of {len(rows)} seeds"
-            + (f"; coupled GRPO collapses (some level off the oracle's mode) on {len(collapsed)} of "
+            + (f"; coupled GRPO leaves some level off the oracle's mode on {len(off)} of "
                f"{sum('coupled' in r for r in rows)}" if any("coupled" in r for r in rows) else "")
             + f". Demo wall time after setup: {min(r['total_s'] for r in rows)}-{max(r['total_s'] for r in rows)} s.\n")
-    data = {"commit": commit, "command": command_line("bench/demo.py"), "seeds": a.seeds, "overrides": a.overrides,
-            "rows": rows, "targets_met": met, "wall_s": round(time.perf_counter() - t0)}
-    (out / "demo_results.md").write_text(text)
-    (out / "demo_results.json").write_text(json.dumps({"machine": machine(), **data}, indent=2))
+    data = {"seeds": a.seeds, "overrides": a.overrides, "rows": rows, "targets_met": met,
+            "wall_s": round(time.perf_counter() - t0)}
+    write_results(out, "demo_results", text, data)
     print(text, flush=True)
     if a.publish:
         dest = ROOT / "docs" / "results"

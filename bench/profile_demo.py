@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Timers, machine  # noqa: E402
+from bench.common import Timers, machine, write_results  # noqa: E402
 from thinkless.reporting.markdown import markdown_row, markdown_table  # noqa: E402
 
 
@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--rl-steps", type=int, default=30)
     ap.add_argument("--distill", action="append", default=[], help="a Hydra override for distill.py only")
     ap.add_argument("--train", action="append", default=[], help="a Hydra override for train.py only")
+    ap.add_argument("--out", help="also write the tables as OUT/profile_demo.{md,json} (commit, machine, command)")
     a, extra = ap.parse_known_args()
 
     import accelerate
@@ -125,23 +126,30 @@ def main() -> None:
             other = wall - sum(t.values())
             rows.append((stage, steps, full[stage], wall, per_step, once, other))
 
-    print(f"machine: {machine()}")
+    lines, data = [f"machine: {machine()}"], {"stages": {}}
     for stage, steps, n_full, wall, per_step, once, other in rows:
-        print(f"\n### {stage}: {steps} steps in {wall:.1f} s (the demo runs {n_full})\n")
-        print(markdown_table(["phase", "per step (ms)", "share of the step", "demo total (s)"]))
+        lines.append(f"\n### {stage}: {steps} steps in {wall:.1f} s (the demo runs {n_full})\n")
+        lines.append(markdown_table(["phase", "per step (ms)", "share of the step", "demo total (s)"]))
         step_total = sum(per_step.values()) / steps
         for k, v in sorted(per_step.items(), key=lambda kv: -kv[1]):
-            print(markdown_row([k, f"{1000 * v / steps:.1f}", f"{v / steps / step_total:.0%}",
-                                f"{v / steps * n_full:.1f}"]))
-        print(markdown_row(["**all per-step phases**", f"{1000 * step_total:.1f}", "100%",
-                            f"{step_total * n_full:.1f}"]))
-        print("\n" + markdown_table(["one-time", "s"]))
+            lines.append(markdown_row([k, f"{1000 * v / steps:.1f}", f"{v / steps / step_total:.0%}",
+                                       f"{v / steps * n_full:.1f}"]))
+        lines.append(markdown_row(["**all per-step phases**", f"{1000 * step_total:.1f}", "100%",
+                                   f"{step_total * n_full:.1f}"]))
+        lines.append("\n" + markdown_table(["one-time", "s"]))
         for k, v in sorted(once.items(), key=lambda kv: -kv[1]):
-            print(markdown_row([k, f"{v:.2f}"]))
-        print(markdown_row(["other (trainer set-up, model load, imports inside the stage)", f"{other:.2f}"]))
-        print(f"\nextrapolated {stage} stage at the demo's {n_full} steps: "
-              f"{step_total * n_full + sum(once.values()) + other:.0f} s")
-
+            lines.append(markdown_row([k, f"{v:.2f}"]))
+        lines.append(markdown_row(["other (trainer set-up, model load, imports inside the stage)", f"{other:.2f}"]))
+        extrapolated = step_total * n_full + sum(once.values()) + other
+        lines.append(f"\nextrapolated {stage} stage at the demo's {n_full} steps: {extrapolated:.0f} s")
+        data["stages"][stage] = {"steps": steps, "demo_steps": n_full, "wall_s": wall, "per_step_s": {
+            k: v / steps for k, v in per_step.items()}, "one_time_s": {**once, "other": other},
+            "extrapolated_s": extrapolated}
+    text = "\n".join(lines)
+    print(text)
+    if a.out:
+        Path(a.out).mkdir(parents=True, exist_ok=True)
+        write_results(Path(a.out), "profile_demo", f"# The demo, profiled\n\n{text}\n", data)
 
 PER_STEP = {"collation + padding", "forward + loss", "backward", "optimizer", "metrics + logging", "generation",
             "rewards + mode statistics", "checkpoint writes"}

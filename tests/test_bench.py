@@ -48,12 +48,21 @@ def test_real_shapes_parses_its_arguments():
 
 
 def test_profile_demo_splits_both_stages(tmp_path):
+    import json
+
     out = bench("bench/profile_demo.py", "--distill-steps", 3, "--rl-steps", 2, "report.benchmark.n_per_level=2",
-                "--train", "rl_data.validation.n_per_level=2")
+                "--train", "rl_data.validation.n_per_level=2", "--out", tmp_path)
     for stage in ("### distill: 3 steps", "### train: 2 steps"):
         assert stage in out
     for phase in ("| backward |", "| forward + loss |", "| generation |", "| reports |", "extrapolated train stage"):
         assert phase in out
+    res = json.loads((tmp_path / "profile_demo.json").read_text())  # the tables' numbers, with their provenance
+    assert {"commit", "machine", "command"} <= set(res) and "--out" in res["command"]
+    import yaml
+
+    demo_steps = yaml.safe_load((ROOT / "conf" / "training" / "sft_cpu.yaml").read_text())["args"]["max_steps"]
+    assert res["stages"]["train"]["per_step_s"]["generation"] > 0 and res["stages"]["distill"]["demo_steps"] == demo_steps
+    assert "### train: 2 steps" in (tmp_path / "profile_demo.md").read_text()
 
 
 def test_mode_coupling_measures_a_level_blind_model(tmp_path):
@@ -366,6 +375,6 @@ def test_demo_bench_reads_the_demo_scripts_times_and_the_step_level_1_leaves_thi
     assert row["l1_leaves_think_at"] == 12 and row["coupled"]["routes"] is False
     cells = demo.table([row]).splitlines()[2].split(" | ")
     assert cells[1:4] == ["0.02 0.99", "12", "0.568 (0.750)"]
-    assert cells[5:] == ["✓ ✓ ✗", "0.98 0.98", "0.568 (collapse)", "80 + 90 = 170 |"]
+    assert cells[5:] == ["✓ ✓ ✗", "0.98 0.98", "0.568 (off the oracle)", "80 + 90 = 170 |"]
     with pytest.raises(SystemExit, match="under"):
         demo.main(["--out", str(tmp_path)])
