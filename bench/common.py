@@ -117,7 +117,7 @@ class Plan:
 
     seeds: list = field(default_factory=lambda: [0, 1, 2])
     objectives: list = field(default_factory=registered_objectives)
-    steps: int = 100                 # the demo (conf/rl/degrpo_cpu.yaml) runs 130; 100 fit 15 runs in 45 minutes
+    steps: int = 100                 # the demo (conf/rl/degrpo_cpu.yaml) runs 260; 100 fit 15 runs in 45 minutes
     timing_steps: int = 20           # step-time ratio: the first N steps of a run vs stock TRL GRPO's first N
     jobs: int = 1                    # runs at once; 1 keeps wall times and step-time ratios comparable
     tag: str = ""                    # --train overrides, in run labels and folders
@@ -149,11 +149,17 @@ def log(msg: str) -> None:
     sys.stdout.flush()
 
 
+def script_env() -> dict:
+    """The environment every bench child process runs in: this checkout importable, offline Hub and W&B unless the
+    caller's environment says otherwise, no tokenizer threads."""
+    return {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false",
+            "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "WANDB_MODE": os.environ.get("WANDB_MODE",
+                                                                                                 "offline")}
+
+
 def run_script(script: str, overrides: list[str], logfile: Path) -> float:
     """``python <script> overrides...`` with its output in ``logfile``; wall seconds. Fails naming the log."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false",
-           "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"), "WANDB_MODE": os.environ.get("WANDB_MODE",
-                                                                                                "offline")}
+    env = script_env()
     logfile.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with logfile.open("w") as f:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -26,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import command_line, git_commit, log, machine, run_script, write_results  # noqa: E402
+from bench.common import (command_line, git_commit, log, machine, run_script, script_env,  # noqa: E402
+                          write_results)
 from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
 from thinkless.reporting.monitor import read_metrics  # noqa: E402
 
@@ -65,8 +65,7 @@ def demo_run(out: Path, seed: int, extra: list[str]) -> dict:
     logfile = out / "logs" / f"demo-s{seed}.log"
     logfile.parent.mkdir(parents=True, exist_ok=True)
     # RUN_NAME is relative to runs/: the demo's outputs go to runs/<RUN_NAME>/
-    env = {**os.environ, "RUN_NAME": str(d.relative_to(ROOT / "runs")), "HF_HUB_OFFLINE": "1",
-           "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")}
+    env = {**script_env(), "RUN_NAME": str(d.relative_to(ROOT / "runs"))}
     with open(logfile, "w") as f:
         proc = subprocess.run(["bash", "scripts/demo.sh", f"seed={seed}", *extra], cwd=ROOT, env=env, stdout=f,
                               stderr=subprocess.STDOUT)

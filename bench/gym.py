@@ -93,11 +93,11 @@ def oracle_point(run_dir: Path, gamma: float) -> dict:
         classes[k] = {"mode": mode, "reward": e, "short_acc": r["short_acc"], "think_acc": r["think_acc"]}
     n = [r["n"] for r in rows.values()]
     chosen = lambda x: mean_over_problems([r[f"{classes[k]['mode']}_{x}"] for k, r in rows.items()], n)  # noqa: E731
-    frontier = accuracy_frontier(rows)
-    return {"acc": chosen("acc"), "tokens": chosen("tokens"), "reward": mean_over_problems(
+    frontier, acc, tokens = accuracy_frontier(rows), chosen("acc"), chosen("tokens")
+    return {"acc": acc, "tokens": tokens, "reward": mean_over_problems(
         [c["reward"] for c in classes.values()], n), "think_ratio": mean_over_problems(
         [float(c["mode"] == "think") for c in classes.values()], n), "classes": classes, "frontier": frontier,
-        "frontier_gap": chosen("acc") - frontier_accuracy(frontier, chosen("tokens"))}
+        "frontier_gap": acc - frontier_accuracy(frontier, tokens)}
 
 
 def frontier_gaps(runs: list[dict], frontier: list[dict]) -> list[dict]:

@@ -205,21 +205,26 @@ def test_gym_quick_runs_every_objective_and_a_rerun_skips_them(tmp_path):
     assert (out / "budget.png").stat().st_size > 0
 
 
+def write_report_before_rl(run_dir, classes, *, short_tokens, think_tokens=25.0):
+    """A run's ``report_before_rl.json`` on the graded task: per class ``(n, short_acc, think_acc)``, every class's
+    forced short and think responses ``short_tokens`` and ``think_tokens`` long."""
+    import json
+
+    rows = {k: {"n": n, "short_acc": sa, "think_acc": ta, "short_tokens": short_tokens, "think_tokens": think_tokens}
+            for k, (n, sa, ta) in classes.items()}
+    (run_dir / "report_before_rl.json").write_text(json.dumps({"per_group": rows}))
+
+
 def test_gym_oracle_point_weights_classes_by_their_problems(tmp_path):
     """The gym's oracle router over the report's classes (thinkless.oracle.mean_over_problems): class 1 (100
     problems, short pays at γ = 0.5: reward 1.0, accuracy 1.0, 6 tokens) and class 6 (300 problems, think: reward
     0.9·0.5 − 0.1 = 0.35, accuracy 0.9, 25 tokens) give E[r] (100 + 105)/400, accuracy (100 + 270)/400, tokens
     (600 + 7500)/400, think ratio 300/400."""
-    import json
 
     sys.path.insert(0, str(ROOT))
     from bench.gym import oracle_point
 
-    def cls(n, short_acc, think_acc):
-        return {"n": n, "short_acc": short_acc, "think_acc": think_acc, "short_tokens": 6.0, "think_tokens": 25.0}
-
-    (tmp_path / "report_before_rl.json").write_text(json.dumps({"per_group": {"1": cls(100, 1.0, 1.0),
-                                                                              "6": cls(300, 0.2, 0.9)}}))
+    write_report_before_rl(tmp_path, {"1": (100, 1.0, 1.0), "6": (300, 0.2, 0.9)}, short_tokens=6.0)
     o = oracle_point(tmp_path, 0.5)
     assert [o["classes"][k]["mode"] for k in ("1", "6")] == ["short", "think"]
     assert o["classes"]["6"]["reward"] == pytest.approx(0.9 * 0.5 - 0.1)
@@ -295,18 +300,13 @@ def test_gym_leaderboard_ranks_runs_by_their_gap_to_the_frontier(tmp_path):
     """bench/gym.py's leaderboard over hand-made runs: the gap is accuracy minus the frontier's at the run's own
     tokens; rows sorted by it, with rank groups, every cell mean ± 95% interval; the summary keeps mean, sd, n, ci95;
     the oracle router's row and the frontier's vertices; the picture draws."""
-    import json
 
     sys.path.insert(0, str(ROOT))
     from bench.gym import frontier_gaps, leaderboard, oracle_point, picture, routing_table, run_table
 
-    def cls(n, short_acc, think_acc):
-        return {"n": n, "short_acc": short_acc, "think_acc": think_acc, "short_tokens": 5.0, "think_tokens": 25.0}
-
     # frontier: (5, 0.65) -> class 2 thinks (15, 0.85) -> class 1 thinks (25, 0.90); the oracle at γ = 0.5 thinks on
     # class 2 only (short pays iff p_short > 0.75): on the frontier, gap 0
-    (tmp_path / "report_before_rl.json").write_text(json.dumps({"per_group": {"1": cls(100, 0.9, 1.0),
-                                                                              "2": cls(100, 0.4, 0.8)}}))
+    write_report_before_rl(tmp_path, {"1": (100, 0.9, 1.0), "2": (100, 0.4, 0.8)}, short_tokens=5.0)
     oracle = oracle_point(tmp_path, 0.5)
     assert [(v["tokens"], v["acc"]) for v in oracle["frontier"]] == [
         (5.0, pytest.approx(0.65)), (15.0, pytest.approx(0.85)), (25.0, pytest.approx(0.9))]
