@@ -33,14 +33,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (Plan, class_name, command_line, distill, fmt, log, machine, run_all,  # noqa: E402
+from bench.common import (PRICED, Plan, class_name, command_line, distill, fmt, log, machine, run_all,  # noqa: E402
                           write_results)
+from thinkless.objectives import OBJECTIVES as REGISTRY  # noqa: E402
 from thinkless.training.budget import priceable  # noqa: E402
 from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
 
 OBJECTIVES = ("thinkless", "length_penalty", "grpo")  # the default selection: docs/budget.md's published runs
 TARGETS = (0.2, 0.4, 0.6)
-SHARED = ["rl.args.scale_rewards=none"]  # the price keeps its scale (thinkless/training/budget.py); the official recipe's
+REGISTERED = sorted(REGISTRY)  # every registered objective (thinkless/objectives/), by name
 
 
 def budget_series(run_dir: Path) -> dict:
@@ -139,7 +140,7 @@ def main(argv=None) -> None:
     p.add_argument("--quick", action="store_true", help="1 seed, 1 target, a few steps (the test suite's)")
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2)")
     p.add_argument("--targets", type=float, nargs="+", help="think-ratio targets (default 0.2 0.4 0.6)")
-    p.add_argument("--objectives", nargs="+", choices=priceable(),  # the registered ones rl.budget can price
+    p.add_argument("--objectives", nargs="+", choices=REGISTERED,  # a forcing one is priced on the probe only
                    help="objectives (default: thinkless length_penalty grpo)")
     p.add_argument("--steps", type=int, help="RL steps per run (default 100, as the gym)")
     p.add_argument("--jobs", type=int, help="runs at once (default 1)")
@@ -152,6 +153,10 @@ def main(argv=None) -> None:
                    "the steps, for the budget runs (default: the config's auto, F = 5); their labels and the results' "
                    "file names get -eta<F>")
     a = p.parse_args(argv)
+    forcing = sorted(set(a.objectives or OBJECTIVES) - set(priceable()))
+    if a.probe == 0 and forcing:  # before any work: rl.budget would refuse each such run after the distillation
+        p.error(f"--probe 0 prices the batch's sampled think ratio, which {', '.join(forcing)} never shows (it forces "
+                f"the mode); with --probe 0 choose from {', '.join(priceable())}")
     plan = Plan.quick() if a.quick else Plan()
     plan.seeds = a.seeds or plan.seeds
     plan.objectives = a.objectives or list(OBJECTIVES)
@@ -179,7 +184,7 @@ def main(argv=None) -> None:
     probe = PROBE if a.probe is None else a.probe
     if a.probe is not None:
         suffix += f"-probe{a.probe}"
-    plan.train += SHARED
+    plan.train += PRICED
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -234,7 +239,7 @@ def main(argv=None) -> None:
                          "its tokens", "more accurate"]) + "\n" + markdown_rule(14)
     per_class = class_rows(runs, plan.objectives, targets, gain)
     text = (f"# Training to a budget\n\nGraded task (the gym's distillation), {len(plan.seeds)} seed(s), {plan.steps} "
-            f"RL steps per run, every run with {' '.join(SHARED)}; the multiplier's gains: "
+            f"RL steps per run, every run with {' '.join(PRICED)}; the multiplier's gains: "
             f"{', '.join(described) or 'auto'}{' (the rest auto)' if described else ''}; the cost: "
             f"{measured_on(probe)} (rl.budget.probe={probe}); "
             f"mean ± sd over seeds. Achieved, accuracy and "

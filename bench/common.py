@@ -123,12 +123,15 @@ class Plan:
     tag: str = ""                    # --train overrides, in run labels and folders
     distill: list = field(default_factory=list)  # extra distill.py overrides
     train: list = field(default_factory=list)    # extra train.py overrides (every run alike)
-    arms: list = field(default_factory=lambda: ["shared", "recipe"])  # bench/gym.py's arms (docs/gym.md)
+    arms: list = field(default_factory=lambda: ["shared", "recipe", "matched"])  # bench/gym.py's arms (docs/gym.md)
     recipes: list | None = None      # objectives whose recipe arm runs (None: every objective of the plan)
+    matched: list | None = None      # objectives trained to the oracle's think ratio (None: every objective)
 
     def arms_of(self, objective: str) -> list[str]:
-        """The arms ``objective`` runs in: ``shared`` always when planned, ``recipe`` where ``recipes`` allows."""
-        return [a for a in self.arms if a != "recipe" or self.recipes is None or objective in self.recipes]
+        """The arms ``objective`` runs in: ``shared`` always when planned, ``recipe`` where ``recipes`` allows,
+        ``matched`` where ``matched`` does."""
+        allowed = {"recipe": self.recipes, "matched": self.matched}
+        return [a for a in self.arms if allowed.get(a) is None or objective in allowed[a]]
 
     @classmethod
     def quick(cls) -> "Plan":
@@ -137,11 +140,17 @@ class Plan:
         small = ["report.benchmark.n_per_level=6", "report.free_samples=1"]
         # the recipe arm of two objectives only (KL, entropy, T 0.6, std-free advantages and 2 steps per rollout;
         # 6 steps per rollout): the plumbing of both arms at +2 runs, not +8
-        return cls(seeds=[0], steps=3, timing_steps=2, jobs=2, recipes=["thinkless", "ada_grpo"],
+        # and the matched arm of the one objective that forces the mode: rl.budget priced on its probe
+        return cls(seeds=[0], steps=3, timing_steps=2, jobs=2, recipes=["thinkless", "ada_grpo"], matched=["adaptthink"],
                    distill=["training.args.max_steps=20", "data.num_problems=200", *small],
                    train=["rl.args.per_device_train_batch_size=16", "rl.args.num_generations=4",
                           "rl.args.save_steps=100", "rl_data.validation=null", "report.threshold_biases=[-4,0,4]",
                           *small])
+
+
+# every run trained to a budget (bench/budget.py, the gym's matched arm): the price keeps its scale — no std division
+# of the group's rewards (thinkless/training/budget.py warns under `group`); the official Thinkless recipe's too
+PRICED = ["rl.args.scale_rewards=none"]
 
 
 def log(msg: str) -> None:

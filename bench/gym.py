@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (TASK, Plan, class_name, command_line, distill, fmt, interval, log,  # noqa: E402
+from bench.common import (PRICED, TASK, Plan, class_name, command_line, distill, fmt, interval, log,  # noqa: E402
                           machine, rank_groups, run_all, run_script, spread, write_results)
 from thinkless.objectives import OBJECTIVES as REGISTRY  # noqa: E402
 from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
@@ -40,19 +40,26 @@ from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E4
 OBJECTIVES = tuple(REGISTRY)  # every registered objective (thinkless/objectives/), by name
 GAMMAS = (0.1, 0.3, 0.5, 0.7, 0.9)
 GAMMA = 0.5  # the gym's yardstick: conf/objective/thinkless.yaml's correct_think = 1 − γ
-ARMS = ("shared", "recipe")  # conf/rl/degrpo_cpu.yaml for all | + each objective's conf/recipe/NAME.yaml
+# conf/rl/degrpo_cpu.yaml for all | + each objective's conf/recipe/NAME.yaml | the shared arm trained to the oracle's
+# think ratio (rl.budget.think_ratio, read on the probe; common.PRICED)
+ARMS = ("shared", "recipe", "matched")
 RECIPE = "+recipe"  # a recipe run's label: NAME+recipe (a folder name Hydra's override grammar accepts)
 
 
-def run_label(name: str, arm: str, tag: str = "") -> str:
-    """A run's label (its folder, its row): the objective's name, ``+recipe`` in the recipe arm, the --train tag."""
-    return name + (RECIPE if arm == "recipe" else "") + tag
+def run_label(name: str, arm: str, tag: str = "", target: float | None = None) -> str:
+    """A run's label (its folder, its row): the objective's name, ``+recipe`` in the recipe arm, ``-budget<target>``
+    in the matched arm (bench/budget.py's label for the same run: the two benches share it), the --train tag."""
+    return name + {"recipe": RECIPE, "matched": f"-budget{target:g}" if target is not None else ""}.get(arm, "") + tag
 
 
-def objective_overrides(name: str, plan: Plan, quick: bool, arm: str = "shared") -> list[str]:
+def objective_overrides(name: str, plan: Plan, quick: bool, arm: str = "shared", target: float | None = None
+                        ) -> list[str]:
     """The run's own knobs: the objective's authors' defaults, in the recipe arm also their method choices
-    (``+recipe=NAME``); only shrunk in ``--quick`` (plan.train's shrink overrides come last and win)."""
+    (``+recipe=NAME``), in the matched arm the budget ``target`` (a think ratio); only shrunk in ``--quick``
+    (plan.train's shrink overrides come last and win)."""
     out = [f"objective={name}"] + ([f"+recipe={name}"] if arm == "recipe" else [])
+    if arm == "matched":
+        out += [f"rl.budget.think_ratio={target:g}", *PRICED]
     if quick and name == "adaptthink":
         out.append("objective.ref_samples=2")
     return out
@@ -73,6 +80,19 @@ def stock_grpo_step_times(out: Path, model: Path, plan: Plan) -> list[float]:
 
 
 # ------------------------------------------------------------------ tables and pictures
+
+
+def finished_run(out: Path, fail=None) -> Path:
+    """A finished run of ``out`` (any: they share the distillation, so its report before RL is every run's): where
+    ``--arms matched`` alone reads the oracle's think ratio, its target."""
+    found = sorted(Path(out).glob("runs/*/gym_run.json"))
+    if not found:
+        msg = (f"--arms matched alone: its target, the oracle's think ratio, is read off a finished run's report "
+               f"and {out}/runs has none; add --arms shared or recipe")
+        if fail:
+            fail(msg)  # argparse's error: usage and exit 2
+        raise SystemExit(msg)
+    return found[0].parent
 
 
 def oracle_point(run_dir: Path, gamma: float) -> dict:
@@ -142,6 +162,36 @@ def leaderboard(runs: list[dict], oracle: dict, base_step: float) -> tuple[str, 
     lines.append(markdown_row(["*oracle router*", None, None, None, f"{oracle['frontier_gap']:+.3f}", f"{oracle['acc']:.3f}",
                                f"{oracle['tokens']:.1f}", f"{oracle['think_ratio']:.2f}", f"{oracle['reward']:.3f}", 0,
                                None, None, None]))
+    return "\n".join(lines), summary
+
+
+def matched_table(runs: list[dict], oracle: dict, target: float) -> tuple[str, dict]:
+    """The matched arm: one row per objective trained to the oracle's think ratio ``target``, ranked by accuracy
+    (rank groups over its 95% intervals: at one think ratio the better router is the more accurate one); whether
+    each seed landed within ±0.05 of the target; the gap to the frontier at its own tokens; the final price λ."""
+    by: dict[str, list] = {}
+    for r in runs:
+        by.setdefault(r["objective"], []).append(r)
+    summary = {name: {k: interval([r[k] for r in rs]) for k in ("acc", "think_ratio", "tokens", "frontier_gap",
+                                                                  "reward")} for name, rs in by.items()}
+    for name, rs in by.items():
+        summary[name]["within_0.05"] = [abs(r["think_ratio"] - target) <= 0.05 for r in rs]
+        summary[name]["final_multiplier"] = interval([r["budget"]["final_multiplier"] for r in rs])
+    groups = rank_groups({name: s["acc"] for name, s in summary.items()})
+    lines = [markdown_row(["objective", "seeds", "rank group", "accuracy", "think ratio", "within ±0.05",
+                           "gap to frontier", "response tokens", "E[r]", "final λ"]), markdown_rule(10)]
+    for name in sorted(by, key=lambda n: (groups[n], -summary[n]["acc"]["mean"])):
+        rs, hit = by[name], summary[name]["within_0.05"]
+        summary[name]["rank_group"] = groups[name]
+        lines.append(markdown_row([
+            name, len(rs), groups[name], fmt([r["acc"] for r in rs], ci=True),
+            fmt([r["think_ratio"] for r in rs], "{:.2f}", ci=True), f"{sum(hit)}/{len(hit)}",
+            fmt([r["frontier_gap"] for r in rs], "{:+.3f}", ci=True), fmt([r["tokens"] for r in rs], "{:.1f}", ci=True),
+            fmt([r["reward"] for r in rs], ci=True), fmt([r["budget"]["final_multiplier"] for r in rs], "{:+.3f}",
+                                                         ci=True)]))
+    lines.append(markdown_row(["*oracle router*", None, None, f"{oracle['acc']:.3f}", f"{oracle['think_ratio']:.2f}",
+                               None, f"{oracle['frontier_gap']:+.3f}", f"{oracle['tokens']:.1f}",
+                               f"{oracle['reward']:.3f}", None]))
     return "\n".join(lines), summary
 
 
@@ -222,30 +272,50 @@ def gym(out: Path, plan: Plan, quick: bool) -> dict:
     model = distill(out, plan)
     base = stock_grpo_step_times(out, model, plan)
     # rows grouped by objective, its arms side by side (dict order of the labels)
-    keys = [(seed, name, arm) for seed in plan.seeds for name in plan.objectives for arm in plan.arms_of(name)]
+    keys = [(seed, name, arm) for seed in plan.seeds for name in plan.objectives for arm in plan.arms_of(name)
+            if arm != "matched"]
     runs = [{**r, "objective": name, "arm": arm} for r, (_, name, arm) in zip(run_all(plan, [
         (out, model, run_label(name, arm, plan.tag), objective_overrides(name, plan, quick, arm), seed, plan)
         for seed, name, arm in keys]), keys)]
-    oracle = oracle_point(out / runs[0]["dir"], GAMMA)
+    oracle = oracle_point(out / runs[0]["dir"] if runs else finished_run(out), GAMMA)
     runs = frontier_gaps(runs, oracle["frontier"])
-    board, summary = leaderboard(runs, oracle, base)
+    board, summary = leaderboard(runs, oracle, base) if runs else ("(no shared or recipe run in this invocation)", {})
+    # then the matched arm: each objective trained to the oracle's think ratio, the yardstick being accuracy there
+    target = round(oracle["think_ratio"], 2)
+    mkeys = [(seed, name) for seed in plan.seeds for name in plan.objectives if "matched" in plan.arms_of(name)]
+    matched = frontier_gaps([{**r, "objective": name, "arm": "matched", "target": target,
+                              "budget": json.loads((out / r["dir"] / "train_result.json").read_text())["budget"]}
+                             for r, (_, name) in zip(run_all(plan, [
+                                 (out, model, run_label(name, "matched", plan.tag, target),
+                                  objective_overrides(name, plan, quick, "matched", target), seed, plan)
+                                 for seed, name in mkeys]), mkeys)], oracle["frontier"])
+    matched_board, matched_summary = matched_table(matched, oracle, target) if matched else ("", {})
+    selected = "".join(f"; {arm}: {', '.join(names)}" for arm, names in (("recipe", plan.recipes),
+                                                                      ("matched", plan.matched)) if names)
+    selected = f" ({selected[2:]})" if selected else ""
+    matched_text = (f"## Accuracy at the oracle's think ratio (the matched arm: rl.budget.think_ratio = {target:g}, "
+                    f"read on the probe; {' '.join(PRICED)}; mean ± 95% interval over seeds, ranked by accuracy)\n\n"
+                    f"{matched_board}\n\nWhere the matched runs think, per class (the oracle's allocation at "
+                    f"{target:g}: {', '.join(class_name(k) for k, c in oracle['classes'].items() if c['mode'] == 'think') or 'none'})"
+                    f"\n\n{routing_table(matched, oracle)}\n\n") if matched else ""
     text = (f"# Gym results\n\nGraded task, {len(plan.seeds)} seed(s) x {len(plan.objectives)} objectives "
-            f"x arms {' / '.join(plan.arms)}{' (recipe: ' + ', '.join(plan.recipes) + ')' if plan.recipes else ''}, "
+            f"x arms {' / '.join(plan.arms)}{selected}, "
             f"{plan.steps} RL steps each from one distillation; yardstick: reward 1 / {1 - GAMMA:g} / -1 "
             f"(γ = {GAMMA}). Machine: {machine()}. Command: `{command_line('bench/gym.py')}`.\n\n## Leaderboard (mean ± 95% interval over seeds; "
             f"ranked by the accuracy gap to the frontier at the run's own tokens)\n\n{board}\n\n"
             f"Gap to frontier: the run's accuracy minus the frontier's at its own response tokens; rank group: the "
             f"rows whose gap intervals overlap the best row's share rank 1, and so on (one seed has no interval: all "
-            f"share rank 1); docs/gym.md, *The yardsticks*.\n\n"
+            f"share rank 1); docs/gym.md, *The yardsticks*.\n\n{matched_text}"
             f"## The accuracy-token frontier (per-class routing of the distilled model)\n\n"
             f"{frontier_table(oracle['frontier'])}\n\n"
             f"## Routing: think ratio per class, mean ± 95% interval over seeds (oracle: the better forced mode of the "
             f"distilled model)\n\n"
-            f"{routing_table(runs, oracle)}\n\n## Every run\n\n{run_table(runs)}\n")
+            f"{routing_table(runs, oracle)}\n\n## Every run\n\n{run_table(runs + matched)}\n")
     picture(runs, oracle, out / f"gym{plan.tag}.png", f"graded task: {plan.steps} steps, γ = {GAMMA}{plan.tag}",
             curve_label="thinkless" + plan.tag)
     data = {"plan": asdict(plan), "quick": quick, "gamma": GAMMA, "oracle": oracle,
-            "stock_grpo_step_times": base, "summary": summary, "runs": runs}
+            "stock_grpo_step_times": base, "summary": summary, "runs": runs, "matched_target": target,
+            "matched_summary": matched_summary, "matched": matched}
     write_results(out, "gym_results" + plan.tag, text, data)
     print(text, flush=True)
     return data
@@ -334,19 +404,22 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2; --quick: 0)")
     p.add_argument("--objectives", nargs="+", choices=OBJECTIVES, help="objectives (default: all)")
     p.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
-                   help="shared: conf/rl/degrpo_cpu.yaml for all; recipe: + conf/recipe/NAME.yaml (default: both; "
-                        "--quick: the recipe arm of thinkless and ada_grpo only, unless --objectives names others)")
+                   help="shared: conf/rl/degrpo_cpu.yaml for all; recipe: + conf/recipe/NAME.yaml; matched: shared, "
+                        "trained to the oracle's think ratio (rl.budget) (default: all three; --quick: the recipe arm "
+                        "of thinkless and ada_grpo, the matched arm of adaptthink, unless --objectives names others)")
     p.add_argument("--steps", type=int, help="RL steps per run (default 100; --quick: 3)")
     p.add_argument("--gammas", type=float, nargs="+", default=list(GAMMAS), help="γ values of --sweep")
     p.add_argument("--jobs", type=int, help="runs at once (default 1: comparable wall times; --quick: 2)")
     p.add_argument("--train", nargs="+", default=[], metavar="KEY=VALUE",
                    help="train.py overrides for every run, named in the run folders (e.g. rl.args.scale_rewards=none)")
     a = p.parse_args(argv)
+    if not a.sweep and set(a.arms) == {"matched"}:  # before any work
+        finished_run(Path(a.out), p.error)
     plan = Plan.quick() if a.quick else Plan()
     if a.seeds:
         plan.seeds = a.seeds
     if a.objectives:
-        plan.objectives, plan.recipes = a.objectives, None  # named objectives run every planned arm
+        plan.objectives, plan.recipes, plan.matched = a.objectives, None, None  # named ones run every planned arm
     plan.arms = a.arms
     if a.steps:
         plan.steps = a.steps

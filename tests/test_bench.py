@@ -146,7 +146,8 @@ def test_gym_quick_runs_every_objective_and_a_rerun_skips_them(tmp_path):
     quick = Plan.quick()
     assert quick.recipes and set(quick.recipes) < set(OBJECTIVES)
     # every registered objective, by name, its recipe run (NAME+recipe) beside it where the quick plan has one
-    assert [r["label"] for r in res["runs"]] == [run_label(n, a) for n in OBJECTIVES for a in quick.arms_of(n)]
+    assert [r["label"] for r in res["runs"]] == [run_label(n, a) for n in OBJECTIVES for a in quick.arms_of(n)
+                                                 if a != "matched"]
     assert {r["label"] for r in res["runs"] if r["arm"] == "recipe"} == {n + "+recipe" for n in quick.recipes}
     for r in res["runs"]:
         assert set(r["classes"]) == {str(g) for g in range(1, 7)} and r["rollout_tokens"] > 0 and r["step_times"]
@@ -182,7 +183,18 @@ def test_gym_quick_runs_every_objective_and_a_rerun_skips_them(tmp_path):
     assert "| rank group | gap to frontier |" in md and "(1 seed: no interval)" in md and "| vertex |" in md
     assert "| thinkless | shared | 1 | 1 |" in md and "| thinkless | recipe | 1 | 1 |" in md  # the arm in its own column
     assert "## Leaderboard" in text
-    again = bench("bench/gym.py", "--quick", "--out", out, "--objectives", "thinkless")
+    # the matched arm: the mode-forcing objective trained to the oracle's think ratio, priced on the probe
+    target = res["matched_target"]
+    assert target == round(res["oracle"]["think_ratio"], 2) and quick.matched == ["adaptthink"]
+    (m,) = res["matched"]
+    assert m["label"] == f"adaptthink-budget{target:g}" and m["arm"] == "matched" and "frontier_gap" in m
+    assert (m["budget"]["target"], m["budget"]["probe"], m["budget"]["cost"]) == (target, 512, "think_ratio")
+    args = json.loads((out / m["dir"] / "run_config.json").read_text())["config"]["rl"]["args"]
+    assert args["scale_rewards"] == "none" and "| objective.delta | 0.05 |" in (out / m["dir"] / "model" /
+                                                                                "README.md").read_text()
+    assert "## Accuracy at the oracle's think ratio" in md and "| adaptthink | 1 | 1 |" in md
+    assert res["matched_summary"]["adaptthink"]["rank_group"] == 1
+    again = bench("bench/gym.py", "--quick", "--out", out, "--objectives", "thinkless", "--arms", "shared", "recipe")
     assert "training thinkless" not in again and "distilling" not in again
     # the γ sweep reuses the gym's γ = 0.5 run: with only that γ it trains nothing and tabulates it
     text = bench("bench/gym.py", "--quick", "--out", out, "--sweep", "--gammas", "0.5")
@@ -231,6 +243,19 @@ def test_gym_oracle_point_weights_classes_by_their_problems(tmp_path):
     assert o["reward"] == pytest.approx((100 * 1.0 + 300 * 0.35) / 400)
     assert o["acc"] == pytest.approx((100 * 1.0 + 300 * 0.9) / 400)
     assert o["tokens"] == pytest.approx((100 * 6.0 + 300 * 25.0) / 400) and o["think_ratio"] == 0.75
+
+
+def test_benches_refuse_a_plan_they_cannot_run_before_any_work(tmp_path):
+    """The gym's matched arm alone needs a finished run to read the oracle's think ratio from; the budget bench's
+    batch reading (--probe 0) cannot price AdaptThink, whose batches are forced. Both fail before distilling."""
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}
+    for args, message in ((["bench/gym.py", "--arms", "matched"], "--arms matched alone: its target"),
+                          (["bench/budget.py", "--probe", "0", "--objectives", "adaptthink", "thinkless"],
+                           "--probe 0 prices the batch's sampled think ratio, which adaptthink never shows")):
+        proc = subprocess.run([sys.executable, *args, "--out", str(tmp_path)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120, env=env)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
+    assert not any(tmp_path.iterdir())  # nothing distilled, nothing written
 
 
 def test_budget_bench_refuses_a_cached_run_trained_otherwise(tmp_path):

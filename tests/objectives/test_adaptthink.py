@@ -39,6 +39,22 @@ def test_adaptthink_reward_advantage_and_forcing():
         obj.rewards_for(b)
 
 
+def test_a_think_ratio_price_on_adaptthinks_forced_halves_is_a_moving_delta():
+    """rl.budget on AdaptThink (read on the probe: its batches are forced): r − λ·1[think] = acc − ref − λ +
+    (δ + λ)·1[short], i.e. AdaptThink at δ + λ less a constant λ, whose naive-estimator gradient is zero in
+    expectation (the forced first token's importance weight π/q sums ∇π to 0). So the budget is a δ search."""
+    from thinkless.training.budget import make_budget
+
+    obj, moved = AdaptThink(), AdaptThink(delta=0.05 + 0.3)
+    obj.ref_acc = moved.ref_acc = {"p": 0.25}
+    b = batch([1, 0, 1, 0], [0, 0, 1, 1], forced=[0, 0, 1, 1], problems=["p"] * 4)
+    budget = make_budget({"think_ratio": 0.4}, objective=obj, max_steps=100)
+    budget.multiplier = 0.3
+    priced = budget.shape(obj.rewards_for(b), b.mode, b.length)
+    assert priced.tolist() == pytest.approx([0.8, -0.2, 0.45, -0.55])  # by hand: 1 − .25 + .05, ..., 1 − .25 − .3
+    assert priced.tolist() == pytest.approx((moved.rewards_for(b) - 0.3).tolist())
+
+
 def test_adaptthink_knobs_are_checked():
     with pytest.raises(ValueError, match="objective.delta='abc': a finite number"):
         make_objective({"name": "adaptthink", "delta": "abc"})

@@ -158,7 +158,8 @@ with initialize_config_dir(config_dir=sys.argv[1], version_base="1.3"):
                                       "objective.bonus=0.5"])
 obj = make_objective(cfg.objective)
 try:
-    make_budget({"think_ratio": 0.3}, objective=make_objective({"name": "throwaway_forcing"}), max_steps=100)
+    make_budget({"think_ratio": 0.3, "probe": 0}, objective=make_objective({"name": "throwaway_forcing"}),
+                max_steps=100)
     error = ""
 except ValueError as e:
     error = str(e)
@@ -170,8 +171,8 @@ print(json.dumps({"class": type(obj).__name__, "bonus": obj.bonus, "output_dir":
 def test_a_throwaway_objective_in_a_temp_folder_reaches_every_list(tmp_path):
     """A module in a folder named by ``THINKLESS_OBJECTIVES`` and its yaml in ``<tmp>/conf/objective/`` (Hydra's
     search path), nothing else: ``objective=throwaway`` composes, builds and writes to ``train_throwaway``; the gym's
-    and the budget bench's ``--objectives`` offer it (the budget bench not its mode-forcing twin), and rl.budget's
-    refusal of a forcing objective names it among those that sample the mode."""
+    and the budget bench's ``--objectives`` offer it and its mode-forcing twin, and rl.budget's refusal of a forcing
+    objective's batch-read price names it among those that sample the mode."""
     pkg = tmp_path / "objectives"
     pkg.mkdir()
     (pkg / "throwaway.py").write_text(textwrap.dedent(THROWAWAY))
@@ -191,11 +192,11 @@ def test_a_throwaway_objective_in_a_temp_folder_reaches_every_list(tmp_path):
     budget = run(str(ROOT / "bench" / "budget.py"), "--help")
     choices = lambda text: text.split("--objectives {", 1)[1].split("}", 1)[0].split(",")  # noqa: E731
     assert choices(gym) == sorted([*OBJECTIVES, "throwaway", "throwaway_forcing"])
-    assert "throwaway" in choices(budget) and "throwaway_forcing" not in choices(budget)
+    assert choices(budget) == choices(gym)  # a forcing objective is priced on the probe (rl.budget.probe > 0)
     got = json.loads(run("-c", PROBE, str(ROOT / "conf"), str(conf)).strip().splitlines()[-1])
     assert got["class"] == "Throwaway" and got["bonus"] == 0.5 and got["output_dir"] == "runs/demo/train_throwaway"
     assert "throwaway" in got["priceable"] and "throwaway_forcing" not in got["priceable"]
-    assert "objective=throwaway_forcing: it forces the mode" in got["error"]
+    assert "objective=throwaway_forcing (rl.budget.probe=0): it forces the mode" in got["error"]
     assert ", ".join(got["priceable"]) in got["error"]
     assert "throwaway" not in OBJECTIVES  # this process's registry is untouched: the run was the subprocesses'
 

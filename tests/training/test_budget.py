@@ -45,10 +45,14 @@ def test_bad_budgets_fail_naming_the_key(cfg, message):
     assert message in str(e.value)
 
 
-def test_no_target_is_no_budget_and_forcing_objectives_are_refused():
+def test_no_target_is_no_budget_and_forcing_objectives_are_priced_on_the_probe_only():
     assert budget() is None and budget(think_ratio=None, tokens=None) is None
-    with pytest.raises(ValueError, match="objective=adaptthink: it forces the mode of every rollout"):
-        make_budget({"think_ratio": 0.3}, objective=make_objective({"name": "adaptthink"}), max_steps=100)
+    adapt = make_objective({"name": "adaptthink"})
+    b = make_budget({"think_ratio": 0.3}, objective=adapt, max_steps=100)  # auto: read on the probe
+    assert b.probe == 512 and b.bound == pytest.approx(2.05)
+    for cfg, key in (({"think_ratio": 0.3, "probe": 0}, "rl.budget.probe=0"), ({"tokens": 20}, "rl.budget.tokens")):
+        with pytest.raises(ValueError, match=f"objective=adaptthink \\({key}\\): it forces the mode of every rollout"):
+            make_budget(cfg, objective=adapt, max_steps=100)
     with pytest.raises(ValueError, match="set in epochs"):
         make_budget({"think_ratio": 0.3}, objective=make_objective({"name": "thinkless"}), max_steps=-1)
     # an upper bound above the length limit is legal (it never binds); only a target there is impossible

@@ -165,8 +165,9 @@ def measured_on(probe: int) -> str:
 
 
 def priceable() -> list[str]:
-    """The registered objectives ``rl.budget`` can price: those that sample the mode (never force the first token;
-    ``Objective.first_tokens``), by name — the budget bench's choices and the error text read this."""
+    """The registered objectives whose batches ``rl.budget`` can price: those that sample the mode (never force the
+    first token; ``Objective.first_tokens``), by name. A forcing one takes only a think ratio read on a probe — the
+    error text and the budget bench's ``--probe 0`` read this."""
     return [n for n, cls in OBJECTIVES.items() if cls.first_tokens is Objective.first_tokens]
 
 
@@ -206,10 +207,6 @@ def make_budget(cfg, *, objective, max_steps: int, max_completion_length: int | 
     at_most = d.get("at_most", False)
     if not isinstance(at_most, bool):
         raise ValueError(f"rl.budget.at_most={at_most!r}: true (at most the target) or false (the target itself)")
-    if objective.first_tokens(2) is not None:
-        raise ValueError(f"rl.budget with objective={objective.name}: it forces the mode of every rollout, so a "
-                         "batch never shows the policy's own think ratio or length to price; use an objective that "
-                         f"samples the mode ({', '.join(priceable())})")
     R = objective.reward_range()
     updates = max_steps / steps_per_update if max_steps and max_steps > 0 else 0  # one per generation batch
     step = d.get("step_size", AUTO)
@@ -237,6 +234,14 @@ def make_budget(cfg, *, objective, max_steps: int, max_completion_length: int | 
     elif probe and cost == "tokens":
         raise ValueError(f"rl.budget.probe={probe}: a token budget is measured on the batch's rollouts (a response's "
                          "length needs the response); set rl.budget.probe=0 or auto")
+    if objective.first_tokens(2) is not None and (cost == "tokens" or not probe):
+        # its forced halves hide the policy's own choice from the batch; the probe reads it off the first token's
+        # probability, and a price on the forced halves is a moving δ (docs/budget.md, "Mode-forcing objectives")
+        what = "rl.budget.tokens" if cost == "tokens" else "rl.budget.probe=0"
+        raise ValueError(f"rl.budget with objective={objective.name} ({what}): it forces the mode of every rollout, "
+                         "so a batch never shows the policy's own think ratio or length to price; price its think "
+                         f"ratio on a probe (rl.budget.think_ratio with rl.budget.probe > 0 or auto: {PROBE}), or use "
+                         f"an objective that samples the mode ({', '.join(priceable())})")
     init = check_number(d.get("multiplier_init", 0.0), "rl.budget.multiplier_init")
     if abs(init) > R or (at_most and init < 0):
         raise ValueError(f"rl.budget.multiplier_init={init!r}: a number in [{0 if at_most else -R:g}, {R:g}] (the "
