@@ -245,6 +245,33 @@ def picture(runs: list[dict], oracle: dict, path: Path, title: str, curve_label:
     plt.close(fig)
 
 
+def cost_guide(runs: list[dict], frontier: list[dict]) -> str:
+    """"For a budget of X tokens, use ...": the frontier's segments as token bands (below its first vertex, between
+    each two, past its last), and in each the labels (every arm, the matched one too) whose mean response tokens fall
+    in it, the smallest mean gap to the frontier first — what a user with that cost per answer picks from."""
+    by: dict[str, list] = {}
+    for r in runs:
+        by.setdefault(r["label"], []).append(r)
+    mean = lambda rs, k: statistics.fmean(r[k] for r in rs)  # noqa: E731
+    edges = [v["tokens"] for v in frontier]
+    bands = [(-math.inf, edges[0])] + list(zip(edges, edges[1:])) + [(edges[-1], math.inf)]
+    lines = [markdown_row(["mean response tokens", "frontier accuracy there", "runs there (gap to frontier ± 95% "
+                           "interval, accuracy, tokens; over seeds), best mean gap first"]), markdown_rule(3)]
+    for i, (lo, hi) in enumerate(bands):
+        here = sorted((lb for lb, rs in by.items() if lo <= mean(rs, "tokens") < hi),
+                      key=lambda lb: -mean(by[lb], "frontier_gap"))
+        if not here:
+            continue
+        span = (f"< {hi:.1f}" if lo == -math.inf else f">= {lo:.1f}" if hi == math.inf else f"{lo:.1f}-{hi:.1f}")
+        acc = (f"{frontier[0]['acc']:.3f}" if lo == -math.inf else f"{frontier[-1]['acc']:.3f}" if hi == math.inf
+               else f"{frontier[i - 1]['acc']:.3f}-{frontier[i]['acc']:.3f}")
+        lines.append(markdown_row([span, acc, "; ".join(
+            f"{lb} ({fmt([r['frontier_gap'] for r in by[lb]], '{:+.3f}', ci=True)}, {mean(by[lb], 'acc'):.3f}, "
+            f"{mean(by[lb], 'tokens'):.1f})"
+            for lb in here)]))
+    return "\n".join(lines)
+
+
 def frontier_table(frontier: list[dict]) -> str:
     """The frontier's vertices, cheapest first: the class switched to reach each, its tokens, accuracy, think ratio."""
     lines = [markdown_row(["vertex", "class switched", "response tokens", "accuracy", "think ratio", "thinking classes"]),
@@ -308,6 +335,8 @@ def gym(out: Path, plan: Plan, quick: bool) -> dict:
             f"share rank 1); docs/gym.md, *The yardsticks*.\n\n{matched_text}"
             f"## The accuracy-token frontier (per-class routing of the distilled model)\n\n"
             f"{frontier_table(oracle['frontier'])}\n\n"
+            f"## For a cost per answer: the runs in each segment of the frontier\n\n"
+            f"{cost_guide(runs + matched, oracle['frontier'])}\n\n"
             f"## Routing: think ratio per class, mean ± 95% interval over seeds (oracle: the better forced mode of the "
             f"distilled model)\n\n"
             f"{routing_table(runs, oracle)}\n\n## Every run\n\n{run_table(runs + matched)}\n")
