@@ -36,7 +36,15 @@ from .test_docs import blank_fences, doc_files
 # (docs/gym.md's yardsticks section states a confidence level and a t quantile, no measurement)
 COVERED = {"docs/budget.md": None,
            "docs/gym.md": ("## The graded task", "## Equal terms", "## The yardstick", "## Results", "## The γ sweep"),
-           "README.md": ("## The gym: objectives compared on equal terms", "## Training to a budget")}
+           "README.md": ("## The gym: objectives compared on equal terms", "## Training to a budget"),
+           "docs/performance.md": None,
+           "docs/pipeline.md": None,
+           "docs/serving.md": None,
+           "docs/configuration.md": None}
+# covered pages that quote fewer than the 10 sourced measurements asked of a page below (their numbers are settings
+# and sizes; the timings no file kept were dropped): the fewest each must still quote with sources (0: a number
+# planted in the page's prose must fail)
+FEW = {"docs/performance.md": 8, "docs/pipeline.md": 9, "docs/serving.md": 0, "docs/configuration.md": 0}
 
 MARKER = re.compile(r"<!--\s*numbers:(.*?)-->", re.S)
 NUMBER = re.compile(r"(?<![\w.,])(?P<sign>[+\-−]?)(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?![\d]|\.\d)")
@@ -217,7 +225,7 @@ def test_the_covered_prose_quotes_measurements_with_sources():
     for rel in COVERED:
         page = ROOT / rel
         quoted = [q for _, b in covered(page, page.read_text()) if named(b) for q in measurements(b)]
-        assert len(quoted) >= 10, rel
+        assert len(quoted) >= FEW.get(rel, 10), rel
 
 
 # ------------------------------------------------------------------ the rule, on a page written for it
@@ -273,11 +281,15 @@ def test_a_wrong_or_unsourced_number_fails(tmp_path, monkeypatch):
 @pytest.mark.parametrize("rel", sorted(COVERED))
 def test_a_planted_drift_in_each_covered_page_fails(rel):
     """Every covered page: a sourced measurement given two more digits (a number its file cannot hold) fails, and
-    so does a sourced block without its marker."""
+    so does a sourced block without its marker; in a page that quotes none (FEW), a measurement planted in it fails."""
     page = ROOT / rel
     text = page.read_text()
     sourced = [(b, q) for _, b in covered(page, text) if named(b)
                for q in measurements(b) if not q.count and b.count(q.text) == 1]
+    if not sourced and FEW.get(rel) == 0:
+        first = covered(page, text)[0][1]
+        assert unsourced(page, text.replace(first, first + " 0.99 s", 1)), rel
+        return
     assert sourced, f"{rel}: no sourced measurement"
     for block, q in (sourced[0], sourced[-1]):
         planted = block.replace(q.text, q.text + ("99" if "." in q.text else ".99"))
