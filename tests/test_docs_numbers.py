@@ -36,7 +36,10 @@ from .test_docs import blank_fences, doc_files
 # (docs/gym.md's yardsticks section states a confidence level and a t quantile, no measurement)
 COVERED = {"docs/budget.md": None,
            "docs/gym.md": ("## The graded task", "## Equal terms", "## The yardstick", "## Results", "## The γ sweep"),
-           "README.md": ("## The gym: objectives compared on equal terms", "## Training to a budget")}
+           "README.md": None,  # the whole page (its gym and budget sections were the first covered)
+           "docs/demo.md": None,
+           "docs/cluster.md": None,
+           "docs/reproducing.md": None}
 
 MARKER = re.compile(r"<!--\s*numbers:(.*?)-->", re.S)
 NUMBER = re.compile(r"(?<![\w.,])(?P<sign>[+\-−]?)(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?![\d]|\.\d)")
@@ -212,12 +215,16 @@ def test_every_measurement_in_the_prose_is_in_its_source():
     assert [b for p in pages for b in unsourced(p)] == []
 
 
+# covered pages whose prose quotes fewer than 10 sourced measurements, and the floor they keep (what they quote now)
+FEW_QUOTES = {"docs/reproducing.md": 7}
+
+
 def test_the_covered_prose_quotes_measurements_with_sources():
     """The covered pages do quote measurements, and name sources for them (the check above is not vacuous)."""
     for rel in COVERED:
         page = ROOT / rel
         quoted = [q for _, b in covered(page, page.read_text()) if named(b) for q in measurements(b)]
-        assert len(quoted) >= 10, rel
+        assert len(quoted) >= FEW_QUOTES.get(rel, 10), rel
 
 
 # ------------------------------------------------------------------ the rule, on a page written for it
