@@ -7,7 +7,7 @@ tests/test_docs.py):
 * A **block** is a paragraph or one list item. A block that quotes measurements names its sources in an HTML comment,
   `<!-- numbers: results/budget_results.md results/gym_results.json -->`, paths relative to the page (as its links).
 * A **measurement** is a number with decimals (0.047), a sign (+0.026, −0.005), a percent sign (27%), a time unit
-  (38 minutes, 3,234 s), or a count `N of M` / `N/M` (27 of 27, 3/3); each end of a range (0.88-1.00, 24-27%)
+  (38 minutes, 3,234 s, 426 ms), or a count `N of M` / `N/M` (27 of 27, 3/3); each end of a range (0.88-1.00, 24-27%)
   counts. Plain integers (steps, seeds, prompts, years, section numbers) are settings and sizes and need no source;
   a setting written with decimals (γ = 0.5) is found in the config or result file that states it, or sits in code.
 * **Found** in a JSON source: some numeric value (or number inside a string value) that rounds to the quoted number
@@ -54,7 +54,7 @@ FEW = {"docs/performance.md": 8, "docs/pipeline.md": 9, "docs/serving.md": 0, "d
 
 MARKER = re.compile(r"<!--\s*numbers:(.*?)-->", re.S)
 NUMBER = re.compile(r"(?<![\w.,])(?P<sign>[+\-−]?)(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?![\d]|\.\d)")
-UNIT = re.compile(r"\s?(?:%|s\b|seconds?\b|minutes?\b|min\b|h\b|hours?\b)")
+UNIT = re.compile(r"\s?(?:%|ms\b|s\b|seconds?\b|minutes?\b|min\b|h\b|hours?\b)")
 COUNT = re.compile(r"(?<![\w.,/])(\d{1,3}(?:,\d{3})+|\d+)(?: of |/)(\d{1,3}(?:,\d{3})+|\d+)(?![\w/]|[.,]\d)")
 RANGE = re.compile(r"\s?[-–]\s?$")
 
@@ -239,14 +239,15 @@ def test_the_covered_prose_quotes_measurements_with_sources():
 
 def test_what_counts_as_a_measurement():
     text = ("DeGRPO +0.026 and −0.005 (0.88-1.00, 24-27% of it, 38 minutes, 3,234 s, (119-457 s), 27 of 27, 3/3, "
-            "4,056 of 13,600) "
+            "4,056 of 13,600, 426 ms) "
             "with γ = 0.5 over seeds 0-2, 100 steps, 512 prompts in 2003, section 4 `at 0.75` "
             "[link](results/x-0.5.md) <!-- numbers: a.md -->")
     assert [(q.sign, q.num, q.percent, q.count) for q in measurements(text)] == [
         ("", "27", False, (27, 27)), ("", "3", False, (3, 3)), ("", "4056", False, (4056, 13600)),
         ("+", "0.026", False, None), ("-", "0.005", False, None), ("", "0.88", False, None),
         ("", "1.00", False, None), ("", "24", True, None), ("", "27", True, None), ("", "38", False, None),
-        ("", "3234", False, None), ("", "119", False, None), ("", "457", False, None), ("", "0.5", False, None)]
+        ("", "3234", False, None), ("", "119", False, None), ("", "457", False, None), ("", "426", False, None),
+        ("", "0.5", False, None)]
     assert blocks("a 0.1\nb\n\n* one 0.2\n  more\n* two\n\n| t | 0.3 |\n\n## H 0.4\n```\n0.5\n```\nc") == [
         (1, "a 0.1\nb"), (4, "* one 0.2\n  more"), (6, "* two"), (14, "c")]
 
