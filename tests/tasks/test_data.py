@@ -55,6 +55,35 @@ def test_instruction_and_system_reach_the_prompt(tiny_tokenizer):
     assert "Solve: p1" in out[0]["prompt"] and "SYS" in out[0]["prompt"]
 
 
+def test_budget_prompts_state_the_responses_own_length_in_l1s_sentence(tiny_tokenizer):
+    """data.budget_prompts (an L1 warm-up): the drawn share of rows ends its user turn with objective=l1's Exact
+    sentence for N = the completion's own tokens (control token, response, EOS: what L1's reward counts); the
+    draw is per problem and mode, so one process or four draw the same rows; the rest keep the plain prompt."""
+    from thinkless.objectives.l1 import budget_suffix
+    from thinkless.training.sft import l1_exact_suffix
+
+    rows = [{"q": f"p{i}", "a": str(i), "l": f"<think>{'x ' * i}</think>\\boxed{{{i}}}", "s": f"\\boxed{{{i}}}"}
+            for i in range(40)]
+    everyone = rows_of(sft_table(rows, "paired", FIELDS, tiny_tokenizer, DropStats(), budget=(1.0, 0, l1_exact_suffix)))
+    plain = rows_of(sft_table(rows, "paired", FIELDS, tiny_tokenizer, DropStats()))
+    for r, q in zip(everyone, plain):
+        n = len(tiny_tokenizer(r["completion"], add_special_tokens=False)["input_ids"])
+        user = r["prompt"].split("user\n")[1].split("<|im_end|>")[0]
+        assert user == q["prompt"].split("user\n")[1].split("<|im_end|>")[0] + budget_suffix(n)
+        assert user.endswith(f" Think for {n} tokens.") and r["completion"] == q["completion"]
+        assert r["input_ids"][-n:] == q["input_ids"][-n:] and sum(r["completion_mask"]) == n  # the loss: unchanged
+    half = [r["prompt"] for r in rows_of(sft_table(rows, "paired", FIELDS, tiny_tokenizer, DropStats(),
+                                                   budget=(0.5, 0, l1_exact_suffix), num_proc=2))]
+    stated = ["Think for" in p for p in half]
+    assert 20 <= sum(stated) <= 60  # 80 rows at a half
+    again = [r["prompt"] for r in rows_of(sft_table(rows, "paired", FIELDS, tiny_tokenizer, DropStats(),
+                                                    budget=(0.5, 0, l1_exact_suffix)))]
+    assert again == half  # in-process draws the rows two workers drew
+    other = [r["prompt"] for r in rows_of(sft_table(rows, "paired", FIELDS, tiny_tokenizer, DropStats(),
+                                                    budget=(0.5, 1, l1_exact_suffix)))]
+    assert other != half  # the data seed names the draw
+
+
 def test_too_long_rows_are_dropped_not_truncated(tiny_tokenizer):
     stats = DropStats()
     recs = [{"problem": f"p{i}", "answer": "1", "long": "<think>x</think>\\boxed{1}", "short": "\\boxed{1}"}

@@ -392,9 +392,20 @@ def _example(problem, field: str | None, text, what: str = "problem") -> str:
     return f"{what} {str(problem)[:80]!r}: {field or 'response'} = {shown}"
 
 
+def budget_drawn(share: float, seed: int, problem: str, mode: str) -> bool:
+    """Whether one SFT row (a problem's response in ``mode``) states its length (``sft_table``'s ``budget``): a draw
+    of probability ``share`` from a stream named by the seed, problem and mode, so that any batching or number of
+    processes draws the same rows."""
+    import random
+
+    return share > 0 and random.Random(f"{seed}\0{mode}\0{problem}").random() < share
+
+
 def sft_batch(batch: dict, *, layout: str, fields: dict, tokenizer, instruction: str | None, system: str | None,
-              require_answer: bool, max_length: int | None) -> dict:
-    """``datasets.map`` function (batched): input rows -> SFT rows, one ``drop`` reason (or None) per output row."""
+              require_answer: bool, max_length: int | None, budget: tuple | None = None) -> dict:
+    """``datasets.map`` function (batched): input rows -> SFT rows, one ``drop`` reason (or None) per output row.
+    ``budget`` = (share, seed, suffix): that share of rows gets ``suffix(N)`` appended to its user turn, N the
+    completion's own tokens (``sft_table``)."""
     keys = list(batch)
     n = len(batch[keys[0]]) if keys else 0
     out = {"prompt": [], "completion": [], "mode": [], "level": [], "answer": [], "drop": [], "example": []}
@@ -424,6 +435,11 @@ def sft_batch(batch: dict, *, layout: str, fields: dict, tokenizer, instruction:
         for mode, target, why, field in responses:
             if target is None:
                 emit(mode=mode, drop=why, example=_example(problem, field, get_field(row, field)))
+            elif budget and budget_drawn(budget[0], budget[1], problem, mode):
+                # the length a rollout's reward counts: the completion's tokens (control token, response, EOS)
+                n = len(tokenizer(target + eos, add_special_tokens=False)["input_ids"])
+                emit(render_prompt(tokenizer, problem, instruction=instruction, system=system, suffix=budget[2](n)),
+                     target + eos, mode, level, "" if answer is None else str(answer))
             else:
                 emit(prompt, target + eos, mode, level, "" if answer is None else str(answer))
     # Tokenized here, prompt and completion apart and without special tokens, exactly as the model meets them at
@@ -491,11 +507,13 @@ def role_drop_problem(modes, drops, examples, wanted=("think", "short"), layout:
 
 def sft_table(table, layout: str, fields: dict, tokenizer, stats: DropStats, *, instruction: str | None = None,
               system: str | None = None, require_answer: bool = False, max_length: int | None = None,
-              num_proc: int | None = None, modes=("think", "short")):
+              num_proc: int | None = None, modes=("think", "short"), budget: tuple | None = None):
     """SFT rows (a ``datasets.Dataset``: input_ids, completion_mask, and prompt, completion, mode, level, answer as
     text) from any layout; drops counted.
 
-    ``table``: a ``datasets.Dataset`` or a list of dicts. ``modes`` keeps only these modes' rows.
+    ``table``: a ``datasets.Dataset`` or a list of dicts. ``modes`` keeps only these modes' rows. ``budget``:
+    ``(share, seed, suffix)`` — that share of the rows (drawn per problem and mode, ``budget_drawn``) states its own
+    length: ``suffix(N)`` ends the user turn, N the completion's tokens (an L1 warm-up: ``data.budget_prompts``).
     """
     import datasets
 
@@ -513,7 +531,8 @@ def sft_table(table, layout: str, fields: dict, tokenizer, stats: DropStats, *, 
     rows = table.map(sft_batch, batched=True, remove_columns=table.column_names, num_proc=num_proc,
                      desc="SFT rows", fn_kwargs=dict(layout=layout, fields=fields, tokenizer=tokenizer,
                                                      instruction=instruction, system=system,
-                                                     require_answer=require_answer, max_length=max_length))
+                                                     require_answer=require_answer, max_length=max_length,
+                                                     budget=budget))
     drop_col = rows["drop"]
     drops = Counter(drop_col)
     unwanted = [m for m in ("think", "short") if m not in modes]

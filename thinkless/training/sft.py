@@ -71,9 +71,21 @@ def sft_rows(cfg: DictConfig, tok, stats: DropStats, *, out_dir):
         table = load_table(d.name, split=d.get("split", "train"), subset=d.get("subset"), limit=d.get("limit"),
                            stats=stats, fields=dict(d.fields))
         layout, fields = d.source, dict(d.fields)
+    share = float(d.get("budget_prompts") or 0.0)  # checked in range with the stage's numbers (runs.checks)
+    # an L1 warm-up: prompts that state their response's own length, in objective=l1's Exact sentence (one owner)
+    budget = (share, int(d.get("seed", 0)), l1_exact_suffix) if share else None
     return sft_table(table, layout, fields, tok, stats, instruction=cfg.prompt.instruction, system=cfg.prompt.system,
                      require_answer=bool(d.get("require_answer", False)),
-                     max_length=cfg.training.args.get("max_length"), num_proc=d.get("num_proc"))
+                     max_length=cfg.training.args.get("max_length"), num_proc=d.get("num_proc"), budget=budget)
+
+
+def l1_exact_suffix(n: int) -> str:
+    """L1-Exact's budget sentence for ``n`` tokens (``objectives.l1.budget_suffix``; module level: picklable for
+    ``datasets.map`` workers)."""
+    from ..objectives.l1 import budget_suffix
+
+    return budget_suffix(float(n))
+
 
 
 def card_info(cfg: DictConfig) -> dict:
