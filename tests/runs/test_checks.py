@@ -61,6 +61,13 @@ def test_declared_numeric_keys_name_the_key(override, message):
         check_numbers(compose_cfg("train", [override]), NUMERIC_KEYS["train"])
 
 
+def test_a_budget_prompt_share_outside_0_1_names_the_key():
+    for bad, message in (("1.5", "must be in [0, 1]"), ("half", "expected a number")):
+        with pytest.raises(ConfigError, match=f"data.budget_prompts=.*{message}".replace("[", r"\[")):
+            check_numbers(compose_cfg("distill", [f"data.budget_prompts={bad}"]), NUMERIC_KEYS["distill"])
+    check_numbers(compose_cfg("distill", ["data.budget_prompts=0.5"]), NUMERIC_KEYS["distill"])
+
+
 @pytest.mark.parametrize("override,message", [
     ("objective.alpha=abc", "objective.alpha='abc': a finite number is expected"),
     ("objective.alpha=nan", "objective.alpha=nan: a finite number is expected"),
