@@ -217,6 +217,24 @@ def test_gym_quick_runs_every_objective_and_a_rerun_skips_them(tmp_path):
     assert (out / "budget.png").stat().st_size > 0
 
 
+def test_l1_budget_bench_warms_up_trains_and_asks_for_budgets(tmp_path):
+    """bench/l1_budget.py --quick: the warm-up distillation states lengths in a share of its prompts, L1 trains from
+    it, eval.py asks the policy for each budget through its chat template; the table has a row per budget."""
+    import json
+
+    out = tmp_path / "l1"
+    text = bench("bench/l1_budget.py", "--quick", "--out", out, "--budgets", 6, 24)
+    res = json.loads((out / "l1_budget_results.json").read_text())
+    assert [r["requested"] for r in res["budgets"]] == [6, 24] and all(r["n"] > 0 for r in res["budgets"])
+    assert res["share"] == 0.5 and res["commit"] and "| 6 |" in text and "| 24 |" in text
+    cfg = json.loads((out / "distill" / "run_config.json").read_text())["config"]
+    assert cfg["data"]["budget_prompts"] == 0.5
+    card = (out / "train" / "model" / "README.md").read_text()
+    assert "| objective | `l1` |" in card
+    gens = list((out / "eval" / "generations" / "synthetic").glob("token_budgets@24*.jsonl"))
+    assert gens and "Think for 24 tokens." in gens[0].read_text()  # the budget reached every prompt
+
+
 def write_report_before_rl(run_dir, classes, *, short_tokens, think_tokens=25.0):
     """A run's ``report_before_rl.json`` on the graded task: per class ``(n, short_acc, think_acc)``, every class's
     forced short and think responses ``short_tokens`` and ``think_tokens`` long."""

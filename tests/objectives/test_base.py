@@ -208,7 +208,6 @@ def test_a_throwaway_objective_in_a_temp_folder_reaches_every_list(tmp_path):
 SELECTIONS = {
     "bench/budget.py": "the budget bench's default, the runs docs/budget.md publishes",
     "bench/common.py": "the gym --quick run's recipe arm: one objective on TRL's advantages, one with its own estimator",
-    "tests/test_docs.py": "the rows docs/results/gym_results.md holds (a superset check: a result file's)",
     "tests/reporting/test_hub.py": "the trained policies whose cards issue 39 names (AdaptThink's and the length penalty's)",
 }
 SKIP_DIRS = {"runs", "results", "node_modules", "wandb", "outputs", "__pycache__"}

@@ -1,0 +1,99 @@
+"""Does an L1 policy honour the token budget a request states? On the fold task: a warm-up distillation whose prompts
+state their response's own length in L1's sentence (``data.budget_prompts``: the model learns to read it), L1-Exact
+RL from it (``train.py objective=l1``: targets drawn per prompt, reward ``1[correct] − α·|N − L|``), then
+``eval.py``'s ``token_budgets`` method: per requested budget N, the prompt rendered by the policy's chat template with
+``token_budget=N`` exactly as a served request's ``chat_template_kwargs`` is, and the measured response tokens
+(EOS counted, as the reward counts them) and accuracy. Writes ``l1_budget_results.{md,json}`` in ``--out``.
+
+    python bench/l1_budget.py                    # 850 distill steps, 260 RL steps, budgets 6 12 24 42 -> runs/l1
+    python bench/l1_budget.py --quick            # a few steps: the plumbing (the test suite's)
+    python bench/l1_budget.py --share 0          # the same without the warm-up's budget prompts (a baseline)
+
+A rerun skips the stages whose outputs are there (each stage's own resume). docs/objectives.md, L1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import command_line, log, machine, run_script, write_results  # noqa: E402
+from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
+
+BUDGETS = (6, 12, 24, 42)  # conf/method/token_budgets.yaml's: the authors' 512 .. 3600 of 4096, x 48/4096
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=str(ROOT / "runs" / "l1"), help="runs and results (default runs/l1)")
+    p.add_argument("--quick", action="store_true", help="a few steps, a few problems (the test suite's)")
+    p.add_argument("--share", type=float, default=0.5, help="data.budget_prompts of the warm-up (default 0.5: half "
+                   "the prompts state their response's length, half are bare, as the pipeline report asks)")
+    p.add_argument("--steps", type=int, help="RL steps (default 260, the demo's; --quick: 3)")
+    p.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS), help="requested token budgets")
+    p.add_argument("--seed", type=int, default=0, help="seed of every stage")
+    a = p.parse_args(argv)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    steps = a.steps or (3 if a.quick else 260)
+    small = ["report.benchmark.n_per_level=6", "report.free_samples=1"] if a.quick else []
+    common = ["run_name=l1", f"seed={a.seed}"]
+    t0 = time.perf_counter()
+    walls = {}
+    if not (out / "distill" / "distill_result.json").is_file():
+        log(f"distilling with budget prompts (data.budget_prompts={a.share:g})")
+        walls["distill"] = run_script("distill.py", [*common, f"output_dir={out / 'distill'}",
+                                                     f"data.budget_prompts={a.share:g}",
+                                                     "training.args.disable_tqdm=true", *small, *(
+                                                         ["training.args.max_steps=20", "data.num_problems=200"]
+                                                         if a.quick else [])], out / "logs" / "distill.log")
+    if not (out / "train" / "train_result.json").is_file():
+        log(f"L1-Exact RL, {steps} steps")
+        walls["train"] = run_script("train.py", [*common, "objective=l1", f"model.path={out / 'distill' / 'model'}",
+                                                 f"output_dir={out / 'train'}", f"rl.args.max_steps={steps}", *small,
+                                                 *(["rl.args.per_device_train_batch_size=16",
+                                                    "rl.args.num_generations=4", "rl_data.validation=null"]
+                                                   if a.quick else [])], out / "logs" / "train.log")
+    budgets = "[" + ",".join(str(b) for b in a.budgets) + "]"
+    log(f"evaluating budgets {budgets}")
+    walls["eval"] = run_script("eval.py", [*common, f"model={out / 'train' / 'model'}", f"output_dir={out / 'eval'}",
+                                           "benchmarks=[synthetic]", "methods=[adaptive,token_budgets]",
+                                           f"method.token_budgets.budgets={budgets}", "generation.backend=hf",
+                                           *(["limit=12"] if a.quick else [])], out / "logs" / "eval.log")
+    res = json.loads((out / "eval" / "results.json").read_text())
+    methods = res["benchmarks"]["synthetic"]["methods"]
+    rows = []
+    for b in a.budgets:
+        m = methods[f"token_budgets@{b}"]
+        rows.append({"requested": b, **m["token_budget"], "accuracy": m["acc"],
+                     "think_ratio": m.get("think_ratio")})
+    free = methods["adaptive"]
+    lines = [markdown_row(["requested tokens", "samples", "measured mean tokens", "mean |error|", "relative error",
+                           "within budget", "longest", "accuracy", "think ratio"]), markdown_rule(9)]
+    for r in rows:
+        lines.append(markdown_row([r["requested"], r["n"], f"{r['mean_tokens']:.1f}", f"{r['mean_abs_error']:.1f}",
+                                   f"{r['relative_error']:+.2f}", f"{r['within_budget']:.2f}", r["max_tokens"],
+                                   f"{r['accuracy']:.3f}", "-" if r["think_ratio"] is None else
+                                   f"{r['think_ratio']:.2f}"]))
+    lines.append(markdown_row(["*no budget stated*", None, f"{free['tokens']:.1f} (no EOS)", None, None, None, None,
+                               f"{free['acc']:.3f}", "-" if free.get("think_ratio") is None else
+                               f"{free['think_ratio']:.2f}"]))
+    text = (f"# An L1 policy asked for token budgets\n\nFold task; warm-up distillation with "
+            f"data.budget_prompts={a.share:g}, L1-Exact RL for {steps} steps (conf/objective/l1.yaml), then eval.py's "
+            f"token_budgets (the prompt rendered with chat_template_kwargs token_budget=N, as served), seed {a.seed}. "
+            f"Measured tokens count the EOS (the reward's L). Machine: {machine()}. Command: "
+            f"`{command_line('bench/l1_budget.py')}`.\n\n" + "\n".join(lines) + "\n")
+    write_results(out, "l1_budget_results", text, {"share": a.share, "steps": steps, "seed": a.seed,
+                                                   "budgets": rows, "adaptive": free, "wall_s": walls})
+    print(text, flush=True)
+    log(f"done in {time.perf_counter() - t0:.0f}s")
+
+
+if __name__ == "__main__":
+    main()
