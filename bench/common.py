@@ -197,13 +197,26 @@ def train_run(out: Path, model: Path, label: str, overrides: list[str], seed: in
     """One RL run (skipped when finished); its row of the results."""
     d = out / "runs" / f"{label}-s{seed}"
     done = d / "gym_run.json"
+    # what makes the run (paths aside): a finished run is reused only when it was trained with all of it — another
+    # bench, or this one with other steps or overrides, may have left a run under the same label
+    argv = sorted([*overrides, *plan.train, f"rl.args.max_steps={plan.steps}", *GYM_SCALE["train"]])
     if done.is_file():
-        return json.loads(done.read_text())
+        row = json.loads(done.read_text())
+        if "argv" in row:
+            same = row["argv"] == argv
+        else:  # a row written before the key: its overrides and its step count
+            cfg = json.loads((d / "run_config.json").read_text())["config"]
+            same = row["overrides"] == overrides and cfg["rl"]["args"]["max_steps"] == plan.steps
+        if not same:
+            raise SystemExit(f"{d}: a finished run trained with {row.get('argv') or row['overrides']}, not this "
+                             f"invocation's {argv}; move it away (or pass what it was run with)")
+        return row
     log(f"training {label} seed {seed}")
     wall = run_script("train.py", [*overrides, *TASK, f"model.path={model}", f"output_dir={d}", "run_name=gym",
                                    f"seed={seed}", f"rl.args.max_steps={plan.steps}", *GYM_SCALE["train"], *plan.train],
                       out / "logs" / f"{label}-s{seed}.log")
-    row = {"label": label, "seed": seed, "overrides": overrides, "dir": str(d.relative_to(out)), "wall_s": round(wall, 1),
+    row = {"label": label, "seed": seed, "overrides": overrides, "argv": argv, "dir": str(d.relative_to(out)),
+           "wall_s": round(wall, 1),
            **summarize_run(d)}
     done.write_text(json.dumps(row, indent=2))
     log(f"{label} seed {seed}: E[r] {row['reward']:.3f} (oracle {row['oracle_reward']:.3f}), acc {row['acc']:.3f}, "

@@ -1,7 +1,7 @@
 """The adaptive-thinking gym: objectives trained on equal terms on the graded task, beside its exact oracle.
 
 One distillation of the graded task (``data=graded``) is shared by every run. Each objective x arm x seed then runs
-the same RL stage from it. The *shared* arm: ``conf/rl/degrpo_cpu.yaml`` for all (the same prompts, rollouts per
+the same RL stage from it (three arms: shared, recipe, and matched — shared, trained to the oracle's think ratio). The *shared* arm: ``conf/rl/degrpo_cpu.yaml`` for all (the same prompts, rollouts per
 step, optimizer steps, learning rate and sampling), only the objective's own knobs differ, at its authors' defaults
 (``conf/objective/NAME.yaml``). The *recipe* arm adds ``+recipe=NAME`` (``conf/recipe/NAME.yaml``): the method
 choices its authors made (advantage normalisation, loss, KL, entropy, sampling, G, steps per rollout), at the
@@ -9,7 +9,7 @@ shared arm's scale (docs/gym.md, "The two arms").
 Every run is judged by the same yardstick: the pipeline report (``thinkless.reporting.report``) per memo grade, with reward
 1 / 1−γ / −1 at the gym's γ, against the oracle router computed from the distilled model's forced accuracies.
 
-    python bench/gym.py                 # every objective x both arms x 3 seeds -> runs/gym/gym_results.{md,json}
+    python bench/gym.py                 # every objective x 3 arms x 3 seeds -> runs/gym/gym_results.{md,json}
     python bench/gym.py --sweep         # DeGRPO at γ 0.1 .. 0.9 x 3 seeds -> sweep_results.{md,json}, sweep.png
     python bench/gym.py --quick         # 1 seed, a few steps, a small report, 2 runs at once: the test suite's
     python bench/gym.py --arms shared   # one arm only (--arms recipe: the authors' recipes)
@@ -49,6 +49,8 @@ RECIPE = "+recipe"  # a recipe run's label: NAME+recipe (a folder name Hydra's o
 def run_label(name: str, arm: str, tag: str = "", target: float | None = None) -> str:
     """A run's label (its folder, its row): the objective's name, ``+recipe`` in the recipe arm, ``-budget<target>``
     in the matched arm (bench/budget.py's label for the same run: the two benches share it), the --train tag."""
+    if arm == "matched" and target is None:
+        raise ValueError("a matched run's label needs its target think ratio")
     return name + {"recipe": RECIPE, "matched": f"-budget{target:g}" if target is not None else ""}.get(arm, "") + tag
 
 
@@ -166,9 +168,10 @@ def leaderboard(runs: list[dict], oracle: dict, base_step: float) -> tuple[str, 
 
 
 def matched_table(runs: list[dict], oracle: dict, target: float) -> tuple[str, dict]:
-    """The matched arm: one row per objective trained to the oracle's think ratio ``target``, ranked by accuracy
-    (rank groups over its 95% intervals: at one think ratio the better router is the more accurate one); whether
-    each seed landed within ±0.05 of the target; the gap to the frontier at its own tokens; the final price λ."""
+    """The matched arm: one row per objective trained to the oracle's think ratio ``target``, ranked as the
+    leaderboard is, by the gap to the frontier at the run's own tokens (rank groups over its 95% intervals): at the
+    target the more accurate router is the better one, and a run that missed the target is held to the frontier at
+    what it spent, not credited for the extra thinking; whether each seed landed within ±0.05; the final price λ."""
     by: dict[str, list] = {}
     for r in runs:
         by.setdefault(r["objective"], []).append(r)
@@ -177,20 +180,20 @@ def matched_table(runs: list[dict], oracle: dict, target: float) -> tuple[str, d
     for name, rs in by.items():
         summary[name]["within_0.05"] = [abs(r["think_ratio"] - target) <= 0.05 for r in rs]
         summary[name]["final_multiplier"] = interval([r["budget"]["final_multiplier"] for r in rs])
-    groups = rank_groups({name: s["acc"] for name, s in summary.items()})
-    lines = [markdown_row(["objective", "seeds", "rank group", "accuracy", "think ratio", "within ±0.05",
-                           "gap to frontier", "response tokens", "E[r]", "final λ"]), markdown_rule(10)]
-    for name in sorted(by, key=lambda n: (groups[n], -summary[n]["acc"]["mean"])):
+    groups = rank_groups({name: s["frontier_gap"] for name, s in summary.items()})
+    lines = [markdown_row(["objective", "seeds", "rank group", "gap to frontier", "accuracy", "think ratio",
+                           "within ±0.05", "response tokens", "E[r]", "final λ"]), markdown_rule(10)]
+    for name in sorted(by, key=lambda n: (groups[n], -summary[n]["frontier_gap"]["mean"])):
         rs, hit = by[name], summary[name]["within_0.05"]
         summary[name]["rank_group"] = groups[name]
         lines.append(markdown_row([
-            name, len(rs), groups[name], fmt([r["acc"] for r in rs], ci=True),
-            fmt([r["think_ratio"] for r in rs], "{:.2f}", ci=True), f"{sum(hit)}/{len(hit)}",
-            fmt([r["frontier_gap"] for r in rs], "{:+.3f}", ci=True), fmt([r["tokens"] for r in rs], "{:.1f}", ci=True),
+            name, len(rs), groups[name], fmt([r["frontier_gap"] for r in rs], "{:+.3f}", ci=True),
+            fmt([r["acc"] for r in rs], ci=True), fmt([r["think_ratio"] for r in rs], "{:.2f}", ci=True),
+            f"{sum(hit)}/{len(hit)}", fmt([r["tokens"] for r in rs], "{:.1f}", ci=True),
             fmt([r["reward"] for r in rs], ci=True), fmt([r["budget"]["final_multiplier"] for r in rs], "{:+.3f}",
                                                          ci=True)]))
-    lines.append(markdown_row(["*oracle router*", None, None, f"{oracle['acc']:.3f}", f"{oracle['think_ratio']:.2f}",
-                               None, f"{oracle['frontier_gap']:+.3f}", f"{oracle['tokens']:.1f}",
+    lines.append(markdown_row(["*oracle router*", None, None, f"{oracle['frontier_gap']:+.3f}", f"{oracle['acc']:.3f}",
+                               f"{oracle['think_ratio']:.2f}", None, f"{oracle['tokens']:.1f}",
                                f"{oracle['reward']:.3f}", None]))
     return "\n".join(lines), summary
 
@@ -219,7 +222,7 @@ def run_table(runs: list[dict]) -> str:
 
 
 def picture(runs: list[dict], oracle: dict, path: Path, title: str, curve_label: str = "thinkless") -> None:
-    """Accuracy vs response tokens: every run on the accuracy-token frontier (``oracle["frontier"]``, flat past its
+    """Accuracy vs response tokens: every shared and recipe run on the accuracy-token frontier (``oracle["frontier"]``, flat past its
     ends), the oracle router at γ, DeGRPO's think-threshold curve (seed 0)."""
     import matplotlib
 
@@ -321,7 +324,8 @@ def gym(out: Path, plan: Plan, quick: bool) -> dict:
                                                                       ("matched", plan.matched)) if names)
     selected = f" ({selected[2:]})" if selected else ""
     matched_text = (f"## Accuracy at the oracle's think ratio (the matched arm: rl.budget.think_ratio = {target:g}, "
-                    f"read on the probe; {' '.join(PRICED)}; mean ± 95% interval over seeds, ranked by accuracy)\n\n"
+                    f"read on the probe; {' '.join(PRICED)}; mean ± 95% interval over seeds, ranked by the gap to the "
+                    f"frontier)\n\n"
                     f"{matched_board}\n\nWhere the matched runs think, per class (the oracle's allocation at "
                     f"{target:g}: {', '.join(class_name(k) for k, c in oracle['classes'].items() if c['mode'] == 'think') or 'none'})"
                     f"\n\n{routing_table(matched, oracle)}\n\n") if matched else ""
@@ -340,12 +344,14 @@ def gym(out: Path, plan: Plan, quick: bool) -> dict:
             f"## Routing: think ratio per class, mean ± 95% interval over seeds (oracle: the better forced mode of the "
             f"distilled model)\n\n"
             f"{routing_table(runs, oracle)}\n\n## Every run\n\n{run_table(runs + matched)}\n")
-    picture(runs, oracle, out / f"gym{plan.tag}.png", f"graded task: {plan.steps} steps, γ = {GAMMA}{plan.tag}",
-            curve_label="thinkless" + plan.tag)
+    name = "gym_results" + ("" if runs else "_matched") + plan.tag  # a matched-only invocation keeps the leaderboard
+    if runs:
+        picture(runs, oracle, out / f"gym{plan.tag}.png", f"graded task: {plan.steps} steps, γ = {GAMMA}{plan.tag}",
+                curve_label="thinkless" + plan.tag)
     data = {"plan": asdict(plan), "quick": quick, "gamma": GAMMA, "oracle": oracle,
             "stock_grpo_step_times": base, "summary": summary, "runs": runs, "matched_target": target,
             "matched_summary": matched_summary, "matched": matched}
-    write_results(out, "gym_results" + plan.tag, text, data)
+    write_results(out, name, text, data)
     print(text, flush=True)
     return data
 

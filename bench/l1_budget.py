@@ -7,7 +7,7 @@ RL from it (``train.py objective=l1``: targets drawn per prompt, reward ``1[corr
 
     python bench/l1_budget.py                    # 850 distill steps, 260 RL steps, budgets 6 12 24 42 -> runs/l1
     python bench/l1_budget.py --quick            # a few steps: the plumbing (the test suite's)
-    python bench/l1_budget.py --share 0          # the same without the warm-up's budget prompts (a baseline)
+    python bench/l1_budget.py --share 0 --out runs/l1-bare  # without the warm-up's budget prompts (a baseline)
 
 A rerun skips the stages whose outputs are there (each stage's own resume). docs/objectives.md, L1.
 """
@@ -29,6 +29,23 @@ from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E4
 BUDGETS = (6, 12, 24, 42)  # conf/method/token_budgets.yaml's: the authors' 512 .. 3600 of 4096, x 48/4096
 
 
+def finished(stage: Path, result: str, want: dict) -> bool:
+    """Whether ``stage`` finished (its ``result`` file) with the settings ``want`` (dotted config keys, read from its
+    ``run_config.json``); a stage finished with others stops the bench: its folder is this invocation's."""
+    if not (stage / result).is_file():
+        return False
+    cfg = json.loads((stage / "run_config.json").read_text())["config"]
+    got = {}
+    for key in want:
+        v = cfg
+        for part in key.split("."):
+            v = v.get(part) if isinstance(v, dict) else None
+        got[key] = v
+    if got != want:
+        raise SystemExit(f"{stage}: finished with {got}, not this invocation's {want}; pass another --out")
+    return True
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(ROOT / "runs" / "l1"), help="runs and results (default runs/l1)")
@@ -46,14 +63,15 @@ def main(argv=None) -> None:
     common = ["run_name=l1", f"seed={a.seed}"]
     t0 = time.perf_counter()
     walls = {}
-    if not (out / "distill" / "distill_result.json").is_file():
+    if not finished(out / "distill", "distill_result.json", {"data.budget_prompts": a.share, "seed": a.seed}):
         log(f"distilling with budget prompts (data.budget_prompts={a.share:g})")
         walls["distill"] = run_script("distill.py", [*common, f"output_dir={out / 'distill'}",
                                                      f"data.budget_prompts={a.share:g}",
                                                      "training.args.disable_tqdm=true", *small, *(
                                                          ["training.args.max_steps=20", "data.num_problems=200"]
                                                          if a.quick else [])], out / "logs" / "distill.log")
-    if not (out / "train" / "train_result.json").is_file():
+    if not finished(out / "train", "train_result.json", {"objective.name": "l1", "rl.args.max_steps": steps,
+                                                          "seed": a.seed}):
         log(f"L1-Exact RL, {steps} steps")
         walls["train"] = run_script("train.py", [*common, "objective=l1", f"model.path={out / 'distill' / 'model'}",
                                                  f"output_dir={out / 'train'}", f"rl.args.max_steps={steps}", *small,
@@ -71,6 +89,8 @@ def main(argv=None) -> None:
     rows = []
     for b in a.budgets:
         m = methods[f"token_budgets@{b}"]
+        if not m["token_budget"].get("n"):
+            raise SystemExit(f"{out / 'eval'}: no sample was generated at budget {b}; see {out / 'logs' / 'eval.log'}")
         rows.append({"requested": b, **m["token_budget"], "accuracy": m["acc"],
                      "think_ratio": m.get("think_ratio")})
     free = methods["adaptive"]

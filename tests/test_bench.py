@@ -276,6 +276,36 @@ def test_benches_refuse_a_plan_they_cannot_run_before_any_work(tmp_path):
     assert not any(tmp_path.iterdir())  # nothing distilled, nothing written
 
 
+def test_a_finished_run_is_reused_only_when_trained_with_the_same_arguments(tmp_path):
+    """bench.common.train_run: a label's finished run (``gym_run.json``) is reused for the same overrides, plan
+    overrides and steps — in any order — and refused for others (another bench, or other steps, left it there);
+    a row from before the ``argv`` key is judged by its overrides and its run's step count."""
+    import json
+
+    sys.path.insert(0, str(ROOT))
+    from bench.common import GYM_SCALE, Plan, train_run
+
+    plan = Plan(steps=100, train=["rl.args.scale_rewards=none"])
+    run = tmp_path / "runs" / "x-budget0.5-s0"
+    run.mkdir(parents=True)
+    argv = sorted(["objective=x", "rl.budget.think_ratio=0.5", "rl.args.scale_rewards=none", "rl.args.max_steps=100",
+                   *GYM_SCALE["train"]])
+    (run / "gym_run.json").write_text(json.dumps({"label": "x-budget0.5", "overrides": [], "argv": argv}))
+    # the budget bench passes the normalisation in the plan, the gym's matched arm in the overrides: the same run
+    assert train_run(tmp_path, tmp_path, "x-budget0.5", ["objective=x", "rl.budget.think_ratio=0.5"], 0,
+                     plan)["argv"] == argv
+    assert train_run(tmp_path, tmp_path, "x-budget0.5", ["rl.budget.think_ratio=0.5", "objective=x",
+                                                         "rl.args.scale_rewards=none"], 0, Plan(steps=100))
+    with pytest.raises(SystemExit, match="a finished run trained with"):
+        train_run(tmp_path, tmp_path, "x-budget0.5", ["objective=x", "rl.budget.think_ratio=0.5"], 0, Plan(steps=50,
+                  train=["rl.args.scale_rewards=none"]))
+    (run / "gym_run.json").write_text(json.dumps({"label": "x-budget0.5", "overrides": ["objective=x"]}))
+    (run / "run_config.json").write_text(json.dumps({"config": {"rl": {"args": {"max_steps": 100}}}}))
+    assert train_run(tmp_path, tmp_path, "x-budget0.5", ["objective=x"], 0, Plan(steps=100))
+    with pytest.raises(SystemExit, match="a finished run trained with"):
+        train_run(tmp_path, tmp_path, "x-budget0.5", ["objective=x"], 0, Plan(steps=60))
+
+
 def test_budget_bench_refuses_a_cached_run_trained_otherwise(tmp_path):
     # runs are reused by label: one trained with other gains or another cost reading must not enter the table
     import json

@@ -437,8 +437,9 @@ def sft_batch(batch: dict, *, layout: str, fields: dict, tokenizer, instruction:
                 emit(mode=mode, drop=why, example=_example(problem, field, get_field(row, field)))
             elif budget and budget_drawn(budget[0], budget[1], problem, mode):
                 # the length a rollout's reward counts: the completion's tokens (control token, response, EOS)
-                n = len(tokenizer(target + eos, add_special_tokens=False)["input_ids"])
-                emit(render_prompt(tokenizer, problem, instruction=instruction, system=system, suffix=budget[2](n)),
+                length = len(tokenizer(target + eos, add_special_tokens=False)["input_ids"])
+                emit(render_prompt(tokenizer, problem, instruction=instruction, system=system,
+                                   suffix=budget[2](length)),
                      target + eos, mode, level, "" if answer is None else str(answer))
             else:
                 emit(prompt, target + eos, mode, level, "" if answer is None else str(answer))

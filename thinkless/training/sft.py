@@ -45,6 +45,7 @@ def teacher_records(data_cfg, stats: DropStats, *, out_dir, progress: bool = Tru
         return SamplingConfig(temperature=t.temperature, top_p=t.top_p, max_new_tokens=t.max_new_tokens,
                               n=t.get("n", 1), seed=data_cfg.get("seed", 0))
 
+    # the pairs' identity: every data key but where they go, how fast, and budget_prompts (how SFT renders them)
     return generate_pairs(problems, gens["long_teacher"], gens["short_teacher"],
                           data_cfg.get("out_file") or out_dir / "teacher_pairs.jsonl", stats,
                           long_cfg=sampling(data_cfg.long_teacher), short_cfg=sampling(data_cfg.short_teacher),
@@ -52,7 +53,8 @@ def teacher_records(data_cfg, stats: DropStats, *, out_dir, progress: bool = Tru
                           long_system=data_cfg.long_teacher.get("system"),
                           short_system=data_cfg.short_teacher.get("system"), progress=progress,
                           meta={k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
-                                for k, v in data_cfg.items() if k not in ("out_file", "batch_size", "backend")})
+                                for k, v in data_cfg.items()
+                                if k not in ("out_file", "batch_size", "backend", "budget_prompts")})
 
 
 def sft_rows(cfg: DictConfig, tok, stats: DropStats, *, out_dir):
