@@ -32,6 +32,8 @@ def budget(**kw):
     ({"think_ratio": 0.3, "ratio": 0.3}, "unknown keys ['rl.budget.ratio']"),
     ({"think_ratio": 0.3, "step_size": 0}, "rl.budget.step_size=0: a positive number or 'auto'"),
     ({"think_ratio": 0.3, "proportional": -1}, "rl.budget.proportional=-1: a number >= 0 (0: plain dual ascent)"),
+    ({"think_ratio": 0.3, "derivative": -2}, "rl.budget.derivative=-2: a number >= 0 (0: off, the default)"),
+    ({"think_ratio": 0.3, "derivative": None}, "rl.budget.derivative=None: a number >= 0"),
     ({"think_ratio": 0.3, "multiplier_init": 3.0}, "rl.budget.multiplier_init=3.0: a number in [-2, 2]"),
     ({"think_ratio": 0.3, "at_most": True, "multiplier_init": -0.5}, ">= 0 under at_most"),
     ({"think_ratio": 0.3, "at_most": "yes"}, "rl.budget.at_most='yes'"),
@@ -78,6 +80,12 @@ def test_the_step_size_is_derived_from_the_reward_range_and_the_run_length():
     two = make_budget({"think_ratio": 0.3}, objective=make_objective({"name": "thinkless"}), max_steps=960,
                       steps_per_update=2.0)
     assert two.step_size == pytest.approx(5 * 2.0 / 480) and two.patience == 48  # a tenth of the updates
+    # the derivative term: off unless asked; auto = K x the optimizer's momentum time 1/(1 - β1), in dual updates
+    assert b.derivative == 0.0 and budget(think_ratio=0.3, derivative=3).derivative == 3.0
+    assert budget(think_ratio=0.3, derivative="auto").derivative == pytest.approx(2.0 / (1 - 0.9))  # K = 2: 20
+    auto2 = make_budget({"think_ratio": 0.3, "derivative": "auto"}, objective=make_objective({"name": "thinkless"}),
+                        max_steps=960, steps_per_update=2.0, adam_beta1=0.8)
+    assert auto2.derivative == pytest.approx(2.0 * 5 / 2)  # 5 optimizer steps of momentum = 2.5 dual updates
 
 
 def test_think_ratio_prices_and_dual_update_by_hand():
@@ -126,6 +134,18 @@ def test_the_proportional_term_by_hand():
     cap = Budget(cost="think_ratio", target=0.5, step_size=0.5, bound=2.0, proportional=1.0, at_most=True)
     cap.update(0.0)
     assert cap.integral == 0.0 and cap.multiplier == 0.0
+
+
+def test_the_derivative_term_by_hand():
+    # λ = λ_I + K·ē + D·(ē − ē_prev); the first update has no previous ē: no derivative part
+    b = Budget(cost="think_ratio", target=0.5, step_size=0.1, bound=2.0, proportional=1.0, derivative=10.0,
+               smoothing=0.0)
+    b.update(0.6)  # e = 0.1: λ_I = 0.01, λ = 0.01 + 0.1
+    assert (b.error_change, b.integral, b.multiplier) == pytest.approx((0.0, 0.01, 0.11))
+    b.update(0.55)  # e = 0.05, falling by 0.05: λ_I = 0.015, λ = 0.015 + 0.05 − 10·0.05 (the lead: ease off early)
+    assert (b.error_change, b.integral, b.multiplier) == pytest.approx((-0.05, 0.015, -0.435))
+    b.update(0.55)  # steady: the derivative part is gone
+    assert (b.error_change, b.multiplier) == pytest.approx((0.0, 0.02 + 0.05))
 
 
 def test_token_budget_is_relative_to_its_target():
@@ -188,15 +208,16 @@ def test_the_probe_reads_the_policys_think_probability(monkeypatch):
 
 
 def test_the_multiplier_is_saved_and_restored(tmp_path):
-    b = Budget(cost="think_ratio", target=0.3, step_size=0.05, bound=2.0, proportional=4.0,
+    b = Budget(cost="think_ratio", target=0.3, step_size=0.05, bound=2.0, proportional=4.0, derivative=2.0,
                multiplier=0.1234567890123, saturated_steps=3)
+    b.update(0.5)
     b.update(0.4567)
     b.saturated_steps = 3  # mid-count at the checkpoint
     b.save(str(tmp_path))
-    c = Budget(cost="think_ratio", target=0.3, step_size=0.05, bound=2.0, proportional=4.0)
+    c = Budget(cost="think_ratio", target=0.3, step_size=0.05, bound=2.0, proportional=4.0, derivative=2.0)
     c.load(str(tmp_path))
-    assert (c.multiplier, c.integral, c.smoothed_error, c.saturated_steps) == (
-        b.multiplier, b.integral, b.smoothed_error, 3)
+    assert (c.multiplier, c.integral, c.smoothed_error, c.error_change, c.saturated_steps) == (
+        b.multiplier, b.integral, b.smoothed_error, b.error_change, 3)
     b.update(0.1), c.update(0.1)  # the next step prices alike
     assert c.multiplier == b.multiplier
     (tmp_path / STATE_FILE).unlink()
@@ -205,7 +226,8 @@ def test_the_multiplier_is_saved_and_restored(tmp_path):
     card = b.card()
     assert card["final_multiplier"] == b.multiplier and card["target"] == 0.3
     assert card["proportional"] == 4.0
-    assert not {"saturated_steps", "patience", "integral", "smoothed_error"} & set(card)
+    assert card["derivative"] == 2.0
+    assert not {"saturated_steps", "patience", "integral", "smoothed_error", "error_change"} & set(card)
 
 
 def test_an_unreachable_target_warns_in_the_log_and_the_result(distilled, tmp_path):

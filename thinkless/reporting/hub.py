@@ -203,9 +203,10 @@ def model_card(info: dict) -> str:
     budget = info.get("budget")
     if budget:
         cost = budget.get("final_cost")
+        derivative = f", derivative {budget['derivative']:.4g}" if budget.get("derivative") else ""  # off: not shown
         training += [["budget", f"{budget['cost']} {'at most' if budget.get('at_most') else '='} {budget['target']:g} "
                       f"(rl.budget; gains: integral {budget['step_size']:.4g}, proportional "
-                      f"{budget.get('proportional', 0.0):.4g})"],
+                      f"{budget.get('proportional', 0.0):.4g}{derivative})"],
                      ["budget: final multiplier λ", f"{budget['final_multiplier']:+.4f}"],
                      ["budget: last measured cost", f"{'n/a' if cost is None else f'{cost:.3f}'} ("
                       f"{measured_on(budget.get('probe', 0))})"]]  # no probe key: written before it, the batch

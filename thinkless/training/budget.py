@@ -23,7 +23,7 @@ from ..objectives import OBJECTIVES, Objective
 from ..serving.mode_control import sampled_token_prob
 
 COSTS = ("think_ratio", "tokens")
-KEYS = ("think_ratio", "tokens", "at_most", "step_size", "proportional", "multiplier_init", "probe")
+KEYS = ("think_ratio", "tokens", "at_most", "step_size", "proportional", "derivative", "multiplier_init", "probe")
 STATE_FILE = "budget.json"  # in every checkpoint of a run with a budget
 AUTO = "auto"
 RESPONSE_FLOOR = 2  # the shortest complete response: the control token and EOS
@@ -44,11 +44,13 @@ class Budget:
     bound: float
     at_most: bool = False
     proportional: float = 0.0
+    derivative: float = 0.0  # D: gain on the change of ē since the last update (phase lead against the optimizer's lag)
     multiplier: float = 0.0  # λ, what a unit of cost is charged now
     probe: int = 0  # think_ratio: measure the cost as the policy's think probability on this many fixed training
     # prompts (0: the batch's sampled think ratio)
     integral: float | None = None  # λ_I, the dual-ascent part of λ (None: start at the multiplier)
     smoothed_error: float | None = None  # ē, the proportional term's input (None before the first batch)
+    error_change: float = 0.0  # ē − the previous update's ē (0 at the first): the derivative term's input
     smoothing: float = SMOOTHING  # ē's weight on the past: SMOOTHING on the batch's noisy reading, 0 on a probe
     patience: int = 10  # updates at a bound, the cost still on the wrong side, before the target is called unreachable
     saturated_steps: int = 0  # consecutive updates with λ_I at a bound and the cost still off target
@@ -81,9 +83,10 @@ class Budget:
         err = self.error(measured)
         lo = 0.0 if self.at_most else -self.bound
         e = err if self.smoothed_error is None else self.smoothing * self.smoothed_error + (1 - self.smoothing) * err
+        self.error_change = 0.0 if self.smoothed_error is None else e - self.smoothed_error
         self.smoothed_error = e
         self.integral = min(self.bound, max(lo, self.integral + self.step_size * err))  # clamped: no wind-up
-        lam = min(self.bound, max(lo, self.integral + self.proportional * e))
+        lam = min(self.bound, max(lo, self.integral + self.proportional * e + self.derivative * self.error_change))
         # unreachable is judged on the integral: the proportional term may touch a bound on a large transient
         i = self.integral
         at_bound = (i >= self.bound and err > 0) or (i <= -self.bound and not self.at_most and err < 0)
@@ -100,7 +103,8 @@ class Budget:
     def save(self, folder: str) -> None:
         with open(os.path.join(folder, STATE_FILE), "w") as f:
             json.dump({"multiplier": self.multiplier, "integral": self.integral,
-                       "smoothed_error": self.smoothed_error, "saturated_steps": self.saturated_steps,
+                       "smoothed_error": self.smoothed_error, "error_change": self.error_change,
+                       "saturated_steps": self.saturated_steps,
                        "constraint": self.describe()}, f)
 
     def load(self, folder: str) -> None:
@@ -115,13 +119,14 @@ class Budget:
         self.integral = float(d.get("integral", self.multiplier))
         e = d.get("smoothed_error")
         self.smoothed_error = None if e is None else float(e)
+        self.error_change = float(d.get("error_change", 0.0))
 
     def describe(self) -> str:
         return f"{self.cost} {'<=' if self.at_most else '='} {self.target:g}"
 
     def card(self) -> dict:
         d = asdict(self)
-        for k in ("saturated_steps", "patience", "integral", "smoothed_error"):
+        for k in ("saturated_steps", "patience", "integral", "smoothed_error", "error_change"):
             d.pop(k)
         d["final_multiplier"] = d.pop("multiplier")
         return d
@@ -172,10 +177,11 @@ def priceable() -> list[str]:
 
 
 def make_budget(cfg, *, objective, max_steps: int, max_completion_length: int | None = None,
-                steps_per_update: float = 1.0) -> Budget | None:
+                steps_per_update: float = 1.0, adam_beta1: float = 0.9) -> Budget | None:
     """The run's budget from ``rl.budget`` (None when neither target is set); every bad value fails naming its key,
     before any work. ``steps_per_update``: optimizer steps per generation batch (one dual update each; TRL's
-    ``num_iterations · steps_per_generation / gradient_accumulation_steps``, 1 by default)."""
+    ``num_iterations · steps_per_generation / gradient_accumulation_steps``, 1 by default); ``adam_beta1``: the
+    optimizer's momentum, whose time ``1 / (1 − β1)`` steps sets ``derivative: auto``."""
     from omegaconf import OmegaConf
 
     d = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg or {})
@@ -225,6 +231,12 @@ def make_budget(cfg, *, objective, max_steps: int, max_completion_length: int | 
     elif isinstance(gain, bool) or not isinstance(gain, (int, float)) or not 0 <= gain < math.inf:
         raise ValueError(f"rl.budget.proportional={gain!r}: a number >= 0 (0: plain dual ascent) or {AUTO!r} "
                          "(the reward range)")
+    deriv = d.get("derivative", 0.0)
+    if deriv == AUTO:  # cancels the lag of the optimizer's momentum, 1/(1 − β1) steps (docs/budget.md, Derivative)
+        deriv = gain / (1.0 - adam_beta1) / steps_per_update if adam_beta1 < 1 else 0.0
+    elif deriv is None or isinstance(deriv, bool) or not isinstance(deriv, (int, float)) or not 0 <= deriv < math.inf:
+        raise ValueError(f"rl.budget.derivative={deriv!r}: a number >= 0 (0: off, the default) or {AUTO!r} (the "
+                         "proportional gain x the optimizer's momentum time 1 / (1 - adam_beta1), in dual updates)")
     probe = d.get("probe", AUTO)
     if probe == AUTO or probe is None:
         probe = PROBE if cost == "think_ratio" else 0
@@ -247,5 +259,5 @@ def make_budget(cfg, *, objective, max_steps: int, max_completion_length: int | 
         raise ValueError(f"rl.budget.multiplier_init={init!r}: a number in [{0 if at_most else -R:g}, {R:g}] (the "
                          f"objective's reward range{', >= 0 under at_most' if at_most else ''})")
     return Budget(cost=cost, target=float(target), step_size=float(step), bound=float(R), at_most=at_most,
-                  proportional=float(gain), multiplier=float(init), probe=int(probe),
+                  proportional=float(gain), derivative=float(deriv), multiplier=float(init), probe=int(probe),
                   smoothing=smoothing_for(probe), patience=max(10, int(updates) // 10))

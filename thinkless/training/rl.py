@@ -142,7 +142,8 @@ def budget_from(cfg: DictConfig, objective: Objective) -> Budget | None:
     accum = args.get("gradient_accumulation_steps") or 1
     per_update = (args.get("num_iterations") or 1) * (args.get("steps_per_generation") or accum) / accum
     return make_budget(cfg.rl.get("budget"), objective=objective, max_steps=args.get("max_steps", -1),
-                       max_completion_length=args.get("max_completion_length"), steps_per_update=per_update)
+                       max_completion_length=args.get("max_completion_length"), steps_per_update=per_update,
+                       adam_beta1=args.get("adam_beta1", 0.9))
 
 
 RECIPE_BATCH_KEYS = ("prompts_per_rollout", "prompts_per_step", "processes")
