@@ -210,6 +210,8 @@ def train_run(out: Path, model: Path, label: str, overrides: list[str], seed: in
         if not same:
             raise SystemExit(f"{d}: a finished run trained with {row.get('argv') or row['overrides']}, not this "
                              f"invocation's {argv}; move it away (or pass what it was run with)")
+        if "budget" not in row:  # a row written before summarize_run kept the budget's card
+            row["budget"] = json.loads((d / "train_result.json").read_text()).get("budget")
         return row
     log(f"training {label} seed {seed}")
     wall = run_script("train.py", [*overrides, *TASK, f"model.path={model}", f"output_dir={d}", "run_name=gym",
@@ -259,7 +261,8 @@ def summarize_run(d: Path) -> dict:
             "targets": rep.get("targets", {}),
             "rollout_tokens": int(sum(r["completions/mean_length"] * per_rollout for r in lines)),
             "step_times": [r["step_time"] for r in records if "step_time" in r],  # every optimizer step's
-            "train_s": res.get("train_seconds"), "threshold": rep.get("threshold", [])}
+            "train_s": res.get("train_seconds"), "threshold": rep.get("threshold", []),
+            "budget": res.get("budget")}  # rl.budget's card (final multiplier, last cost), None without one
 
 
 # ------------------------------------------------------------------ results
@@ -315,15 +318,19 @@ def interval(xs) -> dict:
     return {**s, "ci95": t_quantile(0.975, n - 1) * s["sd"] / math.sqrt(n) if n > 1 else None}
 
 
+def fmt_interval(s: dict, spec="{:.3f}") -> str:
+    """An ``interval`` as a cell: mean ± the 95% interval's half-width (one seed: the mean and "no interval")."""
+    if s["n"] == 0:
+        return "-"
+    return spec.format(s["mean"]) + (f" ± {spec.replace('+', '').format(s['ci95'])}" if s["n"] > 1
+                                     else " (1 seed: no interval)")
+
+
 def fmt(xs, spec="{:.3f}", ci: bool = False) -> str:
     """A cell over seeds: mean ± sd, or with ``ci`` mean ± the 95% interval's half-width (``interval``; one seed:
     the mean and "no interval")."""
     if ci:
-        s = interval(xs)
-        if s["n"] == 0:
-            return "-"
-        return spec.format(s["mean"]) + (f" ± {spec.replace('+', '').format(s['ci95'])}" if s["n"] > 1
-                                         else " (1 seed: no interval)")
+        return fmt_interval(interval(xs), spec)
     m, s = spread(xs)
     return spec.format(m) + (f" ± {spec.replace('+', '').format(s)}" if len(xs) > 1 else "")
 

@@ -32,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (PRICED, TASK, Plan, class_name, command_line, distill, fmt, interval, log,  # noqa: E402
-                          machine, rank_groups, run_all, run_script, spread, write_results)
+from bench.common import (PRICED, TASK, Plan, class_name, command_line, distill, fmt, fmt_interval, interval,  # noqa: E402
+                          log, machine, rank_groups, run_all, run_script, spread, write_results)
 from thinkless.objectives import OBJECTIVES as REGISTRY  # noqa: E402
 from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
 
@@ -49,9 +49,13 @@ RECIPE = "+recipe"  # a recipe run's label: NAME+recipe (a folder name Hydra's o
 def run_label(name: str, arm: str, tag: str = "", target: float | None = None) -> str:
     """A run's label (its folder, its row): the objective's name, ``+recipe`` in the recipe arm, ``-budget<target>``
     in the matched arm (bench/budget.py's label for the same run: the two benches share it), the --train tag."""
-    if arm == "matched" and target is None:
-        raise ValueError("a matched run's label needs its target think ratio")
-    return name + {"recipe": RECIPE, "matched": f"-budget{target:g}" if target is not None else ""}.get(arm, "") + tag
+    if arm == "recipe":
+        return name + RECIPE + tag
+    if arm == "matched":
+        if target is None:
+            raise ValueError("a matched run's label needs its target think ratio")
+        return f"{name}-budget{target:g}{tag}"
+    return name + tag
 
 
 def objective_overrides(name: str, plan: Plan, quick: bool, arm: str = "shared", target: float | None = None
@@ -130,37 +134,41 @@ def frontier_gaps(runs: list[dict], frontier: list[dict]) -> list[dict]:
     return [{**r, "frontier_gap": r["acc"] - frontier_accuracy(frontier, r["tokens"])} for r in runs]
 
 
+def ranked(by: dict[str, list], columns: tuple[str, ...]) -> tuple[dict, list[str]]:
+    """What the leaderboard and the matched table share: per key of ``by`` (its runs over seeds) each column's
+    ``interval`` and its rank group (``bench.common.rank_groups`` over the gap to the frontier: a row is ahead of
+    another only where their intervals separate); and the keys in table order, best group and best mean gap first."""
+    summary = {k: {c: interval([r[c] for r in rs]) for c in columns} for k, rs in by.items()}
+    groups = rank_groups({k: s["frontier_gap"] for k, s in summary.items()})
+    for k, s in summary.items():
+        s["rank_group"] = groups[k]
+    gap = lambda k: summary[k]["frontier_gap"]["mean"]  # noqa: E731
+    return summary, sorted(by, key=lambda k: (groups[k], -gap(k) if gap(k) is not None else math.inf))
+
+
 def leaderboard(runs: list[dict], oracle: dict, base_step: float) -> tuple[str, dict]:
     """The leaderboard: one row per label (runs carry ``frontier_gap``, ``frontier_gaps``), best gap to the frontier
     first, every cell mean ± the 95% interval over seeds (``bench.common.interval``), a rank group per row
-    (``bench.common.rank_groups`` over the gap: a row is ahead of another only where their intervals separate).
-    The summary keeps every column's interval (mean, sd, n, ci95) and the rank group."""
+    (``ranked``). The summary keeps every column's interval (mean, sd, n, ci95) and the rank group."""
     by: dict[str, list] = {}
     for r in runs:
-        by.setdefault(r["label"], []).append(r)
-    summary, ratios = {}, {}
-    for label, rs in by.items():
-        ratios[label] = [statistics.median(r["step_times"][:len(base_step)]) / statistics.median(base_step)
-                         if r["step_times"] else None for r in rs] if base_step else [None]
-        summary[label] = {k: interval([r[k] for r in rs]) for k in ("frontier_gap", "reward", "acc", "tokens",
-                                                                     "think_ratio", "rollout_tokens", "wall_s")}
-        summary[label]["step_ratio"] = interval(ratios[label])
-    groups = rank_groups({label: s["frontier_gap"] for label, s in summary.items()})
+        ratio = (statistics.median(r["step_times"][:len(base_step)]) / statistics.median(base_step)
+                 if base_step and r["step_times"] else None)
+        by.setdefault(r["label"], []).append({**r, "step_ratio": ratio, "gap_to_oracle": r["reward"] - oracle["reward"],
+                                              "rollout_mtokens": r["rollout_tokens"] / 1e6})
+    summary, order = ranked(by, ("frontier_gap", "reward", "acc", "tokens", "think_ratio", "rollout_tokens", "wall_s",
+                                 "step_ratio", "gap_to_oracle", "rollout_mtokens"))
     lines = [markdown_row(["objective", "arm", "seeds", "rank group", "gap to frontier", "accuracy", "response tokens",
                            "think ratio", "E[r]", "gap to oracle", "rollout tokens (training)", "wall time (s)",
                            "step time vs stock TRL GRPO"]), markdown_rule(13)]
-    gap = lambda lb: summary[lb]["frontier_gap"]["mean"]  # noqa: E731
-    for label in sorted(by, key=lambda lb: (groups[lb], -gap(lb) if gap(lb) is not None else math.inf)):
-        rs, ratio = by[label], ratios[label]
-        summary[label]["rank_group"] = groups[label]
+    for label in order:
+        s, r0 = summary[label], by[label][0]
         lines.append(markdown_row([
-            rs[0]["objective"], rs[0]["arm"], len(rs), groups[label],
-            fmt([r["frontier_gap"] for r in rs], "{:+.3f}", ci=True),
-            fmt([r["acc"] for r in rs], ci=True), fmt([r["tokens"] for r in rs], "{:.1f}", ci=True),
-            fmt([r["think_ratio"] for r in rs], "{:.2f}", ci=True), fmt([r["reward"] for r in rs], ci=True),
-            fmt([r["reward"] - oracle["reward"] for r in rs], "{:+.3f}", ci=True),
-            fmt([r["rollout_tokens"] / 1e6 for r in rs], "{:.2f}", ci=True) + " M",
-            fmt([r["wall_s"] for r in rs], "{:.0f}", ci=True), fmt(ratio, "{:.2f}", ci=True)]))
+            r0["objective"], r0["arm"], len(by[label]), s["rank_group"], fmt_interval(s["frontier_gap"], "{:+.3f}"),
+            fmt_interval(s["acc"]), fmt_interval(s["tokens"], "{:.1f}"), fmt_interval(s["think_ratio"], "{:.2f}"),
+            fmt_interval(s["reward"]), fmt_interval(s.pop("gap_to_oracle"), "{:+.3f}"),
+            fmt_interval(s.pop("rollout_mtokens"), "{:.2f}") + " M", fmt_interval(s["wall_s"], "{:.0f}"),
+            fmt_interval(s["step_ratio"], "{:.2f}")]))
     lines.append(markdown_row(["*oracle router*", None, None, None, f"{oracle['frontier_gap']:+.3f}", f"{oracle['acc']:.3f}",
                                f"{oracle['tokens']:.1f}", f"{oracle['think_ratio']:.2f}", f"{oracle['reward']:.3f}", 0,
                                None, None, None]))
@@ -174,24 +182,17 @@ def matched_table(runs: list[dict], oracle: dict, target: float) -> tuple[str, d
     what it spent, not credited for the extra thinking; whether each seed landed within ±0.05; the final price λ."""
     by: dict[str, list] = {}
     for r in runs:
-        by.setdefault(r["objective"], []).append(r)
-    summary = {name: {k: interval([r[k] for r in rs]) for k in ("acc", "think_ratio", "tokens", "frontier_gap",
-                                                                  "reward")} for name, rs in by.items()}
-    for name, rs in by.items():
-        summary[name]["within_0.05"] = [abs(r["think_ratio"] - target) <= 0.05 for r in rs]
-        summary[name]["final_multiplier"] = interval([r["budget"]["final_multiplier"] for r in rs])
-    groups = rank_groups({name: s["frontier_gap"] for name, s in summary.items()})
+        by.setdefault(r["objective"], []).append({**r, "final_multiplier": r["budget"]["final_multiplier"]})
+    summary, order = ranked(by, ("acc", "think_ratio", "tokens", "frontier_gap", "reward", "final_multiplier"))
     lines = [markdown_row(["objective", "seeds", "rank group", "gap to frontier", "accuracy", "think ratio",
                            "within ±0.05", "response tokens", "E[r]", "final λ"]), markdown_rule(10)]
-    for name in sorted(by, key=lambda n: (groups[n], -summary[n]["frontier_gap"]["mean"])):
-        rs, hit = by[name], summary[name]["within_0.05"]
-        summary[name]["rank_group"] = groups[name]
+    for name in order:
+        s = summary[name]
+        hit = s["within_0.05"] = [abs(r["think_ratio"] - target) <= 0.05 for r in by[name]]
         lines.append(markdown_row([
-            name, len(rs), groups[name], fmt([r["frontier_gap"] for r in rs], "{:+.3f}", ci=True),
-            fmt([r["acc"] for r in rs], ci=True), fmt([r["think_ratio"] for r in rs], "{:.2f}", ci=True),
-            f"{sum(hit)}/{len(hit)}", fmt([r["tokens"] for r in rs], "{:.1f}", ci=True),
-            fmt([r["reward"] for r in rs], ci=True), fmt([r["budget"]["final_multiplier"] for r in rs], "{:+.3f}",
-                                                         ci=True)]))
+            name, len(hit), s["rank_group"], fmt_interval(s["frontier_gap"], "{:+.3f}"), fmt_interval(s["acc"]),
+            fmt_interval(s["think_ratio"], "{:.2f}"), f"{sum(hit)}/{len(hit)}", fmt_interval(s["tokens"], "{:.1f}"),
+            fmt_interval(s["reward"]), fmt_interval(s["final_multiplier"], "{:+.3f}")]))
     lines.append(markdown_row(["*oracle router*", None, None, f"{oracle['frontier_gap']:+.3f}", f"{oracle['acc']:.3f}",
                                f"{oracle['think_ratio']:.2f}", None, f"{oracle['tokens']:.1f}",
                                f"{oracle['reward']:.3f}", None]))
@@ -313,8 +314,7 @@ def gym(out: Path, plan: Plan, quick: bool) -> dict:
     # then the matched arm: each objective trained to the oracle's think ratio, the yardstick being accuracy there
     target = round(oracle["think_ratio"], 2)
     mkeys = [(seed, name) for seed in plan.seeds for name in plan.objectives if "matched" in plan.arms_of(name)]
-    matched = frontier_gaps([{**r, "objective": name, "arm": "matched", "target": target,
-                              "budget": json.loads((out / r["dir"] / "train_result.json").read_text())["budget"]}
+    matched = frontier_gaps([{**r, "objective": name, "arm": "matched", "target": target}
                              for r, (_, name) in zip(run_all(plan, [
                                  (out, model, run_label(name, "matched", plan.tag, target),
                                   objective_overrides(name, plan, quick, "matched", target), seed, plan)

@@ -34,13 +34,10 @@ def finished(stage: Path, result: str, want: dict) -> bool:
     ``run_config.json``); a stage finished with others stops the bench: its folder is this invocation's."""
     if not (stage / result).is_file():
         return False
-    cfg = json.loads((stage / "run_config.json").read_text())["config"]
-    got = {}
-    for key in want:
-        v = cfg
-        for part in key.split("."):
-            v = v.get(part) if isinstance(v, dict) else None
-        got[key] = v
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create(json.loads((stage / "run_config.json").read_text())["config"])
+    got = {key: OmegaConf.select(cfg, key) for key in want}
     if got != want:
         raise SystemExit(f"{stage}: finished with {got}, not this invocation's {want}; pass another --out")
     return True

@@ -291,9 +291,11 @@ def test_a_finished_run_is_reused_only_when_trained_with_the_same_arguments(tmp_
     argv = sorted(["objective=x", "rl.budget.think_ratio=0.5", "rl.args.scale_rewards=none", "rl.args.max_steps=100",
                    *GYM_SCALE["train"]])
     (run / "gym_run.json").write_text(json.dumps({"label": "x-budget0.5", "overrides": [], "argv": argv}))
-    # the budget bench passes the normalisation in the plan, the gym's matched arm in the overrides: the same run
-    assert train_run(tmp_path, tmp_path, "x-budget0.5", ["objective=x", "rl.budget.think_ratio=0.5"], 0,
-                     plan)["argv"] == argv
+    (run / "train_result.json").write_text(json.dumps({"budget": {"final_multiplier": 0.25}}))
+    # the budget bench passes the normalisation in the plan, the gym's matched arm in the overrides: the same run;
+    # a row written before it kept the budget's card gets it from the run's train_result.json
+    row = train_run(tmp_path, tmp_path, "x-budget0.5", ["objective=x", "rl.budget.think_ratio=0.5"], 0, plan)
+    assert row["argv"] == argv and row["budget"] == {"final_multiplier": 0.25}
     assert train_run(tmp_path, tmp_path, "x-budget0.5", ["rl.budget.think_ratio=0.5", "objective=x",
                                                          "rl.args.scale_rewards=none"], 0, Plan(steps=100))
     with pytest.raises(SystemExit, match="a finished run trained with"):
@@ -410,6 +412,32 @@ def test_gym_leaderboard_ranks_runs_by_their_gap_to_the_frontier(tmp_path):
     assert "| cheap | shared | 0 | -0.020 |" in run_table(runs) and "0.10 ± 0.00" in routing_table(runs, oracle)
     picture(runs, oracle, tmp_path / "gym.png", "test")
     assert (tmp_path / "gym.png").stat().st_size > 0
+
+
+def test_gym_matched_table_ranks_by_the_gap_and_counts_the_seeds_within_the_target(tmp_path):
+    """The matched arm's table over hand-made runs: ranked by the gap to the frontier as the leaderboard is (the same
+    rank groups), each seed's think ratio within ±0.05 of the target or not, the final λ over seeds."""
+    sys.path.insert(0, str(ROOT))
+    from bench.gym import frontier_gaps, matched_table, oracle_point
+
+    write_report_before_rl(tmp_path, {"1": (100, 0.9, 1.0), "2": (100, 0.4, 0.8)}, short_tokens=5.0)
+    oracle = oracle_point(tmp_path, 0.5)  # frontier (5, 0.65) (15, 0.85) (25, 0.9); think ratio 0.5
+
+    def run(name, seed, acc, think, lam):
+        return {"label": f"{name}-budget0.5", "objective": name, "arm": "matched", "seed": seed, "acc": acc,
+                "tokens": 15.0, "reward": acc - 0.1, "think_ratio": think, "budget": {"final_multiplier": lam}}
+
+    runs = [run("near", s, 0.85 + g, t, lam) for s, (g, t, lam) in
+            enumerate(((-0.01, 0.50, 0.1), (-0.02, 0.54, 0.2), (-0.015, 0.46, 0.3)))]
+    runs += [run("far", s, 0.85 + g, t, -0.5) for s, (g, t) in enumerate(((-0.2, 0.56), (-0.25, 0.40), (-0.22, 0.5)))]
+    board, summary = matched_table(frontier_gaps(runs, oracle["frontier"]), oracle, 0.5)
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in board.splitlines()[2:]]
+    assert [r[0] for r in rows] == ["near", "far", "*oracle router*"] and [r[2] for r in rows[:2]] == ["1", "2"]
+    assert [r[6] for r in rows[:2]] == ["3/3", "1/3"]  # 0.56 and 0.40 miss; 0.54 and 0.46 land
+    assert rows[0][3] == f"-0.015 ± {4.3027 * 0.005 / 3 ** 0.5:.3f}"
+    assert rows[0][9] == f"+0.200 ± {4.3027 * 0.1 / 3 ** 0.5:.3f}" and rows[1][9] == "-0.500 ± 0.000"
+    assert summary["far"]["within_0.05"] == [False, False, True] and summary["near"]["rank_group"] == 1
+    assert summary["near"]["final_multiplier"]["mean"] == pytest.approx(0.2)
 
 
 def test_demo_bench_reads_the_demo_scripts_times_and_the_step_level_1_leaves_think(tmp_path):
