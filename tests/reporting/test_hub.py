@@ -97,12 +97,12 @@ def test_model_card():
                                                        "final_cost": 0.3125}})
     assert "| budget | think_ratio = 0.3 (rl.budget; gains: integral 0.2, proportional 4) |" in card
     assert "| budget: final multiplier λ | +0.2100 |" in card
+    assert "| budget: last measured cost | 0.312 (the policy's think probability on 512 fixed training prompts) |" \
+        in card
     card = export.model_card({"steps": 100, "budget": {"cost": "think_ratio", "target": 0.3, "step_size": 0.2,
                                                        "proportional": 4.0, "derivative": 40.0, "bound": 2.0,
                                                        "final_multiplier": 0.21, "probe": 512}})
     assert "(rl.budget; gains: integral 0.2, proportional 4, derivative 40) |" in card  # shown only when on
-    assert "| budget: last measured cost | 0.312 (the policy's think probability on 512 fixed training prompts) |" \
-        in card
     card = export.model_card({"steps": 100, "budget": {"cost": "tokens", "target": 20, "step_size": 0.2,
                                                        "final_multiplier": 0.21, "probe": 0, "final_cost": 19.5}})
     assert "| budget: last measured cost | 19.500 (the generation batch's sampled rollouts) |" in card
