@@ -210,8 +210,10 @@ def train_run(out: Path, model: Path, label: str, overrides: list[str], seed: in
         if not same:
             raise SystemExit(f"{d}: a finished run trained with {row.get('argv') or row['overrides']}, not this "
                              f"invocation's {argv}; move it away (or pass what it was run with)")
-        if "budget" not in row:  # a row written before summarize_run kept the budget's card
+        if "budget" not in row:  # a row written before summarize_run kept the budget's card and its loop
             row["budget"] = json.loads((d / "train_result.json").read_text()).get("budget")
+        if "budget_series" not in row:
+            row["budget_series"] = budget_series(d)
         return row
     log(f"training {label} seed {seed}")
     wall = run_script("train.py", [*overrides, *TASK, f"model.path={model}", f"output_dir={d}", "run_name=gym",
@@ -234,6 +236,16 @@ def run_all(plan: Plan, calls: list[tuple]) -> list[dict]:
 
     with ThreadPoolExecutor(plan.jobs) as pool:  # each run is its own process: threads only wait
         return list(pool.map(lambda c: train_run(*c), calls))
+
+
+def budget_series(d: Path) -> dict | None:
+    """A budget run's loop, every dual update (``metrics.jsonl``): the step, the measured cost, the price λ the batch
+    paid; None for a run without ``rl.budget``."""
+    from thinkless.reporting.monitor import read_metrics
+
+    recs = [r for r in read_metrics(d / "metrics.jsonl") if "budget/cost" in r]
+    return {"step": [r["step"] for r in recs], "cost": [r["budget/cost"] for r in recs],
+            "multiplier": [r["budget/multiplier"] for r in recs]} if recs else None
 
 
 def summarize_run(d: Path) -> dict:
@@ -262,7 +274,8 @@ def summarize_run(d: Path) -> dict:
             "rollout_tokens": int(sum(r["completions/mean_length"] * per_rollout for r in lines)),
             "step_times": [r["step_time"] for r in records if "step_time" in r],  # every optimizer step's
             "train_s": res.get("train_seconds"), "threshold": rep.get("threshold", []),
-            "budget": res.get("budget")}  # rl.budget's card (final multiplier, last cost), None without one
+            "budget": res.get("budget"),  # rl.budget's card (final multiplier, last cost), None without one
+            "budget_series": budget_series(d)}
 
 
 # ------------------------------------------------------------------ results

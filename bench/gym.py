@@ -199,6 +199,31 @@ def matched_table(runs: list[dict], oracle: dict, target: float) -> tuple[str, d
     return "\n".join(lines), summary
 
 
+def loop_table(runs: list[dict], steps: int) -> str:
+    """How the matched runs' loops moved: per objective, at a few steps, the measured think ratio (the probe's) and
+    the price λ its batch paid, mean over seeds — where a loop settled or could not move the policy; and the largest
+    distance of the measured think ratio from the target in the run's second half — how far it still swung."""
+    marks = sorted({s for s in (10, 25, 50, 75, steps) if s <= steps})
+    by: dict[str, list] = {}
+    for r in runs:
+        by.setdefault(r["objective"], []).append(r["budget_series"])
+    target = runs[0]["target"]
+    swing = lambda x: max(abs(c - target) for st, c in zip(x["step"], x["cost"]) if st > steps // 2)  # noqa: E731
+    lines = [markdown_row(["objective", *(f"step {s}: think / λ" for s in marks),
+                           f"largest miss after step {steps // 2} (mean, max over seeds)"]),
+             markdown_rule(2 + len(marks))]
+    for name, series in by.items():
+        cells = []
+        for s in marks:  # the last update at or before the step (one per generation batch)
+            at = [max((i for i, st in enumerate(x["step"]) if st <= s), default=None) for x in series]
+            pts = [(x["cost"][i], x["multiplier"][i]) for x, i in zip(series, at) if i is not None]
+            cells.append(f"{statistics.fmean(c for c, _ in pts):.2f} / {statistics.fmean(m for _, m in pts):+.2f}"
+                         if pts else "-")
+        misses = [swing(x) for x in series]
+        lines.append(markdown_row([name, *cells, f"{statistics.fmean(misses):.2f}, {max(misses):.2f}"]))
+    return "\n".join(lines)
+
+
 def routing_table(runs: list[dict], oracle: dict) -> str:
     labels = list(dict.fromkeys(r["label"] for r in runs))
     lines = [markdown_row(["class (memo right)", "forced short acc", "forced think acc", "oracle", *labels]),
@@ -328,7 +353,9 @@ def gym(out: Path, plan: Plan, quick: bool) -> dict:
                     f"frontier)\n\n"
                     f"{matched_board}\n\nWhere the matched runs think, per class (the oracle's allocation at "
                     f"{target:g}: {', '.join(class_name(k) for k, c in oracle['classes'].items() if c['mode'] == 'think') or 'none'})"
-                    f"\n\n{routing_table(matched, oracle)}\n\n") if matched else ""
+                    f"\n\n{routing_table(matched, oracle)}\n\nHow each loop moved (mean over seeds: the think ratio it "
+                    f"measured on the probe / the price λ the batch paid)\n\n{loop_table(matched, plan.steps)}\n\n"
+                    ) if matched else ""
     text = (f"# Gym results\n\nGraded task, {len(plan.seeds)} seed(s) x {len(plan.objectives)} objectives "
             f"x arms {' / '.join(plan.arms)}{selected}, "
             f"{plan.steps} RL steps each from one distillation; yardstick: reward 1 / {1 - GAMMA:g} / -1 "

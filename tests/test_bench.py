@@ -193,6 +193,7 @@ def test_gym_quick_runs_every_objective_and_a_rerun_skips_them(tmp_path):
     assert args["scale_rewards"] == "none" and "| objective.delta | 0.05 |" in (out / m["dir"] / "model" /
                                                                                 "README.md").read_text()
     assert "## Accuracy at the oracle's think ratio" in md and "| adaptthink | 1 | 1 |" in md
+    assert len(m["budget_series"]["cost"]) == 3 and "| objective | step 3: think / λ |" in md  # its loop, every step
     assert res["matched_summary"]["adaptthink"]["rank_group"] == 1
     again = bench("bench/gym.py", "--quick", "--out", out, "--objectives", "thinkless", "--arms", "shared", "recipe")
     assert "training thinkless" not in again and "distilling" not in again
@@ -292,10 +293,12 @@ def test_a_finished_run_is_reused_only_when_trained_with_the_same_arguments(tmp_
                    *GYM_SCALE["train"]])
     (run / "gym_run.json").write_text(json.dumps({"label": "x-budget0.5", "overrides": [], "argv": argv}))
     (run / "train_result.json").write_text(json.dumps({"budget": {"final_multiplier": 0.25}}))
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "budget/cost": 0.4, "budget/multiplier": 0.1}) + "\n")
     # the budget bench passes the normalisation in the plan, the gym's matched arm in the overrides: the same run;
     # a row written before it kept the budget's card gets it from the run's train_result.json
     row = train_run(tmp_path, tmp_path, "x-budget0.5", ["objective=x", "rl.budget.think_ratio=0.5"], 0, plan)
     assert row["argv"] == argv and row["budget"] == {"final_multiplier": 0.25}
+    assert row["budget_series"] == {"step": [1], "cost": [0.4], "multiplier": [0.1]}
     assert train_run(tmp_path, tmp_path, "x-budget0.5", ["rl.budget.think_ratio=0.5", "objective=x",
                                                          "rl.args.scale_rewards=none"], 0, Plan(steps=100))
     with pytest.raises(SystemExit, match="a finished run trained with"):
@@ -418,7 +421,7 @@ def test_gym_matched_table_ranks_by_the_gap_and_counts_the_seeds_within_the_targ
     """The matched arm's table over hand-made runs: ranked by the gap to the frontier as the leaderboard is (the same
     rank groups), each seed's think ratio within ±0.05 of the target or not, the final λ over seeds."""
     sys.path.insert(0, str(ROOT))
-    from bench.gym import frontier_gaps, matched_table, oracle_point
+    from bench.gym import frontier_gaps, loop_table, matched_table, oracle_point
 
     write_report_before_rl(tmp_path, {"1": (100, 0.9, 1.0), "2": (100, 0.4, 0.8)}, short_tokens=5.0)
     oracle = oracle_point(tmp_path, 0.5)  # frontier (5, 0.65) (15, 0.85) (25, 0.9); think ratio 0.5
@@ -438,6 +441,13 @@ def test_gym_matched_table_ranks_by_the_gap_and_counts_the_seeds_within_the_targ
     assert rows[0][9] == f"+0.200 ± {4.3027 * 0.1 / 3 ** 0.5:.3f}" and rows[1][9] == "-0.500 ± 0.000"
     assert summary["far"]["within_0.05"] == [False, False, True] and summary["near"]["rank_group"] == 1
     assert summary["near"]["final_multiplier"]["mean"] == pytest.approx(0.2)
+    # the loops: think ratio / λ at the marked steps (the last update at or before each), mean over seeds; the
+    # largest miss in the second half
+    series = [{"step": [1, 2, 3, 4], "cost": [0.7, 0.6, 0.5, 0.45], "multiplier": [0.1, 0.2, 0.0, -0.1]},
+              {"step": [2, 4], "cost": [0.3, 0.61], "multiplier": [-0.2, 0.3]}]
+    table = loop_table([{"objective": "o", "target": 0.5, "budget_series": x} for x in series], steps=4)
+    assert table.splitlines()[0] == "| objective | step 4: think / λ | largest miss after step 2 (mean, max over seeds) |"
+    assert table.splitlines()[2] == "| o | 0.53 / +0.10 | 0.08, 0.11 |"  # (0.45+0.61)/2, (-0.1+0.3)/2; 0.05, 0.11
 
 
 def test_demo_bench_reads_the_demo_scripts_times_and_the_step_level_1_leaves_think(tmp_path):
