@@ -43,12 +43,16 @@ GAMMA = 0.5  # the gym's yardstick: conf/objective/thinkless.yaml's correct_thin
 # conf/rl/degrpo_cpu.yaml for all | + each objective's conf/recipe/NAME.yaml | the shared arm trained to the oracle's
 # think ratio (rl.budget.think_ratio, read on the probe; common.PRICED)
 ARMS = ("shared", "recipe", "matched")
+# the matched arm's loop: a derivative term on the probe's reading against the optimizer's momentum lag (without it
+# every objective's think ratio still swung 0.05-0.11 around the target in the runs' second half; docs/budget.md)
+LOOP = ["rl.budget.derivative=auto"]
 RECIPE = "+recipe"  # a recipe run's label: NAME+recipe (a folder name Hydra's override grammar accepts)
 
 
 def run_label(name: str, arm: str, tag: str = "", target: float | None = None) -> str:
     """A run's label (its folder, its row): the objective's name, ``+recipe`` in the recipe arm, ``-budget<target>``
-    in the matched arm (bench/budget.py's label for the same run: the two benches share it), the --train tag."""
+    in the matched arm (bench/budget.py's label for a run to that target too: one trained otherwise is refused,
+    not reused), the --train tag."""
     if arm == "recipe":
         return name + RECIPE + tag
     if arm == "matched":
@@ -65,7 +69,7 @@ def objective_overrides(name: str, plan: Plan, quick: bool, arm: str = "shared",
     (plan.train's shrink overrides come last and win)."""
     out = [f"objective={name}"] + ([f"+recipe={name}"] if arm == "recipe" else [])
     if arm == "matched":
-        out += [f"rl.budget.think_ratio={target:g}", *PRICED]
+        out += [f"rl.budget.think_ratio={target:g}", *PRICED, *LOOP]
     if quick and name == "adaptthink":
         out.append("objective.ref_samples=2")
     return out
@@ -349,7 +353,7 @@ def gym(out: Path, plan: Plan, quick: bool) -> dict:
                                                                       ("matched", plan.matched)) if names)
     selected = f" ({selected[2:]})" if selected else ""
     matched_text = (f"## Accuracy at the oracle's think ratio (the matched arm: rl.budget.think_ratio = {target:g}, "
-                    f"read on the probe; {' '.join(PRICED)}; mean ± 95% interval over seeds, ranked by the gap to the "
+                    f"read on the probe; {' '.join(PRICED + LOOP)}; mean ± 95% interval over seeds, ranked by the gap to the "
                     f"frontier)\n\n"
                     f"{matched_board}\n\nWhere the matched runs think, per class (the oracle's allocation at "
                     f"{target:g}: {', '.join(class_name(k) for k, c in oracle['classes'].items() if c['mode'] == 'think') or 'none'})"

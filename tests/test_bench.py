@@ -189,6 +189,7 @@ def test_gym_quick_runs_every_objective_and_a_rerun_skips_them(tmp_path):
     (m,) = res["matched"]
     assert m["label"] == f"adaptthink-budget{target:g}" and m["arm"] == "matched" and "frontier_gap" in m
     assert (m["budget"]["target"], m["budget"]["probe"], m["budget"]["cost"]) == (target, 512, "think_ratio")
+    assert m["budget"]["derivative"] == pytest.approx(m["budget"]["proportional"] * 10)  # LOOP: auto, Adam's β1 0.9
     args = json.loads((out / m["dir"] / "run_config.json").read_text())["config"]["rl"]["args"]
     assert args["scale_rewards"] == "none" and "| objective.delta | 0.05 |" in (out / m["dir"] / "model" /
                                                                                 "README.md").read_text()
