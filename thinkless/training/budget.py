@@ -2,8 +2,9 @@
 
 A Lagrange multiplier λ prices each rollout's cost (``think_ratio``: 1 if its first token is ``<think>``;
 ``tokens``: its length over the target) out of the objective's rewards, ``r − λ·cost``, and after every generation
-batch a PI controller moves λ on the violation ``ĉ − c*``, the policy's cost ``ĉ`` read on a fixed probe of training
-prompts (a think ratio's default) or on the batch. Under ``objective=thinkless`` λ is an adaptive γ. λ is run state:
+batch a PI controller (PID with ``derivative`` > 0: a lead against the optimizer's momentum lag) moves λ on the
+violation ``ĉ − c*``, the policy's cost ``ĉ`` read on a fixed probe of training prompts (a think ratio's default) or
+on the batch. Under ``objective=thinkless`` λ is an adaptive γ. λ is run state:
 saved in every checkpoint (``budget.json``) and restored on resume, so a resumed run prices as the uninterrupted one.
 How it works, why a proportional term, the ``auto`` gains' derivation and the measurements: docs/budget.md.
 """
