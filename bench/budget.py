@@ -44,21 +44,14 @@ TARGETS = (0.2, 0.4, 0.6)
 REGISTERED = sorted(REGISTRY)  # every registered objective (thinkless/objectives/), by name
 
 
-def budget_series(run_dir: Path) -> dict:
-    from thinkless.reporting.monitor import read_metrics
-
-    lines = [r for r in read_metrics(run_dir / "metrics.jsonl") if "budget/multiplier" in r]
-    return {"step": [r["step"] for r in lines], "multiplier": [r["budget/multiplier"] for r in lines],
-            "cost": [r["budget/cost"] for r in lines]}
-
-
 def final_integral(card: dict, series: dict) -> float:
     """λ_I, the multiplier's dual-ascent part at the end (λ less its proportional term on the last batches' noise),
     replayed from the logged batch costs (exactly: the update is deterministic and the series is the logged one)."""
     from thinkless.training.budget import SMOOTHING, Budget
 
     b = Budget(cost=card["cost"], target=card["target"], step_size=card["step_size"], bound=card["bound"],
-               at_most=card["at_most"], proportional=card.get("proportional", 0.0), multiplier=series["multiplier"][0],
+               at_most=card["at_most"], proportional=card.get("proportional", 0.0),
+               derivative=card.get("derivative", 0.0), multiplier=series["multiplier"][0],
                smoothing=card.get("smoothing", SMOOTHING))  # no key: written when every run averaged
     for lam, cost in zip(series["multiplier"], series["cost"]):
         if abs(lam - b.multiplier) > 1e-9:
@@ -67,7 +60,7 @@ def final_integral(card: dict, series: dict) -> float:
     return b.integral
 
 
-def stale_run(out: Path, label: str, seed: int, k: float, eta: float, probe: int) -> None:
+def stale_run(out: Path, label: str, seed: int, k: float, eta: float, probe: int, d: float = 0.0) -> None:
     """A finished run is reused by its label: refuse one trained with other gains or another cost measurement (an
     older default), before any work."""
     res = out / "runs" / f"{label}-s{seed}" / "train_result.json"
@@ -78,12 +71,13 @@ def stale_run(out: Path, label: str, seed: int, k: float, eta: float, probe: int
     card = json.loads(res.read_text())["budget"]
     # no proportional key: plain dual ascent's version; no probe key: the batch's think ratio; no smoothing key: every
     # reading averaged
-    got = (card.get("proportional", 0.0), card["step_size"], card.get("probe", 0), card.get("smoothing", SMOOTHING))
-    want = (k, eta, probe, smoothing_for(probe))
+    got = (card.get("proportional", 0.0), card["step_size"], card.get("probe", 0), card.get("smoothing", SMOOTHING),
+           card.get("derivative", 0.0))  # no derivative key: written before the term existed (off)
+    want = (k, eta, probe, smoothing_for(probe), d)
     if any(abs(x - y) > 1e-9 * max(1.0, abs(y)) for x, y in zip(got, want)):
         raise SystemExit(f"{res.parent}: trained with proportional={got[0]:g}, step_size={got[1]:g}, probe={got[2]}, "
-                         f"smoothing={got[3]:g}, not this invocation's {', '.join(f'{w:g}' for w in want)}; move it "
-                         "away (or pass what it was run with)")
+                         f"smoothing={got[3]:g}, derivative={got[4]:g}, not this invocation's "
+                         f"{', '.join(f'{w:g}' for w in want)}; move it away (or pass what it was run with)")
 
 
 def class_gains(run_dir: Path) -> dict:
@@ -149,6 +143,8 @@ def main(argv=None) -> None:
     p.add_argument("--probe", type=int, help="rl.budget.probe for the budget runs (default: the config's auto, 512 "
                    "prompts; 0: the batch's sampled think ratio); their labels and the results' file names get "
                    "-probe<value>")
+    p.add_argument("--derivative", help="rl.budget.derivative for the budget runs: a number or auto (default: the "
+                   "config's 0, off); their labels and the results' file names get -D<value>")
     p.add_argument("--step-size-factor", type=float, help="rl.budget.step_size = F x the objective's reward range / "
                    "the steps, for the budget runs (default: the config's auto, F = 5); their labels and the results' "
                    "file names get -eta<F>")
@@ -163,16 +159,25 @@ def main(argv=None) -> None:
     plan.steps = a.steps or plan.steps
     plan.jobs = a.jobs or plan.jobs
     targets = a.targets or ([0.4] if a.quick else list(TARGETS))
-    from thinkless.training.budget import PROBE, STEP_FACTOR, measured_on
+    from thinkless.training.budget import PROBE, STEP_FACTOR, make_budget, measured_on
     from thinkless.objectives import make_objective
 
+    probe = PROBE if a.probe is None else a.probe
     gains, expected, suffix, described = {}, {}, "", []
     for name in plan.objectives:  # the gym generates once per optimizer step: U = steps
         R = make_objective({"name": name}).reward_range()
         k = R if a.proportional is None else a.proportional
         eta = (STEP_FACTOR if a.step_size_factor is None else a.step_size_factor) * R / plan.steps
-        expected[name] = (k, eta)
-        gains[name] = ([] if a.proportional is None else [f"rl.budget.proportional={k:g}"]) + (
+        # the derivative gain as the run derives it (auto: K / (1 - adam_beta1) at the gym's one update per step)
+        try:
+            dgain = 0.0 if a.derivative is None else make_budget(
+                {"think_ratio": 0.5, "proportional": k, "derivative": a.derivative if a.derivative == "auto" else
+                 float(a.derivative)}, objective=make_objective({"name": name}), max_steps=plan.steps).derivative
+        except ValueError as e:  # before any work
+            p.error(f"--derivative {a.derivative}: a number >= 0 or auto ({e})")
+        expected[name] = (k, eta, probe, dgain)
+        gains[name] = ([] if a.derivative is None else [f"rl.budget.derivative={a.derivative}"]) + (
+            [] if a.proportional is None else [f"rl.budget.proportional={k:g}"]) + (
             [] if a.step_size_factor is None else [f"rl.budget.step_size={eta:g}"]) + (
             [] if a.probe is None else [f"rl.budget.probe={a.probe}"])
     if a.proportional is not None:
@@ -181,7 +186,9 @@ def main(argv=None) -> None:
     if a.step_size_factor is not None:
         suffix += f"-eta{a.step_size_factor:g}"
         described.append(f"rl.budget.step_size={a.step_size_factor:g} x reward range / steps")
-    probe = PROBE if a.probe is None else a.probe
+    if a.derivative is not None:
+        suffix += f"-D{a.derivative}"
+        described.append(f"rl.budget.derivative={a.derivative}")
     if a.probe is not None:
         suffix += f"-probe{a.probe}"
     plan.train += PRICED
@@ -197,7 +204,7 @@ def main(argv=None) -> None:
                           seed, plan))
             meta.append((name, None))
             for t in targets:
-                stale_run(out, f"{name}-budget{t:g}{suffix}", seed, *expected[name], probe)
+                stale_run(out, f"{name}-budget{t:g}{suffix}", seed, *expected[name])
                 calls.append((out, model, f"{name}-budget{t:g}{suffix}",
                                [f"objective={name}", f"rl.budget.think_ratio={t:g}", *gains[name]], seed, plan))
                 meta.append((name, t))
@@ -207,7 +214,7 @@ def main(argv=None) -> None:
         extra = {"objective": name, "target": t}
         if t is not None:
             res = json.loads((d / "train_result.json").read_text())
-            series = budget_series(d)
+            series = r.pop("budget_series")  # bench.common.summarize_run's: every dual update's step, cost and λ
             extra.update(budget=res["budget"], series=series, integral=final_integral(res["budget"], series),
                          warnings=res.get("warnings", []))
         runs.append({**r, **extra})

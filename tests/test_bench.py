@@ -325,15 +325,39 @@ def test_budget_bench_refuses_a_cached_run_trained_otherwise(tmp_path):
     (run / "train_result.json").write_text(json.dumps({"budget": card}))
     stale_run(tmp_path, "thinkless-budget0.4", 0, 2.0, 0.1, 512)  # the same: reused
     stale_run(tmp_path, "thinkless-budget0.4", 1, 2.0, 0.1, 0)  # no such run yet: trained
-    with pytest.raises(SystemExit, match="probe=512, smoothing=0, not this invocation's 2, 0.1, 0, 0.75"):
+    with pytest.raises(SystemExit, match="probe=512, smoothing=0, derivative=0, not this invocation's 2, 0.1, 0, 0.75, 0"):
         stale_run(tmp_path, "thinkless-budget0.4", 0, 2.0, 0.1, 0)
     # on the probe but averaged (before a probe's reading went unaveraged): stale
     (run / "train_result.json").write_text(json.dumps({"budget": {**card, "smoothing": 0.75}}))
-    with pytest.raises(SystemExit, match="probe=512, smoothing=0.75, not this invocation's 2, 0.1, 512, 0"):
+    with pytest.raises(SystemExit, match="probe=512, smoothing=0.75, derivative=0, not this invocation's 2, 0.1, 512, 0"):
         stale_run(tmp_path, "thinkless-budget0.4", 0, 2.0, 0.1, 512)
+    # the gym's matched arm (a derivative term) under a label the budget bench would use: stale unless asked for
+    (run / "train_result.json").write_text(json.dumps({"budget": {**card, "derivative": 20.0}}))
+    with pytest.raises(SystemExit, match="derivative=20, not this invocation's 2, 0.1, 512, 0, 0"):
+        stale_run(tmp_path, "thinkless-budget0.4", 0, 2.0, 0.1, 512)
+    stale_run(tmp_path, "thinkless-budget0.4", 0, 2.0, 0.1, 512, 20.0)
     (run / "train_result.json").write_text(json.dumps({"budget": {"step_size": 0.1}}))  # before the keys existed
     with pytest.raises(SystemExit, match="trained with proportional=0, step_size=0.1, probe=0, smoothing=0.75"):
         stale_run(tmp_path, "thinkless-budget0.4", 0, 2.0, 0.1, 512)
+
+
+def test_budget_bench_replays_the_loop_with_every_term():
+    """bench.budget.final_integral: λ_I replayed from a run's logged costs and its card, the derivative term included
+    (a replay that left a term out would not match the logged prices and stops)."""
+    sys.path.insert(0, str(ROOT))
+    from bench.budget import final_integral
+    from thinkless.training.budget import Budget
+
+    b = Budget(cost="think_ratio", target=0.5, step_size=0.1, bound=2.0, proportional=2.0, derivative=20.0,
+               smoothing=0.0)
+    series = {"step": [], "cost": [], "multiplier": []}
+    for step, cost in enumerate((0.6, 0.58, 0.52, 0.47, 0.49), 1):
+        series["step"].append(step), series["multiplier"].append(b.multiplier), series["cost"].append(cost)
+        b.update(cost)
+    card = {**b.card(), "smoothing": 0.0}
+    assert final_integral(card, series) == pytest.approx(b.integral)
+    with pytest.raises(RuntimeError, match="is not the logged"):
+        final_integral({**card, "derivative": 0.0}, series)
 
 
 def test_interval_is_a_student_t_interval_over_seeds():
