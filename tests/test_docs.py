@@ -189,6 +189,9 @@ def test_the_demo_tables_are_the_generated_reports():
     coupled = demo.split("**The coupled-loss ablation**", 1)[1]
     assert table_rows(coupled, PIPELINE_HEADER) == grpo
     assert pipeline != grpo  # the two runs differ (DeGRPO routes, coupled GRPO collapses)
+    # across seeds: bench/demo.py's table (every seed's demo, timed, and its ablation), cell for cell
+    assert table_rows(demo, "| seed | DeGRPO think ratio L1-L6 |") == table_rows(
+        (RESULTS / "demo_results.md").read_text(), "| seed | DeGRPO think ratio L1-L6 |")
 
 
 def test_the_evaluation_summary_is_the_generated_table():
