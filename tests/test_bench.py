@@ -418,7 +418,8 @@ def test_gym_leaderboard_ranks_runs_by_their_gap_to_the_frontier(tmp_path):
     def run(label, seed, acc, tokens):
         return {"label": label, "objective": label, "arm": "shared", "seed": seed, "acc": acc, "tokens": tokens,
                 "reward": acc - 0.1, "think_ratio": 0.5,
-                "rollout_tokens": 100_000, "wall_s": 10.0, "step_times": [1.0, 1.2], "oracle_reward": oracle["reward"],
+                "rollout_tokens": 100_000 + 10_000 * seed, "wall_s": 10.0, "step_times": [1.0, 1.2],
+                "oracle_reward": oracle["reward"],
                 "classes": {"1": {"think_ratio": 0.1}, "2": {"think_ratio": 0.9}}, "targets": {}, "threshold": []}
 
     # frontier at 10 tokens: 0.75; at 20: 0.875. cheap: gaps -0.02, -0.03, -0.01; costly: -0.10, -0.11, -0.09;
@@ -434,6 +435,8 @@ def test_gym_leaderboard_ranks_runs_by_their_gap_to_the_frontier(tmp_path):
     assert [r[1] for r in rows[:3]] == ["shared"] * 3 and [r[3] for r in rows[:3]] == ["1", "1", "2"]
     half = 4.3027 * 0.01 / 3 ** 0.5
     assert rows[0][4] == f"-0.020 ± {half:.3f}" and rows[3][4] == "+0.000"
+    # columns derived from another's interval: E[r] less the oracle's (shifted), rollout tokens in millions (scaled)
+    assert rows[0][9] == f"{0.63 - oracle['reward']:+.3f} ± {half:.3f}" and rows[0][10] == f"0.11 ± {half:.2f} M"
     gap = summary["cheap"]["frontier_gap"]
     assert set(gap) == {"mean", "sd", "n", "ci95"} and gap["n"] == 3 and gap["ci95"] == pytest.approx(half, abs=1e-5)
     assert summary["costly"]["rank_group"] == 2 and summary["cheap"]["step_ratio"]["mean"] == pytest.approx(1.1)
