@@ -112,6 +112,8 @@ def test_mode_metrics_per_class_beside_per_level():
                      problem_class=t([1, 1, 6, -1]))
     assert m["modes/think_ratio_C1"] == 0.5 and m["modes/think_ratio_C6"] == 1.0 and "modes/think_ratio_C-1" not in m
     assert m["modes/acc_C1"] == 1.0 and m["modes/acc_C6"] == 0.0
+    assert m["modes/acc_short_C1"] == 1.0 and m["modes/acc_think_C1"] == 1.0 and m["modes/acc_think_L5"] == 0.5
+    assert "modes/acc_short_L5" not in m and "modes/acc_short_C6" not in m  # no short sample there
     assert m["modes/think_ratio_L2"] == 0.5 and m["modes/think_ratio_L5"] == 1.0
     assert not any(k.startswith("modes/think_ratio_C") for k in mode_metrics(
         t([0, 1]), t([1, 1]), t([1, .5]), t([2, 6]), t([2, 2]), 2))  # no classes: none logged

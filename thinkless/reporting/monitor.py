@@ -35,7 +35,8 @@ def mode_metrics(mode: torch.Tensor, correct: torch.Tensor, reward: torch.Tensor
     ``mode``: 1 think, 0 short, -1 no control token. ``correct``: 1/0, NaN where the gold could not be graded (the
     row is left out) or correctness is unknown (a custom reward: accuracy keys are then absent). ``level`` < 0: none.
     ``problem_class``: the problem's class (the graded task's grade), logged as ``modes/think_ratio_C<c>``
-    (the letter: ``thinkless.tasks.base.SPLITS``); < 0 or None: none.
+    (the letter: ``thinkless.tasks.base.SPLITS``); < 0 or None: none. Per level and class also the accuracy, and each
+    mode's (``modes/acc_short_L1``) where it has samples.
     ``modes/long_short_share``: short responses over ``long_short_multiple`` x their group's median short length
     (``evaluation.metrics.long_short_share``: short-mode hacking).
     """
@@ -57,6 +58,11 @@ def mode_metrics(mode: torch.Tensor, correct: torch.Tensor, reward: torch.Tensor
                 out[f"modes/think_ratio_{tag}{int(lv)}"] = usage["think_ratio"]
                 if known:
                     out[f"modes/acc_{tag}{int(lv)}"] = usage["accuracy"]
+                    # each mode's sampled accuracy per level: a short mode breaking on the easy level (its answers
+                    # pushed down by the wrong short answers of the hard ones) shows here before the routing moves
+                    for name in ("think", "short"):
+                        if f"acc_{name}" in usage:
+                            out[f"modes/acc_{name}_{tag}{int(lv)}"] = usage[f"acc_{name}"]
     # groups of G consecutive rows, numbered before ungradable rows are left out
     share = long_short_share(mode, tokens, groups[valid], long_short_multiple)
     if share is not None:

@@ -51,7 +51,6 @@ class Budget:
     # prompts (0: the batch's sampled think ratio)
     integral: float | None = None  # λ_I, the dual-ascent part of λ (None: start at the multiplier)
     smoothed_error: float | None = None  # ē, the proportional term's input (None before the first batch)
-    error_change: float = 0.0  # ē − the previous update's ē (0 at the first): the derivative term's input
     smoothing: float = SMOOTHING  # ē's weight on the past: SMOOTHING on the batch's noisy reading, 0 on a probe
     patience: int = 10  # updates at a bound, the cost still on the wrong side, before the target is called unreachable
     saturated_steps: int = 0  # consecutive updates with λ_I at a bound and the cost still off target
@@ -84,10 +83,10 @@ class Budget:
         err = self.error(measured)
         lo = 0.0 if self.at_most else -self.bound
         e = err if self.smoothed_error is None else self.smoothing * self.smoothed_error + (1 - self.smoothing) * err
-        self.error_change = 0.0 if self.smoothed_error is None else e - self.smoothed_error
+        change = 0.0 if self.smoothed_error is None else e - self.smoothed_error  # the derivative term's input
         self.smoothed_error = e
         self.integral = min(self.bound, max(lo, self.integral + self.step_size * err))  # clamped: no wind-up
-        lam = min(self.bound, max(lo, self.integral + self.proportional * e + self.derivative * self.error_change))
+        lam = min(self.bound, max(lo, self.integral + self.proportional * e + self.derivative * change))
         # unreachable is judged on the integral: the proportional term may touch a bound on a large transient
         i = self.integral
         at_bound = (i >= self.bound and err > 0) or (i <= -self.bound and not self.at_most and err < 0)
@@ -104,7 +103,7 @@ class Budget:
     def save(self, folder: str) -> None:
         with open(os.path.join(folder, STATE_FILE), "w") as f:
             json.dump({"multiplier": self.multiplier, "integral": self.integral,
-                       "smoothed_error": self.smoothed_error, "error_change": self.error_change,
+                       "smoothed_error": self.smoothed_error,
                        "saturated_steps": self.saturated_steps,
                        "constraint": self.describe()}, f)
 
@@ -120,14 +119,13 @@ class Budget:
         self.integral = float(d.get("integral", self.multiplier))
         e = d.get("smoothed_error")
         self.smoothed_error = None if e is None else float(e)
-        self.error_change = float(d.get("error_change", 0.0))
 
     def describe(self) -> str:
         return f"{self.cost} {'<=' if self.at_most else '='} {self.target:g}"
 
     def card(self) -> dict:
         d = asdict(self)
-        for k in ("saturated_steps", "patience", "integral", "smoothed_error", "error_change"):
+        for k in ("saturated_steps", "patience", "integral", "smoothed_error"):
             d.pop(k)
         d["final_multiplier"] = d.pop("multiplier")
         return d
