@@ -182,6 +182,25 @@ def test_degrpo_experiment_structure():
         assert c.rl.args == compose_cfg("train", []).rl.args  # equal terms: one rl config for every objective
 
 
+def test_demo_none_experiment_sets_both_stages_and_the_ablation_alike():
+    """``+experiment=demo_none`` (the demo at the authors' normalisation) is passed to both stages by scripts/demo.sh:
+    distill.py reads its training keys, train.py its RL keys, and the coupled ablation (objective=grpo, bench/demo.py)
+    gets the same rewards and RL arguments as DeGRPO; without it the demo is unchanged."""
+    base_d, base_t = compose_cfg("distill", []), compose_cfg("train", [])
+    d = compose_cfg("distill", ["+experiment=demo_none"])
+    assert (d.training.args.max_steps, d.training.args.learning_rate) == (450, 2e-3)
+    assert d.data == base_d.data and d.model == base_d.model  # the distillation's data and model are the demo's
+    t = compose_cfg("train", ["+experiment=demo_none"])
+    a = t.rl.args
+    assert (a.scale_rewards, a.warmup_steps, a.learning_rate, a.max_steps) == ("none", 20, 5e-4, 130)
+    assert list(t.rl_data.level_weights) == [8, 2, 2, 2, 2, 2] and t.objective.rewards.correct_think == 0.1
+    assert t.objective.name == "thinkless" and t.objective.alpha == base_t.objective.alpha
+    g = compose_cfg("train", ["objective=grpo", "+experiment=demo_none"])
+    assert g.objective.name == "grpo" and g.rl.args == t.rl.args and g.rl_data == t.rl_data
+    assert g.objective.rewards == t.objective.rewards
+    assert base_t.rl.args.scale_rewards == "group" and base_t.objective.rewards.correct_think == 0.5
+
+
 def test_adaptthink_experiment_matches_their_script_key_by_key():
     t = compose_cfg("train", ["+experiment=adaptthink"])
     assert check_mapping(t, lambda key: key.startswith("actor_rollout_ref.actor.use_kl_loss")) >= 20

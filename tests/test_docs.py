@@ -192,6 +192,10 @@ def test_the_demo_tables_are_the_generated_reports():
     # across seeds: bench/demo.py's table (every seed's demo, timed, and its ablation), cell for cell
     assert table_rows(demo, "| seed | DeGRPO think ratio L1-L6 |") == table_rows(
         (RESULTS / "demo_results.md").read_text(), "| seed | DeGRPO think ratio L1-L6 |")
+    # the opt-in recipe at the authors' normalisation (+experiment=demo_none): its section shows its own results file
+    none = demo.split("## At the authors' normalisation (opt-in)", 1)[1]
+    assert table_rows(none, "| seed | DeGRPO think ratio L1-L6 |") == table_rows(
+        (RESULTS / "demo_none_results.md").read_text(), "| seed | DeGRPO think ratio L1-L6 |")
 
 
 def test_the_evaluation_summary_is_the_generated_table():
