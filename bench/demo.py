@@ -6,6 +6,8 @@ copied into docs/results/ (what README.md and docs/demo.md show; tests/test_docs
     python bench/demo.py                     # seeds 0-4 -> runs/demo-bench/demo_results.{md,json}
     python bench/demo.py --publish           # the same, then docs/results/: demo_results.*, seed 0's reports, PNGs
     python bench/demo.py --seeds 0 --no-ablation --no-eval   # one demo run, timed
+    python bench/demo.py --out runs/demo-none --no-eval --name demo_none_results --publish +experiment=demo_none
+                                             # a recipe of the demo's own: its table alone, under its own name
 
 Run it on an otherwise idle machine: the demo's wall time is one of its results (the JSON names the machine). Each
 seed's runs land in runs/demo-bench/s<N>/ (``RUN_NAME`` of scripts/demo.sh); a seed whose files are there is not rerun.
@@ -139,11 +141,16 @@ def main(argv=None) -> None:
     p.add_argument("--no-eval", action="store_true", help="skip eval.py on the first seed's policy")
     p.add_argument("--publish", action="store_true", help="copy the results and the first seed's reports and "
                                                           "pictures into docs/results/")
+    p.add_argument("--name", default="demo_results", help="the results' file name (default demo_results); with "
+                                                          "overrides, name them apart from the demo's own")
     p.add_argument("overrides", nargs="*", help="Hydra overrides for every stage (e.g. threads=2)")
     a = p.parse_args(argv)
     out = Path(a.out).resolve()
     if ROOT / "runs" not in out.parents:
         raise SystemExit(f"--out {a.out}: must be a folder under {ROOT / 'runs'} (scripts/demo.sh writes runs/<name>)")
+    if a.publish and a.overrides and a.name == "demo_results":
+        raise SystemExit(f"--publish with overrides {a.overrides}: docs/results/demo_results.* are the default demo's; "
+                         "name these results apart with --name (e.g. --name demo_none_results)")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     rows = []
@@ -166,15 +173,16 @@ def main(argv=None) -> None:
             + f". Demo wall time after setup: {min(r['total_s'] for r in rows)}-{max(r['total_s'] for r in rows)} s.\n")
     data = {"seeds": a.seeds, "overrides": a.overrides, "rows": rows, "targets_met": met,
             "wall_s": round(time.perf_counter() - t0)}
-    write_results(out, "demo_results", text, data)
+    write_results(out, a.name, text, data)
     print(text, flush=True)
     if a.publish:
         dest = ROOT / "docs" / "results"
         first = out / f"s{a.seeds[0]}"
-        for name, src in PUBLISHED.items():
+        # the pages show the default demo's reports: a run with overrides publishes its table alone
+        for name, src in PUBLISHED.items() if not a.overrides else ():
             if (first / src).is_file():
                 shutil.copyfile(first / src, dest / name)
-        for name in ("demo_results.md", "demo_results.json"):
+        for name in (f"{a.name}.md", f"{a.name}.json"):
             shutil.copyfile(out / name, dest / name)
         log(f"published to {dest}")
 

@@ -517,3 +517,36 @@ def test_demo_bench_reads_the_demo_scripts_times_and_the_step_level_1_leaves_thi
     assert cells[5:] == ["✓ ✓ ✗", "0.98 0.98", "0.568 (off the oracle)", "80 + 90 = 170 |"]
     with pytest.raises(SystemExit, match="under"):
         demo.main(["--out", str(tmp_path)])
+
+
+def test_demo_bench_publishes_a_recipe_of_its_own_apart_from_the_demo(tmp_path, monkeypatch):
+    """With overrides, --publish writes the table under --name and leaves the pages' reports (the default demo's)
+    alone; under the default name it refuses before any run. A finished seed is reused, not rerun."""
+    import json
+
+    from bench import demo
+
+    monkeypatch.setattr(demo, "ROOT", tmp_path)
+    seed_dir = tmp_path / "runs" / "x" / "s0"
+    levels = {"L1": {"oracle": "short", "think_ratio": 0.01, "acc": 1.0, "reward": 1.0}}
+    for sub in ("train", "train_grpo"):
+        (seed_dir / sub).mkdir(parents=True)
+        (seed_dir / sub / "pipeline_report.json").write_text(json.dumps({
+            "levels": levels, "reward_rl": 0.24, "reward_oracle": 0.25, "overall_acc_rl": 0.99,
+            "overall_acc_forced_think": 1.0, "all_levels_match_oracle": True, "targets": {"a": True}}))
+        (seed_dir / sub / "pipeline_report.md").write_text("report\n")
+    (seed_dir / "train" / "metrics.jsonl").write_text("")
+    (seed_dir / "demo_wall.json").write_text(json.dumps({"distill_s": 90, "rl_s": 85, "total_s": 175, "commit": "c"}))
+    dest = tmp_path / "docs" / "results"
+    dest.mkdir(parents=True)
+    args = ["--out", str(tmp_path / "runs" / "x"), "--seeds", "0", "--no-eval", "--publish", "+experiment=demo_none"]
+    with pytest.raises(SystemExit, match="--name"):
+        demo.main(args)
+    assert not (tmp_path / "runs" / "x" / "demo_results.md").exists()
+    demo.main([*args, "--name", "demo_none_results"])
+    assert sorted(p.name for p in dest.iterdir()) == ["demo_none_results.json", "demo_none_results.md"]
+    data = json.loads((dest / "demo_none_results.json").read_text())
+    assert data["overrides"] == ["+experiment=demo_none"] and data["rows"][0]["total_s"] == 175
+    assert "| 0 | 0.01 | " in (dest / "demo_none_results.md").read_text()
+    demo.main(["--out", str(tmp_path / "runs" / "x"), "--seeds", "0", "--no-eval", "--publish"])  # the demo itself
+    assert {"demo_results.md", "pipeline_report.md", "grpo_pipeline_report.md"} <= {p.name for p in dest.iterdir()}
