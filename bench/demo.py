@@ -164,8 +164,10 @@ def main(argv=None) -> None:
     met = sum(all(r["targets"].values()) for r in rows)
     off = [r for r in rows if "coupled" in r and not r["coupled"]["routes"]]
     commit = git_commit()
+    ran = sorted({r["commit"] for r in rows if r.get("commit")})  # a reused seed keeps the commit that ran it
+    commits = commit if ran in ([], [commit]) else f"{commit} (the demos ran at {', '.join(ran)})"
     text = (f"# The demo across seeds\n\n`bash scripts/demo.sh seed=N` (distill -> DeGRPO -> report) and the "
-            f"coupled-loss ablation from the same start, seeds {a.seeds}. Commit {commit}. Machine: {machine()}. "
+            f"coupled-loss ablation from the same start, seeds {a.seeds}. Commit {commits}. Machine: {machine()}. "
             f"Command: `{command_line('bench/demo.py')}`.\n\n{table(rows)}\n\n"
             f"DeGRPO meets all three targets on {met} of {len(rows)} seeds"
             + (f"; coupled GRPO leaves some level off the oracle's mode on {len(off)} of "

@@ -547,6 +547,7 @@ def test_demo_bench_publishes_a_recipe_of_its_own_apart_from_the_demo(tmp_path, 
     assert sorted(p.name for p in dest.iterdir()) == ["demo_none_results.json", "demo_none_results.md"]
     data = json.loads((dest / "demo_none_results.json").read_text())
     assert data["overrides"] == ["+experiment=demo_none"] and data["rows"][0]["total_s"] == 175
-    assert "| 0 | 0.01 | " in (dest / "demo_none_results.md").read_text()
+    text = (dest / "demo_none_results.md").read_text()
+    assert "| 0 | 0.01 | " in text and "(the demos ran at c)" in text  # the reused seed's own commit
     demo.main(["--out", str(tmp_path / "runs" / "x"), "--seeds", "0", "--no-eval", "--publish"])  # the demo itself
     assert {"demo_results.md", "pipeline_report.md", "grpo_pipeline_report.md"} <= {p.name for p in dest.iterdir()}
