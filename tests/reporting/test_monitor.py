@@ -119,6 +119,15 @@ def test_mode_metrics_per_class_beside_per_level():
         t([0, 1]), t([1, 1]), t([1, .5]), t([2, 6]), t([2, 2]), 2))  # no classes: none logged
 
 
+def test_each_mode_has_its_own_accuracy_per_level():
+    """Level 1: short answers wrong, think answers right (its short mode broken); level 2: short only, half right."""
+    t = lambda xs: torch.tensor(xs, dtype=torch.float32)  # noqa: E731
+    m = mode_metrics(t([0, 0, 1, 1, 0, 0]), t([0, 0, 1, 1, 1, 0]), t([-1, -1, .5, .5, 1, -1]), t([2] * 6),
+                     t([1, 1, 1, 1, 2, 2]), 2)
+    assert (m["modes/acc_L1"], m["modes/acc_short_L1"], m["modes/acc_think_L1"]) == (0.5, 0.0, 1.0)
+    assert m["modes/acc_short_L2"] == 0.5 and "modes/acc_think_L2" not in m  # no think sample at level 2
+
+
 def test_a_budget_run_logs_its_multiplier_and_draws_it(tmp_path, capsys):
     """rl.budget: the multiplier and the batch cost on the console line, in metrics.jsonl and in budget.png."""
     cb = MetricsLogCallback(tmp_path, RL_KEYS, plot=True, title="DeGRPO")
