@@ -213,10 +213,11 @@ def main(argv=None) -> None:
         d = out / r["dir"]
         extra = {"objective": name, "target": t}
         if t is not None:
-            res = json.loads((d / "train_result.json").read_text())
-            series = r.pop("budget_series")  # bench.common.summarize_run's: every dual update's step, cost and λ
-            extra.update(budget=res["budget"], series=series, integral=final_integral(res["budget"], series),
-                         warnings=res.get("warnings", []))
+            # bench.common.summarize_run's row carries the budget card and every dual update's step, cost and λ;
+            # the run's warnings only its train_result.json
+            series = r.pop("budget_series")
+            extra.update(series=series, integral=final_integral(r["budget"], series),
+                         warnings=json.loads((d / "train_result.json").read_text()).get("warnings", []))
         runs.append({**r, **extra})
     gain = class_gains(out / runs[0]["dir"])
     rows, summary = [], {}
