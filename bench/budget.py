@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (PRICED, Plan, class_name, command_line, distill, fmt, log, machine, run_all,  # noqa: E402
+from bench.common import (PRICED, Plan, class_name, command_line, distill, fmt, log, machine, run_all, trained_at,  # noqa: E402
                           write_results)
 from thinkless.objectives import OBJECTIVES as REGISTRY  # noqa: E402
 from thinkless.training.budget import priceable  # noqa: E402
@@ -255,7 +255,7 @@ def main(argv=None) -> None:
             f"the final policy's free choice on the report benchmark. The think-bias columns: the unconstrained run of "
             f"the same objective and seed, moved to the target by the bias that gives it in expectation (its own "
             f"log-odds on the benchmark), measured in the same report. Machine: {machine()}. Command: "
-            f"`{command_line('bench/budget.py')}`.\n\n{head}\n" + "\n".join(rows) +
+            f"`{command_line('bench/budget.py')}`.{trained_at(runs)}\n\n{head}\n" + "\n".join(rows) +
             f"\n\n## Where the thinking goes: think ratio per class (the oracle's allocation at the target in "
             f"brackets)\n\n{per_class}\n")
     picture(runs, summary, plan.objectives, targets, out / f"budget{suffix}.png")

@@ -220,7 +220,7 @@ def train_run(out: Path, model: Path, label: str, overrides: list[str], seed: in
                                    f"seed={seed}", f"rl.args.max_steps={plan.steps}", *GYM_SCALE["train"], *plan.train],
                       out / "logs" / f"{label}-s{seed}.log")
     row = {"label": label, "seed": seed, "overrides": overrides, "argv": argv, "dir": str(d.relative_to(out)),
-           "wall_s": round(wall, 1),
+           "commit": git_commit(), "wall_s": round(wall, 1),
            **summarize_run(d)}
     done.write_text(json.dumps(row, indent=2))
     log(f"{label} seed {seed}: E[r] {row['reward']:.3f} (oracle {row['oracle_reward']:.3f}), acc {row['acc']:.3f}, "
@@ -394,6 +394,19 @@ def git_commit() -> str:
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
                            text=True).stdout.strip()
     return (head or "unknown") + ("+dirty" if dirty else "")
+
+
+def trained_at(rows: list[dict]) -> str:
+    """Which commits trained ``rows`` (a rerun reuses finished runs, so one table can hold runs of several): "" when
+    all ran at this one, else the sentence the results add after their command."""
+    here = git_commit()
+    ran = sorted({r["commit"] for r in rows if r.get("commit")})
+    older = sum(1 for r in rows if not r.get("commit"))
+    if not older and ran in ([], [here]):
+        return ""
+    parts = [f"{sum(1 for r in rows if r.get('commit') == c)} at {c}" for c in ran]
+    parts += [f"{older} before the runs recorded their commit"] if older else []
+    return f" Runs trained at: {'; '.join(parts)}."
 
 
 def write_results(out: Path, name: str, text: str, data: dict) -> None:

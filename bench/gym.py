@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import (PRICED, TASK, Plan, class_name, command_line, distill, fmt, fmt_interval, interval,  # noqa: E402
-                          log, machine, rank_groups, run_all, run_script, spread, write_results)
+                          log, machine, rank_groups, run_all, run_script, spread, trained_at, write_results)
 from thinkless.objectives import OBJECTIVES as REGISTRY  # noqa: E402
 from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
 
@@ -370,7 +370,8 @@ def gym(out: Path, plan: Plan, quick: bool) -> dict:
     text = (f"# Gym results\n\nGraded task, {len(plan.seeds)} seed(s) x {len(plan.objectives)} objectives "
             f"x arms {' / '.join(plan.arms)}{selected}, "
             f"{plan.steps} RL steps each from one distillation; yardstick: reward 1 / {1 - GAMMA:g} / -1 "
-            f"(γ = {GAMMA}). Machine: {machine()}. Command: `{command_line('bench/gym.py')}`.\n\n## Leaderboard (mean ± 95% interval over seeds; "
+            f"(γ = {GAMMA}). Machine: {machine()}. Command: `{command_line('bench/gym.py')}`.{trained_at(runs + matched)}"
+            f"\n\n## Leaderboard (mean ± 95% interval over seeds; "
             f"ranked by the accuracy gap to the frontier at the run's own tokens)\n\n{board}\n\n"
             f"Gap to frontier: the run's accuracy minus the frontier's at its own response tokens; rank group: the "
             f"rows whose gap intervals overlap the best row's share rank 1, and so on (one seed has no interval: all "
@@ -430,7 +431,7 @@ def sweep(out: Path, plan: Plan, quick: bool, gammas=GAMMAS) -> dict:
                  f"side of 0.5 is the oracle's ({agree} of {len(gammas) * len(classes)}).")
     text = (f"# γ sweep\n\nDeGRPO on the graded task at γ ∈ {list(gammas)}, {len(plan.seeds)} seed(s), {plan.steps} "
             f"steps{', with ' + ' '.join(plan.train) if plan.tag else ''}. Machine: {machine()}. "
-            f"Command: `{command_line('bench/gym.py')}`.\n\n" + "\n".join(lines) + "\n")
+            f"Command: `{command_line('bench/gym.py')}`.{trained_at(runs)}\n\n" + "\n".join(lines) + "\n")
     sweep_picture(runs, per, gammas, out / f"sweep{plan.tag}.png")
     data = {"plan": asdict(plan), "per_gamma": per, "runs": runs}
     write_results(out, "sweep_results" + plan.tag, text, data)

@@ -151,6 +151,7 @@ def test_gym_quick_runs_every_objective_and_a_rerun_skips_them(tmp_path):
     assert {r["label"] for r in res["runs"] if r["arm"] == "recipe"} == {n + "+recipe" for n in quick.recipes}
     for r in res["runs"]:
         assert set(r["classes"]) == {str(g) for g in range(1, 7)} and r["rollout_tokens"] > 0 and r["step_times"]
+        assert r["commit"] == res["commit"]  # each run row: the commit that trained it
         run = out / r["dir"]
         card = (run / "model" / "README.md").read_text()  # every objective runs train.py end to end on HF rollouts
         assert f"| objective | `{r['objective']}` |" in card, r["label"]
@@ -310,6 +311,19 @@ def test_a_finished_run_is_reused_only_when_trained_with_the_same_arguments(tmp_
     assert train_run(tmp_path, tmp_path, "x-budget0.5", ["objective=x"], 0, Plan(steps=100))
     with pytest.raises(SystemExit, match="a finished run trained with"):
         train_run(tmp_path, tmp_path, "x-budget0.5", ["objective=x"], 0, Plan(steps=60))
+
+
+def test_results_name_the_commits_their_reused_runs_trained_at(monkeypatch):
+    """A rerun reuses finished runs: a table whose runs trained at other commits than the invocation's says which
+    (a run row records its commit; rows from before that record are counted as such)."""
+    sys.path.insert(0, str(ROOT))
+    import bench.common as common
+
+    monkeypatch.setattr(common, "git_commit", lambda: "bbb")
+    assert common.trained_at([{"commit": "bbb"}, {"commit": "bbb"}]) == ""
+    assert common.trained_at([{"commit": "bbb"}, {"commit": "aaa"}, {"commit": "aaa"}, {}]) == (
+        " Runs trained at: 2 at aaa; 1 at bbb; 1 before the runs recorded their commit.")
+    assert common.trained_at([{}]) == " Runs trained at: 1 before the runs recorded their commit."
 
 
 def test_budget_bench_refuses_a_cached_run_trained_otherwise(tmp_path):

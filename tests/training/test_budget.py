@@ -247,24 +247,53 @@ def test_an_unreachable_target_warns_in_the_log_and_the_result(distilled, tmp_pa
     assert res["budget"]["final_multiplier"] == 2.0 and res["budget"]["probe"] == 500
     # the cost the multiplier saw is the probe's: here every training prompt (500 > 96), the distilled policy's
     # probability of drawing <think> first at the rollouts' temperature 1, averaged — recomputed from scratch
+    rows, p = probe_by_hand(distilled, data)
+    assert len(rows) == 96
+    first = next(r for r in read_metrics(out / "metrics.jsonl") if "budget/cost" in r)
+    assert first["budget/cost"] == pytest.approx(sum(p) / len(p), abs=1e-4)
+    assert first["budget/cost"] == pytest.approx(sum(p) / len(p), abs=1e-4)
+    assert 0.05 < first["budget/cost"] < 0.95  # a probability, not a 0/1 batch count (the check can fail)
+
+
+def probe_by_hand(distilled, data, objective=None, asked=lambda row: row["prompt"]):
+    """The RL rows of ``data`` (``objective``'s prompts) and the distilled policy's p(<think> first) on
+    ``asked(row)`` for each, one prompt at a time."""
     from hydra import compose, initialize_config_dir
 
-    from thinkless.tasks.data import DropStats
     from thinkless.modeling import load_checkpoint
-    from thinkless.training.rl import rl_prompts
+    from thinkless.tasks.data import DropStats
     from thinkless.tokens import control_token_ids
+    from thinkless.training.rl import rl_prompts
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
         cfg = compose("train", overrides=data)
     model, tok = load_checkpoint(str(distilled / "model"))
-    rows = rl_prompts(cfg.rl_data, DropStats(), instruction=cfg.prompt.instruction, system=cfg.prompt.system)
-    assert len(rows) == 96
+    rows = rl_prompts(cfg.rl_data, DropStats(), instruction=cfg.prompt.instruction, system=cfg.prompt.system,
+                      objective=objective)
     p = []
     with torch.no_grad():
         for r in rows:
-            ids = tok.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True)
+            ids = tok.apply_chat_template(asked(r), add_generation_prompt=True, tokenize=True, return_dict=True)
             logits = model(input_ids=torch.tensor([ids["input_ids"]])).logits[0, -1]
             p.append(torch.softmax(logits.float(), -1)[control_token_ids(tok).think].item())
+    return rows, p
+
+
+def test_the_probe_asks_as_the_report_does_without_an_objectives_prompt_suffix(distilled, tmp_path):
+    """L1's training prompts end with a target length; the report asks the bare question, so the probe — which the
+    loop steers — must too: its reading is the policy's p(<think> first) on the rows' prompts without the suffix."""
+    from thinkless.format import messages
+
+    out = tmp_path / "t"
+    data = ["rl_data.num_problems=96", "rl_data.validation=null"]
+    run_train_cli(out, distilled / "model", "objective=l1", "rl.budget.think_ratio=0.5", "rl.budget.probe=500",
+                  "rl.args.max_steps=1", "rl.args.per_device_train_batch_size=8", "rl.args.num_generations=4",
+                  "rl.args.scale_rewards=none", "rl.args.save_steps=100", "report.enabled=false", *data)
     first = next(r for r in read_metrics(out / "metrics.jsonl") if "budget/cost" in r)
-    assert first["budget/cost"] == pytest.approx(sum(p) / len(p), abs=1e-4)
-    assert 0.05 < first["budget/cost"] < 0.95  # a probability, not a 0/1 batch count (the check can fail)
+    l1 = make_objective({"name": "l1"})
+    rows, bare = probe_by_hand(distilled, data, l1, lambda r: messages(r["problem"]))
+    _, suffixed = probe_by_hand(distilled, data, l1)
+    assert all(r["prompt"][-1]["content"].startswith(r["problem"]) and "Think for" in r["prompt"][-1]["content"]
+               for r in rows)
+    assert first["budget/cost"] == pytest.approx(sum(bare) / len(bare), abs=1e-4)
+    assert abs(sum(suffixed) / len(suffixed) - sum(bare) / len(bare)) > 1e-3  # the two readings differ here

@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig
 
 from ..checkpoints import save_final_model
-from .budget import Budget, make_budget
+from .budget import Budget, make_budget, probe_rows
 from ..runs.checks import ConfigError, warn
 from ..tasks.base import get_task
 from ..tasks.data import DropStats, check_drop_share, load_rows, parse_level, records_from_rows
@@ -97,6 +97,18 @@ def rl_prompts(data_cfg, stats: DropStats, *, instruction: str | None = None, sy
                     **({"target": float(extra[0])} if extra else {})})
     stats["kept"] += len(out)
     return out
+
+
+def probe_prompts(rows: list[dict], budget: Budget | None, seed: int, *, instruction: str | None = None,
+                  system: str | None = None) -> list | None:
+    """The prompts ``rl.budget``'s probe reads its think ratio on (None: no probe): ``budget.probe`` training rows
+    (``budget.probe_rows``, drawn by the seed) asked as the report asks them — the objective's per-prompt suffix
+    (L1's target length) left out, so the loop steers the think ratio the report then measures. Without a suffix
+    they are the rows' own prompts."""
+    if budget is None or not budget.probe:
+        return None
+    return [messages(rows[i]["problem"], instruction=instruction, system=system)
+            for i in probe_rows(len(rows), budget.probe, seed)]
 
 
 def skip_unused_vllm_import(cfg: DictConfig) -> bool:
@@ -283,6 +295,8 @@ def run_train(cfg: DictConfig, stage, objective: Objective, budget: Budget | Non
     if args.use_vllm:
         check_vllm(args)
     trainer = AdaptiveGRPOTrainer(model=model, args=args, objective=objective, budget=budget,
+                            probe_prompts=probe_prompts(rows, budget, args.seed, instruction=cfg.prompt.instruction,
+                                                        system=cfg.prompt.system),
                             train_dataset=Dataset.from_list(rows),
                             eval_dataset=Dataset.from_list(val_rows) if val_rows else None, processing_class=tok,
                             callbacks=callbacks)

@@ -33,7 +33,7 @@ from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.callbacks import SyncRefModelCallback
 
-from .budget import Budget, probe_rows, probe_think_ratio
+from .budget import Budget, probe_think_ratio
 from .losses import LossInputs, importance_sampling_stats, loss_shape
 from ..reporting.monitor import mode_metrics
 from ..objectives import Objective, Rollouts
@@ -59,17 +59,22 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
 
     ``objective``: a ``thinkless.objectives.Objective`` (required; e.g. ``make_objective({"name": "thinkless"})``).
     ``reward_funcs``: leave unset; the objective grades and rewards. Given, they replace its reward (tests, research).
+    ``probe_prompts``: the prompts ``budget``'s probe reads (required when it has one; ``rl.probe_prompts``).
     """
 
     _tag_names = ["trl", "grpo", "degrpo", "thinkless"]
 
     def __init__(self, model, reward_funcs=None, args: AdaptiveGRPOConfig | None = None, *, objective: Objective,
-                 budget: Budget | None = None, **kwargs):
+                 budget: Budget | None = None, probe_prompts: list | None = None, **kwargs):
         if not isinstance(objective, Objective):
             raise TypeError(f"objective={objective!r}: a thinkless.objectives.Objective is expected (e.g. "
                             "make_objective({'name': 'thinkless'}))")
         self.objective = objective
         self.budget = budget
+        if budget is not None and budget.probe and not probe_prompts:
+            raise ValueError(f"rl.budget.probe={budget.probe}: the trainer needs the probe's prompts (probe_prompts; "
+                             "thinkless.training.rl.probe_prompts builds them)")
+        self._probe_prompts = probe_prompts
         if budget is not None and reward_funcs is not None:
             raise ValueError("rl.budget prices the objective's reward; it cannot shape explicit reward_funcs")
         self._custom_rewards = reward_funcs is not None
@@ -177,9 +182,8 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
 
     @cached_property
     def _probe_ids(self) -> list[list[int]]:
-        """``rl.budget.probe`` prompts of the training set (``budget.probe_rows``), tokenized as the rollouts' are."""
-        idx = probe_rows(len(self.train_dataset), self.budget.probe, self.args.seed)
-        return self._tokenize_prompts([self.train_dataset[i]["prompt"] for i in idx])[0]
+        """The probe's prompts (``probe_prompts``), tokenized as the rollouts' are."""
+        return self._tokenize_prompts(self._probe_prompts)[0]
 
     def _probe_think_ratio(self) -> float:
         """The budget's probe (``budget.probe_think_ratio``) on the policy, with the rollouts' sampling settings."""
