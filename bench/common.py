@@ -26,12 +26,15 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK = ["rl_data=graded", "benchmark@report.benchmark=graded"]  # the gym's task: every gym and budget run's
-# The gym's scale, pinned here so that tuning the demo's configs (conf/training/sft_cpu.yaml, conf/rl/degrpo_cpu.yaml)
-# cannot move the gym:
-# the graded task's distillation runs 2 epochs (850 steps at 1e-3, conf/data/graded.yaml) and RL at learning rate 2e-4, the
-# published gym and budget runs' (docs/gym.md "Equal terms"); --train / Plan overrides still win (they come later).
+# The gym's settings, pinned here so that tuning the demo's configs (conf/training/sft_cpu.yaml, conf/rl/degrpo_cpu.yaml)
+# cannot move the gym: the graded task's distillation runs 2 epochs (850 steps at 1e-3) and RL runs conf/rl/gym_cpu.yaml
+# (the advantage divided by the group's std, no warm-up, learning rate 2e-4), the published gym and budget runs'
+# (docs/gym.md "Equal terms"); a run's own overrides and --train / Plan overrides win (they come later).
 GYM_SCALE = {"distill": ["training.args.max_steps=850", "training.args.learning_rate=1e-3"],
-             "train": ["rl.args.learning_rate=2e-4"]}
+             "train": ["rl=gym_cpu", "rl.args.learning_rate=2e-4"]}
+# Runs made before the gym named its RL config ran conf/rl/degrpo_cpu.yaml when it held gym_cpu.yaml's values; such a
+# run is the same run when its recorded config has those values (``same_legacy_run``).
+GYM_RL = "rl=gym_cpu"
 
 
 def cpu_name() -> str:
@@ -117,7 +120,7 @@ class Plan:
 
     seeds: list = field(default_factory=lambda: [0, 1, 2])
     objectives: list = field(default_factory=registered_objectives)
-    steps: int = 100                 # the demo (conf/rl/degrpo_cpu.yaml) runs 260; at 100 the full gym (72 runs) takes about two hours on the slowest kind
+    steps: int = 100                 # the demo (conf/rl/degrpo_cpu.yaml) runs 130; at 100 the full gym (72 runs) takes about two hours on the slowest kind
     timing_steps: int = 20           # step-time ratio: the first N steps of a run vs stock TRL GRPO's first N
     jobs: int = 1                    # runs at once; 1 keeps wall times and step-time ratios comparable
     tag: str = ""                    # --train overrides, in run labels and folders
@@ -203,10 +206,12 @@ def train_run(out: Path, model: Path, label: str, overrides: list[str], seed: in
     if done.is_file():
         row = json.loads(done.read_text())
         if "argv" in row:
-            same = row["argv"] == argv
-        else:  # a row written before the key: its overrides and its step count
+            same = row["argv"] == argv or (row["argv"] == sorted(a for a in argv if a != GYM_RL)
+                                           and holds_gym_rl(argv, d))
+        else:  # a row written before the key: its overrides, its step count and the gym's RL settings
             cfg = json.loads((d / "run_config.json").read_text())["config"]
-            same = row["overrides"] == overrides and cfg["rl"]["args"]["max_steps"] == plan.steps
+            same = (row["overrides"] == overrides and cfg["rl"]["args"]["max_steps"] == plan.steps
+                    and holds_gym_rl(argv, d))
         if not same:
             raise SystemExit(f"{d}: a finished run trained with {row.get('argv') or row['overrides']}, not this "
                              f"invocation's {argv}; move it away (or pass what it was run with)")
@@ -216,8 +221,8 @@ def train_run(out: Path, model: Path, label: str, overrides: list[str], seed: in
             row["budget_series"] = budget_series(d)
         return row
     log(f"training {label} seed {seed}")
-    wall = run_script("train.py", [*overrides, *TASK, f"model.path={model}", f"output_dir={d}", "run_name=gym",
-                                   f"seed={seed}", f"rl.args.max_steps={plan.steps}", *GYM_SCALE["train"], *plan.train],
+    wall = run_script("train.py", [*GYM_SCALE["train"], *overrides, *TASK, f"model.path={model}", f"output_dir={d}",
+                                   "run_name=gym", f"seed={seed}", f"rl.args.max_steps={plan.steps}", *plan.train],
                       out / "logs" / f"{label}-s{seed}.log")
     row = {"label": label, "seed": seed, "overrides": overrides, "argv": argv, "dir": str(d.relative_to(out)),
            "commit": git_commit(), "wall_s": round(wall, 1),
@@ -226,6 +231,20 @@ def train_run(out: Path, model: Path, label: str, overrides: list[str], seed: in
     log(f"{label} seed {seed}: E[r] {row['reward']:.3f} (oracle {row['oracle_reward']:.3f}), acc {row['acc']:.3f}, "
         f"think {row['think_ratio']:.2f}, {row['tokens']:.1f} tokens, {wall:.0f}s")
     return row
+
+
+def holds_gym_rl(argv: list[str], d: Path) -> bool:
+    """Whether the run in ``d`` (recorded before ``GYM_RL`` was among the gym's arguments) trained with the values
+    this invocation (``argv``) composes for every key conf/rl/gym_cpu.yaml sets: its recorded ``rl.args``, read."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        want = compose("train", overrides=[*GYM_SCALE["train"], *(a for a in argv if a not in GYM_SCALE["train"]),
+                                           *TASK]).rl.args
+    keys = OmegaConf.load(ROOT / "conf" / "rl" / "gym_cpu.yaml").args.keys()
+    got = json.loads((d / "run_config.json").read_text())["config"]["rl"]["args"]
+    return all(got.get(k) == want[k] for k in keys)
 
 
 def run_all(plan: Plan, calls: list[tuple]) -> list[dict]:

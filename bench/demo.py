@@ -6,8 +6,8 @@ copied into docs/results/ (what README.md and docs/demo.md show; tests/test_docs
     python bench/demo.py                     # seeds 0-4 -> runs/demo-bench/demo_results.{md,json}
     python bench/demo.py --publish           # the same, then docs/results/: demo_results.*, seed 0's reports, PNGs
     python bench/demo.py --seeds 0 --no-ablation --no-eval   # one demo run, timed
-    python bench/demo.py --out runs/demo-none --no-eval --name demo_none_results --publish +experiment=demo_none
-                                             # a recipe of the demo's own: its table alone, under its own name
+    python bench/demo.py --out runs/demo-group --no-eval --name demo_group_results --publish rl.args.scale_rewards=group
+                                             # the demo otherwise: its table alone, under its own name
 
 Run it on an otherwise idle machine: the demo's wall time is one of its results (the JSON names the machine). Each
 seed's runs land in runs/demo-bench/s<N>/ (``RUN_NAME`` of scripts/demo.sh); a seed whose files are there is not rerun.
@@ -150,7 +150,7 @@ def main(argv=None) -> None:
         raise SystemExit(f"--out {a.out}: must be a folder under {ROOT / 'runs'} (scripts/demo.sh writes runs/<name>)")
     if a.publish and a.overrides and a.name == "demo_results":
         raise SystemExit(f"--publish with overrides {a.overrides}: docs/results/demo_results.* are the default demo's; "
-                         "name these results apart with --name (e.g. --name demo_none_results)")
+                         "name these results apart with --name (e.g. --name demo_group_results)")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     rows = []

@@ -1,7 +1,7 @@
 """The adaptive-thinking gym: objectives trained on equal terms on the graded task, beside its exact oracle.
 
 One distillation of the graded task (``data=graded``) is shared by every run. Each objective x arm x seed then runs
-the same RL stage from it (three arms: shared, recipe, and matched — shared, trained to the oracle's think ratio). The *shared* arm: ``conf/rl/degrpo_cpu.yaml`` for all (the same prompts, rollouts per
+the same RL stage from it (three arms: shared, recipe, and matched — shared, trained to the oracle's think ratio). The *shared* arm: ``conf/rl/gym_cpu.yaml`` for all (the same prompts, rollouts per
 step, optimizer steps, learning rate and sampling), only the objective's own knobs differ, at its authors' defaults
 (``conf/objective/NAME.yaml``). The *recipe* arm adds ``+recipe=NAME`` (``conf/recipe/NAME.yaml``): the method
 choices its authors made (advantage normalisation, loss, KL, entropy, sampling, G, steps per rollout), at the
@@ -40,7 +40,7 @@ from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E4
 OBJECTIVES = tuple(REGISTRY)  # every registered objective (thinkless/objectives/), by name
 GAMMAS = (0.1, 0.3, 0.5, 0.7, 0.9)
 GAMMA = 0.5  # the gym's yardstick: conf/objective/thinkless.yaml's correct_think = 1 − γ
-# conf/rl/degrpo_cpu.yaml for all | + each objective's conf/recipe/NAME.yaml | the shared arm trained to the oracle's
+# conf/rl/gym_cpu.yaml for all | + each objective's conf/recipe/NAME.yaml | the shared arm trained to the oracle's
 # think ratio (rl.budget.think_ratio, read on the probe; common.PRICED)
 ARMS = ("shared", "recipe", "matched")
 # the matched arm's loop: a derivative term on the probe's reading against the optimizer's momentum lag (without it
@@ -478,7 +478,7 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0 1 2; --quick: 0)")
     p.add_argument("--objectives", nargs="+", choices=OBJECTIVES, help="objectives (default: all)")
     p.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS),
-                   help="shared: conf/rl/degrpo_cpu.yaml for all; recipe: + conf/recipe/NAME.yaml; matched: shared, "
+                   help="shared: conf/rl/gym_cpu.yaml for all; recipe: + conf/recipe/NAME.yaml; matched: shared, "
                         "trained to the oracle's think ratio (rl.budget) (default: all three; --quick: the recipe arm "
                         "of thinkless and ada_grpo, the matched arm of adaptthink, unless --objectives names others)")
     p.add_argument("--steps", type=int, help="RL steps per run (default 100; --quick: 3)")

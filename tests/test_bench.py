@@ -281,36 +281,51 @@ def test_benches_refuse_a_plan_they_cannot_run_before_any_work(tmp_path):
 
 def test_a_finished_run_is_reused_only_when_trained_with_the_same_arguments(tmp_path):
     """bench.common.train_run: a label's finished run (``gym_run.json``) is reused for the same overrides, plan
-    overrides and steps — in any order — and refused for others (another bench, or other steps, left it there);
-    a row from before the ``argv`` key is judged by its overrides and its run's step count."""
+    overrides and steps — in any order — and refused for others (another bench, or other steps, left it there).
+    A row recorded before the gym named its RL config (``rl=gym_cpu``), or before the ``argv`` key (judged by its
+    overrides and step count), is reused only when its recorded ``rl.args`` hold what conf/rl/gym_cpu.yaml composes
+    for this invocation."""
     import json
 
     sys.path.insert(0, str(ROOT))
-    from bench.common import GYM_SCALE, Plan, train_run
+    from bench.common import GYM_RL, GYM_SCALE, Plan, train_run
 
     plan = Plan(steps=100, train=["rl.args.scale_rewards=none"])
     run = tmp_path / "runs" / "x-budget0.5-s0"
     run.mkdir(parents=True)
-    argv = sorted(["objective=x", "rl.budget.think_ratio=0.5", "rl.args.scale_rewards=none", "rl.args.max_steps=100",
-                   *GYM_SCALE["train"]])
+    mine = ["objective=thinkless", "rl.budget.think_ratio=0.5"]
+    argv = sorted([*mine, "rl.args.scale_rewards=none", "rl.args.max_steps=100", *GYM_SCALE["train"]])
     (run / "gym_run.json").write_text(json.dumps({"label": "x-budget0.5", "overrides": [], "argv": argv}))
     (run / "train_result.json").write_text(json.dumps({"budget": {"final_multiplier": 0.25}}))
     (run / "metrics.jsonl").write_text(json.dumps({"step": 1, "budget/cost": 0.4, "budget/multiplier": 0.1}) + "\n")
     # the budget bench passes the normalisation in the plan, the gym's matched arm in the overrides: the same run;
     # a row written before it kept the budget's card gets it from the run's train_result.json
-    row = train_run(tmp_path, tmp_path, "x-budget0.5", ["objective=x", "rl.budget.think_ratio=0.5"], 0, plan)
+    row = train_run(tmp_path, tmp_path, "x-budget0.5", mine, 0, plan)
     assert row["argv"] == argv and row["budget"] == {"final_multiplier": 0.25}
     assert row["budget_series"] == {"step": [1], "cost": [0.4], "multiplier": [0.1]}
-    assert train_run(tmp_path, tmp_path, "x-budget0.5", ["rl.budget.think_ratio=0.5", "objective=x",
-                                                         "rl.args.scale_rewards=none"], 0, Plan(steps=100))
+    assert train_run(tmp_path, tmp_path, "x-budget0.5", [mine[1], mine[0], "rl.args.scale_rewards=none"], 0,
+                     Plan(steps=100))
     with pytest.raises(SystemExit, match="a finished run trained with"):
-        train_run(tmp_path, tmp_path, "x-budget0.5", ["objective=x", "rl.budget.think_ratio=0.5"], 0, Plan(steps=50,
-                  train=["rl.args.scale_rewards=none"]))
-    (run / "gym_run.json").write_text(json.dumps({"label": "x-budget0.5", "overrides": ["objective=x"]}))
-    (run / "run_config.json").write_text(json.dumps({"config": {"rl": {"args": {"max_steps": 100}}}}))
-    assert train_run(tmp_path, tmp_path, "x-budget0.5", ["objective=x"], 0, Plan(steps=100))
+        train_run(tmp_path, tmp_path, "x-budget0.5", mine, 0, Plan(steps=50, train=["rl.args.scale_rewards=none"]))
+    # recorded before rl=gym_cpu: the same run when its rl.args are gym_cpu's (its own scale_rewards=none winning)
+    gym_args = {"max_steps": 100, "learning_rate": 2e-4, "warmup_steps": 0, "scale_rewards": "none"}
+    (run / "gym_run.json").write_text(json.dumps({"label": "x-budget0.5", "overrides": [],
+                                                  "argv": [a for a in argv if a != GYM_RL]}))
+    (run / "run_config.json").write_text(json.dumps({"config": {"rl": {"args": gym_args}}}))
+    assert train_run(tmp_path, tmp_path, "x-budget0.5", mine, 0, plan)
+    (run / "run_config.json").write_text(json.dumps({"config": {"rl": {"args": {**gym_args, "warmup_steps": 20}}}}))
+    with pytest.raises(SystemExit, match="a finished run trained with"):  # it warmed up: the demo's, not the gym's
+        train_run(tmp_path, tmp_path, "x-budget0.5", mine, 0, plan)
+    # a row from before the argv key: its overrides, its steps and the gym's RL settings
+    (run / "gym_run.json").write_text(json.dumps({"label": "x-budget0.5", "overrides": ["objective=thinkless"]}))
+    shared = {**gym_args, "scale_rewards": "group"}
+    (run / "run_config.json").write_text(json.dumps({"config": {"rl": {"args": shared}}}))
+    assert train_run(tmp_path, tmp_path, "x-budget0.5", ["objective=thinkless"], 0, Plan(steps=100))
     with pytest.raises(SystemExit, match="a finished run trained with"):
-        train_run(tmp_path, tmp_path, "x-budget0.5", ["objective=x"], 0, Plan(steps=60))
+        train_run(tmp_path, tmp_path, "x-budget0.5", ["objective=thinkless"], 0, Plan(steps=60))
+    (run / "run_config.json").write_text(json.dumps({"config": {"rl": {"args": {**shared, "scale_rewards": "none"}}}}))
+    with pytest.raises(SystemExit, match="a finished run trained with"):  # the gym's shared arm divides by the std
+        train_run(tmp_path, tmp_path, "x-budget0.5", ["objective=thinkless"], 0, Plan(steps=100))
 
 
 def test_results_name_the_commits_their_reused_runs_trained_at(monkeypatch):
@@ -553,15 +568,15 @@ def test_demo_bench_publishes_a_recipe_of_its_own_apart_from_the_demo(tmp_path, 
     (seed_dir / "demo_wall.json").write_text(json.dumps({"distill_s": 90, "rl_s": 85, "total_s": 175, "commit": "c"}))
     dest = tmp_path / "docs" / "results"
     dest.mkdir(parents=True)
-    args = ["--out", str(tmp_path / "runs" / "x"), "--seeds", "0", "--no-eval", "--publish", "+experiment=demo_none"]
+    args = ["--out", str(tmp_path / "runs" / "x"), "--seeds", "0", "--no-eval", "--publish", "rl.args.scale_rewards=group"]
     with pytest.raises(SystemExit, match="--name"):
         demo.main(args)
     assert not (tmp_path / "runs" / "x" / "demo_results.md").exists()
-    demo.main([*args, "--name", "demo_none_results"])
-    assert sorted(p.name for p in dest.iterdir()) == ["demo_none_results.json", "demo_none_results.md"]
-    data = json.loads((dest / "demo_none_results.json").read_text())
-    assert data["overrides"] == ["+experiment=demo_none"] and data["rows"][0]["total_s"] == 175
-    text = (dest / "demo_none_results.md").read_text()
+    demo.main([*args, "--name", "demo_group_results"])
+    assert sorted(p.name for p in dest.iterdir()) == ["demo_group_results.json", "demo_group_results.md"]
+    data = json.loads((dest / "demo_group_results.json").read_text())
+    assert data["overrides"] == ["rl.args.scale_rewards=group"] and data["rows"][0]["total_s"] == 175
+    text = (dest / "demo_group_results.md").read_text()
     assert "| 0 | 0.01 | " in text and "(the demos ran at c)" in text  # the reused seed's own commit
     demo.main(["--out", str(tmp_path / "runs" / "x"), "--seeds", "0", "--no-eval", "--publish"])  # the demo itself
     assert {"demo_results.md", "pipeline_report.md", "grpo_pipeline_report.md"} <= {p.name for p in dest.iterdir()}

@@ -16,7 +16,7 @@ from ..helpers import ROOT, run_train_cli
 
 OVERRIDES = ["rl.args.max_steps=6", "rl.args.save_steps=2", "rl.args.per_device_train_batch_size=16",
              "rl.args.num_generations=4", "rl.args.max_completion_length=40", "report.enabled=false",
-             "rl_data.validation=null"]
+             "rl_data.validation=null", "rl.args.warmup_steps=0"]  # full-size steps from the first (the demo warms up)
 
 
 def lines(metrics):
@@ -77,7 +77,7 @@ def test_resume_after_sigkill(distilled, tmp_path):
     changed = [*overrides, "rl.args.learning_rate=1e-3", "objective.alpha=0.01", "rl.args.num_generations=8"]
     bad = run_train_cli(out, model, *changed, check=False)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
-    for text in ("different configuration", "rl.args.learning_rate: 0.0002 -> 0.001", "objective.alpha: 1.0 -> 0.01",
+    for text in ("different configuration", "rl.args.learning_rate: 0.0005 -> 0.001", "objective.alpha: 1.0 -> 0.01",
                  "rl.args.num_generations: 4 -> 8", "rerun=resume", "rerun=fresh"):
         assert text in bad.stderr, text
     assert not (out / "checkpoints" / "checkpoint-4").exists() and steps(metrics) == [1, 2, 3]
@@ -87,9 +87,10 @@ def test_resume_after_sigkill(distilled, tmp_path):
     res = run_train_cli(out, model, *overrides, "rl.args.logging_steps=1", "wandb.enabled=false")  # excluded keys
     assert "resuming from" in res.stdout and "checkpoint-" in res.stdout
     assert steps(metrics) == [1, 2, 3, 4, 5, 6]
-    # the reward schedule is read from the trainer step: exact across the resume (0.5 for steps 1-2, then 0.8)
+    # the reward schedule is read from the trainer step: exact across the resume (the fold task's 0.1 for steps 1-2,
+    # then 0.8)
     got = [r["rewards/correct_think"] for r in lines(metrics)]
-    assert got == [r["rewards/correct_think"] for r in lines(ref / "metrics.jsonl")] == [0.5] * 2 + [0.8] * 4
+    assert got == [r["rewards/correct_think"] for r in lines(ref / "metrics.jsonl")] == [0.1] * 2 + [0.8] * 4
     # the budget's multiplier came back from checkpoint-2: the same price at every step as the uninterrupted run
     lam = [r["budget/multiplier"] for r in lines(metrics)]
     assert lam == [r["budget/multiplier"] for r in lines(ref / "metrics.jsonl")] and lam[0] == 0.0

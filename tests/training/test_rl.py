@@ -38,7 +38,7 @@ def test_train_cli_outputs(distilled, tmp_path):
     assert not undocumented(logged_keys(out / "metrics.jsonl"))  # every logged key has its line in docs/metrics.md
     assert (out / "mode_usage.png").stat().st_size > 1000 and (out / "accuracy.png").stat().st_size > 1000
     card = (out / "model" / "README.md").read_text()
-    assert "DeGRPO" in card and "| objective | `thinkless` |" in card and "| objective.gamma | 0.5 |" in card
+    assert "DeGRPO" in card and "| objective | `thinkless` |" in card and "| objective.gamma | 0.9 |" in card  # the fold task's
     assert "| objective.alpha | 1.0 |" in card and "| steps | 3 |" in card
     # the card documents the switch and the threshold, with this model's measured curve (one row per bias)
     assert "thinking='off'" in card and "thinkless.vllm_think_bias:ThinkBias" in card

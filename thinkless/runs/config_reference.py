@@ -224,7 +224,7 @@ def render(conf: Path = CONF) -> str:
             out += ["Mounted at several places; keys below are relative to each: " + ", ".join(
                 f"`{pkg}` ({', '.join(users)})" for pkg, users in where[group].items()) + ".", ""]
         for f in by_group[group]:
-            out += [f"#### `{group}/{f.path.stem}`", ""] + _header(f)
+            out += [f"#### `{f.path.relative_to(conf).with_suffix('').as_posix()}`", ""] + _header(f)
             if f.defaults:
                 out += ["Defaults list: " + ", ".join(f"`{d}`" for d in f.defaults) + ".", ""]
             out += _table(f, prefix)
@@ -246,14 +246,20 @@ def page(current: str, conf: Path = CONF) -> str:
     return replace_block(current, render(conf))
 
 
+# The gym's shared arm, as bench/common.py runs it (GYM_SCALE, TASK; tests/test_configs.py checks they agree): the
+# gym's RL config on the graded task.
+GYM_SHARED = ["rl=gym_cpu", "rl_data=graded"]
+
+
 def recipe_values(name: str, conf: Path = CONF) -> list[tuple[Key, object, object]]:
     """``(key, recipe value, shared value)`` of every value of ``conf/recipe/NAME.yaml``: the shared value is the one
-    ``train.yaml`` composes with ``objective=NAME`` alone (None where the shared arm leaves the key unset)."""
+    ``train.yaml`` composes with ``objective=NAME`` and the gym's shared settings (``GYM_SHARED``; None where the
+    shared arm leaves the key unset)."""
     from hydra import compose, initialize_config_dir  # hydra only for the recipe tables, not the key reference
     from omegaconf import OmegaConf
 
     with initialize_config_dir(config_dir=str(conf.resolve()), version_base="1.3"):
-        shared = compose(config_name="train", overrides=[f"objective={name}"])
+        shared = compose(config_name="train", overrides=[*GYM_SHARED, f"objective={name}"])
     leaves = [k for k in parse(conf / "recipe" / f"{name}.yaml").keys if k.default]
     return [(k, yaml.safe_load(k.default), OmegaConf.select(shared, k.path, default=None)) for k in leaves]
 
