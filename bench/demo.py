@@ -115,6 +115,28 @@ def summary(out: Path, seed: int, wall: dict) -> dict:
     return row
 
 
+def steps_of(run: Path) -> int:
+    """The optimizer steps a finished stage ran (its ``run_config.json``: distill.py's or train.py's max_steps)."""
+    cfg = json.loads((run / "run_config.json").read_text())["config"]
+    return int((cfg.get("training") or cfg["rl"])["args"]["max_steps"])
+
+
+def stage_table(out: Path, rows: list[dict]) -> str:
+    """The first seed's two stages, their steps and wall times, and the total beside every seed's range (what README.md
+    and docs/demo.md show as the demo's time)."""
+    first, d = rows[0], out / f"s{rows[0]['seed']}"
+    totals, seeds = [r["total_s"] for r in rows], [r["seed"] for r in rows]
+    named = f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ", ".join(map(str, seeds))
+    return "\n".join([
+        markdown_row(["stage", "what", "wall time"]), markdown_rule(3),
+        markdown_row(["`distill.py`", f"{steps_of(d / 'distill')} SFT steps + distill report", f"{first['distill_s']} s"]),
+        markdown_row(["`train.py`", f"{steps_of(d / 'train')} DeGRPO steps + validation + pipeline report",
+                      f"{first['rl_s']} s"]),
+        markdown_row(["total", f"`bash scripts/demo.sh` after setup (seed {first['seed']}"
+                      + (f"; {min(totals)}-{max(totals)} s over seeds {named})"
+                         if len(rows) > 1 else ")"), f"**{first['total_s']} s**"])])
+
+
 def table(rows: list[dict]) -> str:
     lines = [markdown_row(["seed", "DeGRPO think ratio L1-L6", "L1 leaves `<think>` at step", "E[r] (oracle)",
                            "accuracy (forced think)", "targets", "coupled GRPO think ratio L1-L6", "coupled E[r]",
@@ -168,7 +190,7 @@ def main(argv=None) -> None:
     commits = commit if ran in ([], [commit]) else f"{commit} (the demos ran at {', '.join(ran)})"
     text = (f"# The demo across seeds\n\n`bash scripts/demo.sh seed=N` (distill -> DeGRPO -> report) and the "
             f"coupled-loss ablation from the same start, seeds {a.seeds}. Commit {commits}. Machine: {machine()}. "
-            f"Command: `{command_line('bench/demo.py')}`.\n\n{table(rows)}\n\n"
+            f"Command: `{command_line('bench/demo.py')}`.\n\n{stage_table(out, rows)}\n\n{table(rows)}\n\n"
             f"DeGRPO meets all three targets on {met} of {len(rows)} seeds"
             + (f"; coupled GRPO leaves some level off the oracle's mode on {len(off)} of "
                f"{sum('coupled' in r for r in rows)}" if any("coupled" in r for r in rows) else "")

@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (PRICED, TASK, Plan, class_name, command_line, distill, fmt, fmt_interval, interval,  # noqa: E402
+from bench.common import (GYM_SCALE, PRICED, TASK, Plan, class_name, command_line, distill, fmt, fmt_interval, interval,  # noqa: E402
                           log, machine, rank_groups, run_all, run_script, spread, trained_at, write_results)
 from thinkless.objectives import OBJECTIVES as REGISTRY  # noqa: E402
 from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
@@ -83,7 +83,8 @@ def stock_grpo_step_times(out: Path, model: Path, plan: Plan) -> list[float]:
     if path.is_file():
         return json.loads(path.read_text())["step_times"]
     log(f"timing stock TRL GRPO ({plan.timing_steps} steps)")
-    ov = [*TASK, f"model.path={model}", *[o for o in plan.train if o.startswith(("rl.args.", "rl_data."))]]
+    ov = [*GYM_SCALE["train"], *TASK, f"model.path={model}",
+          *[o for o in plan.train if o.startswith(("rl.args.", "rl_data."))]]
     run_script("bench/stock_grpo.py", [str(out), str(model), str(plan.timing_steps), "0", *ov],
                out / "logs" / "stock_grpo.log")
     return json.loads(path.read_text())["step_times"]

@@ -565,6 +565,10 @@ def test_demo_bench_publishes_a_recipe_of_its_own_apart_from_the_demo(tmp_path, 
             "overall_acc_forced_think": 1.0, "all_levels_match_oracle": True, "targets": {"a": True}}))
         (seed_dir / sub / "pipeline_report.md").write_text("report\n")
     (seed_dir / "train" / "metrics.jsonl").write_text("")
+    (seed_dir / "train" / "run_config.json").write_text(json.dumps({"config": {"rl": {"args": {"max_steps": 130}}}}))
+    (seed_dir / "distill").mkdir()
+    (seed_dir / "distill" / "run_config.json").write_text(json.dumps({"config": {"training": {"args": {
+        "max_steps": 450}}}}))
     (seed_dir / "demo_wall.json").write_text(json.dumps({"distill_s": 90, "rl_s": 85, "total_s": 175, "commit": "c"}))
     dest = tmp_path / "docs" / "results"
     dest.mkdir(parents=True)
@@ -578,5 +582,8 @@ def test_demo_bench_publishes_a_recipe_of_its_own_apart_from_the_demo(tmp_path, 
     assert data["overrides"] == ["rl.args.scale_rewards=group"] and data["rows"][0]["total_s"] == 175
     text = (dest / "demo_group_results.md").read_text()
     assert "| 0 | 0.01 | " in text and "(the demos ran at c)" in text  # the reused seed's own commit
+    # the stage table: the first seed's steps (read from its runs) and wall times
+    assert "| `distill.py` | 450 SFT steps + distill report | 90 s |" in text
+    assert "| total | `bash scripts/demo.sh` after setup (seed 0) | **175 s** |" in text
     demo.main(["--out", str(tmp_path / "runs" / "x"), "--seeds", "0", "--no-eval", "--publish"])  # the demo itself
     assert {"demo_results.md", "pipeline_report.md", "grpo_pipeline_report.md"} <= {p.name for p in dest.iterdir()}

@@ -188,14 +188,19 @@ def test_the_demo_tables_are_the_generated_reports():
     assert table_rows(after_rl, PIPELINE_HEADER) == pipeline
     coupled = demo.split("**The coupled-loss ablation**", 1)[1]
     assert table_rows(coupled, PIPELINE_HEADER) == grpo
-    assert pipeline != grpo  # the two runs differ (DeGRPO routes, coupled GRPO collapses)
+    assert pipeline != grpo  # the two runs differ
     # across seeds: bench/demo.py's table (every seed's demo, timed, and its ablation), cell for cell
+    results = (RESULTS / "demo_results.md").read_text()
     assert table_rows(demo, "| seed | DeGRPO think ratio L1-L6 |") == table_rows(
-        (RESULTS / "demo_results.md").read_text(), "| seed | DeGRPO think ratio L1-L6 |")
-    # the opt-in recipe at the authors' normalisation (+experiment=demo_none): its section shows its own results file
-    none = demo.split("## At the authors' normalisation (opt-in)", 1)[1]
-    assert table_rows(none, "| seed | DeGRPO think ratio L1-L6 |") == table_rows(
-        (RESULTS / "demo_none_results.md").read_text(), "| seed | DeGRPO think ratio L1-L6 |")
+        results, "| seed | DeGRPO think ratio L1-L6 |")
+    # the demo's time: the first seed's stages and every seed's range, as bench/demo.py wrote them
+    stages = table_rows(results, "| stage | what | wall time |")
+    assert len(stages) == 4 and table_rows(demo, "| stage | what | wall time |") == stages
+    assert table_rows(README.read_text(), "| stage | what | wall time |") == stages
+    # the demo before the authors' normalisation (scale_rewards: group): its section shows its own results file
+    group = demo.split("## With the group's std division (the demo until a300b01)", 1)[1]
+    assert table_rows(group, "| seed | DeGRPO think ratio L1-L6 |") == table_rows(
+        (RESULTS / "demo_group_results.md").read_text(), "| seed | DeGRPO think ratio L1-L6 |")
 
 
 def test_the_evaluation_summary_is_the_generated_table():
