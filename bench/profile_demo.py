@@ -104,7 +104,9 @@ def main() -> None:
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        full = {"distill": compose("distill", []).training.args.max_steps, "train": compose("train", []).rl.args.max_steps}
+        # the step counts the demo runs with these overrides (an +experiment may set its own)
+        full = {"distill": compose("distill", [*a.distill, *extra]).training.args.max_steps,
+                "train": compose("train", [*a.train, *extra]).rl.args.max_steps}
         for stage, steps, run, overrides in [
             ("distill", a.distill_steps, distill_stage, [f"training.args.max_steps={a.distill_steps}",
                                                         "training.args.disable_tqdm=true", f"output_dir={tmp}/distill",

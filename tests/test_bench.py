@@ -62,6 +62,8 @@ def test_profile_demo_splits_both_stages(tmp_path):
 
     demo_steps = yaml.safe_load((ROOT / "conf" / "training" / "sft_cpu.yaml").read_text())["args"]["max_steps"]
     assert res["stages"]["train"]["per_step_s"]["generation"] > 0 and res["stages"]["distill"]["demo_steps"] == demo_steps
+    rl_steps = yaml.safe_load((ROOT / "conf" / "rl" / "degrpo_cpu.yaml").read_text())["args"]["max_steps"]
+    assert res["stages"]["train"]["demo_steps"] == rl_steps  # what the demo runs, not the profiled 2
     assert "### train: 2 steps" in (tmp_path / "profile_demo.md").read_text()
 
 
