@@ -17,6 +17,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -233,13 +234,16 @@ def train_run(out: Path, model: Path, label: str, overrides: list[str], seed: in
     return row
 
 
+COMPOSING = threading.Lock()  # Hydra's compose state is global: runs checked at once (--jobs) compose one at a time
+
+
 def holds_gym_rl(argv: list[str], d: Path) -> bool:
     """Whether the run in ``d`` (recorded before ``GYM_RL`` was among the gym's arguments) trained with the values
     this invocation (``argv``) composes for every key conf/rl/gym_cpu.yaml sets: its recorded ``rl.args``, read."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+    with COMPOSING, initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         want = compose("train", overrides=[*GYM_SCALE["train"], *(a for a in argv if a not in GYM_SCALE["train"]),
                                            *TASK]).rl.args
     keys = OmegaConf.load(ROOT / "conf" / "rl" / "gym_cpu.yaml").args.keys()

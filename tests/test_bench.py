@@ -290,7 +290,7 @@ def test_a_finished_run_is_reused_only_when_trained_with_the_same_arguments(tmp_
     import json
 
     sys.path.insert(0, str(ROOT))
-    from bench.common import GYM_RL, GYM_SCALE, Plan, train_run
+    from bench.common import GYM_RL, GYM_SCALE, Plan, run_all, train_run
 
     plan = Plan(steps=100, train=["rl.args.scale_rewards=none"])
     run = tmp_path / "runs" / "x-budget0.5-s0"
@@ -328,6 +328,17 @@ def test_a_finished_run_is_reused_only_when_trained_with_the_same_arguments(tmp_
     (run / "run_config.json").write_text(json.dumps({"config": {"rl": {"args": {**shared, "scale_rewards": "none"}}}}))
     with pytest.raises(SystemExit, match="a finished run trained with"):  # the gym's shared arm divides by the std
         train_run(tmp_path, tmp_path, "x-budget0.5", ["objective=thinkless"], 0, Plan(steps=100))
+    # several such runs checked at once (--jobs 2: the checks' Hydra composes take turns)
+    calls = []
+    for seed in range(4):
+        d = tmp_path / "runs" / f"y-s{seed}"
+        d.mkdir()
+        (d / "gym_run.json").write_text(json.dumps({"label": "y", "overrides": ["objective=grpo"], "wall_s": 1}))
+        (d / "run_config.json").write_text(json.dumps({"config": {"rl": {"args": shared}}}))
+        (d / "train_result.json").write_text("{}")
+        (d / "metrics.jsonl").write_text("")
+        calls.append((tmp_path, tmp_path, "y", ["objective=grpo"], seed, Plan(steps=100, jobs=2)))
+    assert [r["wall_s"] for r in run_all(Plan(jobs=2), calls)] == [1, 1, 1, 1]
 
 
 def test_results_name_the_commits_their_reused_runs_trained_at(monkeypatch):
