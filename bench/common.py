@@ -32,9 +32,10 @@ TASK = ["rl_data=graded", "benchmark@report.benchmark=graded"]  # the gym's task
 # (the advantage divided by the group's std, no warm-up, learning rate 2e-4), the published gym and budget runs'
 # (docs/gym.md "Equal terms"); a run's own overrides and --train / Plan overrides win (they come later).
 GYM_SCALE = {"distill": ["training.args.max_steps=850", "training.args.learning_rate=1e-3"],
-             "train": ["rl=gym_cpu", "rl.args.learning_rate=2e-4"]}
+             "train": ["rl=gym_cpu", "rl.args.learning_rate=2e-4"]}  # the rate is gym_cpu.yaml's too; it stays an
+# argument because the published runs recorded it (train_run compares arguments).
 # Runs made before the gym named its RL config ran conf/rl/degrpo_cpu.yaml when it held gym_cpu.yaml's values; such a
-# run is the same run when its recorded config has those values (``same_legacy_run``).
+# run is the same run when its recorded config has those values (``holds_gym_rl``).
 GYM_RL = "rl=gym_cpu"
 
 
