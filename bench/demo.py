@@ -8,9 +8,13 @@ copied into docs/results/ (what README.md and docs/demo.md show; tests/test_docs
     python bench/demo.py --seeds 0 --no-ablation --no-eval   # one demo run, timed
     python bench/demo.py --out runs/demo-group --no-eval --name demo_group_results --publish rl.args.scale_rewards=group
                                              # the demo otherwise: its table alone, under its own name
+    python bench/demo.py --fresh-clone --publish   # timed as a user's first command (what the README quotes)
 
 Run it on an otherwise idle machine: the demo's wall time is one of its results (the JSON names the machine). Each
 seed's runs land in runs/demo-bench/s<N>/ (``RUN_NAME`` of scripts/demo.sh); a seed whose files are there is not rerun.
+``--fresh-clone`` runs every ``scripts/demo.sh`` in a fresh clone of HEAD with the demo's own venv
+(``scripts/setup.sh --demo``: the package without vLLM and the dev tools, set up before any clock starts), as a
+user's first command after cloning runs; this checkout's venv may hold vLLM, whose import TRL triggers in each stage.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import (command_line, git_commit, log, machine, run_script, script_env,  # noqa: E402
-                          write_results)
+                          trained_at, write_results)
 from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
 from thinkless.reporting.monitor import read_metrics  # noqa: E402
 
@@ -56,9 +61,27 @@ def leaves_think_at(metrics: list[dict], level: str = "L1") -> int | None:
     return None
 
 
-def demo_run(out: Path, seed: int, extra: list[str]) -> dict:
-    """``bash scripts/demo.sh seed=N`` into ``out/s<N>`` (skipped when its pipeline report is there): its wall times and
-    the commit that ran it."""
+def fresh_clone(dest: Path, logfile: Path) -> Path:
+    """A clone of this checkout's HEAD in ``dest`` with the demo's venv set up, its ``runs/`` this checkout's (so a
+    seed's outputs land where they would without it). Tracked files must be as committed: the clone runs HEAD."""
+    if git_commit().endswith("+dirty"):
+        raise SystemExit("--fresh-clone runs HEAD as committed, and tracked files differ from it: commit them first")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(dest)], check=True)
+    subprocess.run(["git", "checkout", "-q", "--detach", head], cwd=dest, check=True)  # HEAD, whatever ROOT's branch
+    log(f"{dest}: bash scripts/setup.sh --demo (not timed)")
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    with open(logfile, "w") as f:
+        if subprocess.run(["bash", "scripts/setup.sh", "--demo"], cwd=dest, stdout=f, stderr=subprocess.STDOUT).returncode:
+            raise SystemExit(f"scripts/setup.sh --demo failed in the fresh clone: see {logfile}")
+    (dest / "runs").symlink_to(ROOT / "runs", target_is_directory=True)
+    return dest
+
+
+def demo_run(out: Path, seed: int, extra: list[str], where: Path = ROOT) -> dict:
+    """``bash scripts/demo.sh seed=N`` in ``where`` (this checkout, or a fresh clone whose runs/ is this one's) into
+    ``out/s<N>`` (skipped when its pipeline report is there): its wall times, the commit that ran it and where."""
     d = out / f"s{seed}"
     done = d / "demo_wall.json"
     if done.is_file() and (d / "train" / "pipeline_report.json").is_file():
@@ -67,15 +90,16 @@ def demo_run(out: Path, seed: int, extra: list[str]) -> dict:
     logfile = out / "logs" / f"demo-s{seed}.log"
     logfile.parent.mkdir(parents=True, exist_ok=True)
     # RUN_NAME is relative to runs/: the demo's outputs go to runs/<RUN_NAME>/
-    env = {**script_env(), "RUN_NAME": str(d.relative_to(ROOT / "runs"))}
+    env = {**script_env(), "RUN_NAME": str(d.relative_to(ROOT / "runs")), "PYTHONPATH": str(where)}
     with open(logfile, "w") as f:
-        proc = subprocess.run(["bash", "scripts/demo.sh", f"seed={seed}", *extra], cwd=ROOT, env=env, stdout=f,
+        proc = subprocess.run(["bash", "scripts/demo.sh", f"seed={seed}", *extra], cwd=where, env=env, stdout=f,
                               stderr=subprocess.STDOUT)
     text = logfile.read_text()
     m = WALL.search(text)
     if proc.returncode != 0 or not m:
         raise SystemExit(f"bash scripts/demo.sh seed={seed} failed (exit {proc.returncode}): see {logfile}")
-    wall = {**dict(zip(("distill_s", "rl_s", "total_s"), map(int, m.groups()))), "commit": git_commit()}
+    wall = {**dict(zip(("distill_s", "rl_s", "total_s"), map(int, m.groups()))), "commit": git_commit(),
+            "fresh_clone": where != ROOT}
     done.write_text(json.dumps(wall))
     return wall
 
@@ -165,6 +189,8 @@ def main(argv=None) -> None:
                                                           "pictures into docs/results/")
     p.add_argument("--name", default="demo_results", help="the results' file name (default demo_results); with "
                                                           "overrides, name them apart from the demo's own")
+    p.add_argument("--fresh-clone", action="store_true", help="run scripts/demo.sh in a fresh clone of HEAD with "
+                                                                "the demo's own venv (a user's first run)")
     p.add_argument("overrides", nargs="*", help="Hydra overrides for every stage (e.g. threads=2)")
     a = p.parse_args(argv)
     out = Path(a.out).resolve()
@@ -176,21 +202,24 @@ def main(argv=None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     rows = []
-    for seed in a.seeds:
-        wall = demo_run(out, seed, a.overrides)
-        if not a.no_ablation:
-            ablation_run(out, seed, a.overrides)
-        rows.append(summary(out, seed, wall))
+    with tempfile.TemporaryDirectory(prefix="demo-clone-") as tmp:
+        where = fresh_clone(Path(tmp) / "thinkless", out / "logs" / "setup.log") if a.fresh_clone else ROOT
+        for seed in a.seeds:
+            wall = demo_run(out, seed, a.overrides, where)
+            if not a.no_ablation:
+                ablation_run(out, seed, a.overrides)
+            rows.append(summary(out, seed, wall))
     if not a.no_eval:
         eval_run(out, a.seeds[0])
     met = sum(all(r["targets"].values()) for r in rows)
     off = [r for r in rows if "coupled" in r and not r["coupled"]["routes"]]
-    commit = git_commit()
-    ran = sorted({r["commit"] for r in rows if r.get("commit")})  # a reused seed keeps the commit that ran it
-    commits = commit if ran in ([], [commit]) else f"{commit} (the demos ran at {', '.join(ran)})"
-    text = (f"# The demo across seeds\n\n`bash scripts/demo.sh seed=N` (distill -> DeGRPO -> report) and the "
-            f"coupled-loss ablation from the same start, seeds {a.seeds}. Commit {commits}. Machine: {machine()}. "
-            f"Command: `{command_line('bench/demo.py')}`.\n\n{stage_table(out, rows)}\n\n{table(rows)}\n\n"
+    clones = sum(bool(r.get("fresh_clone")) for r in rows)
+    where = ("in a fresh clone with the demo's own venv (`scripts/setup.sh --demo`)" if clones == len(rows) else
+             "in this checkout" if not clones else f"{clones} of {len(rows)} in a fresh clone, the rest in this checkout")
+    text = (f"# The demo across seeds\n\n`bash scripts/demo.sh seed=N` (distill -> DeGRPO -> report; run {where}) "
+            f"and the coupled-loss ablation from the same start, seeds {a.seeds}. Commit {git_commit()}. Machine: "
+            f"{machine()}. Command: `{command_line('bench/demo.py')}`.{trained_at(rows)}\n\n{stage_table(out, rows)}"
+            f"\n\n{table(rows)}\n\n"
             f"DeGRPO meets all three targets on {met} of {len(rows)} seeds"
             + (f"; coupled GRPO leaves some level off the oracle's mode on {len(off)} of "
                f"{sum('coupled' in r for r in rows)}" if any("coupled" in r for r in rows) else "")

@@ -561,6 +561,39 @@ def test_demo_bench_reads_the_demo_scripts_times_and_the_step_level_1_leaves_thi
         demo.main(["--out", str(tmp_path)])
 
 
+def test_demo_bench_times_the_demo_in_a_fresh_clone_of_head_with_the_demos_own_setup(tmp_path, monkeypatch):
+    """--fresh-clone: scripts/demo.sh runs in a clone of HEAD, after that clone's `scripts/setup.sh --demo`, its
+    outputs in this checkout's runs/ (the clone's runs/ is a link to it), the row marked; a checkout whose tracked
+    files differ from HEAD is refused (the clone would time other code)."""
+    import subprocess
+    from pathlib import Path
+
+    from bench import demo
+
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    (repo / "scripts" / "setup.sh").write_text("echo set up > setup-ran\n")
+    (repo / "scripts" / "demo.sh").write_text(  # what the real one does with RUN_NAME, and its last line
+        'mkdir -p "runs/$RUN_NAME/train" && pwd > "runs/$RUN_NAME/where" && echo "$PYTHONPATH" >> "runs/$RUN_NAME/where"\n'
+        'echo "demo wall time: distill 80s, DeGRPO + report 90s, total 170s"\n')
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "-C", str(repo), "add", "."], check=True)
+    subprocess.run([*git, "-C", str(repo), "commit", "-qm", "x"], check=True)
+    monkeypatch.setattr(demo, "ROOT", repo)
+    monkeypatch.setattr(demo, "git_commit", lambda: "abc")
+    clone = demo.fresh_clone(tmp_path / "clone", tmp_path / "setup.log")
+    assert (clone / "setup-ran").is_file() and not (repo / "setup-ran").exists()
+    wall = demo.demo_run(repo / "runs" / "bench", 2, [], clone)
+    assert wall == {"distill_s": 80, "rl_s": 90, "total_s": 170, "commit": "abc", "fresh_clone": True}
+    ran_in, path = (repo / "runs" / "bench" / "s2" / "where").read_text().split()
+    assert Path(ran_in).resolve() == clone.resolve() and path == str(clone)  # the clone's code, not this checkout's
+    monkeypatch.setattr(demo, "git_commit", lambda: "abc+dirty")
+    with pytest.raises(SystemExit, match="commit them first"):
+        demo.fresh_clone(tmp_path / "clone2", tmp_path / "setup.log")
+    assert not (tmp_path / "clone2").exists()
+
+
 def test_demo_bench_publishes_a_recipe_of_its_own_apart_from_the_demo(tmp_path, monkeypatch):
     """With overrides, --publish writes the table under --name and leaves the pages' reports (the default demo's)
     alone; under the default name it refuses before any run. A finished seed is reused, not rerun."""
@@ -594,7 +627,8 @@ def test_demo_bench_publishes_a_recipe_of_its_own_apart_from_the_demo(tmp_path, 
     data = json.loads((dest / "demo_group_results.json").read_text())
     assert data["overrides"] == ["rl.args.scale_rewards=group"] and data["rows"][0]["total_s"] == 175
     text = (dest / "demo_group_results.md").read_text()
-    assert "| 0 | 0.01 | " in text and "(the demos ran at c)" in text  # the reused seed's own commit
+    assert "| 0 | 0.01 | " in text and "Runs trained at: 1 at c." in text  # the reused seed's own commit
+    assert "run in this checkout" in text
     # the stage table: the first seed's steps (read from its runs) and wall times
     assert "| `distill.py` | 450 SFT steps + distill report | 90 s |" in text
     assert "| total | `bash scripts/demo.sh` after setup (seed 0) | **175 s** |" in text

@@ -78,6 +78,52 @@ def test_mode_report_is_an_evaluation_with_the_three_report_methods(tiny_tokeniz
     assert (tmp_path / "generations" / "report").is_dir()  # the samples, like any evaluation's
 
 
+def test_a_report_reuses_another_reports_generations_only_for_the_same_settings_and_problems(tiny_tokenizer,
+                                                                                            tmp_path):
+    """The pipeline report's before-RL columns are the distill report's generations (same model, stream and
+    settings): copied, not generated, and the report is the same. Other problems under the same file name (another
+    stream's seed, which the fingerprint does not name) or other settings are generated anew."""
+    from thinkless.evaluation.benchmarks import synthetic_benchmark
+    from thinkless.reporting.report import mode_report
+    from thinkless.tasks.synthetic import parse_prompt
+
+    from ..helpers import ScriptedGenerator
+
+    def script(prompt, i):
+        p = parse_prompt(prompt.split("user\n")[1].split("<|im_end|>")[0])
+        return f"x</think>\\boxed{{{p.answer}}}" if prompt.endswith("<think>") else (
+            "\\boxed{0}" if prompt.endswith("<short>") else "<think>")
+
+    class Counting(ScriptedGenerator):
+        prompts = 0
+
+        def generate(self, prompts, cfg):
+            Counting.prompts += len(prompts)
+            return super().generate(prompts, cfg)
+
+    def report(bench, out, **kw):
+        Counting.prompts = 0
+        rep = mode_report(Counting(tiny_tokenizer, script), tiny_tokenizer, bench, out, max_new_tokens=40,
+                          free_samples=2, rewards=G05, **kw)
+        return rep["per_level"], Counting.prompts
+
+    bench = synthetic_benchmark("report", [1, 6], 5, seed=3)
+    first, made = report(bench, tmp_path / "distill" / "report")
+    assert made > 0
+    again, made = report(bench, tmp_path / "train" / "before_rl", reuse=[tmp_path / "distill" / "report"])
+    assert again == first and made == 0
+    assert sorted(p.name for p in (tmp_path / "train" / "before_rl" / "generations" / "report").iterdir()) == \
+        sorted(p.name for p in (tmp_path / "distill" / "report" / "generations" / "report").iterdir())
+    other = synthetic_benchmark("report", [1, 6], 5, seed=4)  # the same file names, other problems
+    _, made = report(other, tmp_path / "other", reuse=[tmp_path / "distill" / "report"])
+    files = list((tmp_path / "other" / "generations" / "report").glob("*.jsonl"))
+    assert made > 0 and files and all(len(f.read_text().splitlines()) == 10 for f in files)  # its own problems only
+    Counting.prompts = 0
+    mode_report(Counting(tiny_tokenizer, script), tiny_tokenizer, bench, tmp_path / "t", max_new_tokens=30,
+                free_samples=2, rewards=G05, reuse=[tmp_path / "distill" / "report"])  # other settings
+    assert Counting.prompts > 0
+
+
 def test_pipeline_table_per_class_on_a_task_with_classes():
     """The graded task's report rows are its classes, named by grade; the oracle and targets per class."""
     before = {"per_group": {"1": level(1.0, 1.0, 0.5, 1.0, 0.5), "3": level(1.0, 0.8, 0.5, 0.9, 0.4)}}

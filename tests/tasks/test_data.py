@@ -71,7 +71,8 @@ def test_budget_prompts_state_the_responses_own_length_in_l1s_sentence(tiny_toke
         user = r["prompt"].split("user\n")[1].split("<|im_end|>")[0]
         assert user == q["prompt"].split("user\n")[1].split("<|im_end|>")[0] + budget_suffix(n)
         assert user.endswith(f" Think for {n} tokens.") and r["completion"] == q["completion"]
-        assert r["input_ids"][-n:] == q["input_ids"][-n:] and sum(r["completion_mask"]) == n  # the loss: unchanged
+        assert r["input_ids"][-n:] == q["input_ids"][-n:] == r["labels"][-n:]  # the loss: unchanged
+        assert set(r["labels"][:-n]) == {-100}
     half = [r["prompt"] for r in rows_of(sft_table(rows, "paired", FIELDS, tiny_tokenizer, DropStats(),
                                                    budget=(0.5, 0, l1_exact_suffix), num_proc=2))]
     stated = ["Think for" in p for p in half]
@@ -185,7 +186,7 @@ def test_get_field_dotted():
 
 def test_rows_are_tokenized_as_at_inference_one_bos_and_the_completion_only():
     """R1-Distill's tokenizer adds a BOS to plain text; its chat template already starts with one. The rows carry
-    the prompt's ids exactly as render_prompt + generation see them, and a mask over the completion alone."""
+    the prompt's ids exactly as render_prompt + generation see them, and labels on the completion alone."""
     from transformers import AutoTokenizer
 
     from thinkless import add_control_tokens, control_token_ids
@@ -199,8 +200,8 @@ def test_rows_are_tokenized_as_at_inference_one_bos_and_the_completion_only():
     ids = control_token_ids(tok)
     for r in out:
         assert r["input_ids"].count(tok.bos_token_id) == 1
-        start = r["completion_mask"].index(1)
-        assert r["input_ids"][start] in (ids.think, ids.short) and all(r["completion_mask"][start:])
+        start = next(i for i, v in enumerate(r["labels"]) if v != -100)  # the loss covers the completion alone
+        assert r["labels"][start:] == r["input_ids"][start:] and r["input_ids"][start] in (ids.think, ids.short)
         assert r["input_ids"][-1] == tok.eos_token_id
         assert r["input_ids"][:start] == tok(r["prompt"], add_special_tokens=False)["input_ids"]
 

@@ -23,7 +23,7 @@ def train_lines(path):
 
 def test_train_cli_outputs(distilled, tmp_path):
     out = tmp_path / "train"
-    res = run_train_cli(out, distilled / "model", *FAST, "report.benchmark.n_per_level=5", "report.free_samples=2",
+    res = run_train_cli(out, distilled / "model", *FAST, "report.benchmark.n_per_level=10", "report.free_samples=2",
                         "hub.dry_run=true", "hub.repo_id=someone/thinkless-test")
     assert "[step 3]" in res.stdout and "think_ratio=" in res.stdout
     # quiet console: our lines only; library warnings and the raw log dicts are in the run folder
@@ -46,6 +46,15 @@ def test_train_cli_outputs(distilled, tmp_path):
     rep = json.loads((out / "pipeline_report.json").read_text())
     assert set(rep["levels"]) == {str(lv) for lv in range(1, 7)} and "targets" in rep
     assert "oracle mode" in (out / "pipeline_report.md").read_text()
+    # the distilled model's columns are the distill report's own generations (the same stream and settings), copied
+    gens = sorted((distilled / "report" / "generations" / "report").glob("*.jsonl"))
+    assert len(gens) == 3 and all((out / "report" / "before_rl" / "generations" / "report" / g.name).read_bytes()
+                                  == g.read_bytes() for g in gens)
+    def unrewarded(path):  # each report prices the samples at its own reward values
+        return {lv: {k: v for k, v in r.items() if k != "free_reward"}
+                for lv, r in json.loads(path.read_text())["per_level"].items()}
+
+    assert unrewarded(out / "report_before_rl.json") == unrewarded(distilled / "distill_report.json")
     plan = json.loads((out / "model.upload_plan.json").read_text())
     assert plan["repo_id"] == "someone/thinkless-test" and "model.safetensors" in plan["files"]
     tok = AutoTokenizer.from_pretrained(out / "model")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -206,11 +207,14 @@ def evaluate(generator, tokenizer, benches: dict[str, BenchmarkData], method_nam
              system: str | None = None, grading: str = "strict", timeout: float = 5.0, model: dict | None = None,
              chunk_size: int | None = None, ks=None, rewards=None, self_certainty: bool = False,
              long_short_multiple: float = LONG_SHORT_MULTIPLE,
-             calibration: bool = False, progress: bool = True) -> dict:
+             calibration: bool = False, progress: bool = True, reuse=()) -> dict:
     """Generate (resumably, under ``out_dir/generations``), grade and summarize every benchmark x method.
 
     ``settings[bench]`` may set ``instruction``, ``max_new_tokens`` and ``batch_size`` per benchmark; ``grading``
     is the policy for methods without their own; ``rewards`` (``RewardValues``) adds the expected Thinkless reward.
+    ``reuse``: other output folders; a generation file of the same name there (same fingerprint: the same model,
+    problems' source, prompt, method and sampling) is copied in before anything is generated (the pipeline report's
+    before-RL columns are the distill report's generations).
     """
     if grading not in GRADING_POLICIES:
         raise ValueError(f"grading.policy={grading!r}: valid choices are {GRADING_POLICIES}")
@@ -249,6 +253,8 @@ def evaluate(generator, tokenizer, benches: dict[str, BenchmarkData], method_nam
             key = (base.name, n, fingerprint(meta))
             if key not in stores:
                 path = out_dir / "generations" / bname / f"{base.name}_n{n}_{key[2]}.jsonl"
+                copy_generations(path, [Path(r) / "generations" / bname / path.name for r in reuse],
+                                 {p.uid for p in bench.problems})
                 stores[key] = GenerationStore(path, meta)
                 bs = generator.batch_size if is_hf else 256
                 chunk = chunk_size or (max(1, bs // n) if is_hf else 256)
@@ -273,6 +279,30 @@ def evaluate(generator, tokenizer, benches: dict[str, BenchmarkData], method_nam
                                                       instruction=instruction, system=system, rewards=rewards)
         results["benchmarks"][bname] = bres
     return results
+
+
+def copy_generations(path: Path, sources: list[Path], uids: set[str]) -> None:
+    """The first of ``sources`` that holds every one of ``uids`` (the benchmark's problems) and no other, with its
+    settings record, copied to ``path`` when ``path`` has none (``GenerationStore`` then checks the record). The file
+    name's fingerprint does not name the problems (a synthetic stream's seed, say): the uids do."""
+    if path.exists():
+        return
+    for src in sources:
+        meta = src.with_suffix(".meta.json")
+        if src.is_file() and meta.is_file() and file_uids(src) == uids:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(meta, path.with_suffix(".meta.json"))
+            shutil.copyfile(src, path)
+            logger.info("%s: copied from %s", path, src)
+            return
+
+
+def file_uids(path: Path) -> set[str] | None:
+    """The problems a generation file holds, read without repairing it (None: a torn or foreign line)."""
+    try:
+        return {json.loads(line)["uid"] for line in path.read_text().splitlines() if line.strip()}
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return None
 
 
 def check_token_budget(tokenizer, method: Method) -> None:

@@ -9,6 +9,7 @@ the run's ``metrics.jsonl``), write the reports and the card into the run folder
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from omegaconf import DictConfig
 
@@ -96,8 +97,12 @@ def pipeline_report(cfg: DictConfig, model, tok, stage, objective) -> dict:
                         biases=list(rc.get("threshold_biases") or []),
                         ratios=list(rc.get("threshold_think_ratios") or []), **kw)
     base_model, base_tok = load_checkpoint(cfg.model.path)
+    # a distill run's model (<distill output_dir>/model): its report's generations, same stream and settings, are
+    # the before-RL columns (copied when their fingerprint and problems match, else generated here)
+    distill_report = Path(cfg.model.path).parent / "report"
     before = mode_report(make_generator("hf", model=base_model, tokenizer=base_tok, batch_size=rc.batch_size),
-                         base_tok, bench, out_dir / "report" / "before_rl", model=model_stamp(cfg.model.path), **kw)
+                         base_tok, bench, out_dir / "report" / "before_rl", model=model_stamp(cfg.model.path),
+                         reuse=[distill_report], **kw)
     write_report(before, out_dir, "report_before_rl", bench.kind)
     write_report(after, out_dir, "report_after_rl", bench.kind)
     table, summary = pipeline_table(before, after, values, bench.kind)

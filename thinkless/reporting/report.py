@@ -47,11 +47,13 @@ def report_methods(free_samples: int, free_temperature: float, biases=()) -> dic
 def mode_report(generator, tokenizer, bench: BenchmarkData, out_dir: str | Path, *, max_new_tokens: int,
                 free_samples: int = 4, free_temperature: float = 1.0, seed: int = 0,
                 rewards: RewardValues = RewardValues(), instruction: str | None = None, system: str | None = None,
-                model: dict | None = None, biases=(), ratios=(), progress: bool = False) -> dict:
+                model: dict | None = None, biases=(), ratios=(), progress: bool = False, reuse=()) -> dict:
     """Evaluate forced think, forced short and free choice on ``bench``; the per-level report dict (and, with
     ``biases``, the think-threshold curve: accuracy, think ratio and response tokens per bias). ``ratios``: think
     ratios the policy is moved to by the bias that gives each in expectation on ``bench``
-    (``mode_control.bias_for_think_ratio`` on the policy's own log-odds), added to the curve with their target."""
+    (``mode_control.bias_for_think_ratio`` on the policy's own log-odds), added to the curve with their target.
+    ``reuse``: report folders whose generations of the same fingerprint and problems are copied, not generated
+    (``runner.evaluate``)."""
     targets = {}
     if ratios:
         z = generator.mode_log_odds([render_prompt(tokenizer, p.problem, instruction=instruction, system=system)
@@ -62,7 +64,7 @@ def mode_report(generator, tokenizer, bench: BenchmarkData, out_dir: str | Path,
     greedy = SamplingConfig(temperature=0.0, top_p=1.0, max_new_tokens=max_new_tokens, n=1, seed=seed)
     res = evaluate(generator, tokenizer, {bench.name: bench}, list(methods), methods, sampling=greedy,
                    out_dir=out_dir, settings={bench.name: {"instruction": instruction}}, system=system,
-                   grading="strict", model=model, rewards=rewards, progress=progress)
+                   grading="strict", model=model, rewards=rewards, progress=progress, reuse=reuse)
     by = res["benchmarks"][bench.name]["methods"]
     key = bench.kind.split.report_key  # its levels or its classes
     levels = list(by["forced_think"].get(key) or {}) or ["all"]

@@ -122,7 +122,8 @@ def run_distill(cfg: DictConfig, stage) -> Trained:
     folder, rank, trainer arguments' seed and tracking): the final model saved to ``<output_dir>/model``, and what
     the publish step needs (``Trained``)."""
     model, tok = load_student(cfg.model, seed=cfg.seed)
-    # the rows are tokenized (data.sft_batch): the loss covers the completion (control token, response, EOS) only
+    # the rows are tokenized and labelled (data.sft_batch): the loss covers the completion (control token, response,
+    # EOS) only
     args = trainer_args(SFTConfig, cfg.training.args, stage, completion_only_loss=True)
     stats = DropStats()
     with args.main_process_first(desc="SFT rows"):
@@ -131,7 +132,7 @@ def run_distill(cfg: DictConfig, stage) -> Trained:
     if not len(rows):
         raise RuntimeError(f"no trainable rows after filtering: {stats.summary()}")
     info = card_info(cfg)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=rows.select_columns(["input_ids", "completion_mask"]),
+    trainer = SFTTrainer(model=model, args=args, train_dataset=rows.select_columns(["input_ids", "labels"]),
                          processing_class=tok, callbacks=[MetricsLogCallback(stage.out_dir, SFT_KEYS),
                                                           *hub_callbacks(cfg.get("hub"), info)])
     train_s = train(trainer)
