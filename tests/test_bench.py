@@ -588,7 +588,13 @@ def test_demo_bench_times_the_demo_in_a_fresh_clone_of_head_with_the_demos_own_s
     assert wall == {"distill_s": 80, "rl_s": 90, "total_s": 170, "commit": "abc", "fresh_clone": True}
     ran_in, path = (repo / "runs" / "bench" / "s2" / "where").read_text().split()
     assert Path(ran_in).resolve() == clone.resolve() and path == str(clone)  # the clone's code, not this checkout's
-    monkeypatch.setattr(demo, "git_commit", lambda: "abc+dirty")
+    (repo / "docs").mkdir()  # what --publish writes does not count: a rerun of one seed comes after it
+    (repo / "docs" / "page.md").write_text("results\n")
+    subprocess.run([*git, "-C", str(repo), "add", "."], check=True)
+    subprocess.run([*git, "-C", str(repo), "commit", "-qm", "docs"], check=True)
+    (repo / "docs" / "page.md").write_text("published\n")
+    demo.fresh_clone(tmp_path / "clone-docs", tmp_path / "setup.log")
+    (repo / "scripts" / "demo.sh").write_text("echo other code\n")
     with pytest.raises(SystemExit, match="commit them first"):
         demo.fresh_clone(tmp_path / "clone2", tmp_path / "setup.log")
     assert not (tmp_path / "clone2").exists()

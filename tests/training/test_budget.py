@@ -97,6 +97,7 @@ def test_think_ratio_prices_and_dual_update_by_hand():
     assert b.measure(mode, length, free) == pytest.approx(0.5)
     shaped = b.shape(rewards, mode, length)  # r − λ·1[think]; NaN (ungradable) stays NaN
     assert shaped[:2].tolist() == pytest.approx([0.4, 1.0]) and torch.isnan(shaped[2]) and shaped[3] == -1.0
+    assert b.shape(rewards, mode, length, 3.0)[:2].tolist() == pytest.approx([0.2, 1.0])  # r − 3·λ·1[think]
     b.update(0.5)  # λ ← 0.1 + 0.5·(0.5 − 0.25)
     assert b.multiplier == pytest.approx(0.225)
     b.update(0.0)  # under the target: the price falls, and may go below 0 (a subsidy) unless at_most
@@ -146,6 +147,32 @@ def test_the_derivative_term_by_hand():
     assert (b.integral, b.multiplier) == pytest.approx((0.015, -0.435))
     b.update(0.55)  # steady: the derivative part is gone
     assert b.multiplier == pytest.approx(0.02 + 0.05)
+
+
+def test_the_trainer_prices_at_the_objectives_price_scale_and_logs_the_price_paid():
+    """AdaptiveGRPOTrainer._priced: Ada-GRPO's rewards are scaled by up to G early on, so the price is λ times its
+    price_scale (G = 4, T = 10, step 0: 1 + ½·3·(1 + cos(π/10)) = 3.9266); the multiplier's own update is
+    unchanged (λ ← 0.1 + 0.5·(0.75 − 0.25) = 0.35 on the batch's think ratio); budget/multiplier logs the price paid."""
+    import math
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    from thinkless.objectives.ada_grpo import AdaGRPO
+    from thinkless.training.trainer import AdaptiveGRPOTrainer
+
+    from ..objectives.helpers import batch
+
+    scale = 1 + 0.5 * 3 * (1 + math.cos(math.pi / 10))
+    b = Budget(cost="think_ratio", target=0.25, step_size=0.5, bound=1.0, multiplier=0.1)
+    me = SimpleNamespace(budget=b, objective=AdaGRPO(total_steps=10), accelerator=SimpleNamespace(is_main_process=True))
+    rollouts = batch([1, 1, 1, 0], [1, 1, 1, 0], step=0)
+    metrics = defaultdict(list)
+    priced = AdaptiveGRPOTrainer._priced(me, rollouts, torch.tensor([2.0, 2.0, 2.0, 0.0]), metrics)
+    assert priced.tolist() == pytest.approx([2 - 0.1 * scale] * 3 + [0.0])
+    assert metrics["budget/multiplier"] == [pytest.approx(0.1 * scale)] and b.multiplier == pytest.approx(0.35)
+    me.objective = make_objective({"name": "thinkless"})  # rewards on a fixed scale: the price is λ
+    priced = AdaptiveGRPOTrainer._priced(me, rollouts, torch.tensor([2.0, 2.0, 2.0, 0.0]), metrics)
+    assert priced.tolist() == pytest.approx([2 - 0.35] * 3 + [0.0])
 
 
 def test_token_budget_is_relative_to_its_target():

@@ -72,8 +72,11 @@ class Budget:
         c = self.row_costs(mode[free], length[free]).mean().item()
         return c if self.cost == "think_ratio" else c * self.target
 
-    def shape(self, rewards: torch.Tensor, mode: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
-        return rewards - self.multiplier * self.row_costs(mode, length)
+    def shape(self, rewards: torch.Tensor, mode: torch.Tensor, length: torch.Tensor,
+              scale: float = 1.0) -> torch.Tensor:
+        """The rewards minus the price: ``scale`` x λ per unit of cost (``Objective.price_scale``: λ stays in the
+        reward range's units while an objective's rewards are rescaled)."""
+        return rewards - scale * self.multiplier * self.row_costs(mode, length)
 
     def error(self, measured: float) -> float:
         """The constraint's violation in the multiplier's units (> 0: over the target)."""

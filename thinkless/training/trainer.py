@@ -168,8 +168,9 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
             metrics["budget/probe_seconds"].append(time.perf_counter() - t0)  # its share of step_time, per run
         else:
             measured = b.measure(batch.mode, batch.length, free)
-        priced = b.shape(rewards, batch.mode, batch.length)
-        metrics["budget/multiplier"].append(b.multiplier)  # the price this batch paid
+        scale = self.objective.price_scale(batch)  # 1 but for rewards rescaled as the run goes (Ada-GRPO)
+        priced = b.shape(rewards, batch.mode, batch.length, scale)
+        metrics["budget/multiplier"].append(scale * b.multiplier)  # the price this batch paid
         metrics["budget/cost"].append(measured)
         metrics["budget/target"].append(b.target)
         b.update(measured)
