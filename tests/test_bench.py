@@ -573,6 +573,7 @@ def test_demo_bench_times_the_demo_in_a_fresh_clone_of_head_with_the_demos_own_s
     repo = tmp_path / "repo"
     (repo / "scripts").mkdir(parents=True)
     (repo / "scripts" / "setup.sh").write_text("echo set up > setup-ran\n")
+    (repo / ".gitignore").write_text("runs/\n")  # as the project's
     (repo / "scripts" / "demo.sh").write_text(  # what the real one does with RUN_NAME, and its last line
         'mkdir -p "runs/$RUN_NAME/train" && pwd > "runs/$RUN_NAME/where" && echo "$PYTHONPATH" >> "runs/$RUN_NAME/where"\n'
         'echo "demo wall time: distill 80s, DeGRPO + report 90s, total 170s"\n')
