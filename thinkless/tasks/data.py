@@ -449,10 +449,10 @@ def sft_batch(batch: dict, *, layout: str, fields: dict, tokenizer, instruction:
     # labels: the completion's ids, the prompt's -100 (the loss covers the completion only) -- what TRL's
     # SFTTrainer builds from a completion_mask, built here in the batched pass: TRL's own is a per-row pass over
     # every row (~1.5 s of the CPU demo's 27k rows)
-    unique = list(dict.fromkeys(out["prompt"]))  # a problem's two modes share their prompt: tokenized once
+    # each distinct text tokenized once: a problem's two modes share their prompt, short answers repeat
+    unique = list(dict.fromkeys(out["prompt"] + out["completion"]))
     ids_of = dict(zip(unique, tokenizer(unique, add_special_tokens=False)["input_ids"] if unique else []))
-    prompt_ids = [ids_of[p] for p in out["prompt"]]
-    completion_ids = tokenizer(out["completion"], add_special_tokens=False)["input_ids"] if n else []
+    prompt_ids, completion_ids = [ids_of[p] for p in out["prompt"]], [ids_of[c] for c in out["completion"]]
     out["input_ids"], out["labels"] = [], []
     for j, (p, c) in enumerate(zip(prompt_ids, completion_ids)):
         out["input_ids"].append(p + c)

@@ -123,8 +123,10 @@ def run_distill(cfg: DictConfig, stage) -> Trained:
     the publish step needs (``Trained``)."""
     model, tok = load_student(cfg.model, seed=cfg.seed)
     # the rows are tokenized and labelled (data.sft_batch): the loss covers the completion (control token, response,
-    # EOS) only
-    args = trainer_args(SFTConfig, cfg.training.args, stage, completion_only_loss=True)
+    # EOS) only; rows over max_length are dropped and counted there, so TRL's preparation (labels, truncation, a
+    # filter of unlabelled rows: per-row passes over every row) has nothing left to do and is skipped
+    kwargs = {**(cfg.training.args.get("dataset_kwargs") or {}), "skip_prepare_dataset": True}
+    args = trainer_args(SFTConfig, cfg.training.args, stage, completion_only_loss=True, dataset_kwargs=kwargs)
     stats = DropStats()
     with args.main_process_first(desc="SFT rows"):
         rows = sft_rows(cfg, tok, stats, out_dir=stage.out_dir)
