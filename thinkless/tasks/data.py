@@ -447,8 +447,8 @@ def sft_batch(batch: dict, *, layout: str, fields: dict, tokenizer, instruction:
     # inference (render_prompt's text, then the generated ids); TRL takes input_ids + labels as they are.
     # (TRL's own tokenization of a text prompt adds the tokenizer's special tokens: a second BOS for R1-Distill.)
     # labels: the completion's ids, the prompt's -100 (the loss covers the completion only) -- what TRL's
-    # SFTTrainer builds from a completion_mask, built here in the batched pass: TRL's own is a per-row pass over
-    # every row (~1.5 s of the CPU demo's 27k rows)
+    # SFTTrainer would build from a completion_mask in a per-row pass over every row; with them (and too-long rows
+    # dropped below) the rows are trainer-ready, and sft.run_distill skips TRL's preparation
     # each distinct text tokenized once: a problem's two modes share their prompt, short answers repeat
     unique = list(dict.fromkeys(out["prompt"] + out["completion"]))
     ids_of = dict(zip(unique, tokenizer(unique, add_special_tokens=False)["input_ids"] if unique else []))
