@@ -46,12 +46,18 @@ COVERED = {"docs/budget.md": None,
            "docs/lab-notebook.md": None,
            "docs/demo.md": None,
            "docs/cluster.md": None,
-           "docs/reproducing.md": None}
+           "docs/reproducing.md": None,
+           "docs/evaluation.md": None,  # these five quote no measurement today: one added must bring its source
+           "docs/metrics.md": None,
+           "docs/reruns.md": None,
+           "docs/stack.md": None,
+           "docs/tasks.md": None}
 # covered pages that quote fewer than the 10 sourced measurements asked of a page below (their numbers are settings
 # and sizes; the timings no file kept were dropped): the fewest each must still quote with sources (0: a number
 # planted in the page's prose must fail)
 FEW = {"docs/performance.md": 8, "docs/pipeline.md": 9, "docs/serving.md": 0, "docs/configuration.md": 0,
-       "docs/reproducing.md": 7}
+       "docs/reproducing.md": 7, "docs/evaluation.md": 0, "docs/metrics.md": 0, "docs/reruns.md": 0,
+       "docs/stack.md": 0, "docs/tasks.md": 0}
 
 MARKER = re.compile(r"<!--\s*numbers:(.*?)-->", re.S)
 NUMBER = re.compile(r"(?<![\w.,])(?P<sign>[+\-−]?)(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)(?![\d]|\.\d)")
