@@ -42,12 +42,15 @@ class AdaGRPO(Objective):
             raise ValueError(f"objective.total_steps={self.total_steps}: a positive integer (the run's optimizer "
                              "steps, T of the cosine decay) is expected")
 
+    def rarity(self, G_over_F, step: int):
+        """``1 + ½(G/F − 1)(1 + cos(π t/T))``, t = step + 1 (a number or a tensor of G/F)."""
+        return 1 + 0.5 * (G_over_F - 1) * (1 + math.cos(math.pi * (step + 1) / self.total_steps))
+
     def scale(self, batch: Rollouts) -> torch.Tensor:
-        """Per row: ``1 + ½(G/F − 1)(1 + cos(π t/T))``."""
-        G, t = batch.G, batch.step + 1
+        """Per row: the rarity factor of its mode in its group."""
         m = batch.grouped(batch.mode)
         F = (m.unsqueeze(2) == m.unsqueeze(1)).sum(2).float()  # responses of the group in the row's mode
-        return (1 + 0.5 * (G / F - 1) * (1 + math.cos(math.pi * t / self.total_steps))).flatten()
+        return self.rarity(batch.G / F, batch.step).flatten()
 
     def rewards_for(self, batch: Rollouts) -> torch.Tensor:
         return batch.correct * self.scale(batch)  # NaN (ungradable gold) stays NaN
@@ -62,7 +65,7 @@ class AdaGRPO(Objective):
         """The rarity scaling's largest factor at the batch's step (a group's lone mode, F = 1): its rewards span
         ``[0, 1 + ½(G − 1)(1 + cos(π t/T))]``, G at the start, 1 at the end; rl.budget's price follows (not the
         authors': ARM trains no budget)."""
-        return float(1 + 0.5 * (batch.G - 1) * (1 + math.cos(math.pi * (batch.step + 1) / self.total_steps)))
+        return float(self.rarity(batch.G, batch.step))
 
     def advantages(self, rewards: torch.Tensor, batch: Rollouts) -> torch.Tensor:
         return verl_grpo_advantages(rewards, batch)

@@ -23,6 +23,12 @@ from .monitor import read_metrics
 from .report import format_report, mode_report, pipeline_table, write_report
 
 
+def report_dir(run_dir) -> Path:
+    """Where a stage's mode reports keep their generations: ``<output_dir>/report`` (the distill report's is what
+    the pipeline report's before-RL columns copy)."""
+    return Path(run_dir) / "report"
+
+
 def publish_distill(cfg: DictConfig, stage, trained) -> dict:
     """The distill report (accuracy and length per level x forced mode, free-choice think ratio), the warm-up
     model's card and its push; the stage's result (``<output_dir>/distill_result.json`` once finished)."""
@@ -34,7 +40,7 @@ def publish_distill(cfg: DictConfig, stage, trained) -> dict:
         tok = trained.tokenizer
         bench = load_benchmark("report", rc.benchmark, data_dir=rc.get("data_dir"))
         rep = mode_report(make_generator("hf", model=trained.model, tokenizer=tok, batch_size=rc.batch_size), tok,
-                          bench, stage.out_dir / "report", max_new_tokens=rc.max_new_tokens,
+                          bench, report_dir(stage.out_dir), max_new_tokens=rc.max_new_tokens,
                           free_samples=rc.free_samples, free_temperature=rc.free_temperature, seed=cfg.seed,
                           rewards=reward_values(rc.get("rewards")),
                           instruction=rc.benchmark.get("instruction") or cfg.prompt.instruction,
@@ -93,16 +99,15 @@ def pipeline_report(cfg: DictConfig, model, tok, stage, objective) -> dict:
               seed=cfg.seed, rewards=values, system=cfg.prompt.system,
               instruction=rc.benchmark.get("instruction") or cfg.prompt.instruction)
     after = mode_report(make_generator("hf", model=model, tokenizer=tok, batch_size=rc.batch_size), tok, bench,
-                        out_dir / "report" / "after_rl", model=model_stamp(out_dir / "model"),
+                        report_dir(out_dir) / "after_rl", model=model_stamp(out_dir / "model"),
                         biases=list(rc.get("threshold_biases") or []),
                         ratios=list(rc.get("threshold_think_ratios") or []), **kw)
     base_model, base_tok = load_checkpoint(cfg.model.path)
     # a distill run's model (<distill output_dir>/model): its report's generations, same stream and settings, are
     # the before-RL columns (copied when their fingerprint and problems match, else generated here)
-    distill_report = Path(cfg.model.path).parent / "report"
     before = mode_report(make_generator("hf", model=base_model, tokenizer=base_tok, batch_size=rc.batch_size),
-                         base_tok, bench, out_dir / "report" / "before_rl", model=model_stamp(cfg.model.path),
-                         reuse=[distill_report], **kw)
+                         base_tok, bench, report_dir(out_dir) / "before_rl", model=model_stamp(cfg.model.path),
+                         reuse=[report_dir(Path(cfg.model.path).parent)], **kw)
     write_report(before, out_dir, "report_before_rl", bench.kind)
     write_report(after, out_dir, "report_after_rl", bench.kind)
     table, summary = pipeline_table(before, after, values, bench.kind)
