@@ -133,6 +133,26 @@ def test_stock_grpo_times_trl_on_the_configs_prompts_and_args(tmp_path):
     assert not list((tmp_path / "stock_grpo").glob("checkpoint-*"))  # save_strategy=no: timing only
 
 
+def test_length_buckets_bench_times_each_setting_and_compares_the_runs(tmp_path):
+    """bench/length_buckets.py: train.py at each length_bucket_rows, alternating; step times, their ratio to the first
+    setting's, and the runs' agreement (the same rollouts: logged losses equal to float rounding)."""
+    import json
+
+    model = save_tiny(tmp_path / "tiny")
+    out = bench("bench/length_buckets.py", tmp_path / "lb", model, "--rows", 0, 2, "--steps", 2, "--repeats", 1,
+                "rl_data.num_problems=32", "rl.args.per_device_train_batch_size=8", "rl.args.num_generations=4",
+                "rl.args.max_completion_length=8", "report.benchmark.n_per_level=2", "rl.args.eval_strategy=no",
+                "rl_data.validation=null")
+    res = json.loads((tmp_path / "lb" / "length_buckets.json").read_text())
+    assert res["commit"] and res["machine"] and "bench/length_buckets.py" in res["command"]
+    assert [(r["rows"], len(r["step_times"])) for r in res["runs"]] == [(0, 2), (2, 2)]
+    cfgs = [json.loads((tmp_path / "lb" / f"rows{n}-r0" / "run_config.json").read_text())["config"] for n in (0, 2)]
+    assert [c["rl"]["args"]["length_bucket_rows"] for c in cfgs] == [0, 2]  # the setting reached each run
+    s = res["summary"]
+    assert s["0"]["largest_difference"] == 0.0 and s["2"]["largest_difference"] < 1e-4
+    assert "| 2 |" in out and "| 0 | " in out and (tmp_path / "lb" / "length_buckets.md").read_text() in out + "\n"
+
+
 def test_gym_quick_runs_every_objective_and_a_rerun_skips_them(tmp_path):
     """bench/gym.py --quick: one distillation, each objective on it (the shared arm; the recipe arm of the quick
     plan's two), the results and the picture; a rerun reads the finished runs back instead of training again."""

@@ -11,7 +11,7 @@ from thinkless.objectives.grpo import CoupledGRPO
 from thinkless.objectives.thinkless import Thinkless
 from thinkless.tasks.synthetic import build_tiny_model, build_tiny_tokenizer, make_problems
 from thinkless.tokens import add_control_tokens
-from thinkless.training.trainer import AdaptiveGRPOConfig, AdaptiveGRPOTrainer
+from thinkless.training.trainer import AdaptiveGRPOConfig, AdaptiveGRPOTrainer, length_buckets
 
 
 def hashed_reward(prompts, completions, **kw):
@@ -265,3 +265,49 @@ def test_degrpo_loss_receives_reward_minus_group_mean(tiny, tmp_path, monkeypatc
     assert sorted(got) == sorted(expect) and sum(map(len, got.values())) == 8  # every scripted row reached the loss
     for key, advs in got.items():
         assert advs == pytest.approx([expect[key]] * len(advs), abs=1e-5), (key, advs)
+
+
+def test_length_buckets_sort_rows_and_cut_each_bucket_to_its_padding():
+    """Left-padded prompts (4 columns), completions from column 4: rows sorted by attended length, 2 per bucket,
+    each bucket's columns spanning its rows' tokens; a fully masked completion keeps its first (mode) token."""
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1, 1, 1, 1],   # length 9
+                         [0, 0, 1, 1, 1, 0, 0, 0, 0],   # 3
+                         [0, 1, 1, 1, 1, 1, 1, 0, 0],   # 6
+                         [0, 0, 0, 1, 0, 0, 0, 0, 0]])  # completion fully masked: still column 4 (length 2)
+    got = [(idx.tolist(), lo, hi) for idx, lo, hi in length_buckets(mask, 4, 2)]
+    assert got == [([3, 1], 2, 5), ([2, 0], 0, 9)]
+    assert [(idx.tolist(), lo, hi) for idx, lo, hi in length_buckets(mask, 4, 8)] == [([3, 1, 2, 0], 0, 9)]
+    assert [(idx.tolist(), lo, hi) for idx, lo, hi in length_buckets(mask, 4, 1)][0] == ([3], 3, 5)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 4])
+def test_bucketed_scoring_gives_trls_log_probs_and_update(tiny, tmp_path, rows):
+    """length_bucket_rows: the log-probs and entropies of TRL's one padded forward at every attended completion token
+    (0 elsewhere), and the same update."""
+    inputs = fake_batch(tiny[1])
+    inputs["prompt_mask"][0, :2] = 0  # left padding the buckets cut off
+    inputs["prompt_mask"][2, :1] = 0
+    inputs["completion_mask"][5] = 0  # e.g. masked as truncated: its mode token is still scored
+    ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)
+    mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
+    base, bucketed = make_trainer(tiny, tmp_path / "a"), make_trainer(tiny, tmp_path / "b", length_bucket_rows=rows)
+    lp0, ent0, _ = base._get_per_token_logps_and_entropies(base.model, ids, mask, 7, compute_entropy=True)
+    lp, ent, _ = bucketed._get_per_token_logps_and_entropies(bucketed.model, ids, mask, 7, compute_entropy=True)
+    scored = inputs["completion_mask"].bool().clone()
+    scored[:, 0] = True
+    assert torch.allclose(lp[scored], lp0[scored], atol=1e-5) and torch.allclose(ent[scored], ent0[scored], atol=1e-5)
+    assert (lp[~scored] == 0).all() and (ent[~scored] == 0).all()
+    assert lp.requires_grad
+    for tr in (base, bucketed):
+        tr.model.train()
+        tr.current_gradient_accumulation_steps = 1
+        tr.model.zero_grad()
+        tr._compute_loss(tr.model, inputs).backward()
+    g0 = torch.cat([p.grad.flatten() for p in base.model.parameters()])
+    g = torch.cat([p.grad.flatten() for p in bucketed.model.parameters()])
+    assert g0.abs().sum() > 0 and torch.allclose(g, g0, atol=1e-6, rtol=1e-4)
+
+
+def test_length_bucket_rows_must_be_a_row_count():
+    with pytest.raises(ValueError, match=r"rl.args.length_bucket_rows=-1: 0 .* or a positive number of rows"):
+        AdaptiveGRPOConfig(output_dir="/tmp/x", use_cpu=True, bf16=False, length_bucket_rows=-1)

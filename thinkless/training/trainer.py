@@ -11,6 +11,8 @@ trainer it overrides a few steps, each calling TRL's:
 * ``_generate_and_score_completions`` replaces TRL's group advantages by the objective's estimator, if it has one.
 * ``_generate_single_turn`` forces the first token of some rows when the objective asks (AdaptThink) and cuts
   training rollouts at the objective's ``length_cap(step)`` (ThinkPrune).
+* ``_get_per_token_logps_and_entropies`` scores rows of similar length together, each bucket cut to its own
+  padding (``length_bucket_rows``; ``length_buckets``), when the batch is text-only.
 * ``_compute_loss`` only dispatches: the objective's loss shape (``thinkless.training.losses``, by
   ``Objective.loss``) with the objective's knobs (``Objective.loss_kwargs``); the trainer logs what it returns.
 * the objective's resets (a new KL reference, a fresh optimizer state) at their step, kept across a resume; the
@@ -52,6 +54,16 @@ class AdaptiveGRPOConfig(GRPOConfig):
     long_short_multiple: float = field(default=3.0, metadata={
         "help": "modes/long_short_share counts short responses longer than this multiple of their group's median "
                 "short length (short-mode hacking)."})
+    length_bucket_rows: int = field(default=0, metadata={
+        "help": "Score a batch (the loss's forward, old and reference log-probs) in buckets of this many rows of "
+                "similar length, each cut to its own padding; 0: TRL's one forward over the batch padded to its "
+                "longest row. The same log-probs at every unmasked token (float rounding aside)."})
+
+    def __post_init__(self):
+        if not isinstance(self.length_bucket_rows, int) or self.length_bucket_rows < 0:
+            raise ValueError(f"rl.args.length_bucket_rows={self.length_bucket_rows!r}: 0 (TRL's one padded forward) or "
+                             "a positive number of rows per bucket is expected")
+        super().__post_init__()
 
 
 class AdaptiveGRPOTrainer(GRPOTrainer):
@@ -287,6 +299,28 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
                                     "(objective.reward_schedule reset_reference) but this checkpoint lacks its weights")
         load_model(self.accelerator.unwrap_model(self.ref_model), path, device=str(self.accelerator.device))
 
+    # ------------------------------------------------------------------ scoring: rows of similar length together
+
+    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
+                                           compute_entropy=False, compute_aux_loss=False, **extra):
+        rows = self.args.length_bucket_rows
+        if rows <= 0 or compute_aux_loss or any(v is not None for v in extra.values()):  # images: TRL's own chunking
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
+                compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **extra)
+        start = input_ids.size(1) - logits_to_keep
+        logps = entropies = None
+        for idx, lo, hi in length_buckets(attention_mask, start, min(rows, batch_size or rows)):
+            lp, ent, _ = super()._get_per_token_logps_and_entropies(
+                model, input_ids[idx, lo:hi], attention_mask[idx, lo:hi], hi - start, compute_entropy=compute_entropy)
+            if logps is None:  # a cut-off position is padding: masked by every consumer, 0 like a masked log-prob
+                logps = lp.new_zeros(input_ids.size(0), logits_to_keep)
+                entropies = lp.new_zeros(input_ids.size(0), logits_to_keep) if compute_entropy else None
+            logps[idx, :hi - start] = lp
+            if compute_entropy:
+                entropies[idx, :hi - start] = ent
+        return logps, entropies, None
+
     # ------------------------------------------------------------------ the objective's advantages
 
     def _generate_and_score_completions(self, inputs):
@@ -407,6 +441,24 @@ class _RewardName:
 
     def __call__(self, *args, **kwargs):
         raise RuntimeError("the objective's rewards are computed by AdaptiveGRPOTrainer on the gathered batch")
+
+
+def length_buckets(attention_mask: torch.Tensor, start: int, rows: int) -> list[tuple[torch.Tensor, int, int]]:
+    """Rows of ``attention_mask`` (left-padded prompts, then completions from column ``start``) in buckets of ``rows``
+    rows sorted by length: ``(row indices, lo, hi)``, the bucket's columns ``lo:hi`` covering each row's attended
+    tokens and its first completion token (a fully masked completion still scores its mode token). Rotary positions
+    are relative, so cutting the left padding moves no attention score."""
+    n, width = attention_mask.shape
+    cols = torch.arange(width, device=attention_mask.device)
+    on = attention_mask.bool()
+    first = torch.where(on.any(1), torch.where(on, cols, width).amin(1), start).clamp(max=start)
+    last = torch.where(on, cols + 1, 0).amax(1).clamp(min=start + 1)
+    order = torch.sort(last - first, stable=True).indices
+    out = []
+    for i in range(0, n, rows):
+        idx = order[i:i + rows]
+        out.append((idx, int(first[idx].min()), int(last[idx].max())))
+    return out
 
 
 def _last_user_turn(prompt) -> str:
