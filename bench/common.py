@@ -232,7 +232,7 @@ def train_run(out: Path, model: Path, label: str, overrides: list[str], seed: in
     done.write_text(json.dumps(row, indent=2))
     log(f"{label} seed {seed}: E[r] {row['reward']:.3f} (oracle {row['oracle_reward']:.3f}), acc {row['acc']:.3f}, "
         f"think {row['think_ratio']:.2f}, {row['tokens']:.1f} tokens, {wall:.0f}s")
-    return row
+    return {**row, "trained_now": True}  # not in gym_run.json: a rerun reading it reuses the run
 
 
 COMPOSING = threading.Lock()  # Hydra's compose state is global: runs checked at once (--jobs) compose one at a time
@@ -252,14 +252,19 @@ def holds_gym_rl(argv: list[str], d: Path) -> bool:
     return all(got.get(k) == want[k] for k in keys)
 
 
-def run_all(plan: Plan, calls: list[tuple]) -> list[dict]:
-    """``train_run(*call)`` for every call, ``plan.jobs`` at a time (their rows in the calls' order)."""
-    if plan.jobs <= 1:
-        return [train_run(*c) for c in calls]
+def run_all(plan: Plan, calls: list[tuple], then=None):
+    """``train_run(*call)`` for every call, ``plan.jobs`` at a time: their rows in the calls' order. ``then``, given,
+    is called with the first call's row once it is done (None when there are no calls) and returns more calls,
+    queued behind these (no core waits for a phase's last run): then ``(rows, their rows)``."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(plan.jobs) as pool:  # each run is its own process: threads only wait
-        return list(pool.map(lambda c: train_run(*c), calls))
+    with ThreadPoolExecutor(max(1, plan.jobs)) as pool:  # each run is its own process: threads only wait
+        futures = [pool.submit(train_run, *c) for c in calls]
+        if then is None:
+            return [f.result() for f in futures]
+        first = futures[0].result() if futures else None
+        later = [pool.submit(train_run, *c) for c in then(first)]
+        return [f.result() for f in futures], [f.result() for f in later]
 
 
 def budget_series(d: Path) -> dict | None:

@@ -337,25 +337,34 @@ def frontier_curve(ax, frontier: list[dict], tokens: list[float]) -> None:
 
 
 def gym(out: Path, plan: Plan, quick: bool) -> dict:
+    t0 = time.perf_counter()
+    distilled = not (out / "distill" / "distill_result.json").is_file()
     model = distill(out, plan)
     base = stock_grpo_step_times(out, model, plan)
-    # rows grouped by objective, its arms side by side (dict order of the labels)
     keys = [(seed, name, arm) for seed in plan.seeds for name in plan.objectives for arm in plan.arms_of(name)
             if arm != "matched"]
-    runs = [{**r, "objective": name, "arm": arm} for r, (_, name, arm) in zip(run_all(plan, [
-        (out, model, run_label(name, arm, plan.tag), objective_overrides(name, plan, quick, arm), seed, plan)
-        for seed, name, arm in keys]), keys)]
-    oracle = oracle_point(out / runs[0]["dir"] if runs else finished_run(out), GAMMA)
-    runs = frontier_gaps(runs, oracle["frontier"])
-    board, summary = leaderboard(runs, oracle, base) if runs else ("(no shared or recipe run in this invocation)", {})
-    # then the matched arm: each objective trained to the oracle's think ratio, the yardstick being accuracy there
-    target = round(oracle["think_ratio"], 2)
     mkeys = [(seed, name) for seed in plan.seeds for name in plan.objectives if "matched" in plan.arms_of(name)]
+    found = {}
+
+    def matched_calls(first: dict | None) -> list[tuple]:
+        """The matched arm, each objective trained to the oracle's think ratio: read off the first run's report
+        before RL (every run's: they share the distillation) once it is done, so these queue behind the other arms."""
+        found["oracle"] = oracle = oracle_point(out / first["dir"] if first else finished_run(out), GAMMA)
+        target = round(oracle["think_ratio"], 2)
+        return [(out, model, run_label(name, "matched", plan.tag, target),
+                 objective_overrides(name, plan, quick, "matched", target), seed, plan) for seed, name in mkeys]
+
+    rows, mrows = run_all(plan, [(out, model, run_label(name, arm, plan.tag), objective_overrides(name, plan, quick, arm),
+                                  seed, plan) for seed, name, arm in keys], then=matched_calls)
+    oracle = found["oracle"]
+    target = round(oracle["think_ratio"], 2)
+    # rows grouped by objective, its arms side by side (dict order of the labels)
+    runs = frontier_gaps([{**r, "objective": name, "arm": arm} for r, (_, name, arm) in zip(rows, keys)],
+                         oracle["frontier"])
+    board, summary = leaderboard(runs, oracle, base) if runs else ("(no shared or recipe run in this invocation)", {})
+    # the matched arm's yardstick is the accuracy at the oracle's think ratio
     matched = frontier_gaps([{**r, "objective": name, "arm": "matched", "target": target}
-                             for r, (_, name) in zip(run_all(plan, [
-                                 (out, model, run_label(name, "matched", plan.tag, target),
-                                  objective_overrides(name, plan, quick, "matched", target), seed, plan)
-                                 for seed, name in mkeys]), mkeys)], oracle["frontier"])
+                             for r, (_, name) in zip(mrows, mkeys)], oracle["frontier"])
     matched_board, matched_summary = matched_table(matched, oracle, target) if matched else ("", {})
     selected = "".join(f"; {arm}: {', '.join(names)}" for arm, names in (("recipe", plan.recipes),
                                                                       ("matched", plan.matched)) if names)
@@ -384,11 +393,16 @@ def gym(out: Path, plan: Plan, quick: bool) -> dict:
             f"## Routing: think ratio per class, mean ± 95% interval over seeds (oracle: the better forced mode of the "
             f"distilled model)\n\n"
             f"{routing_table(runs, oracle)}\n\n## Every run\n\n{run_table(runs + matched)}\n")
+    # what this invocation took, and how much of it it trained (a rerun reuses finished runs and the distillation)
+    wall, fresh = time.perf_counter() - t0, sum(1 for r in runs + matched if r.get("trained_now"))
+    text += (f"\nThis invocation: {wall / 60:.0f} min of wall time; it trained {fresh} of the {len(runs + matched)} "
+             f"runs{' and the distillation' if distilled else ''} (the rest reused from `{out}`).\n")
     name = "gym_results" + ("" if runs else "_matched") + plan.tag  # a matched-only invocation keeps the leaderboard
     if runs:
         picture(runs, oracle, out / f"gym{plan.tag}.png", f"graded task: {plan.steps} steps, γ = {GAMMA}{plan.tag}",
                 curve_label="thinkless" + plan.tag)
-    data = {"plan": asdict(plan), "quick": quick, "gamma": GAMMA, "oracle": oracle,
+    data = {"plan": asdict(plan), "quick": quick, "wall_s": round(wall), "runs_trained": fresh,
+            "distilled": distilled, "gamma": GAMMA, "oracle": oracle,
             "stock_grpo_step_times": base, "summary": summary, "runs": runs, "matched_target": target,
             "matched_summary": matched_summary, "matched": matched}
     write_results(out, name, text, data)

@@ -76,7 +76,7 @@ def main(argv=None) -> None:
              f"each (the gym's task and RL stage, seed 0), from `{a.model}`; the settings alternate within a repeat. "
              f"Machine: {machine()}.\n",
              markdown_row(["length_bucket_rows", "step (s, median)", f"step / rows {base}'s", "process wall (s)",
-                           f"largest |difference| from rows {base}'s logged losses and think ratios",
+                           f"largest absolute difference from rows {base}'s logged losses and think ratios",
                            "after-RL report the same"]),
              markdown_rule(6)]
     for rows, s in summary.items():
