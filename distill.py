@@ -12,7 +12,7 @@ def distill_stage(cfg: DictConfig) -> dict:
     from thinkless.training import sft
 
     sft.check_distill(cfg)
-    stage = start_stage(cfg, "distill", config_cls=sft.SFTConfig)
+    stage = start_stage(cfg, "distill", config_cls=sft.DistillConfig)
     trained = sft.run_distill(cfg, stage)
     return finish_stage(stage, publish_distill(cfg, stage, trained), "distill")
 

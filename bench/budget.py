@@ -210,6 +210,7 @@ def main(argv=None) -> None:
                 meta.append((name, t))
     runs = []
     for (name, t), r in zip(meta, run_all(plan, calls)):
+        r.pop("trained_now", None)  # a fresh run and a reused one tabulate alike
         d = out / r["dir"]
         extra = {"objective": name, "target": t}
         if t is not None:

@@ -31,7 +31,8 @@ TASK = ["rl_data=graded", "benchmark@report.benchmark=graded"]  # the gym's task
 # cannot move the gym: the graded task's distillation runs 2 epochs (850 steps at 1e-3) and RL runs conf/rl/gym_cpu.yaml
 # (the advantage divided by the group's std, no warm-up, learning rate 2e-4), the published gym and budget runs'
 # (docs/gym.md "Equal terms"); a run's own overrides and --train / Plan overrides win (they come later).
-GYM_SCALE = {"distill": ["training.args.max_steps=850", "training.args.learning_rate=1e-3"],
+GYM_SCALE = {"distill": ["training.args.max_steps=850", "training.args.learning_rate=1e-3",
+                         "training.args.length_bucket_rows=0"],  # the distillation the published runs started from
              "train": ["rl=gym_cpu", "rl.args.learning_rate=2e-4"]}  # the rate is gym_cpu.yaml's too; it stays an
 # argument because the published runs recorded it (train_run compares arguments).
 # Runs made before the gym named its RL config ran conf/rl/degrpo_cpu.yaml when it held gym_cpu.yaml's values; such a
@@ -232,7 +233,7 @@ def train_run(out: Path, model: Path, label: str, overrides: list[str], seed: in
     done.write_text(json.dumps(row, indent=2))
     log(f"{label} seed {seed}: E[r] {row['reward']:.3f} (oracle {row['oracle_reward']:.3f}), acc {row['acc']:.3f}, "
         f"think {row['think_ratio']:.2f}, {row['tokens']:.1f} tokens, {wall:.0f}s")
-    return {**row, "trained_now": True}  # not in gym_run.json: a rerun reading it reuses the run
+    return {**row, "trained_now": True}  # for the caller's count (not in gym_run.json: a rerun reuses the run)
 
 
 COMPOSING = threading.Lock()  # Hydra's compose state is global: runs checked at once (--jobs) compose one at a time
@@ -247,7 +248,8 @@ def holds_gym_rl(argv: list[str], d: Path) -> bool:
     with COMPOSING, initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         want = compose("train", overrides=[*GYM_SCALE["train"], *(a for a in argv if a not in GYM_SCALE["train"]),
                                            *TASK]).rl.args
-    keys = OmegaConf.load(ROOT / "conf" / "rl" / "gym_cpu.yaml").args.keys()
+    # a speed setting, not a method one: buckets give the same log-probs (float rounding aside)
+    keys = [k for k in OmegaConf.load(ROOT / "conf" / "rl" / "gym_cpu.yaml").args.keys() if k != "length_bucket_rows"]
     got = json.loads((d / "run_config.json").read_text())["config"]["rl"]["args"]
     return all(got.get(k) == want[k] for k in keys)
 

@@ -83,7 +83,7 @@ def main() -> None:
     collator = trl.trainer.sft_trainer.DataCollatorForLanguageModeling
     for cls, name, label in [
         (collator, "__call__", "collation + padding"),
-        (trl.SFTTrainer, "compute_loss", "forward + loss"),
+        (sft.DistillTrainer, "compute_loss", "forward + loss"),
         (AdaptiveGRPOTrainer, "_compute_loss", "forward + loss"),
         (accelerate.Accelerator, "backward", "backward"),
         (torch.optim.AdamW, "step", "optimizer"),

@@ -42,12 +42,12 @@ def test_trainer_args_other_field_kinds(degrpo_config):
 @pytest.mark.parametrize("name,overrides", [("distill", []), ("distill", ["+experiment=distill"]), ("train", []),
                                             ("train", ["+experiment=degrpo"]), ("eval", [])])
 def test_every_shipped_config_passes_the_checks(name, overrides, degrpo_config):
-    from trl import SFTConfig
+    from thinkless.training.sft import DistillConfig
 
     cfg = compose_cfg(name, overrides)
     check_numbers(cfg, NUMERIC_KEYS[name])
     if name != "eval":
-        key, cls = ("training.args", SFTConfig) if name == "distill" else ("rl.args", degrpo_config)
+        key, cls = ("training.args", DistillConfig) if name == "distill" else ("rl.args", degrpo_config)
         check_trainer_args(cls, OmegaConf.select(cfg, key), key)
 
 
@@ -178,11 +178,22 @@ def test_values_that_could_only_fail_later_are_refused_naming_key_and_range(name
     ({"top_p": 2}, r"rl.args.top_p=2: valid values are in \(0, 1\]"),
     ({"epsilon": -0.2}, r"rl.args.epsilon=-0.2: valid values are in \(0, inf\]"),
     ({"beta": -1}, r"rl.args.beta=-1: valid values are >= 0 \(the KL penalty's weight"),
+    ({"length_bucket_rows": -2}, r"rl.args.length_bucket_rows=-2: valid values are >= 0 \(rows per length bucket"),
 ])
 def test_trainer_args_out_of_range_are_refused(degrpo_config, args, message):
     with pytest.raises(ConfigError, match=message):
         check_trainer_args(degrpo_config, args, "rl.args")
     check_trainer_args(degrpo_config, {"num_generations": 2, "learning_rate": 0, "max_steps": -1}, "rl.args")
+
+
+def test_a_bad_bucket_size_stops_distill_before_any_work():
+    """distill.py checks its trainer's args (its own config class, DistillConfig) before the stage starts."""
+    from thinkless.training.sft import DistillConfig
+
+    with pytest.raises(ConfigError, match=r"training.args.length_bucket_rows=-1: valid values are >= 0"):
+        check_trainer_args(DistillConfig, {"length_bucket_rows": -1}, "training.args")
+    with pytest.raises(ConfigError, match=r"training.args.length_bucket_rows='a': expected"):
+        check_trainer_args(DistillConfig, {"length_bucket_rows": "a"}, "training.args")
 
 
 def test_out_of_range_values_stop_train_py_before_the_model_loads(tmp_path):
@@ -199,6 +210,14 @@ def test_out_of_range_values_stop_train_py_before_the_model_loads(tmp_path):
         proc = run_train_cli(out, model, override, check=False)
         assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
         assert not (out / "checkpoints").exists() and not (out / "train_result.json").exists()
+    # length buckets cut left padding: a model with absolute positions is refused from its config alone
+    from transformers import GPT2Config
+
+    GPT2Config(n_embd=16, n_layer=1, n_head=2).save_pretrained(model)  # the folder's config.json: a GPT-2
+    proc = run_train_cli(tmp_path / "gpt2", model, "rl.args.length_bucket_rows=4", check=False)
+    assert proc.returncode == 1 and "rl.args.length_bucket_rows=4: scoring in length buckets needs rotary positions, " \
+        "and this 'gpt2' model" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "gpt2" / "checkpoints").exists()
 
 
 def test_ctrl_c_prints_one_line_saying_how_to_resume_and_exits_130(tmp_path):

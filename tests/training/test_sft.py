@@ -136,3 +136,57 @@ def test_packing_keeps_samples_apart(tiny_tokenizer):
         m = tgt != -100
         losses.append(float(-(logp.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)[m]).mean()))
     assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+
+
+def test_length_buckets_give_trls_loss_gradient_and_logged_means(tiny_tokenizer, monkeypatch, tmp_path):
+    """training.args.length_bucket_rows: TRL's loss summed over buckets of similar length (each normalised by the whole
+    batch's tokens) is TRL's loss of the padded batch, with its gradient, and the batch logs one token-weighted
+    entropy and accuracy, TRL's own."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from thinkless.tasks.synthetic import build_tiny_model, paired_records
+    from thinkless.training.sft import DistillConfig, DistillTrainer
+
+    recs = paired_records(6, [1, 3, 6], seed=2)
+    rows = [{"prompt": render_prompt(tiny_tokenizer, r["problem"]), "completion": r[m] + tiny_tokenizer.eos_token}
+            for r in recs for m in ("long", "short")]
+    calls = []
+    real = SFTTrainer.compute_loss
+    monkeypatch.setattr(SFTTrainer, "compute_loss", lambda self, model, inputs, *a, **kw: (
+        calls.append(inputs["input_ids"].shape), real(self, model, inputs, *a, **kw))[1])
+    got = {}
+    for n in (0, 4):
+        model = build_tiny_model(len(tiny_tokenizer), seed=0, eos_token_id=tiny_tokenizer.eos_token_id,
+                                 pad_token_id=tiny_tokenizer.pad_token_id)
+        args = DistillConfig(output_dir=str(tmp_path / str(n)), per_device_train_batch_size=12, max_length=2048,
+                             use_cpu=True, bf16=False, report_to=[], shuffle_dataset=False, length_bucket_rows=n,
+                             gradient_checkpointing=False)  # TRL's default is on: TRL's own loss then
+        tr = DistillTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                            processing_class=tiny_tokenizer)
+        batch = next(iter(tr.get_train_dataloader()))
+        model.train()
+        calls.clear()
+        loss = tr.compute_loss(model, dict(batch), num_items_in_batch=(batch["labels"][:, 1:] != -100).sum())
+        loss.backward()
+        got[n] = (loss.item(), torch.cat([p.grad.flatten() for p in model.parameters()]),
+                  {k: tr._metrics["train"][k] for k in ("entropy", "mean_token_accuracy")}, list(calls))
+    (l0, g0, m0, c0), (l4, g4, m4, c4) = got[0], got[4]
+    assert len(c0) == 1 and len(c4) == 3 and max(s[1] for s in c4) == c0[0][1] > min(s[1] for s in c4)  # cut
+    assert l4 == pytest.approx(l0, rel=1e-5) and torch.allclose(g4, g0, atol=1e-6, rtol=1e-4)
+    for k in m0:
+        assert len(m0[k]) == len(m4[k]) == 1 and m4[k][0] == pytest.approx(m0[k][0], rel=1e-5), k
+    # a real step: the Trainer hands compute_loss the batch's token count, so the buckets run; packed rows (one row,
+    # no attention mask) take TRL's own loss
+    for packing, n_calls in ((False, 3), (True, 1)):
+        model = build_tiny_model(len(tiny_tokenizer), seed=0, eos_token_id=tiny_tokenizer.eos_token_id,
+                                 pad_token_id=tiny_tokenizer.pad_token_id)
+        args = DistillConfig(output_dir=str(tmp_path / f"step{packing}"), per_device_train_batch_size=12, max_steps=1,
+                             max_length=2048, use_cpu=True, bf16=False, report_to=[], shuffle_dataset=False,
+                             length_bucket_rows=4, packing=packing, save_strategy="no", disable_tqdm=True,
+                             gradient_checkpointing=False)
+        tr = DistillTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                            processing_class=tiny_tokenizer)
+        calls.clear()
+        tr.train()
+        assert len(calls) == n_calls, packing

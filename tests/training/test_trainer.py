@@ -11,7 +11,7 @@ from thinkless.objectives.grpo import CoupledGRPO
 from thinkless.objectives.thinkless import Thinkless
 from thinkless.tasks.synthetic import build_tiny_model, build_tiny_tokenizer, make_problems
 from thinkless.tokens import add_control_tokens
-from thinkless.training.trainer import AdaptiveGRPOConfig, AdaptiveGRPOTrainer, length_buckets
+from thinkless.training.trainer import AdaptiveGRPOConfig, AdaptiveGRPOTrainer
 
 
 def hashed_reward(prompts, completions, **kw):
@@ -267,37 +267,43 @@ def test_degrpo_loss_receives_reward_minus_group_mean(tiny, tmp_path, monkeypatc
         assert advs == pytest.approx([expect[key]] * len(advs), abs=1e-5), (key, advs)
 
 
-def test_length_buckets_sort_rows_and_cut_each_bucket_to_its_padding():
-    """Left-padded prompts (4 columns), completions from column 4: rows sorted by attended length, 2 per bucket,
-    each bucket's columns spanning its rows' tokens; a fully masked completion keeps its first (mode) token."""
-    mask = torch.tensor([[1, 1, 1, 1, 1, 1, 1, 1, 1],   # length 9
-                         [0, 0, 1, 1, 1, 0, 0, 0, 0],   # 3
-                         [0, 1, 1, 1, 1, 1, 1, 0, 0],   # 6
-                         [0, 0, 0, 1, 0, 0, 0, 0, 0]])  # completion fully masked: still column 4 (length 2)
-    got = [(idx.tolist(), lo, hi) for idx, lo, hi in length_buckets(mask, 4, 2)]
-    assert got == [([3, 1], 2, 5), ([2, 0], 0, 9)]
-    assert [(idx.tolist(), lo, hi) for idx, lo, hi in length_buckets(mask, 4, 8)] == [([3, 1, 2, 0], 0, 9)]
-    assert [(idx.tolist(), lo, hi) for idx, lo, hi in length_buckets(mask, 4, 1)][0] == ([3], 3, 5)
+@pytest.fixture
+def scored_widths(monkeypatch):
+    """The (rows, columns) of every batch TRL's scoring forward receives."""
+    from trl import GRPOTrainer
+
+    widths, real = [], GRPOTrainer._get_per_token_logps_and_entropies
+
+    def spy(self, model, input_ids, *a, **kw):
+        widths.append(tuple(input_ids.shape))
+        return real(self, model, input_ids, *a, **kw)
+
+    monkeypatch.setattr(GRPOTrainer, "_get_per_token_logps_and_entropies", spy)
+    return widths
 
 
 @pytest.mark.parametrize("rows", [1, 2, 4])
-def test_bucketed_scoring_gives_trls_log_probs_and_update(tiny, tmp_path, rows):
-    """length_bucket_rows: the log-probs and entropies of TRL's one padded forward at every attended completion token
-    (0 elsewhere), and the same update."""
+def test_bucketed_scoring_gives_trls_log_probs_and_update(tiny, tmp_path, rows, scored_widths):
+    """length_bucket_rows: TRL's scoring forward on buckets of similar length, each cut to its own padding, gives the
+    log-probs and entropies of TRL's one padded forward (0 at unattended tokens, as TRL's), and the same update."""
     inputs = fake_batch(tiny[1])
     inputs["prompt_mask"][0, :2] = 0  # left padding the buckets cut off
     inputs["prompt_mask"][2, :1] = 0
-    inputs["completion_mask"][5] = 0  # e.g. masked as truncated: its mode token is still scored
+    inputs["completion_mask"][5] = 0  # e.g. masked as truncated: a row attending its prompt only
     ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)
     mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
-    base, bucketed = make_trainer(tiny, tmp_path / "a"), make_trainer(tiny, tmp_path / "b", length_bucket_rows=rows)
+    base = make_trainer(tiny, tmp_path / "a", gradient_checkpointing=False)  # TRL's default: on (the fallback below)
+    bucketed = make_trainer(tiny, tmp_path / "b", length_bucket_rows=rows, gradient_checkpointing=False)
     lp0, ent0, _ = base._get_per_token_logps_and_entropies(base.model, ids, mask, 7, compute_entropy=True)
+    assert scored_widths == [(6, 12)]
     lp, ent, _ = bucketed._get_per_token_logps_and_entropies(bucketed.model, ids, mask, 7, compute_entropy=True)
-    scored = inputs["completion_mask"].bool().clone()
-    scored[:, 0] = True
-    assert torch.allclose(lp[scored], lp0[scored], atol=1e-5) and torch.allclose(ent[scored], ent0[scored], atol=1e-5)
-    assert (lp[~scored] == 0).all() and (ent[~scored] == 0).all()
-    assert lp.requires_grad
+    cut = scored_widths[1:]
+    assert len(cut) == -(-6 // rows) and sum(r for r, _ in cut) == 6
+    assert min(w for _, w in cut) < 12 or rows == 4  # cut to size (4 rows: both buckets hold a full-width row)
+    assert torch.allclose(lp, lp0, atol=1e-5) and torch.allclose(ent, ent0, atol=1e-5) and lp.requires_grad
+    scored_widths.clear()  # the old and reference log-probs: TRL's memory chunk (batch_size) bounds a bucket too
+    lp3, _, _ = bucketed._get_per_token_logps_and_entropies(bucketed.model, ids, mask, 7, batch_size=3)
+    assert all(r <= min(rows, 3) for r, _ in scored_widths) and torch.allclose(lp3, lp0, atol=1e-5)
     for tr in (base, bucketed):
         tr.model.train()
         tr.current_gradient_accumulation_steps = 1
@@ -308,6 +314,26 @@ def test_bucketed_scoring_gives_trls_log_probs_and_update(tiny, tmp_path, rows):
     assert g0.abs().sum() > 0 and torch.allclose(g, g0, atol=1e-6, rtol=1e-4)
 
 
-def test_length_bucket_rows_must_be_a_row_count():
+def test_checkpointed_forwards_under_grad_are_not_bucketed(tiny, tmp_path, scored_widths):
+    """With gradient checkpointing, a bucketed forward under grad would reach a weight's gradient hook once per bucket
+    (DDP and DeepSpeed refuse it): TRL's one forward then; the no-grad old and reference log-probs still bucket."""
+    inputs = fake_batch(tiny[1])
+    ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)
+    mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
+    tr = make_trainer(tiny, tmp_path, length_bucket_rows=2, gradient_checkpointing=True)
+    tr._get_per_token_logps_and_entropies(tr.model, ids, mask, 7)
+    assert scored_widths == [(6, 12)]
+    with torch.no_grad():
+        tr._get_per_token_logps_and_entropies(tr.model, ids, mask, 7)
+    assert len(scored_widths) == 4
+
+
+def test_length_bucket_rows_must_be_a_row_count_on_a_rotary_model(tiny, tmp_path):
     with pytest.raises(ValueError, match=r"rl.args.length_bucket_rows=-1: 0 .* or a positive number of rows"):
         AdaptiveGRPOConfig(output_dir="/tmp/x", use_cpu=True, bf16=False, length_bucket_rows=-1)
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=len(tiny[1]), n_embd=16, n_layer=1, n_head=2))  # absolute positions
+    with pytest.raises(ValueError, match=r"length_bucket_rows=4: .* needs rotary positions, and this 'gpt2' model"):
+        make_trainer((gpt2, tiny[1], tiny[2]), tmp_path, length_bucket_rows=4)
+    make_trainer((gpt2, tiny[1], tiny[2]), tmp_path)  # TRL's one padded forward: any model

@@ -289,18 +289,21 @@ def copy_generations(path: Path, sources: list[Path], uids: set[str]) -> None:
         return
     for src in sources:
         meta = src.with_suffix(".meta.json")
-        if src.is_file() and meta.is_file() and file_uids(src) == uids:
+        if not (src.is_file() and meta.is_file()):
+            continue
+        text = src.read_text()  # read once: the rows checked are the rows written
+        if file_uids(text) == uids:
             path.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(meta, path.with_suffix(".meta.json"))
-            shutil.copyfile(src, path)
+            path.write_text(text)
             logger.info("%s: copied from %s", path, src)
             return
 
 
-def file_uids(path: Path) -> set[str] | None:
-    """The problems a generation file holds, read without repairing it (None: a torn or foreign line)."""
+def file_uids(text: str) -> set[str] | None:
+    """The problems a generation file's text holds, read without repairing it (None: a torn or foreign line)."""
     try:
-        return {json.loads(line)["uid"] for line in path.read_text().splitlines() if line.strip()}
+        return {json.loads(line)["uid"] for line in text.splitlines() if line.strip()}
     except (json.JSONDecodeError, KeyError, TypeError):
         return None
 

@@ -221,7 +221,8 @@ ARG_MINIMUMS = {"learning_rate": (0, "a learning rate"),
                 "num_generations_eval": (1, "completions per validation prompt"),
                 "per_device_train_batch_size": (1, "rows per device and step"),
                 "gradient_accumulation_steps": (1, "batches per optimizer step"),
-                "max_completion_length": (1, "tokens per completion"), "max_length": (1, "tokens per row")}
+                "max_completion_length": (1, "tokens per completion"), "max_length": (1, "tokens per row"),
+                "length_bucket_rows": (0, "rows per length bucket; 0: TRL's one padded forward")}
 
 
 # Sampling and loss knobs whose bad values the libraries accept in silence or refuse only after the model loads:

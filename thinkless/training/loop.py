@@ -44,8 +44,8 @@ class Trained:
 
 
 def trainer_args(config_cls, args_cfg, stage, **extra):
-    """``config_cls`` (TRL's SFTConfig / AdaptiveGRPOConfig) from a stage's ``args`` mapping (any of its fields);
-    ``extra`` wins over ``args``. ``stage``: what the stage set up (``cfg``, ``out_dir``)."""
+    """``config_cls`` (DistillConfig / AdaptiveGRPOConfig: TRL's configs with our fields) from a stage's ``args``
+    mapping (any of its fields); ``extra`` wins over ``args``. ``stage``: what the stage set up (``cfg``, ``out_dir``)."""
     kw = {**OmegaConf.to_container(args_cfg, resolve=True), **extra}
     if not torch.cuda.is_available():  # TRL defaults to bf16, which raises on a CPU
         kw["bf16"], kw["fp16"] = False, False

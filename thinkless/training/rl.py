@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from ..checkpoints import save_final_model
 from .budget import Budget, make_budget, probe_rows
+from .buckets import check_rotary
 from ..runs.checks import ConfigError, warn
 from ..tasks.base import get_task
 from ..tasks.data import DropStats, check_drop_share, load_rows, parse_level, records_from_rows
@@ -247,6 +248,11 @@ def check_train(cfg: DictConfig) -> tuple[Objective, Budget | None]:
     objective, the budget and the report's think ratios. Returns the run's objective and budget."""
     check_model_path(cfg.model.path)
     check_hub(cfg.get("hub"))
+    rows = cfg.rl.args.get("length_bucket_rows") or 0
+    if isinstance(rows, int) and rows > 0:  # the model's config only (a json file): before anything loads
+        from transformers import AutoConfig
+
+        check_rotary(AutoConfig.from_pretrained(str(cfg.model.path)), "rl.args.length_bucket_rows", rows)
     objective = objective_from(cfg)
     budget = budget_from(cfg, objective)
     for i, r in enumerate(cfg.report.get("threshold_think_ratios") or []):

@@ -1,12 +1,15 @@
-"""Stage 1, distillation: SFT with TRL's ``SFTTrainer`` (``distill.py`` is its Hydra entry point: it checks with
+"""Stage 1, distillation: SFT with ``DistillTrainer`` (TRL's ``SFTTrainer``, scoring rows of similar length together
+when ``training.args.length_bucket_rows`` asks). ``distill.py`` is its Hydra entry point: it checks with
 ``check_distill``, starts the stage, trains with ``run_distill`` and publishes with
-``thinkless.reporting.publish.publish_distill``)."""
+``thinkless.reporting.publish.publish_distill``."""
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass, field
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 from transformers import AutoTokenizer
 from trl import SFTConfig, SFTTrainer
@@ -20,12 +23,55 @@ from ..generation import SamplingConfig, make_generator
 from ..reporting.hub import base_model_id, check_hub, hub_callbacks, hub_datasets
 from ..modeling import check_model_path, load_student
 from ..reporting.monitor import SFT_KEYS, MetricsLogCallback
+from .buckets import check_bucket_rows, length_buckets
 from .loop import Trained, train, trainer_args
 
 logger = logging.getLogger(__name__)
 
 SOURCES = ("synthetic", *LAYOUTS, "teacher")
 PAIRED_FIELDS = {"problem": "problem", "answer": "answer", "long": "long", "short": "short", "level": "level"}
+
+
+@dataclass
+class DistillConfig(SFTConfig):
+    length_bucket_rows: int = field(default=0, metadata={
+        "help": "Compute a batch's loss in buckets of this many rows of similar length, each cut to its own padding "
+                "(rows are right-padded: no position moves); 0: TRL's one forward over the batch padded to its "
+                "longest row. The same loss and gradient (float rounding aside)."})
+
+    def __post_init__(self):
+        check_bucket_rows("training.args.length_bucket_rows", self.length_bucket_rows)
+        super().__post_init__()
+
+
+class DistillTrainer(SFTTrainer):
+    """TRL's ``SFTTrainer``; with ``length_bucket_rows`` a batch's loss is TRL's loss summed over its length buckets
+    (``buckets.length_buckets``), each normalised by the whole batch's token count as TRL's is."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        rows, n = self.args.length_bucket_rows, inputs["input_ids"].shape[0]
+        parallel = getattr(self.accelerator, "parallelism_config", None)
+        # TRL's own loss where a bucket's share is not TRL's loss of those rows over the batch's tokens (no token count,
+        # packed rows without a mask, an MoE aux loss or a custom loss per call, sequence parallelism), and for
+        # checkpointed forwards under grad (a weight's gradient hook reached once per bucket: DDP and DeepSpeed refuse)
+        if not rows or rows >= n or return_outputs or num_items_in_batch is None or "attention_mask" not in inputs or \
+                any(not torch.is_tensor(v) or v.shape[:1] != (n,) or v.dim() != 2 for v in inputs.values()) or \
+                self.aux_loss_enabled or self.compute_loss_func is not None or self.label_smoother is not None or \
+                (parallel is not None and getattr(parallel, "sp_enabled", False)) or \
+                (torch.is_grad_enabled() and self.args.gradient_checkpointing):
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        m = self._metrics["train" if self.model.training else "eval"]
+        logged = {k: len(m[k]) for k in ("entropy", "mean_token_accuracy")}
+        loss, weights = 0.0, []
+        for idx, lo, hi in length_buckets(inputs["attention_mask"], 0, rows):
+            part = {k: v[idx, lo:hi] for k, v in inputs.items()}
+            loss = loss + super().compute_loss(model, part, num_items_in_batch=num_items_in_batch)
+            weights.append(self.accelerator.gather_for_metrics((part["labels"][:, 1:] != -100).sum()).sum())
+        # TRL logged each bucket's token means: one per batch instead, over all its tokens, as without buckets
+        w = torch.stack(weights).float()
+        for k, start in logged.items():
+            m[k][start:] = [float((torch.tensor(m[k][start:]) * w).sum() / w.sum().clamp(min=1.0))]
+        return loss
 
 
 def teacher_records(data_cfg, stats: DropStats, *, out_dir, progress: bool = True) -> list[dict]:
@@ -126,7 +172,7 @@ def run_distill(cfg: DictConfig, stage) -> Trained:
     # EOS) only; rows over max_length are dropped and counted there, so TRL's preparation (labels, truncation, a
     # filter of unlabelled rows: per-row passes over every row) has nothing left to do and is skipped
     kwargs = {**(cfg.training.args.get("dataset_kwargs") or {}), "skip_prepare_dataset": True}
-    args = trainer_args(SFTConfig, cfg.training.args, stage, completion_only_loss=True, dataset_kwargs=kwargs)
+    args = trainer_args(DistillConfig, cfg.training.args, stage, completion_only_loss=True, dataset_kwargs=kwargs)
     stats = DropStats()
     with args.main_process_first(desc="SFT rows"):
         rows = sft_rows(cfg, tok, stats, out_dir=stage.out_dir)
@@ -134,7 +180,7 @@ def run_distill(cfg: DictConfig, stage) -> Trained:
     if not len(rows):
         raise RuntimeError(f"no trainable rows after filtering: {stats.summary()}")
     info = card_info(cfg)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=rows.select_columns(["input_ids", "labels"]),
+    trainer = DistillTrainer(model=model, args=args, train_dataset=rows.select_columns(["input_ids", "labels"]),
                          processing_class=tok, callbacks=[MetricsLogCallback(stage.out_dir, SFT_KEYS),
                                                           *hub_callbacks(cfg.get("hub"), info)])
     train_s = train(trainer)

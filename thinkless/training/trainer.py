@@ -36,6 +36,7 @@ from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.callbacks import SyncRefModelCallback
 
 from .budget import Budget, probe_think_ratio
+from .buckets import check_bucket_rows, check_rotary, length_buckets
 from .losses import LossInputs, importance_sampling_stats, loss_shape
 from ..reporting.monitor import mode_metrics
 from ..objectives import Objective, Rollouts
@@ -57,12 +58,11 @@ class AdaptiveGRPOConfig(GRPOConfig):
     length_bucket_rows: int = field(default=0, metadata={
         "help": "Score a batch (the loss's forward, old and reference log-probs) in buckets of this many rows of "
                 "similar length, each cut to its own padding; 0: TRL's one forward over the batch padded to its "
-                "longest row. The same log-probs at every unmasked token (float rounding aside)."})
+                "longest row. The same log-probs at every unmasked token (float rounding aside) for a model with rotary "
+                "positions (checked). Under DeepSpeed ZeRO-3 each bucket gathers the weights again."})
 
     def __post_init__(self):
-        if not isinstance(self.length_bucket_rows, int) or self.length_bucket_rows < 0:
-            raise ValueError(f"rl.args.length_bucket_rows={self.length_bucket_rows!r}: 0 (TRL's one padded forward) or "
-                             "a positive number of rows per bucket is expected")
+        check_bucket_rows("rl.args.length_bucket_rows", self.length_bucket_rows)
         super().__post_init__()
 
 
@@ -111,6 +111,8 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
                              f"are {list(RESETTABLE_OPTIMS)} (optimizers whose fresh state is all zeros)")
         if self._resets:
             self.add_callback(_ResetCallback(self))
+        check_rotary(self.accelerator.unwrap_model(self.model).config, "rl.args.length_bucket_rows",
+                     self.args.length_bucket_rows)
 
     @cached_property
     def _control_ids(self):
@@ -304,7 +306,10 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
     def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
                                            compute_entropy=False, compute_aux_loss=False, **extra):
         rows = self.args.length_bucket_rows
-        if rows <= 0 or compute_aux_loss or any(v is not None for v in extra.values()):  # images: TRL's own chunking
+        # TRL's own path for images, MoE aux losses, and checkpointed forwards under grad (each bucket's backward
+        # would reach a weight's gradient hook again: DDP and DeepSpeed refuse a second call)
+        if rows <= 0 or compute_aux_loss or any(v is not None for v in extra.values()) or \
+                (torch.is_grad_enabled() and self.args.gradient_checkpointing):
             return super()._get_per_token_logps_and_entropies(
                 model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
                 compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **extra)
@@ -441,24 +446,6 @@ class _RewardName:
 
     def __call__(self, *args, **kwargs):
         raise RuntimeError("the objective's rewards are computed by AdaptiveGRPOTrainer on the gathered batch")
-
-
-def length_buckets(attention_mask: torch.Tensor, start: int, rows: int) -> list[tuple[torch.Tensor, int, int]]:
-    """Rows of ``attention_mask`` (left-padded prompts, then completions from column ``start``) in buckets of ``rows``
-    rows sorted by length: ``(row indices, lo, hi)``, the bucket's columns ``lo:hi`` covering each row's attended
-    tokens and its first completion token (a fully masked completion still scores its mode token). Rotary positions
-    are relative, so cutting the left padding moves no attention score."""
-    n, width = attention_mask.shape
-    cols = torch.arange(width, device=attention_mask.device)
-    on = attention_mask.bool()
-    first = torch.where(on.any(1), torch.where(on, cols, width).amin(1), start).clamp(max=start)
-    last = torch.where(on, cols + 1, 0).amax(1).clamp(min=start + 1)
-    order = torch.sort(last - first, stable=True).indices
-    out = []
-    for i in range(0, n, rows):
-        idx = order[i:i + rows]
-        out.append((idx, int(first[idx].min()), int(last[idx].max())))
-    return out
 
 
 def _last_user_turn(prompt) -> str:
