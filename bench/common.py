@@ -123,7 +123,7 @@ class Plan:
 
     seeds: list = field(default_factory=lambda: [0, 1, 2])
     objectives: list = field(default_factory=registered_objectives)
-    steps: int = 100                 # the demo (conf/rl/degrpo_cpu.yaml) runs 130; at 100 the full gym (72 runs) takes about two hours on the slowest kind
+    steps: int = 100                 # the demo (conf/rl/degrpo_cpu.yaml) runs 130; at 100 the full gym (72 runs, --jobs 2) fits 90 minutes on the slowest kind (docs/results/gym_results.md's last line)
     timing_steps: int = 20           # step-time ratio: the first N steps of a run vs stock TRL GRPO's first N
     jobs: int = 1                    # runs at once; 1 keeps wall times and step-time ratios comparable
     tag: str = ""                    # --train overrides, in run labels and folders
