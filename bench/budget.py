@@ -209,8 +209,7 @@ def main(argv=None) -> None:
                                [f"objective={name}", f"rl.budget.think_ratio={t:g}", *gains[name]], seed, plan))
                 meta.append((name, t))
     runs = []
-    for (name, t), r in zip(meta, run_all(plan, calls)):
-        r.pop("trained_now", None)  # a fresh run and a reused one tabulate alike
+    for (name, t), r in zip(meta, run_all(plan, calls).rows):
         d = out / r["dir"]
         extra = {"objective": name, "target": t}
         if t is not None:

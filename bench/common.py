@@ -22,6 +22,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -201,6 +202,11 @@ def distill(out: Path, plan: Plan) -> Path:
 
 def train_run(out: Path, model: Path, label: str, overrides: list[str], seed: int, plan: Plan) -> dict:
     """One RL run (skipped when finished); its row of the results."""
+    return _train_run(out, model, label, overrides, seed, plan)[0]
+
+
+def _train_run(out: Path, model: Path, label: str, overrides: list[str], seed: int, plan: Plan) -> tuple[dict, bool]:
+    """``train_run``'s row, and whether this call trained it (False: a finished run reused)."""
     d = out / "runs" / f"{label}-s{seed}"
     done = d / "gym_run.json"
     # what makes the run (paths aside): a finished run is reused only when it was trained with all of it — another
@@ -222,7 +228,7 @@ def train_run(out: Path, model: Path, label: str, overrides: list[str], seed: in
             row["budget"] = json.loads((d / "train_result.json").read_text()).get("budget")
         if "budget_series" not in row:
             row["budget_series"] = budget_series(d)
-        return row
+        return row, False
     log(f"training {label} seed {seed}")
     wall = run_script("train.py", [*GYM_SCALE["train"], *overrides, *TASK, f"model.path={model}", f"output_dir={d}",
                                    "run_name=gym", f"seed={seed}", f"rl.args.max_steps={plan.steps}", *plan.train],
@@ -233,7 +239,7 @@ def train_run(out: Path, model: Path, label: str, overrides: list[str], seed: in
     done.write_text(json.dumps(row, indent=2))
     log(f"{label} seed {seed}: E[r] {row['reward']:.3f} (oracle {row['oracle_reward']:.3f}), acc {row['acc']:.3f}, "
         f"think {row['think_ratio']:.2f}, {row['tokens']:.1f} tokens, {wall:.0f}s")
-    return {**row, "trained_now": True}  # for the caller's count (not in gym_run.json: a rerun reuses the run)
+    return row, True
 
 
 COMPOSING = threading.Lock()  # Hydra's compose state is global: runs checked at once (--jobs) compose one at a time
@@ -254,19 +260,29 @@ def holds_gym_rl(argv: list[str], d: Path) -> bool:
     return all(got.get(k) == want[k] for k in keys)
 
 
-def run_all(plan: Plan, calls: list[tuple], then=None):
-    """``train_run(*call)`` for every call, ``plan.jobs`` at a time: their rows in the calls' order. ``then``, given,
-    is called with the first call's row once it is done (None when there are no calls) and returns more calls,
-    queued behind these (no core waits for a phase's last run): then ``(rows, their rows)``."""
+class Ran(NamedTuple):
+    """What ``run_all`` ran: the calls' rows in order, the rows of the calls ``then`` queued, and how many of all
+    these runs it trained (the rest were finished runs, reused)."""
+
+    rows: list
+    later: list
+    trained: int
+
+
+def run_all(plan: Plan, calls: list[tuple], then=None) -> Ran:
+    """``train_run(*call)`` for every call, ``plan.jobs`` at a time. ``then``, given, is called with the first call's
+    row once it is done (None when there are no calls) and returns more calls, queued behind these (no core waits for
+    a phase's last run)."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max(1, plan.jobs)) as pool:  # each run is its own process: threads only wait
-        futures = [pool.submit(train_run, *c) for c in calls]
-        if then is None:
-            return [f.result() for f in futures]
-        first = futures[0].result() if futures else None
-        later = [pool.submit(train_run, *c) for c in then(first)]
-        return [f.result() for f in futures], [f.result() for f in later]
+        futures = [pool.submit(_train_run, *c) for c in calls]
+        later = []
+        if then is not None:
+            first = futures[0].result()[0] if futures else None
+            later = [pool.submit(_train_run, *c) for c in then(first)]
+        done, queued = [f.result() for f in futures], [f.result() for f in later]
+    return Ran([r for r, _ in done], [r for r, _ in queued], sum(t for _, t in done + queued))
 
 
 def budget_series(d: Path) -> dict | None:

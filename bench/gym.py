@@ -354,8 +354,9 @@ def gym(out: Path, plan: Plan, quick: bool) -> dict:
         return [(out, model, run_label(name, "matched", plan.tag, target),
                  objective_overrides(name, plan, quick, "matched", target), seed, plan) for seed, name in mkeys]
 
-    rows, mrows = run_all(plan, [(out, model, run_label(name, arm, plan.tag), objective_overrides(name, plan, quick, arm),
-                                  seed, plan) for seed, name, arm in keys], then=matched_calls)
+    ran = run_all(plan, [(out, model, run_label(name, arm, plan.tag), objective_overrides(name, plan, quick, arm),
+                          seed, plan) for seed, name, arm in keys], then=matched_calls)
+    rows, mrows = ran.rows, ran.later
     oracle = found["oracle"]
     target = round(oracle["think_ratio"], 2)
     # rows grouped by objective, its arms side by side (dict order of the labels)
@@ -394,7 +395,7 @@ def gym(out: Path, plan: Plan, quick: bool) -> dict:
             f"distilled model)\n\n"
             f"{routing_table(runs, oracle)}\n\n## Every run\n\n{run_table(runs + matched)}\n")
     # what this invocation took, and how much of it it trained (a rerun reuses finished runs and the distillation)
-    wall, fresh = time.perf_counter() - t0, sum(1 for r in runs + matched if r.pop("trained_now", False))
+    wall, fresh = time.perf_counter() - t0, ran.trained
     text += (f"\nThis invocation: {wall / 60:.0f} min of wall time; it trained {fresh} of the {len(runs + matched)} "
              f"runs{' and the distillation' if distilled else ''} (the rest reused from `{out}`).\n")
     name = "gym_results" + ("" if runs else "_matched") + plan.tag  # a matched-only invocation keeps the leaderboard
@@ -420,7 +421,7 @@ def sweep(out: Path, plan: Plan, quick: bool, gammas=GAMMAS) -> dict:
                                         [f"objective.rewards.correct_think={1 - g:g}"])
         calls += [(out, model, label, ov, seed, plan) for seed in plan.seeds]
         gs += [g] * len(plan.seeds)
-    runs = [{**{k: v for k, v in r.items() if k != "trained_now"}, "gamma": g} for r, g in zip(run_all(plan, calls), gs)]
+    runs = [{**r, "gamma": g} for r, g in zip(run_all(plan, calls).rows, gs)]
     per = {}
     for g in gammas:
         orc = oracle_point(out / runs[0]["dir"], g)

@@ -376,7 +376,8 @@ def test_a_finished_run_is_reused_only_when_trained_with_the_same_arguments(tmp_
         (d / "train_result.json").write_text("{}")
         (d / "metrics.jsonl").write_text("")
         calls.append((tmp_path, tmp_path, "y", ["objective=grpo"], seed, Plan(steps=100, jobs=2)))
-    assert [r["wall_s"] for r in run_all(Plan(jobs=2), calls)] == [1, 1, 1, 1]
+    ran = run_all(Plan(jobs=2), calls)
+    assert [r["wall_s"] for r in ran.rows] == [1, 1, 1, 1] and (ran.later, ran.trained) == ([], 0)  # all reused
 
 
 def test_results_name_the_commits_their_reused_runs_trained_at(monkeypatch):

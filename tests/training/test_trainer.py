@@ -314,6 +314,33 @@ def test_bucketed_scoring_gives_trls_log_probs_and_update(tiny, tmp_path, rows, 
     assert g0.abs().sum() > 0 and torch.allclose(g, g0, atol=1e-6, rtol=1e-4)
 
 
+@pytest.mark.parametrize("rows", [0, 2])
+def test_a_truncated_rows_mode_decision_keeps_its_log_prob_under_truncation_masking(tiny, tmp_path, rows):
+    """mask_truncated_completions: TRL zeroes a truncated row's completion mask, and its scoring forward then gives
+    every token of that row log-prob 0 without gradient; the decoupled loss keeps the row's column 0 (its mode
+    decision), so the trainer scores it: the log-prob of the unmasked forward, a gradient to the weights; the coupled
+    shape masks the whole row (TRL's)."""
+    inputs = fake_batch(tiny[1])
+    inputs["completion_mask"][5] = 0  # truncated, masked by TRL
+    ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)
+    mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
+    full = mask.clone()
+    full[5, 5] = 1  # column 0 attended
+    tr = make_trainer(tiny, tmp_path, objective=Thinkless(response_norm="sequence"), mask_truncated_completions=True,
+                      length_bucket_rows=rows, gradient_checkpointing=False)
+    want, _, _ = tr._get_per_token_logps_and_entropies(tr.model, ids, full, 7)
+    assert want[5, 0] < 0 and (want[5, 1:] == 0).all()
+    lp, _, _ = tr._get_per_token_logps_and_entropies(tr.model, ids, mask, 7)
+    assert torch.allclose(lp, want, atol=1e-6)
+    tr.model.zero_grad()
+    lp[5, 0].backward()
+    assert sum(p.grad.abs().sum() for p in tr.model.parameters() if p.grad is not None) > 0
+    coupled = make_trainer(tiny, tmp_path / "c", objective=CoupledGRPO(), mask_truncated_completions=True,
+                           length_bucket_rows=rows, gradient_checkpointing=False)
+    lp, _, _ = coupled._get_per_token_logps_and_entropies(coupled.model, ids, mask, 7)
+    assert (lp[5] == 0).all()  # TRL's: a masked row scores nothing
+
+
 def test_checkpointed_forwards_under_grad_are_not_bucketed(tiny, tmp_path, scored_widths):
     """With gradient checkpointing, a bucketed forward under grad would reach a weight's gradient hook once per bucket
     (DDP and DeepSpeed refuse it): TRL's one forward then; the no-grad old and reference log-probs still bucket."""
@@ -329,7 +356,7 @@ def test_checkpointed_forwards_under_grad_are_not_bucketed(tiny, tmp_path, score
 
 
 def test_length_bucket_rows_must_be_a_row_count_on_a_rotary_model(tiny, tmp_path):
-    with pytest.raises(ValueError, match=r"rl.args.length_bucket_rows=-1: 0 .* or a positive number of rows"):
+    with pytest.raises(ValueError, match=r"rl.args.length_bucket_rows=-1: valid values are >= 0 \(rows per length bucket"):
         AdaptiveGRPOConfig(output_dir="/tmp/x", use_cpu=True, bf16=False, length_bucket_rows=-1)
     from transformers import GPT2Config, GPT2LMHeadModel
 

@@ -44,13 +44,6 @@ def rotary(config) -> bool:
     return all((p.get("rope_type") or p.get("type") or "default") in RELATIVE_ROPE for p in sets)
 
 
-def check_bucket_rows(key: str, rows) -> None:
-    """A config's ``length_bucket_rows``: 0 (off) or a positive row count; an error naming ``key`` otherwise."""
-    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
-        raise ValueError(f"{key}={rows!r}: 0 (TRL's one padded forward) or a positive number of rows per bucket is "
-                         "expected")
-
-
 def check_rotary(config, key: str, rows: int) -> None:
     """Buckets cut left padding: ``key`` > 0 needs a model whose positions are relative (``rotary``)."""
     if rows and not rotary(config):

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import AutoTokenizer
 from trl import SFTConfig, SFTTrainer
 
+from ..runs.checks import check_trainer_args
 from ..checkpoints import save_final_model
 from ..tasks.base import get_task
 from ..tasks.data import LAYOUTS, DropStats, load_rows, load_table, records_from_rows, sft_table
@@ -23,7 +24,7 @@ from ..generation import SamplingConfig, make_generator
 from ..reporting.hub import base_model_id, check_hub, hub_callbacks, hub_datasets
 from ..modeling import check_model_path, load_student
 from ..reporting.monitor import SFT_KEYS, MetricsLogCallback
-from .buckets import check_bucket_rows, length_buckets
+from .buckets import length_buckets
 from .loop import Trained, train, trainer_args
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,8 @@ class DistillConfig(SFTConfig):
                 "longest row. The same loss and gradient (float rounding aside)."})
 
     def __post_init__(self):
-        check_bucket_rows("training.args.length_bucket_rows", self.length_bucket_rows)
+        # the range the run checks hold before any work (runs/checks.ARG_MINIMUMS), for configs built in Python
+        check_trainer_args(type(self), {"length_bucket_rows": self.length_bucket_rows}, "training.args")
         super().__post_init__()
 
 

@@ -36,13 +36,13 @@ from trl import GRPOConfig, GRPOTrainer
 from trl.trainer.callbacks import SyncRefModelCallback
 
 from .budget import Budget, probe_think_ratio
-from .buckets import check_bucket_rows, check_rotary, length_buckets
+from .buckets import check_rotary, length_buckets
 from .losses import LossInputs, importance_sampling_stats, loss_shape
 from ..reporting.monitor import mode_metrics
 from ..objectives import Objective, Rollouts
 from ..grading import grade_completions
 from ..tokens import MODE_CODES, control_token_ids
-from ..runs.checks import warn
+from ..runs.checks import check_trainer_args, warn
 
 REF_WEIGHTS = "ref_model.safetensors"  # in checkpoints written after a reference reset
 RESETTABLE_OPTIMS = ("adamw_torch", "adamw_torch_fused", "sgd")
@@ -62,7 +62,8 @@ class AdaptiveGRPOConfig(GRPOConfig):
                 "positions (checked). Under DeepSpeed ZeRO-3 each bucket gathers the weights again."})
 
     def __post_init__(self):
-        check_bucket_rows("rl.args.length_bucket_rows", self.length_bucket_rows)
+        # the range the run checks hold before any work (runs/checks.ARG_MINIMUMS), for configs built in Python
+        check_trainer_args(type(self), {"length_bucket_rows": self.length_bucket_rows}, "rl.args")
         super().__post_init__()
 
 
@@ -305,6 +306,13 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
 
     def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
                                            compute_entropy=False, compute_aux_loss=False, **extra):
+        if self.mask_truncated_completions and self.objective.loss == "decoupled":
+            # TRL masks a truncated completion out of attention, and its fused head scores an unattended token 0
+            # (label -100, no gradient); the decoupled loss keeps such a row's column 0, its mode decision
+            # (losses._surrogate), so column 0 is attended: it is predicted from the prompt's last position, and
+            # only the row's later columns, masked from every loss, see it
+            attention_mask = attention_mask.clone()
+            attention_mask[:, input_ids.size(1) - logits_to_keep] = 1
         rows = self.args.length_bucket_rows
         # TRL's own path for images, MoE aux losses, and checkpointed forwards under grad (each bucket's backward
         # would reach a weight's gradient hook again: DDP and DeepSpeed refuse a second call)
