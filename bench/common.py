@@ -254,8 +254,9 @@ def holds_gym_rl(argv: list[str], d: Path) -> bool:
     with COMPOSING, initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         want = compose("train", overrides=[*GYM_SCALE["train"], *(a for a in argv if a not in GYM_SCALE["train"]),
                                            *TASK]).rl.args
-    # a speed setting, not a method one: buckets give the same log-probs (float rounding aside)
-    keys = [k for k in OmegaConf.load(ROOT / "conf" / "rl" / "gym_cpu.yaml").args.keys() if k != "length_bucket_rows"]
+    # speed settings, not method ones: buckets and shared prompts give the same log-probs (float rounding aside)
+    keys = [k for k in OmegaConf.load(ROOT / "conf" / "rl" / "gym_cpu.yaml").args.keys()
+            if k not in ("length_bucket_rows", "share_prompts")]
     got = json.loads((d / "run_config.json").read_text())["config"]["rl"]["args"]
     return all(got.get(k) == want[k] for k in keys)
 

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from ..checkpoints import save_final_model
 from .budget import Budget, make_budget, probe_rows
 from .buckets import check_rotary
+from .shared_prompts import check_scoring
 from ..runs.checks import ConfigError, warn
 from ..tasks.base import get_task
 from ..tasks.data import DropStats, check_drop_share, load_rows, parse_level, records_from_rows
@@ -249,6 +250,7 @@ def check_train(cfg: DictConfig) -> tuple[Objective, Budget | None]:
     check_model_path(cfg.model.path)
     check_hub(cfg.get("hub"))
     rows = cfg.rl.args.get("length_bucket_rows") or 0
+    check_scoring(rows, cfg.rl.args.get("share_prompts"))
     if isinstance(rows, int) and rows > 0:  # the model's config only (a json file): before anything loads
         from transformers import AutoConfig
 

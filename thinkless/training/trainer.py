@@ -12,7 +12,8 @@ trainer it overrides a few steps, each calling TRL's:
 * ``_generate_single_turn`` forces the first token of some rows when the objective asks (AdaptThink) and cuts
   training rollouts at the objective's ``length_cap(step)`` (ThinkPrune).
 * ``_get_per_token_logps_and_entropies`` scores rows of similar length together, each bucket cut to its own
-  padding (``length_bucket_rows``; ``length_buckets``), when the batch is text-only.
+  padding (``length_bucket_rows``; ``length_buckets``), or each distinct prompt once (``share_prompts``;
+  ``shared_prompts``), when the batch is text-only.
 * ``_compute_loss`` only dispatches: the objective's loss shape (``thinkless.training.losses``, by
   ``Objective.loss``) with the objective's knobs (``Objective.loss_kwargs``); the trainer logs what it returns.
 * the objective's resets (a new KL reference, a fresh optimizer state) at their step, kept across a resume; the
@@ -37,6 +38,7 @@ from trl.trainer.callbacks import SyncRefModelCallback
 
 from .budget import Budget, probe_think_ratio
 from .buckets import check_rotary, length_buckets
+from .shared_prompts import check_scoring, score_shared
 from .losses import LossInputs, importance_sampling_stats, loss_shape
 from ..reporting.monitor import mode_metrics
 from ..objectives import Objective, Rollouts
@@ -61,9 +63,17 @@ class AdaptiveGRPOConfig(GRPOConfig):
                 "longest row. The same log-probs at every unmasked token (float rounding aside) for a model with rotary "
                 "positions (checked). Under DeepSpeed ZeRO-3 each bucket gathers the weights again."})
 
+    share_prompts: bool = field(default=False, metadata={
+        "help": "Score each distinct prompt of a batch once (the loss's forward, old and reference log-probs): its "
+                "keys and values are shared by the rows asking it, each row's completion scored on them. The same "
+                "log-probs (float rounding aside) with G times less prompt to compute; exclusive with "
+                "length_bucket_rows."})
+
     def __post_init__(self):
         # the range the run checks hold before any work (runs/checks.ARG_MINIMUMS), for configs built in Python
-        check_trainer_args(type(self), {"length_bucket_rows": self.length_bucket_rows}, "rl.args")
+        check_trainer_args(type(self), {"length_bucket_rows": self.length_bucket_rows,
+                                        "share_prompts": self.share_prompts}, "rl.args")
+        check_scoring(self.length_bucket_rows, self.share_prompts)
         super().__post_init__()
 
 
@@ -315,9 +325,13 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
             attention_mask[:, input_ids.size(1) - logits_to_keep] = 1
         rows = self.args.length_bucket_rows
         # TRL's own path for images, MoE aux losses, and checkpointed forwards under grad (each bucket's backward
-        # would reach a weight's gradient hook again: DDP and DeepSpeed refuse a second call)
-        if rows <= 0 or compute_aux_loss or any(v is not None for v in extra.values()) or \
-                (torch.is_grad_enabled() and self.args.gradient_checkpointing):
+        # would reach a weight's gradient hook again: DDP and DeepSpeed refuse a second call; and a checkpointed
+        # forward returns no cache to share)
+        trl_only = compute_aux_loss or any(v is not None for v in extra.values()) or \
+            (torch.is_grad_enabled() and self.args.gradient_checkpointing)
+        if self.args.share_prompts and not trl_only:
+            return self._score_shared(model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy)
+        if rows <= 0 or trl_only:
             return super()._get_per_token_logps_and_entropies(
                 model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
                 compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **extra)
@@ -333,6 +347,24 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
             if compute_entropy:
                 entropies[idx, :hi - start] = ent
         return logps, entropies, None
+
+    def _score_shared(self, model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy):
+        """``rl.args.share_prompts``: each chunk of ``batch_size`` rows (TRL's memory bound) scored with its distinct
+        prompts computed once (``shared_prompts.score_shared``); TRL's forward for a chunk that shares none."""
+        n = input_ids.size(0)
+        chunk = batch_size or n
+        logps, entropies = [], []
+        for i in range(0, n, chunk):
+            ids, mask = input_ids[i:i + chunk], attention_mask[i:i + chunk]
+            with self.accelerator.autocast():
+                got = score_shared(model, ids, mask, logits_to_keep, compute_entropy)
+            if got is None:
+                lp, ent, _ = super()._get_per_token_logps_and_entropies(model, ids, mask, logits_to_keep,
+                                                                         compute_entropy=compute_entropy)
+                got = (lp, ent)
+            logps.append(got[0])
+            entropies.append(got[1])
+        return torch.cat(logps), (torch.cat(entropies) if compute_entropy else None), None
 
     # ------------------------------------------------------------------ the objective's advantages
 

@@ -1,0 +1,103 @@
+"""thinkless/training/shared_prompts.py and the RL trainer's ``rl.args.share_prompts``: each distinct prompt scored
+once gives TRL's log-probs, entropies and gradient; the fallbacks; the setting's errors."""
+
+import pytest
+import torch
+
+from tests.training.test_trainer import fake_batch, make_trainer, tiny  # noqa: F401  (the module's tiny policy)
+from thinkless.training.shared_prompts import check_scoring, distinct_prompts
+
+
+def test_distinct_prompts_by_ids_and_mask():
+    ids = torch.tensor([[0, 5, 6], [0, 5, 6], [1, 2, 3], [0, 5, 6], [0, 5, 6]])
+    mask = torch.tensor([[0, 1, 1], [0, 1, 1], [1, 1, 1], [0, 1, 1], [1, 1, 1]])  # the last: same ids, another mask
+    first, inverse = distinct_prompts(ids, mask)
+    assert len(first) == 3 and inverse.tolist()[:2] == [inverse[0]] * 2 and inverse[3] == inverse[0]
+    assert sorted(first.tolist()) == [0, 2, 4]  # each prompt's first row
+    assert (first[inverse] == torch.tensor([0, 0, 2, 0, 4])).all()
+
+
+def grouped_batch(tok, G=3):
+    """``fake_batch``'s rows with prompts asked G times each (GRPO's groups), one group left-padded."""
+    inputs = fake_batch(tok)
+    for g in range(0, 6, G):
+        inputs["prompt_ids"][g:g + G] = inputs["prompt_ids"][g]
+    inputs["prompt_mask"][3:, :2] = 0  # the second group's prompt is shorter
+    inputs["completion_mask"][5] = 0  # a row attending its prompt only (e.g. masked as truncated)
+    return inputs
+
+
+@pytest.fixture
+def forwards(monkeypatch):
+    """The (rows, columns) of every forward the scoring makes: its model calls."""
+    calls = []
+    from thinkless.training import shared_prompts
+
+    real = shared_prompts.score_shared
+
+    def spy(model, input_ids, *a, **kw):
+        hook = model.register_forward_pre_hook(lambda m, args, kwargs: calls.append(tuple(kwargs["input_ids"].shape)),
+                                               with_kwargs=True)
+        try:
+            return real(model, input_ids, *a, **kw)
+        finally:
+            hook.remove()
+
+    monkeypatch.setattr("thinkless.training.trainer.score_shared", spy)
+    return calls
+
+
+def test_shared_prompts_give_trls_log_probs_entropies_and_update(tiny, tmp_path, forwards):
+    inputs = grouped_batch(tiny[1])
+    ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)
+    mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
+    base = make_trainer(tiny, tmp_path / "a", gradient_checkpointing=False)
+    shared = make_trainer(tiny, tmp_path / "b", share_prompts=True, gradient_checkpointing=False)
+    lp0, ent0, _ = base._get_per_token_logps_and_entropies(base.model, ids, mask, 7, compute_entropy=True)
+    lp, ent, _ = shared._get_per_token_logps_and_entropies(shared.model, ids, mask, 7, compute_entropy=True)
+    assert forwards == [(2, 4), (6, 7)]  # 2 distinct prompts less their last token; every row's last one + completion
+    assert torch.allclose(lp, lp0, atol=1e-5) and torch.allclose(ent, ent0, atol=1e-5) and lp.requires_grad
+    assert (lp[5] == 0).all() and (lp0[5] == 0).all()  # unattended tokens score 0, as TRL's
+    forwards.clear()  # the old and reference log-probs: TRL's memory chunk bounds what is shared
+    lp3, _, _ = shared._get_per_token_logps_and_entropies(shared.model, ids, mask, 7, batch_size=3)
+    assert forwards == [(1, 4), (3, 7), (1, 4), (3, 7)] and torch.allclose(lp3, lp0, atol=1e-5)
+    for tr in (base, shared):
+        tr.model.train()
+        tr.current_gradient_accumulation_steps = 1
+        tr.model.zero_grad()
+        tr._compute_loss(tr.model, inputs).backward()
+    g0 = torch.cat([p.grad.flatten() for p in base.model.parameters()])
+    g = torch.cat([p.grad.flatten() for p in shared.model.parameters()])
+    assert g0.abs().sum() > 0 and torch.allclose(g, g0, atol=1e-6, rtol=1e-4)
+
+
+def test_a_batch_of_distinct_prompts_or_a_checkpointed_forward_takes_trls_path(tiny, tmp_path, forwards):
+    inputs = fake_batch(tiny[1])  # six different prompts: nothing to share
+    ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)
+    mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
+    tr = make_trainer(tiny, tmp_path, share_prompts=True, gradient_checkpointing=False)
+    base, _, _ = make_trainer(tiny, tmp_path / "a")._get_per_token_logps_and_entropies(tr.model, ids, mask, 7)
+    lp, _, _ = tr._get_per_token_logps_and_entropies(tr.model, ids, mask, 7)
+    assert forwards == [] and torch.allclose(lp, base)  # TRL's forward only: no prompt pass
+    grouped = grouped_batch(tiny[1])
+    ids = torch.cat([grouped["prompt_ids"], grouped["completion_ids"]], 1)
+    ckpt = make_trainer(tiny, tmp_path / "c", share_prompts=True, gradient_checkpointing=True)
+    ckpt.model.train()
+    ckpt._get_per_token_logps_and_entropies(ckpt.model, ids, mask, 7)
+    assert forwards == []  # a checkpointed forward under grad returns no cache: TRL's
+    with torch.no_grad():
+        ckpt._get_per_token_logps_and_entropies(ckpt.model, ids, mask, 7)
+    assert forwards == [(2, 4), (6, 7)]
+
+
+def test_one_way_to_score_a_batch():
+    from thinkless.training.trainer import AdaptiveGRPOConfig
+
+    with pytest.raises(ValueError, match=r"rl.args.share_prompts=true with rl.args.length_bucket_rows=4: one way"):
+        check_scoring(4, True)
+    check_scoring(0, True)
+    check_scoring(4, False)
+    with pytest.raises(ValueError, match=r"rl.args.share_prompts='yes': expected true or false"):
+        AdaptiveGRPOConfig(output_dir="/tmp/x", use_cpu=True, bf16=False, share_prompts="yes")
+    with pytest.raises(ValueError, match=r"one way to score a batch"):
+        AdaptiveGRPOConfig(output_dir="/tmp/x", use_cpu=True, bf16=False, share_prompts=True, length_bucket_rows=2)
