@@ -1,12 +1,14 @@
-"""Length buckets (``length_bucket_rows``) against TRL's one padded forward: the same run at each setting, interleaved;
-the step times and whether the runs stayed the same.
+"""Length buckets (``length_bucket_rows``) and shared prompts (``rl.args.share_prompts``) against TRL's one padded
+forward: the same run at each setting, interleaved; the step times and whether the runs stayed the same.
 
-    python bench/length_buckets.py OUT --model MODEL [--rows 0 32] [--steps 30] [--repeats 2] [overrides ...]
+    python bench/length_buckets.py OUT --model MODEL [--rows 0 32] [--share-prompts] [--task demo] [--steps 30]
+        [--repeats 2] [overrides ...]
     python bench/length_buckets.py OUT --stage distill [--rows 0 32] [--steps 100] [--repeats 2] [overrides ...]
     # -> OUT/length_buckets_{train,distill}.{md,json}
 
 ``--stage train`` (the default): ``train.py`` on the gym's task and RL stage (``rl=gym_cpu``, the graded task, seed 0)
-from MODEL, ``rl.args.length_bucket_rows`` at each setting. ``--stage distill``: ``distill.py`` on the gym's graded
+from MODEL (``--task demo``: the demo's, conf/rl/degrpo_cpu.yaml on the fold task), ``rl.args.length_bucket_rows``
+at each setting, then (``--share-prompts``) ``rl.args.share_prompts`` with no buckets. ``--stage distill``: ``distill.py`` on the gym's graded
 data and schedule (a tiny model from scratch), ``training.args.length_bucket_rows``. Each run is its own process for
 ``--steps`` steps, the overrides after the options added; the settings alternate within each repeat, so a drift of
 the machine's speed reaches all of them. Per setting: the time per step (train: TRL's logged ``step_time``, the
@@ -27,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import GYM_SCALE, TASK, log, machine, median, run_script, write_results  # noqa: E402
+from bench.common import GYM_SCALE, TASK, command_line, log, machine, median, run_script, write_results  # noqa: E402
 from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
 
 # per stage: its script, the args key, the logged values that trace the run, its report
@@ -37,17 +39,23 @@ STAGES = {"train": ("train.py", "rl.args", ("loss/control", "loss/response", "mo
                       "distill_report.json")}
 
 
-def one_run(out: Path, stage: str, model: Path | None, rows: int, steps: int, repeat: int,
-            overrides: list[str]) -> dict:
+SHARED = "shared"  # the setting rl.args.share_prompts=true (length_bucket_rows 0)
+
+
+def one_run(out: Path, stage: str, model: Path | None, rows: int | str, steps: int, repeat: int,
+            overrides: list[str], task: str = "gym") -> dict:
     script, key, traced, report = STAGES[stage]
-    d = out / f"{stage}-rows{rows}-r{repeat}"
+    d = out / f"{stage}-{'shared' if rows == SHARED else f'rows{rows}'}-r{repeat}"
+    setting = ([f"{key}.length_bucket_rows=0", f"{key}.share_prompts=true"] if rows == SHARED else
+               [f"{key}.length_bucket_rows={rows}"] + ([f"{key}.share_prompts=false"] if stage == "train" else []))
     if stage == "train":
-        argv = [*GYM_SCALE["train"], *TASK, f"model.path={model}", f"rl.args.max_steps={steps}"]
+        argv = [*((GYM_SCALE["train"] + TASK) if task == "gym" else []), f"model.path={model}",
+                f"rl.args.max_steps={steps}"]
     else:
         argv = ["data=graded", "benchmark@report.benchmark=graded", *GYM_SCALE["distill"],
                 f"training.args.max_steps={steps}", "training.args.logging_steps=1", "training.args.disable_tqdm=true"]
     wall = run_script(script, [*argv, f"output_dir={d}", "run_name=length_buckets", "seed=0",
-                               f"{key}.length_bucket_rows={rows}", *overrides], out / "logs" / f"{d.name}.log")
+                               *setting, *overrides], out / "logs" / f"{d.name}.log")
     logged = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
     if stage == "train":
         steps_logged = [r for r in logged if "step_time" in r]
@@ -76,6 +84,9 @@ def main(argv=None) -> None:
     ap.add_argument("--model", type=Path, help="train: a distilled model (e.g. the gym's runs/gym/distill/model)")
     ap.add_argument("--rows", type=int, nargs="+", default=[0, 32], help="length_bucket_rows settings; the first "
                     "is the baseline of the ratios")
+    ap.add_argument("--share-prompts", action="store_true", help="train: also rl.args.share_prompts=true (no buckets)")
+    ap.add_argument("--task", choices=["gym", "demo"], default="gym", help="train: the gym's RL stage and graded task "
+                    "(default) or the demo's (conf/rl/degrpo_cpu.yaml, the fold task)")
     ap.add_argument("--steps", type=int, help="steps per run (default: train 30, distill 100)")
     ap.add_argument("--repeats", type=int, default=2)
     a, overrides = ap.parse_known_args(argv)
@@ -84,18 +95,22 @@ def main(argv=None) -> None:
         ap.error(f"--steps {steps}: at least 2 (the first train step is warm-up, not timed)")
     if len(set(a.rows)) != len(a.rows):
         ap.error(f"--rows {' '.join(map(str, a.rows))}: each setting once")
+    if a.stage == "distill" and (a.share_prompts or a.task != "gym"):
+        ap.error("--share-prompts and --task are the train stage's (the distillation scores no prompt twice)")
     if (a.stage == "train") != (a.model is not None):
         ap.error("--model MODEL: the train stage starts from a distilled model; the distill stage from scratch")
     a.out.mkdir(parents=True, exist_ok=True)
+    settings = [*a.rows, *([SHARED] if a.share_prompts else [])]
     runs = []
     for repeat in range(a.repeats):
-        for rows in a.rows:
-            log(f"{a.stage}: length_bucket_rows={rows}, repeat {repeat}")
-            runs.append(one_run(a.out, a.stage, a.model and a.model.resolve(), rows, steps, repeat, overrides))
+        for rows in settings:
+            log(f"{a.stage}: {'share_prompts' if rows == SHARED else f'length_bucket_rows={rows}'}, repeat {repeat}")
+            runs.append(one_run(a.out, a.stage, a.model and a.model.resolve(), rows, steps, repeat, overrides,
+                                a.task))
     base = a.rows[0]
     first = {r["repeat"]: r for r in runs if r["rows"] == base}
     summary = {}
-    for rows in a.rows:
+    for rows in settings:
         mine = [r for r in runs if r["rows"] == rows]
         summary[rows] = {"step_s": median([r["step_s"] for r in mine]), "wall_s": median([r["wall_s"] for r in mine]),
                          "largest_difference": max(largest_difference(r["trajectory"], first[r["repeat"]]["trajectory"])
@@ -103,10 +118,14 @@ def main(argv=None) -> None:
                          "same_report": all(r["report"] == first[r["repeat"]]["report"] for r in mine)}
     script, key, traced, _ = STAGES[a.stage]
     start = f"from `{a.model}`" if a.model else "from scratch"
-    lines = [f"# Length buckets: {script}\n\n{a.repeats} repeat(s) x {len(a.rows)} settings of `{key}.length_bucket_rows`, "
-             f"{steps} steps each (the gym's task and schedule, seed 0, {start}); the settings alternate within a "
-             f"repeat. Machine: {machine()}.\n",
-             markdown_row(["length_bucket_rows", "step (s, median)", f"step / rows {base}'s", "process wall (s)",
+    what = "the demo's RL stage and fold task" if a.task == "demo" else "the gym's task and schedule"
+    shared = f" and `{key}.share_prompts=true` (shared)" if a.share_prompts else ""
+    lines = [f"# Scoring settings: {script}\n\n{a.repeats} repeat(s) x {len(settings)} settings of "
+             f"`{key}.length_bucket_rows`{shared}, {steps} steps each ({what}, seed 0, {start}); the settings "
+             f"alternate within a repeat. Command: `{command_line('bench/length_buckets.py')}`. "
+             f"Machine: {machine()}.\n",
+             markdown_row(["length_bucket_rows (or shared)", "step (s, median)", f"step / rows {base}'s",
+                           "process wall (s)",
                            f"largest absolute difference from rows {base}'s logged {', '.join(traced)}",
                            "report the same"]),
              markdown_rule(6)]
@@ -116,7 +135,7 @@ def main(argv=None) -> None:
                                    "yes" if s["same_report"] else "no"]))
     text = "\n".join(lines) + "\n"
     write_results(a.out, f"length_buckets_{a.stage}", text,
-                  {"stage": a.stage, "steps": steps, "repeats": a.repeats, "overrides": overrides, "summary": summary,
+                  {"stage": a.stage, "task": a.task, "steps": steps, "repeats": a.repeats, "overrides": overrides, "summary": summary,
                    "runs": [{k: v for k, v in r.items() if k != "report"} for r in runs]})
     print(text, flush=True)
 

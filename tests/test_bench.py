@@ -134,25 +134,28 @@ def test_stock_grpo_times_trl_on_the_configs_prompts_and_args(tmp_path):
 
 
 def test_length_buckets_bench_times_each_setting_and_compares_the_runs(tmp_path):
-    """bench/length_buckets.py: train.py (from a model) and distill.py (from scratch) at each length_bucket_rows,
-    alternating; step times, their ratio to the first setting's, and the runs' agreement (the same data and rollouts:
+    """bench/length_buckets.py: train.py (from a model) and distill.py (from scratch) at each length_bucket_rows (and
+    train.py with rl.args.share_prompts), alternating; step times, their ratio to the first setting's, and the runs' agreement (the same data and rollouts:
     logged values equal to float rounding)."""
     import json
 
     model = save_tiny(tmp_path / "tiny")
-    out = bench("bench/length_buckets.py", tmp_path / "lb", "--model", model, "--rows", 0, 2, "--steps", 2,
-                "--repeats", 1, "rl_data.num_problems=32", "rl.args.per_device_train_batch_size=8",
+    out = bench("bench/length_buckets.py", tmp_path / "lb", "--model", model, "--rows", 0, 2, "--share-prompts",
+                "--steps", 2, "--repeats", 1, "rl_data.num_problems=32", "rl.args.per_device_train_batch_size=8",
                 "rl.args.num_generations=4", "rl.args.max_completion_length=8", "report.benchmark.n_per_level=2",
                 "rl.args.eval_strategy=no", "rl_data.validation=null")
     res = json.loads((tmp_path / "lb" / "length_buckets_train.json").read_text())
     assert res["commit"] and res["machine"] and "bench/length_buckets.py" in res["command"]
-    assert [(r["rows"], len(r["trajectory"]["loss/control"])) for r in res["runs"]] == [(0, 2), (2, 2)]
+    assert [(r["rows"], len(r["trajectory"]["loss/control"])) for r in res["runs"]] == [(0, 2), (2, 2), ("shared", 2)]
     assert all(v is not None for r in res["runs"] for vs in r["trajectory"].values() for v in vs)
-    cfgs = [json.loads((tmp_path / "lb" / f"train-rows{n}-r0" / "run_config.json").read_text())["config"]
-            for n in (0, 2)]
-    assert [c["rl"]["args"]["length_bucket_rows"] for c in cfgs] == [0, 2]  # the setting reached each run
+    cfgs = [json.loads((tmp_path / "lb" / f"train-{n}-r0" / "run_config.json").read_text())["config"]
+            for n in ("rows0", "rows2", "shared")]
+    # the setting reached each run
+    assert [(c["rl"]["args"]["length_bucket_rows"], c["rl"]["args"]["share_prompts"]) for c in cfgs] == \
+        [(0, False), (2, False), (0, True)]
     s = res["summary"]
     assert s["0"]["largest_difference"] == 0.0 and s["2"]["largest_difference"] < 1e-4 and s["2"]["step_s"] > 0
+    assert s["shared"]["largest_difference"] < 1e-4 and s["shared"]["step_s"] > 0 and "| shared |" in out
     assert "| 2 |" in out and (tmp_path / "lb" / "length_buckets_train.md").read_text() in out + "\n"
 
     out = bench("bench/length_buckets.py", tmp_path / "lb", "--stage", "distill", "--rows", 0, 16, "--steps", 3,

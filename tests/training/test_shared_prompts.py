@@ -47,7 +47,7 @@ def forwards(monkeypatch):
     return calls
 
 
-def test_shared_prompts_give_trls_log_probs_entropies_and_update(tiny, tmp_path, forwards):
+def test_shared_prompts_give_trls_log_probs_entropies_and_update(tiny, tmp_path, forwards):  # noqa: F811
     inputs = grouped_batch(tiny[1])
     ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)
     mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
@@ -71,7 +71,7 @@ def test_shared_prompts_give_trls_log_probs_entropies_and_update(tiny, tmp_path,
     assert g0.abs().sum() > 0 and torch.allclose(g, g0, atol=1e-6, rtol=1e-4)
 
 
-def test_a_batch_of_distinct_prompts_or_a_checkpointed_forward_takes_trls_path(tiny, tmp_path, forwards):
+def test_a_batch_of_distinct_prompts_or_a_checkpointed_forward_takes_trls_path(tiny, tmp_path, forwards):  # noqa: F811
     inputs = fake_batch(tiny[1])  # six different prompts: nothing to share
     ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)
     mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
