@@ -205,7 +205,9 @@ def test_out_of_range_values_stop_train_py_before_the_model_loads(tmp_path):
     for i, (override, message) in enumerate([
             ("report.benchmark.n_per_level=0", "report.benchmark.n_per_level=0: must be >= 1"),
             ("rl.args.num_generations=0", "rl.args.num_generations=0: valid values are >= 2"),
-            ("rl.args.max_steps=0", "rl.args.max_steps=0: valid values are -1")]):
+            ("rl.args.max_steps=0", "rl.args.max_steps=0: valid values are -1"),
+            # the demo shares its prompts: buckets as well are one way too many to score a batch
+            ("rl.args.length_bucket_rows=4", "rl.args.share_prompts=true with rl.args.length_bucket_rows=4: one way")]):
         out = tmp_path / f"t{i}"
         proc = run_train_cli(out, model, override, check=False)
         assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
@@ -214,10 +216,23 @@ def test_out_of_range_values_stop_train_py_before_the_model_loads(tmp_path):
     from transformers import GPT2Config
 
     GPT2Config(n_embd=16, n_layer=1, n_head=2).save_pretrained(model)  # the folder's config.json: a GPT-2
-    proc = run_train_cli(tmp_path / "gpt2", model, "rl.args.length_bucket_rows=4", check=False)
+    proc = run_train_cli(tmp_path / "gpt2", model, "rl.args.length_bucket_rows=4", "rl.args.share_prompts=false",
+                         check=False)
     assert proc.returncode == 1 and "rl.args.length_bucket_rows=4: scoring in length buckets needs rotary positions, " \
         "and this 'gpt2' model" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert not (tmp_path / "gpt2" / "checkpoints").exists()
+
+
+def test_two_ways_to_score_a_batch_are_refused_before_the_model_loads(tmp_path):
+    """rl.check_train (train.py's checks before any work): length buckets and shared prompts, both set, name both keys."""
+    from thinkless.training.rl import check_train
+
+    from ..helpers import save_tiny
+
+    model = save_tiny(tmp_path / "tiny")
+    with pytest.raises(ValueError, match=r"rl.args.share_prompts=true with rl.args.length_bucket_rows=4: one way"):
+        check_train(compose_cfg("train", [f"model.path={model}", "rl.args.length_bucket_rows=4"]))  # the demo shares
+    check_train(compose_cfg("train", [f"model.path={model}", "rl.args.length_bucket_rows=4", "rl.args.share_prompts=false"]))
 
 
 def test_ctrl_c_prints_one_line_saying_how_to_resume_and_exits_130(tmp_path):
