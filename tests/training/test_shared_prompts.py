@@ -4,7 +4,7 @@ once gives TRL's log-probs, entropies and gradient; the fallbacks; the setting's
 import pytest
 import torch
 
-from tests.training.test_trainer import fake_batch, make_trainer, tiny  # noqa: F401  (the module's tiny policy)
+from tests.training.test_trainer import fake_batch, loss_gradient, make_trainer, tiny  # noqa: F401  (its tiny policy)
 from thinkless.training.shared_prompts import check_scoring, distinct_prompts
 
 
@@ -61,13 +61,7 @@ def test_shared_prompts_give_trls_log_probs_entropies_and_update(tiny, tmp_path,
     forwards.clear()  # the old and reference log-probs: TRL's memory chunk bounds what is shared
     lp3, _, _ = shared._get_per_token_logps_and_entropies(shared.model, ids, mask, 7, batch_size=3)
     assert forwards == [(1, 4), (3, 7), (1, 4), (3, 7)] and torch.allclose(lp3, lp0, atol=1e-5)
-    for tr in (base, shared):
-        tr.model.train()
-        tr.current_gradient_accumulation_steps = 1
-        tr.model.zero_grad()
-        tr._compute_loss(tr.model, inputs).backward()
-    g0 = torch.cat([p.grad.flatten() for p in base.model.parameters()])
-    g = torch.cat([p.grad.flatten() for p in shared.model.parameters()])
+    g0, g = (loss_gradient(tr, inputs) for tr in (base, shared))
     assert g0.abs().sum() > 0 and torch.allclose(g, g0, atol=1e-6, rtol=1e-4)
 
 

@@ -267,6 +267,15 @@ def test_degrpo_loss_receives_reward_minus_group_mean(tiny, tmp_path, monkeypatc
         assert advs == pytest.approx([expect[key]] * len(advs), abs=1e-5), (key, advs)
 
 
+def loss_gradient(trainer, inputs) -> torch.Tensor:
+    """The weights' gradient of one training-mode loss on ``inputs`` (``_compute_loss``), flattened."""
+    trainer.model.train()
+    trainer.current_gradient_accumulation_steps = 1
+    trainer.model.zero_grad()
+    trainer._compute_loss(trainer.model, inputs).backward()
+    return torch.cat([p.grad.flatten() for p in trainer.model.parameters()])
+
+
 @pytest.fixture
 def scored_widths(monkeypatch):
     """The (rows, columns) of every batch TRL's scoring forward receives."""
@@ -304,13 +313,7 @@ def test_bucketed_scoring_gives_trls_log_probs_and_update(tiny, tmp_path, rows, 
     scored_widths.clear()  # the old and reference log-probs: TRL's memory chunk (batch_size) bounds a bucket too
     lp3, _, _ = bucketed._get_per_token_logps_and_entropies(bucketed.model, ids, mask, 7, batch_size=3)
     assert all(r <= min(rows, 3) for r, _ in scored_widths) and torch.allclose(lp3, lp0, atol=1e-5)
-    for tr in (base, bucketed):
-        tr.model.train()
-        tr.current_gradient_accumulation_steps = 1
-        tr.model.zero_grad()
-        tr._compute_loss(tr.model, inputs).backward()
-    g0 = torch.cat([p.grad.flatten() for p in base.model.parameters()])
-    g = torch.cat([p.grad.flatten() for p in bucketed.model.parameters()])
+    g0, g = (loss_gradient(tr, inputs) for tr in (base, bucketed))
     assert g0.abs().sum() > 0 and torch.allclose(g, g0, atol=1e-6, rtol=1e-4)
 
 
