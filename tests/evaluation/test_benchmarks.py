@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from thinkless.evaluation.benchmarks import load_benchmark
+from thinkless.evaluation.benchmarks import load_benchmark, synthetic_benchmark
 from thinkless.evaluation.methods import resolve_methods
 from thinkless.evaluation.runner import validate_benchmarks
 from thinkless.grading import grade, normalize_gold
@@ -210,3 +210,25 @@ def test_a_benchmark_losing_more_than_a_tenth_of_its_rows_stops(tmp_path):
         load_benchmark("gsm8k", cfg.benchmark.gsm8k)
     f.write_text("".join(json.dumps(r) + "\n" for r in rows[:10]))  # 1 of 10: counted, not a stop
     assert len(load_benchmark("gsm8k", cfg.benchmark.gsm8k).problems) == 9
+
+
+def test_stated_asks_each_problem_with_the_objectives_extra_as_training_draws_it():
+    """``stated``: L1's report problems carry a stated budget each, drawn by the objective's own ``prompt_extra`` from
+    the report's stream (the same draws for the same seed), rendered after the instruction as training renders it,
+    under a uid of their own; an objective without an extra leaves the benchmark as it is."""
+    import random
+
+    from thinkless.evaluation.benchmarks import stated
+    from thinkless.objectives import make_objective
+
+    bench = synthetic_benchmark("b", [1, 2, 3], n_per_level=4, seed=0)
+    l1 = make_objective({"name": "l1", "min_target": 1, "max_target": 47})
+    asked = stated(bench, l1, seed=3)
+    rng = random.Random("3/report")
+    want = [l1.prompt_extra(rng)[1] for _ in bench.problems]
+    assert [p.suffix for p in asked.problems] == want and len(set(want)) > 3
+    assert [p.problem for p in asked.problems] == [p.problem for p in bench.problems]
+    assert not {p.uid for p in asked.problems} & {p.uid for p in bench.problems}
+    assert [p.uid for p in stated(bench, l1, seed=3).problems] == [p.uid for p in asked.problems]
+    assert [p.suffix for p in stated(bench, l1, seed=4).problems] != want
+    assert stated(bench, make_objective({"name": "thinkless"}), seed=3) is bench

@@ -210,7 +210,7 @@ def test_train_cli_runs_objective_l1(distilled, tmp_path):
     run_train_cli(out, distilled / "model", "objective=l1", "objective.variant=max", "rl.args.max_steps=2",
                   "rl.args.per_device_train_batch_size=16", "rl.args.num_generations=4",
                   "rl.args.max_completion_length=48", "rl.args.save_steps=100", "rl_data.validation=null",
-                  "report.enabled=false")
+                  "report.benchmark.n_per_level=2", "report.free_samples=1", "report.threshold_biases=[]")
     recs = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs if "modes/think_ratio" in r] == [1, 2]
     assert all(math.isfinite(r["rewards/l1/mean"]) for r in recs if "rewards/l1/mean" in r)
@@ -219,6 +219,17 @@ def test_train_cli_runs_objective_l1(distilled, tmp_path):
     # the saved policy takes a token budget as it was trained: the maximum sentence of L1-Max
     tok = AutoTokenizer.from_pretrained(out / "model")
     assert render_prompt(tok, "1 ~ 2", token_budget=20) == render_prompt(tok, "1 ~ 2", suffix=budget_suffix(-20))
+    # the report asks the trained policy as training asked it, each problem with its own stated budget (both kinds
+    # under L1-Max); the distilled model before RL is asked bare, as for every objective (the oracle reads it)
+    def prompts(when):
+        files = sorted((out / "report" / when / "generations").rglob("forced_think_*.jsonl"))
+        return [json.loads(ln)["prompt"] for ln in files[0].read_text().splitlines()]
+
+    after, before = prompts("after_rl"), prompts("before_rl")
+    assert len(after) == len(before) > 4 and not any("Think for" in p for p in before)
+    assert all(" Think for " in p for p in after) and len({p.split("Think for")[1] for p in after}) > 2
+    assert json.loads((out / "pipeline_report.json").read_text())["asked"] == "stated"
+    assert "before RL asked bare" in (out / "pipeline_report.md").read_text()
 
 
 # ---------------------------------------------------------------- eval.py at requested budgets

@@ -8,6 +8,7 @@ import json
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from thinkless.training.budget import STATE_FILE, Budget, make_budget
 from thinkless.reporting.monitor import read_metrics
@@ -306,9 +307,10 @@ def probe_by_hand(distilled, data, objective=None, asked=lambda row: row["prompt
     return rows, p
 
 
-def test_the_probe_asks_as_the_report_does_without_an_objectives_prompt_suffix(distilled, tmp_path):
-    """L1's training prompts end with a target length; the report asks the bare question, so the probe — which the
-    loop steers — must too: its reading is the policy's p(<think> first) on the rows' prompts without the suffix."""
+def test_the_probe_asks_as_the_report_does_with_the_objectives_prompt_suffix(distilled, tmp_path):
+    """L1's training prompts end with a stated budget and its report after RL asks each problem with one too
+    (``benchmarks.stated``), so the probe — which the loop steers — asks the rows' own prompts, budget included:
+    its reading is the policy's p(<think> first) on the suffixed prompts, not on the bare questions."""
     from thinkless.format import messages
 
     out = tmp_path / "t"
@@ -317,10 +319,10 @@ def test_the_probe_asks_as_the_report_does_without_an_objectives_prompt_suffix(d
                   "rl.args.max_steps=1", "rl.args.per_device_train_batch_size=8", "rl.args.num_generations=4",
                   "rl.args.scale_rewards=none", "rl.args.save_steps=100", "report.enabled=false", *data)
     first = next(r for r in read_metrics(out / "metrics.jsonl") if "budget/cost" in r)
-    l1 = make_objective({"name": "l1"})
+    l1 = make_objective(OmegaConf.load(ROOT / "conf" / "objective" / "l1.yaml"))  # the run's: its target range
     rows, bare = probe_by_hand(distilled, data, l1, lambda r: messages(r["problem"]))
     _, suffixed = probe_by_hand(distilled, data, l1)
     assert all(r["prompt"][-1]["content"].startswith(r["problem"]) and "Think for" in r["prompt"][-1]["content"]
                for r in rows)
-    assert first["budget/cost"] == pytest.approx(sum(bare) / len(bare), abs=1e-4)
+    assert first["budget/cost"] == pytest.approx(sum(suffixed) / len(suffixed), abs=1e-4)
     assert abs(sum(suffixed) / len(suffixed) - sum(bare) / len(bare)) > 1e-3  # the two readings differ here

@@ -24,8 +24,9 @@ are dropped and counted (``BenchmarkData.dropped``).
 from __future__ import annotations
 
 import hashlib
+import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..tasks.base import Task, get_task
@@ -46,6 +47,7 @@ class Problem:
     answer: object  # str, number or list of accepted answers
     level: int | None = None  # thinkless.tasks.data.parse_level ("Level 3" -> 3); None: none, or not a level
     problem_class: int | None = None  # the problem's class where its task has classes (graded: the grade, 1..6)
+    suffix: str = ""  # appended to the user turn as training appended it (``stated``: L1's stated budget)
 
 
 @dataclass
@@ -69,6 +71,20 @@ class BenchmarkData:
 
 def problem_uid(index: int, text: str) -> str:
     return f"{index}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+
+
+def stated(bench: BenchmarkData, objective, seed: int) -> BenchmarkData:
+    """``bench`` asked as ``objective`` trained its policy: each problem with its own ``Objective.prompt_extra``
+    (L1's stated budget, drawn as training draws it, from the report's own stream of ``seed``) appended to the user
+    turn, its uid over the asked text (a generation store never mixes it with the bare problem's); ``bench`` itself
+    when the objective has no extra."""
+    rng = random.Random(f"{seed}/report")
+    extras = [objective.prompt_extra(rng) for _ in bench.problems]
+    if not any(extras):
+        return bench
+    problems = [replace(p, uid=problem_uid(p.index, p.problem + x[1]), suffix=x[1])
+                for p, x in zip(bench.problems, extras)]
+    return replace(bench, problems=problems)
 
 
 def _answer(row: dict, fields):

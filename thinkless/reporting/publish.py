@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ..evaluation.benchmarks import load_benchmark
+from ..evaluation.benchmarks import load_benchmark, stated
 from ..generation import make_generator
 from ..modeling import load_checkpoint
 from ..reward import reward_values
@@ -90,6 +90,10 @@ def push(cfg: DictConfig, folder, result: dict, **kw) -> None:
                                     revision=hub.get("revision"), dry_run=bool(hub.get("dry_run")), **kw)
 
 
+STATED = ("; after RL each problem asked with the objective's per-prompt text as training drew it (L1: a stated "
+          "budget), before RL asked bare")
+
+
 def pipeline_report(cfg: DictConfig, model, tok, stage, objective) -> dict:
     """Mode report of the final policy beside the distilled one and the oracle router (synthetic task)."""
     rc, out_dir = cfg.report, stage.out_dir
@@ -98,7 +102,10 @@ def pipeline_report(cfg: DictConfig, model, tok, stage, objective) -> dict:
     kw = dict(max_new_tokens=rc.max_new_tokens, free_samples=rc.free_samples, free_temperature=rc.free_temperature,
               seed=cfg.seed, rewards=values, system=cfg.prompt.system,
               instruction=rc.benchmark.get("instruction") or cfg.prompt.instruction)
-    after = mode_report(make_generator("hf", model=model, tokenizer=tok, batch_size=rc.batch_size), tok, bench,
+    # the policy asked as it was trained (L1: each problem with a stated budget, drawn as training drew them); the
+    # before-RL columns are the distilled model's, asked bare like every objective's (the oracle reads them)
+    asked = stated(bench, objective, cfg.seed)
+    after = mode_report(make_generator("hf", model=model, tokenizer=tok, batch_size=rc.batch_size), tok, asked,
                         report_dir(out_dir) / "after_rl", model=model_stamp(out_dir / "model"),
                         biases=list(rc.get("threshold_biases") or []),
                         ratios=list(rc.get("threshold_think_ratios") or []), **kw)
@@ -111,9 +118,10 @@ def pipeline_report(cfg: DictConfig, model, tok, stage, objective) -> dict:
     write_report(before, out_dir, "report_before_rl", bench.kind)
     write_report(after, out_dir, "report_after_rl", bench.kind)
     table, summary = pipeline_table(before, after, values, bench.kind)
+    summary["asked"] = "stated" if asked is not bench else "bare"  # after RL: with the objective's per-prompt text
     text = (f"### Thinkless pipeline report ({objective.label()}, {bench.name}: {len(bench.problems)} problems; free "
             f"choice: mode token sampled {rc.free_samples}x at T={rc.free_temperature}, answers greedy like the "
-            f"forced modes; rewards {values.__dict__})\n\n{table}\n")
+            f"forced modes; rewards {values.__dict__}{STATED if asked is not bench else ''})\n\n{table}\n")
     print(text, flush=True)
     print("targets: " + json.dumps(summary.get("targets", {})), flush=True)
     (out_dir / "pipeline_report.md").write_text(text)

@@ -101,16 +101,14 @@ def rl_prompts(data_cfg, stats: DropStats, *, instruction: str | None = None, sy
     return out
 
 
-def probe_prompts(rows: list[dict], budget: Budget | None, seed: int, *, instruction: str | None = None,
-                  system: str | None = None) -> list | None:
+def probe_prompts(rows: list[dict], budget: Budget | None, seed: int) -> list | None:
     """The prompts ``rl.budget``'s probe reads its think ratio on (None: no probe): ``budget.probe`` training rows
-    (``budget.probe_rows``, drawn by the seed) asked as the report asks them — the objective's per-prompt suffix
-    (L1's target length) left out, so the loop steers the think ratio the report then measures. Without a suffix
-    they are the rows' own prompts."""
+    (``budget.probe_rows``, drawn by the seed), their own prompts — with the objective's per-prompt text where it
+    has one (L1's stated budget), as the report after RL asks (``benchmarks.stated``), so the loop steers the think
+    ratio the report then measures."""
     if budget is None or not budget.probe:
         return None
-    return [messages(rows[i]["problem"], instruction=instruction, system=system)
-            for i in probe_rows(len(rows), budget.probe, seed)]
+    return [rows[i]["prompt"] for i in probe_rows(len(rows), budget.probe, seed)]
 
 
 def skip_unused_vllm_import(cfg: DictConfig) -> bool:
@@ -303,8 +301,7 @@ def run_train(cfg: DictConfig, stage, objective: Objective, budget: Budget | Non
     if args.use_vllm:
         check_vllm(args)
     trainer = AdaptiveGRPOTrainer(model=model, args=args, objective=objective, budget=budget,
-                            probe_prompts=probe_prompts(rows, budget, args.seed, instruction=cfg.prompt.instruction,
-                                                        system=cfg.prompt.system),
+                            probe_prompts=probe_prompts(rows, budget, args.seed),
                             train_dataset=Dataset.from_list(rows),
                             eval_dataset=Dataset.from_list(val_rows) if val_rows else None, processing_class=tok,
                             callbacks=callbacks)
