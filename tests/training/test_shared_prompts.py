@@ -84,6 +84,34 @@ def test_a_batch_of_distinct_prompts_or_a_checkpointed_forward_takes_trls_path(t
     assert forwards == [(2, 4), (6, 7)]
 
 
+def test_a_model_whose_cache_keeps_a_window_is_scored_by_trls_forward_without_a_prompt_pass(tiny, tmp_path,  # noqa: F811
+                                                                                           forwards, caplog):
+    """A sliding-window layer's cache keeps only its last tokens, so it cannot hold a shared prompt: read off the
+    model's config when the trainer is built, every batch takes TRL's one forward — no prompt pass computed and
+    thrown away — and the run says so."""
+    from transformers import AutoModelForCausalLM
+
+    from thinkless.training.shared_prompts import caches_every_token
+
+    model, tok, ds = tiny
+    config = model.config.__class__.from_dict({**model.config.to_dict(), "use_sliding_window": True,
+                                               "sliding_window": 4, "max_window_layers": 0,
+                                               "layer_types": ["sliding_attention"] * model.config.num_hidden_layers})
+    assert caches_every_token(model.config) and not caches_every_token(config)
+    windowed = AutoModelForCausalLM.from_config(config)
+    windowed.load_state_dict(model.state_dict())
+    inputs = grouped_batch(tok)
+    ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)
+    mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
+    with caplog.at_level("WARNING"):
+        tr = make_trainer((windowed, tok, ds), tmp_path, share_prompts=True, gradient_checkpointing=False)
+    base, _, _ = make_trainer((windowed, tok, ds), tmp_path / "a")._get_per_token_logps_and_entropies(
+        tr.model, ids, mask, 7)
+    lp, _, _ = tr._get_per_token_logps_and_entropies(tr.model, ids, mask, 7)
+    assert forwards == [] and torch.equal(lp, base)
+    assert "rl.args.share_prompts=True: the model's layers ['sliding_attention'] do not all cache" in caplog.text
+
+
 def test_one_way_to_score_a_batch():
     from thinkless.training.trainer import AdaptiveGRPOConfig
 

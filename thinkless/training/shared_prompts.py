@@ -23,6 +23,13 @@ def distinct_prompts(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor) -> tup
     return first, inverse
 
 
+def caches_every_token(config) -> bool:
+    """Whether the model's cache keeps every past token of every layer (``config.layer_types`` all full attention, or
+    none declared): a shared prompt's cache must hold the whole prompt. A sliding window's, a chunked or a linear
+    attention's layer keeps less; such a model is scored by TRL's one forward, decided once before any prompt pass."""
+    return all(t == "full_attention" for t in (getattr(config, "layer_types", None) or []))
+
+
 def score_shared(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_keep: int,
                  compute_entropy: bool = False):
     """The completions' log-probs (and entropies) of rows ``input_ids`` (left-padded prompts, completions in the last

@@ -38,7 +38,7 @@ from trl.trainer.callbacks import SyncRefModelCallback
 
 from .budget import Budget, probe_think_ratio
 from .buckets import check_rotary, length_buckets
-from .shared_prompts import check_scoring, score_shared
+from .shared_prompts import caches_every_token, check_scoring, score_shared
 from .losses import LossInputs, importance_sampling_stats, loss_shape
 from ..reporting.monitor import mode_metrics
 from ..objectives import Objective, Rollouts
@@ -122,8 +122,14 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
                              f"are {list(RESETTABLE_OPTIMS)} (optimizers whose fresh state is all zeros)")
         if self._resets:
             self.add_callback(_ResetCallback(self))
-        check_rotary(self.accelerator.unwrap_model(self.model).config, "rl.args.length_bucket_rows",
-                     self.args.length_bucket_rows)
+        config = self.accelerator.unwrap_model(self.model).config
+        check_rotary(config, "rl.args.length_bucket_rows", self.args.length_bucket_rows)
+        # a cache that keeps only a window would not hold a shared prompt: TRL's forward, without a wasted prompt pass
+        self._share_prompts = self.args.share_prompts and caches_every_token(config)
+        if self.args.share_prompts and not self._share_prompts and self.accelerator.is_main_process:
+            warn("rl.args.share_prompts", True, f"the model's layers {sorted(set(config.layer_types))} do not all "
+                 "cache every past token (a sliding window's keeps only its last ones): every batch is scored by "
+                 "TRL's one forward")
 
     @cached_property
     def _control_ids(self):
@@ -329,7 +335,7 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
         # forward returns no cache to share)
         trl_only = compute_aux_loss or any(v is not None for v in extra.values()) or \
             (torch.is_grad_enabled() and self.args.gradient_checkpointing)
-        if self.args.share_prompts and not trl_only:
+        if self._share_prompts and not trl_only:
             return self._score_shared(model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy)
         if rows <= 0 or trl_only:
             return super()._get_per_token_logps_and_entropies(
