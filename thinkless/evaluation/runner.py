@@ -226,8 +226,8 @@ def evaluate(generator, tokenizer, benches: dict[str, BenchmarkData], method_nam
         st = dict((settings or {}).get(bname) or {})
         instruction = st.get("instruction")
         prefill = max((base_method(m, method_cfgs).prefill for m in methods.values()), key=len)
-        prompts = [render_prompt(tokenizer, p.problem, instruction=instruction, system=system, suffix=p.suffix, prefill=prefill)
-                   for p in bench.problems]
+        prompts = [render_prompt(tokenizer, p.problem, instruction=instruction, system=system, suffix=p.suffix,
+                                 prefill=prefill) for p in bench.problems]
         max_new = fit_context(generator, tokenizer, bench, prompts, int(st.get("max_new_tokens") or
                                                                          sampling.max_new_tokens))
         bsampling = SamplingConfig(**{**asdict(sampling), "max_new_tokens": max_new})
@@ -322,7 +322,8 @@ def calibrate_benchmark(generator, tokenizer, bench: BenchmarkData, results: dic
                         instruction, system, rewards) -> dict:
     """P(think) per level from the adaptive prompt's first-token distribution, beside what thinking buys (the
     run's forced-think and forced-short accuracies, when it has them), and the oracle threshold."""
-    prompts = [render_prompt(tokenizer, p.problem, instruction=instruction, system=system, suffix=p.suffix) for p in bench.problems]
+    prompts = [render_prompt(tokenizer, p.problem, instruction=instruction, system=system, suffix=p.suffix)
+               for p in bench.problems]
     z = generator.mode_log_odds(prompts)
     forced = {}
     for prefill, key in ((THINK, "think"), (SHORT, "short")):

@@ -56,8 +56,8 @@ def mode_report(generator, tokenizer, bench: BenchmarkData, out_dir: str | Path,
     (``runner.evaluate``)."""
     targets = {}
     if ratios:
-        z = generator.mode_log_odds([render_prompt(tokenizer, p.problem, instruction=instruction, system=system, suffix=p.suffix)
-                                     for p in bench.problems])
+        z = generator.mode_log_odds([render_prompt(tokenizer, p.problem, instruction=instruction, system=system,
+                                                   suffix=p.suffix) for p in bench.problems])
         targets = {round(bias_for_think_ratio(z, float(r), free_temperature), 3): float(r) for r in ratios}
         biases = sorted({*map(float, biases), *targets})
     methods = report_methods(free_samples, free_temperature, biases)
