@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (PRICED, Plan, class_name, command_line, distill, fmt, log, machine, run_all, trained_at,  # noqa: E402
+from bench.common import (PRICED, Plan, class_name, command_line, fmt, log, machine, run_all, start_model, trained_at,  # noqa: E402
                           write_results)
 from thinkless.objectives import OBJECTIVES as REGISTRY  # noqa: E402
 from thinkless.training.budget import priceable  # noqa: E402
@@ -195,17 +195,17 @@ def main(argv=None) -> None:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    model = distill(out, plan)
+    start = {name: start_model(out, plan, name) for name in plan.objectives}  # the shared one, or its own warm-up
     ratios = "[" + ",".join(f"{t:g}" for t in targets) + "]"
     calls, meta = [], []
     for name in plan.objectives:
         for seed in plan.seeds:
-            calls.append((out, model, f"{name}-free", [f"objective={name}", f"report.threshold_think_ratios={ratios}"],
+            calls.append((out, start[name], f"{name}-free", [f"objective={name}", f"report.threshold_think_ratios={ratios}"],
                           seed, plan))
             meta.append((name, None))
             for t in targets:
                 stale_run(out, f"{name}-budget{t:g}{suffix}", seed, *expected[name])
-                calls.append((out, model, f"{name}-budget{t:g}{suffix}",
+                calls.append((out, start[name], f"{name}-budget{t:g}{suffix}",
                                [f"objective={name}", f"rl.budget.think_ratio={t:g}", *gains[name]], seed, plan))
                 meta.append((name, t))
     runs = []

@@ -187,17 +187,33 @@ def run_script(script: str, overrides: list[str], logfile: Path) -> float:
     return time.perf_counter() - t0
 
 
-def distill(out: Path, plan: Plan) -> Path:
-    """The one distillation every run starts from (skipped when its model is there)."""
-    d = out / "distill"
+def distill(out: Path, plan: Plan, folder: str = "distill", warmup=()) -> Path:
+    """The one distillation every run starts from (skipped when its model is there); ``warmup``: an objective's own
+    warm-up (``Objective.warmup``) in ``folder``, the same data and schedule with its overrides."""
+    d = out / folder
     if not (d / "distill_result.json").is_file():
-        log("distilling the graded task (shared by every run)")
+        log(f"distilling the graded task ({'shared by every run' if not warmup else ', '.join(warmup)})")
         s = run_script("distill.py", ["data=graded", "benchmark@report.benchmark=graded", f"output_dir={d}",
                                       "run_name=gym", "training.args.disable_tqdm=true", *GYM_SCALE["distill"],
-                                      *plan.distill],
-                       out / "logs" / "distill.log")
+                                      *plan.distill, *warmup],
+                       out / "logs" / f"{folder}.log")
         log(f"distilled in {s:.0f}s")
     return d / "model"
+
+
+def start_model(out: Path, plan: Plan, name: str) -> Path:
+    """The model objective ``name``'s runs start from: the shared distillation, or one of its own for an objective
+    whose policy needs a warm-up its rewards cannot teach (``Objective.warmup``: L1 must read a stated budget)."""
+    from thinkless.objectives import OBJECTIVES
+
+    warm = tuple(OBJECTIVES[name].warmup)
+    return distill(out, plan, f"distill-{name}", warm) if warm else distill(out, plan)
+
+
+def own_warmup(model: Path) -> bool:
+    """Whether ``model`` is an objective's own warm-up (``start_model``), not the shared distillation every yardstick
+    reads (the oracle's)."""
+    return model.parent.name.startswith("distill-")
 
 
 def train_run(out: Path, model: Path, label: str, overrides: list[str], seed: int, plan: Plan) -> dict:
@@ -211,7 +227,9 @@ def _train_run(out: Path, model: Path, label: str, overrides: list[str], seed: i
     done = d / "gym_run.json"
     # what makes the run (paths aside): a finished run is reused only when it was trained with all of it — another
     # bench, or this one with other steps or overrides, may have left a run under the same label
-    argv = sorted([*overrides, *plan.train, f"rl.args.max_steps={plan.steps}", *GYM_SCALE["train"]])
+    # (and the start, where it is an objective's own warm-up: a run from the shared distillation is not that run)
+    argv = sorted([*overrides, *plan.train, f"rl.args.max_steps={plan.steps}", *GYM_SCALE["train"],
+                   *([f"model.path={model.parent.name}/{model.name}"] if own_warmup(model) else [])])
     if done.is_file():
         row = json.loads(done.read_text())
         if "argv" in row:
@@ -270,17 +288,17 @@ class Ran(NamedTuple):
     trained: int
 
 
-def run_all(plan: Plan, calls: list[tuple], then=None) -> Ran:
-    """``train_run(*call)`` for every call, ``plan.jobs`` at a time. ``then``, given, is called with the first call's
-    row once it is done (None when there are no calls) and returns more calls, queued behind these (no core waits for
-    a phase's last run)."""
+def run_all(plan: Plan, calls: list[tuple], then=None, after: int | None = 0) -> Ran:
+    """``train_run(*call)`` for every call, ``plan.jobs`` at a time. ``then``, given, is called with call ``after``'s
+    row once it is done (None when there is no such call) and returns more calls, queued behind these (no core waits
+    for a phase's last run)."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max(1, plan.jobs)) as pool:  # each run is its own process: threads only wait
         futures = [pool.submit(_train_run, *c) for c in calls]
         later = []
         if then is not None:
-            first = futures[0].result()[0] if futures else None
+            first = futures[after].result()[0] if after is not None and after < len(futures) else None
             later = [pool.submit(_train_run, *c) for c in then(first)]
         done, queued = [f.result() for f in futures], [f.result() for f in later]
     return Ran([r for r, _ in done], [r for r, _ in queued], sum(t for _, t in done + queued))

@@ -1,6 +1,7 @@
 """The adaptive-thinking gym: objectives trained on equal terms on the graded task, beside its exact oracle.
 
-One distillation of the graded task (``data=graded``) is shared by every run. Each objective x arm x seed then runs
+One distillation of the graded task (``data=graded``) is shared by every run (but an objective's own warm-up,
+``Objective.warmup``: L1 starts from a distillation whose prompts state a length). Each objective x arm x seed then runs
 the same RL stage from it (three arms: shared, recipe, and matched — shared, trained to the oracle's think ratio). The *shared* arm: ``conf/rl/gym_cpu.yaml`` for all (the same prompts, rollouts per
 step, optimizer steps, learning rate and sampling), only the objective's own knobs differ, at its authors' defaults
 (``conf/objective/NAME.yaml``). The *recipe* arm adds ``+recipe=NAME`` (``conf/recipe/NAME.yaml``): the method
@@ -33,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import (GYM_SCALE, PRICED, TASK, Plan, class_name, command_line, distill, fmt, fmt_interval, interval,  # noqa: E402
-                          log, machine, rank_groups, run_all, run_script, spread, trained_at, write_results)
+                          log, machine, own_warmup, rank_groups, run_all, run_script, spread, start_model, trained_at,
+                          write_results)
 from thinkless.objectives import OBJECTIVES as REGISTRY  # noqa: E402
 from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
 
@@ -94,9 +96,11 @@ def stock_grpo_step_times(out: Path, model: Path, plan: Plan) -> list[float]:
 
 
 def finished_run(out: Path, fail=None) -> Path:
-    """A finished run of ``out`` (any: they share the distillation, so its report before RL is every run's): where
-    ``--arms matched`` alone reads the oracle's think ratio, its target."""
-    found = sorted(Path(out).glob("runs/*/gym_run.json"))
+    """A finished run of ``out`` from the shared distillation (any such: its report before RL is every one's, and the
+    oracle's; not one from an objective's own warm-up): where ``--arms matched`` alone reads the oracle's think
+    ratio, its target."""
+    found = [p for p in sorted(Path(out).glob("runs/*/gym_run.json"))
+             if not any(a.startswith("model.path=") for a in json.loads(p.read_text()).get("argv", []))]
     if not found:
         msg = (f"--arms matched alone: its target, the oracle's think ratio, is read off a finished run's report "
                f"and {out}/runs has none; add --arms shared or recipe")
@@ -338,8 +342,10 @@ def frontier_curve(ax, frontier: list[dict], tokens: list[float]) -> None:
 
 def gym(out: Path, plan: Plan, quick: bool) -> dict:
     t0 = time.perf_counter()
-    distilled = not (out / "distill" / "distill_result.json").is_file()
+    distilled = not all((out / d / "distill_result.json").is_file() for d in
+                        ["distill", *(f"distill-{n}" for n in plan.objectives if REGISTRY[n].warmup)])
     model = distill(out, plan)
+    start = {name: start_model(out, plan, name) for name in plan.objectives}  # the shared one, or its own warm-up
     base = stock_grpo_step_times(out, model, plan)
     keys = [(seed, name, arm) for seed in plan.seeds for name in plan.objectives for arm in plan.arms_of(name)
             if arm != "matched"]
@@ -347,15 +353,18 @@ def gym(out: Path, plan: Plan, quick: bool) -> dict:
     found = {}
 
     def matched_calls(first: dict | None) -> list[tuple]:
-        """The matched arm, each objective trained to the oracle's think ratio: read off the first run's report
-        before RL (every run's: they share the distillation) once it is done, so these queue behind the other arms."""
+        """The matched arm, each objective trained to the oracle's think ratio: read off the report before RL of the
+        first run from the shared distillation (every such run's) once it is done, so these queue behind the other
+        arms."""
         found["oracle"] = oracle = oracle_point(out / first["dir"] if first else finished_run(out), GAMMA)
         target = round(oracle["think_ratio"], 2)
-        return [(out, model, run_label(name, "matched", plan.tag, target),
+        return [(out, start[name], run_label(name, "matched", plan.tag, target),
                  objective_overrides(name, plan, quick, "matched", target), seed, plan) for seed, name in mkeys]
 
-    ran = run_all(plan, [(out, model, run_label(name, arm, plan.tag), objective_overrides(name, plan, quick, arm),
-                          seed, plan) for seed, name, arm in keys], then=matched_calls)
+    calls = [(out, start[name], run_label(name, arm, plan.tag), objective_overrides(name, plan, quick, arm), seed,
+              plan) for seed, name, arm in keys]
+    ran = run_all(plan, calls, then=matched_calls,
+                  after=next((i for i, c in enumerate(calls) if not own_warmup(c[1])), None))
     rows, mrows = ran.rows, ran.later
     oracle = found["oracle"]
     target = round(oracle["think_ratio"], 2)

@@ -4,6 +4,7 @@ removed). bench/pipeline.py is the demo's own three commands, run whole by scrip
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -212,6 +213,11 @@ def test_gym_quick_runs_every_objective_and_a_rerun_skips_them(tmp_path):
         if r["label"] == "adaptthink":  # half of each group forced to <short>, the reference sampled first
             assert "| objective.delta | 0.05 |" in card and (out / "runs" / "adaptthink_ref.json").is_file()
             assert all(x["modes/think_ratio"] == 0.5 for x in recs)
+    # every run starts from the shared distillation but L1's, from its own warm-up (prompts that state a length)
+    starts = {r["label"]: json.loads((out / r["dir"] / "run_config.json").read_text())["config"]["model"]["path"]
+              for r in res["runs"]}
+    assert starts.pop("l1") == str(out / "distill-l1" / "model") and set(starts.values()) == {str(out / "distill" / "model")}
+    assert json.loads((out / "distill-l1" / "run_config.json").read_text())["config"]["data"]["budget_prompts"] == 0.5
     assert set(res["oracle"]["classes"]) == {str(g) for g in range(1, 7)} and res["stock_grpo_step_times"]
     md = (out / "gym_results.md").read_text()
     assert "| A (100%) |" in md and "| *oracle router* |" in md and (out / "gym.png").stat().st_size > 0
@@ -381,6 +387,48 @@ def test_a_finished_run_is_reused_only_when_trained_with_the_same_arguments(tmp_
         calls.append((tmp_path, tmp_path, "y", ["objective=grpo"], seed, Plan(steps=100, jobs=2)))
     ran = run_all(Plan(jobs=2), calls)
     assert [r["wall_s"] for r in ran.rows] == [1, 1, 1, 1] and (ran.later, ran.trained) == ([], 0)  # all reused
+
+
+def test_an_objectives_warmup_is_a_distillation_of_its_own_that_its_runs_start_from(tmp_path, monkeypatch):
+    """``Objective.warmup`` read from the registry (L1's ``data.budget_prompts``): ``start_model`` distils its own
+    start with those overrides beside the shared distillation, a run from it records that start in its arguments (a
+    finished run from the shared distillation is not that run), and ``--arms matched`` alone reads the oracle off a run
+    from the shared distillation only."""
+    import json
+
+    sys.path.insert(0, str(ROOT))
+    from bench import common
+    from bench.gym import finished_run
+    L1 = OBJECTIVES["l1"]
+
+    distilled = []
+
+    def fake(script, overrides, logfile):
+        d = Path(next(o for o in overrides if o.startswith("output_dir=")).split("=", 1)[1])
+        d.mkdir(parents=True)
+        (d / "distill_result.json").write_text("{}")
+        distilled.append((d.name, [o for o in overrides if o.startswith("data.budget_prompts")], logfile.name))
+        return 1.0
+
+    monkeypatch.setattr(common, "run_script", fake)
+    plan = common.Plan(steps=100)
+    assert L1.warmup == ("data.budget_prompts=0.5",) and OBJECTIVES["thinkless"].warmup == ()
+    own, shared = common.start_model(tmp_path, plan, "l1"), common.start_model(tmp_path, plan, "thinkless")
+    assert (own, shared) == (tmp_path / "distill-l1" / "model", tmp_path / "distill" / "model")
+    assert distilled == [("distill-l1", ["data.budget_prompts=0.5"], "distill-l1.log"), ("distill", [], "distill.log")]
+    assert common.start_model(tmp_path, plan, "l1") == own and len(distilled) == 2  # distilled once
+    assert common.own_warmup(own) and not common.own_warmup(shared)
+    run = tmp_path / "runs" / "l1-s0"
+    run.mkdir(parents=True)
+    argv = sorted(["objective=l1", "rl.args.max_steps=100", *common.GYM_SCALE["train"]])
+    (run / "gym_run.json").write_text(json.dumps({"label": "l1", "overrides": ["objective=l1"], "argv": argv}))
+    with pytest.raises(SystemExit, match="a finished run trained with"):  # trained from the shared distillation
+        common.train_run(tmp_path, own, "l1", ["objective=l1"], 0, plan)
+    with pytest.raises(SystemExit, match="and .*/runs has none"):  # the only finished run started elsewhere
+        (run / "gym_run.json").write_text(json.dumps({"label": "l1", "argv": sorted([*argv, "model.path=distill-l1/model"]),
+                                                      "budget": None, "budget_series": None}))
+        finished_run(tmp_path)
+    assert common.train_run(tmp_path, own, "l1", ["objective=l1"], 0, plan)["label"] == "l1"  # the same run: reused
 
 
 def test_results_name_the_commits_their_reused_runs_trained_at(monkeypatch):

@@ -29,6 +29,7 @@ rollouts and prompting
   ``prompt_extra(rng)`` — a per-prompt extra (L1's target length): its text appended to the user turn when
   ``thinkless.training.rl.rl_prompts`` builds the rows, its number carried to ``rewards_for`` as ``Rollouts.target``
   ``prepare(ctx)`` — a pre-pass over the run's prompts before training (AdaptThink's reference accuracy)
+  ``warmup`` — ``distill.py`` overrides of the warm-up its policy needs first (L1's ``data.budget_prompts``)
 schedule and resets
   ``resets()`` — ``(after_step, reset_reference, reset_optimizer)``: what the trainer resets, and when
 checks
@@ -142,6 +143,9 @@ class Objective:
     needs_problems: ClassVar[bool] = False  # gather each row's problem text for ``rewards_for``
     citation: ClassVar[str] = ""  # BibTeX of the paper it implements (the model card cites it beside Thinkless)
     hub_tags: ClassVar[tuple[str, ...]] = ()  # the model card's tags; none: the name, hyphenated
+    # distill.py overrides for a warm-up its RL cannot do without (L1: prompts that state a length, so the student
+    # reads a budget before RL pays for meeting one); the gym and the budget bench distil its start with them
+    warmup: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def tags(cls) -> tuple[str, ...]:

@@ -35,6 +35,7 @@ VARIANTS = ("exact", "max")
 # deepscaler_dataset.py:71,73: the sentence appended (after a space) to the user turn, per kind of constraint
 SENTENCES = {"exact": "Think for {n} tokens.", "max": "Think for maximum {n} tokens."}
 MAX_SHARE = 0.5  # deepscaler_dataset.py:64 (--use_both_both): share of L1-Max prompts with a maximum constraint
+WARMUP_SHARE = 0.5  # the distillation's share of prompts that state a length (data.budget_prompts; bench/l1_budget.py's)
 TEMPLATE_MARK = "{#- thinkless: token budget (objective=l1) #}"
 TEMPLATE_END = "{#- thinkless: end of token budget #}"
 
@@ -87,6 +88,9 @@ class L1(Objective):
   year    = {2025}
 }"""
     loss = "trl"
+    # the warm-up (docs/objectives.md, L1): half of the distillation's prompts state their response's own length in
+    # L1's sentence, so the student reads a budget before RL (theirs starts from a model that reads English)
+    warmup = (f"data.budget_prompts={WARMUP_SHARE}",)
 
     variant: str = "exact"  # exact: L1-Exact (run_l1_exact.sh); max: L1-Max (run_l1_max.sh, half maximum prompts)
     alpha: float = 0.0003  # Exact's penalty per token of |N − L| (run_l1_exact.sh:72)
