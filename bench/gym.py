@@ -342,8 +342,8 @@ def frontier_curve(ax, frontier: list[dict], tokens: list[float]) -> None:
 
 def gym(out: Path, plan: Plan, quick: bool) -> dict:
     t0 = time.perf_counter()
-    distilled = not all((out / d / "distill_result.json").is_file() for d in
-                        ["distill", *(f"distill-{n}" for n in plan.objectives if REGISTRY[n].warmup)])
+    distilled = [d for d in ["distill", *(f"distill-{n}" for n in plan.objectives if REGISTRY[n].warmup)]
+                 if not (out / d / "distill_result.json").is_file()]  # the distillations this invocation makes
     model = distill(out, plan)
     start = {name: start_model(out, plan, name) for name in plan.objectives}  # the shared one, or its own warm-up
     base = stock_grpo_step_times(out, model, plan)
@@ -406,7 +406,8 @@ def gym(out: Path, plan: Plan, quick: bool) -> dict:
     # what this invocation took, and how much of it it trained (a rerun reuses finished runs and the distillation)
     wall, fresh = time.perf_counter() - t0, ran.trained
     text += (f"\nThis invocation: {wall / 60:.0f} min of wall time; it trained {fresh} of the {len(runs + matched)} "
-             f"runs{' and the distillation' if distilled else ''} (the rest reused from `{out}`).\n")
+             f"runs{' and the distillation' + ('s' if len(distilled) > 1 else '') if distilled else ''}"
+             f"{' (' + ', '.join(distilled) + ')' if distilled else ''} (the rest reused from `{out}`).\n")
     name = "gym_results" + ("" if runs else "_matched") + plan.tag  # a matched-only invocation keeps the leaderboard
     if runs:
         picture(runs, oracle, out / f"gym{plan.tag}.png", f"graded task: {plan.steps} steps, γ = {GAMMA}{plan.tag}",

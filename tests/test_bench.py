@@ -230,7 +230,8 @@ def test_gym_quick_runs_every_objective_and_a_rerun_skips_them(tmp_path):
     assert "## Leaderboard" in text
     # what the invocation took: all its runs and the distillation trained in it (a rerun below trains none)
     assert res["distilled"] and res["runs_trained"] == len(res["runs"]) + len(res["matched"]) and res["wall_s"] > 0
-    assert f"it trained {res['runs_trained']} of the {res['runs_trained']} runs and the distillation" in md
+    assert f"it trained {res['runs_trained']} of the {res['runs_trained']} runs and the distillations (distill, " \
+        "distill-l1)" in md and res["distilled"] == ["distill", "distill-l1"]
     # the matched arm: the mode-forcing objective trained to the oracle's think ratio, priced on the probe
     target = res["matched_target"]
     assert target == round(res["oracle"]["think_ratio"], 2) and quick.matched == ["adaptthink"]
@@ -247,7 +248,7 @@ def test_gym_quick_runs_every_objective_and_a_rerun_skips_them(tmp_path):
     again = bench("bench/gym.py", "--quick", "--out", out, "--objectives", "thinkless", "--arms", "shared", "recipe")
     assert "training thinkless" not in again and "distilling" not in again
     res = json.loads((out / "gym_results.json").read_text())
-    assert (res["runs_trained"], res["distilled"]) == (0, False) and "it trained 0 of the 2 runs (the rest" in again
+    assert (res["runs_trained"], res["distilled"]) == (0, []) and "it trained 0 of the 2 runs (the rest" in again
     # the γ sweep reuses the gym's γ = 0.5 run: with only that γ it trains nothing and tabulates it
     text = bench("bench/gym.py", "--quick", "--out", out, "--sweep", "--gammas", "0.5")
     assert "training" not in text and "| A (100%) | 0." in (out / "sweep_results.md").read_text()
