@@ -27,6 +27,7 @@ import math
 import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -344,8 +345,11 @@ def gym(out: Path, plan: Plan, quick: bool) -> dict:
     t0 = time.perf_counter()
     distilled = [d for d in ["distill", *(f"distill-{n}" for n in plan.objectives if REGISTRY[n].warmup)]
                  if not (out / d / "distill_result.json").is_file()]  # the distillations this invocation makes
-    model = distill(out, plan)
-    start = {name: start_model(out, plan, name) for name in plan.objectives}  # the shared one, or its own warm-up
+    with ThreadPoolExecutor(max(1, plan.jobs)) as pool:  # the distillations plan.jobs at a time (each its process)
+        shared = pool.submit(distill, out, plan)
+        own = {n: pool.submit(start_model, out, plan, n) for n in plan.objectives if REGISTRY[n].warmup}
+        model = shared.result()
+        start = {n: own[n].result() if n in own else model for n in plan.objectives}  # shared, or its own warm-up
     base = stock_grpo_step_times(out, model, plan)
     keys = [(seed, name, arm) for seed in plan.seeds for name in plan.objectives for arm in plan.arms_of(name)
             if arm != "matched"]
