@@ -201,13 +201,20 @@ def distill(out: Path, plan: Plan, folder: str = "distill", warmup=()) -> Path:
     return d / "model"
 
 
-def start_model(out: Path, plan: Plan, name: str) -> Path:
-    """The model objective ``name``'s runs start from: the shared distillation, or one of its own for an objective
-    whose policy needs a warm-up its rewards cannot teach (``Objective.warmup``: L1 must read a stated budget)."""
+def start_folder(name: str) -> str:
+    """Where objective ``name``'s start is distilled: ``distill`` (shared), or ``distill-NAME`` for an objective whose
+    policy needs a warm-up its rewards cannot teach (``Objective.warmup``: L1 must read a stated budget)."""
     from thinkless.objectives import OBJECTIVES
 
-    warm = tuple(OBJECTIVES[name].warmup)
-    return distill(out, plan, f"distill-{name}", warm) if warm else distill(out, plan)
+    return f"distill-{name}" if OBJECTIVES[name].warmup else "distill"
+
+
+def start_model(out: Path, plan: Plan, name: str) -> Path:
+    """The model objective ``name``'s runs start from (``start_folder``), distilled there if it is not yet."""
+    from thinkless.objectives import OBJECTIVES
+
+    folder = start_folder(name)
+    return distill(out, plan, folder, tuple(OBJECTIVES[name].warmup)) if folder != "distill" else distill(out, plan)
 
 
 def own_warmup(model: Path) -> bool:

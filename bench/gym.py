@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import (GYM_SCALE, PRICED, TASK, Plan, class_name, command_line, distill, fmt, fmt_interval, interval,  # noqa: E402
-                          log, machine, own_warmup, rank_groups, run_all, run_script, spread, start_model, trained_at,
-                          write_results)
+                          log, machine, own_warmup, rank_groups, run_all, run_script, spread, start_folder,
+                          start_model, trained_at, write_results)
 from thinkless.objectives import OBJECTIVES as REGISTRY  # noqa: E402
 from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
 
@@ -343,7 +343,7 @@ def frontier_curve(ax, frontier: list[dict], tokens: list[float]) -> None:
 
 def gym(out: Path, plan: Plan, quick: bool) -> dict:
     t0 = time.perf_counter()
-    distilled = [d for d in ["distill", *(f"distill-{n}" for n in plan.objectives if REGISTRY[n].warmup)]
+    distilled = [d for d in dict.fromkeys(["distill", *map(start_folder, plan.objectives)])
                  if not (out / d / "distill_result.json").is_file()]  # the distillations this invocation makes
     with ThreadPoolExecutor(max(1, plan.jobs)) as pool:  # the distillations plan.jobs at a time (each its process)
         shared = pool.submit(distill, out, plan)
