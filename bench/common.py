@@ -213,8 +213,7 @@ def start_model(out: Path, plan: Plan, name: str) -> Path:
     """The model objective ``name``'s runs start from (``start_folder``), distilled there if it is not yet."""
     from thinkless.objectives import OBJECTIVES
 
-    folder = start_folder(name)
-    return distill(out, plan, folder, tuple(OBJECTIVES[name].warmup)) if folder != "distill" else distill(out, plan)
+    return distill(out, plan, start_folder(name), tuple(OBJECTIVES[name].warmup))
 
 
 def own_warmup(model: Path) -> bool:

@@ -347,7 +347,7 @@ def gym(out: Path, plan: Plan, quick: bool) -> dict:
                  if not (out / d / "distill_result.json").is_file()]  # the distillations this invocation makes
     with ThreadPoolExecutor(max(1, plan.jobs)) as pool:  # the distillations plan.jobs at a time (each its process)
         shared = pool.submit(distill, out, plan)
-        own = {n: pool.submit(start_model, out, plan, n) for n in plan.objectives if REGISTRY[n].warmup}
+        own = {n: pool.submit(start_model, out, plan, n) for n in plan.objectives if start_folder(n) != "distill"}
         model = shared.result()
         start = {n: own[n].result() if n in own else model for n in plan.objectives}  # shared, or its own warm-up
     base = stock_grpo_step_times(out, model, plan)

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import command_line, log, machine, run_script, write_results  # noqa: E402
+from thinkless.objectives.l1 import WARMUP_SHARE  # noqa: E402
 from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
 
 # The published run's settings, pinned so that tuning the demo's configs cannot move this bench: the fold task's
@@ -56,8 +57,9 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(ROOT / "runs" / "l1"), help="runs and results (default runs/l1)")
     p.add_argument("--quick", action="store_true", help="a few steps, a few problems (the test suite's)")
-    p.add_argument("--share", type=float, default=0.5, help="data.budget_prompts of the warm-up (default 0.5: half "
-                   "the prompts state their response's length, half are bare, as the pipeline report asks)")
+    p.add_argument("--share", type=float, default=WARMUP_SHARE, help="data.budget_prompts of the warm-up (default "
+                   f"{WARMUP_SHARE:g}, L1's own warm-up, objectives.l1.WARMUP_SHARE: that share of the prompts state "
+                   "their response's length, the rest are bare, as a request without a budget is)")
     p.add_argument("--steps", type=int, help="RL steps (default 260, the demo's; --quick: 3)")
     p.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS), help="requested token budgets")
     p.add_argument("--seed", type=int, default=0, help="seed of every stage")
