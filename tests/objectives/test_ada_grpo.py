@@ -55,15 +55,6 @@ def test_a_step_moves_the_mode_decision_where_ada_grpo_pays(tiny_trainer_parts, 
     check_moves_to_short(*two_sgd_steps(tiny_trainer_parts, tmp_path, monkeypatch, AdaGRPO(total_steps=100)))
 
 
-def test_ada_grpo_price_scale_follows_its_largest_reward():
-    """rl.budget's price follows the rarity scaling's largest factor (a group's lone mode, F = 1): G = 4, T = 10,
-    t = 1: 1 + ½·3·(1 + cos(π/10)) = 3.9266; at t = T: 1, the 0/1 accuracy's range."""
-    obj = AdaGRPO(total_steps=10)
-    assert obj.price_scale(batch([1, 0, 1, 1], [0, 0, 0, 1], step=0)) == pytest.approx(3.9265847744)
-    assert obj.price_scale(batch([1, 0, 1, 1], [0, 0, 0, 1], step=9)) == pytest.approx(1.0)
-    assert obj.price_scale(batch([1] * 8, [0] * 8, G=8, step=0)) == pytest.approx(1 + 3.5 * (1 + math.cos(math.pi / 10)))
-
-
 def test_ada_grpo_reward_range_and_group_standardisation():
     """The 0/1 accuracy (the rarity scaling decays to 1); its advantage standardises each group, whatever rl.args
     says."""

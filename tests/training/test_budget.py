@@ -98,7 +98,6 @@ def test_think_ratio_prices_and_dual_update_by_hand():
     assert b.measure(mode, length, free) == pytest.approx(0.5)
     shaped = b.shape(rewards, mode, length)  # r − λ·1[think]; NaN (ungradable) stays NaN
     assert shaped[:2].tolist() == pytest.approx([0.4, 1.0]) and torch.isnan(shaped[2]) and shaped[3] == -1.0
-    assert b.shape(rewards, mode, length, 3.0)[:2].tolist() == pytest.approx([0.2, 1.0])  # r − 3·λ·1[think]
     b.update(0.5)  # λ ← 0.1 + 0.5·(0.5 − 0.25)
     assert b.multiplier == pytest.approx(0.225)
     b.update(0.0)  # under the target: the price falls, and may go below 0 (a subsidy) unless at_most
@@ -150,10 +149,15 @@ def test_the_derivative_term_by_hand():
     assert b.multiplier == pytest.approx(0.02 + 0.05)
 
 
-def test_the_trainer_prices_at_the_objectives_price_scale_and_logs_the_price_paid():
-    """AdaptiveGRPOTrainer._priced: Ada-GRPO's rewards are scaled by up to G early on, so the price is λ times its
-    price_scale (G = 4, T = 10, step 0: 1 + ½·3·(1 + cos(π/10)) = 3.9266); the multiplier's own update is
-    unchanged (λ ← 0.1 + 0.5·(0.75 − 0.25) = 0.35 on the batch's think ratio); budget/multiplier logs the price paid."""
+def test_a_standardising_objective_is_priced_on_its_advantages_and_logs_the_price_paid():
+    """AdaptiveGRPOTrainer._priced: an objective that divides each group by its std (Ada-GRPO, always) keeps its
+    rewards and is charged λ·(cost − the group's mean cost) on its advantages (Budget.centred; a row without a
+    reward gets none); one that does not (DeGRPO under scale_rewards=none) pays r − λ·cost. The multiplier's own
+    update is the same either way (λ ← 0.1 + 0.5·(0.75 − 0.25) = 0.35 on the batch's think ratio); budget/multiplier
+    logs the price paid. make_budget sets the mode and the units: the standardised advantages' range, √G (√8: a lone
+    right answer, (7/8)·√8 against −(1/8)·√8), for the bound and the auto gains (η = 5·√8/100, K = √8), the
+    objective's reward range otherwise (the trainer's refusal of a budget built for the other kind:
+    tests/training/test_trainer.py)."""
     import math
     from collections import defaultdict
     from types import SimpleNamespace
@@ -163,17 +167,31 @@ def test_the_trainer_prices_at_the_objectives_price_scale_and_logs_the_price_pai
 
     from ..objectives.helpers import batch
 
-    scale = 1 + 0.5 * 3 * (1 + math.cos(math.pi / 10))
-    b = Budget(cost="think_ratio", target=0.25, step_size=0.5, bound=1.0, multiplier=0.1)
+    b = Budget(cost="think_ratio", target=0.25, step_size=0.5, bound=2.0, multiplier=0.1, in_advantages=True)
     me = SimpleNamespace(budget=b, objective=AdaGRPO(total_steps=10), accelerator=SimpleNamespace(is_main_process=True))
-    rollouts = batch([1, 1, 1, 0], [1, 1, 1, 0], step=0)
+    rollouts = batch([1, 1, 1, 0, 1, 1, 1, 1], [1, 1, 1, 0, 1, 1, 0, 0], step=0)
+    rewards = torch.tensor([2.0, 2.0, math.nan, 0.0, 1.0, 1.0, 1.0, 1.0])
     metrics = defaultdict(list)
-    priced = AdaptiveGRPOTrainer._priced(me, rollouts, torch.tensor([2.0, 2.0, 2.0, 0.0]), metrics)
-    assert priced.tolist() == pytest.approx([2 - 0.1 * scale] * 3 + [0.0])
-    assert metrics["budget/multiplier"] == [pytest.approx(0.1 * scale)] and b.multiplier == pytest.approx(0.35)
-    me.objective = make_objective({"name": "thinkless"})  # rewards on a fixed scale: the price is λ
-    priced = AdaptiveGRPOTrainer._priced(me, rollouts, torch.tensor([2.0, 2.0, 2.0, 0.0]), metrics)
-    assert priced.tolist() == pytest.approx([2 - 0.35] * 3 + [0.0])
+    priced = AdaptiveGRPOTrainer._priced(me, rollouts, rewards, metrics)
+    assert priced is rewards  # untouched
+    # group 1: valid rows 0, 1, 3 with thinks 1, 1, 0 (mean 2/3); the NaN row none; group 2: thinks 1, 1, 0, 0
+    assert me._price.tolist() == pytest.approx([0.1 / 3, 0.1 / 3, 0.0, -0.2 / 3, 0.05, 0.05, -0.05, -0.05])
+    assert metrics["budget/multiplier"] == [pytest.approx(0.1)] and b.multiplier == pytest.approx(0.1 + 0.5 * (0.625 - 0.25))
+    b.in_advantages, b.multiplier, me._price = False, 0.1, None  # priced on the rewards
+    priced = AdaptiveGRPOTrainer._priced(me, rollouts, torch.tensor([2.0, 2.0, 2.0, 0.0] * 2), metrics)
+    assert priced.tolist() == pytest.approx([1.9, 1.9, 1.9, 0.0, 1.9, 1.9, 2.0, 0.0]) and me._price is None
+
+    ada, dg = make_objective({"name": "ada_grpo", "total_steps": 100}), make_objective({"name": "thinkless"})
+    std = make_budget({"think_ratio": 0.5}, objective=ada, max_steps=100, standardised=True, num_generations=8)
+    r8 = (7 / 8) * 8 ** 0.5 + (1 / 8) * 8 ** 0.5
+    assert (std.in_advantages, std.bound, std.step_size, std.proportional) == pytest.approx((True, r8, 0.05 * r8, r8))
+    assert make_budget({"think_ratio": 0.5}, objective=ada, max_steps=100, standardised=True,
+                       num_generations=16).bound == pytest.approx(4.0)
+    plain = make_budget({"think_ratio": 0.5}, objective=ada, max_steps=100)
+    assert (plain.in_advantages, plain.bound, plain.step_size) == pytest.approx((False, 1.0, 0.05))
+    with pytest.raises(ValueError, match="multiplier_init=3: a number in \\[-2, 2\\] \\(the standardised advantages"):
+        make_budget({"think_ratio": 0.5, "multiplier_init": 3}, objective=dg, max_steps=100, standardised=True,
+                    num_generations=4)
 
 
 def test_token_budget_is_relative_to_its_target():

@@ -169,3 +169,24 @@ def test_prompt_length_filter_drops_and_counts_long_prompts(tmp_path, tiny_token
     cfg.max_prompt_tokens = n[1]
     with pytest.raises(ValueError, match="max_prompt_tokens needs the tokenizer"):
         rl_prompts(cfg, DropStats(), instruction="{problem}")
+
+
+@pytest.mark.parametrize("overrides, in_advantages, bound", [
+    (["objective=thinkless"], False, 2.0),  # the demo's scale_rewards: none; DeGRPO's reward range
+    (["objective=thinkless", "rl.args.scale_rewards=group"], True, 8 ** 0.5),
+    (["objective=thinkless", "rl.args.scale_rewards=true"], True, 8 ** 0.5),  # TRL's boolean: group
+    (["objective=thinkless", "~rl.args.scale_rewards"], True, 8 ** 0.5),  # TRL's default: group
+    (["objective=ada_grpo"], True, 8 ** 0.5),  # standardises whatever rl.args says
+    (["objective=ada_grpo", "rl.args.num_generations=16", "rl.args.per_device_train_batch_size=16"], True, 4.0),
+    (["objective=length_penalty", "rl.args.scale_rewards=group"], False, 1.0),  # its own estimator: no division
+])
+def test_the_run_prices_where_its_objective_divides(overrides, in_advantages, bound):
+    """budget_from (train.py's, before any work): the price goes on the advantages exactly where the run's
+    objective standardises its groups under its rl.args, in units of √G there (G = rl.args.num_generations)."""
+    from thinkless.training.rl import budget_from, objective_from
+
+    from ..test_configs import compose_cfg
+
+    cfg = compose_cfg("train", [*overrides, "rl.budget.think_ratio=0.5", "rl.args.max_steps=100"])
+    b = budget_from(cfg, objective_from(cfg))
+    assert (b.in_advantages, b.bound) == (in_advantages, pytest.approx(bound))

@@ -43,7 +43,7 @@ def tiny(tmp_path_factory):
     return model, tok, ds
 
 
-def make_trainer(tiny, tmp_path, reward=hashed_reward, objective=None, **kw):
+def make_trainer(tiny, tmp_path, reward=hashed_reward, objective=None, budget=None, **kw):
     """``reward=None``: the objective grades and rewards (its own path); else ``reward`` replaces its reward."""
     model, tok, ds = tiny
     import copy
@@ -58,7 +58,8 @@ def make_trainer(tiny, tmp_path, reward=hashed_reward, objective=None, **kw):
     args.update(objective.trl_overrides())
     args.update(kw)
     return AdaptiveGRPOTrainer(model=copy.deepcopy(model), reward_funcs=None if reward is None else [reward],
-                         args=AdaptiveGRPOConfig(**args), objective=objective, train_dataset=ds, processing_class=tok)
+                         args=AdaptiveGRPOConfig(**args), objective=objective, budget=budget, train_dataset=ds,
+                         processing_class=tok)
 
 
 def params(trainer):
@@ -203,17 +204,21 @@ def test_schedule_resets_reference_and_optimizer_at_their_step(tiny, tmp_path):
                      objective=Thinkless(reward_schedule=[{"after_step": 1, "reset_optimizer": True}]))
 
 
-@pytest.mark.parametrize("scale", ["none", "group"])
-def test_degrpo_loss_receives_reward_minus_group_mean(tiny, tmp_path, monkeypatch, scale):
+@pytest.mark.parametrize("scale, price", [("none", 0.0), ("group", 0.0), ("none", 0.3), ("group", 0.3)])
+def test_degrpo_loss_receives_reward_minus_group_mean(tiny, tmp_path, monkeypatch, scale, price):
     """objective=thinkless rewards the graded completions itself and leaves the advantage to TRL: the advantages
     ``_compute_loss`` receives are each reward minus its group's mean, divided by the group's unbiased std + 1e-4
     under rl.args.scale_rewards=group (degrpo_cpu.yaml) and not divided under none (degrpo_official.yaml). Scripted
     completions, two groups of 4 with different mixes, rewards 1 / 0.5 / -1 (correct short / correct think / wrong):
     group 1 [1, .5, .5, -1], mean 0.25, std √0.75; group 2 [1, 1, -1, .5], mean 0.375, std √(2.6875/3). Without the
-    baseline, or with the batch's mean (0.3125), every advantage here would differ."""
+    baseline, or with the batch's mean (0.3125), every advantage here would differ.
+    With rl.budget's price λ = 0.3 per think, each advantage loses λ times its think less its group's think share
+    (0.75 and 0.25): under none from the rewards, under group after the std division (Budget.in_advantages), so the
+    division does not shrink it — priced before it, the price would be divided by the priced rewards' std."""
     from trl import GRPOTrainer
 
     from thinkless.tasks import synthetic
+    from thinkless.training.budget import Budget
 
     model, tok, _ = tiny
     problems = synthetic.make_problems(2, [2], seed=3)
@@ -229,10 +234,12 @@ def test_degrpo_loss_receives_reward_minus_group_mean(tiny, tmp_path, monkeypatc
                [synthetic.short_teacher, synthetic.short_teacher, wrong("short"), synthetic.long_teacher]]
     centred = [[0.75, 0.25, 0.25, -1.25], [0.625, 0.625, -1.375, 0.125]]  # reward − group mean, by hand
     div = [0.75 ** 0.5 + 1e-4, (2.6875 / 3) ** 0.5 + 1e-4] if scale == "group" else [1.0, 1.0]
+    thinks = [[-0.75, 0.25, 0.25, 0.25], [-0.25, -0.25, -0.25, 0.75]]  # think − the group's think share
     expect = {}  # (problem, completion ids) -> advantage
     for k, p in enumerate(problems):
-        for script, c in zip(scripts[k], centred[k]):
-            expect[k, tuple(tok.encode(script(p), add_special_tokens=False) + [tok.eos_token_id])] = c / div[k]
+        for script, c, t in zip(scripts[k], centred[k], thinks[k]):
+            expect[k, tuple(tok.encode(script(p), add_special_tokens=False) + [tok.eos_token_id])] = (
+                c / div[k] - price * t)
 
     def scripted(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         out = []
@@ -245,8 +252,10 @@ def test_degrpo_loss_receives_reward_minus_group_mean(tiny, tmp_path, monkeypatc
     monkeypatch.setattr(GRPOTrainer, "_generate_single_turn", scripted)
     ds = Dataset.from_list([{"prompt": [{"role": "user", "content": p.prompt}], "answer": p.answer,
                              "task": "synthetic", "level": p.level} for p in problems])
+    budget = Budget(cost="think_ratio", target=0.5, step_size=0.1, bound=2.0, multiplier=price,
+                    in_advantages=scale == "group") if price else None
     tr = make_trainer((model, tok, ds), tmp_path, reward=None, objective=Thinkless(alpha=1.0), scale_rewards=scale,
-                      max_completion_length=48)
+                      max_completion_length=48, budget=budget)
     seen = []
     compute_loss = tr._compute_loss
 
@@ -265,6 +274,20 @@ def test_degrpo_loss_receives_reward_minus_group_mean(tiny, tmp_path, monkeypatc
     assert sorted(got) == sorted(expect) and sum(map(len, got.values())) == 8  # every scripted row reached the loss
     for key, advs in got.items():
         assert advs == pytest.approx([expect[key]] * len(advs), abs=1e-5), (key, advs)
+
+
+def test_a_budget_built_for_the_other_normalisation_is_refused(tiny, tmp_path):
+    """A price on the rewards where the objective divides each group by its std (or on the advantages where it does
+    not) would be a different price than make_budget's units say: the trainer names the mismatch."""
+    from thinkless.training.budget import Budget
+
+    rewards = Budget(cost="think_ratio", target=0.5, step_size=0.1, bound=2.0)
+    with pytest.raises(ValueError, match="rl.budget priced on the rewards but objective=thinkless with "
+                                         "rl.args.scale_rewards=group divides each group by its std"):
+        make_trainer(tiny, tmp_path, reward=None, budget=rewards, scale_rewards="group")
+    rewards.in_advantages = True
+    with pytest.raises(ValueError, match="priced on the advantages but .*scale_rewards=none does not divide"):
+        make_trainer(tiny, tmp_path, reward=None, budget=rewards, scale_rewards="none")
 
 
 def loss_gradient(trainer, inputs) -> torch.Tensor:

@@ -59,13 +59,8 @@ class AdaGRPO(Objective):
         return True  # (r − mean)/(std + 1e-6) per group, whatever rl.args says
 
     def reward_range(self) -> float:
-        return 1.0  # the 0/1 accuracy; the rarity scaling (up to G/F early on) decays to 1 by the run's end
-
-    def price_scale(self, batch: Rollouts) -> float:
-        """The rarity scaling's largest factor at the batch's step (a group's lone mode, F = 1): its rewards span
-        ``[0, 1 + ½(G − 1)(1 + cos(π t/T))]``, G at the start, 1 at the end; rl.budget's price follows (not the
-        authors': ARM trains no budget)."""
-        return float(self.rarity(batch.G, batch.step))
+        return 1.0  # the 0/1 accuracy; the rarity scaling (up to G/F early on) decays to 1 by the run's end (rl.budget
+        # prices its standardised advantages, not these)
 
     def advantages(self, rewards: torch.Tensor, batch: Rollouts) -> torch.Tensor:
         return verl_grpo_advantages(rewards, batch)

@@ -12,11 +12,10 @@ rewards
   rows, possibly spanning processes) from the grader's verdicts, never from another reward
   ``needs_problems`` — gather each row's problem text into ``batch.problems`` for ``rewards_for``
   ``reward_range()`` — largest minus smallest reward: the units ``rl.budget`` prices in (required by it)
-  ``price_scale(batch)`` — what a unit of ``rl.budget``'s price weighs on this batch, for rewards whose scale moves
-  during the run (Ada-GRPO's rarity scaling)
 advantages
   ``advantages(rewards, batch)`` — its advantage estimator; ``None``: TRL's group-relative one
-  ``standardises_groups(args)`` — whether a group's rewards are divided by their std (``rl.budget`` warns)
+  ``standardises_groups(args)`` — whether a group's rewards are divided by their std (``rl.budget`` then prices
+  its advantages, after the division)
 loss
   ``loss`` — the name of its loss shape (``thinkless.training.losses``): ``"decoupled"`` (DeGRPO), ``"sequence"``
   (AdaptThink) or ``"trl"`` (TRL's own)
@@ -193,19 +192,15 @@ class Objective:
         return None
 
     def reward_range(self) -> float:
-        """Largest minus smallest reward a rollout can get (``rl.budget`` prices its cost in these units)."""
+        """Largest minus smallest reward a rollout can get (``rl.budget`` prices its cost in these units, unless the
+        objective standardises its groups)."""
         raise NotImplementedError(f"objective={self.name} does not declare its reward range (Objective.reward_range), "
                                   "which rl.budget needs")
 
-    def price_scale(self, batch: Rollouts) -> float:
-        """The factor ``rl.budget``'s price is multiplied by on this batch: 1 for rewards whose range stays
-        ``reward_range()``; an objective whose rewards are rescaled as the run goes (Ada-GRPO) returns its scale at
-        the batch's step, so that the price weighs as much against its rewards at every step."""
-        return 1.0
-
     def standardises_groups(self, args) -> bool:
-        """Whether each group's rewards are divided by their std before the loss (then a reward's scale within a
-        group is lost: ``rl.budget`` warns). Objectives with TRL's advantages: ``rl.args.scale_rewards=group``."""
+        """Whether each group's rewards are divided by their std before the loss (a price on the rewards would lose
+        its size there: ``rl.budget`` charges it on the advantages instead). Objectives with TRL's advantages:
+        ``rl.args.scale_rewards=group``."""
         return str(getattr(args, "scale_rewards", "none")) == "group"
 
     def step_metrics(self, step: int) -> dict[str, float]:

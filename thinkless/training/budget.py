@@ -37,7 +37,9 @@ PROBE = 512  # probe: auto for a think ratio (its class-mix error: about 0.016 s
 class Budget:
     """The constraint and its multiplier. ``cost``: ``think_ratio`` | ``tokens``; ``target``: the think ratio or
     the mean response tokens; ``step_size``: η (integral gain); ``proportional``: K; ``bound``: the largest |λ|
-    (the objective's reward range)."""
+    (the objective's reward range, or ``standard_range(G)`` when ``in_advantages``); ``in_advantages``: the price is
+    charged on the advantages after the objective divides each group by its std (``centred``), not on its rewards
+    before (``shape``), where the division would take its size out."""
 
     cost: str
     target: float
@@ -54,6 +56,7 @@ class Budget:
     smoothing: float = SMOOTHING  # ē's weight on the past: SMOOTHING on the batch's noisy reading, 0 on a probe
     patience: int = 10  # updates at a bound, the cost still on the wrong side, before the target is called unreachable
     saturated_steps: int = 0  # consecutive updates with λ_I at a bound and the cost still off target
+    in_advantages: bool = False
 
     def __post_init__(self):
         if self.integral is None:
@@ -72,11 +75,17 @@ class Budget:
         c = self.row_costs(mode[free], length[free]).mean().item()
         return c if self.cost == "think_ratio" else c * self.target
 
-    def shape(self, rewards: torch.Tensor, mode: torch.Tensor, length: torch.Tensor,
-              scale: float = 1.0) -> torch.Tensor:
-        """The rewards minus the price: ``scale`` x λ per unit of cost (``Objective.price_scale``: λ stays in the
-        reward range's units while an objective's rewards are rescaled)."""
-        return rewards - scale * self.multiplier * self.row_costs(mode, length)
+    def shape(self, rewards: torch.Tensor, mode: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+        """The rewards minus the price: λ per unit of cost."""
+        return rewards - self.multiplier * self.row_costs(mode, length)
+
+    def centred(self, mode: torch.Tensor, length: torch.Tensor, valid: torch.Tensor, G: int) -> torch.Tensor:
+        """What ``in_advantages`` takes off each row's advantage: λ times its cost less its group's mean cost (the
+        group baseline, as the advantage has one), over the ``valid`` rows (a row without a reward gets none)."""
+        c = self.row_costs(mode, length).view(-1, G)
+        v = valid.view(-1, G).float()
+        mean = (c * v).sum(1, keepdim=True) / v.sum(1, keepdim=True).clamp(min=1)
+        return (self.multiplier * (c - mean) * v).flatten()
 
     def error(self, measured: float) -> float:
         """The constraint's violation in the multiplier's units (> 0: over the target)."""
@@ -178,12 +187,22 @@ def priceable() -> list[str]:
     return [n for n, cls in OBJECTIVES.items() if cls.first_tokens is Objective.first_tokens]
 
 
+def standard_range(G: int) -> float:
+    """Largest minus smallest advantage a group of ``G`` standardised rewards can give (a lone correct 0/1 row:
+    ``(1 − 1/G)/s`` against ``−(1/G)/s``, ``s = 1/√G`` the unbiased std): ``√G`` — the ``R`` of a price charged on
+    standardised advantages, as the reward range is of one charged on rewards."""
+    return math.sqrt(G)
+
+
 def make_budget(cfg, *, objective, max_steps: int, max_completion_length: int | None = None,
-                steps_per_update: float = 1.0, adam_beta1: float = 0.9) -> Budget | None:
+                steps_per_update: float = 1.0, adam_beta1: float = 0.9, standardised: bool = False,
+                num_generations: int = 8) -> Budget | None:
     """The run's budget from ``rl.budget`` (None when neither target is set); every bad value fails naming its key,
     before any work. ``steps_per_update``: optimizer steps per generation batch (one dual update each; TRL's
     ``num_iterations · steps_per_generation / gradient_accumulation_steps``, 1 by default); ``adam_beta1``: the
-    optimizer's momentum, whose time ``1 / (1 − β1)`` steps sets ``derivative: auto``."""
+    optimizer's momentum, whose time ``1 / (1 − β1)`` steps sets ``derivative: auto``; ``standardised``: the
+    objective divides each group's rewards by their std (``Objective.standardises_groups``), so the price is charged
+    on its advantages, in their units (``standard_range`` of ``num_generations``)."""
     from omegaconf import OmegaConf
 
     d = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg or {})
@@ -215,7 +234,7 @@ def make_budget(cfg, *, objective, max_steps: int, max_completion_length: int | 
     at_most = d.get("at_most", False)
     if not isinstance(at_most, bool):
         raise ValueError(f"rl.budget.at_most={at_most!r}: true (at most the target) or false (the target itself)")
-    R = objective.reward_range()
+    R = standard_range(num_generations) if standardised else objective.reward_range()
     updates = max_steps / steps_per_update if max_steps and max_steps > 0 else 0  # one per generation batch
     step = d.get("step_size", AUTO)
     if step == AUTO or step is None:
@@ -258,8 +277,9 @@ def make_budget(cfg, *, objective, max_steps: int, max_completion_length: int | 
                          f"an objective that samples the mode ({', '.join(priceable())})")
     init = check_number(d.get("multiplier_init", 0.0), "rl.budget.multiplier_init")
     if abs(init) > R or (at_most and init < 0):
+        units = "standardised advantages' range" if standardised else "objective's reward range"
         raise ValueError(f"rl.budget.multiplier_init={init!r}: a number in [{0 if at_most else -R:g}, {R:g}] (the "
-                         f"objective's reward range{', >= 0 under at_most' if at_most else ''})")
+                         f"{units}{', >= 0 under at_most' if at_most else ''})")
     return Budget(cost=cost, target=float(target), step_size=float(step), bound=float(R), at_most=at_most,
                   proportional=float(gain), derivative=float(deriv), multiplier=float(init), probe=int(probe),
-                  smoothing=smoothing_for(probe), patience=max(10, int(updates) // 10))
+                  smoothing=smoothing_for(probe), patience=max(10, int(updates) // 10), in_advantages=standardised)

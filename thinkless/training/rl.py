@@ -10,6 +10,7 @@ import os
 import random
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from omegaconf import DictConfig
@@ -153,9 +154,13 @@ def budget_from(cfg: DictConfig, objective: Objective) -> Budget | None:
     args = cfg.rl.get("args") or {}
     accum = args.get("gradient_accumulation_steps") or 1
     per_update = (args.get("num_iterations") or 1) * (args.get("steps_per_generation") or accum) / accum
+    scale = args.get("scale_rewards", "group")  # TRL's default, and its booleans' meaning
+    scale = {True: "group", False: "none"}.get(scale, scale)
     return make_budget(cfg.rl.get("budget"), objective=objective, max_steps=args.get("max_steps", -1),
                        max_completion_length=args.get("max_completion_length"), steps_per_update=per_update,
-                       adam_beta1=args.get("adam_beta1", 0.9))
+                       adam_beta1=args.get("adam_beta1", 0.9),
+                       standardised=objective.standardises_groups(SimpleNamespace(scale_rewards=scale)),
+                       num_generations=int(args.get("num_generations") or 8))  # TRL's default G
 
 
 RECIPE_BATCH_KEYS = ("prompts_per_rollout", "prompts_per_step", "processes")
@@ -288,11 +293,6 @@ def run_train(cfg: DictConfig, stage, objective: Objective, budget: Budget | Non
     args = trainer_args(AdaptiveGRPOConfig, cfg.rl.args, stage,
                         grading_timeout=float(cfg.rl.get("grading_timeout", 5.0)), **objective.trl_overrides(),
                         **no_val)
-    if budget is not None and objective.standardises_groups(args):
-        warn("rl.args.scale_rewards", args.scale_rewards, f"with rl.budget ({budget.describe()}) and objective="
-             f"{objective.name}: each group's rewards are divided by their std, so the price moves a group's "
-             "advantages only where it reorders its rewards — the multiplier then acts as a switch, not a price "
-             "(scale_rewards=none or batch keep its scale; docs/budget.md)")
     info = card_info(cfg, objective)
     if stage.changes:
         info["resumed_with_changes"] = stage.changes

@@ -98,6 +98,11 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
             raise ValueError(f"rl.budget.probe={budget.probe}: the trainer needs the probe's prompts (probe_prompts; "
                              "thinkless.training.rl.probe_prompts builds them)")
         self._probe_prompts = probe_prompts
+        if budget is not None and args is not None and budget.in_advantages != objective.standardises_groups(args):
+            raise ValueError(f"rl.budget priced on the {'advantages' if budget.in_advantages else 'rewards'} but "
+                             f"objective={objective.name} with rl.args.scale_rewards={args.scale_rewards} "
+                             f"{'does not divide' if budget.in_advantages else 'divides'} each group by its std: build "
+                             "the budget with make_budget(..., standardised=objective.standardises_groups(args))")
         if budget is not None and reward_funcs is not None:
             raise ValueError("rl.budget prices the objective's reward; it cannot shape explicit reward_funcs")
         self._custom_rewards = reward_funcs is not None
@@ -105,6 +110,7 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
             self.objective.check_args(args)
         self._forced = None  # this process's forced rows of the current generation batch
         self._rollouts = None  # the gathered batch and rewards of the current generation batch
+        self._price = None  # rl.budget's price on each row's advantage (Budget.in_advantages), gathered batch
         super().__init__(model=model, reward_funcs=reward_funcs if self._custom_rewards else [_RewardName(self.objective)],
                          args=args, **kwargs)
         self._resets = tuple(self.objective.resets())
@@ -199,15 +205,17 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
             metrics["budget/probe_seconds"].append(time.perf_counter() - t0)  # its share of step_time, per run
         else:
             measured = b.measure(batch.mode, batch.length, free)
-        scale = self.objective.price_scale(batch)  # 1 but for rewards rescaled as the run goes (Ada-GRPO)
-        priced = b.shape(rewards, batch.mode, batch.length, scale)
-        metrics["budget/multiplier"].append(scale * b.multiplier)  # the price this batch paid
+        if b.in_advantages:  # after the objective's std division (_generate_and_score_completions), which keeps its size
+            self._price, priced = b.centred(batch.mode, batch.length, ~torch.isnan(rewards), batch.G), rewards
+        else:
+            priced = b.shape(rewards, batch.mode, batch.length)
+        metrics["budget/multiplier"].append(b.multiplier)  # the price this batch paid
         metrics["budget/cost"].append(measured)
         metrics["budget/target"].append(b.target)
         b.update(measured)
         if b.unreachable() and self.accelerator.is_main_process:
             warn(f"rl.budget.{b.cost}", b.target, f"unreachable so far: the multiplier's dual-ascent part has sat at "
-                 f"its bound ({b.integral:+g}, the objective's reward range) for {b.patience} updates and the batch cost "
+                 f"its bound ({b.integral:+g}) for {b.patience} updates and the batch cost "
                  f"is still {measured:.3g} at step {self.state.global_step}; no price moves this policy to the target "
                  "on this data")
         return priced
@@ -375,7 +383,7 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
     # ------------------------------------------------------------------ the objective's advantages
 
     def _generate_and_score_completions(self, inputs):
-        self._rollouts = None
+        self._rollouts = self._price = None
         out = super()._generate_and_score_completions(inputs)
         n = len(inputs)
         local = slice(self.accelerator.process_index * n, (self.accelerator.process_index + 1) * n)
@@ -384,6 +392,8 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
             adv = self.objective.advantages(rewards, batch)
             if adv is not None:
                 out["advantages"] = torch.nan_to_num(adv[local], nan=0.0).to(out["advantages"])
+        if self._price is not None:
+            out["advantages"] = out["advantages"] - self._price[local].to(out["advantages"])
         if self._forced is not None and self.model.training:
             device = out["completion_ids"].device
             out["first_token_old_logp"] = self._forced[1].to(device)
