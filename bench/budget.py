@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (PRICED, Plan, class_name, command_line, fmt, log, machine, run_all, start_model, trained_at,  # noqa: E402
+from bench.common import (PRICED, Plan, class_name, command_line, fmt, log, machine, run_all, start_models, trained_at,  # noqa: E402
                           write_results)
 from thinkless.objectives import OBJECTIVES as REGISTRY  # noqa: E402
 from thinkless.training.budget import priceable  # noqa: E402
@@ -195,7 +195,7 @@ def main(argv=None) -> None:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    start = {name: start_model(out, plan, name) for name in plan.objectives}  # the shared one, or its own warm-up
+    start = start_models(out, plan, plan.objectives)[1]  # the shared one, or its own warm-up, side by side
     ratios = "[" + ",".join(f"{t:g}" for t in targets) + "]"
     calls, meta = [], []
     for name in plan.objectives:

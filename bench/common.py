@@ -124,7 +124,7 @@ class Plan:
 
     seeds: list = field(default_factory=lambda: [0, 1, 2])
     objectives: list = field(default_factory=registered_objectives)
-    steps: int = 100                 # the demo (conf/rl/degrpo_cpu.yaml) runs 130; at 100 the full gym (72 runs, --jobs 2) fits 90 minutes on the slowest kind (docs/results/gym_results.md's last line)
+    steps: int = 100                 # the demo (conf/rl/degrpo_cpu.yaml) runs 130; at 100 the gym's 72 runs (--jobs 2) took 85 minutes on the slowest kind (docs/results/gym_results_l1_without_warmup.md's last line; its distillations not counted)
     timing_steps: int = 20           # step-time ratio: the first N steps of a run vs stock TRL GRPO's first N
     jobs: int = 1                    # runs at once; 1 keeps wall times and step-time ratios comparable
     tag: str = ""                    # --train overrides, in run labels and folders
@@ -214,6 +214,22 @@ def start_model(out: Path, plan: Plan, name: str) -> Path:
     from thinkless.objectives import OBJECTIVES
 
     return distill(out, plan, start_folder(name), tuple(OBJECTIVES[name].warmup))
+
+
+def start_models(out: Path, plan: Plan, names, shared: bool = False) -> tuple[Path | None, dict[str, Path]]:
+    """Every objective's start (``start_model``), the distinct start folders distilled side by side, ``plan.jobs`` at
+    a time (each its own process); with ``shared`` the shared distillation too, whether or not an objective starts
+    from it (the gym's yardsticks read it): (the shared model or None, {name: its start})."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    first = {"distill": None} if shared else {}  # folder -> an objective that starts there (None: the shared one)
+    for n in names:
+        first.setdefault(start_folder(n), n)
+    with ThreadPoolExecutor(max(1, plan.jobs)) as pool:
+        made = {f: pool.submit(start_model, out, plan, n) if n else pool.submit(distill, out, plan)
+                for f, n in first.items()}
+        models = {f: m.result() for f, m in made.items()}
+    return models.get("distill"), {n: models[start_folder(n)] for n in names}
 
 
 def own_warmup(model: Path) -> bool:

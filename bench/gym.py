@@ -27,7 +27,6 @@ import math
 import statistics
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -36,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import (GYM_SCALE, PRICED, TASK, Plan, class_name, command_line, distill, fmt, fmt_interval, interval,  # noqa: E402
                           log, machine, own_warmup, rank_groups, run_all, run_script, spread, start_folder,
-                          start_model, trained_at, write_results)
+                          start_models, trained_at, write_results)
 from thinkless.objectives import OBJECTIVES as REGISTRY  # noqa: E402
 from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
 
@@ -345,11 +344,7 @@ def gym(out: Path, plan: Plan, quick: bool) -> dict:
     t0 = time.perf_counter()
     distilled = [d for d in dict.fromkeys(["distill", *map(start_folder, plan.objectives)])
                  if not (out / d / "distill_result.json").is_file()]  # the distillations this invocation makes
-    with ThreadPoolExecutor(max(1, plan.jobs)) as pool:  # the distillations plan.jobs at a time (each its process)
-        shared = pool.submit(distill, out, plan)
-        own = {n: pool.submit(start_model, out, plan, n) for n in plan.objectives if start_folder(n) != "distill"}
-        model = shared.result()
-        start = {n: own[n].result() if n in own else model for n in plan.objectives}  # shared, or its own warm-up
+    model, start = start_models(out, plan, plan.objectives, shared=True)  # shared, or its own warm-up, side by side
     base = stock_grpo_step_times(out, model, plan)
     keys = [(seed, name, arm) for seed in plan.seeds for name in plan.objectives for arm in plan.arms_of(name)
             if arm != "matched"]

@@ -4,6 +4,7 @@ removed). bench/pipeline.py is the demo's own three commands, run whole by scrip
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -418,6 +419,25 @@ def test_an_objectives_warmup_is_a_distillation_of_its_own_that_its_runs_start_f
     assert (own, shared) == (tmp_path / "distill-l1" / "model", tmp_path / "distill" / "model")
     assert distilled == [("distill-l1", ["data.budget_prompts=0.5"], "distill-l1.log"), ("distill", [], "distill.log")]
     assert common.start_model(tmp_path, plan, "l1") == own and len(distilled) == 2  # distilled once
+    # side by side, each distinct start once, the shared one too where the yardsticks need it (the gym; not the
+    # budget bench, whose objectives name their starts)
+    running, most = [], []
+
+    def slow(script, overrides, logfile):
+        running.append(1)
+        most.append(len(running))
+        time.sleep(0.2)
+        out = fake(script, overrides, logfile)
+        running.pop()
+        return out
+
+    monkeypatch.setattr(common, "run_script", slow)
+    distilled.clear()
+    shared2, starts = common.start_models(tmp_path / "two", common.Plan(steps=100, jobs=2), ["l1", "thinkless", "grpo"],
+                                          shared=True)
+    assert starts == {"l1": tmp_path / "two" / "distill-l1" / "model", "thinkless": shared2, "grpo": shared2}
+    assert sorted(d[0] for d in distilled) == ["distill", "distill-l1"] and max(most) == 2  # at once
+    assert common.start_models(tmp_path / "three", plan, ["l1"]) == (None, {"l1": tmp_path / "three" / "distill-l1" / "model"})
     assert common.own_warmup(own) and not common.own_warmup(shared)
     run = tmp_path / "runs" / "l1-s0"
     run.mkdir(parents=True)
