@@ -11,7 +11,8 @@ rewards
   ``rewards_for(batch)`` — its rewards, on the *gathered* generation batch (``Rollouts``: groups of ``G`` consecutive
   rows, possibly spanning processes) from the grader's verdicts, never from another reward
   ``needs_problems`` — gather each row's problem text into ``batch.problems`` for ``rewards_for``
-  ``reward_range()`` — largest minus smallest reward: the units ``rl.budget`` prices in (required by it)
+  ``reward_range()`` — largest minus smallest reward: the units ``rl.budget`` prices in (required by it, but for an
+  objective that standardises its groups, priced in its advantages' units)
 advantages
   ``advantages(rewards, batch)`` — its advantage estimator; ``None``: TRL's group-relative one
   ``standardises_groups(args)`` — whether a group's rewards are divided by their std (``rl.budget`` then prices
