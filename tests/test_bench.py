@@ -433,9 +433,9 @@ def test_an_objectives_warmup_is_a_distillation_of_its_own_that_its_runs_start_f
 
     monkeypatch.setattr(common, "run_script", slow)
     distilled.clear()
-    shared2, starts = common.start_models(tmp_path / "two", common.Plan(steps=100, jobs=2), ["l1", "thinkless", "grpo"],
-                                          shared=True)
-    assert starts == {"l1": tmp_path / "two" / "distill-l1" / "model", "thinkless": shared2, "grpo": shared2}
+    plain = [n for n, c in OBJECTIVES.items() if not c.warmup][:2]  # two that start from the shared distillation
+    shared2, starts = common.start_models(tmp_path / "two", common.Plan(steps=100, jobs=2), ["l1", *plain], shared=True)
+    assert starts == {"l1": tmp_path / "two" / "distill-l1" / "model", **{n: shared2 for n in plain}}
     assert sorted(d[0] for d in distilled) == ["distill", "distill-l1"] and max(most) == 2  # at once
     assert common.start_models(tmp_path / "three", plan, ["l1"]) == (None, {"l1": tmp_path / "three" / "distill-l1" / "model"})
     assert common.own_warmup(own) and not common.own_warmup(shared)
