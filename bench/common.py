@@ -33,7 +33,8 @@ TASK = ["rl_data=graded", "benchmark@report.benchmark=graded"]  # the gym's task
 # (the advantage divided by the group's std, no warm-up, learning rate 2e-4), the published gym and budget runs'
 # (docs/gym.md "Equal terms"); a run's own overrides and --train / Plan overrides win (they come later).
 GYM_SCALE = {"distill": ["training.args.max_steps=850", "training.args.learning_rate=1e-3",
-                         "training.args.length_bucket_rows=0"],  # the distillation the published runs started from
+                         "training.args.length_bucket_rows=0", "training.args.share_prompts=false"],
+             # ^ the distillation the published runs started from (TRL's random row order and one forward)
              "train": ["rl=gym_cpu", "rl.args.learning_rate=2e-4"]}  # the rate is gym_cpu.yaml's too; it stays an
 # argument because the published runs recorded it (train_run compares arguments).
 # Runs made before the gym named its RL config ran conf/rl/degrpo_cpu.yaml when it held gym_cpu.yaml's values; such a

@@ -190,3 +190,110 @@ def test_length_buckets_give_trls_loss_gradient_and_logged_means(tiny_tokenizer,
         calls.clear()
         tr.train()
         assert len(calls) == n_calls, packing
+
+
+def shared_rows(tok):
+    """Paired rows (a think and a short answer per prompt) whose prompts differ in length (half of them carry a
+    preamble), and one prompt asked once."""
+    from thinkless.tasks.synthetic import paired_records
+
+    recs = paired_records(6, [1, 3, 6], seed=2)
+    rows = [{"prompt": render_prompt(tok, ("Fold it. " if i % 2 else "") + r["problem"]),
+             "completion": r[m] + tok.eos_token} for i, r in enumerate(recs) for m in ("long", "short")]
+    return rows + [{"prompt": render_prompt(tok, "1 ~ 2"), "completion": recs[0]["short"] + tok.eos_token}]
+
+
+def distill_trainer(tok, out, **kw):
+    from datasets import Dataset
+
+    from thinkless.tasks.synthetic import build_tiny_model
+    from thinkless.training.sft import DistillConfig, DistillTrainer
+
+    model = build_tiny_model(len(tok), seed=0, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    args = DistillConfig(output_dir=str(out), per_device_train_batch_size=6, max_length=2048, use_cpu=True, bf16=False,
+                         report_to=[], gradient_checkpointing=False, save_strategy="no", disable_tqdm=True, **kw)
+    return DistillTrainer(model=model, args=args, train_dataset=Dataset.from_list(shared_rows(tok)),
+                          processing_class=tok)
+
+
+def test_shared_prompts_batch_a_prompts_rows_together_in_a_seeded_order(tiny_tokenizer, tmp_path):
+    """training.args.share_prompts: a prompt's rows come one after the other, the groups shuffled by the seed and
+    the epoch (a resumed run sees the same order), every row once an epoch."""
+    from thinkless.training.shared_prompts import PromptGroups
+
+    tr = distill_trainer(tiny_tokenizer, tmp_path, share_prompts=True, seed=3)
+    sampler = tr._get_train_sampler()
+    assert isinstance(sampler, PromptGroups) and len(sampler) == 13
+    prompts = [r["prompt"] for r in shared_rows(tiny_tokenizer)]
+    order = list(sampler)
+    assert sorted(order) == list(range(13))
+    runs = [prompts[i] for i in order]
+    assert all(runs[k] == runs[k + 1] for k in range(0, 12) if order[k] < 12 and order[k] % 2 == 0
+               and order[k + 1] == order[k] + 1)
+    assert sum(runs[k] == runs[k + 1] for k in range(12)) == 6  # six pairs adjacent, the single row alone
+    assert list(sampler) == order  # seeded: the same order again
+    sampler.set_epoch(1)
+    assert list(sampler) != order
+    assert list(distill_trainer(tiny_tokenizer, tmp_path, share_prompts=True, seed=3)._get_train_sampler()) == order
+    assert list(distill_trainer(tiny_tokenizer, tmp_path, share_prompts=True, seed=4)._get_train_sampler()) != order
+    batch = next(iter(tr.get_train_dataloader()))  # the Trainer's dataloader reads it: whole pairs per batch
+    assert len({tuple(r) for r in batch["input_ids"].tolist()}) <= 6
+
+
+def test_shared_prompts_give_trls_loss_gradient_and_metrics(tiny_tokenizer, tmp_path, monkeypatch):
+    """A batch's loss with each distinct prompt computed once (score_sft_shared, prompts of several lengths at their
+    own positions) is TRL's loss of the padded batch, with its gradient and logged entropy and token accuracy; the
+    prompt pass runs each prompt once."""
+    from thinkless.training import shared_prompts
+
+    shared = distill_trainer(tiny_tokenizer, tmp_path / "s", share_prompts=True)
+    batch = next(iter(shared.get_train_dataloader()))
+    lengths = (batch["labels"] != -100).int().argmax(1)
+    assert len(set(lengths.tolist())) > 1  # prompts of two lengths in the batch
+    calls = []
+    real = shared_prompts.score_sft_shared
+    monkeypatch.setattr("thinkless.training.sft.score_sft_shared",
+                        lambda *a, **kw: (calls.append(1), real(*a, **kw))[1])
+    got = {}
+    for name, tr in (("trl", distill_trainer(tiny_tokenizer, tmp_path / "t")), ("shared", shared)):
+        tr.model.train()
+        n_items = (batch["labels"][:, 1:] != -100).sum()
+        loss = tr.compute_loss(tr.model, dict(batch), num_items_in_batch=n_items)
+        loss.backward()
+        got[name] = (loss.item(), torch.cat([p.grad.flatten() for p in tr.model.parameters()]),
+                     {k: tr._metrics["train"][k][-1] for k in ("entropy", "mean_token_accuracy")})
+    assert calls == [1]  # the shared trainer's loss only
+    (l0, g0, m0), (l1, g1, m1) = got["trl"], got["shared"]
+    assert l1 == pytest.approx(l0, rel=1e-5) and torch.allclose(g1, g0, atol=1e-6, rtol=1e-4) and g0.abs().sum() > 0
+    for k in m0:
+        assert m1[k] == pytest.approx(m0[k], rel=1e-5), k
+    out = real(shared.model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+    ref = shared.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"],
+                       fused_lm_head=True)
+    assert out.log_probs.shape == ref.log_probs.shape and torch.allclose(out.log_probs, ref.log_probs, atol=1e-5)
+    assert torch.equal(out.label_mask, ref.label_mask) and torch.equal(out.is_top1, ref.is_top1)
+    # rows that share nothing, or a one-token prompt: TRL's forward (None)
+    single = slice(0, 1)
+    assert real(shared.model, batch["input_ids"][single], batch["attention_mask"][single],
+                batch["labels"][single]) is None
+
+
+def test_a_real_distillation_step_shares_its_prompts_and_the_setting_is_checked(tiny_tokenizer, tmp_path, monkeypatch):
+    from thinkless.training import shared_prompts
+    from thinkless.training.sft import DistillConfig, check_distill
+    from omegaconf import OmegaConf
+
+    calls = []
+    real = shared_prompts.score_sft_shared
+    monkeypatch.setattr("thinkless.training.sft.score_sft_shared", lambda *a, **kw: (calls.append(1), real(*a, **kw))[1])
+    tr = distill_trainer(tiny_tokenizer, tmp_path, share_prompts=True, max_steps=2)
+    tr.train()
+    assert len(calls) == 2 and tr.state.log_history[-1]["train_loss"] > 0
+    with pytest.raises(ValueError, match=r"training.args.share_prompts=true with training.args.length_bucket_rows=4"):
+        DistillConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, share_prompts=True, length_bucket_rows=4)
+    with pytest.raises(ValueError, match=r"training.args.share_prompts='yes': expected true or false"):
+        DistillConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, share_prompts="yes")
+    cfg = OmegaConf.create({"model": {"path": None}, "data": {"source": "synthetic"}, "hub": None,
+                            "training": {"args": {"share_prompts": True, "length_bucket_rows": 8}}})
+    with pytest.raises(ValueError, match=r"one way to score a batch"):
+        check_distill(cfg)  # before any work

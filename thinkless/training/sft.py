@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from transformers import AutoTokenizer
 from trl import SFTConfig, SFTTrainer
 
-from ..runs.checks import check_trainer_args
+from ..runs.checks import check_trainer_args, warn
 from ..checkpoints import save_final_model
 from ..tasks.base import get_task
 from ..tasks.data import LAYOUTS, DropStats, load_rows, load_table, records_from_rows, sft_table
@@ -25,6 +25,7 @@ from ..reporting.hub import base_model_id, check_hub, hub_callbacks, hub_dataset
 from ..modeling import check_model_path, load_student
 from ..reporting.monitor import SFT_KEYS, MetricsLogCallback
 from .buckets import length_buckets
+from .shared_prompts import PromptGroups, caches_every_token, check_scoring, score_sft_shared
 from .loop import Trained, train, trainer_args
 
 logger = logging.getLogger(__name__)
@@ -40,17 +41,57 @@ class DistillConfig(SFTConfig):
                 "(rows are right-padded: no position moves); 0: TRL's one forward over the batch padded to its "
                 "longest row. The same loss and gradient (float rounding aside)."})
 
+    share_prompts: bool = field(default=False, metadata={
+        "help": "Batch the rows that ask one prompt together (a paired problem's think and short rows; the groups "
+                "shuffled each epoch) and compute each distinct prompt of a batch once: its keys and values shared by "
+                "its rows, each row's completion scored on them. TRL's loss and metrics to float rounding, with a "
+                "paired batch's prompts computed once instead of twice; another row order than TRL's random one. "
+                "Exclusive with length_bucket_rows."})
+
     def __post_init__(self):
         # the range the run checks hold before any work (runs/checks.ARG_MINIMUMS), for configs built in Python
-        check_trainer_args(type(self), {"length_bucket_rows": self.length_bucket_rows}, "training.args")
+        check_trainer_args(type(self), {"length_bucket_rows": self.length_bucket_rows,
+                                        "share_prompts": self.share_prompts}, "training.args")
+        check_scoring(self.length_bucket_rows, self.share_prompts, "training.args")
         super().__post_init__()
 
 
 class DistillTrainer(SFTTrainer):
     """TRL's ``SFTTrainer``; with ``length_bucket_rows`` a batch's loss is TRL's loss summed over its length buckets
-    (``buckets.length_buckets``), each normalised by the whole batch's token count as TRL's is."""
+    (``buckets.length_buckets``), each normalised by the whole batch's token count as TRL's is; with
+    ``share_prompts`` a prompt's rows are batched together (``shared_prompts.PromptGroups``) and TRL's loss reads
+    outputs computed with each distinct prompt once (``shared_prompts.score_sft_shared``)."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        config = self.accelerator.unwrap_model(self.model).config
+        # a cache that keeps only a window would not hold a shared prompt: TRL's forward (the grouped order stays)
+        self._share_prompts = self.args.share_prompts and caches_every_token(config)
+        if self.args.share_prompts and not self._share_prompts and self.accelerator.is_main_process:
+            warn("training.args.share_prompts", True, f"the model's layers {sorted(set(config.layer_types))} do not "
+                 "all cache every past token (a sliding window's keeps only its last ones): every batch is scored by "
+                 "TRL's one forward")
+
+    def _get_train_sampler(self, train_dataset=None):
+        ds = train_dataset if train_dataset is not None else self.train_dataset
+        if not self.args.share_prompts or ds is None or not hasattr(ds, "column_names"):
+            return super()._get_train_sampler(train_dataset)
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        return PromptGroups.of_rows(ds["input_ids"], ds["labels"], seed)
+
+    def _shares(self, inputs, return_outputs, num_items_in_batch) -> bool:
+        """Whether this batch's loss may read ``score_sft_shared``'s outputs: TRL's plain NLL branch (no custom loss,
+        label smoothing, MoE aux loss or sequence parallelism), right-padded rows with a mask, and no checkpointed
+        forward under grad (it returns no cache)."""
+        parallel = getattr(self.accelerator, "parallelism_config", None)
+        return (self._share_prompts and not return_outputs and "attention_mask" in inputs and
+                self.args.loss_type == "nll" and not self.aux_loss_enabled and self.compute_loss_func is None and
+                self.label_smoother is None and not (parallel is not None and getattr(parallel, "sp_enabled", False))
+                and not (torch.is_grad_enabled() and self.args.gradient_checkpointing))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self._shares(inputs, return_outputs, num_items_in_batch):
+            return super().compute_loss(_SharedForward(model), inputs, return_outputs, num_items_in_batch)
         rows, n = self.args.length_bucket_rows, inputs["input_ids"].shape[0]
         parallel = getattr(self.accelerator, "parallelism_config", None)
         # TRL's own loss where a bucket's share is not TRL's loss of those rows over the batch's tokens (no token count,
@@ -74,6 +115,21 @@ class DistillTrainer(SFTTrainer):
         for k, start in logged.items():
             m[k][start:] = [float((torch.tensor(m[k][start:]) * w).sum() / w.sum().clamp(min=1.0))]
         return loss
+
+
+class _SharedForward:
+    """``model`` for TRL's ``SFTTrainer.compute_loss``: its fused forward answered by ``score_sft_shared`` (each
+    distinct prompt once), the model's own forward where that returns None or the call is another one."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, **kw):
+        if kw.get("fused_lm_head") and set(kw) <= {"input_ids", "attention_mask", "labels", "use_cache", "fused_lm_head"}:
+            out = score_sft_shared(self.model, kw["input_ids"], kw["attention_mask"], kw["labels"])
+            if out is not None:
+                return out
+        return self.model(**kw)
 
 
 def teacher_records(data_cfg, stats: DropStats, *, out_dir, progress: bool = True) -> list[dict]:
@@ -160,6 +216,8 @@ def check_distill(cfg: DictConfig) -> None:
     """What ``distill.py`` checks before the stage starts (before any work): the model path, the data source, the
     Hub settings."""
     check_model_path(cfg.model.get("path"))
+    check_scoring(cfg.training.args.get("length_bucket_rows") or 0, cfg.training.args.get("share_prompts"),
+                  "training.args")
     if cfg.data.source not in SOURCES:
         raise ValueError(f"data.source={cfg.data.source!r}: valid choices are {SOURCES}")
     check_hub(cfg.get("hub"))

@@ -55,8 +55,103 @@ def score_shared(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, l
     return out.log_probs, (out.entropy if compute_entropy else None)
 
 
-def check_scoring(length_bucket_rows, share_prompts) -> None:
+def check_scoring(length_bucket_rows, share_prompts, key: str = "rl.args") -> None:
     """One way to score a batch: buckets of similar length or shared prompts (each cuts the forward its own way)."""
     if share_prompts and isinstance(length_bucket_rows, int) and length_bucket_rows > 0:
-        raise ValueError(f"rl.args.share_prompts=true with rl.args.length_bucket_rows={length_bucket_rows}: one way "
-                         "to score a batch; set rl.args.length_bucket_rows=0 (or rl.args.share_prompts=false)")
+        raise ValueError(f"{key}.share_prompts=true with {key}.length_bucket_rows={length_bucket_rows}: one way "
+                         f"to score a batch; set {key}.length_bucket_rows=0 (or {key}.share_prompts=false)")
+
+
+# ---------------------------------------------------------------------- distillation: a prompt's rows in one batch
+
+def prompt_lengths(labels: torch.Tensor) -> torch.Tensor:
+    """Each SFT row's prompt length: the position of its first scored token (labels are -100 on the prompt; a
+    batch's rows, as ``PromptGroups.of_rows`` reads a dataset's)."""
+    scored = labels != -100
+    return torch.where(scored.any(1), scored.int().argmax(1), labels.new_full((len(labels),), labels.size(1)))
+
+
+def score_sft_shared(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor):
+    """TRL's fused SFT forward (``model(input_ids, attention_mask, labels, fused_lm_head=True)`` on right-padded rows
+    whose labels are -100 on the prompt: per-token log-probs, entropies, top-1 hits and the label mask, shifted one
+    to the left) with each distinct prompt of the batch computed once, as ``score_shared`` does for GRPO: the prompts
+    less their last token, left-aligned to their own positions (``position_ids``: no position moves), then every row's
+    last prompt token and completion on the indexed cache. The outputs are laid out as TRL's one forward's, so its
+    loss and metrics read them unchanged; None where it cannot save work or the layout is not that (a row without a
+    scored token, a one-token prompt, a mask that is not a prefix, every prompt distinct, a model without a plain
+    cache): the caller then runs TRL's forward."""
+    from trl.trainer.utils import FusedCausalLMOutput
+
+    n, L = input_ids.shape
+    lengths = attention_mask.sum(1)
+    cols = torch.arange(L, device=input_ids.device)
+    plen = prompt_lengths(labels)
+    if (plen < 2).any() or (plen >= lengths).any() or \
+            not torch.equal(attention_mask.bool(), cols[None] < lengths[:, None]):
+        return None
+    P, C = int(plen.max()), int((lengths - plen).max())
+    # prompts right-aligned in P columns (their tokens keep their positions), completions left-aligned in C
+    src = torch.arange(P, device=cols.device)[None] - (P - plen)[:, None]
+    pmask = src >= 0
+    pids = torch.gather(input_ids, 1, src.clamp(min=0)).masked_fill(~pmask, 0)
+    first, inverse = distinct_prompts(pids, pmask.long())
+    if len(first) == n:
+        return None
+    shared = model(input_ids=pids[first, :P - 1], attention_mask=pmask[first, :P - 1].long(),
+                   position_ids=src[first, :P - 1].clamp(min=0), use_cache=True, logits_to_keep=1)
+    cache = getattr(shared, "past_key_values", None)
+    if cache is None or any(type(layer).__name__ != "DynamicLayer" for layer in getattr(cache, "layers", [None])):
+        return None
+    cache.batch_select_indices(inverse)  # every row's prompt, indexed (autograd sums each prompt's gradients)
+    # the completion pass reads the last prompt token and the completion but its last token (whose logit predicts
+    # nothing); its labels are the completion's own (-100 past each row's end)
+    csrc = (plen - 1)[:, None] + torch.arange(C + 1, device=cols.device)[None]
+    cmask = csrc < lengths[:, None]
+    cids = torch.gather(input_ids, 1, csrc.clamp(max=L - 1)).masked_fill(~cmask, 0)
+    clabels = torch.gather(labels, 1, csrc[:, 1:].clamp(max=L - 1)).masked_fill(~cmask[:, 1:], -100)
+    out = model(input_ids=cids[:, :C], attention_mask=torch.cat([pmask[:, :P - 1], cmask[:, :C]], 1).long(),
+                position_ids=csrc[:, :C], past_key_values=cache, shift_labels=clabels, fused_lm_head=True)
+    # back to TRL's layout: column t scores the token at t + 1 (completion token j of row i: column plen_i - 1 + j);
+    # a row's columns past its end receive zeros, where TRL's masked ones are zero too
+    where = csrc[:, :C]
+
+    def laid_out(x):
+        if x is None:
+            return None
+        full = x.new_zeros(n, L - 1 + C)
+        return full.scatter(1, where, x)[:, :L - 1]
+
+    log_probs, label_mask = laid_out(out.log_probs), labels[:, 1:] != -100
+    return FusedCausalLMOutput(loss=-log_probs.sum() / label_mask.sum().clamp(min=1), log_probs=log_probs, entropy=laid_out(out.entropy),
+                               log_sum_sq_probs=laid_out(out.log_sum_sq_probs), mean_logits=laid_out(out.mean_logits),
+                               is_top1=laid_out(out.is_top1), label_mask=label_mask, aux_loss=None)
+
+
+class PromptGroups(torch.utils.data.Sampler):
+    """The distillation's sampler with ``training.args.share_prompts``: the rows that ask one prompt (a paired
+    problem's think and short answers) come one after another, the groups in a random order each epoch (seeded by
+    ``seed`` and the epoch: a resumed run sees the order it would have), so a batch holds whole groups and
+    ``score_sft_shared`` computes each prompt once. ``keys``: each row's prompt (any hashable)."""
+
+    def __init__(self, keys, seed: int):
+        groups: dict = {}
+        for i, k in enumerate(keys):
+            groups.setdefault(k, []).append(i)
+        self.groups, self.seed, self.epoch, self.n = list(groups.values()), int(seed), 0, len(keys)
+
+    @classmethod
+    def of_rows(cls, input_ids, labels, seed: int) -> "PromptGroups":
+        """Grouped by each row's prompt: its ids before its first scored label (a dataset's ragged columns)."""
+        return cls([tuple(ids[:next((i for i, t in enumerate(lab) if t != -100), len(lab))])
+                    for ids, lab in zip(input_ids, labels)], seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        for j in torch.randperm(len(self.groups), generator=g).tolist():
+            yield from self.groups[j]
