@@ -236,6 +236,8 @@ def test_shared_prompts_batch_a_prompts_rows_together_in_a_seeded_order(tiny_tok
     assert list(sampler) != order
     assert list(distill_trainer(tiny_tokenizer, tmp_path, share_prompts=True, seed=3)._get_train_sampler()) == order
     assert list(distill_trainer(tiny_tokenizer, tmp_path, share_prompts=True, seed=4)._get_train_sampler()) != order
+    # runs of consecutive rows, not every row of a prompt: a prompt several problems share stays in several groups
+    assert PromptGroups(["a", "a", "b", "a", "a", "a"], 0).groups == [[0, 1], [2], [3, 4, 5]]
     batch = next(iter(tr.get_train_dataloader()))  # the Trainer's dataloader reads it: whole pairs per batch
     assert len({tuple(r) for r in batch["input_ids"].tolist()}) <= 6
 

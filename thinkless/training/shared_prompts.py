@@ -128,16 +128,22 @@ def score_sft_shared(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
 
 
 class PromptGroups(torch.utils.data.Sampler):
-    """The distillation's sampler with ``training.args.share_prompts``: the rows that ask one prompt (a paired
-    problem's think and short answers) come one after another, the groups in a random order each epoch (seeded by
-    ``seed`` and the epoch: a resumed run sees the order it would have), so a batch holds whole groups and
-    ``score_sft_shared`` computes each prompt once. ``keys``: each row's prompt (any hashable)."""
+    """The distillation's sampler with ``training.args.share_prompts``: each run of consecutive rows that ask one
+    prompt (a paired problem's think and short answers, as ``tasks.data.sft_table`` writes them) stays together, the
+    runs in a random order each epoch (seeded by ``seed`` and the epoch: a resumed run sees the order it would have),
+    so a batch holds whole pairs and ``score_sft_shared`` computes each prompt once. Runs, not every row of a prompt:
+    a prompt that several problems share (the fold task's level 1 has 100) would otherwise fill batches alone.
+    ``keys``: each row's prompt (any comparable value)."""
 
     def __init__(self, keys, seed: int):
-        groups: dict = {}
+        self.groups, self.seed, self.epoch, self.n = [], int(seed), 0, len(keys)
+        last = object()
         for i, k in enumerate(keys):
-            groups.setdefault(k, []).append(i)
-        self.groups, self.seed, self.epoch, self.n = list(groups.values()), int(seed), 0, len(keys)
+            if k == last:
+                self.groups[-1].append(i)
+            else:
+                self.groups.append([i])
+            last = k
 
     @classmethod
     def of_rows(cls, input_ids, labels, seed: int) -> "PromptGroups":
