@@ -1,15 +1,19 @@
-"""Length buckets (``length_bucket_rows``) and shared prompts (``rl.args.share_prompts``) against TRL's one padded
-forward: the same run at each setting, interleaved; the step times and whether the runs stayed the same.
+"""Length buckets (``length_bucket_rows``) and shared prompts (``share_prompts``) against TRL's one padded forward:
+the same run at each setting, interleaved; the step times and whether the runs stayed the same.
 
     python bench/length_buckets.py OUT --model MODEL [--rows 0 32] [--share-prompts] [--task demo] [--steps 30]
         [--repeats 2] [overrides ...]
-    python bench/length_buckets.py OUT --stage distill [--rows 0 32] [--steps 100] [--repeats 2] [overrides ...]
+    python bench/length_buckets.py OUT --stage distill [--rows 0 32] [--share-prompts] [--task demo] [--steps 100]
+        [--repeats 2] [overrides ...]
     # -> OUT/length_buckets_{train,distill}.{md,json}
 
 ``--stage train`` (the default): ``train.py`` on the gym's task and RL stage (``rl=gym_cpu``, the graded task, seed 0)
 from MODEL (``--task demo``: the demo's, conf/rl/degrpo_cpu.yaml on the fold task), ``rl.args.length_bucket_rows``
 at each setting, then (``--share-prompts``) ``rl.args.share_prompts`` with no buckets. ``--stage distill``: ``distill.py`` on the gym's graded
-data and schedule (a tiny model from scratch), ``training.args.length_bucket_rows``. Each run is its own process for
+data and schedule (``--task demo``: the demo's, conf/training/sft_cpu.yaml on the fold task; a tiny model from
+scratch), ``training.args.length_bucket_rows``, then (``--share-prompts``) ``training.args.share_prompts``: a
+paired problem's rows batched together, so that run sees its rows in another order than the others (its logged
+values differ by more than rounding; its step time is the comparison). Each run is its own process for
 ``--steps`` steps, the overrides after the options added; the settings alternate within each repeat, so a drift of
 the machine's speed reaches all of them. Per setting: the time per step (train: TRL's logged ``step_time``, the
 median over the steps after the first; distill: the training's seconds over its steps), each the median over
@@ -47,12 +51,12 @@ def one_run(out: Path, stage: str, model: Path | None, rows: int | str, steps: i
     script, key, traced, report = STAGES[stage]
     d = out / f"{stage}-{'shared' if rows == SHARED else f'rows{rows}'}-r{repeat}"
     setting = ([f"{key}.length_bucket_rows=0", f"{key}.share_prompts=true"] if rows == SHARED else
-               [f"{key}.length_bucket_rows={rows}"] + ([f"{key}.share_prompts=false"] if stage == "train" else []))
+               [f"{key}.length_bucket_rows={rows}", f"{key}.share_prompts=false"])
     if stage == "train":
         argv = [*((GYM_SCALE["train"] + TASK) if task == "gym" else []), f"model.path={model}",
                 f"rl.args.max_steps={steps}"]
     else:
-        argv = ["data=graded", "benchmark@report.benchmark=graded", *GYM_SCALE["distill"],
+        argv = [*(["data=graded", "benchmark@report.benchmark=graded", *GYM_SCALE["distill"]] if task == "gym" else []),
                 f"training.args.max_steps={steps}", "training.args.logging_steps=1", "training.args.disable_tqdm=true"]
     wall = run_script(script, [*argv, f"output_dir={d}", "run_name=length_buckets", "seed=0",
                                *setting, *overrides], out / "logs" / f"{d.name}.log")
@@ -84,9 +88,9 @@ def main(argv=None) -> None:
     ap.add_argument("--model", type=Path, help="train: a distilled model (e.g. the gym's runs/gym/distill/model)")
     ap.add_argument("--rows", type=int, nargs="+", default=[0, 32], help="length_bucket_rows settings; the first "
                     "is the baseline of the ratios")
-    ap.add_argument("--share-prompts", action="store_true", help="train: also rl.args.share_prompts=true (no buckets)")
-    ap.add_argument("--task", choices=["gym", "demo"], default="gym", help="train: the gym's RL stage and graded task "
-                    "(default) or the demo's (conf/rl/degrpo_cpu.yaml, the fold task)")
+    ap.add_argument("--share-prompts", action="store_true", help="also share_prompts=true (no buckets)")
+    ap.add_argument("--task", choices=["gym", "demo"], default="gym", help="the gym's stage and graded task (default) "
+                    "or the demo's (conf/rl/degrpo_cpu.yaml or conf/training/sft_cpu.yaml, the fold task)")
     ap.add_argument("--steps", type=int, help="steps per run (default: train 30, distill 100)")
     ap.add_argument("--repeats", type=int, default=2)
     a, overrides = ap.parse_known_args(argv)
@@ -95,8 +99,6 @@ def main(argv=None) -> None:
         ap.error(f"--steps {steps}: at least 2 (the first train step is warm-up, not timed)")
     if len(set(a.rows)) != len(a.rows):
         ap.error(f"--rows {' '.join(map(str, a.rows))}: each setting once")
-    if a.stage == "distill" and (a.share_prompts or a.task != "gym"):
-        ap.error("--share-prompts and --task are the train stage's (the distillation scores no prompt twice)")
     if (a.stage == "train") != (a.model is not None):
         ap.error("--model MODEL: the train stage starts from a distilled model; the distill stage from scratch")
     a.out.mkdir(parents=True, exist_ok=True)
@@ -118,7 +120,8 @@ def main(argv=None) -> None:
                          "same_report": all(r["report"] == first[r["repeat"]]["report"] for r in mine)}
     script, key, traced, _ = STAGES[a.stage]
     start = f"from `{a.model}`" if a.model else "from scratch"
-    what = "the demo's RL stage and fold task" if a.task == "demo" else "the gym's task and schedule"
+    what = (f"the demo's {'RL stage' if a.stage == 'train' else 'distillation'} and fold task" if a.task == "demo"
+            else "the gym's task and schedule")
     shared = f" and `{key}.share_prompts=true` (shared)" if a.share_prompts else ""
     lines = [f"# Scoring settings: {script}\n\n{a.repeats} repeat(s) x {len(settings)} settings of "
              f"`{key}.length_bucket_rows`{shared}, {steps} steps each ({what}, seed 0, {start}); the settings "

@@ -160,13 +160,15 @@ def test_length_buckets_bench_times_each_setting_and_compares_the_runs(tmp_path)
     assert s["shared"]["largest_difference"] < 1e-4 and s["shared"]["step_s"] > 0 and "| shared |" in out
     assert "| 2 |" in out and (tmp_path / "lb" / "length_buckets_train.md").read_text() in out + "\n"
 
-    out = bench("bench/length_buckets.py", tmp_path / "lb", "--stage", "distill", "--rows", 0, 16, "--steps", 3,
-                "--repeats", 1, "data.num_problems=60", "report.benchmark.n_per_level=2")
+    out = bench("bench/length_buckets.py", tmp_path / "lb", "--stage", "distill", "--rows", 0, 16, "--share-prompts",
+                "--steps", 3, "--repeats", 1, "data.num_problems=60", "report.benchmark.n_per_level=2")
     res = json.loads((tmp_path / "lb" / "length_buckets_distill.json").read_text())
-    cfgs = [json.loads((tmp_path / "lb" / f"distill-rows{n}-r0" / "run_config.json").read_text())["config"]
-            for n in (0, 16)]
-    assert [c["training"]["args"]["length_bucket_rows"] for c in cfgs] == [0, 16]
-    assert [len(r["trajectory"]["loss"]) for r in res["runs"]] == [3, 3]  # logged every step
+    cfgs = [json.loads((tmp_path / "lb" / f"distill-{n}-r0" / "run_config.json").read_text())["config"]
+            for n in ("rows0", "rows16", "shared")]
+    assert [(c["training"]["args"]["length_bucket_rows"], c["training"]["args"]["share_prompts"]) for c in cfgs] == \
+        [(0, False), (16, False), (0, True)]
+    assert [c["data"]["variant"] for c in cfgs] == ["graded"] * 3  # the gym's task unless --task demo
+    assert [len(r["trajectory"]["loss"]) for r in res["runs"]] == [3, 3, 3]  # logged every step
     assert all(v is not None for r in res["runs"] for vs in r["trajectory"].values() for v in vs)
     assert res["summary"]["16"]["largest_difference"] < 1e-3 and "| 16 |" in out
 
