@@ -29,7 +29,9 @@ from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E4
 
 # The published run's settings, pinned so that tuning the demo's configs cannot move this bench: the fold task's
 # distillation at 850 steps and 1e-3, RL as the gym's (conf/rl/gym_cpu.yaml) on the fold task's earlier level mix.
-DISTILL = {"training.args.max_steps": 850, "training.args.learning_rate": 1e-3}
+# the published run's distillation: TRL's random row order and one forward (a row that states its own length asks a
+# prompt of its own: nothing to share)
+DISTILL = {"training.args.max_steps": 850, "training.args.learning_rate": 1e-3, "training.args.share_prompts": False}
 TRAIN = {"rl.args.learning_rate": 2e-4, "rl.args.warmup_steps": 0, "rl_data.level_weights": [3, 2, 2, 2, 2, 2]}
 BUDGETS = (6, 12, 24, 42)  # conf/method/token_budgets.yaml's: the authors' 512 .. 3600 of 4096, x 48/4096
 

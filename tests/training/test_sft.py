@@ -293,9 +293,15 @@ def test_a_real_distillation_step_shares_its_prompts_and_the_setting_is_checked(
     assert len(calls) == 2 and tr.state.log_history[-1]["train_loss"] > 0
     with pytest.raises(ValueError, match=r"training.args.share_prompts=true with training.args.length_bucket_rows=4"):
         DistillConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, share_prompts=True, length_bucket_rows=4)
+    with pytest.raises(ValueError, match=r"share_prompts=true with training.args.train_sampling_strategy='group_by_"):
+        DistillConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, share_prompts=True,
+                      train_sampling_strategy="group_by_length")
     with pytest.raises(ValueError, match=r"training.args.share_prompts='yes': expected true or false"):
         DistillConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, share_prompts="yes")
     cfg = OmegaConf.create({"model": {"path": None}, "data": {"source": "synthetic"}, "hub": None,
                             "training": {"args": {"share_prompts": True, "length_bucket_rows": 8}}})
     with pytest.raises(ValueError, match=r"one way to score a batch"):
         check_distill(cfg)  # before any work
+    cfg.training.args = {"share_prompts": True, "train_sampling_strategy": "sequential"}
+    with pytest.raises(ValueError, match=r"train_sampling_strategy='sequential': share_prompts orders the rows"):
+        check_distill(cfg)

@@ -46,14 +46,23 @@ class DistillConfig(SFTConfig):
                 "shuffled each epoch) and compute each distinct prompt of a batch once: its keys and values shared by "
                 "its rows, each row's completion scored on them. TRL's loss and metrics to float rounding, with a "
                 "paired batch's prompts computed once instead of twice; another row order than TRL's random one. "
-                "Exclusive with length_bucket_rows."})
+                "Exclusive with length_bucket_rows and with a train_sampling_strategy other than random."})
 
     def __post_init__(self):
         # the range the run checks hold before any work (runs/checks.ARG_MINIMUMS), for configs built in Python
         check_trainer_args(type(self), {"length_bucket_rows": self.length_bucket_rows,
                                         "share_prompts": self.share_prompts}, "training.args")
         check_scoring(self.length_bucket_rows, self.share_prompts, "training.args")
+        check_row_order(self.share_prompts, self.train_sampling_strategy)
         super().__post_init__()
+
+
+def check_row_order(share_prompts, train_sampling_strategy) -> None:
+    """``share_prompts`` orders the rows itself (``PromptGroups``): no other sampler beside it."""
+    if share_prompts and (train_sampling_strategy or "random") != "random":
+        raise ValueError(f"training.args.share_prompts=true with training.args.train_sampling_strategy="
+                         f"{train_sampling_strategy!r}: share_prompts orders the rows itself (a prompt's rows "
+                         "together, shuffled); set train_sampling_strategy=random or share_prompts=false")
 
 
 class DistillTrainer(SFTTrainer):
@@ -213,11 +222,12 @@ def card_info(cfg: DictConfig) -> dict:
 
 
 def check_distill(cfg: DictConfig) -> None:
-    """What ``distill.py`` checks before the stage starts (before any work): the model path, the data source, the
-    Hub settings."""
+    """What ``distill.py`` checks before the stage starts (before any work): the model path, the scoring settings
+    (``length_bucket_rows``, ``share_prompts`` and the row order), the data source, the Hub settings."""
     check_model_path(cfg.model.get("path"))
-    check_scoring(cfg.training.args.get("length_bucket_rows") or 0, cfg.training.args.get("share_prompts"),
-                  "training.args")
+    a = cfg.training.args
+    check_scoring(a.get("length_bucket_rows") or 0, a.get("share_prompts"), "training.args")
+    check_row_order(a.get("share_prompts"), a.get("train_sampling_strategy"))
     if cfg.data.source not in SOURCES:
         raise ValueError(f"data.source={cfg.data.source!r}: valid choices are {SOURCES}")
     check_hub(cfg.get("hub"))
