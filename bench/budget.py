@@ -195,7 +195,7 @@ def main(argv=None) -> None:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    start = start_models(out, plan, plan.objectives)[1]  # the shared one, or its own warm-up, side by side
+    start = start_models(out, plan, plan.objectives).by_name  # the shared one, or its own warm-up, side by side
     ratios = "[" + ",".join(f"{t:g}" for t in targets) + "]"
     calls, meta = [], []
     for name in plan.objectives:

@@ -192,7 +192,7 @@ def distill(out: Path, plan: Plan, folder: str = "distill", warmup=()) -> Path:
     """The one distillation every run starts from (skipped when its model is there); ``warmup``: an objective's own
     warm-up (``Objective.warmup``) in ``folder``, the same data and schedule with its overrides."""
     d = out / folder
-    if not (d / "distill_result.json").is_file():
+    if not (d / "distill_result.json").is_file():  # (start_models reads the same file for what it distilled)
         log(f"distilling the graded task ({'shared by every run' if not warmup else ', '.join(warmup)})")
         s = run_script("distill.py", ["data=graded", "benchmark@report.benchmark=graded", f"output_dir={d}",
                                       "run_name=gym", "training.args.disable_tqdm=true", *GYM_SCALE["distill"],
@@ -217,20 +217,29 @@ def start_model(out: Path, plan: Plan, name: str) -> Path:
     return distill(out, plan, start_folder(name), tuple(OBJECTIVES[name].warmup))
 
 
-def start_models(out: Path, plan: Plan, names, shared: bool = False) -> tuple[Path | None, dict[str, Path]]:
+class Starts(NamedTuple):
+    """What ``start_models`` returns: the shared model (or None), each objective's start, and the start folders this
+    call distilled (those it found finished are not among them)."""
+    shared: Path | None
+    by_name: dict
+    distilled: list
+
+
+def start_models(out: Path, plan: Plan, names, shared: bool = False) -> Starts:
     """Every objective's start (``start_model``), the distinct start folders distilled side by side, ``plan.jobs`` at
     a time (each its own process); with ``shared`` the shared distillation too, whether or not an objective starts
-    from it (the gym's yardsticks read it): (the shared model or None, {name: its start})."""
+    from it (the gym's yardsticks read it)."""
     from concurrent.futures import ThreadPoolExecutor
 
     first = {"distill": None} if shared else {}  # folder -> an objective that starts there (None: the shared one)
     for n in names:
         first.setdefault(start_folder(n), n)
+    todo = [f for f in first if not (out / f / "distill_result.json").is_file()]  # distill's own "finished" test
     with ThreadPoolExecutor(max(1, plan.jobs)) as pool:
         made = {f: pool.submit(start_model, out, plan, n) if n else pool.submit(distill, out, plan)
                 for f, n in first.items()}
         models = {f: m.result() for f, m in made.items()}
-    return models.get("distill"), {n: models[start_folder(n)] for n in names}
+    return Starts(models.get("distill"), {n: models[start_folder(n)] for n in names}, todo)
 
 
 def own_warmup(model: Path) -> bool:

@@ -34,8 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import (GYM_SCALE, PRICED, TASK, Plan, class_name, command_line, distill, fmt, fmt_interval, interval,  # noqa: E402
-                          log, machine, own_warmup, rank_groups, run_all, run_script, spread, start_folder,
-                          start_models, trained_at, write_results)
+                          log, machine, own_warmup, rank_groups, run_all, run_script, spread, start_models, trained_at, write_results)
 from thinkless.objectives import OBJECTIVES as REGISTRY  # noqa: E402
 from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
 
@@ -342,9 +341,8 @@ def frontier_curve(ax, frontier: list[dict], tokens: list[float]) -> None:
 
 def gym(out: Path, plan: Plan, quick: bool) -> dict:
     t0 = time.perf_counter()
-    distilled = [d for d in dict.fromkeys(["distill", *map(start_folder, plan.objectives)])
-                 if not (out / d / "distill_result.json").is_file()]  # the distillations this invocation makes
-    model, start = start_models(out, plan, plan.objectives, shared=True)  # shared, or its own warm-up, side by side
+    # the shared distillation and each objective's own warm-up, side by side; which of them this invocation made
+    model, start, distilled = start_models(out, plan, plan.objectives, shared=True)
     base = stock_grpo_step_times(out, model, plan)
     keys = [(seed, name, arm) for seed in plan.seeds for name in plan.objectives for arm in plan.arms_of(name)
             if arm != "matched"]

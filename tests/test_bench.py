@@ -436,10 +436,15 @@ def test_an_objectives_warmup_is_a_distillation_of_its_own_that_its_runs_start_f
     monkeypatch.setattr(common, "run_script", slow)
     distilled.clear()
     plain = [n for n, c in OBJECTIVES.items() if not c.warmup][:2]  # two that start from the shared distillation
-    shared2, starts = common.start_models(tmp_path / "two", common.Plan(steps=100, jobs=2), ["l1", *plain], shared=True)
+    shared2, starts, made = common.start_models(tmp_path / "two", common.Plan(steps=100, jobs=2), ["l1", *plain],
+                                                shared=True)
     assert starts == {"l1": tmp_path / "two" / "distill-l1" / "model", **{n: shared2 for n in plain}}
     assert sorted(d[0] for d in distilled) == ["distill", "distill-l1"] and max(most) == 2  # at once
-    assert common.start_models(tmp_path / "three", plan, ["l1"]) == (None, {"l1": tmp_path / "three" / "distill-l1" / "model"})
+    assert sorted(made) == ["distill", "distill-l1"]  # what this call distilled (the gym's results name them)
+    assert common.start_models(tmp_path / "two", common.Plan(steps=100, jobs=2), ["l1", *plain],
+                               shared=True).distilled == []  # found finished: none made again
+    assert common.start_models(tmp_path / "three", plan, ["l1"]) == (None, {"l1": tmp_path / "three" / "distill-l1" / "model"},
+                                                                     ["distill-l1"])
     assert common.own_warmup(own) and not common.own_warmup(shared)
     run = tmp_path / "runs" / "l1-s0"
     run.mkdir(parents=True)
