@@ -30,6 +30,19 @@ def caches_every_token(config) -> bool:
     return all(t == "full_attention" for t in (getattr(config, "layer_types", None) or []))
 
 
+def prompt_cache(model, prompt_ids, prompt_mask, first, inverse, position_ids=None):
+    """The keys and values of each distinct prompt (rows ``first``), computed once and indexed out to every row
+    (``inverse``: autograd sums each prompt's gradients); None where the model returns no plain cache of every past
+    token (a sliding window's or a static one's would not hold the whole prompt)."""
+    shared = model(input_ids=prompt_ids[first], attention_mask=prompt_mask[first], use_cache=True, logits_to_keep=1,
+                   **({} if position_ids is None else {"position_ids": position_ids[first]}))
+    cache = getattr(shared, "past_key_values", None)
+    if cache is None or any(type(layer).__name__ != "DynamicLayer" for layer in getattr(cache, "layers", [None])):
+        return None
+    cache.batch_select_indices(inverse)
+    return cache
+
+
 def score_shared(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_keep: int,
                  compute_entropy: bool = False):
     """The completions' log-probs (and entropies) of rows ``input_ids`` (left-padded prompts, completions in the last
@@ -42,13 +55,9 @@ def score_shared(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, l
     if len(first) == len(input_ids):
         return None
     # the prompt less its last token: the last one is scored with the completion (its logit predicts column 0)
-    shared = model(input_ids=input_ids[first, :start - 1], attention_mask=attention_mask[first, :start - 1],
-                   use_cache=True, logits_to_keep=1)
-    cache = getattr(shared, "past_key_values", None)
-    # a plain cache of every past token only: a sliding window's or a static one's would not hold the whole prompt
-    if cache is None or any(type(layer).__name__ != "DynamicLayer" for layer in getattr(cache, "layers", [None])):
+    cache = prompt_cache(model, input_ids[:, :start - 1], attention_mask[:, :start - 1], first, inverse)
+    if cache is None:
         return None
-    cache.batch_select_indices(inverse)  # every row's prompt, indexed (autograd sums each prompt's gradients)
     labels = input_ids[:, start:].masked_fill(attention_mask[:, start:] == 0, -100)  # TRL's: unattended is unscored
     out = model(input_ids=input_ids[:, start - 1:-1], attention_mask=attention_mask[:, :-1], past_key_values=cache,
                 shift_labels=labels, fused_lm_head=True)
@@ -97,12 +106,10 @@ def score_sft_shared(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
     first, inverse = distinct_prompts(pids, pmask.long())
     if len(first) == n:
         return None
-    shared = model(input_ids=pids[first, :P - 1], attention_mask=pmask[first, :P - 1].long(),
-                   position_ids=src[first, :P - 1].clamp(min=0), use_cache=True, logits_to_keep=1)
-    cache = getattr(shared, "past_key_values", None)
-    if cache is None or any(type(layer).__name__ != "DynamicLayer" for layer in getattr(cache, "layers", [None])):
+    cache = prompt_cache(model, pids[:, :P - 1], pmask[:, :P - 1].long(), first, inverse,
+                         position_ids=src[:, :P - 1].clamp(min=0))
+    if cache is None:
         return None
-    cache.batch_select_indices(inverse)  # every row's prompt, indexed (autograd sums each prompt's gradients)
     # the completion pass reads the last prompt token and the completion but its last token (whose logit predicts
     # nothing); its labels are the completion's own (-100 past each row's end)
     csrc = (plen - 1)[:, None] + torch.arange(C + 1, device=cols.device)[None]
