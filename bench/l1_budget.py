@@ -1,5 +1,6 @@
-"""Does an L1 policy honour the token budget a request states? On the fold task: a warm-up distillation whose prompts
-state their response's own length in L1's sentence (``data.budget_prompts``: the model learns to read it), L1-Exact
+"""Does an L1 policy honour the token budget a request states? On the fold task: a warm-up distillation whose traces
+come at several lengths (``data.max_trace``) and whose prompts state their response's own length in L1's sentence
+(``data.budget_prompts``: the model learns to read it and to write that long), L1-Exact
 RL from it (``train.py objective=l1``: targets drawn per prompt, reward ``1[correct] − α·|N − L|``), then
 ``eval.py``'s ``token_budgets`` method: per requested budget N, the prompt rendered by the policy's chat template with
 ``token_budget=N`` exactly as a served request's ``chat_template_kwargs`` is, and the measured response tokens
@@ -31,7 +32,11 @@ from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E4
 # distillation at 850 steps and 1e-3, RL as the gym's (conf/rl/gym_cpu.yaml) on the fold task's earlier level mix.
 # the published run's distillation: TRL's random row order and one forward (a row that states its own length asks a
 # prompt of its own: nothing to share)
-DISTILL = {"training.args.max_steps": 850, "training.args.learning_rate": 1e-3, "training.args.share_prompts": False}
+# Its traces at several lengths (data.max_trace: each restates its answer a drawn number of times, up to 36 trace
+# symbols, 46 tokens with the EOS, under the RL's 48): a trace written at one length per level teaches a stated length
+# as a level's, and the policy then honours a budget only by its choice of mode (the 9a00c5a run: 12 -> 24 tokens).
+DISTILL = {"training.args.max_steps": 850, "training.args.learning_rate": 1e-3, "training.args.share_prompts": False,
+           "data.max_trace": 36}
 TRAIN = {"rl.args.learning_rate": 2e-4, "rl.args.warmup_steps": 0, "rl_data.level_weights": [3, 2, 2, 2, 2, 2]}
 BUDGETS = (6, 12, 24, 42)  # conf/method/token_budgets.yaml's: the authors' 512 .. 3600 of 4096, x 48/4096
 
@@ -118,7 +123,8 @@ def main(argv=None) -> None:
                                f"{free['acc']:.3f}", "-" if free.get("think_ratio") is None else
                                f"{free['think_ratio']:.2f}"]))
     text = (f"# An L1 policy asked for token budgets\n\nFold task; warm-up distillation with "
-            f"data.budget_prompts={a.share:g}, L1-Exact RL for {steps} steps (conf/objective/l1.yaml), then eval.py's "
+            f"data.budget_prompts={a.share:g} and data.max_trace={distill['data.max_trace']}, L1-Exact RL for {steps} "
+            f"steps (conf/objective/l1.yaml), then eval.py's "
             f"token_budgets (the prompt rendered with chat_template_kwargs token_budget=N, as served), seed {a.seed}. "
             f"Measured tokens count the EOS (the reward's L). Machine: {machine()}. Command: "
             f"`{command_line('bench/l1_budget.py')}`.\n\n" + "\n".join(lines) + "\n")

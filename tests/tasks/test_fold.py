@@ -27,3 +27,26 @@ def test_the_fold_task_reads_its_problems_and_teaches_both_modes():
     assert (task.gold(p), task.problem_class(p), task.short_is_right(p)) == ("5", None, True)
     assert task.long_response(p) == long_teacher(p) and task.short_response(p) == short_teacher(p)
     assert task.describe() == "the built-in synthetic fold task (thinkless.tasks.synthetic; not a Hub dataset)"
+
+
+def test_a_trace_is_written_at_several_lengths_by_restating_its_answer(tiny_tokenizer):
+    """data.max_trace (an L1 warm-up's traces): the trace, then its answer restated; the length drawn per problem
+    between the trace's own (4 symbols a fold) and max_trace, in steps of 2; bad values name the key and the range."""
+    import random
+
+    import pytest
+
+    p = FoldProblem((0, 4, 8, 7))
+    assert long_teacher(p, restate=2) == "<think>0~4=4~8=7~7=5=5=5\n</think>\\boxed{5}"
+    task, rng = get_task("fold"), random.Random(0)
+    drawn = {task.stretched_response(p, 24, rng) for _ in range(300)}
+    assert drawn == {long_teacher(p, restate=j) for j in range(7)}  # 12 symbols of its own, up to 24: 0..6 more
+    six = FoldProblem((1,) * 7)
+    assert {task.stretched_response(six, 24, rng) for _ in range(20)} == {long_teacher(six)}  # no room: its own
+    tok = tiny_tokenizer  # control tokens added: one token each, as a run's tokenizer
+    lengths = {len(tok(task.stretched_response(q, 36, rng) + tok.eos_token, add_special_tokens=False)["input_ids"])
+               for q in (FoldProblem((2, 3)), six) for _ in range(300)}
+    assert lengths == set(range(14, 47, 2))  # tokens with the EOS: level 1 from 14, level 6 from 34, each up to 46
+    for bad in (23, 25, 7, 12):
+        with pytest.raises(ValueError, match=rf"data.max_trace={bad}: 0 .* an even number of trace symbols >= 24"):
+            task.stretched_response(p, bad, rng)

@@ -84,3 +84,45 @@ def test_parse_rejects_garbage():
     for bad in ["", "1+2", "1 ~ 2", "a ~ b . . . . . . . . . .", "1 ~ 2 ~ 3 ~ 4 ~ 5 ~ 6 ~ 7 ~ 8"]:
         with pytest.raises(ValueError):
             parse_prompt(bad)
+
+
+def test_max_trace_writes_each_long_response_at_a_drawn_length_and_nothing_else(tiny_tokenizer, monkeypatch):
+    """data.max_trace: the same problems and short answers; each long response is its trace with the answer restated
+    a drawn number of times (per problem, its own stream), the trace's own length the shortest; an L1 warm-up's
+    budget prompts then state each one's own length. A task whose traces have one length: an error naming the key."""
+    from thinkless.tasks import base, synthetic
+    from thinkless.tasks.data import DropStats, sft_table
+    from thinkless.training.sft import PAIRED_FIELDS, l1_exact_suffix
+
+    plain = paired_records(600, [1, 2, 3, 4, 5, 6], seed=4)
+    long = paired_records(600, [1, 2, 3, 4, 5, 6], seed=4, max_trace=36)
+    assert [(r["problem"], r["short"], r["answer"]) for r in long] == [(r["problem"], r["short"], r["answer"])
+                                                                      for r in plain]
+    extra = []
+    for r, q in zip(long, plain):
+        head, tail = q["long"].split("\n")
+        assert r["long"].startswith(head) and r["long"].endswith("\n" + tail)
+        restated = r["long"][len(head):-len(tail) - 1]
+        assert restated == f"={r['answer']}" * (len(restated) // 2)
+        extra.append(len(restated) // 2)
+    by_level = {lv: {e for e, r in zip(extra, long) if r["level"] == lv} for lv in range(1, 7)}
+    assert by_level == {lv: set(range(0, (36 - 4 * lv) // 2 + 1)) for lv in range(1, 7)}
+    assert paired_records(600, [1, 2, 3, 4, 5, 6], seed=4, max_trace=36) == long  # seeded
+    graded = paired_records(60, [2, 6], seed=1, variant="graded", max_trace=30)
+    assert any(r["long"] != long_teacher(synthetic.parse_prompt(r["problem"])) for r in graded)  # graded: fold's
+    rows = sft_table(long[:200], "paired", PAIRED_FIELDS, tiny_tokenizer, DropStats(), budget=(1.0, 0, l1_exact_suffix))
+    stated = {int(p.split("Think for ")[1].split(" ")[0]) for p, m in zip(rows["prompt"], rows["mode"]) if m == "think"}
+    assert {14, 46} <= stated and len(stated) > 10  # the warm-up states many lengths, not one per level
+    with pytest.raises(ValueError, match=r"data.max_trace=-2: a non-negative integer"):
+        paired_records(6, [1, 2], seed=0, max_trace=-2)
+
+    class OneLength(base.Task):
+        name = "one_length"
+
+        def draw(self, level, rng):
+            return synthetic.FoldProblem((1, 2))
+
+    monkeypatch.setattr(synthetic, "get_task", lambda *a, **k: OneLength())
+    with pytest.raises(ValueError, match=r"data.max_trace=30: task 'one_length' writes each trace at one length .*"
+                                         r"0 keeps each trace at its own length"):
+        paired_records(6, [1], seed=0, max_trace=30)

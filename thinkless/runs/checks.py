@@ -102,6 +102,7 @@ NUMERIC_KEYS = {
     "distill": _COMMON + _REPORT + [("data.num_problems", True, False), ("data.seed", True, False),
                                     ("data.limit", True, True), ("data.level_weights.*", False, False),
                                     ("data.budget_prompts", False, True, 0, 1),
+                                    ("data.max_trace", True, True, 0, None),
                                     ("data.batch_size", True, False), ("data.num_proc", True, True),
                                     ("data.*_teacher.temperature", False, False),
                                     ("data.*_teacher.top_p", False, False),

@@ -61,10 +61,12 @@ class FoldProblem:
     problem_class = None  # fold has no classes beyond its levels
 
 
-def long_teacher(p) -> str:
-    """R1-style: the explicit left-to-right trace inside ``<think>…</think>``, then the boxed answer."""
+def long_teacher(p, restate: int = 0) -> str:
+    """R1-style: the explicit left-to-right trace inside ``<think>…</think>``, then the boxed answer. ``restate``:
+    the answer restated that many times at the trace's end (``=r``, a double check): the same trace, longer."""
     parts = p.partials()
     trace = str(p.digits[0]) + "".join(f"{OP}{d}={r}" for d, r in zip(p.digits[1:], parts[1:]))
+    trace += f"={p.answer}" * restate
     return f"{THINK}{trace}\n{END_THINK}\\boxed{{{p.answer}}}"
 
 
@@ -99,6 +101,13 @@ class Fold(Task):
 
     def short_response(self, p) -> str:
         return short_teacher(p)
+
+    def stretched_response(self, p, longest: int, rng: random.Random) -> str:
+        # a level-k trace writes 4k symbols after its first digit ("~d=r" a fold); restating its answer ("=r") adds 2
+        if longest < 4 * MAX_LEVEL or longest % 2:
+            raise ValueError(f"data.max_trace={longest}: 0 (each trace as its level writes it) or an even number of "
+                             f"trace symbols >= {4 * MAX_LEVEL} (a level-{MAX_LEVEL} trace's own)")
+        return long_teacher(p, restate=rng.randint(0, (longest - 4 * p.level) // 2))
 
     def short_is_right(self, p) -> bool:
         return p.glance == p.answer

@@ -32,13 +32,18 @@ def make_problems(n: int, levels, seed: int, weights=None, variant: str = "fold"
     return get_task(variant, key="synthetic variant", generated=True).make_problems(n, levels, seed, weights)
 
 
-def paired_records(n: int, levels, seed: int, weights=None, short_solve_rate=None, variant: str = "fold") -> list[dict]:
+def paired_records(n: int, levels, seed: int, weights=None, short_solve_rate=None, variant: str = "fold",
+                   max_trace: int = 0) -> list[dict]:
     """Records in the common paired schema (see ``thinkless.tasks.data``) of the generated task ``variant``.
 
     ``short_solve_rate`` (one rate per level 1..MAX_LEVEL, or None: always) is how often the short teacher gets a
     level right at a glance. Its other answers fail verification and are dropped, as ``data=teacher`` drops a real
     teacher's (``short`` is None: the SFT rows count them as ``short_missing``), so hard problems keep fewer short rows.
     A short answer the task's short teacher gets wrong (graded: a wrong memo) is dropped the same way.
+
+    ``max_trace`` (``data.max_trace``; 0: off) writes each long response at a length drawn per problem between its
+    own and ``max_trace`` (``Task.stretched_response``): traces of several lengths, for an L1 warm-up that states each
+    trace's own length (``data.budget_prompts``).
     """
     task = get_task(variant, key="synthetic variant", generated=True)
     if short_solve_rate is not None:
@@ -49,12 +54,19 @@ def paired_records(n: int, levels, seed: int, weights=None, short_solve_rate=Non
         if len(rates) != task.highest_level or not all(0.0 <= r <= 1.0 for r in rates):
             raise ValueError(f"data.short_solve_rate={short_solve_rate!r}: one rate in [0, 1] per level "
                              f"1..{task.highest_level}")
+    if int(max_trace) != max_trace or max_trace < 0:
+        raise ValueError(f"data.max_trace={max_trace!r}: a non-negative integer (0: each trace at its own length)")
     rng = random.Random(seed + 7919)  # its own stream: the problems are the same with and without it
+    lengths = random.Random(seed + 104729)  # the trace lengths' stream: the same problems and short answers
     out = []
     for p in task.make_problems(n, levels, seed, weights):
         level, klass = task.level(p), task.problem_class(p)
         solved = (short_solve_rate is None or rng.random() < rates[level - 1]) and task.short_is_right(p)
-        out.append({"problem": task.prompt(p), "answer": task.gold(p), "long": task.long_response(p),
+        try:
+            long = task.stretched_response(p, int(max_trace), lengths) if max_trace else task.long_response(p)
+        except NotImplementedError as e:
+            raise ValueError(f"data.max_trace={max_trace}: {e}; 0 keeps each trace at its own length") from None
+        out.append({"problem": task.prompt(p), "answer": task.gold(p), "long": long,
                     "short": task.short_response(p) if solved else None, "level": level,
                     **({"problem_class": klass} if klass is not None else {})})
     return out

@@ -178,7 +178,7 @@ def sft_rows(cfg: DictConfig, tok, stats: DropStats, *, out_dir):
     if d.source == "synthetic":
         table = paired_records(d.num_problems, list(d.levels), d.seed, d.get("level_weights"),
                                d.get("short_solve_rate"), get_task(d.get("variant", "fold"), key="data.variant",
-                                                                   generated=True).name)
+                                                                   generated=True).name, d.get("max_trace") or 0)
         layout, fields = "paired", PAIRED_FIELDS
     elif d.source == "teacher":
         table, layout, fields = teacher_records(d, stats, out_dir=out_dir), "paired", PAIRED_FIELDS
