@@ -60,6 +60,26 @@ def pins(values: dict) -> list[str]:
     return [f"{k}={json.dumps(v).replace(' ', '')}" for k, v in values.items()]
 
 
+def reachable(model: Path, levels: list[int], max_trace: int) -> dict:
+    """Per fold level, the lengths (tokens with the EOS, in ``model``'s tokenizer) of the short answer and of the
+    trace with its answer restated 0.. times up to ``max_trace`` symbols (``Fold.stretched_response``'s range)."""
+    import random
+
+    from transformers import AutoTokenizer
+
+    from thinkless.tasks.base import get_task
+    from thinkless.tasks.fold import long_teacher, short_teacher
+
+    tok = AutoTokenizer.from_pretrained(model)
+    n = lambda text: len(tok(text + tok.eos_token, add_special_tokens=False)["input_ids"])  # noqa: E731
+    out = {}
+    for lv in levels:
+        p = get_task("fold").draw(lv, random.Random(lv))
+        out[lv] = {"short": n(short_teacher(p)),
+                   "think": [n(long_teacher(p, restate=j)) for j in range((max_trace - 4 * lv) // 2 + 1)]}
+    return out
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(ROOT / "runs" / "l1"), help="runs and results (default runs/l1)")
@@ -122,14 +142,25 @@ def main(argv=None) -> None:
     lines.append(markdown_row(["*no budget stated*", None, f"{free['tokens']:.1f} (no EOS)", None, None, None, None,
                                f"{free['acc']:.3f}", "-" if free.get("think_ratio") is None else
                                f"{free['think_ratio']:.2f}"]))
+    levels = sorted(int(lv) for lv in rows[0].get("per_level", {}))
+    reach = reachable(out / "train" / "model", levels, distill["data.max_trace"])
+    per = [markdown_row(["requested tokens", *[f"level {lv}" for lv in levels]]), markdown_rule(1 + len(levels))]
+    per += [markdown_row([r["requested"], *[f"{r['per_level'][str(lv)]['mean_tokens']:.1f}" for lv in levels]])
+            for r in rows]
+    per.append(markdown_row(["*the level's lengths*", *[f"{reach[lv]['short']}; {reach[lv]['think'][0]}-"
+                                                          f"{reach[lv]['think'][-1]}" for lv in levels]]))
     text = (f"# An L1 policy asked for token budgets\n\nFold task; warm-up distillation with "
             f"data.budget_prompts={a.share:g} and data.max_trace={distill['data.max_trace']}, L1-Exact RL for {steps} "
             f"steps (conf/objective/l1.yaml), then eval.py's "
             f"token_budgets (the prompt rendered with chat_template_kwargs token_budget=N, as served), seed {a.seed}. "
             f"Measured tokens count the EOS (the reward's L). Machine: {machine()}. Command: "
-            f"`{command_line('bench/l1_budget.py')}`.\n\n" + "\n".join(lines) + "\n")
+            f"`{command_line('bench/l1_budget.py')}`.\n\n" + "\n".join(lines) + "\n\n"
+            "Per level, the measured mean tokens (EOS counted) and, last, the lengths a level's responses come in "
+            "(the short answer; the trace, shortest to longest, its answer restated up to data.max_trace: the "
+            "teachers' responses in the policy's tokenizer):\n\n" + "\n".join(per) + "\n")
     write_results(out, "l1_budget_results", text, {"share": a.share, "steps": steps, "seed": a.seed,
-                                                   "budgets": rows, "adaptive": free, "wall_s": walls})
+                                                   "budgets": rows, "adaptive": free, "reachable": reach,
+                                                   "wall_s": walls})
     print(text, flush=True)
     log(f"done in {time.perf_counter() - t0:.0f}s")
 

@@ -284,7 +284,13 @@ def test_l1_budget_bench_warms_up_trains_and_asks_for_budgets(tmp_path):
     assert [r["requested"] for r in res["budgets"]] == [6, 24] and all(r["n"] > 0 for r in res["budgets"])
     assert res["share"] == 0.5 and res["commit"] and "| 6 |" in text and "| 24 |" in text
     cfg = json.loads((out / "distill" / "run_config.json").read_text())["config"]
-    assert cfg["data"]["budget_prompts"] == 0.5
+    assert cfg["data"]["budget_prompts"] == 0.5 and cfg["data"]["max_trace"] == 36  # traces at several lengths
+    # per level: each budget's mean, and the lengths the level's responses come in (the tiny tokenizer's, by hand:
+    # the short answer 7, a level-k trace 10 + 4k up to 36 symbols + 10 = 46)
+    levels = sorted({int(lv) for r in res["budgets"] for lv in r["per_level"]})
+    assert levels and {int(k): (v["short"], v["think"][0], v["think"][-1]) for k, v in res["reachable"].items()} == {
+        lv: (7, 10 + 4 * lv, 46) for lv in levels}
+    assert f"| *the level's lengths* | 7; {10 + 4 * levels[0]}-46 |" in text
     card = (out / "train" / "model" / "README.md").read_text()
     assert "| objective | `l1` |" in card
     gens = list((out / "eval" / "generations" / "synthetic").glob("token_budgets@24*.jsonl"))

@@ -244,8 +244,8 @@ def eval_cfg(*overrides):
 
 
 def test_budget_adherence_by_hand_from_a_scripted_policy(tiny_tokenizer, tmp_path):
-    """A scripted L1 policy answers short under a budget below 12 and thinks otherwise: requested vs actual tokens
-    per budget, by hand. The budget reaches the prompt through the model's template; a template without one, and
+    """A scripted L1 policy answers short under a budget below 12 and on level 1, and thinks otherwise: requested vs
+    actual tokens per budget and per level, by hand. The budget reaches the prompt through the model's template; a template without one, and
     budgets a server would refuse, are errors naming the method."""
     import re
 
@@ -262,7 +262,8 @@ def test_budget_adherence_by_hand_from_a_scripted_policy(tiny_tokenizer, tmp_pat
         m = re.fullmatch(r"(.*) Think for (\d+) tokens\.", user, re.S)
         assert m, user  # every prompt carries its budget, rendered by the template
         p = parse_prompt(m.group(1))
-        return f"<short>\\boxed{{{p.answer}}}" if int(m.group(2)) < 12 else f"<think>{p.prompt}</think>\\boxed{{{p.answer}}}"
+        short = int(m.group(2)) < 12 or p.level == 1
+        return f"<short>\\boxed{{{p.answer}}}" if short else f"<think>{p.prompt}</think>\\boxed{{{p.answer}}}"
 
     cfg = eval_cfg(f"output_dir={tmp_path}", "benchmark.synthetic.n_per_level=1", "progress=false", "plots=false",
                    "calibration=false", "methods=[token_budgets]", "method.token_budgets.budgets=[6,40]")
@@ -271,16 +272,23 @@ def test_budget_adherence_by_hand_from_a_scripted_policy(tiny_tokenizer, tmp_pat
     assert list(m) == ["token_budgets@6", "token_budgets@40"]
     width = len(make_problem_width())
     # @6: "<short>\boxed{d}" = 1 + 5 tokens, + the EOS = 7 each: |7 − 6| = 1, (7 − 6)/6 = +1/6, none within 6
-    assert m["token_budgets@6"]["token_budget"] == {"requested": 6, "n": 6, "mean_tokens": 7.0, "mean_abs_error": 1.0,
-                                                    "relative_error": pytest.approx(1 / 6), "within_budget": 0.0,
-                                                    "max_tokens": 7}
+    short = {"requested": 6, "n": 6, "mean_tokens": 7.0, "mean_abs_error": 1.0, "relative_error": pytest.approx(1 / 6),
+             "within_budget": 0.0, "max_tokens": 7}
+    per_level = m["token_budgets@6"]["token_budget"].pop("per_level")
+    assert m["token_budgets@6"]["token_budget"] == short
+    assert per_level == {str(lv): {**short, "n": 1} for lv in range(1, 7)}  # one sample per level, each the same
     # @40: "<think>" + the fold prompt (one token per character) + "</think>" + "\boxed{d}" + EOS = width + 8
+    # level 1 answers short (7), levels 2-6 think (n): the mean over six samples, and each level's own
     n = width + 8
-    assert m["token_budgets@40"]["token_budget"] == {"requested": 40, "n": 6, "mean_tokens": float(n),
-                                                     "mean_abs_error": float(abs(n - 40)),
-                                                     "relative_error": pytest.approx((n - 40) / 40),
+    per_level = m["token_budgets@40"]["token_budget"].pop("per_level")
+    assert m["token_budgets@40"]["token_budget"] == {"requested": 40, "n": 6, "mean_tokens": pytest.approx((7 + 5 * n) / 6),
+                                                     "mean_abs_error": pytest.approx((33 + 5 * abs(n - 40)) / 6),
+                                                     "relative_error": pytest.approx(((7 + 5 * n) / 6 - 40) / 40),
                                                      "within_budget": 1.0, "max_tokens": n}
-    assert m["token_budgets@40"]["think_ratio"] == 1.0 and m["token_budgets@6"]["think_ratio"] == 0.0
+    assert per_level["1"] == {"requested": 40, "n": 1, "mean_tokens": 7.0, "mean_abs_error": 33.0,
+                              "relative_error": pytest.approx(-33 / 40), "within_budget": 1.0, "max_tokens": 7}
+    assert all(per_level[str(lv)]["mean_tokens"] == n for lv in range(2, 7)) and n < 40
+    assert m["token_budgets@40"]["think_ratio"] == pytest.approx(5 / 6) and m["token_budgets@6"]["think_ratio"] == 0.0
     md = (tmp_path / "results.md").read_text()
     assert "token budget adherence" in md and "| token_budgets@6 | 6 | 7.0 | 1.0 | +16.7% | 0.0% | 7 |" in md
 

@@ -93,7 +93,8 @@ def test_resume_after_sigkill(distilled, tmp_path):
     assert got == [r["rewards/correct_think"] for r in lines(ref / "metrics.jsonl")] == [0.1] * 2 + [0.8] * 4
     # the budget's multiplier came back from checkpoint-2: the same price at every step as the uninterrupted run
     lam = [r["budget/multiplier"] for r in lines(metrics)]
-    assert lam == [r["budget/multiplier"] for r in lines(ref / "metrics.jsonl")] and lam[0] == 0.0
+    # (to float noise, as the weights below: two processes' sums of the same numbers may differ in the last bits)
+    assert lam == pytest.approx([r["budget/multiplier"] for r in lines(ref / "metrics.jsonl")], rel=1e-6) and lam[0] == 0
     assert len(set(lam)) > 2 and (out / "checkpoints" / "checkpoint-6" / "budget.json").is_file()
     assert "| budget: final multiplier λ |" in (out / "model" / "README.md").read_text()
     # same weights as the uninterrupted run: optimizer, scheduler, RNG, data position and reference were restored

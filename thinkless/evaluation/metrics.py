@@ -167,8 +167,18 @@ def budget_adherence(problems: list[dict], budget: int) -> dict:
     ``summarize`` takes them). A sample's length counts its EOS, as the objective's L does in training (and the
     authors' ``valid_response_length``): the eval's ``tokens`` + 1 for a sample that ended by itself.
     ``relative_error`` is the paper's mean error ``(E[n] − N)/N``; ``within_budget``: the share with n ≤ N (what an
-    L1-Max policy promises)."""
-    lengths = [s.tokens + int(s.finished) for p in problems for s in p["samples"]]
+    L1-Max policy promises). Where the problems have levels, ``per_level`` says the same per level (a task's levels
+    may not all reach a budget: a level-6 fold trace is longer than 24 tokens)."""
+    out = _adherence([s.tokens + int(s.finished) for p in problems for s in p["samples"]], budget)
+    levels = sorted({p["level"] for p in problems if p.get("level") is not None},
+                    key=lambda v: (isinstance(v, str), v))
+    if levels and out["n"]:
+        out["per_level"] = {str(lv): _adherence([s.tokens + int(s.finished) for p in problems if p.get("level") == lv
+                                                 for s in p["samples"]], budget) for lv in levels}
+    return out
+
+
+def _adherence(lengths: list[int], budget: int) -> dict:
     if not lengths:
         return {"requested": budget, "n": 0}
     mean = sum(lengths) / len(lengths)
