@@ -132,11 +132,18 @@ def test_negative_alpha_warns_in_the_log_and_the_result(tmp_path, distilled):
     ("distill", "data=graded data.levels=[1,2]", "data.levels: 1 is not a level of the graded task (2..6"),
     ("train", "rl_data.variant=folded", "rl_data.variant='folded': valid choices are ['fold', 'graded']"),
     ("train", "rl_data=graded rl_data.validation.levels=[7]", "rl_data.validation.levels: 7 is not a level"),
+    # a section set to a name (Hydra sets the text): the stage trained, then its report failed on a str's .keys()
+    ("train", "report.benchmark=graded", "report.benchmark='graded': a section of settings, not a name; to pick "
+                                         "conf/benchmark/graded.yaml use benchmark@report.benchmark=graded"),
+    ("distill", "report.benchmark=graded", "use benchmark@report.benchmark=graded"),
+    ("train", "rl_data.validation=graded", "use benchmark@rl_data.validation=graded"),
+    ("eval", "benchmark.synthetic=graded", "benchmark.synthetic='graded': a section of settings, not a name; to "
+                                           "pick conf/benchmark/graded.yaml use benchmark@benchmark.synthetic=graded"),
 ])
 def test_synthetic_variant_and_levels_name_the_key(name, override, message):
     from thinkless.runs.checks import check_synthetic
 
-    check_synthetic(compose_cfg(name, ["data=graded"] if name == "distill" else ["rl_data=graded"]),
+    check_synthetic(compose_cfg(name, {"distill": ["data=graded"], "train": ["rl_data=graded"]}.get(name, [])),
                     SYNTHETIC_KEYS[name])  # the shipped graded configs pass
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.").replace("(", r"\(")):
         check_synthetic(compose_cfg(name, override.split()), SYNTHETIC_KEYS[name])

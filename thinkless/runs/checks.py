@@ -161,12 +161,24 @@ SYNTHETIC_KEYS = {"distill": ["data", "report.benchmark"], "train": ["rl_data", 
                   "eval": ["benchmark.*"]}
 
 
+# The config group that fills a benchmark section: `report.benchmark=graded` on the command line sets the section to
+# the text "graded" (Hydra), and the stage would fail at its report, after training; the group's override picks the file
+GROUP_OF = {"report.benchmark": "benchmark@report.benchmark", "rl_data.validation": "benchmark@rl_data.validation",
+            "benchmark": "benchmark@benchmark"}
+
+
 def check_synthetic(cfg, keys) -> None:
-    """A synthetic section's ``variant`` (a generated task's name) and ``levels`` are valid for each other
-    (``ConfigError`` naming the key)."""
+    """A synthetic section's ``variant`` (a generated task's name) and ``levels`` are valid for each other; a section
+    given as a name instead of settings (``report.benchmark=graded``) says how to pick the file (``ConfigError``
+    naming the key)."""
     tree = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
     for pattern in keys:
         for key, sec in _select(tree, pattern.split("."), ""):
+            if isinstance(sec, str):
+                group = GROUP_OF.get(key) or GROUP_OF.get(key.rpartition(".")[0], "").replace(
+                    "@benchmark", f"@{key}") or key
+                raise ConfigError(f"{key}={sec!r}: a section of settings, not a name; to pick conf/"
+                                  f"{group.split('@')[0]}/{sec}.yaml use {group}={sec}")
             if not isinstance(sec, dict) or "synthetic" not in (sec.get("source"), sec.get("type")):
                 continue
             variant = sec.get("variant", "fold")
