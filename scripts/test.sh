@@ -12,5 +12,9 @@ export HF_HUB_OFFLINE=1 WANDB_MODE=offline TOKENIZERS_PARALLELISM=false PYTHONPA
 # two workers on a 2-core machine, each mostly waiting on a train.py/distill.py subprocess: one torch thread per
 # process, or two processes' two threads each fight over two cores
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+# DeepSpeed's CPU backend compiles its shared-memory all-reduce op (deepspeed_shm_comm, torch's extension cache) when
+# a multi-process run first starts, and again for a venv at a new path: about 80 s of one test on a fresh clone
+# (tests/test_multiprocess.py). Built here with DeepSpeed's own call, as the environment, like vLLM above; cached: ~5 s
+.venv/bin/python -c "from deepspeed.comm.torch import build_shm_op; build_shm_op()"
 exec .venv/bin/python -m pytest -q -p no:cacheprovider -n "${THINKLESS_TEST_WORKERS:-2}" --dist loadfile \
   --durations=15 "$@"

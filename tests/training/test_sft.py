@@ -305,3 +305,30 @@ def test_a_real_distillation_step_shares_its_prompts_and_the_setting_is_checked(
     cfg.training.args = {"share_prompts": True, "train_sampling_strategy": "sequential"}
     with pytest.raises(ValueError, match=r"train_sampling_strategy='sequential': share_prompts orders the rows"):
         check_distill(cfg)
+
+
+def test_the_distill_config_writes_traces_at_several_lengths_and_states_each(tiny_tokenizer, tmp_path):
+    """data.max_trace reaches the synthetic source's teachers through distill.py's config (sft_rows), and with
+    data.budget_prompts each row's prompt states its own trace's length: one level, many lengths; off, one."""
+    import re
+
+    from hydra import compose, initialize_config_dir
+
+    from thinkless.tasks.data import DropStats
+    from thinkless.training.sft import sft_rows
+
+    from ..conftest import ROOT
+
+    def lengths(*overrides):
+        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            cfg = compose(config_name="distill", overrides=["data.num_problems=120", "data.levels=[2]",
+                                                            "data.level_weights=null", "data.budget_prompts=1.0",
+                                                            *overrides])
+        rows = sft_rows(cfg, tiny_tokenizer, DropStats(), out_dir=tmp_path).to_list()
+        think = [r for r in rows if r["mode"] == "think"]
+        stated = [int(re.search(r"Think for (\d+) tokens\.", r["prompt"]).group(1)) for r in think]
+        assert stated == [len(r["labels"]) - r["labels"].count(-100) for r in think]  # each states its own
+        return set(stated)
+
+    assert lengths() == {18}  # a level-2 trace's one length, control token and EOS counted
+    assert lengths("data.max_trace=36") == set(range(18, 47, 2))
