@@ -62,21 +62,19 @@ def pins(values: dict) -> list[str]:
 
 def reachable(model: Path, levels: list[int], max_trace: int) -> dict:
     """Per fold level, the lengths (tokens with the EOS, in ``model``'s tokenizer) of the short answer and of the
-    trace with its answer restated 0.. times up to ``max_trace`` symbols (``Fold.stretched_response``'s range)."""
+    trace at every length it comes in up to ``max_trace`` (``Fold.stretched_responses``: the distillation's)."""
     import random
 
     from transformers import AutoTokenizer
 
     from thinkless.tasks.base import get_task
-    from thinkless.tasks.fold import long_teacher, short_teacher
 
     tok = AutoTokenizer.from_pretrained(model)
     n = lambda text: len(tok(text + tok.eos_token, add_special_tokens=False)["input_ids"])  # noqa: E731
-    out = {}
+    task, out = get_task("fold"), {}
     for lv in levels:
-        p = get_task("fold").draw(lv, random.Random(lv))
-        out[lv] = {"short": n(short_teacher(p)),
-                   "think": [n(long_teacher(p, restate=j)) for j in range((max_trace - 4 * lv) // 2 + 1)]}
+        p = task.draw(lv, random.Random(lv))
+        out[lv] = {"short": n(task.short_response(p)), "think": [n(r) for r in task.stretched_responses(p, max_trace)]}
     return out
 
 

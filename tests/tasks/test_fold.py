@@ -30,23 +30,20 @@ def test_the_fold_task_reads_its_problems_and_teaches_both_modes():
 
 
 def test_a_trace_is_written_at_several_lengths_by_restating_its_answer(tiny_tokenizer):
-    """data.max_trace (an L1 warm-up's traces): the trace, then its answer restated; the length drawn per problem
-    between the trace's own (4 symbols a fold) and max_trace, in steps of 2; bad values name the key and the range."""
-    import random
-
+    """data.max_trace (an L1 warm-up's traces): the trace, then its answer restated; every length from the trace's
+    own (4 symbols a fold) up to max_trace, in steps of 2; bad values name the key and the range."""
     import pytest
 
     p = FoldProblem((0, 4, 8, 7))
     assert long_teacher(p, restate=2) == "<think>0~4=4~8=7~7=5=5=5\n</think>\\boxed{5}"
-    task, rng = get_task("fold"), random.Random(0)
-    drawn = {task.stretched_response(p, 24, rng) for _ in range(300)}
-    assert drawn == {long_teacher(p, restate=j) for j in range(7)}  # 12 symbols of its own, up to 24: 0..6 more
+    task = get_task("fold")
+    assert task.stretched_responses(p, 24) == [long_teacher(p, restate=j) for j in range(7)]  # 12 symbols, up to 24
     six = FoldProblem((1,) * 7)
-    assert {task.stretched_response(six, 24, rng) for _ in range(20)} == {long_teacher(six)}  # no room: its own
+    assert task.stretched_responses(six, 24) == [long_teacher(six)]  # no room: its own
     tok = tiny_tokenizer  # control tokens added: one token each, as a run's tokenizer
-    lengths = {len(tok(task.stretched_response(q, 36, rng) + tok.eos_token, add_special_tokens=False)["input_ids"])
-               for q in (FoldProblem((2, 3)), six) for _ in range(300)}
-    assert lengths == set(range(14, 47, 2))  # tokens with the EOS: level 1 from 14, level 6 from 34, each up to 46
+    lengths = [[len(tok(r + tok.eos_token, add_special_tokens=False)["input_ids"]) for r in
+                task.stretched_responses(q, 36)] for q in (FoldProblem((2, 3)), six)]
+    assert lengths == [list(range(14, 47, 2)), list(range(34, 47, 2))]  # tokens with the EOS: level 1, level 6
     for bad in (23, 25, 7, 12):
         with pytest.raises(ValueError, match=rf"data.max_trace={bad}: 0 .* an even number of trace symbols >= 24"):
-            task.stretched_response(p, bad, rng)
+            task.stretched_responses(p, bad)

@@ -117,11 +117,11 @@ class Task:
         """The long teacher's response (``<think>…</think>`` then the boxed answer)."""
         raise NotImplementedError(f"task {self.name!r} has no built-in long teacher")
 
-    def stretched_response(self, p, longest: int, rng: random.Random) -> str:
-        """The long teacher's response written at a length drawn from ``rng``, between its own and ``longest`` (in the
-        task's own unit; ``data.max_trace``): one problem's trace at several lengths, which an L1 warm-up needs to
-        teach that a stated length is a choice (``paired_records``). A task whose traces have one length raises."""
-        raise NotImplementedError(f"task {self.name!r} writes each trace at one length (no stretched_response)")
+    def stretched_responses(self, p, longest: int) -> list[str]:
+        """The long teacher's response at every length it comes in, its own first, up to ``longest`` (in the task's
+        own unit; ``data.max_trace``): one problem's trace at several lengths, which an L1 warm-up needs to teach that
+        a stated length is a choice (``paired_records`` draws one). A task whose traces have one length raises."""
+        raise NotImplementedError(f"task {self.name!r} writes each trace at one length (no stretched_responses)")
 
     def short_response(self, p) -> str:
         """The short teacher's response (``<short>`` then the boxed answer; may be wrong)."""

@@ -102,12 +102,12 @@ class Fold(Task):
     def short_response(self, p) -> str:
         return short_teacher(p)
 
-    def stretched_response(self, p, longest: int, rng: random.Random) -> str:
+    def stretched_responses(self, p, longest: int) -> list[str]:
         # a level-k trace writes 4k symbols after its first digit ("~d=r" a fold); restating its answer ("=r") adds 2
         if longest < 4 * MAX_LEVEL or longest % 2:
             raise ValueError(f"data.max_trace={longest}: 0 (each trace as its level writes it) or an even number of "
                              f"trace symbols >= {4 * MAX_LEVEL} (a level-{MAX_LEVEL} trace's own)")
-        return long_teacher(p, restate=rng.randint(0, (longest - 4 * p.level) // 2))
+        return [long_teacher(p, restate=j) for j in range((longest - 4 * p.level) // 2 + 1)]
 
     def short_is_right(self, p) -> bool:
         return p.glance == p.answer

@@ -42,7 +42,7 @@ def paired_records(n: int, levels, seed: int, weights=None, short_solve_rate=Non
     A short answer the task's short teacher gets wrong (graded: a wrong memo) is dropped the same way.
 
     ``max_trace`` (``data.max_trace``; 0: off) writes each long response at a length drawn per problem between its
-    own and ``max_trace`` (``Task.stretched_response``): traces of several lengths, for an L1 warm-up that states each
+    own and ``max_trace`` (one of ``Task.stretched_responses``): traces of several lengths, for an L1 warm-up that states each
     trace's own length (``data.budget_prompts``).
     """
     task = get_task(variant, key="synthetic variant", generated=True)
@@ -63,7 +63,7 @@ def paired_records(n: int, levels, seed: int, weights=None, short_solve_rate=Non
         level, klass = task.level(p), task.problem_class(p)
         solved = (short_solve_rate is None or rng.random() < rates[level - 1]) and task.short_is_right(p)
         try:
-            long = task.stretched_response(p, int(max_trace), lengths) if max_trace else task.long_response(p)
+            long = lengths.choice(task.stretched_responses(p, int(max_trace))) if max_trace else task.long_response(p)
         except NotImplementedError as e:
             raise ValueError(f"data.max_trace={max_trace}: {e}; 0 keeps each trace at its own length") from None
         out.append({"problem": task.prompt(p), "answer": task.gold(p), "long": long,
