@@ -516,3 +516,50 @@ def write_results(out: Path, name: str, text: str, data: dict) -> None:
     (out / f"{name}.json").write_text(json.dumps({"commit": git_commit(), "machine": machine(), "command": command,
                                                   **data}, indent=2))
     log(f"wrote {out / (name + '.md')} and {name}.json")
+
+
+# ------------------------------------------------------------------ a served policy
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def vllm_serve(model, log, *args: str, timeout: int = 240):
+    """`trl vllm-serve` of ``model`` on vLLM's CPU build (float32, eager, 256 tokens), ``args`` added, its output in
+    ``log``: yields its URL once /health answers, stops it on exit. One owner for a server's start and stop (tests
+    and benches)."""
+    import requests
+
+    port = free_port()
+    trl = os.path.join(os.path.dirname(sys.executable), "trl")
+    cmd = [trl, "vllm-serve", "--model", str(model), "--host", "127.0.0.1", "--port", str(port), "--dtype",
+           "float32", "--enforce_eager", "--max_model_len", "256", "--gpu_memory_utilization", "0.1", *args]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}  # the CPU engine shares 2 cores
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"trl vllm-serve exited ({proc.returncode}):\n{log.read_text()[-4000:]}")
+            try:
+                if requests.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(1)
+        else:
+            raise RuntimeError(f"trl vllm-serve not healthy after {timeout} s:\n{log.read_text()[-4000:]}")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()

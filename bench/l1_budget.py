@@ -4,10 +4,13 @@ come at several lengths (``data.max_trace``) and whose prompts state their respo
 RL from it (``train.py objective=l1``: targets drawn per prompt, reward ``1[correct] − α·|N − L|``), then
 ``eval.py``'s ``token_budgets`` method: per requested budget N, the prompt rendered by the policy's chat template with
 ``token_budget=N`` exactly as a served request's ``chat_template_kwargs`` is, and the measured response tokens
-(EOS counted, as the reward counts them) and accuracy. Writes ``l1_budget_results.{md,json}`` in ``--out``.
+(EOS counted, as the reward counts them) and accuracy; then the policy served (``trl vllm-serve`` with the request
+middleware) asked each budget as a client asks it, and the budgets the server refuses with a 400 (``--serve``).
+Writes ``l1_budget_results.{md,json}`` in ``--out``.
 
     python bench/l1_budget.py                    # 850 distill steps, 260 RL steps, budgets 6 12 24 42 -> runs/l1
-    python bench/l1_budget.py --quick            # a few steps: the plumbing (the test suite's)
+    python bench/l1_budget.py --quick            # a few steps, not served: the plumbing (the test suite's; the served
+                                                 # stage's requests: tests/objectives/test_l1.py's served policy)
     python bench/l1_budget.py --share 0 --out runs/l1-bare  # without the warm-up's budget prompts (a baseline)
 
 A rerun skips the stages whose outputs are there (each stage's own resume). docs/objectives.md, L1.
@@ -24,9 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import command_line, log, machine, run_script, write_results  # noqa: E402
+from bench.common import command_line, log, machine, run_script, vllm_serve, write_results  # noqa: E402
 from thinkless.objectives.l1 import WARMUP_SHARE  # noqa: E402
 from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
+from thinkless.tasks.base import get_task  # noqa: E402
 
 # The published run's settings, pinned so that tuning the demo's configs cannot move this bench: the fold task's
 # distillation at 850 steps and 1e-3, RL as the gym's (conf/rl/gym_cpu.yaml) on the fold task's earlier level mix.
@@ -39,6 +43,8 @@ DISTILL = {"training.args.max_steps": 850, "training.args.learning_rate": 1e-3, 
            "data.max_trace": 36}
 TRAIN = {"rl.args.learning_rate": 2e-4, "rl.args.warmup_steps": 0, "rl_data.level_weights": [3, 2, 2, 2, 2, 2]}
 BUDGETS = (6, 12, 24, 42)  # conf/method/token_budgets.yaml's: the authors' 512 .. 3600 of 4096, x 48/4096
+SERVE_SEED = 20003  # the served problems' own stream (eval's benchmark reads 20000, the pipeline reports 20001)
+BAD_BUDGETS = (-1, 0, 2.5, "20", 10 ** 9)  # what a served request may not ask: each must be a 400 naming the range
 
 
 def finished(stage: Path, result: str, want: dict) -> bool:
@@ -67,8 +73,6 @@ def reachable(model: Path, levels: list[int], max_trace: int) -> dict:
 
     from transformers import AutoTokenizer
 
-    from thinkless.tasks.base import get_task
-
     tok = AutoTokenizer.from_pretrained(model)
     n = lambda text: len(tok(text + tok.eos_token, add_special_tokens=False)["input_ids"])  # noqa: E731
     task, out = get_task("fold"), {}
@@ -76,6 +80,63 @@ def reachable(model: Path, levels: list[int], max_trace: int) -> dict:
         p = task.draw(lv, random.Random(lv))
         out[lv] = {"short": n(task.short_response(p)), "think": [n(r) for r in task.stretched_responses(p, max_trace)]}
     return out
+
+
+def ask_served(url: str, budgets, per_level: int, levels, model: str = "l1") -> dict:
+    """Ask the policy served at ``url`` (``trl vllm-serve`` with ``thinkless.serving.check_request``) for each budget
+    as a client does: ``chat_template_kwargs={"token_budget": N}``, greedy, ``per_level`` fold problems of each level
+    (``SERVE_SEED``'s stream); per budget the completion tokens vLLM reports (EOS counted) overall and per level and
+    the accuracy; then each of ``BAD_BUDGETS`` and a misspelt key: the status and the message."""
+    import requests
+
+    from thinkless.grading import grade
+
+    task = get_task("fold")
+    problems = task.make_problems(per_level * len(levels), list(levels), SERVE_SEED)
+
+    def ask(q, **kw):
+        return requests.post(url + "/v1/chat/completions", timeout=120, json={
+            "model": model, "messages": [{"role": "user", "content": q}], "temperature": 0, "max_tokens": 48,
+            "chat_template_kwargs": kw})
+
+    out = {"budgets": [], "refused": []}
+    for b in budgets:
+        got = []
+        for p in problems:
+            r = ask(p.prompt, token_budget=b)
+            if r.status_code != 200:
+                raise SystemExit(f"served budget {b}: {r.status_code} {r.text[:300]}")
+            j = r.json()
+            got.append((p.level, j["usage"]["completion_tokens"],
+                        grade(j["choices"][0]["message"]["content"], p.answer, exact=True)))
+        mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+        out["budgets"].append({"requested": b, "n": len(got), "mean_tokens": mean([n for _, n, _ in got]),
+                               "accuracy": mean([c for _, _, c in got]),
+                               "per_level": {str(lv): mean([n for v, n, _ in got if v == lv]) for lv in levels}})
+    for bad in [*BAD_BUDGETS, None]:
+        r = ask(problems[0].prompt, **({"token_budget": bad} if bad is not None else {"max_tokens_budget": 20}))
+        out["refused"].append({"sent": "max_tokens_budget=20" if bad is None else f"token_budget={bad!r}",
+                               "status": r.status_code, "message": r.json().get("error", {}).get("message")})
+    return out
+
+
+def served_text(served: dict | None) -> str:
+    """The served section of the results (empty when the policy was not served)."""
+    if not served:
+        return ""
+    b0 = served["budgets"][0]
+    levels = list(b0["per_level"])
+    lines = [markdown_row(["requested tokens", "samples", "measured mean tokens", "accuracy",
+                           *[f"level {lv}" for lv in levels]]), markdown_rule(4 + len(levels))]
+    lines += [markdown_row([b["requested"], b["n"], f"{b['mean_tokens']:.1f}", f"{b['accuracy']:.3f}",
+                            *[f"{b['per_level'][lv]:.1f}" for lv in levels]]) for b in served["budgets"]]
+    refused = [markdown_row(["sent", "status", "message"]), markdown_rule(3)]
+    refused += [markdown_row([f"`{r['sent']}`", r["status"], r["message"]]) for r in served["refused"]]
+    return ("\nServed (`trl vllm-serve` on vLLM's CPU build with `--middleware thinkless.serving.check_request`): each "
+            "budget sent as a client sends it, `chat_template_kwargs={\"token_budget\": N}`, greedy, on "
+            f"{b0['n'] // len(levels)} problems per level of their own stream; tokens are vLLM's `completion_tokens` "
+            "(EOS counted):\n\n" + "\n".join(lines) + "\n\nWhat the server refuses, before the engine sees "
+            "it:\n\n" + "\n".join(refused) + "\n")
 
 
 def main(argv=None) -> None:
@@ -88,6 +149,9 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, help="RL steps (default 260, the demo's; --quick: 3)")
     p.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS), help="requested token budgets")
     p.add_argument("--seed", type=int, default=0, help="seed of every stage")
+    p.add_argument("--serve", type=int, metavar="N", help="then serve the policy (trl vllm-serve on "
+                   "vLLM's CPU build, the request middleware) and ask it each budget on N problems per level, and the "
+                   "budgets a server refuses (default 20; 0: not served; --quick: 0)")
     a = p.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -140,7 +204,16 @@ def main(argv=None) -> None:
     lines.append(markdown_row(["*no budget stated*", None, f"{free['tokens']:.1f} (no EOS)", None, None, None, None,
                                f"{free['acc']:.3f}", "-" if free.get("think_ratio") is None else
                                f"{free['think_ratio']:.2f}"]))
+    serve = a.serve if a.serve is not None else 0 if a.quick else 20
     levels = sorted(int(lv) for lv in rows[0].get("per_level", {}))
+    served = None
+    if serve:
+        log(f"serving the policy: {serve} problems per level at each budget")
+        t1 = time.perf_counter()
+        with vllm_serve(out / "train" / "model", out / "logs" / "serve.log", "--served-model-name", "l1",
+                        "--middleware", "thinkless.serving.check_request", timeout=600) as url:
+            served = ask_served(url, a.budgets, serve, levels)
+        walls["serve"] = time.perf_counter() - t1
     reach = reachable(out / "train" / "model", levels, distill["data.max_trace"])
     per = [markdown_row(["requested tokens", *[f"level {lv}" for lv in levels]]), markdown_rule(1 + len(levels))]
     per += [markdown_row([r["requested"], *[f"{r['per_level'][str(lv)]['mean_tokens']:.1f}" for lv in levels]])
@@ -155,10 +228,10 @@ def main(argv=None) -> None:
             f"`{command_line('bench/l1_budget.py')}`.\n\n" + "\n".join(lines) + "\n\n"
             "Per level, the measured mean tokens (EOS counted) and, last, the lengths a level's responses come in "
             "(the short answer; the trace, shortest to longest, its answer restated up to data.max_trace: the "
-            "teachers' responses in the policy's tokenizer):\n\n" + "\n".join(per) + "\n")
+            "teachers' responses in the policy's tokenizer):\n\n" + "\n".join(per) + "\n" + served_text(served))
     write_results(out, "l1_budget_results", text, {"share": a.share, "steps": steps, "seed": a.seed,
                                                    "budgets": rows, "adaptive": free, "reachable": reach,
-                                                   "wall_s": walls})
+                                                   "served": served, "wall_s": walls})
     print(text, flush=True)
     log(f"done in {time.perf_counter() - t0:.0f}s")
 

@@ -7,6 +7,7 @@ import json
 import math
 import random
 import shutil
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -23,7 +24,7 @@ from thinkless.objectives.l1 import L1, budget_suffix, budget_template
 from thinkless.training.rl import rl_prompts
 
 from ..conftest import QWEN, R1
-from ..helpers import run_train_cli, vllm_serve
+from ..helpers import ROOT, run_train_cli, vllm_serve
 from .helpers import p_short_around_training, scripted_trainer, step_problems
 
 
@@ -372,4 +373,15 @@ def test_a_served_l1_policy_takes_a_token_budget(distilled, tmp_path):
             assert r.status_code == 400 and "token_budget must be an integer" in r.json()["error"]["message"], r.text
         r = ask(max_tokens_budget=20)
         assert r.status_code == 400 and "token_budget" in r.json()["error"]["message"]
+        # the L1 bench's served stage on this server (bench/l1_budget.py --serve): its requests, counts and refusals
+        sys.path.insert(0, str(ROOT))
+        from bench.l1_budget import BAD_BUDGETS, ask_served, served_text
+
+        res = ask_served(url, [6, 20], 1, [1, 6])
+        assert [(b["requested"], b["n"], sorted(b["per_level"])) for b in res["budgets"]] == [(6, 2, ["1", "6"]),
+                                                                                             (20, 2, ["1", "6"])]
+        assert all(1 <= b["mean_tokens"] <= 48 and 0 <= b["accuracy"] <= 1 for b in res["budgets"])
+        assert [r["status"] for r in res["refused"]] == [400] * (len(BAD_BUDGETS) + 1)
+        assert all("token_budget must be an integer in [1, 1000000]" in r["message"] for r in res["refused"][:-1])
+        assert "| `token_budget=-1` | 400 | token_budget must be an integer" in served_text(res)
         assert requests.get(url + "/health", timeout=5).status_code == 200
