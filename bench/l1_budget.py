@@ -131,7 +131,9 @@ def served_text(served: dict | None) -> str:
     lines += [markdown_row([b["requested"], b["n"], f"{b['mean_tokens']:.1f}", f"{b['accuracy']:.3f}",
                             *[f"{b['per_level'][lv]:.1f}" for lv in levels]]) for b in served["budgets"]]
     refused = [markdown_row(["sent", "status", "message"]), markdown_rule(3)]
-    refused += [markdown_row([f"`{r['sent']}`", r["status"], r["message"]]) for r in served["refused"]]
+    # a message may hold "|" (the thinking choices): escaped, or the cell would split
+    refused += [markdown_row([f"`{r['sent']}`", r["status"], str(r["message"]).replace("|", "\\|")])
+                for r in served["refused"]]
     return ("\nServed (`trl vllm-serve` on vLLM's CPU build with `--middleware thinkless.serving.check_request`): each "
             "budget sent as a client sends it, `chat_template_kwargs={\"token_budget\": N}`, greedy, on "
             f"{b0['n'] // len(levels)} problems per level of their own stream; tokens are vLLM's `completion_tokens` "
