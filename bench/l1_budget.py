@@ -108,11 +108,13 @@ def ask_served(url: str, budgets, per_level: int, levels, model: str = "l1") -> 
                 raise SystemExit(f"served budget {b}: {r.status_code} {r.text[:300]}")
             j = r.json()
             got.append((p.level, j["usage"]["completion_tokens"],
-                        grade(j["choices"][0]["message"]["content"], p.answer, exact=True)))
+                        grade(j["choices"][0]["message"]["content"], p.answer, exact=True),
+                        j["usage"]["prompt_tokens"]))
         mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-        out["budgets"].append({"requested": b, "n": len(got), "mean_tokens": mean([n for _, n, _ in got]),
-                               "accuracy": mean([c for _, _, c in got]),
-                               "per_level": {str(lv): mean([n for v, n, _ in got if v == lv]) for lv in levels}})
+        out["budgets"].append({"requested": b, "n": len(got), "mean_tokens": mean([n for _, n, _, _ in got]),
+                               "prompt_tokens": mean([t for *_, t in got]),
+                               "accuracy": mean([c for _, _, c, _ in got]),
+                               "per_level": {str(lv): mean([n for v, n, _, _ in got if v == lv]) for lv in levels}})
     for bad in [*BAD_BUDGETS, None]:
         r = ask(problems[0].prompt, **({"token_budget": bad} if bad is not None else {"max_tokens_budget": 20}))
         out["refused"].append({"sent": "max_tokens_budget=20" if bad is None else f"token_budget={bad!r}",

@@ -381,6 +381,7 @@ def test_a_served_l1_policy_takes_a_token_budget(distilled, tmp_path):
         assert [(b["requested"], b["n"], sorted(b["per_level"])) for b in res["budgets"]] == [(6, 2, ["1", "6"]),
                                                                                              (20, 2, ["1", "6"])]
         assert all(1 <= b["mean_tokens"] <= 48 and 0 <= b["accuracy"] <= 1 for b in res["budgets"])
+        assert res["budgets"][1]["prompt_tokens"] - res["budgets"][0]["prompt_tokens"] == 1  # "20" is a digit longer
         assert [r["status"] for r in res["refused"]] == [400] * (len(BAD_BUDGETS) + 1)
         assert all("token_budget must be an integer in [1, 1000000]" in r["message"] for r in res["refused"][:-1])
         assert "| `token_budget=-1` | 400 | token_budget must be an integer" in served_text(res)
