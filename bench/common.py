@@ -188,11 +188,17 @@ def run_script(script: str, overrides: list[str], logfile: Path) -> float:
     return time.perf_counter() - t0
 
 
+def distill_finished(d: Path) -> bool:
+    """Whether the distillation in folder ``d`` finished (its result file): ``distill`` skips it, ``start_models``
+    counts it as not made by this call."""
+    return (d / "distill_result.json").is_file()
+
+
 def distill(out: Path, plan: Plan, folder: str = "distill", warmup=()) -> Path:
     """The one distillation every run starts from (skipped when its model is there); ``warmup``: an objective's own
     warm-up (``Objective.warmup``) in ``folder``, the same data and schedule with its overrides."""
     d = out / folder
-    if not (d / "distill_result.json").is_file():  # (start_models reads the same file for what it distilled)
+    if not distill_finished(d):
         log(f"distilling the graded task ({'shared by every run' if not warmup else ', '.join(warmup)})")
         s = run_script("distill.py", ["data=graded", "benchmark@report.benchmark=graded", f"output_dir={d}",
                                       "run_name=gym", "training.args.disable_tqdm=true", *GYM_SCALE["distill"],
@@ -234,7 +240,7 @@ def start_models(out: Path, plan: Plan, names, shared: bool = False) -> Starts:
     first = {"distill": None} if shared else {}  # folder -> an objective that starts there (None: the shared one)
     for n in names:
         first.setdefault(start_folder(n), n)
-    todo = [f for f in first if not (out / f / "distill_result.json").is_file()]  # distill's own "finished" test
+    todo = [f for f in first if not distill_finished(out / f)]
     with ThreadPoolExecutor(max(1, plan.jobs)) as pool:
         made = {f: pool.submit(start_model, out, plan, n) if n else pool.submit(distill, out, plan)
                 for f, n in first.items()}

@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import (GYM_SCALE, PRICED, TASK, Plan, class_name, command_line, distill, fmt, fmt_interval, interval,  # noqa: E402
-                          log, machine, own_warmup, rank_groups, run_all, run_script, spread, start_models, trained_at, write_results)
+                          log, machine, own_warmup, rank_groups, run_all, run_script, spread, start_models,
+                          trained_at, write_results)
 from thinkless.objectives import OBJECTIVES as REGISTRY  # noqa: E402
 from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import command_line, log, machine, run_script, vllm_serve, write_results  # noqa: E402
 from thinkless.objectives.l1 import WARMUP_SHARE  # noqa: E402
-from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
+from thinkless.reporting.markdown import markdown_cell, markdown_row, markdown_rule, markdown_table  # noqa: E402
 from thinkless.tasks.base import get_task  # noqa: E402
 
 # The published run's settings, pinned so that tuning the demo's configs cannot move this bench: the fold task's
@@ -82,10 +82,10 @@ def reachable(model: Path, levels: list[int], max_trace: int) -> dict:
     return out
 
 
-def ask_served(url: str, budgets, per_level: int, levels, model: str = "l1") -> dict:
+def ask_served(url: str, budgets, per_level: int, levels, max_tokens: int, model: str = "l1") -> dict:
     """Ask the policy served at ``url`` (``trl vllm-serve`` with ``thinkless.serving.check_request``) for each budget
-    as a client does: ``chat_template_kwargs={"token_budget": N}``, greedy, ``per_level`` fold problems of each level
-    (``SERVE_SEED``'s stream); per budget the completion tokens vLLM reports (EOS counted) overall and per level and
+    as a client does: ``chat_template_kwargs={"token_budget": N}``, greedy, at most ``max_tokens`` (the evaluation's),
+    ``per_level`` fold problems of each level (``SERVE_SEED``'s stream); per budget the completion tokens vLLM reports (EOS counted) overall and per level and
     the accuracy; then each of ``BAD_BUDGETS`` and a misspelt key: the status and the message."""
     import requests
 
@@ -96,7 +96,7 @@ def ask_served(url: str, budgets, per_level: int, levels, model: str = "l1") -> 
 
     def ask(q, **kw):
         return requests.post(url + "/v1/chat/completions", timeout=120, json={
-            "model": model, "messages": [{"role": "user", "content": q}], "temperature": 0, "max_tokens": 48,
+            "model": model, "messages": [{"role": "user", "content": q}], "temperature": 0, "max_tokens": max_tokens,
             "chat_template_kwargs": kw})
 
     out = {"budgets": [], "refused": []}
@@ -128,19 +128,17 @@ def served_text(served: dict | None) -> str:
         return ""
     b0 = served["budgets"][0]
     levels = list(b0["per_level"])
-    lines = [markdown_row(["requested tokens", "samples", "measured mean tokens", "accuracy",
-                           *[f"level {lv}" for lv in levels]]), markdown_rule(4 + len(levels))]
-    lines += [markdown_row([b["requested"], b["n"], f"{b['mean_tokens']:.1f}", f"{b['accuracy']:.3f}",
-                            *[f"{b['per_level'][lv]:.1f}" for lv in levels]]) for b in served["budgets"]]
-    refused = [markdown_row(["sent", "status", "message"]), markdown_rule(3)]
-    # a message may hold "|" (the thinking choices): escaped, or the cell would split
-    refused += [markdown_row([f"`{r['sent']}`", r["status"], str(r["message"]).replace("|", "\\|")])
-                for r in served["refused"]]
+    served_table = markdown_table(
+        ["requested tokens", "samples", "measured mean tokens", "accuracy", *[f"level {lv}" for lv in levels]],
+        [[b["requested"], b["n"], f"{b['mean_tokens']:.1f}", f"{b['accuracy']:.3f}",
+          *[f"{b['per_level'][lv]:.1f}" for lv in levels]] for b in served["budgets"]])
+    refused = markdown_table(["sent", "status", "message"], [[f"`{r['sent']}`", r["status"], markdown_cell(r["message"])]
+                                                              for r in served["refused"]])
     return ("\nServed (`trl vllm-serve` on vLLM's CPU build with `--middleware thinkless.serving.check_request`): each "
             "budget sent as a client sends it, `chat_template_kwargs={\"token_budget\": N}`, greedy, on "
             f"{b0['n'] // len(levels)} problems per level of their own stream; tokens are vLLM's `completion_tokens` "
-            "(EOS counted):\n\n" + "\n".join(lines) + "\n\nWhat the server refuses, before the engine sees "
-            "it:\n\n" + "\n".join(refused) + "\n")
+            "(EOS counted):\n\n" + served_table + "\n\nWhat the server refuses, before the engine sees it:\n\n"
+            + refused + "\n")
 
 
 def main(argv=None) -> None:
@@ -216,14 +214,16 @@ def main(argv=None) -> None:
         t1 = time.perf_counter()
         with vllm_serve(out / "train" / "model", out / "logs" / "serve.log", "--served-model-name", "l1",
                         "--middleware", "thinkless.serving.check_request", timeout=600) as url:
-            served = ask_served(url, a.budgets, serve, levels)
+            # as eval.py asked it: its benchmark's response limit
+            limit = json.loads((out / "eval" / "run_config.json").read_text())["config"]["benchmark"]["synthetic"][
+                "max_new_tokens"]
+            served = ask_served(url, a.budgets, serve, levels, limit)
         walls["serve"] = time.perf_counter() - t1
     reach = reachable(out / "train" / "model", levels, distill["data.max_trace"])
-    per = [markdown_row(["requested tokens", *[f"level {lv}" for lv in levels]]), markdown_rule(1 + len(levels))]
-    per += [markdown_row([r["requested"], *[f"{r['per_level'][str(lv)]['mean_tokens']:.1f}" for lv in levels]])
-            for r in rows]
-    per.append(markdown_row(["*the level's lengths*", *[f"{reach[lv]['short']}; {reach[lv]['think'][0]}-"
-                                                          f"{reach[lv]['think'][-1]}" for lv in levels]]))
+    per = markdown_table(["requested tokens", *[f"level {lv}" for lv in levels]], [
+        *[[r["requested"], *[f"{r['per_level'][str(lv)]['mean_tokens']:.1f}" for lv in levels]] for r in rows],
+        ["*the level's lengths*", *[f"{reach[lv]['short']}; {reach[lv]['think'][0]}-{reach[lv]['think'][-1]}"
+                                     for lv in levels]]])
     text = (f"# An L1 policy asked for token budgets\n\nFold task; warm-up distillation with "
             f"data.budget_prompts={a.share:g} and data.max_trace={distill['data.max_trace']}, L1-Exact RL for {steps} "
             f"steps (conf/objective/l1.yaml), then eval.py's "
@@ -232,7 +232,7 @@ def main(argv=None) -> None:
             f"`{command_line('bench/l1_budget.py')}`.\n\n" + "\n".join(lines) + "\n\n"
             "Per level, the measured mean tokens (EOS counted) and, last, the lengths a level's responses come in "
             "(the short answer; the trace, shortest to longest, its answer restated up to data.max_trace: the "
-            "teachers' responses in the policy's tokenizer):\n\n" + "\n".join(per) + "\n" + served_text(served))
+            "teachers' responses in the policy's tokenizer):\n\n" + per + "\n" + served_text(served))
     write_results(out, "l1_budget_results", text, {"share": a.share, "steps": steps, "seed": a.seed,
                                                    "budgets": rows, "adaptive": free, "reachable": reach,
                                                    "served": served, "wall_s": walls})

@@ -377,7 +377,7 @@ def test_a_served_l1_policy_takes_a_token_budget(distilled, tmp_path):
         sys.path.insert(0, str(ROOT))
         from bench.l1_budget import BAD_BUDGETS, ask_served, served_text
 
-        res = ask_served(url, [6, 20], 1, [1, 6])
+        res = ask_served(url, [6, 20], 1, [1, 6], 48)
         assert [(b["requested"], b["n"], sorted(b["per_level"])) for b in res["budgets"]] == [(6, 2, ["1", "6"]),
                                                                                              (20, 2, ["1", "6"])]
         assert all(1 <= b["mean_tokens"] <= 48 and 0 <= b["accuracy"] <= 1 for b in res["budgets"])

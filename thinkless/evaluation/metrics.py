@@ -169,12 +169,11 @@ def budget_adherence(problems: list[dict], budget: int) -> dict:
     ``relative_error`` is the paper's mean error ``(E[n] − N)/N``; ``within_budget``: the share with n ≤ N (what an
     L1-Max policy promises). Where the problems have levels, ``per_level`` says the same per level (a task's levels
     may not all reach a budget: a level-6 fold trace is longer than 24 tokens)."""
-    out = _adherence([s.tokens + int(s.finished) for p in problems for s in p["samples"]], budget)
-    levels = sorted({p["level"] for p in problems if p.get("level") is not None},
-                    key=lambda v: (isinstance(v, str), v))
+    lengths = [(p.get("level"), s.tokens + int(s.finished)) for p in problems for s in p["samples"]]
+    out = _adherence([n for _, n in lengths], budget)
+    levels = sorted({p["level"] for p in problems if p.get("level") is not None}, key=lambda v: (isinstance(v, str), v))
     if levels and out["n"]:
-        out["per_level"] = {str(lv): _adherence([s.tokens + int(s.finished) for p in problems if p.get("level") == lv
-                                                 for s in p["samples"]], budget) for lv in levels}
+        out["per_level"] = {str(lv): _adherence([n for v, n in lengths if v == lv], budget) for lv in levels}
     return out
 
 

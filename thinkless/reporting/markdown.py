@@ -15,6 +15,11 @@ def markdown_row(cells) -> str:
     return "|" + "|".join(" " if c is None else f" {c} " for c in cells) + "|"
 
 
+def markdown_cell(text) -> str:
+    """``text`` as one cell: a ``|`` in it escaped (``\\|``), or the row would split there (a message, a comment)."""
+    return str(text).replace("|", "\\|")
+
+
 def markdown_rule(columns: int) -> str:
     """The line under a header of ``columns`` cells: ``|---|---|``."""
     return "|" + "---|" * columns

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from ..reporting.markdown import markdown_table
+from ..reporting.markdown import markdown_cell, markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
@@ -149,13 +149,9 @@ def missing_comments(conf: Path = CONF) -> list[str]:
             if not k.comment]
 
 
-def _cell(s: str) -> str:
-    return s.replace("|", "\\|")
-
-
 def _text(s: str) -> str:
     """A comment as table text: `<think>` would be read as an HTML tag."""
-    return _cell(s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+    return markdown_cell(s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
 
 
 def _header(f: ConfigFile) -> list[str]:
@@ -167,7 +163,7 @@ def _code(s: str) -> str:
         return ""
     tick = "``" if "`" in s else "`"
     pad = " " if "`" in s else ""
-    return f"{tick}{pad}{_cell(s)}{pad}{tick}"
+    return f"{tick}{pad}{markdown_cell(s)}{pad}{tick}"
 
 
 def _table(f: ConfigFile, prefix: str = "") -> list[str]:
