@@ -25,6 +25,7 @@ from ..reporting.hub import base_model_id, check_hub, hub_callbacks, hub_dataset
 from ..modeling import check_model_path, load_student
 from ..reporting.monitor import SFT_KEYS, MetricsLogCallback
 from .buckets import length_buckets
+from .fused_head import score_labelled_positions
 from .shared_prompts import PromptGroups, caches_every_token, check_scoring, score_sft_shared
 from .loop import Trained, train, trainer_args
 
@@ -72,6 +73,7 @@ class DistillTrainer(SFTTrainer):
     outputs computed with each distinct prompt once (``shared_prompts.score_sft_shared``)."""
 
     def __init__(self, *a, **kw):
+        score_labelled_positions()  # TRL's fused head: a CPU scores the labelled tokens, not the prompts (fused_head.py)
         super().__init__(*a, **kw)
         config = self.accelerator.unwrap_model(self.model).config
         # a cache that keeps only a window would not hold a shared prompt: TRL's forward (the grouped order stays)

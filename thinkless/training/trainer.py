@@ -38,6 +38,7 @@ from trl.trainer.callbacks import SyncRefModelCallback
 
 from .budget import Budget, probe_think_ratio
 from .buckets import check_rotary, length_buckets
+from .fused_head import score_labelled_positions
 from .shared_prompts import caches_every_token, check_scoring, score_shared
 from .losses import LossInputs, importance_sampling_stats, loss_shape
 from ..reporting.monitor import mode_metrics
@@ -111,6 +112,7 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
         self._forced = None  # this process's forced rows of the current generation batch
         self._rollouts = None  # the gathered batch and rewards of the current generation batch
         self._price = None  # rl.budget's price on each row's advantage (Budget.in_advantages), gathered batch
+        score_labelled_positions()  # TRL's fused head: a CPU scores the completions, not the prompts (fused_head.py)
         super().__init__(model=model, reward_funcs=reward_funcs if self._custom_rewards else [_RewardName(self.objective)],
                          args=args, **kwargs)
         self._resets = tuple(self.objective.resets())
