@@ -53,9 +53,10 @@ def test_profile_demo_splits_both_stages(tmp_path):
     import json
 
     out = bench("bench/profile_demo.py", "--distill-steps", 3, "--rl-steps", 2, "report.benchmark.n_per_level=2",
-                "--train", "rl_data.validation.n_per_level=2", "--out", tmp_path)
+                "--train", "rl_data.validation.n_per_level=2", "--against-trl", "--out", tmp_path)
     for stage in ("### distill: 3 steps", "### train: 2 steps"):
-        assert stage in out
+        assert out.count(stage) == 2  # as TRL runs it on a CPU, then as the trainers do
+    assert "| distill | **step** |" in out and "| train | generation |" in out
     for phase in ("| backward |", "| forward + loss |", "| generation |", "| reports |", "extrapolated train stage"):
         assert phase in out
     res = json.loads((tmp_path / "profile_demo.json").read_text())  # the tables' numbers, with their provenance
@@ -67,6 +68,8 @@ def test_profile_demo_splits_both_stages(tmp_path):
     rl_steps = yaml.safe_load((ROOT / "conf" / "rl" / "degrpo_cpu.yaml").read_text())["args"]["max_steps"]
     assert res["stages"]["train"]["demo_steps"] == rl_steps  # what the demo runs, not the profiled 2
     assert "### train: 2 steps" in (tmp_path / "profile_demo.md").read_text()
+    assert {"distill/step", "train/step", "train/generation"} <= set(res["ratio"]) and min(res["ratio"].values()) > 0
+    assert res["trl"]["distill"]["per_step_s"]["backward"] > 0
 
 
 def test_mode_coupling_measures_a_level_blind_model(tmp_path):

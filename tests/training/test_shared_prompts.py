@@ -123,3 +123,94 @@ def test_one_way_to_score_a_batch():
         AdaptiveGRPOConfig(output_dir="/tmp/x", use_cpu=True, bf16=False, share_prompts="yes")
     with pytest.raises(ValueError, match=r"one way to score a batch"):
         AdaptiveGRPOConfig(output_dir="/tmp/x", use_cpu=True, bf16=False, share_prompts=True, length_bucket_rows=2)
+
+
+# ---------------------------------------------------------------------- generation: each prompt prefilled once
+
+def generation_batch(tok):
+    """Three prompts asked three times each (GRPO's groups), the second left-padded: TRL's generate inputs."""
+    texts = ["2 ~ 9 . .", "7 ~ 1 ~ 3", "5 ~ 5 ~ 5"]
+    ids = [tok(t)["input_ids"] for t in texts]
+    ids[1] = ids[1][2:]  # a shorter prompt
+    width = max(map(len, ids))
+    rows, masks = [], []
+    for p in ids:
+        for _ in range(3):
+            rows.append([tok.pad_token_id] * (width - len(p)) + p)
+            masks.append([0] * (width - len(p)) + [1] * len(p))
+    return torch.tensor(rows), torch.tensor(masks)
+
+
+@pytest.fixture
+def model_rows():
+    """The (rows, columns) of every forward of a model, as ``watch(model)`` hooks them."""
+    calls, hooks = [], []
+
+    def watch(model):
+        hooks.append(model.register_forward_pre_hook(
+            lambda m, args, kwargs: calls.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True))
+        return calls
+
+    yield watch
+    for h in hooks:
+        h.remove()
+
+
+@pytest.mark.parametrize("sample", [False, True])
+def test_generation_prefills_each_prompt_once_with_the_same_samples(tiny, model_rows, sample):  # noqa: F811
+    from transformers import GenerationConfig
+
+    from thinkless.training.shared_prompts import generate_sharing_prompts
+
+    model, tok, _ = tiny
+    model.eval()
+    ids, mask = generation_batch(tok)
+    config = GenerationConfig(max_new_tokens=6, do_sample=sample, temperature=1.0, top_k=0,
+                              pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(3)
+    plain = model.generate(input_ids=ids, attention_mask=mask, generation_config=config, output_scores=True,
+                           return_dict_in_generate=True)
+    calls = model_rows(model)
+    torch.manual_seed(3)
+    shared = generate_sharing_prompts(model, model.generate, ids, mask, generation_config=config,
+                                      output_scores=True, return_dict_in_generate=True)
+    L = ids.size(1)
+    assert calls[:2] == [(3, L - 1), (9, 1)]  # 3 distinct prompts less their last token; then every row's last one
+    assert torch.equal(shared.sequences, plain.sequences)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(shared.scores, plain.scores))
+
+
+def test_generation_without_a_shared_prompt_is_plain_generate(tiny, model_rows):  # noqa: F811
+    from transformers import GenerationConfig
+
+    from thinkless.training.shared_prompts import generate_sharing_prompts
+
+    model, tok, _ = tiny
+    model.eval()
+    ids, mask = generation_batch(tok)
+    ids, mask = ids[::3], mask[::3]  # one row per prompt: nothing to share
+    config = GenerationConfig(max_new_tokens=2, do_sample=False, pad_token_id=tok.pad_token_id,
+                              eos_token_id=tok.eos_token_id)
+    calls = model_rows(model)
+    generate_sharing_prompts(model, model.generate, ids, mask, generation_config=config)
+    assert calls[0] == (3, ids.size(1))  # generate's own prefill, every prompt token
+
+
+def test_the_trainer_generates_through_it_with_share_prompts_only(tiny, tmp_path, monkeypatch):  # noqa: F811
+    from thinkless.training import shared_prompts
+
+    made = []
+    real = shared_prompts.generate_sharing_prompts
+
+    def spy(model, generate, input_ids, attention_mask, **kw):
+        made.append(tuple(input_ids.shape))
+        return real(model, generate, input_ids, attention_mask, **kw)
+
+    monkeypatch.setattr("thinkless.training.trainer.generate_sharing_prompts", spy)
+    tr = make_trainer(tiny, tmp_path / "a", share_prompts=True, gradient_checkpointing=False)
+    tr.train()
+    assert made and made[0][0] == 8  # the step's 8 rows (2 prompts x 4) through the prefill-once path
+    assert "generate" not in vars(tr.accelerator.unwrap_model(tr.model))  # the model's own generate again
+    made.clear()
+    make_trainer(tiny, tmp_path / "b", gradient_checkpointing=False).train()
+    assert made == []

@@ -5,7 +5,8 @@ from two forwards: the prompts less their last token, once per distinct prompt, 
 cache) are then indexed out to every row asking it; and each row's last prompt token and completion on that cache,
 scored by TRL's fused head. Positions, masks and the scored tokens are TRL's own, so the log-probs are its
 one-forward ones (float rounding aside) for any model whose forward takes a cache; the gradient reaches the shared
-prompt through the indexing (the sum over its rows, as in the one forward)."""
+prompt through the indexing (the sum over its rows, as in the one forward). Generation (HF's, not vLLM's, which
+caches prefixes itself) prefills each distinct prompt once the same way (``generate_sharing_prompts``)."""
 
 from __future__ import annotations
 
@@ -62,6 +63,28 @@ def score_shared(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, l
     out = model(input_ids=input_ids[:, start - 1:-1], attention_mask=attention_mask[:, :-1], past_key_values=cache,
                 shift_labels=labels, fused_lm_head=True)
     return out.log_probs, (out.entropy if compute_entropy else None)
+
+
+def generate_sharing_prompts(model, generate, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs):
+    """``generate(input_ids=..., attention_mask=..., **kwargs)`` (HF's, TRL's arguments) with each distinct prompt's
+    prefill computed once: the prompts less their last token, at the positions HF's generate gives them (from the
+    mask), once per distinct prompt and indexed out to every row asking it, are the cache generate then starts from,
+    so its first forward is each row's last prompt token. The same keys and values, so the same samples (float
+    rounding aside; the random stream is generate's own, untouched). Plain ``generate`` where that saves nothing or
+    cannot hold: every prompt distinct, a one-token prompt, a cache already given or asked of another kind, or a model
+    whose forward returns no plain cache."""
+    plain = kwargs.get("past_key_values") is not None or input_ids.size(1) < 2 or \
+        getattr(kwargs.get("generation_config"), "cache_implementation", None) is not None
+    first = None if plain else distinct_prompts(input_ids, attention_mask)
+    cache = None
+    if first is not None and len(first[0]) < len(input_ids):
+        positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)  # generate's own
+        with torch.no_grad():
+            cache = prompt_cache(model, input_ids[:, :-1], attention_mask[:, :-1], *first,
+                                 position_ids=positions[:, :-1])
+    if cache is not None:
+        kwargs["past_key_values"] = cache
+    return generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
 
 
 def check_scoring(length_bucket_rows, share_prompts, key: str = "rl.args") -> None:

@@ -10,7 +10,8 @@ trainer it overrides a few steps, each calling TRL's:
   come from the same verdicts. Explicit ``reward_funcs`` replace the objective's reward (tests, research).
 * ``_generate_and_score_completions`` replaces TRL's group advantages by the objective's estimator, if it has one.
 * ``_generate_single_turn`` forces the first token of some rows when the objective asks (AdaptThink) and cuts
-  training rollouts at the objective's ``length_cap(step)`` (ThinkPrune).
+  training rollouts at the objective's ``length_cap(step)`` (ThinkPrune); with ``share_prompts`` HF generation
+  prefills each distinct prompt once (``shared_prompts.generate_sharing_prompts``).
 * ``_get_per_token_logps_and_entropies`` scores rows of similar length together, each bucket cut to its own
   padding (``length_bucket_rows``; ``length_buckets``), or each distinct prompt once (``share_prompts``;
   ``shared_prompts``), when the batch is text-only.
@@ -27,8 +28,9 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 
 import torch
 from accelerate.utils import gather_object
@@ -39,7 +41,7 @@ from trl.trainer.callbacks import SyncRefModelCallback
 from .budget import Budget, probe_think_ratio
 from .buckets import check_rotary, length_buckets
 from .fused_head import score_labelled_positions
-from .shared_prompts import caches_every_token, check_scoring, score_shared
+from .shared_prompts import caches_every_token, check_scoring, generate_sharing_prompts, score_shared
 from .losses import LossInputs, importance_sampling_stats, loss_shape
 from ..reporting.monitor import mode_metrics
 from ..objectives import Objective, Rollouts
@@ -65,10 +67,10 @@ class AdaptiveGRPOConfig(GRPOConfig):
                 "positions (checked). Under DeepSpeed ZeRO-3 each bucket gathers the weights again."})
 
     share_prompts: bool = field(default=False, metadata={
-        "help": "Score each distinct prompt of a batch once (the loss's forward, old and reference log-probs): its "
-                "keys and values are shared by the rows asking it, each row's completion scored on them. The same "
-                "log-probs (float rounding aside) with G times less prompt to compute; exclusive with "
-                "length_bucket_rows."})
+        "help": "Score each distinct prompt of a batch once (the loss's forward, old and reference log-probs) and, "
+                "in HF generation, prefill it once: its keys and values are shared by the rows asking it, each row's "
+                "completion scored (or sampled) on them. The same log-probs and samples (float rounding aside) with "
+                "G times less prompt to compute; exclusive with length_bucket_rows."})
 
     def __post_init__(self):
         # the range the run checks hold before any work (runs/checks.ARG_MINIMUMS), for configs built in Python
@@ -151,8 +153,9 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
         limit = (self.objective.length_cap(self.state.global_step) if rollout else None) or math.inf
         if plan is None:
             self._forced = None
-            completion_ids, logprobs = super()._generate_single_turn(prompt_ids, images, multimodal_fields,
-                                                                     num_generations, has_tool_images)
+            with self._prefill_shared(images, multimodal_fields):
+                completion_ids, logprobs = super()._generate_single_turn(prompt_ids, images, multimodal_fields,
+                                                                         num_generations, has_tool_images)
             if limit < self.max_completion_length:  # cut as if generation stopped there (ThinkPrune's cap)
                 completion_ids = [list(c)[:limit] for c in completion_ids]
                 logprobs = None if logprobs is None else [list(lp)[:limit] for lp in logprobs]
@@ -163,8 +166,9 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
         pos = [(offset + i) % num_generations for i in range(len(prompt_ids))]
         head = [ids[modes[p]] for p in pos]
         # num_generations=1: every row is its own prompt now (vLLM's server mode would otherwise dedupe groups)
-        completion_ids, logprobs = super()._generate_single_turn([list(p) + [t] for p, t in zip(prompt_ids, head)],
-                                                                 images, multimodal_fields, 1, has_tool_images)
+        with self._prefill_shared(images, multimodal_fields):
+            completion_ids, logprobs = super()._generate_single_turn(
+                [list(p) + [t] for p, t in zip(prompt_ids, head)], images, multimodal_fields, 1, has_tool_images)
         out_ids, out_lps = [], []
         for i, (t, c) in enumerate(zip(head, completion_ids)):
             cap = min(self.max_completion_length, self.objective.max_tokens(modes[pos[i]]) or math.inf, limit)
@@ -173,6 +177,21 @@ class AdaptiveGRPOTrainer(GRPOTrainer):
                 out_lps.append(([logps[pos[i]]] + list(logprobs[i]))[:cap])
         self._forced = (torch.tensor([MODE_CODES[modes[p]] for p in pos]), torch.tensor([logps[p] for p in pos]))
         return out_ids, (out_lps if logprobs is not None else None)
+
+    @contextmanager
+    def _prefill_shared(self, images, multimodal_fields):
+        """``share_prompts`` in HF generation: TRL's generate call prefills each distinct prompt once
+        (``shared_prompts.generate_sharing_prompts``); vLLM caches prefixes itself, and images stay TRL's path."""
+        if not self._share_prompts or self.use_vllm or self.use_transformers_continuous_batching or \
+                images or multimodal_fields:
+            yield
+            return
+        model = self.accelerator.unwrap_model(self.model)  # the module TRL's unwrap_model_for_generation yields
+        model.generate = partial(generate_sharing_prompts, model, model.generate)
+        try:
+            yield
+        finally:
+            del model.generate  # the class's own again
 
     # ------------------------------------------------------------------ rewards (the objective's) and mode usage
 
