@@ -126,6 +126,27 @@ def eval_run(out: Path, seed: int) -> None:
     run_script("eval.py", [f"run_name={d.relative_to(ROOT / 'runs')}"], out / "logs" / f"eval-s{seed}.log")
 
 
+def l1_short_sampled(model_dir: Path, seed: int, samples: int = 4) -> float:
+    """How often the distilled model's level-1 short answer is right when sampled as RL samples it (T = 1, top-p 1):
+    every one of the task's 100 level-1 problems (its whole table), ``samples`` times each, after a prefilled
+    ``<short>``, graded strictly. Greedy, the distill report reads the table's argmax; RL's level-1 choice rests on
+    this: a short answer that is right about half the time pays what a think trace pays at γ 0.9."""
+    from thinkless.format import render_prompt
+    from thinkless.generation import SamplingConfig, make_generator
+    from thinkless.grading import grade
+    from thinkless.modeling import load_checkpoint
+    from thinkless.tasks.fold import FoldProblem
+    from thinkless.tokens import SHORT
+
+    model, tok = load_checkpoint(model_dir)
+    problems = [FoldProblem((a, b)) for a in range(10) for b in range(10)]
+    gen = make_generator("hf", model=model, tokenizer=tok, batch_size=512)
+    outs = gen.generate([render_prompt(tok, p.prompt) + SHORT for p in problems],
+                        SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=16, n=samples, seed=seed))
+    right = [grade(SHORT + c.text, p.answer) for p, o in zip(problems, outs) for c in o]
+    return sum(right) / len(right)
+
+
 def summary(out: Path, seed: int, wall: dict) -> dict:
     d = out / f"s{seed}"
     rep = json.loads((d / "train" / "pipeline_report.json").read_text())
@@ -133,7 +154,8 @@ def summary(out: Path, seed: int, wall: dict) -> dict:
                                             for lv, v in rep["levels"].items()},
            "reward": rep["reward_rl"], "reward_oracle": rep["reward_oracle"], "acc": rep["overall_acc_rl"],
            "acc_forced_think": rep["overall_acc_forced_think"], "targets": rep["targets"],
-           "l1_leaves_think_at": leaves_think_at(read_metrics(d / "train" / "metrics.jsonl"))}
+           "l1_leaves_think_at": leaves_think_at(read_metrics(d / "train" / "metrics.jsonl")),
+           "l1_short_sampled": l1_short_sampled(d / "distill" / "model", seed)}
     coupled = d / "train_grpo" / "pipeline_report.json"
     if coupled.is_file():
         c = json.loads(coupled.read_text())
@@ -165,13 +187,14 @@ def stage_table(out: Path, rows: list[dict]) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = [markdown_row(["seed", "DeGRPO think ratio L1-L6", "L1 leaves `<think>` at step", "E[r] (oracle)",
-                           "accuracy (forced think)", "targets", "coupled GRPO think ratio L1-L6", "coupled E[r]",
-                           "demo wall (s): distill + RL = total"]), markdown_rule(9)]
+    lines = [markdown_row(["seed", "distilled: L1 short right, sampled", "DeGRPO think ratio L1-L6",
+                           "L1 leaves `<think>` at step", "E[r] (oracle)", "accuracy (forced think)", "targets",
+                           "coupled GRPO think ratio L1-L6", "coupled E[r]", "demo wall (s): distill + RL = total"]),
+             markdown_rule(10)]
     for r in rows:
         c = r.get("coupled")
         lines.append(markdown_row([
-            r["seed"], " ".join(f"{v['think_ratio']:.2f}" for v in r["levels"].values()),
+            r["seed"], f"{r['l1_short_sampled']:.2f}", " ".join(f"{v['think_ratio']:.2f}" for v in r["levels"].values()),
             r["l1_leaves_think_at"] if r["l1_leaves_think_at"] is not None else "never",
             f"{r['reward']:.3f} ({r['reward_oracle']:.3f})", f"{r['acc']:.3f} ({r['acc_forced_think']:.2f})",
             " ".join("✓" if ok else "✗" for ok in r["targets"].values()),

@@ -191,8 +191,8 @@ def test_the_demo_tables_are_the_generated_reports():
     assert pipeline != grpo  # the two runs differ
     # across seeds: bench/demo.py's table (every seed's demo, timed, and its ablation), cell for cell
     results = (RESULTS / "demo_results.md").read_text()
-    assert table_rows(demo, "| seed | DeGRPO think ratio L1-L6 |") == table_rows(
-        results, "| seed | DeGRPO think ratio L1-L6 |")
+    assert table_rows(demo, "| seed | distilled: L1 short right, sampled |") == table_rows(
+        results, "| seed | distilled: L1 short right, sampled |")
     # the demo's time: the first seed's stages and every seed's range, as bench/demo.py wrote them
     stages = table_rows(results, "| stage | what | wall time |")
     assert len(stages) == 4 and table_rows(demo, "| stage | what | wall time |") == stages
