@@ -524,6 +524,29 @@ def write_results(out: Path, name: str, text: str, data: dict) -> None:
     log(f"wrote {out / (name + '.md')} and {name}.json")
 
 
+# ------------------------------------------------------------------ the fold task's level-1 table
+
+def l1_short_sampled(model_dir: Path, seed: int, samples: int = 4) -> float:
+    """How often the distilled model's level-1 short answer is right when sampled as RL samples it (T = 1, top-p 1):
+    every one of the task's 100 level-1 problems (its whole table), ``samples`` times each, after a prefilled
+    ``<short>``, graded strictly. Greedy, the distill report reads the table's argmax; RL's level-1 choice rests on
+    this: a short answer that is right about half the time pays what a think trace pays at γ 0.9."""
+    from thinkless.format import render_prompt
+    from thinkless.generation import SamplingConfig, make_generator
+    from thinkless.grading import grade
+    from thinkless.modeling import load_checkpoint
+    from thinkless.tasks.fold import FoldProblem
+    from thinkless.tokens import SHORT
+
+    model, tok = load_checkpoint(model_dir)
+    problems = [FoldProblem((a, b)) for a in range(10) for b in range(10)]
+    gen = make_generator("hf", model=model, tokenizer=tok, batch_size=512)
+    outs = gen.generate([render_prompt(tok, p.prompt) + SHORT for p in problems],
+                        SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=16, n=samples, seed=seed))
+    right = [grade(SHORT + c.text, p.answer) for p, o in zip(problems, outs) for c in o]
+    return sum(right) / len(right)
+
+
 # ------------------------------------------------------------------ a served policy
 
 def free_port() -> int:

@@ -32,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (command_line, git_commit, log, machine, run_script, script_env,  # noqa: E402
-                          trained_at, write_results)
+from bench.common import (command_line, git_commit, l1_short_sampled, log, machine, run_script,  # noqa: E402
+                          script_env, trained_at, write_results)
 from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
 from thinkless.reporting.monitor import read_metrics  # noqa: E402
 
@@ -124,27 +124,6 @@ def eval_run(out: Path, seed: int) -> None:
         return
     log(f"python eval.py (seed {seed}'s policy)")
     run_script("eval.py", [f"run_name={d.relative_to(ROOT / 'runs')}"], out / "logs" / f"eval-s{seed}.log")
-
-
-def l1_short_sampled(model_dir: Path, seed: int, samples: int = 4) -> float:
-    """How often the distilled model's level-1 short answer is right when sampled as RL samples it (T = 1, top-p 1):
-    every one of the task's 100 level-1 problems (its whole table), ``samples`` times each, after a prefilled
-    ``<short>``, graded strictly. Greedy, the distill report reads the table's argmax; RL's level-1 choice rests on
-    this: a short answer that is right about half the time pays what a think trace pays at γ 0.9."""
-    from thinkless.format import render_prompt
-    from thinkless.generation import SamplingConfig, make_generator
-    from thinkless.grading import grade
-    from thinkless.modeling import load_checkpoint
-    from thinkless.tasks.fold import FoldProblem
-    from thinkless.tokens import SHORT
-
-    model, tok = load_checkpoint(model_dir)
-    problems = [FoldProblem((a, b)) for a in range(10) for b in range(10)]
-    gen = make_generator("hf", model=model, tokenizer=tok, batch_size=512)
-    outs = gen.generate([render_prompt(tok, p.prompt) + SHORT for p in problems],
-                        SamplingConfig(temperature=1.0, top_p=1.0, max_new_tokens=16, n=samples, seed=seed))
-    right = [grade(SHORT + c.text, p.answer) for p, o in zip(problems, outs) for c in o]
-    return sum(right) / len(right)
 
 
 def summary(out: Path, seed: int, wall: dict) -> dict:

@@ -771,3 +771,25 @@ def test_demo_bench_publishes_a_recipe_of_its_own_apart_from_the_demo(tmp_path, 
     assert "| total | `bash scripts/demo.sh` after setup (seed 0) | **175 s** |" in text
     demo.main(["--out", str(tmp_path / "runs" / "x"), "--seeds", "0", "--no-eval", "--publish"])  # the demo itself
     assert {"demo_results.md", "pipeline_report.md", "grpo_pipeline_report.md"} <= {p.name for p in dest.iterdir()}
+
+
+def test_distill_table_grades_each_seeds_level_1_table_and_reuses_a_finished_distillation(tmp_path):
+    """bench/distill_table.py: each seed distilled (two at once), its level-1 table graded as RL samples it; a rerun
+    reuses the finished seeds, a rerun with another recipe into the same folder stops before any run."""
+    import json
+
+    from bench import distill_table
+
+    tiny = ["training.args.max_steps=2", "data.num_problems=30", "training.args.logging_steps=1"]
+    args = ["--out", str(tmp_path), "--seeds", "0", "1", "--jobs", "2", *tiny]
+    distill_table.main(args)
+    res = json.loads((tmp_path / "distill_table.json").read_text())
+    assert {"commit", "machine", "command"} <= set(res) and [r["seed"] for r in res["rows"]] == [0, 1]
+    for r in res["rows"]:  # two steps learn no table: below the stall line, each counted
+        assert 0 <= r["l1_short_sampled"] < distill_table.STALLED and r["stalled"] and r["last_loss"] > 0
+    assert res["stalled"] == 2 and "Stalled (level-1 table right less than 0.9" in (tmp_path / "distill_table.md").read_text()
+    before = (tmp_path / "s0" / "distill" / "distill_result.json").stat().st_mtime
+    distill_table.main(args)  # reused, not distilled again
+    assert (tmp_path / "s0" / "distill" / "distill_result.json").stat().st_mtime == before
+    with pytest.raises(SystemExit, match="other settings"):
+        distill_table.main([*args, "training.args.learning_rate=3e-3"])
