@@ -6,7 +6,7 @@ XPU) it scores only the positions with a label; elsewhere every position, so tha
 one tile shape per batch (trl/trainer/utils.py:1640-1642). A CPU runs eager, so nothing recompiles there, while the
 chunked log-softmax's torch ops fold every unlabelled position too: a distillation row's prompt (two thirds of it on
 the fold task) and the padding. ``score_labelled_positions`` makes the CPU take the labelled-only branch: the same
-log-probs and entropies (float rounding aside; 0 at unlabelled positions either way), a distillation step about 0.87
+log-probs and entropies (float rounding aside; 0 at unlabelled positions either way), a distillation step about 0.91
 of before on the Zen 3 kind (docs/performance.md, "The fused head on a CPU"). Every other device keeps TRL's choice.
 """
 
