@@ -75,12 +75,12 @@ def generate_sharing_prompts(model, generate, input_ids: torch.Tensor, attention
     whose forward returns no plain cache."""
     plain = kwargs.get("past_key_values") is not None or input_ids.size(1) < 2 or \
         getattr(kwargs.get("generation_config"), "cache_implementation", None) is not None
-    first = None if plain else distinct_prompts(input_ids, attention_mask)
+    first, inverse = (None, None) if plain else distinct_prompts(input_ids, attention_mask)
     cache = None
-    if first is not None and len(first[0]) < len(input_ids):
+    if first is not None and len(first) < len(input_ids):
         positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)  # generate's own
         with torch.no_grad():
-            cache = prompt_cache(model, input_ids[:, :-1], attention_mask[:, :-1], *first,
+            cache = prompt_cache(model, input_ids[:, :-1], attention_mask[:, :-1], first, inverse,
                                  position_ids=positions[:, :-1])
     if cache is not None:
         kwargs["past_key_values"] = cache
