@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import (distill_finished, l1_short_sampled, log, machine, run_script,  # noqa: E402
                           write_results)
 from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
+from thinkless.reporting.monitor import read_metrics  # noqa: E402
 
 STALLED = 0.9  # below this share of right sampled level-1 short answers, the table counts as not learnt
 
@@ -50,7 +51,7 @@ def distilled(out: Path, seed: int, threads: int, overrides: list[str]) -> Path:
 
 def last_loss(d: Path) -> float | None:
     """The distillation's last logged training loss (its metrics.jsonl)."""
-    losses = [r["loss"] for r in map(json.loads, (d / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
+    losses = [r["loss"] for r in read_metrics(d / "metrics.jsonl") if "loss" in r]
     return losses[-1] if losses else None
 
 

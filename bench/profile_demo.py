@@ -124,7 +124,6 @@ def main() -> None:
         write_results(Path(a.out), "profile_demo", f"# The demo, profiled\n\n{text}\n", data)
 
 
-
 WAYS = {"trl": "As TRL runs it on a CPU: its fused head scores every position, generate prefills every row's prompt",
         "ours": "As the trainers run it: the labelled positions scored (thinkless/training/fused_head.py), each "
                 "distinct prompt prefilled once (share_prompts; thinkless/training/shared_prompts.py)"}
