@@ -214,3 +214,22 @@ def test_the_trainer_generates_through_it_with_share_prompts_only(tiny, tmp_path
     made.clear()
     make_trainer(tiny, tmp_path / "b", gradient_checkpointing=False).train()
     assert made == []
+
+
+def test_rows_that_differ_only_in_their_last_token_share_the_prefill(tiny, model_rows):  # noqa: F811
+    """A forced first token (AdaptThink's) ends each row's prompt differently: the cached part, all but that token,
+    is still one per prompt, and the samples are generate's."""
+    from transformers import GenerationConfig
+
+    from thinkless.training.shared_prompts import generate_sharing_prompts
+
+    model, tok, _ = tiny
+    model.eval()
+    ids, mask = generation_batch(tok)
+    ids[1::2, -1] = tok.pad_token_id + 1  # every other row of a group another last token
+    config = GenerationConfig(max_new_tokens=4, do_sample=False, pad_token_id=tok.pad_token_id,
+                              eos_token_id=tok.eos_token_id)
+    plain = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+    calls = model_rows(model)
+    shared = generate_sharing_prompts(model, model.generate, ids, mask, generation_config=config)
+    assert calls[:2] == [(3, ids.size(1) - 1), (9, 1)] and torch.equal(shared, plain)

@@ -75,7 +75,8 @@ def generate_sharing_prompts(model, generate, input_ids: torch.Tensor, attention
     whose forward returns no plain cache."""
     plain = kwargs.get("past_key_values") is not None or input_ids.size(1) < 2 or \
         getattr(kwargs.get("generation_config"), "cache_implementation", None) is not None
-    first, inverse = (None, None) if plain else distinct_prompts(input_ids, attention_mask)
+    # what is cached is the prompt less its last token: rows that differ only there (a forced first token) share it
+    first, inverse = (None, None) if plain else distinct_prompts(input_ids[:, :-1], attention_mask[:, :-1])
     cache = None
     if first is not None and len(first) < len(input_ids):
         positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)  # generate's own
