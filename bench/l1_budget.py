@@ -40,7 +40,7 @@ from thinkless.tasks.base import get_task  # noqa: E402
 # symbols, 46 tokens with the EOS, under the RL's 48): a trace written at one length per level teaches a stated length
 # as a level's, and the policy then honours a budget only by its choice of mode (the 9a00c5a run: 12 -> 24 tokens).
 DISTILL = {"training.args.max_steps": 850, "training.args.learning_rate": 1e-3, "training.args.share_prompts": False,
-           "data.max_trace": 36}
+           "data.max_trace": 36, "data.level_weights": [2, 1, 1, 1, 1, 1]}
 TRAIN = {"rl.args.learning_rate": 2e-4, "rl.args.warmup_steps": 0, "rl_data.level_weights": [3, 2, 2, 2, 2, 2]}
 BUDGETS = (6, 12, 24, 42)  # conf/method/token_budgets.yaml's: the authors' 512 .. 3600 of 4096, x 48/4096
 SERVE_SEED = 20003  # the served problems' own stream (eval's benchmark reads 20000, the pipeline reports 20001)
