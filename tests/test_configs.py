@@ -185,14 +185,15 @@ def test_degrpo_experiment_structure():
 
 def test_the_demo_runs_the_authors_normalisation_and_the_gym_keeps_its_own():
     """The CPU demo (distill.py and train.py with no overrides): the authors' advantage (no std division) with what
-    had to change with it — a warm-up, a shorter run at a higher rate, level 1 weighted up, γ 0.9 on the fold task
-    for DeGRPO and the coupled ablation alike (conf/task_rewards/synthetic/) and for no other task or objective. The
-    gym's RL config (conf/rl/gym_cpu.yaml) holds the settings its published runs were measured with."""
+    had to change with it — a warm-up, a shorter run at a higher rate, level 1 weighted up in both stages, γ 0.9 on
+    the fold task for DeGRPO and the coupled ablation alike (conf/task_rewards/synthetic/) and for no other task or
+    objective. The gym's RL config (conf/rl/gym_cpu.yaml) holds the settings its published runs were measured with."""
     d, t = compose_cfg("distill", []), compose_cfg("train", [])
     assert (d.training.args.max_steps, d.training.args.learning_rate, d.training.args.share_prompts) == \
         (450, 2e-3, False)
+    assert list(d.data.level_weights) == [4, 1, 1, 1, 1, 1]  # level 1's table learnt on every seed measured
     a = t.rl.args
-    assert (a.scale_rewards, a.warmup_steps, a.learning_rate, a.max_steps) == ("none", 20, 5e-4, 130)
+    assert (a.scale_rewards, a.warmup_steps, a.learning_rate, a.max_steps) == ("none", 30, 5e-4, 130)
     assert list(t.rl_data.level_weights) == [8, 2, 2, 2, 2, 2] and t.objective.rewards.correct_think == 0.1
     g = compose_cfg("train", ["objective=grpo"])
     assert g.objective.name == "grpo" and g.rl.args == t.rl.args and g.rl_data == t.rl_data
