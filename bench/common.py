@@ -547,6 +547,23 @@ def l1_short_sampled(model_dir: Path, seed: int, samples: int = 4) -> float:
     return sum(right) / len(right)
 
 
+LEAVE_WINDOW = 10  # "level 1 leaves <think> at step": the first step whose 10-step mean think ratio is below 0.5
+
+
+def leaves_think_at(metrics: list[dict], level: str = "L1") -> int | None:
+    """The first step at which ``level``'s think ratio, averaged over the last ``LEAVE_WINDOW`` steps that sampled it,
+    is below 0.5 (None: never)."""
+    seen = []
+    for r in metrics:
+        v = r.get(f"modes/think_ratio_{level}")
+        if v is None or "eval_modes/think_ratio" in r:
+            continue
+        seen.append(v)
+        if len(seen) >= LEAVE_WINDOW and sum(seen[-LEAVE_WINDOW:]) / LEAVE_WINDOW < 0.5:
+            return int(r["step"])
+    return None
+
+
 # ------------------------------------------------------------------ a served policy
 
 def free_port() -> int:

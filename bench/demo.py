@@ -32,12 +32,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (command_line, git_commit, l1_short_sampled, log, machine, run_script,  # noqa: E402
-                          script_env, trained_at, write_results)
+from bench.common import (command_line, git_commit, l1_short_sampled, leaves_think_at, log, machine,  # noqa: E402
+                          run_script, script_env, trained_at, write_results)
 from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
 from thinkless.reporting.monitor import read_metrics  # noqa: E402
 
-LEAVE_WINDOW = 10  # "level 1 leaves <think> at step": the first step whose 10-step mean think ratio is below 0.5
 WALL = re.compile(r"demo wall time: distill (\d+)s, DeGRPO \+ report (\d+)s, total (\d+)s")
 # docs/results/<name> <- the first seed's file (the demo's own outputs, unedited)
 PUBLISHED = {"distill_report.md": "distill/distill_report.md", "pipeline_report.md": "train/pipeline_report.md",
@@ -45,20 +44,6 @@ PUBLISHED = {"distill_report.md": "distill/distill_report.md", "pipeline_report.
              "grpo_pipeline_report.md": "train_grpo/pipeline_report.md", "grpo_mode_usage.png": "train_grpo/mode_usage.png",
              "eval_results.md": "eval/results.md", "eval_pareto_synthetic.png": "eval/plots/pareto_synthetic.png",
              "eval_calibration_synthetic.png": "eval/plots/calibration_synthetic.png"}
-
-
-def leaves_think_at(metrics: list[dict], level: str = "L1") -> int | None:
-    """The first step at which ``level``'s think ratio, averaged over the last ``LEAVE_WINDOW`` steps that sampled it,
-    is below 0.5 (None: never)."""
-    seen = []
-    for r in metrics:
-        v = r.get(f"modes/think_ratio_{level}")
-        if v is None or "eval_modes/think_ratio" in r:
-            continue
-        seen.append(v)
-        if len(seen) >= LEAVE_WINDOW and sum(seen[-LEAVE_WINDOW:]) / LEAVE_WINDOW < 0.5:
-            return int(r["step"])
-    return None
 
 
 def fresh_clone(dest: Path, logfile: Path) -> Path:

@@ -654,7 +654,7 @@ def test_demo_bench_reads_the_demo_scripts_times_and_the_step_level_1_leaves_thi
     import json
     import re
 
-    from bench import demo
+    from bench import common, demo
 
     echo = next(ln for ln in (ROOT / "scripts" / "demo.sh").read_text().splitlines() if "demo wall time" in ln)
     printed = re.sub(r"\$\(\([^)]*\)\)", "17", echo.split('"')[1])  # the shell's arithmetic, evaluated
@@ -665,8 +665,8 @@ def test_demo_bench_reads_the_demo_scripts_times_and_the_step_level_1_leaves_thi
     metrics.insert(3, {"step": 3.5})  # a step without a level-1 prompt
     metrics.insert(6, {"step": 6, "eval_modes/think_ratio": 0.0, "modes/think_ratio_L1": 0.0})  # validation
     # means of the last 10: step 10 -> (5*0.9 + 5*0.3)/10 = 0.60, step 11 -> 0.54, step 12 -> 0.48
-    assert demo.leaves_think_at(metrics) == 12
-    assert demo.leaves_think_at([{"step": s, "modes/think_ratio_L1": 0.9} for s in range(50)]) is None
+    assert common.leaves_think_at(metrics) == 12  # bench.common's: the demo's and distill_table's column
+    assert common.leaves_think_at([{"step": s, "modes/think_ratio_L1": 0.9} for s in range(50)]) is None
 
     run = tmp_path / "s3"
     levels = {f"L{i}": {"oracle": "short" if i == 1 else "think", "think_ratio": 0.02 if i == 1 else 0.99,
@@ -793,3 +793,27 @@ def test_distill_table_grades_each_seeds_level_1_table_and_reuses_a_finished_dis
     assert (tmp_path / "s0" / "distill" / "distill_result.json").stat().st_mtime == before
     with pytest.raises(SystemExit, match="other settings"):
         distill_table.main([*args, "training.args.learning_rate=3e-3"])
+
+    # --train: the demo's RL stage on each seed's own distillation, its targets per seed; reused alike
+    rl = ["rl.args.max_steps=2", "rl.args.per_device_train_batch_size=16", "rl.args.num_generations=4",
+          "rl.args.eval_strategy=no", "rl.args.eval_on_start=false", "report.benchmark.n_per_level=6",
+          "report.free_samples=1"]
+    distill_table.main([*args, "--name", "with_rl", "--train", *rl])
+    res = json.loads((tmp_path / "with_rl.json").read_text())
+    assert res["train_overrides"] == rl and (tmp_path / "s0" / "distill" / "distill_result.json").stat().st_mtime == before
+    for r in res["rows"]:
+        run = tmp_path / f"s{r['seed']}" / "train"
+        cfg = json.loads((run / "run_config.json").read_text())["config"]
+        assert cfg["model"]["path"] == str(tmp_path / f"s{r['seed']}" / "distill" / "model") and cfg["seed"] == r["seed"]
+        rep = json.loads((run / "pipeline_report.json").read_text())
+        assert r["rl"]["targets"] == rep["targets"] and r["rl"]["met"] == all(rep["targets"].values())
+        assert r["rl"]["reward"] == rep["reward_rl"] and list(r["rl"]["think_ratio"]) == list(rep["levels"])
+    met = sum(r["rl"]["met"] for r in res["rows"])
+    md = (tmp_path / "with_rl.md").read_text()
+    assert res["targets_met"] == met and f"all three targets met on {met} of 2 seeds" in md
+    assert "| RL think ratio L1-L6 | L1 leaves `<think>` at step | E[r] (oracle) | targets |" in md
+    trained = (tmp_path / "s0" / "train" / "pipeline_report.json").stat().st_mtime
+    distill_table.main([*args, "--name", "with_rl", "--train", *rl])  # reused, not trained again
+    assert (tmp_path / "s0" / "train" / "pipeline_report.json").stat().st_mtime == trained
+    with pytest.raises(SystemExit, match="other settings"):
+        distill_table.main([*args, "--train", *rl, "rl.args.learning_rate=1e-4"])
