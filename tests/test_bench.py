@@ -817,3 +817,17 @@ def test_distill_table_grades_each_seeds_level_1_table_and_reuses_a_finished_dis
     assert (tmp_path / "s0" / "train" / "pipeline_report.json").stat().st_mtime == trained
     with pytest.raises(SystemExit, match="other settings"):
         distill_table.main([*args, "--train", *rl, "rl.args.learning_rate=1e-4"])
+    # a run meets the demo's targets only when all three hold; level 1's leaving step read as the demo bench reads it
+    t = tmp_path / "hand"
+    t.mkdir()
+    rep = {"targets": {"think_ratio_matches_oracle_every_level": True, "reward_within_0.05_of_oracle": True,
+                       "accuracy_within_2_points_of_forced_think": False}, "reward_rl": 0.2, "reward_oracle": 0.25,
+           "levels": {"1": {"think_ratio": 0.0}, "2": {"think_ratio": 1.0}}}
+    (t / "pipeline_report.json").write_text(json.dumps(rep))
+    (t / "metrics.jsonl").write_text("\n".join(json.dumps({"step": i + 1, "modes/think_ratio_L1": 0.0})
+                                               for i in range(12)))
+    q = distill_table.rl_row(t)
+    assert q["met"] is False and q["l1_leaves_think_at"] == 10 and q["think_ratio"] == {"1": 0.0, "2": 1.0}
+    rep["targets"]["accuracy_within_2_points_of_forced_think"] = True
+    (t / "pipeline_report.json").write_text(json.dumps(rep))
+    assert distill_table.rl_row(t)["met"] is True
