@@ -564,6 +564,20 @@ def leaves_think_at(metrics: list[dict], level: str = "L1") -> int | None:
     return None
 
 
+def rl_outcome(run: Path) -> dict:
+    """A finished train.py run's outcome against the oracle, from its pipeline report and per-step log: per level the
+    oracle's mode, the think ratio, accuracy and E[r]; overall E[r] (and the oracle's), accuracy (and forced
+    think's), the three targets, and the step level 1 leaves ``<think>`` (the demo's and distill_table's rows)."""
+    from thinkless.reporting.monitor import read_metrics
+
+    rep = json.loads((run / "pipeline_report.json").read_text())
+    return {"levels": {lv: {k: v[k] for k in ("oracle", "think_ratio", "acc", "reward")}
+                       for lv, v in rep["levels"].items()},
+            "reward": rep["reward_rl"], "reward_oracle": rep["reward_oracle"], "acc": rep["overall_acc_rl"],
+            "acc_forced_think": rep["overall_acc_forced_think"], "targets": rep["targets"],
+            "l1_leaves_think_at": leaves_think_at(read_metrics(run / "metrics.jsonl"))}
+
+
 # ------------------------------------------------------------------ a served policy
 
 def free_port() -> int:

@@ -32,10 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (command_line, git_commit, l1_short_sampled, leaves_think_at, log, machine,  # noqa: E402
-                          run_script, script_env, trained_at, write_results)
+from bench.common import (command_line, git_commit, l1_short_sampled, log, machine,  # noqa: E402
+                          rl_outcome, run_script, script_env, trained_at, write_results)
 from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
-from thinkless.reporting.monitor import read_metrics  # noqa: E402
 
 WALL = re.compile(r"demo wall time: distill (\d+)s, DeGRPO \+ report (\d+)s, total (\d+)s")
 # docs/results/<name> <- the first seed's file (the demo's own outputs, unedited)
@@ -113,12 +112,7 @@ def eval_run(out: Path, seed: int) -> None:
 
 def summary(out: Path, seed: int, wall: dict) -> dict:
     d = out / f"s{seed}"
-    rep = json.loads((d / "train" / "pipeline_report.json").read_text())
-    row = {"seed": seed, **wall, "levels": {lv: {k: v[k] for k in ("oracle", "think_ratio", "acc", "reward")}
-                                            for lv, v in rep["levels"].items()},
-           "reward": rep["reward_rl"], "reward_oracle": rep["reward_oracle"], "acc": rep["overall_acc_rl"],
-           "acc_forced_think": rep["overall_acc_forced_think"], "targets": rep["targets"],
-           "l1_leaves_think_at": leaves_think_at(read_metrics(d / "train" / "metrics.jsonl")),
+    row = {"seed": seed, **wall, **rl_outcome(d / "train"),
            "l1_short_sampled": l1_short_sampled(d / "distill" / "model", seed)}
     coupled = d / "train_grpo" / "pipeline_report.json"
     if coupled.is_file():

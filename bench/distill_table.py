@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (distill_finished, l1_short_sampled, leaves_think_at, log, machine,  # noqa: E402
+from bench.common import (distill_finished, l1_short_sampled, log, machine, rl_outcome,  # noqa: E402
                           run_script, write_results)
 from thinkless.reporting.markdown import markdown_row, markdown_rule  # noqa: E402
 from thinkless.reporting.monitor import read_metrics  # noqa: E402
@@ -84,11 +84,10 @@ def row(d: Path, seed: int) -> dict:
 def rl_row(t: Path) -> dict:
     """The RL run's outcome from its pipeline report: the three targets, per-level think ratios, E[r] and the
     oracle's, and the step level 1 leaves ``<think>``."""
-    rep = json.loads((t / "pipeline_report.json").read_text())
-    return {"targets": rep["targets"], "met": all(rep["targets"].values()),
-            "think_ratio": {lv: v["think_ratio"] for lv, v in rep["levels"].items()}, "reward": rep["reward_rl"],
-            "reward_oracle": rep["reward_oracle"], "l1_leaves_think_at": leaves_think_at(read_metrics(
-                t / "metrics.jsonl"))}
+    o = rl_outcome(t)
+    return {"targets": o["targets"], "met": all(o["targets"].values()),
+            "think_ratio": {lv: v["think_ratio"] for lv, v in o["levels"].items()}, "reward": o["reward"],
+            "reward_oracle": o["reward_oracle"], "l1_leaves_think_at": o["l1_leaves_think_at"]}
 
 
 def main(argv=None) -> None:

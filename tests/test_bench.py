@@ -822,7 +822,9 @@ def test_distill_table_grades_each_seeds_level_1_table_and_reuses_a_finished_dis
     t.mkdir()
     rep = {"targets": {"think_ratio_matches_oracle_every_level": True, "reward_within_0.05_of_oracle": True,
                        "accuracy_within_2_points_of_forced_think": False}, "reward_rl": 0.2, "reward_oracle": 0.25,
-           "levels": {"1": {"think_ratio": 0.0}, "2": {"think_ratio": 1.0}}}
+           "overall_acc_rl": 0.9, "overall_acc_forced_think": 1.0,
+           "levels": {lv: {"think_ratio": tr, "oracle": m, "acc": 0.9, "reward": 0.2}
+                      for lv, tr, m in (("1", 0.0, "short"), ("2", 1.0, "think"))}}
     (t / "pipeline_report.json").write_text(json.dumps(rep))
     (t / "metrics.jsonl").write_text("\n".join(json.dumps({"step": i + 1, "modes/think_ratio_L1": 0.0})
                                                for i in range(12)))
